@@ -1,0 +1,267 @@
+"""Typed inventory objects: the schema of one site, device, link, credentials profile.
+
+Per-object checks (types, enums, formats) live here as pydantic models; checks that
+relate objects to each other live in ``validate.py``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from .platforms import PLATFORMS
+
+SITE_ID = r"^[a-z][a-z0-9_]{0,39}$"        # pinyin, also a valid Ansible group name
+DEVICE_ID = r"^[a-z][a-z0-9-]{0,39}$"      # pinyin, a valid hostname
+IFACE_NAME = r"^[A-Za-z][A-Za-z0-9/._-]{0,47}$"
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+VAULT_NAME = r"^[a-z_][a-z0-9_]*$"
+
+
+class Level(str, Enum):
+    ministry = "ministry"
+    province = "province"
+    city = "city"
+    county = "county"
+    dr = "dr"
+
+
+LEVEL_ORDER = {Level.ministry: 0, Level.province: 1, Level.dr: 1, Level.city: 2, Level.county: 3}
+PARENT_LEVELS = {
+    Level.ministry: (),
+    Level.province: (Level.ministry,),
+    Level.city: (Level.province,),
+    Level.county: (Level.city,),
+    Level.dr: (Level.province, Level.ministry),
+}
+
+
+class Role(str, Enum):
+    router = "router"
+    firewall = "firewall"
+    switch = "switch"
+    server = "server"
+    database = "database"
+    backup_store = "backup_store"
+    monitor = "monitor"
+
+
+class LinkKind(str, Enum):
+    dedicated_line = "dedicated_line"
+    mpls_vpn = "mpls_vpn"
+    lan = "lan"
+
+
+class LinkState(str, Enum):
+    planned = "planned"
+    active = "active"
+
+
+Service = Literal["postgresql", "mariadb"]  # services the suite deploys, monitors and backs up
+
+
+class _Obj(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
+    # where the object was declared, for error messages
+    _file: str = PrivateAttr(default="")
+    _line: int = PrivateAttr(default=0)
+
+    def where(self) -> str:
+        return f"{self._file}:{self._line}" if self._line else self._file
+
+
+class SecretRef(BaseModel):
+    """A reference to a secret: an environment variable or an ansible-vault variable. Never the value."""
+
+    model_config = ConfigDict(extra="forbid")
+    env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
+    vault: Annotated[str, Field(pattern=VAULT_NAME)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plaintext(cls, v):
+        if not isinstance(v, dict):
+            raise ValueError("plaintext secrets are not allowed; give {env: NAME} or {vault: name}")
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.env is None) == (self.vault is None):
+            raise ValueError("give exactly one of env or vault")
+        return self
+
+    def ansible_expr(self) -> str:
+        """How Ansible spells this reference in a host variable."""
+        if self.env:
+            return "{{ lookup('ansible.builtin.env', '%s') }}" % self.env
+        return "{{ %s }}" % self.vault
+
+
+class SnmpCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    auth_protocol: Literal["SHA", "SHA-256", "SHA-512"] = "SHA"
+    auth_key: SecretRef
+    priv_protocol: Literal["AES", "AES-192", "AES-256"] = "AES"
+    priv_key: SecretRef
+    community: SecretRef | None = None  # only used by devices whose snmp_version is v2c
+
+
+class Credentials(_Obj):
+    id: str = ""
+    username: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+    ssh_key: SecretRef | None = None    # names a private key file
+    password: SecretRef | None = None
+    snmp: SnmpCredentials | None = None
+
+    @model_validator(mode="after")
+    def _some_login(self):
+        if self.ssh_key is None and self.password is None:
+            raise ValueError("@ssh_key: give ssh_key or password")
+        return self
+
+
+class AddressPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    national: ipaddress.IPv4Network
+    management: ipaddress.IPv4Network
+    ops_host: ipaddress.IPv4Address  # the address of the operations host (where netops runs)
+
+    @model_validator(mode="after")
+    def _ops_in_mgmt(self):
+        if self.ops_host not in self.management:
+            raise ValueError(f"@ops_host: {self.ops_host} is outside the management pool {self.management}")
+        return self
+
+
+class Ospf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hello_interval: Annotated[int, Field(ge=1, le=65535)] = 10
+    dead_interval: Annotated[int, Field(ge=2, le=65535)] = 40
+
+    @model_validator(mode="after")
+    def _dead_gt_hello(self):
+        if self.dead_interval <= self.hello_interval:
+            raise ValueError("@dead_interval: must be greater than hello_interval")
+        return self
+
+
+class Network(_Obj):
+    id: Annotated[str, Field(pattern=SITE_ID)]
+    name: Annotated[str, Field(min_length=1)]
+    address_plan: AddressPlan
+    ospf: Ospf = Ospf()
+
+
+class Pools(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    p2p: list[ipaddress.IPv4Network] = []
+    loopback: list[ipaddress.IPv4Network] = []
+
+
+class Site(_Obj):
+    id: str = ""  # filled from the mapping key
+    name: Annotated[str, Field(min_length=1)]
+    level: Level
+    parent: str | None = None
+    code: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None  # administrative division code
+    block: ipaddress.IPv4Network
+    pools: Pools = Pools()
+    homing: Literal["single", "dual"] = "single"
+    ospf_area: Annotated[int, Field(ge=0, le=4294967295)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.level == Level.ministry and self.parent is not None:
+            raise ValueError("@parent: the ministry has no parent")
+        if self.level != Level.ministry and self.parent is None:
+            raise ValueError(f"@parent: a {self.level.value} site needs a parent")
+        if self.homing == "dual" and self.level != Level.county:
+            raise ValueError("@homing: applies to county sites only")
+        return self
+
+
+class Interface(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: ipaddress.IPv4Interface | None = None
+    description: str | None = None
+
+
+class Device(_Obj):
+    id: str = ""
+    name: str | None = None  # Chinese display name
+    site: str
+    role: Role
+    platform: str
+    management: ipaddress.IPv4Address
+    loopback: ipaddress.IPv4Address | None = None
+    credentials: str
+    snmp_version: Literal["v3", "v2c"] = "v3"
+    services: list[Service] = []
+    interfaces: dict[Annotated[str, Field(pattern=IFACE_NAME)], Interface] = {}
+
+    @field_validator("platform")
+    @classmethod
+    def _platform_known(cls, v: str) -> str:
+        if v not in PLATFORMS:
+            raise ValueError(f"unknown platform {v!r}; one of {', '.join(PLATFORMS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self):
+        kind = PLATFORMS[self.platform].kind
+        if self.role == Role.router and self.loopback is None:
+            raise ValueError("@loopback: a router needs a loopback address")
+        if self.services and kind != "server":
+            raise ValueError(f"@services: services run on servers, not on platform {self.platform}")
+        if len(set(self.services)) != len(self.services):
+            raise ValueError("@services: a service is listed twice")
+        return self
+
+    @property
+    def platform_info(self):
+        return PLATFORMS[self.platform]
+
+
+class Endpoint(BaseModel):
+    device: str
+    interface: str
+
+    def __str__(self) -> str:
+        return f"{self.device}:{self.interface}"
+
+
+_ENDPOINT = re.compile(r"^([a-z][a-z0-9-]*):(\S+)$")
+
+
+class Link(_Obj):
+    id: str = ""
+    a: Endpoint
+    b: Endpoint
+    kind: LinkKind
+    bandwidth_mbps: Annotated[int, Field(gt=0)]
+    carrier: str | None = None
+    srlg: str | None = None  # shared-risk group: lines that fail together (same carrier duct, same conduit)
+    state: LinkState = LinkState.active
+
+    @field_validator("a", "b", mode="before")
+    @classmethod
+    def _parse_end(cls, v):
+        if isinstance(v, str):
+            m = _ENDPOINT.match(v)
+            if not m:
+                raise ValueError(f"{v!r} is not DEVICE:INTERFACE")
+            return {"device": m.group(1), "interface": m.group(2)}
+        raise ValueError("give the end as DEVICE:INTERFACE")
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.a.device == self.b.device:
+            raise ValueError("@b: both ends are on the same device")
+        return self
+
+    def ends(self) -> tuple[Endpoint, Endpoint]:
+        return (self.a, self.b)
