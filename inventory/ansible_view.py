@@ -1,0 +1,64 @@
+"""The inventory as Ansible sees it: nested site groups (ministry → province → city → county),
+groups by level, role and platform, and per-host variables. The inventory plugin and
+``netops inventory show --ansible`` both print this one structure."""
+from __future__ import annotations
+
+from .store import Inventory
+
+
+def hostvars(inv: Inventory, device_id: str) -> dict:
+    d = inv.devices[device_id]
+    site = inv.sites[d.site]
+    plat = d.platform_info
+    cred = inv.credentials[d.credentials]
+    v: dict = {
+        "ansible_host": str(d.management),
+        "ansible_user": cred.username,
+        "ansible_connection": plat.ansible_connection,
+        "netops_display_name": d.name or d.id,
+        "netops_role": d.role.value,
+        "netops_platform": d.platform,
+        "netops_site": site.id,
+        "netops_site_name": site.name,
+        "netops_level": site.level.value,
+        "netops_lineage": inv.lineage(site.id),
+        "netops_services": list(d.services),
+        "netops_snmp_version": d.snmp_version,
+    }
+    if plat.ansible_network_os:
+        v["ansible_network_os"] = plat.ansible_network_os
+    if cred.ssh_key:
+        v["ansible_ssh_private_key_file"] = cred.ssh_key.ansible_expr()
+    if cred.password:
+        v["ansible_password"] = cred.password.ansible_expr()
+    if d.loopback:
+        v["netops_loopback"] = str(d.loopback)
+    if plat.kind == "server":
+        v["ansible_become"] = True
+    return v
+
+
+def build(inv: Inventory) -> dict:
+    """The same shape as ``ansible-inventory --list``."""
+    out: dict = {"_meta": {"hostvars": {}}}
+    top: list[str] = []
+    for site in inv.sites_in_order():
+        group = {"hosts": sorted(inv.devices_by_site.get(site.id, [])),
+                 "children": sorted(inv.children.get(site.id, [])),
+                 "vars": {"netops_site_name": site.name}}
+        out[site.id] = group
+        if site.parent is None:
+            top.append(site.id)
+    for attr, prefix in (("level", "level_"), ("role", "role_"), ("platform", "platform_")):
+        groups: dict[str, list[str]] = {}
+        for d in inv.devices.values():
+            key = inv.sites[d.site].level.value if attr == "level" else getattr(d, attr)
+            key = getattr(key, "value", key)
+            groups.setdefault(prefix + key, []).append(d.id)
+        for name, hosts in sorted(groups.items()):
+            out[name] = {"hosts": sorted(hosts)}
+            top.append(name)
+    for did in sorted(inv.devices):
+        out["_meta"]["hostvars"][did] = hostvars(inv, did)
+    out["all"] = {"children": top}
+    return out

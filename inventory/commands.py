@@ -1,0 +1,135 @@
+"""`netops inventory validate | show [SITE] | graph`."""
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.tree import Tree
+
+from netops.output import Out, UsageError
+
+from .loader import load
+from .model import LEVEL_ORDER
+from .store import Inventory
+
+
+def register(nouns, common) -> None:
+    p = nouns.add_parser("inventory", help="the source of truth: validate, show, graph")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    v = verbs.add_parser("validate", parents=[common], help="check the inventory; every problem on one line, exit 2 if any")
+    v.set_defaults(func=cmd_validate)
+    s = verbs.add_parser("show", parents=[common], help="summary of the network, or one site with its devices and links")
+    s.add_argument("site", nargs="?", help="site id (pinyin), e.g. guangzhou")
+    s.add_argument("--ansible", action="store_true", help="print the Ansible view (groups and host variables)")
+    s.set_defaults(func=cmd_show)
+    g = verbs.add_parser("graph", parents=[common], help="the ministry → province → city → county tree")
+    g.add_argument("site", nargs="?", help="root the tree at this site")
+    g.set_defaults(func=cmd_graph)
+
+
+def _counts(inv: Inventory) -> dict:
+    return {
+        "sites": dict(Counter(s.level.value for s in inv.sites.values())),
+        "devices": dict(Counter(d.role.value for d in inv.devices.values())),
+        "links": dict(Counter(link.state.value for link in inv.links.values())),
+    }
+
+
+def cmd_validate(args, out: Out) -> int:
+    inv = load(args.inventory)  # raises InventoryError → exit 2 with every problem
+    counts = _counts(inv)
+    if out.json_mode:
+        out.json({"ok": True, "inventory": str(inv.root), "problems": [], **counts})
+    else:
+        out.print(f"[green]✓[/] inventory {inv.root} is valid 有效: {len(inv.sites)} sites 站点, "
+                  f"{len(inv.devices)} devices 设备, {len(inv.links)} links 链路")
+    return 0
+
+
+def _site(inv: Inventory, site_id: str):
+    if site_id not in inv.sites:
+        raise UsageError(f"{inv.root}: site {site_id!r}: no such site (try `netops inventory graph`)")
+    return inv.sites[site_id]
+
+
+def site_record(inv: Inventory, site_id: str) -> dict:
+    s = inv.sites[site_id]
+    devs = [inv.devices[d] for d in sorted(inv.devices_by_site.get(site_id, []))]
+    link_ids = sorted({lk for d in devs for lk in inv.links_by_device.get(d.id, [])})
+    return {
+        "id": s.id, "name": s.name, "level": s.level.value, "parent": s.parent, "block": str(s.block),
+        "lineage": inv.lineage(s.id), "homing": s.homing if s.level.value == "county" else None,
+        "children": sorted(inv.children.get(s.id, [])),
+        "devices": [d.model_dump(mode="json") for d in devs],
+        "links": [inv.links[lk].model_dump(mode="json") for lk in link_ids],
+    }
+
+
+def cmd_show(args, out: Out) -> int:
+    inv = load(args.inventory)
+    if args.ansible:
+        from .ansible_view import build
+
+        view = build(inv)
+        if args.site:
+            _site(inv, args.site)
+            hosts = inv.devices_by_site.get(args.site, [])
+            view = {"group": view[args.site], "hostvars": {h: view["_meta"]["hostvars"][h] for h in hosts}}
+        out.json(view)  # the Ansible view is data; print it as JSON either way
+        return 0
+    if args.site:
+        rec = site_record(inv, _site(inv, args.site).id)
+        if out.json_mode:
+            out.json(rec)
+            return 0
+        out.print(f"[bold]{rec['name']}[/] ({rec['id']}, {rec['level']}, block {rec['block']})"
+                  f"  上级 parent: {rec['parent'] or '-'}" + (f"  归属 homing: {rec['homing']}" if rec["homing"] else ""))
+        out.table("设备 Devices", ["id", "名称 name", "role", "platform", "management", "services", "interfaces"],
+                  [[d["id"], d["name"], d["role"], d["platform"], d["management"], ",".join(d["services"]),
+                    " ".join(f"{n}={i['address'] or '-'}" for n, i in d["interfaces"].items())] for d in rec["devices"]])
+        out.table("链路 Links", ["id", "a", "b", "kind", "Mbit/s", "carrier", "srlg", "state"],
+                  [[lk["id"], f"{lk['a']['device']}:{lk['a']['interface']}", f"{lk['b']['device']}:{lk['b']['interface']}",
+                    lk["kind"], lk["bandwidth_mbps"], lk["carrier"], lk["srlg"], lk["state"]] for lk in rec["links"]])
+        return 0
+    counts = _counts(inv)
+    if out.json_mode:
+        out.json({"network": inv.network.model_dump(mode="json"), **counts})
+        return 0
+    n = inv.network
+    out.print(f"[bold]{n.name}[/] ({n.id})  national {n.address_plan.national}, management {n.address_plan.management}")
+    rows = []
+    for level in sorted({s.level for s in inv.sites.values()}, key=lambda lv: LEVEL_ORDER[lv]):
+        sites = [s for s in inv.sites.values() if s.level == level]
+        devs = [d for d in inv.devices.values() if inv.sites[d.site].level == level]
+        rows.append([level.value, len(sites), len(devs), ", ".join(sorted(Counter(d.role.value for d in devs)))])
+    out.table("层级 Levels", ["level", "sites", "devices", "roles"], rows)
+    out.print(f"links 链路: {counts['links']}")
+    return 0
+
+
+def cmd_graph(args, out: Out) -> int:
+    inv = load(args.inventory)
+    root = _site(inv, args.site).id if args.site else inv.ministry.id
+
+    def node(sid: str) -> dict:
+        s = inv.sites[sid]
+        return {"id": sid, "name": s.name, "level": s.level.value,
+                "devices": sorted(inv.devices_by_site.get(sid, [])),
+                "children": [node(c) for c in sorted(inv.children.get(sid, []))]}
+
+    data = node(root)
+    if out.json_mode:
+        out.json(data)
+        return 0
+
+    def add(tree: Tree, n: dict) -> None:
+        s = inv.sites[n["id"]]
+        extra = f" [yellow]双归属 dual-homed[/]" if s.homing == "dual" else ""
+        branch = tree.add(f"[bold]{n['name']}[/] [dim]{n['id']} · {n['level']} · {len(n['devices'])} devices[/]{extra}")
+        for c in n["children"]:
+            add(branch, c)
+
+    tree = Tree(f"[bold]{inv.network.name}[/]")
+    add(tree, data)
+    out.console.print(tree)
+    return 0

@@ -1,0 +1,58 @@
+"""Ansible inventory plugin: the suite's inventory model as Ansible groups and host variables."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: jinbao
+plugin_type: inventory
+short_description: jinbao-netops four-level network inventory
+description:
+  - Loads the jinbao-netops inventory (validated) and exposes site groups nested
+    ministry → province → city → county, plus level_*, role_* and platform_* groups.
+options:
+  plugin:
+    description: Marks this file as a jinbao inventory source.
+    required: true
+    choices: ['jinbao']
+  path:
+    description: Inventory directory or file; $NETOPS_INVENTORY wins over it; default is the embedded one.
+    type: str
+    required: false
+"""
+
+import os
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+
+class InventoryModule(BaseInventoryPlugin):
+    NAME = "jinbao"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and os.path.basename(path) in ("jinbao.yml", "jinbao.yaml")
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        from inventory import InventoryError, load
+        from inventory.ansible_view import build
+
+        src = os.environ.get("NETOPS_INVENTORY") or self.get_option("path")
+        try:
+            view = build(load(src))
+        except InventoryError as e:
+            raise AnsibleParserError("invalid jinbao inventory:\n" + str(e)) from None
+        hostvars = view.pop("_meta")["hostvars"]
+        view.pop("all")  # every group is reachable from Ansible's own 'all'; ungrouped stays empty
+        for name in view:
+            self.inventory.add_group(name)
+        for name, group in view.items():
+            for child in group.get("children", []):
+                self.inventory.add_child(name, child)
+            for host in group.get("hosts", []):
+                self.inventory.add_host(host, group=name)
+            for k, v in group.get("vars", {}).items():
+                self.inventory.set_variable(name, k, v)
+        for host, hv in hostvars.items():
+            for k, v in hv.items():
+                self.inventory.set_variable(host, k, v)

@@ -1,0 +1,62 @@
+"""Shared CLI plumbing: exit codes, one-line errors, JSON or rich output, progress."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+OK, FINDINGS, BAD_INPUT, PARTIAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class Out:
+    def __init__(self, json_mode: bool = False):
+        self.json_mode = json_mode
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        return not self.json_mode and self.err.is_terminal
+
+    def json(self, data) -> None:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+    def print(self, *args, **kw) -> None:
+        if not self.json_mode:
+            self.console.print(*args, **kw)
+
+    def note(self, msg: str) -> None:
+        """A progress line for people; silent under --json or when stderr is not a terminal."""
+        if self.interactive:
+            self.err.print(msg)
+
+    def table(self, title: str, columns: list[str], rows: list[list]) -> None:
+        t = Table(title=title, title_justify="left", header_style="bold")
+        for c in columns:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*("" if v is None else str(v) for v in r))
+        self.console.print(t)
+
+    @contextmanager
+    def progress(self, description: str, total: int):
+        """Yields advance(n=1, label=None); a live bar on a terminal, nothing otherwise."""
+        if not self.interactive:
+            yield lambda n=1, label=None: None
+            return
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[label]}"), console=self.err, transient=True) as p:
+            task = p.add_task(description, total=total, label="")
+
+            def advance(n: int = 1, label: str | None = None) -> None:
+                p.update(task, advance=n, label=label or "")
+
+            yield advance
