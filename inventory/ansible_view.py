@@ -3,6 +3,7 @@ groups by level, role and platform, and per-host variables. The inventory plugin
 ``netops inventory show --ansible`` both print this one structure."""
 from __future__ import annotations
 
+from .loader import paused_gc
 from .store import Inventory
 
 
@@ -40,6 +41,11 @@ def hostvars(inv: Inventory, device_id: str) -> dict:
 
 def build(inv: Inventory) -> dict:
     """The same shape as ``ansible-inventory --list``."""
+    with paused_gc():
+        return _build(inv)
+
+
+def _build(inv: Inventory) -> dict:
     out: dict = {"_meta": {"hostvars": {}}}
     top: list[str] = []
     for site in inv.sites_in_order():
