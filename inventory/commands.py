@@ -1,4 +1,4 @@
-"""`netops inventory validate | show [SITE] | graph`."""
+"""`netops inventory validate | show [SITE] | graph | generate`."""
 from __future__ import annotations
 
 from collections import Counter
@@ -13,7 +13,7 @@ from .store import Inventory
 
 
 def register(nouns, common) -> None:
-    p = nouns.add_parser("inventory", help="the source of truth: validate, show, graph")
+    p = nouns.add_parser("inventory", help="the source of truth: validate, show, graph, generate")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     v = verbs.add_parser("validate", parents=[common], help="check the inventory; every problem on one line, exit 2 if any")
@@ -25,6 +25,15 @@ def register(nouns, common) -> None:
     g = verbs.add_parser("graph", parents=[common], help="the ministry → province → city → county tree")
     g.add_argument("site", nargs="?", help="root the tree at this site")
     g.set_defaults(func=cmd_graph)
+    n = verbs.add_parser("generate", help="write a synthetic national-scale inventory (~10,000 devices) to a directory")
+    n.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    n.add_argument("--out", required=True, metavar="DIR", help="directory to create (written atomically)")
+    n.add_argument("--provinces", type=int, default=32, metavar="N", help="number of provinces, 1-32 (default 32)")
+    n.add_argument("--cities", type=int, metavar="N", help="total cities (default: 340 × the provinces' real share)")
+    n.add_argument("--counties", type=int, metavar="N", help="total counties (default: 2850 × the provinces' real share)")
+    n.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same inventory (default 0)")
+    n.add_argument("--force", action="store_true", help="replace DIR even if it is not empty")
+    n.set_defaults(func=cmd_generate)
 
 
 def _counts(inv: Inventory) -> dict:
@@ -132,4 +141,28 @@ def cmd_graph(args, out: Out) -> int:
     tree = Tree(f"[bold]{inv.network.name}[/]")
     add(tree, data)
     out.console.print(tree)
+    return 0
+
+
+def cmd_generate(args, out: Out) -> int:
+    from .generate import GenerateError, _generate, default_counts, write
+
+    try:
+        cities, counties = default_counts(args.provinces)
+        files, counts = _generate(args.provinces, cities if args.cities is None else args.cities,
+                                  counties if args.counties is None else args.counties, args.seed)
+    except GenerateError as e:
+        raise UsageError(f"inventory generate: {e}") from None
+    try:
+        target = write(files, args.out, force=args.force)
+    except FileExistsError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{args.out}: cannot write: {e.strerror or e}") from None
+    if out.json_mode:
+        out.json({"ok": True, "out": str(target), "seed": args.seed, "files": len(files), **counts})
+    else:
+        out.print(f"[green]✓[/] wrote {target}: {counts['provinces']} provinces 省, {counts['cities']} cities 市, "
+                  f"{counts['counties']} counties 县 ({counts['dual_homed']} dual-homed), {counts['devices']} devices 设备, "
+                  f"{counts['links']} links 链路 ({counts['planned_links']} planned), {len(files)} files, seed {args.seed}")
     return 0
