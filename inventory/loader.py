@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from .model import Credentials, Device, Link, Network, Site, _Obj
+from .model import _ENDPOINT, Credentials, Device, Link, Network, Site, _Obj
 from .store import Inventory
 
 SECTIONS = {"network": Network, "credentials": Credentials, "sites": Site, "devices": Device, "links": Link}
@@ -163,21 +163,28 @@ def _load(path: Path) -> Inventory:
     problems: list[str] = []
     inv = Inventory(root=path)
     seen: dict[tuple[str, str], str] = {}
+    # Content that could not be read at all (bad YAML, an unknown or malformed section) may hold the
+    # objects other files refer to; cross-object checks would then report phantom problems, so they
+    # wait until every file reads.
+    incomplete = False
     for f in files:
         fname = str(f)
         doc = read_yaml(f)
         if isinstance(doc, InventoryError):
             problems.extend(doc.problems)
+            incomplete = True
             continue
         if doc is None:
             continue
         if not isinstance(doc, dict):
             problems.append(f"{fname}: top level must be a mapping of sections ({', '.join(SECTIONS)})")
+            incomplete = True
             continue
         for section, body in doc.items():
             line = getattr(doc, "line", 0)
             if section not in SECTIONS:
                 problems.append(f"{fname}: section {section!r}: unknown section; expected one of {', '.join(SECTIONS)}")
+                incomplete = True
                 continue
             if section == "network":
                 if inv.network is not None:
@@ -193,6 +200,7 @@ def _load(path: Path) -> Inventory:
                 continue
             if not isinstance(body, dict):
                 problems.append(f"{fname}: section '{section}': expected a mapping of id → object, got {type(body).__name__}")
+                incomplete = True
                 continue
             target = getattr(inv, section)
             for key, raw in body.items():
@@ -209,11 +217,19 @@ def _load(path: Path) -> Inventory:
                 o = _build(SECTIONS[section], raw, fname, getattr(raw, "line", 0), key, problems, obj)
                 if o is None:
                     inv.broken.add(key)  # cross-checks skip references to it instead of repeating the fault
+                    if section == "devices" and isinstance(raw, dict) and isinstance(raw.get("site"), str):
+                        inv.broken_device_sites.add(raw["site"])
+                    if section == "links" and isinstance(raw, dict):
+                        for side in ("a", "b"):
+                            m = _ENDPOINT.match(raw[side]) if isinstance(raw.get(side), str) else None
+                            if m:
+                                inv.broken_ends.add((m.group(1), m.group(2)))
                 else:
                     target[key] = o
-    if inv.network is None and "network" not in inv.broken:
-        problems.append(f"{path}: network: no file declares the 'network' section")
-    problems.extend(validate(inv))
+    if not incomplete:
+        if inv.network is None and "network" not in inv.broken:
+            problems.append(f"{path}: network: no file declares the 'network' section")
+        problems.extend(validate(inv))
     if problems:
         raise InventoryError(problems)
     inv.index()

@@ -17,6 +17,10 @@ class Inventory:
     devices: dict[str, Device] = field(default_factory=dict)
     links: dict[str, Link] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)  # ids whose own schema failed (loading only)
+    # (device, interface) ends named by links whose own schema failed (loading only): cross-checks
+    # treat those interfaces as linked and their sites' homing as unknown instead of adding noise
+    broken_ends: set[tuple[str, str]] = field(default_factory=set)
+    broken_device_sites: set[str] = field(default_factory=set)  # sites named by devices whose schema failed
     children: dict[str, list[str]] = field(default_factory=dict)
     devices_by_site: dict[str, list[str]] = field(default_factory=dict)
     links_by_device: dict[str, list[str]] = field(default_factory=dict)

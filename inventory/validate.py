@@ -174,7 +174,7 @@ def _links(inv: Inventory, p: _Problems) -> None:
     used: dict[tuple[str, str], str] = {}           # p2p interface → link
     lan_hub: dict[tuple[str, str], str] = {}         # interface shared by several LAN links → first link
     subnet_owner: dict[ipaddress.IPv4Network, str] = {}
-    linked: set[tuple[str, str]] = set()
+    linked: set[tuple[str, str]] = set(inv.broken_ends)  # interfaces on a link (even a faulty one)
     for link in inv.links.values():
         ends_ok = True
         for side in ("a", "b"):
@@ -188,12 +188,13 @@ def _links(inv: Inventory, p: _Problems) -> None:
             elif end.interface not in inv.devices[end.device].interfaces:
                 p.add(link, "link", side, f"device {end.device!r} has no interface {end.interface!r}")
                 ends_ok = False
+            else:
+                linked.add((end.device, end.interface))
         if not ends_ok:
             continue
         ia, ib = inv.interface(link.a), inv.interface(link.b)
         for side, end in (("a", link.a), ("b", link.b)):
             key = (end.device, end.interface)
-            linked.add(key)
             if link.kind == LinkKind.lan:
                 # one side of a LAN segment (the router's) may appear in several LAN links
                 if key in used:
@@ -259,16 +260,21 @@ def _link_area(inv: Inventory, p: _Problems, link) -> None:
 
 def _homing(inv: Inventory, p: _Problems) -> None:
     uplinks: dict[str, set[str]] = defaultdict(set)
+    # sites with a faulty link or device (already reported): their uplink count is unknown
+    unsure = {inv.devices[d].site for d, _ in inv.broken_ends if d in inv.devices} | inv.broken_device_sites
     for link in inv.links.values():
         if link.state != LinkState.active or link.kind == LinkKind.lan:
             continue
         ends = [e for e in link.ends() if e.device in inv.devices and inv.devices[e.device].site in inv.sites]
         if len(ends) != 2:
+            unsure.update(inv.devices[e.device].site for e in ends)
             continue
         for e in ends:
             if inv.is_uplink(link, e.device):
                 uplinks[inv.devices[e.device].site].add(link.id)
     for s in inv.sites.values():
+        if s.id in unsure:
+            continue
         if s.level == Level.county and s.homing == "dual" and len(uplinks[s.id]) < 2:
             have = ", ".join(sorted(uplinks[s.id])) or "none"
             p.add(s, "site", "homing", f"declared dual-homed but has {len(uplinks[s.id])} active uplink(s) ({have})")
