@@ -1,0 +1,196 @@
+"""`netops inventory validate` on broken inventories: exit 2, one line per problem naming file, object
+and field, no traceback, nothing on stdout; and the default inventory validates."""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, clean_env
+from inventory import DEFAULT_INVENTORY
+
+BROKEN = Path(__file__).parent / "fixtures" / "broken"
+CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expected.txt").is_file())
+PROBLEM = re.compile(r"^\S+(:\d+)?: .+: field '.+': .+$")
+YAML_PROBLEM = re.compile(r"^\S+:\d+: YAML error: .+$")
+OTHER_PROBLEM = re.compile(r"^\S+: (section '.+'|network): .+$")  # file-level problems: no object to name
+
+
+@functools.cache
+def validate(case: str, *extra: str) -> subprocess.CompletedProcess:
+    """`netops inventory validate -i CASE` (run once per case and flags, shared by the tests below)."""
+    return subprocess.run([sys.executable, "-m", "netops.cli", "inventory", "validate", "-i", str(BROKEN / case), *extra],
+                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)
+
+
+def expected(case: str) -> str:
+    return (BROKEN / case / "expected.txt").read_text(encoding="utf-8").strip()
+
+
+def assert_one_line_problems(stderr: str) -> list[str]:
+    lines = stderr.splitlines()
+    assert lines, "no problem reported"
+    for line in lines:
+        assert PROBLEM.match(line) or YAML_PROBLEM.match(line) or OTHER_PROBLEM.match(line), line
+    return lines
+
+
+def test_there_are_enough_cases():
+    assert len(CASES) >= 15
+    for must in ("yaml_syntax", "duplicate_key", "unknown_field", "plaintext_secret", "dual_homed_one_uplink",
+                 "same_province_code", "v2c_without_community", "dr_under_city", "county_under_province"):
+        assert must in CASES
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_case(case):
+    r = validate(case)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert "Traceback" not in r.stderr
+    lines = assert_one_line_problems(r.stderr)
+    assert any(expected(case) in line for line in lines), f"expected {expected(case)!r} in:\n{r.stderr}"
+    for line in lines:  # every problem names the file it is in
+        assert line.startswith(str(BROKEN / case / "inventory.yml")), line
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_case_json(case):
+    r = validate(case, "--json")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["ok"] is False
+    assert any(expected(case) in p for p in data["problems"])
+
+
+def test_reported_line_points_at_the_object():
+    """`FILE:LINE: <noun> 'ID'`: LINE is the object's first line (or its key line just above)."""
+    checked = 0
+    for case in CASES:
+        r = validate(case)
+        text = (BROKEN / case / "inventory.yml").read_text(encoding="utf-8").splitlines()
+        for line in r.stderr.splitlines():
+            m = re.match(r"^\S+?:(\d+): (?:site|device|link|credentials) '([^']+)'", line)
+            if m:
+                n, oid = int(m.group(1)), m.group(2)
+                assert oid in text[n - 1] or oid in text[n - 2], (case, line)
+                checked += 1
+    assert checked >= 15
+
+
+def test_secret_value_is_not_echoed():
+    for extra in ((), ("--json",)):
+        r = validate("plaintext_secret", *extra)
+        assert r.returncode == 2
+        assert "hunter2" not in r.stdout + r.stderr
+
+
+# One defect → one line: faults in one object must not echo as phantom problems elsewhere
+# (references to an object that failed its own schema, interfaces of a faulty link, homing, ...).
+SINGLE = ["yaml_syntax", "duplicate_key", "unknown_section", "unknown_field", "missing_required", "bad_platform",
+          "bad_role", "bad_level", "unknown_parent", "link_unknown_device", "link_unknown_interface",
+          "dual_homed_one_uplink", "plaintext_secret", "v2c_without_community", "same_province_code",
+          "overlapping_sibling_blocks", "block_outside_parent", "duplicate_management", "loopback_outside_pools",
+          "p2p_different_subnets", "p2p_slash29", "dr_under_city", "address_outside_site_block"]
+
+
+@pytest.mark.parametrize("case", SINGLE)
+def test_one_defect_one_line(case):
+    r = validate(case)
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_cases_are_base_plus_one_edit():
+    """The fixtures are what make_cases.py derives from base.yml (so each holds exactly the edit it names)."""
+    sys.path.insert(0, str(BROKEN))
+    try:
+        import make_cases
+    finally:
+        sys.path.remove(str(BROKEN))
+    assert sorted(make_cases.CASES) == CASES
+    base = (BROKEN / "base.yml").read_text(encoding="utf-8")
+    for case, (edits, want) in make_cases.CASES.items():
+        text = base
+        for old, new in edits:
+            assert text.count(old) == 1
+            text = text.replace(old, new)
+        assert (BROKEN / case / "inventory.yml").read_text(encoding="utf-8").endswith(text), case
+        assert expected(case) == want
+
+
+def test_base_is_valid(netops):
+    r = netops("inventory", "validate", "-i", str(BROKEN / "base.yml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+
+
+def test_default_inventory_validates(netops):
+    r = netops("inventory", "validate")
+    assert r.returncode == 0, r.stderr
+    assert "valid" in r.stdout and "40 devices" in r.stdout
+    r = netops("inventory", "validate", "--json")
+    assert r.returncode == 0
+    data = json.loads(r.stdout)
+    assert data["ok"] is True and data["problems"] == []
+    assert data["inventory"] == str(DEFAULT_INVENTORY)
+    assert sum(data["devices"].values()) == 40 and sum(data["sites"].values()) == 17
+    assert data["sites"]["county"] == 8 and data["links"] == {"active": 49, "planned": 1}
+
+
+def test_yaml_error_in_one_file_reports_only_that(netops, tmp_path):
+    """A file that does not parse may hold what the others refer to: report its YAML error, not the
+    dozens of 'unknown site' lines the other files would otherwise get."""
+    inv = tmp_path / "inv"
+    shutil.copytree(DEFAULT_INVENTORY, inv)
+    ministry = inv / "ministry.yml"
+    ministry.write_text(ministry.read_text(encoding="utf-8").replace("  bu:\n", "  bu:\n   x: [\n", 1), encoding="utf-8")
+    r = netops("inventory", "validate", "-i", str(inv))
+    assert r.returncode == 2
+    lines = assert_one_line_problems(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"{ministry}:") and "YAML error" in lines[0], r.stderr
+
+
+def test_faulty_link_does_not_orphan_its_interfaces(netops, tmp_path):
+    """A link failing its own schema: its interfaces must not be reported as addresses outside the site."""
+    inv = tmp_path / "inv"
+    shutil.copytree(DEFAULT_INVENTORY, inv)
+    gd = inv / "guangdong.yml"
+    text = gd.read_text(encoding="utf-8")
+    old = '    b: "guangzhou-r1:eth5"\n    kind: mpls_vpn\n    bandwidth_mbps: 100\n'
+    assert text.count(old) == 1
+    gd.write_text(text.replace(old, old.replace("bandwidth_mbps: 100", "bandwidth_mbps: fast")), encoding="utf-8")
+    r = netops("inventory", "validate", "-i", str(inv))
+    assert r.returncode == 2
+    lines = assert_one_line_problems(r.stderr)
+    assert len(lines) == 1, r.stderr
+    assert "link 'baoan-up2': field 'bandwidth_mbps': Input should be a valid integer" in lines[0]
+
+
+def test_all_problems_at_once(netops, tmp_path):
+    """Several independent defects in several files: every one is reported in one run."""
+    inv = tmp_path / "inv"
+    shutil.copytree(DEFAULT_INVENTORY, inv)
+    gd, sc = inv / "guangdong.yml", inv / "sichuan.yml"
+    gd.write_text(gd.read_text(encoding="utf-8").replace("    management: 10.254.44.28\n",
+                                                         "    management: 10.254.44.27\n"), encoding="utf-8")
+    sc.write_text(sc.read_text(encoding="utf-8").replace("    parent: mianyang\n", "    parent: mianyagn\n", 1),
+                  encoding="utf-8")
+    r = netops("inventory", "validate", "-i", str(inv))
+    assert r.returncode == 2
+    lines = assert_one_line_problems(r.stderr)
+    assert any(f"{gd}:" in x and "device 'longgang-srv1': field 'management'" in x for x in lines), r.stderr
+    assert any(f"{sc}:" in x and "field 'parent': unknown site 'mianyagn'" in x for x in lines), r.stderr
+
+
+def test_missing_inventory_path(netops, tmp_path):
+    r = netops("inventory", "validate", "-i", str(tmp_path / "nope"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"{tmp_path / 'nope'}: no such inventory file or directory"
+    assert "Traceback" not in r.stderr
