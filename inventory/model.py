@@ -10,7 +10,7 @@ import re
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .platforms import PLATFORMS
 
@@ -19,6 +19,19 @@ DEVICE_ID = r"^[a-z][a-z0-9-]{0,39}$"      # pinyin, a valid hostname
 IFACE_NAME = r"^[A-Za-z][A-Za-z0-9/._-]{0,47}$"
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 VAULT_NAME = r"^[a-z_][a-z0-9_]*$"
+
+
+def _ip_text(v):
+    """Addresses are written as text. pydantic would also take a number (``management: 1`` → 0.0.0.1,
+    ``block: true`` → 0.0.0.1/32), which in an inventory is always a slip."""
+    if isinstance(v, (bool, int, float)):
+        raise ValueError(f"write the address as text (e.g. 10.44.0.0/16 or 10.254.44.11), not {type(v).__name__} {v!r}")
+    return v
+
+
+IPv4Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_ip_text)]
+IPv4Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_ip_text)]
+IPv4Interface = Annotated[ipaddress.IPv4Interface, BeforeValidator(_ip_text)]
 
 
 class Level(str, Enum):
@@ -126,9 +139,9 @@ class Credentials(_Obj):
 
 class AddressPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    national: ipaddress.IPv4Network
-    management: ipaddress.IPv4Network
-    ops_host: ipaddress.IPv4Address  # the address of the operations host (where netops runs)
+    national: IPv4Network
+    management: IPv4Network
+    ops_host: IPv4Address  # the address of the operations host (where netops runs)
 
     @model_validator(mode="after")
     def _ops_in_mgmt(self):
@@ -158,17 +171,17 @@ class Network(_Obj):
 
 class Pools(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    p2p: list[ipaddress.IPv4Network] = []
-    loopback: list[ipaddress.IPv4Network] = []
+    p2p: list[IPv4Network] = []
+    loopback: list[IPv4Network] = []
 
 
 class Site(_Obj):
-    id: str = ""  # filled from the mapping key
+    id: Annotated[str, Field(pattern=SITE_ID)] = ""  # the mapping key: pinyin, also an Ansible group name
     name: Annotated[str, Field(min_length=1)]
     level: Level
     parent: str | None = None
     code: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None  # administrative division code
-    block: ipaddress.IPv4Network
+    block: IPv4Network
     pools: Pools = Pools()
     homing: Literal["single", "dual"] = "single"
     ospf_area: Annotated[int, Field(ge=0, le=4294967295)] | None = None
@@ -186,18 +199,18 @@ class Site(_Obj):
 
 class Interface(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    address: ipaddress.IPv4Interface | None = None
+    address: IPv4Interface | None = None
     description: str | None = None
 
 
 class Device(_Obj):
-    id: str = ""
+    id: Annotated[str, Field(pattern=DEVICE_ID)] = ""  # the mapping key: pinyin, a valid hostname
     name: str | None = None  # Chinese display name
     site: str
     role: Role
     platform: str
-    management: ipaddress.IPv4Address
-    loopback: ipaddress.IPv4Address | None = None
+    management: IPv4Address
+    loopback: IPv4Address | None = None
     credentials: str
     snmp_version: Literal["v3", "v2c"] = "v3"
     services: list[Service] = []
