@@ -30,6 +30,13 @@ class InventoryError(Exception):
         self.problems = problems
 
 
+def _one_line(text: str) -> str:
+    """Escape line breaks and other unprintable characters that came from the input (keys, values)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class _LineDict(dict):
     line = 0
 
@@ -58,25 +65,72 @@ def _construct_mapping(loader, node):
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# Nothing in the inventory is a date: read timestamp-like scalars as text (also keeps a bad date
+# such as 2020-13-45 from raising a bare ValueError without a line).
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _marked(construct):
+    """Wrap a scalar constructor so a bad value (``!!int abc``) becomes a YAML error with a line."""
+
+    def wrapped(loader, node):
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, OverflowError, LookupError) as e:
+            why = "" if isinstance(e, LookupError) else f": {e}"
+            raise yaml.constructor.ConstructorError(None, None, f"bad {node.tag.rsplit(':', 1)[-1]} value "
+                                                    f"{node.value!r}{why}", node.start_mark) from None
+
+    return wrapped
+
+
+for _tag in ("int", "float", "bool"):
+    _full = f"tag:yaml.org,2002:{_tag}"
+    _Loader.add_constructor(_full, _marked(_Loader.yaml_constructors[_full]))
+
+
+def _deepest_line(text: str, limit: int = 50) -> int:
+    """Line of the first node nested deeper than ``limit`` (composed by the C parser, walked iteratively)."""
+    try:
+        todo = [(yaml.compose(text, Loader=_Base), 0)]  # noqa: S506 - composing only, no construction
+    except (yaml.YAMLError, RecursionError):
+        return 1
+    while todo:
+        node, depth = todo.pop()
+        if depth > limit:
+            return node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            todo.extend((n, depth + 1) for kv in node.value for n in kv)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((n, depth + 1) for n in node.value)
+    return 1
 
 
 def read_yaml(path: Path) -> object:
-    """Parse one YAML file; raises InventoryError with a one-line message on bad YAML."""
+    """Parse one YAML file; returns (not raises) an InventoryError with a one-line message on bad YAML."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InventoryError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+        raw = path.read_bytes()
     except OSError as e:
-        raise InventoryError([f"{path}: cannot read: {e.strerror}"]) from None
+        return InventoryError([f"{path}: document: field '(file)': cannot read: {e.strerror or e}"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return InventoryError([f"{path}:{line}: YAML error: not UTF-8 text ({e.reason} at byte {e.start})"])
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        what = getattr(e, "problem", None) or str(e).splitlines()[0]
-        return InventoryError([f"{where}: YAML error: {what}"])
-    except (ValueError, RecursionError) as e:  # e.g. invalid timestamps, absurd nesting
-        return InventoryError([f"{path}: YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}"])
+        if mark is not None:
+            line = mark.line + 1
+        elif isinstance(getattr(e, "position", None), int):  # reader errors (e.g. control characters)
+            line = text.count("\n", 0, e.position) + 1
+        else:
+            line = 1
+        what = getattr(e, "problem", None) or getattr(e, "reason", None) or str(e).splitlines()[0]
+        return InventoryError([f"{path}:{line}: YAML error: {what}"])
+    except RecursionError:
+        return InventoryError([f"{path}:{_deepest_line(text)}: YAML error: nested too deeply"])
 
 
 def inventory_files(path: Path) -> list[Path]:
@@ -91,6 +145,11 @@ def inventory_files(path: Path) -> list[Path]:
 
 
 _FIELD_MSG = re.compile(r"^(?:Value error, )?@([\w.]+): (.*)$", re.S)
+
+
+def _where(fname: str, node: object) -> str:
+    line = getattr(node, "line", 0)
+    return f"{fname}:{line}" if line else fname
 
 
 def _pydantic_problems(where: str, obj: str, err: ValidationError) -> list[str]:
@@ -177,18 +236,19 @@ def _load(path: Path) -> Inventory:
         if doc is None:
             continue
         if not isinstance(doc, dict):
-            problems.append(f"{fname}: top level must be a mapping of sections ({', '.join(SECTIONS)})")
+            problems.append(f"{fname}: document: field '(top level)': expected a mapping of sections "
+                            f"({', '.join(SECTIONS)}), got {type(doc).__name__}")
             incomplete = True
             continue
         for section, body in doc.items():
             line = getattr(doc, "line", 0)
             if section not in SECTIONS:
-                problems.append(f"{fname}: section {section!r}: unknown section; expected one of {', '.join(SECTIONS)}")
+                problems.append(f"{fname}: document: field '{section}': unknown section; expected one of {', '.join(SECTIONS)}")
                 incomplete = True
                 continue
             if section == "network":
                 if inv.network is not None:
-                    problems.append(f"{fname}: network: declared again (first in {inv.network._file})")
+                    problems.append(f"{fname}: document: field 'network': declared again (first in {inv.network._file})")
                     continue
                 n = _build(Network, body, fname, getattr(body, "line", line), None, problems, "network")
                 if n is None:
@@ -199,7 +259,7 @@ def _load(path: Path) -> Inventory:
             if body is None:
                 continue
             if not isinstance(body, dict):
-                problems.append(f"{fname}: section '{section}': expected a mapping of id → object, got {type(body).__name__}")
+                problems.append(f"{fname}: document: field '{section}': expected a mapping of id → object, got {type(body).__name__}")
                 incomplete = True
                 continue
             target = getattr(inv, section)
@@ -207,11 +267,11 @@ def _load(path: Path) -> Inventory:
                 noun = NOUN[section]
                 obj = f"{noun} '{key}'"
                 if not isinstance(key, str):
-                    problems.append(f"{fname}:{getattr(body, 'line', 0)}: {obj}: field '(id)': the id must be a string")
+                    problems.append(f"{_where(fname, body)}: {obj}: field '(id)': the id must be a string")
                     continue
                 first = seen.get((section, key))
                 if first is not None:
-                    problems.append(f"{fname}:{getattr(raw, 'line', 0)}: {obj}: field '(id)': declared again (first in {first})")
+                    problems.append(f"{_where(fname, raw)}: {obj}: field '(id)': declared again (first in {first})")
                     continue
                 seen[(section, key)] = fname
                 o = _build(SECTIONS[section], raw, fname, getattr(raw, "line", 0), key, problems, obj)
@@ -228,9 +288,9 @@ def _load(path: Path) -> Inventory:
                     target[key] = o
     if not incomplete:
         if inv.network is None and "network" not in inv.broken:
-            problems.append(f"{path}: network: no file declares the 'network' section")
+            problems.append(f"{path}: document: field 'network': no file declares the 'network' section")
         problems.extend(validate(inv))
     if problems:
-        raise InventoryError(problems)
+        raise InventoryError([_one_line(p) for p in problems])
     inv.index()
     return inv

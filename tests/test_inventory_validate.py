@@ -19,7 +19,6 @@ BROKEN = Path(__file__).parent / "fixtures" / "broken"
 CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expected.txt").is_file())
 PROBLEM = re.compile(r"^\S+(:\d+)?: .+: field '.+': .+$")
 YAML_PROBLEM = re.compile(r"^\S+:\d+: YAML error: .+$")
-OTHER_PROBLEM = re.compile(r"^\S+: (section '.+'|network): .+$")  # file-level problems: no object to name
 
 
 @functools.cache
@@ -37,7 +36,7 @@ def assert_one_line_problems(stderr: str) -> list[str]:
     lines = stderr.splitlines()
     assert lines, "no problem reported"
     for line in lines:
-        assert PROBLEM.match(line) or YAML_PROBLEM.match(line) or OTHER_PROBLEM.match(line), line
+        assert PROBLEM.match(line) or YAML_PROBLEM.match(line), line
     return lines
 
 
