@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from rich.console import Console
 from rich.tree import Tree
 
 from netops.output import Out, UsageError
@@ -140,17 +141,18 @@ def cmd_graph(args, out: Out) -> int:
 
     tree = Tree(f"[bold]{inv.network.name}[/]")
     add(tree, data)
-    out.console.print(tree)
+    console = out.console
+    if not console.is_terminal:  # piped or captured: rich would crop every line at 80 columns
+        console = Console(highlight=False, soft_wrap=True, width=10_000)
+    console.print(tree)
     return 0
 
 
 def cmd_generate(args, out: Out) -> int:
-    from .generate import GenerateError, _generate, default_counts, write
+    from .generate import GenerateError, _generate, write
 
     try:
-        cities, counties = default_counts(args.provinces)
-        files, counts = _generate(args.provinces, cities if args.cities is None else args.cities,
-                                  counties if args.counties is None else args.counties, args.seed)
+        files, counts = _generate(args.provinces, args.cities, args.counties, args.seed)
     except GenerateError as e:
         raise UsageError(f"inventory generate: {e}") from None
     try:

@@ -271,15 +271,18 @@ def _sizes(n: int, space: int, sizes: tuple[int, ...], what: str) -> int:
     raise GenerateError(f"{n} {what} do not fit the address plan; ask for fewer")
 
 
-def generate(provinces: int = 32, cities: int = NATIONAL_CITIES, counties: int = NATIONAL_COUNTIES,
+def generate(provinces: int = 32, cities: int | None = NATIONAL_CITIES, counties: int | None = NATIONAL_COUNTIES,
              seed: int = 0) -> dict[str, str]:
-    """File name → YAML text of a national inventory; deterministic for ``seed``."""
+    """File name → YAML text of a national inventory; deterministic for ``seed``. The first ``provinces``
+    provinces (by division code) are used; ``cities``/``counties`` None means their real share of 340/2850."""
     return _generate(provinces, cities, counties, seed)[0]
 
 
-def _generate(provinces: int, cities: int, counties: int, seed: int) -> tuple[dict[str, str], dict[str, int]]:
-    if not 1 <= provinces <= len(PROVINCES):
-        raise GenerateError(f"provinces must be between 1 and {len(PROVINCES)}, not {provinces}")
+def _generate(provinces: int, cities: int | None, counties: int | None,
+              seed: int) -> tuple[dict[str, str], dict[str, int]]:
+    share = default_counts(provinces)  # also checks provinces
+    cities = share[0] if cities is None else cities
+    counties = share[1] if counties is None else counties
     if cities < provinces:
         raise GenerateError(f"every province needs a city: cities ({cities}) must be at least provinces ({provinces})")
     if counties < 0:
@@ -427,8 +430,9 @@ def _generate(provinces: int, cities: int, counties: int, seed: int) -> tuple[di
     return dict(sorted(files.items())), g.counts
 
 
-def counts_of(provinces: int = 32, cities: int = NATIONAL_CITIES, counties: int = NATIONAL_COUNTIES,
+def counts_of(provinces: int = 32, cities: int | None = NATIONAL_CITIES, counties: int | None = NATIONAL_COUNTIES,
               seed: int = 0) -> dict[str, int]:
+    """The counts (sites per level, devices, links, dual-homed counties, planned links) of ``generate()``."""
     return _generate(provinces, cities, counties, seed)[1]
 
 

@@ -1,0 +1,137 @@
+"""The Ansible view through the real `ansible-inventory` and the jinbao plugin (repo's ansible.cfg)."""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, clean_env
+from inventory import load
+from inventory.ansible_view import build
+
+GOLDEN = Path(__file__).parent / "golden" / "ansible_graph.txt"
+ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
+
+
+def ansible_inventory(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ANSIBLE_INVENTORY, *args], cwd=REPO, env=clean_env(**env), capture_output=True, text=True,
+                          timeout=300)
+
+
+def plain(v):
+    """Ansible marks inventory strings as {'__ansible_unsafe': s} in its JSON; unwrap them."""
+    if isinstance(v, dict):
+        if set(v) == {"__ansible_unsafe"}:
+            return v["__ansible_unsafe"]
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    return v
+
+
+@functools.cache
+def listed() -> dict:
+    r = ansible_inventory("--list")
+    assert r.returncode == 0, r.stderr
+    return plain(json.loads(r.stdout))
+
+
+@functools.cache
+def host(name: str) -> dict:
+    r = ansible_inventory("--host", name)
+    assert r.returncode == 0, r.stderr
+    return plain(json.loads(r.stdout))
+
+
+def test_graph_matches_golden():
+    r = ansible_inventory("--graph")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING" not in r.stderr and "ERROR" not in r.stderr, r.stderr
+    assert r.stdout == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_golden_is_the_hierarchy():
+    """The golden itself encodes the right tree: each site's hosts sit directly under it, site groups nest
+    ministry → province (→ DR) → city → county, and the level_/role_/platform_ groups hold every host."""
+    inv = load()
+    depth_of, parent_at, where = {}, {}, {}
+    for line in GOLDEN.read_text(encoding="utf-8").splitlines()[1:]:
+        m = re.match(r"^((?:  \|)+)--(@?)(\S+?):?$", line)
+        assert m, line
+        depth, is_group, name = len(m.group(1)) // 3, m.group(2), m.group(3)
+        parent = parent_at.get(depth - 1, "all")
+        if is_group:
+            parent_at[depth] = name
+            depth_of[name] = depth
+            if name in inv.sites:
+                site = inv.sites[name]
+                assert parent == (site.parent or "all"), line
+        else:
+            where.setdefault(name, []).append(parent)
+    for d in inv.devices.values():
+        groups = where[d.id]
+        assert d.site in groups
+        assert f"level_{inv.sites[d.site].level.value}" in groups
+        assert f"role_{d.role.value}" in groups and f"platform_{d.platform}" in groups
+        assert len(groups) == 4, (d.id, groups)  # its own site only, not repeated at ancestors
+    assert depth_of["bu"] == 1 and depth_of["guangdong"] == 2 and depth_of["guangdong_zaibei"] == 3
+    assert depth_of["guangzhou"] == 3 and depth_of["panyu"] == 4
+
+
+def test_list_is_the_view():
+    """What Ansible lists is exactly inventory.ansible_view.build(): groups, children, host variables."""
+    got, want = listed(), build(load())
+    assert got["_meta"]["hostvars"] == want["_meta"]["hostvars"]
+    for name, group in want.items():
+        if name in ("_meta", "all"):
+            continue
+        assert sorted(got[name].get("hosts", [])) == group["hosts"], name
+        assert sorted(got[name].get("children", [])) == sorted(group.get("children", [])), name
+    assert set(got["all"]["children"]) - {"ungrouped"} == set(want["all"]["children"])
+
+
+def test_router_host_vars():
+    v = host("gd-r1")
+    assert v["ansible_host"] == "10.254.44.11"
+    assert v["ansible_network_os"] == "frr.frr.frr"
+    assert v["ansible_connection"] == "ssh" and v["ansible_user"] == "netops"
+    assert v["netops_level"] == "province" and v["netops_role"] == "router" and v["netops_platform"] == "frr"
+    assert v["netops_lineage"] == {"ministry": "bu", "province": "guangdong"}
+    assert v["netops_loopback"] == "10.44.254.1"
+    assert v["netops_display_name"] == "广东省省中心核心路由器"
+    county = host("panyu-r1")
+    assert county["netops_lineage"] == {"ministry": "bu", "province": "guangdong", "city": "guangzhou",
+                                        "county": "panyu"}
+
+
+def test_server_host_vars():
+    v = host("gd-db1")
+    assert "ansible_network_os" not in v
+    assert v["ansible_become"] is True
+    assert v["ansible_host"] == "10.254.44.13"
+    assert v["netops_services"] == ["postgresql"]
+    assert host("huadu-r1")["netops_snmp_version"] == "v2c"
+
+
+def test_no_plaintext_secrets():
+    for name, v in listed()["_meta"]["hostvars"].items():
+        assert v["ansible_ssh_private_key_file"] == "{{ lookup('ansible.builtin.env', 'NETOPS_SSH_KEY') }}", name
+        assert "ansible_password" not in v and "ansible_ssh_pass" not in v, name
+        for key, value in v.items():
+            assert "NETOPS_SNMP" not in json.dumps(value), (name, key)  # SNMP keys are not Ansible's business
+
+
+def test_invalid_inventory_fails_with_the_problem_line():
+    """NETOPS_INVENTORY pointing at a broken inventory: the one-line problem reaches the user, and with
+    unparsed_is_failed (ANSIBLE_INVENTORY_UNPARSED_FAILED) ansible-inventory exits non-zero instead of
+    carrying on with an empty inventory."""
+    case = REPO / "tests" / "fixtures" / "broken" / "duplicate_management"
+    line = (f"{case}/inventory.yml:128: device 'huadu-r1': field 'management': 10.254.44.13 is already used by "
+            "device 'guangzhou-r1'")
+    r = ansible_inventory("--list", NETOPS_INVENTORY=str(case), ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    assert r.returncode != 0
+    assert line in r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
