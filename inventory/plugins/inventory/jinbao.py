@@ -24,6 +24,12 @@ import os
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
+try:  # ansible-core ≥ 2.19 templates only strings marked as trusted
+    from ansible.template import trust_as_template
+except ImportError:  # older releases template every inventory string
+    def trust_as_template(value):
+        return value
+
 
 class InventoryModule(BaseInventoryPlugin):
     NAME = "jinbao"
@@ -55,4 +61,7 @@ class InventoryModule(BaseInventoryPlugin):
                 self.inventory.set_variable(name, k, v)
         for host, hv in hostvars.items():
             for k, v in hv.items():
+                # credential references are lookups the view wrote itself (never user text)
+                if isinstance(v, str) and v.startswith("{{"):
+                    v = trust_as_template(v)
                 self.inventory.set_variable(host, k, v)

@@ -1,0 +1,147 @@
+"""`netops lab up | down | status | exec NODE -- CMD | reach | env | image`."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+
+from inventory import load
+from netops.output import FINDINGS, Out, UsageError
+
+from .runtime import Lab, LabError
+
+
+def register(nouns, common) -> None:
+    p = nouns.add_parser("lab", help="the lab twin: a live emulation of the inventory on this machine (root)")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    lab_opt = {"metavar": "NAME", "help": "lab name (default: the inventory's network id)"}
+
+    def verb(name, func, help):
+        v = verbs.add_parser(name, parents=[common], help=help, description=help)
+        v.add_argument("--lab", **lab_opt)
+        v.set_defaults(func=_guard(func))
+        return v
+
+    up = verb("up", cmd_up, "build the base image if needed, boot every node, wire every link, wait for OSPF")
+    up.add_argument("--keep-on-failure", action="store_true", help="leave a failed lab in place for debugging")
+    verb("down", cmd_down, "stop every node and remove every namespace, mount, veth, overlay and file of the lab")
+    verb("status", cmd_status, "each node's state, addresses and services")
+    ex = verb("exec", cmd_exec, "run a command inside a node (as root): netops lab exec NODE -- CMD ...")
+    ex.add_argument("node")
+    ex.add_argument("cmd", nargs="+", metavar="CMD")
+    verb("reach", cmd_reach, "ping the ministry's server from every county across the routed WAN")
+    verb("env", cmd_env, "print shell exports that point the inventory's credential references at this lab")
+    verbs.add_parser("image", parents=[common], help="build (or confirm) the cached base image").set_defaults(func=_guard(cmd_image))
+
+
+def _guard(func):
+    def run(args, out: Out) -> int:
+        try:
+            return func(args, out)
+        except LabError as e:
+            if out.json_mode:
+                out.json({"ok": False, "error": str(e)})
+            print(f"netops lab: {e}", file=sys.stderr)
+            return FINDINGS
+    return run
+
+
+def _lab(args, inv=None) -> Lab:
+    if args.lab:
+        return Lab(args.lab)
+    inv = inv or load(args.inventory)
+    return Lab(inv.network.id)
+
+
+def cmd_up(args, out: Out) -> int:
+    inv = load(args.inventory)
+    lab = _lab(args, inv)
+    with out.progress("preparing nodes 准备节点", total=len(inv.devices)) as step:
+        res = lab.up(inv, note=out.note, progress=step, keep_on_failure=args.keep_on_failure)
+    if out.json_mode:
+        out.json({"ok": True, **res})
+    else:
+        out.print(("[green]✓[/] " if res["changed"] else "= ") + res["message"] +
+                  (f" in {res['seconds']} s" if res.get("seconds") else ""))
+    return 0
+
+
+def cmd_down(args, out: Out) -> int:
+    res = _lab(args).down()
+    if out.json_mode:
+        out.json({"ok": True, **res})
+    else:
+        out.print("[green]✓[/] " + res["message"] + f" (removed {res['removed']})")
+    return 0
+
+
+def cmd_status(args, out: Out) -> int:
+    st = _lab(args).status()
+    if out.json_mode:
+        out.json(st)
+    elif not st["up"]:
+        out.print(f"lab {st['lab']!r} is down 未运行")
+    else:
+        rows = []
+        for n in st["nodes"]:
+            addrs = " ".join(f"{i}={','.join(a)}" for i, a in sorted(n["addresses"].items()) if a and i != "mgmt0")
+            svcs = " ".join(f"{s}{'✓' if v == 'active' else '✗'}" for s, v in n["services"].items())
+            rows.append([n["node"], n["state"], n["system"] or "-", n["management"], addrs, svcs])
+        out.table(f"lab {st['lab']} 实验网络状态", ["node 节点", "state", "systemd", "management 管理地址",
+                                                  "addresses 地址", "services 服务"], rows)
+    bad = [n for n in st["nodes"] if n["state"] != "running" or any(v != "active" for v in n["services"].values())]
+    return FINDINGS if not st["up"] or bad else 0
+
+
+def cmd_exec(args, out: Out) -> int:
+    lab = _lab(args)
+    st = lab.state()
+    if not st:
+        raise LabError(f"lab {lab.name!r} is not up")
+    if args.node not in st["nodes"]:
+        raise UsageError(f"lab {lab.name!r}: node {args.node!r}: no such node")
+    if out.json_mode:
+        r = lab.nsenter(args.node, args.cmd, timeout=600)
+        out.json({"node": args.node, "cmd": args.cmd, "rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr})
+        return r.returncode
+    return subprocess.call(lab.node_command(args.node, args.cmd))  # inherits the terminal
+
+
+def cmd_reach(args, out: Out) -> int:
+    inv = load(args.inventory)
+    rows = _lab(args, inv).reach(inv)
+    failed = [r for r in rows if not r["ok"]]
+    if out.json_mode:
+        out.json({"ok": not failed, "rows": rows})
+    else:
+        out.table("区县 → 部中心 可达性 County → ministry reachability",
+                  ["county 区县", "from", "to", "first hop 下一跳", "result 结果", "rtt ms"],
+                  [[f"{r['name']} ({r['county']})", r["from"], f"{r['to']} {r['address']}", r["first_hop"] or "-",
+                    "✓ 可达 reachable" if r["ok"] else "✗ 不可达 unreachable", r["rtt_ms"]] for r in rows])
+        out.print(f"{len(rows) - len(failed)}/{len(rows)} counties reach the ministry")
+    return FINDINGS if failed else 0
+
+
+def cmd_env(args, out: Out) -> int:
+    lab = _lab(args)
+    if not lab.state():
+        raise LabError(f"lab {lab.name!r} is not up")
+    env = lab.env()
+    if out.json_mode:
+        out.json(env)
+    else:
+        for k, v in env.items():
+            print(f"export {k}={shlex.quote(v)}")
+    return 0
+
+
+def cmd_image(args, out: Out) -> int:
+    from .base import ensure_image
+
+    path, built = ensure_image(out.note)
+    if out.json_mode:
+        out.json({"image": str(path), "built": built})
+    else:
+        out.print(f"{'built' if built else 'cached'} base image: {path}")
+    return 0

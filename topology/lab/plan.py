@@ -1,0 +1,193 @@
+"""What the lab twin of an inventory looks like: nodes, their namespaces and interfaces, the veth
+pairs and LAN bridges between them, the management network, and each router's FRR config.
+
+Pure functions of the inventory (no root, no side effects), so the plan is unit-tested and the
+runtime only carries it out.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from inventory.model import LinkKind, LinkState, Role
+from inventory.store import Inventory
+
+TEMPLATES = Path(__file__).parent / "templates"
+_LINUX_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
+MGMT_IFNAME = "mgmt0"
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+
+
+@dataclass
+class NodeIf:
+    name: str                 # inventory interface name
+    linux: str                # name inside the node's namespace
+    address: str | None       # CIDR, or None (planned or unaddressed)
+    description: str | None
+    bridge: bool = False      # a LAN hub: a bridge whose ports are veths to the LAN members
+    ospf: bool = False        # runs OSPF (routers)
+    passive: bool = False     # OSPF passive (a LAN with no other router)
+    p2p: bool = False
+    area: int = 0
+
+
+@dataclass
+class Node:
+    device: str
+    site: str
+    role: str
+    image: str                # "frr" or "linux" (platform table)
+    ns: str                   # ip netns name
+    machine: str              # systemd-nspawn machine name
+    mgmt: str                 # management address CIDR on mgmt0
+    host_veth: str            # host side of the management veth
+    interfaces: list[NodeIf] = field(default_factory=list)
+    gateway: str | None = None  # hosts: default route via their site router
+    loopback: str | None = None
+    services: list[str] = field(default_factory=list)  # systemd units that must be active
+    frr_conf: str | None = None
+
+
+@dataclass
+class Wire:
+    """One veth pair: (node, linux ifname) at each end; ``bridge`` names a hub bridge the a-end joins."""
+    link: str
+    a: tuple[str, str]
+    b: tuple[str, str]
+    bridge: str | None = None
+    planned: bool = False
+
+
+@dataclass
+class Plan:
+    lab: str
+    bridge: str               # host-side management bridge
+    ops_host: str             # its address (CIDR)
+    nodes: dict[str, Node]
+    wires: list[Wire]
+
+
+def _short(*parts: str, n: int = 6) -> str:
+    return hashlib.sha1("/".join(parts).encode()).hexdigest()[:n]
+
+
+def linux_ifname(name: str, index: int) -> str:
+    """Inventory interface name as a Linux netdev name: kept when valid, else ``if<index>``
+    (the inventory name is then set as the interface's alias, visible as ifAlias in SNMP)."""
+    return name if _LINUX_IFNAME.match(name) and name not in ("lo", MGMT_IFNAME) else f"if{index}"
+
+
+def build(inv: Inventory, lab: str) -> Plan:
+    if not LAB_NAME.match(lab):
+        raise ValueError(f"lab name {lab!r}: use 1-12 lowercase letters, digits or '-', starting with a letter")
+    net = inv.network
+    mgmt_len = net.address_plan.management.prefixlen
+    hubs = _lan_hubs(inv)
+    nodes: dict[str, Node] = {}
+    for d in sorted(inv.devices.values(), key=lambda d: d.id):
+        plat = d.platform_info
+        ifs = []
+        for i, (name, itf) in enumerate(d.interfaces.items()):
+            ifs.append(NodeIf(name=name, linux=linux_ifname(name, i), description=itf.description,
+                              address=str(itf.address) if itf.address else None, bridge=(d.id, name) in hubs))
+        services = ["ssh", "snmpd"] + (["frr"] if plat.lab_image == "frr" else []) + list(d.services)
+        nodes[d.id] = Node(device=d.id, site=d.site, role=d.role.value, image=plat.lab_image,
+                           ns=f"jb.{lab}.{d.id}", machine=f"{lab}-{d.id}"[:64],
+                           mgmt=f"{d.management}/{mgmt_len}", host_veth=f"jm{_short(lab, d.id, n=10)}",
+                           interfaces=ifs, loopback=str(d.loopback) if d.loopback else None, services=services)
+    wires = _wires(inv, nodes, hubs)
+    _routing(inv, nodes)
+    for node in nodes.values():
+        if node.image == "frr":
+            node.frr_conf = render_frr(inv, node)
+    return Plan(lab=lab, bridge=f"jb-{lab}"[:15], ops_host=f"{net.address_plan.ops_host}/{mgmt_len}",
+                nodes=nodes, wires=wires)
+
+
+def _lan_hubs(inv: Inventory) -> set[tuple[str, str]]:
+    """Interfaces that are an end of two or more LAN links: they become bridges."""
+    count: dict[tuple[str, str], int] = defaultdict(int)
+    for link in inv.links.values():
+        if link.kind == LinkKind.lan:
+            for e in link.ends():
+                count[(e.device, e.interface)] += 1
+    return {k for k, n in count.items() if n > 1}
+
+
+def _ifmap(nodes: dict[str, Node], device: str, name: str) -> NodeIf:
+    return next(i for i in nodes[device].interfaces if i.name == name)
+
+
+def _wires(inv: Inventory, nodes: dict[str, Node], hubs: set) -> list[Wire]:
+    wires, port = [], defaultdict(int)
+    for link in sorted(inv.links.values(), key=lambda lk: lk.id):
+        a, b = link.a, link.b
+        if (b.device, b.interface) in hubs:  # keep the hub on the a-side
+            a, b = b, a
+        la = _ifmap(nodes, a.device, a.interface).linux
+        lb = _ifmap(nodes, b.device, b.interface).linux
+        bridge = None
+        if (a.device, a.interface) in hubs:
+            port[a.device] += 1
+            bridge, la = la, f"bp{port[a.device]}"
+        wires.append(Wire(link=link.id, a=(a.device, la), b=(b.device, lb), bridge=bridge,
+                          planned=link.state == LinkState.planned))
+    return wires
+
+
+def _routing(inv: Inventory, nodes: dict[str, Node]) -> None:
+    """OSPF per router interface, and each host's default gateway (its site router on the LAN)."""
+    routers_on: dict[ipaddress.IPv4Network, list[str]] = defaultdict(list)
+    for d in inv.devices.values():
+        if d.role == Role.router:
+            for itf in d.interfaces.values():
+                if itf.address:
+                    routers_on[itf.address.network].append(d.id)
+    link_of: dict[tuple[str, str], object] = {}
+    for link in inv.links.values():
+        for e in link.ends():
+            link_of[(e.device, e.interface)] = link
+    for node in nodes.values():
+        d = inv.devices[node.device]
+        for nif in node.interfaces:
+            itf = d.interfaces[nif.name]
+            if itf.address is None:
+                continue
+            if d.role == Role.router:
+                link = link_of.get((d.id, nif.name))
+                nif.ospf = True
+                nif.p2p = link is not None and link.kind != LinkKind.lan
+                nif.passive = not nif.p2p and len(routers_on[itf.address.network]) < 2
+                nif.area = inv.link_area(link) if link is not None else inv.site_area(d.site)
+            elif node.gateway is None:
+                gw = [r for r in routers_on[itf.address.network] if inv.devices[r].site == d.site]
+                if gw:
+                    rdev = inv.devices[gw[0]]
+                    node.gateway = next(str(i.address.ip) for i in rdev.interfaces.values()
+                                        if i.address and i.address.network == itf.address.network)
+
+
+_env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
+                   lstrip_blocks=True, keep_trailing_newline=True)
+_env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
+
+
+def render_frr(inv: Inventory, node: Node) -> str:
+    return _env.get_template("frr.conf.j2").render(node=node, ospf=inv.network.ospf,
+                                                   loopback_area=inv.site_area(node.site))
+
+
+def render_snmpd(inv: Inventory, device_id: str, secrets: dict[str, str]) -> str:
+    d = inv.devices[device_id]
+    snmp = inv.credentials[d.credentials].snmp
+    community = secrets[snmp.community.env or snmp.community.vault] if d.snmp_version == "v2c" and snmp.community else None
+    return _env.get_template("snmpd.conf.j2").render(
+        device=d, site=inv.sites[d.site], snmp=snmp, auth_key=secrets[snmp.auth_key.env or snmp.auth_key.vault],
+        priv_key=secrets[snmp.priv_key.env or snmp.priv_key.vault], community=community,
+        mgmt=str(inv.network.address_plan.management))

@@ -1,0 +1,648 @@
+"""Carrying out a lab plan on this machine: namespaces, overlays, veths, systemd-nspawn nodes.
+
+Everything the lab creates is named after the lab (netns ``jb.<lab>.<device>``, host bridge
+``jb-<lab>``, machines ``<lab>-<device>``, files under ``<state root>/<lab>``), so ``down`` finds
+and removes all of it even when the state file is gone. Only processes this lab started
+(recorded pids, checked against their command line) are ever signalled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from inventory.store import Inventory
+from netops.output import UsageError
+
+from . import plan as planmod
+from .base import ensure_image
+
+MAX_PARALLEL_BOOTS = 6
+NODE_BOOT_TIMEOUT = 90
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class LabError(Exception):
+    """The lab could not be brought to the asked state (exit status 1)."""
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("NETOPS_LAB_DIR", "/var/lib/jinbao-netops/labs"))
+
+
+def _run(cmd: list[str], *, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    try:
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(cmd[-4:])}: no answer within {timeout:.0f} s") from None
+    if check and p.returncode != 0:
+        last = ((p.stderr or p.stdout).strip().splitlines() or ["failed"])[-1]
+        raise LabError(f"{' '.join(cmd[:6])}{' …' if len(cmd) > 6 else ''}: {last}")
+    return p
+
+
+def _write(path: Path, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    if owner:
+        os.chown(tmp, *owner)
+    os.replace(tmp, path)
+
+
+def _ids(root: Path, user: str, group: str | None = None) -> tuple[int, int]:
+    """uid/gid as the node's own /etc/passwd and /etc/group know them."""
+    uid = gid = None
+    for line in (root / "etc/passwd").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == user:
+            uid, gid = int(f[2]), int(f[3])
+    if group:
+        for line in (root / "etc/group").read_text().splitlines():
+            f = line.split(":")
+            if f[0] == group:
+                gid = int(f[2])
+    if uid is None or gid is None:
+        raise LabError(f"{root}: no user {user!r} in the node image")
+    return uid, gid
+
+
+class Lab:
+    def __init__(self, name: str):
+        if not planmod.LAB_NAME.match(name):
+            raise UsageError(f"lab name {name!r}: use 1-12 lowercase letters, digits or '-', starting with a letter")
+        self.name = name
+        self.dir = state_root() / name
+        self.state_file = self.dir / "state.json"
+
+    # --- state ------------------------------------------------------------------------------
+    def state(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, state: dict) -> None:
+        _write(self.state_file, json.dumps(state, indent=1, ensure_ascii=False), 0o600)
+
+    def secrets(self) -> dict[str, str]:
+        try:
+            return json.loads((self.dir / "secrets.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that make the inventory's credential references resolve to this lab."""
+        st = self.state() or {}
+        out = {k: v for k, v in self.secrets().items() if k in st.get("env_refs", [])}
+        out["ANSIBLE_SSH_COMMON_ARGS"] = f"-o UserKnownHostsFile={self.dir / 'known_hosts'} -o StrictHostKeyChecking=yes"
+        return out
+
+    # --- processes --------------------------------------------------------------------------
+    def _ours(self, pid: int, machine: str) -> bool:
+        """True if pid is the systemd-nspawn this lab started for ``machine`` (guards against pid reuse)."""
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    _reap(pid)
+                    return False
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            return False
+        return b"systemd-nspawn" in cmd[0] and f"--machine={machine}".encode() in cmd
+
+    def leader(self, pid: int) -> int | None:
+        """The node's init (systemd): the child of its systemd-nspawn."""
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(kids[0]) if kids else None
+
+    def node_pid(self, device: str) -> int | None:
+        st = self.state() or {}
+        n = st.get("nodes", {}).get(device)
+        if n and n.get("pid") and self._ours(n["pid"], n["machine"]):
+            return n["pid"]
+        return None
+
+    def node_command(self, device: str, cmd: list[str]) -> list[str]:
+        """The host command line that runs ``cmd`` as root inside the node (all its namespaces)."""
+        pid = self.node_pid(device)
+        leader = self.leader(pid) if pid else None
+        if not leader:
+            raise LabError(f"node {device!r} is not running")
+        return ["nsenter", "-t", str(leader), "-a", "--", "env", "-i", f"PATH={NODE_PATH}", "LANG=C.UTF-8",
+                "HOME=/root", f"TERM={os.environ.get('TERM', 'dumb')}", *cmd]
+
+    def nsenter(self, device: str, cmd: list[str], timeout: float = 30, check: bool = False, input: str | None = None):
+        return _run(self.node_command(device, cmd), check=check, timeout=timeout, input=input)
+
+    # --- up ---------------------------------------------------------------------------------
+    def up(self, inv: Inventory, note=lambda m: None, progress=None, keep_on_failure: bool = False) -> dict:
+        _preflight()
+        plan = planmod.build(inv, self.name)
+        digest = _digest(plan)
+        st = self.state()
+        if st and st.get("digest") != digest:
+            raise UsageError(f"lab {self.name!r} is up with a different inventory or plan ({st.get('inventory')}); "
+                             f"run `netops lab down` first")
+        if st and all(self.node_pid(d) for d in plan.nodes):
+            return {"lab": self.name, "changed": False, "nodes": len(plan.nodes),
+                    "message": f"lab {self.name!r} is already up: {len(plan.nodes)} nodes running, nothing changed"}
+        image, built = ensure_image(note)
+        started = time.monotonic()
+        fresh = st is None
+        try:
+            if fresh:
+                st = {"lab": self.name, "digest": digest, "inventory": str(inv.root), "image": str(image),
+                      "bridge": plan.bridge, "created": time.time(), "nodes": {}}
+                self.dir.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.dir, 0o700)
+                self._save(st)  # from here on, `down` knows what to remove
+                secret_values, env_refs = self._make_secrets(inv)
+                st["env_refs"] = env_refs
+                self._host_bridge(plan)
+                step = progress or (lambda n=1, label=None: None)
+                for node in plan.nodes.values():
+                    self._make_node(inv, plan, node, image, secret_values)
+                    st["nodes"][node.device] = {"ns": node.ns, "machine": node.machine, "pid": None,
+                                                "mgmt": node.mgmt, "services": node.services, "image": node.image}
+                    step(1, node.device)
+                self._save(st)
+                self._wire(plan)
+            note("booting nodes and waiting for routing to converge…")
+            problems = self._boot_all(plan, st)
+            if problems:
+                raise LabError("; ".join(problems))
+        except BaseException as e:
+            if keep_on_failure:
+                raise
+            self.down()
+            if isinstance(e, (LabError, UsageError)):
+                raise LabError(f"lab up failed and was cleaned up: {e}") from None
+            raise
+        return {"lab": self.name, "changed": True, "nodes": len(plan.nodes), "image_built": built,
+                "seconds": round(time.monotonic() - started, 1),
+                "message": f"lab {self.name!r} is up: {len(plan.nodes)} nodes, {len(plan.wires)} links"}
+
+    def _make_secrets(self, inv: Inventory) -> tuple[dict[str, str], list[str]]:
+        """Per-lab credentials for every reference the inventory's profiles make; never in the repo."""
+        values: dict[str, str] = {}
+        env_refs: list[str] = []
+        sshdir = self.dir / "ssh"
+        sshdir.mkdir(mode=0o700, exist_ok=True)
+        for cred in inv.credentials.values():
+            refs = [("ssh_key", cred.ssh_key), ("password", cred.password)]
+            if cred.snmp:
+                refs += [("auth_key", cred.snmp.auth_key), ("priv_key", cred.snmp.priv_key), ("community", cred.snmp.community)]
+            for kind, ref in refs:
+                if ref is None:
+                    continue
+                name = ref.env or ref.vault
+                if name in values:
+                    continue
+                if kind == "ssh_key":
+                    key = sshdir / cred.id
+                    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"netops-lab-{self.name}-{cred.id}", "-f", str(key)])
+                    values[name] = str(key)
+                else:
+                    values[name] = secrets.token_hex(12)
+                if ref.env:
+                    env_refs.append(name)
+        _write(self.dir / "secrets.json", json.dumps(values, indent=1), 0o600)
+        return values, env_refs
+
+    def _host_bridge(self, plan: planmod.Plan) -> None:
+        if _run(["ip", "link", "show", plan.bridge], check=False).returncode != 0:
+            _run(["ip", "link", "add", plan.bridge, "type", "bridge"])
+        _run(["ip", "addr", "replace", plan.ops_host, "dev", plan.bridge])
+        _run(["ip", "link", "set", plan.bridge, "up"])
+
+    def _make_node(self, inv: Inventory, plan: planmod.Plan, node: planmod.Node, image: Path, values: dict) -> None:
+        ns = node.ns
+        _run(["ip", "netns", "add", ns])
+        lines = [f"link add {node.host_veth} type veth peer name {planmod.MGMT_IFNAME} netns {ns}",
+                 f"link set {node.host_veth} master {plan.bridge}", f"link set {node.host_veth} up"]
+        _run(["ip", "-batch", "-"], input="\n".join(lines) + "\n")
+        inner = ["link set lo up", f"addr add {node.mgmt} dev {planmod.MGMT_IFNAME}", f"link set {planmod.MGMT_IFNAME} up"]
+        _run(["ip", "-n", ns, "-batch", "-"], input="\n".join(inner) + "\n")
+        # Kernel settings of the node's own namespace, set from outside: /proc/sys is read-only inside.
+        sysctls = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
+        if node.image == "frr":
+            sysctls += ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]
+        _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *sysctls])
+        ndir = self.dir / "nodes" / node.device
+        for sub in ("upper", "work", "root"):
+            (ndir / sub).mkdir(parents=True, exist_ok=True)
+        _run(["mount", "-t", "overlay", f"lab-{node.machine}"[:60], "-o",
+              f"lowerdir={image},upperdir={ndir / 'upper'},workdir={ndir / 'work'}", str(ndir / "root")])
+        self._prepare(inv, node, ndir / "root", values)
+
+    def _prepare(self, inv: Inventory, node: planmod.Node, root: Path, values: dict) -> None:
+        """Node identity and configuration, written into its overlay before it boots."""
+        d = inv.devices[node.device]
+        cred = inv.credentials[d.credentials]
+        _write(root / "etc/hostname", node.device + "\n")
+        _write(root / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {node.device}\n")
+        _write(root / "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
+        # operator account (the base image has `netops`; other profile names are added)
+        if f"\n{cred.username}:" not in "\n" + (root / "etc/passwd").read_text():
+            _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", cred.username])
+        uid, gid = _ids(root, cred.username)
+        if cred.ssh_key:
+            home = root / ("home/" + cred.username)
+            pub = Path(values[cred.ssh_key.env or cred.ssh_key.vault] + ".pub").read_text()
+            (home / ".ssh").mkdir(mode=0o700, exist_ok=True)
+            os.chown(home / ".ssh", uid, gid)
+            _write(home / ".ssh/authorized_keys", pub, 0o600, (uid, gid))
+        if cred.password:
+            _run(["chroot", str(root), "chpasswd"], input=f"{cred.username}:{values[cred.password.env or cred.password.vault]}\n")
+        # ssh host keys of its own, and the lab's known_hosts entry for its management address
+        for kind in ("ed25519", "ecdsa"):
+            key = root / f"etc/ssh/ssh_host_{kind}_key"
+            if not key.exists():
+                _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{node.device}", "-f", str(key)])
+        _write(root / "etc/ssh/sshd_config.d/00-lab-hostkeys.conf",
+               "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n")
+        mgmt_ip = node.mgmt.split("/")[0]
+        kind, key = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
+        with open(self.dir / "known_hosts", "a") as kh:
+            kh.write(f"{mgmt_ip} {kind} {key}\n")
+        # snmpd: v3 authPriv user (and v2c only where the inventory says so)
+        snmp_uid, snmp_gid = _ids(root, "Debian-snmp")
+        _write(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(inv, node.device, values), 0o640, (0, snmp_gid))
+        # routing
+        if node.frr_conf:
+            fuid, fgid = _ids(root, "frr")
+            daemons = (root / "etc/frr/daemons").read_text().replace("ospfd=no", "ospfd=yes")
+            _write(root / "etc/frr/daemons", daemons, 0o640, (fuid, fgid))
+            _write(root / "etc/frr/frr.conf", node.frr_conf, 0o640, (fuid, fgid))
+        # which services start
+        units = [u for u in node.services if u not in ("ssh", "snmpd")]
+        if units:
+            _run(["systemctl", f"--root={root}", "enable", *units], timeout=60)
+
+    def _wire(self, plan: planmod.Plan) -> None:
+        """Every inventory link as a veth pair between the two nodes' namespaces (planned ones
+        too: the line is delivered but unconfigured); LAN hubs become bridges."""
+        bridges: dict[str, set[str]] = {}
+        lines = []
+        for w in plan.wires:
+            (da, ia), (db, ib) = w.a, w.b
+            lines.append(f"link add {ia} netns {plan.nodes[da].ns} type veth peer name {ib} netns {plan.nodes[db].ns}")
+            if w.bridge:
+                bridges.setdefault(da, set()).add(w.bridge)
+        _run(["ip", "-batch", "-"], input="\n".join(lines) + "\n")
+        for node in plan.nodes.values():
+            inner = []
+            for br in sorted(bridges.get(node.device, ())):
+                inner.append(f"link add {br} type bridge")
+            for w in plan.wires:
+                for dev, ifname in (w.a, w.b):
+                    if dev == node.device:
+                        if w.bridge and (dev, ifname) == w.a:
+                            inner.append(f"link set {ifname} master {w.bridge}")
+                        inner.append(f"link set {ifname} up")
+            present = {name for w in plan.wires for dev, name in (w.a, w.b) if dev == node.device}
+            present |= bridges.get(node.device, set())
+            for nif in node.interfaces:
+                if nif.linux not in present:
+                    continue  # declared but not cabled to anything: no netdev in the twin
+                alias = nif.name if nif.linux != nif.name else nif.description
+                if alias:
+                    inner.append(f'link set {nif.linux} alias "{alias}"')
+                inner.append(f"link set {nif.linux} up")
+                # hosts are configured from outside; routers get their addresses from FRR (zebra)
+                if node.image != "frr" and nif.address:
+                    inner.append(f"addr add {nif.address} dev {nif.linux}")
+            if node.gateway:
+                inner.append(f"route add default via {node.gateway}")
+            if inner:
+                _run(["ip", "-n", node.ns, "-batch", "-"], input="\n".join(inner) + "\n")
+
+    def _boot(self, node: planmod.Node) -> int:
+        root = self.dir / "nodes" / node.device / "root"
+        log = open(self.dir / "nodes" / node.device / "console.log", "ab")
+        # Each node gets a cgroup of its own (nspawn puts its payload under the caller's cgroup,
+        # and without a host systemd every node would share it). nspawn runs in a private mount
+        # namespace with its own /run, so it leaves no state under the host's /run; the netns is
+        # handed over as fd 3.
+        cgroups = [h / node.ns for h in _cgroup_hierarchies()]
+        for cg in cgroups:
+            cg.mkdir(exist_ok=True)
+        join = "".join(f"echo $$ > {cg}/cgroup.procs && " for cg in cgroups)
+        script = (join + 'exec 3</run/netns/"$1"; shift; mount -t tmpfs -o mode=0755 lab-run /run && '
+                  'exec systemd-nspawn --network-namespace-path=/proc/self/fd/3 "$@"')
+        cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", node.ns,
+               "--boot", "--keep-unit", "--register=no", f"--machine={node.machine}", f"--directory={root}",
+               f"--hostname={node.device}", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+               # read-only: nspawn drains the node's console into console.log (an unread pty
+               # fills up and blocks every process that writes to it, systemd included)
+               # the node manages its own network namespace (zebra, ospfd); nspawn keeps this
+               # capability only for networks it creates itself
+               "--capability=CAP_NET_ADMIN",
+               "--console=read-only", "--kill-signal=SIGRTMIN+3", "systemd.show_status=0"]
+        # legacy cgroups in the node (where the host has them): its systemd then needs one inotify
+        # instance fewer, and the host's per-uid inotify budget (fs.inotify.max_user_instances)
+        # is what limits the size of a lab
+        env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="0") if (CGROUP_FS / "systemd").is_dir() else None
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        log.close()
+        return p.pid
+
+    def _boot_all(self, plan: planmod.Plan, st: dict, timeout: float = 300) -> list[str]:
+        """Boot the nodes that are not running, a few at a time (boot is when a node's systemd
+        needs the most of the host's inotify budget), then wait for OSPF and sshd."""
+        deadline = time.monotonic() + timeout
+        pending = [d for d in plan.nodes if not self.node_pid(d)]
+        booting: dict[str, float] = {}
+        while pending or booting:
+            while pending and len(booting) < MAX_PARALLEL_BOOTS:
+                device = pending.pop(0)
+                st["nodes"][device]["pid"] = self._boot(plan.nodes[device])
+                self._save(st)
+                booting[device] = time.monotonic()
+            time.sleep(0.3)
+            for device in list(booting):
+                pid = self.node_pid(device)
+                if not pid:
+                    return [f"{device}: systemd-nspawn exited (see {self.dir}/nodes/{device}/console.log)"]
+                if not self.leader(pid):
+                    continue
+                state = self.nsenter(device, ["systemctl", "is-system-running"]).stdout.strip()
+                if state == "degraded":
+                    failed = self.nsenter(device, ["systemctl", "--failed", "--plain", "--no-legend"]).stdout.split("\n")
+                    return [f"{device}: failed units: {', '.join(ln.split()[0] for ln in failed if ln.strip())}"]
+                if state == "running":
+                    del booting[device]
+                    if problem := self._services_problem(device, plan.nodes[device].services):
+                        return [problem]
+                elif time.monotonic() - booting[device] > NODE_BOOT_TIMEOUT:
+                    return [f"{device}: still {state or 'starting'} after {NODE_BOOT_TIMEOUT} s"]
+        expected = _expected_neighbours(plan)
+        while True:
+            missing = {}
+            for device, want in expected.items():
+                full = self.ospf_full(device)
+                if full < want:
+                    missing[device] = f"{full}/{want}"
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                return [f"OSPF adjacencies not Full on {', '.join(f'{d} ({v})' for d, v in sorted(missing.items()))}"]
+            time.sleep(1)
+        for node in plan.nodes.values():  # sshd answers on every management address
+            ip = node.mgmt.split("/")[0]
+            while not _tcp_open(ip, 22):
+                if time.monotonic() > deadline:
+                    return [f"{node.device}: sshd does not answer on {ip}:22"]
+                time.sleep(0.5)
+        return []
+
+    def _services_problem(self, device: str, services: list[str]) -> str | None:
+        r = self.nsenter(device, ["systemctl", "is-active", *services])
+        states = r.stdout.split()
+        bad = [f"{s}={st}" for s, st in zip(services, states) if st != "active"]
+        return f"{device}: services not active: {', '.join(bad)}" if bad else None
+
+    def ospf_full(self, device: str) -> int:
+        r = self.nsenter(device, ["vtysh", "-c", "show ip ospf neighbor json"])
+        try:
+            data = json.loads(r.stdout or "{}")
+        except ValueError:
+            return 0
+        return sum(1 for lst in data.get("neighbors", {}).values() for n in lst
+                   if str(n.get("nbrState") or n.get("state", "")).startswith("Full"))
+
+    # --- down -------------------------------------------------------------------------------
+    def down(self) -> dict:
+        _preflight(image=False)
+        st = self.state() or {}
+        removed = {"processes": 0, "mounts": 0, "namespaces": 0, "links": 0}
+        pids = [(n["pid"], n["machine"]) for n in st.get("nodes", {}).values() if n.get("pid")]
+        pids += [(pid, m) for pid, m in self._scan_processes() if (pid, m) not in pids]
+        live = [(pid, m) for pid, m in pids if self._ours(pid, m)]
+        for pid, _ in live:
+            os.kill(pid, signal.SIGTERM)  # nspawn turns this into an orderly poweroff of the node
+        deadline = time.monotonic() + 20
+        while live and time.monotonic() < deadline:
+            live = [(pid, m) for pid, m in live if self._ours(pid, m)]
+            time.sleep(0.1)
+        for pid, m in live:
+            leader = self.leader(pid)
+            for victim in (leader, pid):
+                if victim:
+                    try:
+                        os.kill(victim, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        removed["processes"] = len(pids)
+        for mnt in sorted(self._mounts(), key=len, reverse=True):
+            if _run(["umount", mnt], check=False).returncode != 0:
+                _run(["umount", "-l", mnt], check=False)
+            removed["mounts"] += 1
+        for ns in self._namespaces():
+            _run(["ip", "netns", "del", ns], check=False)
+            removed["namespaces"] += 1
+        for cg in self._cgroups():  # the nodes' cgroup trees, innermost first
+            for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [cg]:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+        bridge = st.get("bridge") or f"jb-{self.name}"[:15]
+        if _run(["ip", "link", "show", bridge], check=False).returncode == 0:
+            _run(["ip", "link", "del", bridge], check=False)
+            removed["links"] += 1
+        shutil.rmtree(self.dir, ignore_errors=True)
+        left = self.leftovers()
+        if left:
+            raise LabError(f"lab {self.name!r} down left: {'; '.join(left)}")
+        return {"lab": self.name, "removed": removed, "message": f"lab {self.name!r} is down; nothing left behind"}
+
+    def _scan_processes(self) -> list[tuple[int, str]]:
+        out = []
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                cmd = (p / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and b"systemd-nspawn" in cmd[0] and f"--directory={self.dir}/".encode() in b" ".join(cmd):
+                machine = next((a.decode().split("=", 1)[1] for a in cmd if a.startswith(b"--machine=")), "")
+                out.append((int(p.name), machine))
+        return out
+
+    def _mounts(self) -> list[str]:
+        prefix = str(self.dir) + "/"
+        return [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+                if line.split()[1].startswith(prefix)]
+
+    def _namespaces(self) -> list[str]:
+        r = _run(["ip", "netns", "list"], check=False)
+        return [line.split()[0] for line in r.stdout.splitlines() if line.startswith(f"jb.{self.name}.")]
+
+    def _cgroups(self) -> list[Path]:
+        return sorted(cg for h in _cgroup_hierarchies() for cg in h.glob(f"jb.{self.name}.*"))
+
+    def leftovers(self) -> list[str]:
+        """Anything of this lab still on the machine (empty after a clean ``down``)."""
+        left = []
+        if procs := self._scan_processes():
+            left.append(f"processes {[p for p, _ in procs]}")
+        if mounts := self._mounts():
+            left.append(f"mounts {mounts}")
+        if nss := self._namespaces():
+            left.append(f"namespaces {nss}")
+        if cgs := self._cgroups():
+            left.append(f"cgroups {[str(c) for c in cgs]}")
+        bridge = f"jb-{self.name}"[:15]
+        if _run(["ip", "link", "show", bridge], check=False).returncode == 0:
+            left.append(f"bridge {bridge}")
+        if self.dir.exists():
+            left.append(f"directory {self.dir}")
+        return left
+
+    # --- status -----------------------------------------------------------------------------
+    def status(self) -> dict:
+        st = self.state()
+        if not st:
+            return {"lab": self.name, "up": False, "nodes": []}
+
+        def one(item):
+            device, n = item
+            rec = {"node": device, "machine": n["machine"], "management": n["mgmt"].split("/")[0],
+                   "state": "stopped", "system": None, "services": {}, "addresses": {}}
+            addrs = _run(["ip", "-j", "-n", n["ns"], "addr", "show"], check=False)
+            try:
+                for itf in json.loads(addrs.stdout or "[]"):
+                    if itf["ifname"] in ("lo",):
+                        continue
+                    rec["addresses"][itf["ifname"]] = [f"{a['local']}/{a['prefixlen']}" for a in itf.get("addr_info", [])
+                                                       if a.get("family") == "inet"]
+            except (ValueError, KeyError):
+                pass
+            if self.node_pid(device):
+                rec["state"] = "running"
+                try:
+                    rec["system"] = self.nsenter(device, ["systemctl", "is-system-running"]).stdout.strip()
+                    states = self.nsenter(device, ["systemctl", "is-active", *n["services"]]).stdout.split()
+                    rec["services"] = dict(zip(n["services"], states))
+                except LabError:
+                    rec["state"] = "stopped"
+            return rec
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            nodes = list(pool.map(one, sorted(st["nodes"].items())))
+        return {"lab": self.name, "up": True, "inventory": st.get("inventory"), "nodes": nodes}
+
+    # --- reachability -------------------------------------------------------------------------
+    def reach(self, inv: Inventory) -> list[dict]:
+        """Every county → the ministry's server, pinged across the routed WAN from the county's
+        server (its router when it has none)."""
+        st = self.state()
+        if not st:
+            raise LabError(f"lab {self.name!r} is not up")
+        target_dev = _ministry_target(inv)
+        target = _wan_address(inv, target_dev)
+        rows = []
+        counties = [s for s in inv.sites_in_order() if s.level.value == "county"]
+
+        def one(site):
+            devs = sorted(inv.devices_by_site.get(site.id, []), key=lambda d: inv.devices[d].role.value == "router")
+            src = devs[0]
+            ns = st["nodes"][src]["ns"]
+            via = _run(["ip", "-n", ns, "route", "get", target], check=False).stdout.split()
+            hop = via[via.index("via") + 1] if "via" in via else None
+            for _ in range(5):
+                r = _run(["ip", "netns", "exec", ns, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", target], check=False)
+                if r.returncode == 0:
+                    break
+                time.sleep(1)
+            rtt = next((ln.split("=")[1].split("/")[1] for ln in r.stdout.splitlines() if "min/avg" in ln), None)
+            return {"county": site.id, "name": site.name, "from": src, "to": target_dev, "address": target,
+                    "first_hop": hop, "ok": r.returncode == 0, "rtt_ms": float(rtt) if rtt else None}
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            rows = list(pool.map(one, counties))
+        return rows
+
+
+def _ministry_target(inv: Inventory) -> str:
+    devs = inv.devices_by_site.get(inv.ministry.id, [])
+    servers = sorted(d for d in devs if inv.devices[d].role.value == "server")
+    if not servers:
+        raise LabError(f"the ministry site {inv.ministry.id!r} has no server to reach")
+    return servers[0]
+
+
+def _wan_address(inv: Inventory, device: str) -> str:
+    for itf in inv.devices[device].interfaces.values():
+        if itf.address:
+            return str(itf.address.ip)
+    raise LabError(f"device {device!r} has no interface address")
+
+
+def _expected_neighbours(plan: planmod.Plan) -> dict[str, int]:
+    on_net: dict[ipaddress.IPv4Network, list[str]] = {}
+    for node in plan.nodes.values():
+        for nif in node.interfaces:
+            if nif.ospf and not nif.passive and nif.address:
+                on_net.setdefault(ipaddress.ip_interface(nif.address).network, []).append(node.device)
+    want: dict[str, int] = {}
+    for members in on_net.values():
+        for m in members:
+            want[m] = want.get(m, 0) + len(members) - 1
+    return {d: n for d, n in want.items() if n}
+
+
+def _digest(plan: planmod.Plan) -> str:
+    return hashlib.sha256(json.dumps(dataclasses.asdict(plan), sort_keys=True).encode()).hexdigest()[:16]
+
+
+CGROUP_FS = Path("/sys/fs/cgroup")
+
+
+def _cgroup_hierarchies() -> list[Path]:
+    """The hierarchies systemd-nspawn places nodes in: the named systemd one (legacy/hybrid host)
+    and the unified one (mounted at /sys/fs/cgroup/unified on a hybrid host, at the root on v2)."""
+    return [h for h in (CGROUP_FS / "systemd", CGROUP_FS / "unified", CGROUP_FS)
+            if (h / "cgroup.procs").exists() and (h != CGROUP_FS or (h / "cgroup.controllers").exists())]
+
+
+def _tcp_open(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _preflight(image: bool = True) -> None:
+    if os.geteuid() != 0:
+        raise UsageError("the lab needs root (namespaces, mounts, systemd-nspawn): run as root")
+    tools = ["ip", "unshare", "nsenter", "mount", "umount"] + (["systemd-nspawn", "ssh-keygen"] if image else [])
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise UsageError(f"missing tools: {', '.join(missing)} (run ./install.sh)")
