@@ -48,19 +48,27 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
     """SafeLoader that records each mapping's line and rejects duplicate keys."""
 
 
+_STR = "tag:yaml.org,2002:str"
+_Scalar = yaml.ScalarNode
+
+
 def _construct_mapping(loader, node):
     loader.flatten_mapping(node)
     out = _LineDict()
     out.line = node.start_mark.line + 1
+    construct = loader.construct_object
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        # Fast path for plain strings (most keys and values): the generic constructor costs a third of
+        # the load time of a national inventory and gives the same str.
+        key = key_node.value if key_node.tag == _STR and type(key_node) is _Scalar else construct(key_node, deep=True)
         try:
             hash(key)
         except TypeError:
             raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a scalar", key_node.start_mark)
         if key in out:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=True)
+        out[key] = (value_node.value if value_node.tag == _STR and type(value_node) is _Scalar
+                    else construct(value_node, deep=True))
     return out
 
 
