@@ -19,7 +19,8 @@ class UsageError(Exception):
 class Out:
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
-        self.console = Console(highlight=False, soft_wrap=True)
+        # not a terminal (a pipe, CI log): wide enough that tables are not cut
+        self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property

@@ -57,7 +57,7 @@ def _lab(args, inv=None) -> Lab:
 def cmd_up(args, out: Out) -> int:
     inv = load(args.inventory)
     lab = _lab(args, inv)
-    with out.progress("preparing nodes 准备节点", total=len(inv.devices)) as step:
+    with out.progress("lab up 启动实验网络", total=2 * len(inv.devices)) as step:
         res = lab.up(inv, note=out.note, progress=step, keep_on_failure=args.keep_on_failure)
     if out.json_mode:
         out.json({"ok": True, **res})

@@ -29,7 +29,7 @@ from . import plan as planmod
 from .base import ensure_image
 
 MAX_PARALLEL_BOOTS = 6
-NODE_BOOT_TIMEOUT = 90
+INOTIFY_PER_NODE = 3  # a booting node's systemd holds 2 once running; 1 spare for the boot itself
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -162,9 +162,12 @@ class Lab:
         if st and all(self.node_pid(d) for d in plan.nodes):
             return {"lab": self.name, "changed": False, "nodes": len(plan.nodes),
                     "message": f"lab {self.name!r} is already up: {len(plan.nodes)} nodes running, nothing changed"}
+        _budget(len([d for d in plan.nodes if not self.node_pid(d)]))
+        if fresh := st is None:
+            _address_free(plan)
         image, built = ensure_image(note)
+        step = progress or (lambda n=1, label=None: None)
         started = time.monotonic()
-        fresh = st is None
         try:
             if fresh:
                 st = {"lab": self.name, "digest": digest, "inventory": str(inv.root), "image": str(image),
@@ -175,7 +178,6 @@ class Lab:
                 secret_values, env_refs = self._make_secrets(inv)
                 st["env_refs"] = env_refs
                 self._host_bridge(plan)
-                step = progress or (lambda n=1, label=None: None)
                 for node in plan.nodes.values():
                     self._make_node(inv, plan, node, image, secret_values)
                     st["nodes"][node.device] = {"ns": node.ns, "machine": node.machine, "pid": None,
@@ -184,7 +186,7 @@ class Lab:
                 self._save(st)
                 self._wire(plan)
             note("booting nodes and waiting for routing to converge…")
-            problems = self._boot_all(plan, st)
+            problems = self._boot_all(plan, st, step)
             if problems:
                 raise LabError("; ".join(problems))
         except BaseException as e:
@@ -338,22 +340,26 @@ class Lab:
         log = open(self.dir / "nodes" / node.device / "console.log", "ab")
         # Each node gets a cgroup of its own (nspawn puts its payload under the caller's cgroup,
         # and without a host systemd every node would share it). nspawn runs in a private mount
-        # namespace with its own /run, so it leaves no state under the host's /run; the netns is
-        # handed over as fd 3.
+        # namespace with its own /run, so it leaves no state under the host's /run; it runs in
+        # the node's network namespace (handed over as fd 3) under a sysfs mounted from there,
+        # so the node's /sys/class/net lists its own interfaces, not the host's.
         cgroups = [h / node.ns for h in _cgroup_hierarchies()]
         for cg in cgroups:
             cg.mkdir(exist_ok=True)
         join = "".join(f"echo $$ > {cg}/cgroup.procs && " for cg in cgroups)
+        inner = ('mount -t sysfs lab-sys /sys && mount --rbind /run/lab-cgroup /sys/fs/cgroup && '
+                 'exec systemd-nspawn --network-namespace-path=/proc/self/fd/3 "$@"')
         script = (join + 'exec 3</run/netns/"$1"; shift; mount -t tmpfs -o mode=0755 lab-run /run && '
-                  'exec systemd-nspawn --network-namespace-path=/proc/self/fd/3 "$@"')
+                  'mkdir /run/lab-cgroup && mount --rbind /sys/fs/cgroup /run/lab-cgroup && '
+                  f"exec nsenter --net=/proc/self/fd/3 -- sh -c '{inner}' sh \"$@\"")
         cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", node.ns,
                "--boot", "--keep-unit", "--register=no", f"--machine={node.machine}", f"--directory={root}",
                f"--hostname={node.device}", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-               # read-only: nspawn drains the node's console into console.log (an unread pty
-               # fills up and blocks every process that writes to it, systemd included)
                # the node manages its own network namespace (zebra, ospfd); nspawn keeps this
                # capability only for networks it creates itself
                "--capability=CAP_NET_ADMIN",
+               # read-only: nspawn drains the node's console into console.log (an unread pty
+               # fills up and blocks every process that writes to it, systemd included)
                "--console=read-only", "--kill-signal=SIGRTMIN+3", "systemd.show_status=0"]
         # legacy cgroups in the node (where the host has them): its systemd then needs one inotify
         # instance fewer, and the host's per-uid inotify budget (fs.inotify.max_user_instances)
@@ -363,10 +369,11 @@ class Lab:
         log.close()
         return p.pid
 
-    def _boot_all(self, plan: planmod.Plan, st: dict, timeout: float = 300) -> list[str]:
+    def _boot_all(self, plan: planmod.Plan, st: dict, step, timeout: float = 300) -> list[str]:
         """Boot the nodes that are not running, a few at a time (boot is when a node's systemd
         needs the most of the host's inotify budget), then wait for OSPF and sshd."""
         deadline = time.monotonic() + timeout
+        boot_timeout = float(os.environ.get("NETOPS_LAB_BOOT_TIMEOUT", "90"))
         pending = [d for d in plan.nodes if not self.node_pid(d)]
         booting: dict[str, float] = {}
         while pending or booting:
@@ -388,10 +395,11 @@ class Lab:
                     return [f"{device}: failed units: {', '.join(ln.split()[0] for ln in failed if ln.strip())}"]
                 if state == "running":
                     del booting[device]
+                    step(1, f"{device} booted")
                     if problem := self._services_problem(device, plan.nodes[device].services):
                         return [problem]
-                elif time.monotonic() - booting[device] > NODE_BOOT_TIMEOUT:
-                    return [f"{device}: still {state or 'starting'} after {NODE_BOOT_TIMEOUT} s"]
+                elif time.monotonic() - booting[device] > boot_timeout:
+                    return [f"{device}: still {state or 'starting'} after {boot_timeout:g} s"]
         expected = _expected_neighbours(plan)
         while True:
             missing = {}
@@ -637,6 +645,42 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def _inotify_in_use_by_root() -> int:
+    n = 0
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if p.stat().st_uid != 0:
+                continue
+            n += sum(1 for fd in (p / "fd").iterdir() if os.readlink(fd) == "anon_inode:inotify")
+        except OSError:
+            continue
+    return n
+
+
+def _budget(new_nodes: int) -> None:
+    """Refuse, before creating anything, a lab that would exhaust root's inotify budget: every
+    node's systemd draws on it, and we never raise the host's limit ourselves."""
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    used = _inotify_in_use_by_root()
+    need = new_nodes * INOTIFY_PER_NODE
+    if used + need > limit:
+        raise UsageError(f"{new_nodes} more nodes need about {need} inotify instances, but root already uses {used} "
+                         f"of fs.inotify.max_user_instances={limit}; scope the inventory down, stop another lab, "
+                         f"or have the host's administrator raise that limit")
+
+
+def _address_free(plan: planmod.Plan) -> None:
+    """Two labs cannot share a management network on one host."""
+    ip = plan.ops_host.split("/")[0]
+    r = _run(["ip", "-j", "-4", "addr", "show"], check=False)
+    for itf in json.loads(r.stdout or "[]"):
+        if itf["ifname"] != plan.bridge and any(a.get("local") == ip for a in itf.get("addr_info", [])):
+            raise UsageError(f"the management address {ip} (address_plan.ops_host) is already on {itf['ifname']}: "
+                             f"another lab of this network is up; take it down first")
 
 
 def _preflight(image: bool = True) -> None:

@@ -1,0 +1,59 @@
+"""The live lab for the tests in this directory: root, real nodes, never skipped.
+
+The session starts from a clean machine (``lab down``), records what the host looks like,
+brings the embedded default's lab up once for every test, and the last test takes it down
+and compares the host with that record.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MINI = REPO / "tests/fixtures/lab-mini"
+
+
+def netops(*args: str, env: dict | None = None, timeout: float = 900, check: bool = False) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
+    p = subprocess.run([sys.executable, "-m", "netops.cli", *args], cwd=REPO, env={**base, **(env or {})},
+                       capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"netops {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def host_snapshot() -> dict:
+    """What the lab must leave as it found it on the host."""
+    def sh(*cmd):
+        return subprocess.run(cmd, capture_output=True, text=True).stdout
+
+    cgroups = sorted(str(p) for h in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                     for p in Path(h).glob("*") if p.is_dir())
+    return {
+        "routes": sh("ip", "-4", "route", "show", "table", "all"),
+        "links": sorted(line.split()[0] for line in sh("ip", "-br", "link").splitlines()),
+        "addresses": sh("ip", "-4", "-br", "addr"),
+        "netns": sh("ip", "netns", "list"),
+        "mounts": sorted(line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()),
+        "cgroups": cgroups,
+        "nft": sh("nft", "list", "ruleset") if Path("/usr/sbin/nft").exists() else "",
+        "sysctl": {k: Path("/proc/sys", k).read_text() for k in
+                   ("net/ipv4/ip_forward", "net/ipv4/conf/all/rp_filter", "fs/inotify/max_user_instances")},
+        "run_systemd": sorted(p.name for p in Path("/run/systemd").glob("*")) if Path("/run/systemd").exists() else [],
+    }
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.fail("lab tests need root (run the README's test command as root; `-m 'not lab'` for unit tests only)")
+    netops("lab", "down", check=True)
+    before = host_snapshot()
+    up = netops("lab", "up", "--json", check=True)
+    env = json.loads(netops("lab", "env", "--json", check=True).stdout)
+    return {"up": json.loads(up.stdout), "env": env, "before": before}
