@@ -1,7 +1,6 @@
 """The lab twin of the embedded default inventory, for real: nodes, links, routing, SSH, SNMP."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import subprocess
@@ -124,15 +123,43 @@ def test_ospf_adjacencies_full(lab):
         assert len(states) == _expected_adjacencies(r) and all(s.startswith("Full") for s in states), (r, states)
 
 
+def test_routers_run_the_rendered_config(lab):
+    """FRR drops lines it rejects without failing; every rendered line must be live."""
+    from topology.lab.plan import build
+
+    plan = build(INV, "jinbao")
+    for r in ROUTERS:
+        running = {ln.strip() for ln in netops("lab", "exec", r, "--", "vtysh", "-c", "show running-config").stdout.splitlines()}
+        rendered = [ln.strip() for ln in plan.nodes[r].frr_conf.splitlines() if ln.strip() and not ln.startswith("!")]
+        # FRR 8.4 applies but does not echo auto-cost; the costs below show it took effect
+        missing = [ln for ln in rendered if ln not in running and not ln.startswith("auto-cost")]
+        assert not missing, (r, missing)
+    costs = netops("lab", "exec", "guangzhou-r1", "--", "vtysh", "-c", "show ip ospf interface json", check=True).stdout
+    by_if = {name: i["cost"] for name, i in json.loads(costs)["interfaces"].items()}
+    for name, itf in INV.devices["guangzhou-r1"].interfaces.items():
+        link = next((lk for lk in INV.links.values() if (lk.a.device, lk.a.interface) == ("guangzhou-r1", name)
+                     or (lk.b.device, lk.b.interface) == ("guangzhou-r1", name)), None)
+        if link and itf.address:
+            assert by_if[name] == 100_000 // link.bandwidth_mbps, (name, by_if[name])
+
+
 def test_every_county_reaches_the_ministry(lab):
     r = netops("lab", "reach", "--json")
     data = json.loads(r.stdout)
     counties = {s.id for s in INV.sites.values() if s.level.value == "county"}
     assert r.returncode == 0 and data["ok"]
     assert {row["county"] for row in data["rows"]} == counties and all(row["ok"] for row in data["rows"])
-    # across the routed WAN: the county's first hop is its own router, not the management network
+    # across the routed WAN, router by router: county → its city (either, if dual-homed) → the
+    # province or its DR site → the ministry; never across the management network
     for row in data["rows"]:
-        assert ipaddress.ip_address(row["first_hop"]) in INV.sites[row["county"]].block
+        hops = [INV.devices[h] for h in row["path"]]
+        levels = [INV.sites[d.site].level.value for d in hops]
+        assert row["path"][0] == row["from"] and row["path"][-1] == row["to"]
+        assert levels[:2] == ["county", "county"] and levels[-1] == "ministry" and "city" in levels
+        assert [INV.sites[d.site].level.value for d in hops if d.role.value == "router"][-1] == "ministry"
+        # OSPF costs follow the inventory's bandwidths: the 10G line via the provincial centre is
+        # the primary path, the DR site only a backup
+        assert "province" in levels and "dr" not in levels, row["path"]
 
 
 def test_ansible_reaches_every_server_over_ssh(lab):

@@ -116,8 +116,8 @@ def cmd_reach(args, out: Out) -> int:
         out.json({"ok": not failed, "rows": rows})
     else:
         out.table("区县 → 部中心 可达性 County → ministry reachability",
-                  ["county 区县", "from", "to", "first hop 下一跳", "result 结果", "rtt ms"],
-                  [[f"{r['name']} ({r['county']})", r["from"], f"{r['to']} {r['address']}", r["first_hop"] or "-",
+                  ["county 区县", "to 目标", "path 路径", "result 结果", "rtt ms"],
+                  [[f"{r['name']} ({r['county']})", f"{r['to']} {r['address']}", " → ".join(r["path"]),
                     "✓ 可达 reachable" if r["ok"] else "✗ 不可达 unreachable", r["rtt_ms"]] for r in rows])
         out.print(f"{len(rows) - len(failed)}/{len(rows)} counties reach the ministry")
     return FINDINGS if failed else 0

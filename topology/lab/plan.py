@@ -35,6 +35,7 @@ class NodeIf:
     passive: bool = False     # OSPF passive (a LAN with no other router)
     p2p: bool = False
     area: int = 0
+    bandwidth_mbps: int | None = None  # of its link: OSPF cost follows it
 
 
 @dataclass
@@ -161,6 +162,7 @@ def _routing(inv: Inventory, nodes: dict[str, Node]) -> None:
                 continue
             if d.role == Role.router:
                 link = link_of.get((d.id, nif.name))
+                nif.bandwidth_mbps = link.bandwidth_mbps if link is not None else None
                 nif.ospf = True
                 nif.p2p = link is not None and link.kind != LinkKind.lan
                 nif.passive = not nif.p2p and len(routers_on[itf.address.network]) < 2

@@ -570,20 +570,34 @@ class Lab:
         rows = []
         counties = [s for s in inv.sites_in_order() if s.level.value == "county"]
 
+        owner = {str(i.address.ip): d.id for d in inv.devices.values() for i in d.interfaces.values() if i.address}
+
+        def path(src: str) -> list[str]:
+            """The routed path as the nodes' own tables give it, hop by hop."""
+            hops, node = [src], src
+            for _ in range(16):
+                route = _run(["ip", "-n", st["nodes"][node]["ns"], "route", "get", target], check=False).stdout.split()
+                if "via" not in route:
+                    break  # the target is on a connected network of this node
+                node = owner.get(route[route.index("via") + 1], route[route.index("via") + 1])
+                hops.append(node)
+                if node not in st["nodes"]:
+                    break
+            return hops + ([target_dev] if hops[-1] != target_dev else [])
+
         def one(site):
             devs = sorted(inv.devices_by_site.get(site.id, []), key=lambda d: inv.devices[d].role.value == "router")
             src = devs[0]
             ns = st["nodes"][src]["ns"]
-            via = _run(["ip", "-n", ns, "route", "get", target], check=False).stdout.split()
-            hop = via[via.index("via") + 1] if "via" in via else None
             for _ in range(5):
                 r = _run(["ip", "netns", "exec", ns, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", target], check=False)
                 if r.returncode == 0:
                     break
                 time.sleep(1)
             rtt = next((ln.split("=")[1].split("/")[1] for ln in r.stdout.splitlines() if "min/avg" in ln), None)
+            hops = path(src)
             return {"county": site.id, "name": site.name, "from": src, "to": target_dev, "address": target,
-                    "first_hop": hop, "ok": r.returncode == 0, "rtt_ms": float(rtt) if rtt else None}
+                    "path": hops, "ok": r.returncode == 0, "rtt_ms": float(rtt) if rtt else None}
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             rows = list(pool.map(one, counties))
