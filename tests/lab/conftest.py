@@ -6,6 +6,7 @@ and compares the host with that record.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -52,8 +53,15 @@ def host_snapshot() -> dict:
 def lab():
     if os.geteuid() != 0:
         pytest.fail("lab tests need root (run the README's test command as root; `-m 'not lab'` for unit tests only)")
+    # one lab test session at a time on this machine: they all take the default lab down and up
+    from topology.lab.runtime import state_root
+
+    state_root().mkdir(parents=True, exist_ok=True)
+    lock = open(state_root() / ".test-session.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     netops("lab", "down", check=True)
     before = host_snapshot()
     up = netops("lab", "up", "--json", check=True)
     env = json.loads(netops("lab", "env", "--json", check=True).stdout)
-    return {"up": json.loads(up.stdout), "env": env, "before": before}
+    yield {"up": json.loads(up.stdout), "env": env, "before": before}
+    lock.close()

@@ -172,6 +172,16 @@ def test_ansible_reaches_every_server_over_ssh(lab):
     assert r.stdout.count("SUCCESS") == len(HOSTS) == 22
 
 
+def test_lab_check_playbook(lab):
+    env = {**os.environ, **lab["env"]}
+    env.pop("NETOPS_INVENTORY", None)
+    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
+    r = subprocess.run([playbook, "playbooks/lab_check.yml"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    recap = {ln.split()[0]: ln for ln in r.stdout.splitlines() if "ok=" in ln and "failed=" in ln}
+    assert set(recap) == set(INV.devices) and all("failed=0" in ln and "unreachable=0" in ln for ln in recap.values())
+
+
 def test_vtysh_over_ssh_with_the_lab_key(lab):
     env = lab["env"]
     r = subprocess.run(["ssh", "-i", env["NETOPS_SSH_KEY"], *env["ANSIBLE_SSH_COMMON_ARGS"].split(), "-o", "BatchMode=yes",

@@ -8,6 +8,7 @@ and removes all of it even when the state file is gone. Only processes this lab 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -87,6 +88,13 @@ class Lab:
         self.dir = state_root() / name
         self.state_file = self.dir / "state.json"
 
+    def lock(self):
+        """Exclusive hold on this lab for one up/down: two at once would race over the same names."""
+        state_root().mkdir(parents=True, exist_ok=True)
+        fh = open(state_root() / f".{self.name}.lock", "w")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        return fh
+
     # --- state ------------------------------------------------------------------------------
     def state(self) -> dict | None:
         try:
@@ -153,6 +161,10 @@ class Lab:
     # --- up ---------------------------------------------------------------------------------
     def up(self, inv: Inventory, note=lambda m: None, progress=None, keep_on_failure: bool = False) -> dict:
         _preflight()
+        with self.lock():
+            return self._up(inv, note, progress, keep_on_failure)
+
+    def _up(self, inv: Inventory, note, progress, keep_on_failure: bool) -> dict:
         plan = planmod.build(inv, self.name)
         digest = _digest(plan)
         st = self.state()
@@ -192,7 +204,7 @@ class Lab:
         except BaseException as e:
             if keep_on_failure:
                 raise
-            self.down()
+            self._down()
             if isinstance(e, (LabError, UsageError)):
                 raise LabError(f"lab up failed and was cleaned up: {e}") from None
             raise
@@ -438,6 +450,10 @@ class Lab:
     # --- down -------------------------------------------------------------------------------
     def down(self) -> dict:
         _preflight(image=False)
+        with self.lock():
+            return self._down()
+
+    def _down(self) -> dict:
         st = self.state() or {}
         removed = {"processes": 0, "mounts": 0, "namespaces": 0, "links": 0}
         pids = [(n["pid"], n["machine"]) for n in st.get("nodes", {}).values() if n.get("pid")]
