@@ -134,7 +134,7 @@ def cmd_graph(args, out: Out) -> int:
 
     def add(tree: Tree, n: dict) -> None:
         s = inv.sites[n["id"]]
-        extra = f" [yellow]双归属 dual-homed[/]" if s.homing == "dual" else ""
+        extra = " [yellow]双归属 dual-homed[/]" if s.homing == "dual" else ""
         branch = tree.add(f"[bold]{n['name']}[/] [dim]{n['id']} · {n['level']} · {len(n['devices'])} devices[/]{extra}")
         for c in n["children"]:
             add(branch, c)

@@ -12,7 +12,7 @@ import pytest
 import inventory
 from topology.lab.runtime import Lab
 
-from .conftest import MINI, REPO, host_snapshot, netops
+from .conftest import MINI, REPO, netops
 
 pytestmark = pytest.mark.lab
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
@@ -205,11 +205,3 @@ def test_failed_up_cleans_up_after_itself(lab):
     assert r.returncode == 1 and "cleaned up" in r.stderr, r.stderr
     assert Lab("mini").leftovers() == []
     assert json.loads(netops("lab", "up", "--json").stdout)["changed"] is False
-
-
-def test_zz_down_leaves_nothing_behind(lab):
-    r = netops("lab", "down", "--json")
-    assert r.returncode == 0, r.stderr
-    assert Lab("jinbao").leftovers() == []
-    assert host_snapshot() == lab["before"]
-    assert json.loads(netops("lab", "status", "--json").stdout)["up"] is False
