@@ -63,21 +63,13 @@ def _write(path: Path, text: str, mode: int = 0o644, owner: tuple[int, int] | No
     os.replace(tmp, path)
 
 
-def _ids(root: Path, user: str, group: str | None = None) -> tuple[int, int]:
-    """uid/gid as the node's own /etc/passwd and /etc/group know them."""
-    uid = gid = None
+def _ids(root: Path, user: str) -> tuple[int, int]:
+    """uid and primary gid as the node's own /etc/passwd knows them."""
     for line in (root / "etc/passwd").read_text().splitlines():
         f = line.split(":")
         if f[0] == user:
-            uid, gid = int(f[2]), int(f[3])
-    if group:
-        for line in (root / "etc/group").read_text().splitlines():
-            f = line.split(":")
-            if f[0] == group:
-                gid = int(f[2])
-    if uid is None or gid is None:
-        raise LabError(f"{root}: no user {user!r} in the node image")
-    return uid, gid
+            return int(f[2]), int(f[3])
+    raise LabError(f"{root}: no user {user!r} in the node image")
 
 
 class Lab:
@@ -296,7 +288,7 @@ class Lab:
         with open(self.dir / "known_hosts", "a") as kh:
             kh.write(f"{mgmt_ip} {kind} {key}\n")
         # snmpd: v3 authPriv user (and v2c only where the inventory says so)
-        snmp_uid, snmp_gid = _ids(root, "Debian-snmp")
+        _, snmp_gid = _ids(root, "Debian-snmp")
         _write(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(inv, node.device, values), 0o640, (0, snmp_gid))
         # routing
         if node.frr_conf:
@@ -465,7 +457,7 @@ class Lab:
         while live and time.monotonic() < deadline:
             live = [(pid, m) for pid, m in live if self._ours(pid, m)]
             time.sleep(0.1)
-        for pid, m in live:
+        for pid, m in live:  # did not power off in time
             leader = self.leader(pid)
             for victim in (leader, pid):
                 if victim:
@@ -473,6 +465,10 @@ class Lab:
                         os.kill(victim, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+        deadline = time.monotonic() + 5  # killed processes still hold mounts and cgroups until gone
+        while live and time.monotonic() < deadline:
+            live = [(pid, m) for pid, m in live if self._ours(pid, m)]
+            time.sleep(0.1)
         removed["processes"] = len(pids)
         for mnt in sorted(self._mounts(), key=len, reverse=True):
             if _run(["umount", mnt], check=False).returncode != 0:
