@@ -7,7 +7,6 @@ and removes all of it even when the state file is gone. Only processes this lab 
 """
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import ipaddress
@@ -645,7 +644,12 @@ def _expected_neighbours(plan: planmod.Plan) -> dict[str, int]:
 
 
 def _digest(plan: planmod.Plan) -> str:
-    return hashlib.sha256(json.dumps(dataclasses.asdict(plan), sort_keys=True).encode()).hexdigest()[:16]
+    """What a running lab cannot change without being rebuilt: its nodes and its cabling. Config
+    (addresses, routing) is excluded: provisioning changes it live, and the lab stays the same lab."""
+    shape = {"bridge": plan.bridge, "ops_host": plan.ops_host,
+             "nodes": {d: [n.ns, n.mgmt, n.image, n.services, [i.linux for i in n.interfaces]] for d, n in plan.nodes.items()},
+             "wires": [[w.a, w.b, w.bridge] for w in plan.wires]}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
 CGROUP_FS = Path("/sys/fs/cgroup")
