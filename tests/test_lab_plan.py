@@ -1,0 +1,122 @@
+"""The lab plan as a pure function of the inventory (no root, no lab)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+import inventory
+from topology.lab import base, plan
+
+INV = inventory.load(inventory.DEFAULT_INVENTORY)
+PLAN = plan.build(INV, "jinbao")
+
+
+def test_every_device_is_a_node_in_its_own_namespace():
+    assert set(PLAN.nodes) == set(INV.devices)
+    assert len({n.ns for n in PLAN.nodes.values()}) == len(PLAN.nodes)
+    assert all(n.ns == f"jb.jinbao.{d}" for d, n in PLAN.nodes.items())
+    assert len({n.host_veth for n in PLAN.nodes.values()}) == len(PLAN.nodes)
+    assert all(len(n.host_veth) <= 15 for n in PLAN.nodes.values())  # Linux netdev name limit
+    assert PLAN.nodes["gd-r1"].image == "frr" and PLAN.nodes["gd-db1"].image == "linux"
+
+
+def test_services_per_role():
+    assert PLAN.nodes["gd-r1"].services == ["ssh", "snmpd", "frr"]
+    assert PLAN.nodes["gd-db1"].services == ["ssh", "snmpd", "postgresql"]
+    assert PLAN.nodes["panyu-db1"].services == ["ssh", "snmpd", "mariadb"]
+
+
+def test_every_link_is_one_wire_and_lan_hubs_become_bridges():
+    assert sorted(w.link for w in PLAN.wires) == sorted(INV.links)
+    hub = [w for w in PLAN.wires if w.a[0] == "bu-r1" and w.bridge]
+    assert {w.b[0] for w in hub} == {"bu-r2", "bu-srv1", "bu-mon1"}
+    assert len({w.a[1] for w in hub}) == 3  # one bridge port each
+    # a LAN with one host is a plain veth, no bridge
+    lan = next(w for w in PLAN.wires if w.link == "huadu-srv1-lan")
+    assert lan.bridge is None
+    assert next(w for w in PLAN.wires if w.link == "longgang-up2").planned
+
+
+def test_linux_interface_names():
+    assert plan.linux_ifname("eth1", 1) == "eth1"
+    assert plan.linux_ifname("GigabitEthernet0/0/1", 3) == "if3"  # '/' is not allowed in netdev names
+    assert plan.linux_ifname("a-very-long-interface-name", 2) == "if2"  # over 15 characters
+    assert plan.linux_ifname("mgmt0", 4) == "if4"  # reserved for the management network
+
+
+def test_ospf_areas_and_passive_interfaces():
+    gd = {i.name: i for i in PLAN.nodes["gd-r1"].interfaces}
+    assert gd["eth1"].area == 0 and gd["eth1"].p2p          # to the ministry: backbone
+    assert gd["eth2"].area == 0                               # to its DR site: backbone
+    assert gd["eth3"].area == 44 and gd["eth4"].area == 44   # to its cities: the province's area
+    assert gd["eth0"].passive                                 # LAN with servers only
+    bu = {i.name: i for i in PLAN.nodes["bu-r1"].interfaces}
+    assert bu["eth0"].bridge and not bu["eth0"].passive       # the ministry LAN has two routers
+    hd = {i.name: i for i in PLAN.nodes["huadu-r1"].interfaces}
+    assert hd["eth1"].area == 44 and hd["eth1"].bandwidth_mbps == 100
+
+
+def test_frr_config_follows_the_inventory():
+    conf = PLAN.nodes["guangzhou-r1"].frr_conf
+    assert "ospf router-id 10.44.254.3" in conf and "auto-cost reference-bandwidth 100000" in conf
+    assert " ip address 10.44.255.3/31\n ip ospf area 0.0.0.44\n ip ospf network point-to-point" in conf
+    assert " ip ospf hello-interval 1\n ip ospf dead-interval 4" in conf
+    # the planned link's interface is described but carries no address or OSPF yet
+    block = conf.split("interface eth6\n", 1)[1].split("exit", 1)[0]
+    assert "description" in block and "ip address" not in block and "ospf" not in block
+
+
+def test_hosts_route_through_their_site_router():
+    assert PLAN.nodes["huadu-srv1"].gateway == "10.44.18.1"
+    assert PLAN.nodes["bu-srv1"].gateway == "10.0.1.1"
+    assert PLAN.nodes["gd-r1"].gateway is None
+
+
+def test_snmpd_v3_everywhere_v2c_only_where_declared():
+    secrets = {"NETOPS_SNMP_AUTH_KEY": "a" * 16, "NETOPS_SNMP_PRIV_KEY": "p" * 16, "NETOPS_SNMP_COMMUNITY": "c0mm"}
+    v3 = plan.render_snmpd(INV, "gd-r1", secrets)
+    assert 'createUser netops SHA "aaaaaaaaaaaaaaaa" AES "pppppppppppppppp"' in v3 and "rouser netops priv" in v3
+    assert "community" not in v3
+    v2c = plan.render_snmpd(INV, "huadu-r1", secrets)
+    assert "rocommunity c0mm 10.254.0.0/16" in v2c and "rouser netops priv" in v2c
+
+
+def test_bad_lab_name():
+    with pytest.raises(ValueError, match="lab name"):
+        plan.build(INV, "Bad Name")
+
+
+def test_base_image_key_follows_package_list_and_setup(tmp_path, monkeypatch):
+    key = base.image_key()
+    pk = tmp_path / "packages.txt"
+    shutil.copy(base.PACKAGES_FILE, pk)
+    monkeypatch.setattr(base, "PACKAGES_FILE", pk)
+    assert base.image_key() == key
+    pk.write_text(pk.read_text() + "\n# a comment changes nothing\n")
+    assert base.image_key() == key
+    pk.write_text(pk.read_text() + "tcpdump\n")
+    assert base.image_key() != key and "tcpdump" in base.packages()
+
+
+def test_plan_for_any_valid_inventory(tmp_path):
+    """A vendor router (no FRR in production) is still twinned by an FRR node, its interface
+    names mapped to Linux names with the inventory name kept as the alias."""
+    src = tmp_path / "inv"
+    shutil.copytree(inventory.DEFAULT_INVENTORY, src)
+    doc = yaml.safe_load((src / "guangdong.yml").read_text())
+    dev = doc["devices"]["huadu-r1"]
+    dev["platform"] = "huawei_vrp"
+    dev.pop("snmp_version")
+    dev["interfaces"] = {"GigabitEthernet0/0/0": dev["interfaces"]["eth0"], "GigabitEthernet0/0/1": dev["interfaces"]["eth1"]}
+    for lk in doc["links"].values():
+        for side in ("a", "b"):
+            lk[side] = lk[side].replace("huadu-r1:eth0", "huadu-r1:GigabitEthernet0/0/0").replace("huadu-r1:eth1", "huadu-r1:GigabitEthernet0/0/1")
+    (src / "guangdong.yml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+    p = plan.build(inventory.load(src), "t")
+    node = p.nodes["huadu-r1"]
+    assert node.image == "frr"
+    assert [(i.name, i.linux) for i in node.interfaces] == [("GigabitEthernet0/0/0", "if0"), ("GigabitEthernet0/0/1", "if1")]
+    assert "interface if1\n description 至广州市核心" in node.frr_conf
+    assert any(w.a == ("huadu-r1", "if1") or w.b == ("huadu-r1", "if1") for w in p.wires)
