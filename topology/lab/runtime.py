@@ -29,7 +29,8 @@ from . import plan as planmod
 from .base import ensure_image
 
 MAX_PARALLEL_BOOTS = 6
-INOTIFY_PER_NODE = 3  # a booting node's systemd holds 2 once running; 1 spare for the boot itself
+INOTIFY_PER_NODE = 2  # a running node's systemd holds 2 (the mount table, /etc/localtime)
+INOTIFY_PER_BOOT = 1  # and briefly one more while it boots
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -696,7 +697,7 @@ def _budget(new_nodes: int) -> None:
     node's systemd draws on it, and we never raise the host's limit ourselves."""
     limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
     used = _inotify_in_use_by_root()
-    need = new_nodes * INOTIFY_PER_NODE
+    need = new_nodes * INOTIFY_PER_NODE + min(new_nodes, MAX_PARALLEL_BOOTS) * INOTIFY_PER_BOOT
     if used + need > limit:
         raise UsageError(f"{new_nodes} more nodes need about {need} inotify instances, but root already uses {used} "
                          f"of fs.inotify.max_user_instances={limit}; scope the inventory down, stop another lab, "
