@@ -120,3 +120,15 @@ def test_plan_for_any_valid_inventory(tmp_path):
     assert [(i.name, i.linux) for i in node.interfaces] == [("GigabitEthernet0/0/0", "if0"), ("GigabitEthernet0/0/1", "if1")]
     assert "interface if1\n description 至广州市核心" in node.frr_conf
     assert any(w.a == ("huadu-r1", "if1") or w.b == ("huadu-r1", "if1") for w in p.wires)
+
+
+def test_lab_refuses_what_root_inotify_budget_cannot_hold(monkeypatch):
+    from netops.output import UsageError
+    from topology.lab import runtime
+
+    limit = int(open("/proc/sys/fs/inotify/max_user_instances").read())
+    monkeypatch.setattr(runtime, "_inotify_in_use_by_root", lambda: 0)
+    runtime._budget(len(PLAN.nodes))  # the default fits an idle host
+    monkeypatch.setattr(runtime, "_inotify_in_use_by_root", lambda: limit - 10)
+    with pytest.raises(UsageError, match=r"40 more nodes need about 86 inotify instances.*max_user_instances"):
+        runtime._budget(len(PLAN.nodes))
