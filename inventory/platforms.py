@@ -24,6 +24,8 @@ class Platform:
     commit_confirm: str | None = None  # how the change is armed, with {minutes}
     confirm: str | None = None         # how it is confirmed
     snmp_enterprise: str | None = None  # sysObjectID prefix that identifies the vendor
+    # a CLI command run as one non-interactive SSH exec (no interactive session needed), with {command}
+    cli_exec: str | None = None
 
 
 _NET = "ansible.netcommon.network_cli"
@@ -46,7 +48,7 @@ PLATFORMS: dict[str, Platform] = {
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
-                 snmp_enterprise="1.3.6.1.4.1.8072"),
+                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
         Platform("kylin", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
