@@ -24,8 +24,23 @@ class Platform:
     commit_confirm: str | None = None  # how the change is armed, with {minutes}
     confirm: str | None = None         # how it is confirmed
     snmp_enterprise: str | None = None  # sysObjectID prefix that identifies the vendor
+    # --- configuration syntax (link provisioning: topology/provision) ---
+    negate: str = "no"                 # prefix that removes a configuration line
+    stanza_exit: str = "exit"          # leaves a sub-mode (interface view)
+    config_mode: str = "configure terminal"  # enters configuration mode (used where commands are exec'd)
+    commit_confirm_at: str = "first"   # where commit_confirm goes: "enter" (is the config-mode command),
+                                       # "first" or "last" (a line in configuration mode)
+    # verification after a push: {name} interface, {source}/{target} addresses
+    show_interface: str = "show interface {name}"
+    interface_up: str = r"is up, line protocol is up"   # regex on show_interface output
+    show_ospf_neighbor: str = "show ip ospf neighbor"  # a line with the peer's router id and "Full"
+    ping: str | None = None            # run as is (a shell command where cli_exec is set)
+    ping_ok: str = r" 0% packet loss"  # regex on the ping output
     # a CLI command run as one non-interactive SSH exec (no interactive session needed), with {command}
     cli_exec: str | None = None
+    # vendor CPU / memory utilisation columns (percent per entity); None: HOST-RESOURCES-MIB
+    snmp_cpu_oid: str | None = None
+    snmp_mem_oid: str | None = None
 
 
 _NET = "ansible.netcommon.network_cli"
@@ -35,20 +50,35 @@ PLATFORMS: dict[str, Platform] = {
     for p in (
         Platform("huawei_vrp", "network", "huawei_vrpv8", "community.network.ce", _NET, "frr",
                  paging_off="screen-length 0 temporary", show_running="display current-configuration",
-                 save="save", commit_confirm="commit trial {seconds}", confirm="commit",
-                 snmp_enterprise="1.3.6.1.4.1.2011"),
+                 save="save", commit_confirm="commit trial {seconds}", confirm="commit", negate="undo", stanza_exit="quit",
+                 config_mode="system-view", commit_confirm_at="last", show_interface="display interface {name}",
+                 interface_up=r"current state : UP[\s\S]*Line protocol current state : UP",
+                 show_ospf_neighbor="display ospf peer brief", ping="ping -c 3 -a {source} {target}",
+                 ping_ok=r" 0.00% packet loss",
+                 snmp_enterprise="1.3.6.1.4.1.2011",
+                 snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
+                 snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7"),   # hwEntityMemUsage
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
-                 confirm="configuration commit", snmp_enterprise="1.3.6.1.4.1.25506"),
+                 confirm="configuration commit", snmp_enterprise="1.3.6.1.4.1.25506", negate="undo",
+                 stanza_exit="quit", config_mode="system-view", show_interface="display interface {name}",
+                 interface_up=r"Current state: UP[\s\S]*Line protocol state: UP",
+                 show_ospf_neighbor="display ospf peer", ping="ping -c 3 -a {source} {target}",
+                 ping_ok=r" 0.0% packet loss",
+                 snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
+                 snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8"),      # hh3cEntityExtMemUsage
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
+                 commit_confirm_at="enter", show_interface="show interfaces {name}",
+                 ping="ping {target} source {source} repeat 3", ping_ok=r"Success rate is 100 percent",
                  confirm="configure confirm", snmp_enterprise="1.3.6.1.4.1.9"),
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
-                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}"),
+                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
+                 ping="ping -c 3 -W 1 -I {source} {target}"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
         Platform("kylin", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),

@@ -1,0 +1,382 @@
+"""SNMP polling with pysnmp 7 asyncio: one engine per process, many targets at once.
+
+Per target and cycle:
+1. one GET of the scalars (sysUpTime, sysName, sysObjectID, ifTableLastChange);
+2. the label columns (ifName, ifAlias) are walked only when the cache is empty or the scalars say the
+   table changed (sysUpTime went back = agent restart, ifTableLastChange moved);
+3. the counter/state columns are walked with GETBULK, several columns per PDU, split into at most
+   ``inflight`` concurrent walks (the per-device in-flight limit);
+4. CPU/memory: the vendor entity columns the platform table names for the sysObjectID's enterprise,
+   else HOST-RESOURCES-MIB.
+
+Every request has its own timeout and retry count (counted into the self-metrics), every device a hard
+deadline and the cycle one more; a device that does not answer only costs its own deadline.
+
+Counters are exported monotonic: deltas are accumulated across polls, a counter that went back without
+a restart wrapped (at 2^32 or 2^64), one that went back with sysUpTime is counted from zero.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from pyasn1.type import univ
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+    usmAesCfb128Protocol,
+    usmAesCfb192Protocol,
+    usmAesCfb256Protocol,
+    usmHMAC192SHA256AuthProtocol,
+    usmHMAC384SHA512AuthProtocol,
+    usmHMACSHAAuthProtocol,
+)
+from pysnmp.proto import errind, rfc1905
+
+from inventory.platforms import PLATFORMS
+
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+IF_TABLE_LAST_CHANGE = "1.3.6.1.2.1.31.1.5.0"
+SCALARS = (SYS_UPTIME, SYS_OBJECT_ID, SYS_NAME, IF_TABLE_LAST_CHANGE)
+
+IF_LABELS = {"name": "1.3.6.1.2.1.31.1.1.1.1", "alias": "1.3.6.1.2.1.31.1.1.1.18"}
+# counter column → (OID, width in bits)
+IF_COUNTERS = {
+    "in_octets": ("1.3.6.1.2.1.31.1.1.1.6", 64),        # ifHCInOctets
+    "out_octets": ("1.3.6.1.2.1.31.1.1.1.10", 64),      # ifHCOutOctets
+    "in_unicast_packets": ("1.3.6.1.2.1.31.1.1.1.7", 64),
+    "out_unicast_packets": ("1.3.6.1.2.1.31.1.1.1.11", 64),
+    "in_errors": ("1.3.6.1.2.1.2.2.1.14", 32),
+    "out_errors": ("1.3.6.1.2.1.2.2.1.20", 32),
+    "in_discards": ("1.3.6.1.2.1.2.2.1.13", 32),
+    "out_discards": ("1.3.6.1.2.1.2.2.1.19", 32),
+}
+IF_STATE = {
+    "admin_status": "1.3.6.1.2.1.2.2.1.7",
+    "oper_status": "1.3.6.1.2.1.2.2.1.8",
+    "speed_mbps": "1.3.6.1.2.1.31.1.1.1.15",            # ifHighSpeed
+}
+HR_CPU = {"load": "1.3.6.1.2.1.25.3.3.1.2"}            # hrProcessorLoad (percent per CPU)
+HR_STORAGE = {
+    "type": "1.3.6.1.2.1.25.2.3.1.2",
+    "descr": "1.3.6.1.2.1.25.2.3.1.3",
+    "units": "1.3.6.1.2.1.25.2.3.1.4",
+    "size": "1.3.6.1.2.1.25.2.3.1.5",
+    "used": "1.3.6.1.2.1.25.2.3.1.6",
+}
+HR_STORAGE_RAM = "1.3.6.1.2.1.25.2.1.2"
+OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+
+AUTH = {"SHA": usmHMACSHAAuthProtocol, "SHA-256": usmHMAC192SHA256AuthProtocol,
+        "SHA-512": usmHMAC384SHA512AuthProtocol}
+PRIV = {"AES": usmAesCfb128Protocol, "AES-192": usmAesCfb192Protocol, "AES-256": usmAesCfb256Protocol}
+
+
+class SnmpError(Exception):
+    pass
+
+
+@dataclass
+class Target:
+    device: str
+    address: str
+    platform: str = "debian"
+    port: int = 161
+    version: str = "v3"
+    user: str = ""
+    auth_key: str = ""
+    priv_key: str = ""
+    auth_protocol: str = "SHA"
+    priv_protocol: str = "AES"
+    community: str = ""
+    context: str = ""            # SNMPv3 context name (empty on most devices)
+    labels: dict = field(default_factory=dict)  # level/province/city/county/site
+    max_repetitions: int = 25
+    inflight: int = 2            # concurrent PDUs towards this device
+    timeout: float = 1.0         # per request attempt
+    retries: int = 1
+    deadline: float = 10.0       # the whole poll of this device
+
+
+@dataclass
+class Stats:
+    pdus: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    varbinds: int = 0
+
+
+@dataclass
+class _State:
+    """What a target's previous polls left: label cache, raw counters, exported totals."""
+    uptime: int | None = None
+    last_change: int | None = None
+    labels: dict = field(default_factory=dict)   # ifIndex → {"name", "alias"}
+    raw: dict = field(default_factory=dict)      # (column, ifIndex) → last raw value
+    total: dict = field(default_factory=dict)    # (column, ifIndex) → exported monotonic total
+    timeouts_total: int = 0
+    label_walks: int = 0
+
+
+@dataclass
+class Result:
+    device: str
+    ok: bool
+    error: str | None = None
+    system: dict = field(default_factory=dict)
+    interfaces: dict = field(default_factory=dict)   # ifIndex → dict
+    cpu_ratio: float | None = None
+    memory_ratio: float | None = None
+    storage: list = field(default_factory=list)
+    duration_s: float = 0.0
+    stats: Stats = field(default_factory=Stats)
+    labels_walked: bool = False
+    restarted: bool = False
+
+
+def _oid(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
+
+
+def _value(v):
+    """pysnmp value → Python (None for the no-such/end-of-view exceptions)."""
+    if v.tagSet in (rfc1905.endOfMibView.tagSet, rfc1905.noSuchObject.tagSet, rfc1905.noSuchInstance.tagSet):
+        return None
+    if isinstance(v, univ.ObjectIdentifier):
+        return str(v)
+    if isinstance(v, univ.OctetString):
+        return bytes(v).decode("utf-8", "replace")
+    if isinstance(v, univ.Integer):
+        return int(v)
+    return v.prettyPrint()
+
+
+def vendor_platform(sys_object_id: str | None, hint: str) -> str | None:
+    """The platform whose enterprise prefixes sysObjectID; the inventory's own platform wins a tie."""
+    if not sys_object_id:
+        return None
+    matches = [p.name for p in PLATFORMS.values()
+               if p.snmp_enterprise and (sys_object_id + ".").startswith(p.snmp_enterprise + ".")]
+    if hint in matches:
+        return hint
+    return max(matches, key=lambda n: len(PLATFORMS[n].snmp_enterprise), default=None)
+
+
+def advance(prev_raw: int | None, prev_total: int | None, raw: int, bits: int, restarted: bool) -> int:
+    """The exported monotonic total after reading ``raw``: wraps and agent restarts handled."""
+    if prev_raw is None or prev_total is None:
+        return raw
+    if restarted:
+        return prev_total + raw  # the agent counted again from zero
+    if raw >= prev_raw:
+        return prev_total + raw - prev_raw
+    return prev_total + raw + (1 << bits) - prev_raw  # wrapped
+
+
+class Poller:
+    """One SNMP engine, many targets; keeps each target's cache and counter state between cycles."""
+
+    def __init__(self, concurrency: int = 256):
+        self.engine = SnmpEngine()
+        self.state: dict[str, _State] = {}
+        self._transports: dict[tuple, UdpTransportTarget] = {}
+        self._auth: dict[str, object] = {}
+        self.concurrency = concurrency
+
+    # --- one request -----------------------------------------------------------------------------
+    def _auth_data(self, t: Target):
+        key = (t.version, t.user, t.auth_key, t.priv_key, t.auth_protocol, t.priv_protocol, t.community)
+        if key not in self._auth:
+            if t.version == "v2c":
+                self._auth[key] = CommunityData(t.community, mpModel=1)
+            else:
+                self._auth[key] = UsmUserData(t.user, t.auth_key, t.priv_key,
+                                              authProtocol=AUTH[t.auth_protocol], privProtocol=PRIV[t.priv_protocol])
+        return self._auth[key]
+
+    async def _transport(self, t: Target):
+        key = (t.address, t.port, t.timeout)
+        if key not in self._transports:
+            self._transports[key] = await UdpTransportTarget.create((t.address, t.port), timeout=t.timeout, retries=0)
+        return self._transports[key]
+
+    async def _request(self, t: Target, stats: Stats, sem: asyncio.Semaphore, oids: list[str], bulk: bool):
+        vbs_in = [ObjectType(ObjectIdentity(o)) for o in oids]
+        auth, transport = self._auth_data(t), await self._transport(t)
+        for attempt in range(t.retries + 1):
+            stats.pdus += 1
+            stats.retries += attempt > 0
+            async with sem:
+                if bulk:
+                    err, status, index, vbs = await bulk_cmd(self.engine, auth, transport, ContextData(contextName=t.context), 0,
+                                                             t.max_repetitions, *vbs_in, lookupMib=False)
+                else:
+                    err, status, index, vbs = await get_cmd(self.engine, auth, transport, ContextData(contextName=t.context), *vbs_in,
+                                                            lookupMib=False)
+            if isinstance(err, errind.RequestTimedOut):
+                stats.timeouts += 1
+                continue
+            if err:
+                raise SnmpError(str(err))
+            if status:
+                raise SnmpError(f"{status.prettyPrint()} at varbind {int(index)}")
+            stats.varbinds += len(vbs)
+            return [(tuple(vb[0]), vb[1]) for vb in vbs]
+        raise SnmpError(f"no response after {t.retries + 1} attempts of {t.timeout:g} s")
+
+    async def walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict[str, dict[int | tuple, object]]:
+        """GETBULK several columns side by side until each leaves its subtree; row index → value."""
+        out: dict[str, dict] = {n: {} for n in columns}
+        prefix = {n: _oid(o) for n, o in columns.items()}
+        pending = dict(prefix)  # column → last OID seen
+        while pending:
+            names = list(pending)
+            vbs = await self._request(t, stats, sem, [".".join(map(str, pending[n])) for n in names], bulk=True)
+            if not vbs:
+                break
+            done: set[str] = set()
+            for i, (oid, val) in enumerate(vbs):
+                n = names[i % len(names)]
+                if n in done:
+                    continue
+                p = prefix[n]
+                v = _value(val)
+                if v is None or oid[:len(p)] != p or oid <= pending[n]:
+                    done.add(n)
+                    continue
+                idx = oid[len(p):]
+                out[n][idx[0] if len(idx) == 1 else idx] = v
+                pending[n] = oid
+            for n in done:
+                pending.pop(n, None)
+        return out
+
+    async def _split_walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict:
+        """The columns in up to ``inflight`` groups walked concurrently."""
+        names = list(columns)
+        k = max(1, min(t.inflight, len(names)))
+        groups = [names[i::k] for i in range(k)]
+        parts = await asyncio.gather(*(self.walk(t, stats, sem, {n: columns[n] for n in g}) for g in groups))
+        return {n: v for part in parts for n, v in part.items()}
+
+    # --- one device ------------------------------------------------------------------------------
+    async def poll(self, t: Target) -> Result:
+        start = time.monotonic()
+        res = Result(t.device, ok=False)
+        try:
+            await asyncio.wait_for(self._poll(t, res), t.deadline)
+            res.ok = True
+        except asyncio.TimeoutError:
+            res.error = f"deadline {t.deadline:g} s exceeded"
+        except SnmpError as e:
+            res.error = str(e)
+        except OSError as e:
+            res.error = f"transport: {e}"
+        res.duration_s = time.monotonic() - start
+        st = self.state.setdefault(t.device, _State())
+        st.timeouts_total += res.stats.timeouts
+        return res
+
+    async def _poll(self, t: Target, res: Result) -> None:
+        st = self.state.setdefault(t.device, _State())
+        sem = asyncio.Semaphore(t.inflight)
+        stats = res.stats
+        scal = {".".join(map(str, o)): _value(v) for o, v in await self._request(t, stats, sem, list(SCALARS), bulk=False)}
+        uptime, last_change = scal.get(SYS_UPTIME), scal.get(IF_TABLE_LAST_CHANGE)
+        if uptime is None:
+            raise SnmpError("no sysUpTime in the answer")
+        restarted = st.uptime is not None and uptime < st.uptime
+        vendor = vendor_platform(scal.get(SYS_OBJECT_ID), t.platform)
+        res.system = {"uptime_s": uptime / 100, "name": scal.get(SYS_NAME), "object_id": scal.get(SYS_OBJECT_ID),
+                      "vendor": vendor}
+        res.restarted = restarted
+        stale = not st.labels or restarted or last_change != st.last_change
+        jobs = {"poll": self._split_walk(t, stats, sem, {**{n: o for n, (o, _) in IF_COUNTERS.items()}, **IF_STATE})}
+        if stale:
+            jobs["labels"] = self.walk(t, stats, sem, IF_LABELS)
+        plat = PLATFORMS.get(vendor) if vendor else None
+        if plat and plat.snmp_cpu_oid:
+            jobs["vendor"] = self.walk(t, stats, sem, {"cpu": plat.snmp_cpu_oid, "mem": plat.snmp_mem_oid})
+        else:
+            jobs["host"] = self.walk(t, stats, sem, {**HR_CPU, **HR_STORAGE})
+        got = dict(zip(jobs, await asyncio.gather(*jobs.values())))
+        if stale:
+            lab = got["labels"]
+            st.labels = {i: {"name": lab["name"].get(i, str(i)), "alias": lab["alias"].get(i, "")}
+                         for i in set(lab["name"]) | set(lab["alias"])}
+            st.label_walks += 1
+            res.labels_walked = True
+        st.uptime, st.last_change = uptime, last_change
+
+        poll = got["poll"]
+        indexes = sorted(set().union(*(poll[c].keys() for c in poll)))
+        for i in indexes:
+            lab = st.labels.get(i, {"name": str(i), "alias": ""})
+            rec = {"name": lab["name"], "alias": lab["alias"],
+                   "admin_status": OPER_STATUS.get(poll["admin_status"].get(i), "unknown"),
+                   "oper_status": OPER_STATUS.get(poll["oper_status"].get(i), "unknown"),
+                   "speed_bps": poll["speed_mbps"].get(i, 0) * 1_000_000 if poll["speed_mbps"].get(i) is not None else None,
+                   "counters": {}}
+            for c, (_, bits) in IF_COUNTERS.items():
+                raw = poll[c].get(i)
+                if raw is None:
+                    continue
+                key = (c, i)
+                st.total[key] = advance(st.raw.get(key), st.total.get(key), raw, bits, restarted)
+                st.raw[key] = raw
+                rec["counters"][c] = st.total[key]
+            res.interfaces[i] = rec
+
+        if "vendor" in got:
+            cpu = [v for v in got["vendor"]["cpu"].values() if isinstance(v, int)]
+            mem = [v for v in got["vendor"]["mem"].values() if isinstance(v, int)]
+            res.cpu_ratio = max(cpu) / 100 if cpu else None
+            res.memory_ratio = max(mem) / 100 if mem else None
+        else:
+            h = got["host"]
+            loads = [v for v in h["load"].values() if isinstance(v, int)]
+            res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None
+            for i, descr in sorted(h["descr"].items()):
+                units = h["units"].get(i) or 1
+                size, used = h["size"].get(i), h["used"].get(i)
+                if size is None or used is None:
+                    continue
+                res.storage.append({"storage": descr, "type": h["type"].get(i), "size_bytes": size * units,
+                                    "used_bytes": used * units})
+                if h["type"].get(i) == HR_STORAGE_RAM and size:
+                    res.memory_ratio = used / size
+
+    # --- one cycle -------------------------------------------------------------------------------
+    async def cycle(self, targets: list[Target], deadline: float = 50.0, on_done=None) -> list[Result]:
+        """Poll every target concurrently; whatever is not done by ``deadline`` is reported as such."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(t: Target) -> Result:
+            async with gate:
+                r = await self.poll(t)
+            if on_done:
+                on_done(r)
+            return r
+
+        tasks = {asyncio.ensure_future(one(t)): t for t in targets}
+        done, pending = await asyncio.wait(tasks, timeout=deadline) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        results = {tasks[task].device: task.result() for task in done}
+        for task in pending:
+            t = tasks[task]
+            results[t.device] = Result(t.device, ok=False, error=f"cycle deadline {deadline:g} s exceeded",
+                                       duration_s=deadline)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return [results[t.device] for t in targets]
