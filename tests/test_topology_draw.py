@@ -1,0 +1,154 @@
+"""Topology diagrams (issue 3): DOT → SVG/PNG via Graphviz, self-contained HTML, --scope."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from itertools import pairwise
+
+import pytest
+
+from inventory import DEFAULT_INVENTORY, load
+from topology import analysis as an
+from topology import draw as dr
+from topology.graph import build
+
+SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
+
+
+@pytest.fixture(scope="module")
+def topo():
+    return build(load(DEFAULT_INVENTORY))
+
+
+@pytest.fixture(scope="module")
+def svg_root(topo):
+    return ET.fromstring(dr.draw(topo, "svg"))
+
+
+def groups(root, cls: str) -> dict[str, ET.Element]:
+    """SVG <g> elements whose class list contains ``cls``, by id."""
+    return {g.get("id"): g for g in root.iter(f"{SVG}g") if cls in (g.get("class") or "").split()}
+
+
+def strokes(g: ET.Element) -> set[str]:
+    return {e.get("stroke") for e in g if e.tag in (f"{SVG}path", f"{SVG}polygon", f"{SVG}ellipse") and e.get("stroke")}
+
+
+@needs_dot
+def test_svg_has_every_site_ranked_by_level(topo, svg_root):
+    clusters = groups(svg_root, "cluster")
+    assert {c.removeprefix("site-") for c in clusters} == set(topo.inv.sites)
+    # ranked: every ministry router above every province router above every city router above every county
+    # router (SVG y grows downwards; dot puts the graph at negative y)
+    ys = {}
+    for gid, g in groups(svg_root, "node").items():
+        if gid.startswith("dev-"):
+            dev = gid.removeprefix("dev-")
+            shape = next(e for e in g if e.tag in (f"{SVG}path", f"{SVG}polygon"))
+            nums = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", shape.get("d") or shape.get("points"))]
+            ys[dev] = sum(nums[1::2]) / len(nums[1::2])
+    level_y = {}
+    for dev, y in ys.items():
+        level_y.setdefault(topo.graph.nodes[dev]["level"], []).append(y)
+    order = ["ministry", "province", "city", "county"]
+    for upper, lower in pairwise(order):
+        assert max(level_y[upper]) < min(level_y[lower]), (upper, lower)
+    # DR sites sit on the provinces' rank
+    assert min(level_y["province"]) - 1 <= min(level_y["dr"]) <= max(level_y["dr"]) <= max(level_y["province"]) + 1
+
+
+def test_hosts_are_counted_unless_asked_for(topo):
+    plain, full = dr.to_dot(topo), dr.to_dot(topo, hosts=True)
+    assert '"huadu-srv1" [' not in plain and "+1 主机 hosts" in plain
+    assert '"huadu-srv1" [' in full and '"huadu-srv1" -> "huadu-r1"' in full
+
+
+@needs_dot
+def test_svg_marks_spof_red_planned_dashed_dual_and_dr(topo, svg_root):
+    spof_devs = {d for s in an.spof(topo) for d in s.failure.devices}
+    spof_links = {k for s in an.spof(topo) for k in s.failure.links}
+    nodes = groups(svg_root, "node")
+    marked = {gid.removeprefix("dev-") for gid in groups(svg_root, "spof") if gid.startswith("dev-")}
+    assert marked == spof_devs == {"guangzhou-r1", "shenzhen-r1", "chengdu-r1", "mianyang-r1"}
+    for d in spof_devs:
+        assert dr.RED in strokes(nodes["dev-" + d])
+    assert dr.RED not in strokes(nodes["dev-gd-r1"]) and dr.RED not in strokes(nodes["dev-panyu-r1"])
+    edges = groups(svg_root, "edge")
+    for k in spof_links:
+        assert dr.RED in strokes(edges["link-" + k])
+    assert dr.RED not in strokes(edges["link-panyu-up1"])
+    planned = edges["link-longgang-up2"]
+    assert "planned" in planned.get("class") and any(e.get("stroke-dasharray") for e in planned)
+    assert not any(e.get("stroke-dasharray") for e in edges["link-longgang-up1"])
+    clusters = groups(svg_root, "cluster")
+    dual = {c.removeprefix("site-") for c, g in clusters.items() if "dual" in g.get("class").split()}
+    assert dual == {"panyu", "baoan", "shuangliu", "santai"}
+    drs = {c.removeprefix("site-") for c, g in clusters.items() if "dr" in g.get("class").split()}
+    assert drs == {"guangdong_zaibei", "sichuan_zaibei"}
+    text = "".join(svg_root.itertext())
+    assert "番禺区社会保险经办中心" in text and "双归属 dual-homed" in text and "灾备中心 DR site" in text
+
+
+@needs_dot
+def test_scope_draws_the_subtree_and_the_way_up(topo):
+    root = ET.fromstring(dr.draw(topo, "svg", scope="guangzhou"))
+    sites = {c.removeprefix("site-") for c in groups(root, "cluster")}
+    # subtree + ancestors + the sites its counties also link to (panyu's and longgang's other city)
+    assert sites == {"guangzhou", "panyu", "huadu", "guangdong", "bu", "shenzhen", "baoan", "longgang",
+                     "guangdong_zaibei"}
+    assert dr.scope_sites(topo, "huadu") == {"huadu", "guangzhou", "guangdong", "bu"}
+
+
+@needs_dot
+def test_html_is_self_contained_and_has_every_site(topo):
+    page = dr.draw(topo, "html").decode("utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"\b(src|href)\s*=", page, re.IGNORECASE)
+    assert "<link" not in page and "@import" not in page
+    data = json.loads(re.search(r'<script id="topo-data" type="application/json">(.*?)</script>', page, re.DOTALL)
+                      .group(1).replace("<\\/", "</"))
+    assert set(data["sites"]) == set(topo.inv.sites)
+    assert data["sites"]["huadu"]["cut_by"] == ["device guangzhou-r1", "link huadu-up1"]
+    assert {d["id"] for d in data["sites"]["panyu"]["devices"]} == {"panyu-r1", "panyu-db1"}
+    for sid in topo.inv.sites:
+        assert f'id="site&#45;{sid}"' in page or f'id="site-{sid}"' in page
+    svg = page[page.index("<svg"):page.index("</svg>") + 6]
+    ET.fromstring(svg.replace("&nbsp;", "&#160;"))  # the inline SVG is well-formed
+    node = shutil.which("node")
+    if node:  # the inline script at least parses
+        script = re.search(r"<script>(.*?)</script>", page, re.DOTALL).group(1)
+        r = subprocess.run([node, "--check"], input=script, capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+
+
+@needs_dot
+def test_png(topo):
+    png = dr.draw(topo, "png", scope="sichuan")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_dot_text_without_graphviz(topo, monkeypatch):
+    monkeypatch.setattr(dr.shutil, "which", lambda name: None)
+    text = dr.draw(topo, "dot").decode("utf-8")
+    assert text.startswith('digraph "jinbao"') and '"cluster_jiangyou"' in text
+    for fmt in ("svg", "png", "html"):
+        with pytest.raises(dr.DrawError, match="Graphviz 'dot' is not installed") as e:
+            dr.draw(topo, fmt)
+        assert "\n" not in str(e.value)
+
+
+def test_dot_quotes_hostile_names(topo):
+    import copy
+
+    inv = copy.deepcopy(topo.inv)
+    inv.sites["huadu"].name = 'A "quoted" <b>name</b> \\ & more'
+    inv.devices["huadu-r1"].name = 'r"1\\'
+    text = dr.to_dot(build(inv))
+    assert "&lt;b&gt;name&lt;/b&gt;" in text and '"r\\"1\\\\\\nhuadu-r1"' in text
+    if shutil.which("dot"):
+        ET.fromstring(dr.render(text, "svg"))
