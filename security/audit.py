@@ -1,0 +1,259 @@
+"""The read-only audit engine: collect over SSH in parallel, evaluate the catalogue, roll up.
+
+Collection is one SSH exec per host (servers: the read-only script of hostchecks run under
+`sudo -n sh -s`; network devices: the platform's show-running command, or a saved config file).
+Unreachable hosts are reported as unreachable, never as passing, and never stop the run.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from pathlib import Path
+
+from inventory.model import LEVEL_ORDER, Level
+from inventory.store import Inventory
+from netops.output import UsageError
+
+from . import devicerules, hostchecks
+from .catalogue import (
+    FAIL,
+    MANUAL,
+    NA,
+    VERDICT_EN,
+    VERDICTS,
+    Catalogue,
+    Control,
+    host_params,
+    load_catalogue,
+)
+
+EXCERPT = 600
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Unreachable(Exception):
+    """The host could not be read (connection, authentication, sudo)."""
+
+
+# ------------------------------------------------------------------------------------ transport
+def ssh_runner(inv: Inventory, timeout: float = 60) -> Callable[[str, str, str | None], str]:
+    """run(device, remote_command, stdin) → stdout, over the system ssh with the inventory's key."""
+    extra = shlex.split(os.environ.get("ANSIBLE_SSH_COMMON_ARGS", ""))
+
+    def run(device: str, command: str, stdin: str | None = None) -> str:
+        d = inv.devices[device]
+        cred = inv.credentials[d.credentials]
+        if cred.ssh_key is None or cred.ssh_key.env is None:
+            raise Unreachable(f"credentials {d.credentials!r}: the audit logs in with ssh_key {{env: NAME}} only")
+        key = os.environ.get(cred.ssh_key.env)
+        if not key:
+            raise UsageError(f"credentials {d.credentials!r}: field 'ssh_key': environment variable {cred.ssh_key.env} is not set"
+                             " (for the lab: eval \"$(netops lab env)\")")
+        cmd = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=8", "-o", "LogLevel=ERROR",
+               "-o", "ServerAliveInterval=10", *extra, f"{cred.username}@{d.management}", command]
+        try:
+            p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise Unreachable(f"no answer within {timeout:.0f} s") from None
+        if p.returncode == 255 or (p.returncode != 0 and not p.stdout):
+            raise Unreachable((p.stderr.strip().splitlines() or [f"ssh exit {p.returncode}"])[-1])
+        return p.stdout
+
+    return run
+
+
+def file_runner(config_dir: Path, servers):
+    """Network configs from DIR/<device>.cfg (backups; a missing file is unreachable); servers through `servers`."""
+    def run(device: str, command: str, stdin: str | None = None) -> str:
+        if stdin is not None:
+            return servers(device, command, stdin)
+        f = config_dir / f"{device}.cfg"
+        if not f.is_file():
+            raise Unreachable(f"{f}: no saved configuration")
+        return f.read_text(encoding="utf-8", errors="replace")
+    return run
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def _manual(c: Control) -> dict:
+    return {"verdict": MANUAL, "findings": [], "evidence_required": c.evidence,
+            "evidence": {"command": None, "excerpt": "需人工举证 — manual evidence: " + (c.evidence or ""), "timestamp": None}}
+
+
+def _result(c: Control, subs, reason: str, command: str | None, output: str, ts: str) -> dict:
+    verdict = hostchecks.verdict(subs)
+    excerpt = output.strip()[:EXCERPT]
+    if verdict == NA and reason:
+        excerpt = reason
+    return {"verdict": verdict, "findings": subs or [], "evidence": {"command": command, "excerpt": excerpt, "timestamp": ts}}
+
+
+def audit_server(cat: Catalogue, params: dict, output: str, ts: str) -> list[dict]:
+    facts = hostchecks.split(output)
+    secs = hostchecks.sections(params)
+    out = []
+    for c in cat.scope("server"):
+        if not c.automatable:
+            r = _manual(c)
+        else:
+            subs, used = hostchecks.CHECKS[c.id](facts, params)
+            r = _result(c, subs, "this host is the top of the log chain 本机为最上级日志服务器", " ; ".join(secs[s] for s in used),
+                        "".join(f"[{s}]\n{facts.get(s, '')}" for s in used), ts)
+        out.append(_row(c, r))
+    return out
+
+
+def audit_network(cat: Catalogue, platform: str, params: dict, config: str, command: str, ts: str) -> list[dict]:
+    out = []
+    for c in cat.scope("network"):
+        if not c.automatable:
+            r = _manual(c)
+        else:
+            subs, reason = devicerules.evaluate(platform, c.id, config, params)
+            matched = "\n".join(s["detail"] for s in subs or [])
+            r = _result(c, subs, reason, command, matched or config[:EXCERPT], ts)
+        out.append(_row(c, r))
+    return out
+
+
+def _row(c: Control, r: dict) -> dict:
+    return {"id": c.id, "clause": c.clause, "item": c.item, "title_zh": c.title_zh, "title_en": c.title_en,
+            "automatable": c.automatable, "verdict_en": VERDICT_EN[r["verdict"]], "fix": c.fix, **r}
+
+
+def audit_host(inv: Inventory, cat: Catalogue, device: str, run) -> dict:
+    d = inv.devices[device]
+    site = inv.sites[d.site]
+    plat = d.platform_info
+    rec = {"host": device, "name": d.name or device, "address": str(d.management), "site": site.id, "site_name": site.name,
+           "level": site.level.value, "lineage": inv.lineage(site.id), "platform": d.platform, "kind": plat.kind,
+           "status": "ok", "error": None, "started": now(), "seconds": 0.0, "results": []}
+    t0 = time.monotonic()
+    try:
+        params = host_params(inv, device)
+        if plat.kind == "server":
+            output = run(device, "sudo -n /bin/sh -s", hostchecks.script(params))
+            if hostchecks.MARK not in output:
+                raise Unreachable("the collection script did not run (sudo -n refused?)")
+            rec["results"] = audit_server(cat, params, output, now())
+        else:
+            cmd = plat.show_running or ""
+            remote = plat.cli_exec.format(command=shlex.quote(cmd)) if plat.cli_exec else cmd
+            config = run(device, remote, None)
+            rec["results"] = audit_network(cat, d.platform, params, config, remote, now())
+    except Unreachable as e:
+        rec.update(status="unreachable", error=str(e))
+    rec["seconds"] = round(time.monotonic() - t0, 3)
+    return rec
+
+
+def targets(inv: Inventory, scope: str | None) -> list[str]:
+    if scope is None:
+        return sorted(inv.devices)
+    if scope in inv.devices:
+        return [scope]
+    if scope not in inv.sites:
+        raise UsageError(f"{inv.root}: --scope {scope!r}: no such site or device")
+    sites = set(inv.descendants(scope))
+    return sorted(d for d in inv.devices if inv.devices[d].site in sites)
+
+
+def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None) -> dict:
+    cat = load_catalogue()
+    hosts = targets(inv, scope)
+    run = run or ssh_runner(inv)
+    started, t0 = now(), time.monotonic()
+    results: dict[str, dict] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futs = {pool.submit(audit_host, inv, cat, h, run): h for h in hosts}
+        for fut in as_completed(futs):
+            rec = fut.result()
+            results[rec["host"]] = rec
+            if progress:
+                progress(1, f"{rec['host']} {'✗ unreachable' if rec['status'] != 'ok' else ''}")
+    order = {s.id: i for i, s in enumerate(inv.sites_in_order())}
+    ordered = sorted(results.values(), key=lambda r: (order[r["site"]], r["host"]))
+    report = {"tool": "netops audit", "format": 1, "baseline": "GB/T 22239-2019 第三级 (等保 2.0 三级)",
+              "inventory": str(inv.root), "network": inv.network.name if inv.network else "", "scope": scope or "all",
+              "started": started, "finished": now(), "seconds": round(time.monotonic() - t0, 3),
+              "hosts": ordered}
+    report["summary"] = summary(ordered)
+    report["rollup"] = rollup(inv, cat, ordered)
+    return report
+
+
+# ------------------------------------------------------------------------------------ roll-up
+def _count(rows) -> dict:
+    c = Counter(r["verdict"] for r in rows)
+    return {v: c.get(v, 0) for v in VERDICTS}
+
+
+def summary(hosts: list[dict]) -> dict:
+    rows = [r for h in hosts for r in h["results"]]
+    return {"hosts": len(hosts), "reachable": sum(h["status"] == "ok" for h in hosts),
+            "unreachable": sorted(h["host"] for h in hosts if h["status"] != "ok"),
+            "verdicts": _count(rows), "non_compliant_hosts": sorted({h["host"] for h in hosts if any(r["verdict"] == FAIL for r in h["results"])})}
+
+
+def rollup(inv: Inventory, cat: Catalogue, hosts: list[dict]) -> dict:
+    by_site: dict[str, list[dict]] = {}
+    for h in hosts:
+        by_site.setdefault(h["site"], []).append(h)
+    sites = []
+    for s in inv.sites_in_order():
+        under = set(inv.descendants(s.id))
+        own, tree = by_site.get(s.id, []), [h for h in hosts if h["site"] in under]
+        if not tree:
+            continue
+        sites.append({"site": s.id, "name": s.name, "level": s.level.value, "parent": s.parent,
+                      "hosts": len(own), "unreachable": sum(h["status"] != "ok" for h in own),
+                      "verdicts": _count(r for h in own for r in h["results"]),
+                      "tree_hosts": len(tree), "tree_verdicts": _count(r for h in tree for r in h["results"])})
+    levels = []
+    for lv in sorted({h["level"] for h in hosts}, key=lambda v: -LEVEL_ORDER[Level(v)]):
+        hs = [h for h in hosts if h["level"] == lv]
+        levels.append({"level": lv, "hosts": len(hs), "unreachable": sum(h["status"] != "ok" for h in hs),
+                       "verdicts": _count(r for h in hs for r in h["results"])})
+    controls = []
+    for c in sorted(cat.controls, key=lambda c: (c.clause_key(), c.scope, c.id)):
+        rows = [r for h in hosts for r in h["results"] if r["id"] == c.id]
+        if rows:
+            t = cat.clause_title(c.clause)
+            controls.append({"id": c.id, "clause": c.clause, "clause_zh": t.get("zh", ""), "clause_en": t.get("en", ""),
+                             "item": c.item, "title_zh": c.title_zh, "title_en": c.title_en, "verdicts": _count(rows),
+                             "failing_hosts": sorted(h["host"] for h in hosts for r in h["results"] if r["id"] == c.id and r["verdict"] == FAIL)})
+    return {"sites": sites, "levels": levels, "controls": controls}
+
+
+def diff(previous: dict, current: dict) -> dict:
+    """What changed since a previous report: verdict changes per host and control, hosts come and gone."""
+    def index(rep):
+        return {h["host"]: h for h in rep.get("hosts", [])}
+
+    old, new = index(previous), index(current)
+    changes = []
+    for host in sorted(set(old) | set(new)):
+        o, n = old.get(host), new.get(host)
+        if o is None or n is None:
+            changes.append({"host": host, "control": None, "before": "absent" if o is None else o["status"],
+                            "after": "absent" if n is None else n["status"]})
+            continue
+        if o["status"] != n["status"]:
+            changes.append({"host": host, "control": None, "before": o["status"], "after": n["status"]})
+        ov = {r["id"]: r["verdict"] for r in o.get("results", [])}
+        for r in n.get("results", []):
+            if ov.get(r["id"], "absent") != r["verdict"] and n["status"] == "ok" and o["status"] == "ok":
+                changes.append({"host": host, "control": r["id"], "clause": r["clause"], "before": ov.get(r["id"], "absent"),
+                                "after": r["verdict"]})
+    before, after = previous.get("summary", {}).get("verdicts", {}), current["summary"]["verdicts"]
+    return {"previous": previous.get("finished"), "changes": changes,
+            "verdicts_delta": {v: after.get(v, 0) - before.get(v, 0) for v in VERDICTS}}

@@ -1,0 +1,83 @@
+"""`netops audit`: the read-only 等保 2.0 三级 compliance audit of servers and network devices."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from inventory import load
+from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+
+from .audit import diff, file_runner, run_audit, ssh_runner
+from .catalogue import FAIL, PASS, VERDICTS
+from .catalogue import PARTIAL as V_PARTIAL
+from .report import render, write_atomic
+
+
+def register(nouns, common) -> None:
+    p = nouns.add_parser("audit", parents=[common],
+                         help="read-only 等保 2.0 三级 compliance audit over SSH (servers and network devices)",
+                         description="Check every host in scope against the baseline catalogue (security/baseline.yml) and "
+                                     "report per clause: 符合 / 部分符合 / 不符合 / 不适用 / 需人工举证, with evidence. "
+                                     "Exit 1 when any control is 不符合, 3 when some hosts were unreachable.")
+    p.add_argument("--scope", metavar="SITE", help="a site (with everything below it) or one device; default: all")
+    p.add_argument("--html", metavar="PATH", help="write the self-contained HTML report here")
+    p.add_argument("--save", metavar="PATH", help="write the JSON report here (for a later --diff)")
+    p.add_argument("--diff", metavar="PREVIOUS.json", help="show what changed since a previous JSON report")
+    p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH")
+    p.add_argument("--parallel", type=int, default=16, metavar="N", help="hosts audited at once (default 16)")
+    p.set_defaults(func=cmd_audit)
+
+
+def _previous(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path}: --diff: cannot read a previous report: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
+        raise UsageError(f"{path}: --diff: field 'hosts': not a netops audit JSON report")
+    return data
+
+
+def cmd_audit(args, out: Out) -> int:
+    if args.parallel < 1:
+        raise UsageError(f"--parallel: must be at least 1, not {args.parallel}")
+    inv = load(args.inventory)
+    previous = _previous(args.diff) if args.diff else None
+    run = None
+    if args.configs:
+        if not Path(args.configs).is_dir():
+            raise UsageError(f"{args.configs}: --configs: not a directory")
+        run = file_runner(Path(args.configs), ssh_runner(inv))
+    from .audit import targets
+
+    n = len(targets(inv, args.scope))
+    with out.progress("审计 auditing", n) as advance:
+        report = run_audit(inv, args.scope, run=run, parallel=args.parallel, progress=advance)
+    if previous is not None:
+        report["diff"] = diff(previous, report)
+    if args.save:
+        write_atomic(args.save, json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+    if args.html:
+        write_atomic(args.html, render(report))
+    s = report["summary"]
+    code = PARTIAL if s["unreachable"] else FINDINGS if s["verdicts"][FAIL] else OK
+    if out.json_mode:
+        out.json(report)
+        return code
+    out.table("按条款 By clause", ["clause", "control", "title", *VERDICTS],
+              [[c["clause"], c["id"], c["title_zh"], *(c["verdicts"][v] for v in VERDICTS)] for c in report["rollup"]["controls"]])
+    out.table("按层级 By level", ["level", "hosts", "unreachable", *VERDICTS],
+              [[lv["level"], lv["hosts"], lv["unreachable"], *(lv["verdicts"][v] for v in VERDICTS)] for lv in report["rollup"]["levels"]])
+    if report.get("diff"):
+        ch = report["diff"]["changes"]
+        out.table(f"变化 Changes since {report['diff']['previous']}", ["host", "control", "before", "after"],
+                  [[c["host"], c.get("control") or "-", c["before"], c["after"]] for c in ch])
+    v = s["verdicts"]
+    out.print(f"主机 hosts {s['hosts']} (reachable {s['reachable']}) · {PASS} {v[PASS]} · {V_PARTIAL} {v[V_PARTIAL]} · "
+              f"{FAIL} {v[FAIL]} · 不适用 {v['不适用']} · 需人工举证 {v['需人工举证']} · {report['seconds']} s")
+    if s["unreachable"]:
+        out.print(f"[red]无法连接 unreachable (not assessed):[/] {', '.join(s['unreachable'])}")
+    for label, path in (("HTML report 报告", args.html), ("JSON report", args.save)):
+        if path:
+            out.print(f"{label}: {Path(path).resolve()}")
+    return code
