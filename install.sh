@@ -14,7 +14,7 @@ fi
 PACKAGES=(
     python3 python3-venv python3-dev gcc git ca-certificates
     debootstrap systemd-container iproute2 iputils-ping util-linux mount openssh-client
-    snmp graphviz
+    snmp graphviz restic
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from inventory import load
-from netops.output import OK, PARTIAL, Out
+from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 KINDS = ("configs", "files", "databases")
 
@@ -23,6 +23,16 @@ def register(nouns, common) -> None:
                    help="what to back up (repeatable; default: all kinds)")
     r.add_argument("--workers", type=int, default=32, metavar="N", help="devices fetched at once (default 32)")
     r.add_argument("--timeout", type=float, default=30, metavar="S", help="per-device timeout in seconds (default 30)")
+    verb("status", cmd_status, "the catalogue: per asset last success, size, duration, verification, copies (3-2-1)")
+    v = verb("verify", cmd_verify, "restic check (rotating data subset) and a test restore of every asset's newest snapshot")
+    v.add_argument("--scope", metavar="SITE", help="only the assets of this site (and below) or device")
+    rs = verb("restore", cmd_restore, "restore an asset (database or files) to a node")
+    rs.add_argument("asset", metavar="ASSET", help="e.g. panyu-db1:mariadb:shebao or gd-db1:files (see backup status)")
+    rs.add_argument("--to", required=True, metavar="NODE", help="the node to restore to")
+    rs.add_argument("--snapshot", metavar="ID", help="a snapshot id (default: the newest)")
+    rs.add_argument("--from-dr", action="store_true", help="restore from the DR site's off-site copy")
+    rs.add_argument("--force", action="store_true",
+                    help="restore across provinces, an unverified snapshot, or over an existing database")
 
 
 def cmd_run(args, out: Out) -> int:
@@ -40,13 +50,151 @@ def cmd_run(args, out: Out) -> int:
         with out.progress("configs 设备配置", total=n) as step:
             reports["configs"] = backup_configs(inv, args.scope, workers=args.workers, timeout=args.timeout,
                                                 progress=step)
+    server_kinds = [k for k in kinds if k != "configs"]
+    if server_kinds:
+        from .jobs import backup_servers
+
+        reports["servers"] = backup_servers(inv, args.scope, server_kinds, progress_factory=out.progress)
     failed = sum(r["failed"] for r in reports.values())
     if out.json_mode:
         out.json({"ok": failed == 0, **reports})
     else:
         if "configs" in reports:
             _print_configs(out, reports["configs"])
+        if "servers" in reports:
+            _print_servers(out, reports["servers"])
     return PARTIAL if failed else OK
+
+
+def _in_scope(inv, scope):
+    from .remote import scope_devices
+
+    return set(scope_devices(inv, scope))
+
+
+def cmd_status(args, out: Out) -> int:
+    import time
+
+    from . import catalogue
+
+    inv = load(args.inventory)
+    cat = catalogue.load()
+    rows = []
+    for aid, a in sorted(cat["assets"].items()):
+        d = catalogue.derived(a)
+        rows.append({"asset": aid, **{k: a.get(k) for k in ("province", "site", "device", "kind", "store", "snapshot",
+                                                             "size", "duration", "last_success", "last_ok", "offsite",
+                                                             "verified_at", "verify_error")},
+                     "verify_ok": a.get("verify_ok"), "copies": d["copies"], "ok_321": bool(d["ok_321"])})
+    stale = [r["asset"] for r in rows if not r["last_ok"] or r["verify_ok"] is False]
+    if out.json_mode:
+        out.json({"assets": rows, "problems": stale, "catalogue": str(catalogue.path()), "inventory": str(inv.root)})
+        return FINDINGS if stale else OK
+
+    def ago(t):
+        return "-" if not t else f"{int(time.time() - t)} s ago"
+
+    out.table("备份目录 Backup catalogue", ["asset 资产", "kind", "last success 最近成功", "bytes", "s",
+                                       "verified 校验", "copies 副本", "3-2-1"],
+              [[r["asset"], r["kind"], ago(r["last_success"]) + ("" if r["last_ok"] else " ✗"), r["size"], r["duration"],
+                {True: "✓ " + ago(r["verified_at"]), False: "✗ " + (r["verify_error"] or "")}.get(r["verify_ok"], "-"),
+                r["copies"], "✓" if r["ok_321"] else "✗"] for r in rows])
+    out.print(f"{len(rows)} assets, {len(stale)} with problems 有问题; catalogue {catalogue.path()}")
+    return FINDINGS if stale else OK
+
+
+def cmd_verify(args, out: Out) -> int:
+    from . import catalogue
+    from .jobs import policy, ssh_shell
+    from .remote import RemoteError, dr_store_of, login
+    from .restic import Repo, ResticError
+    from .verify import record, verify_store
+
+    inv = load(args.inventory)
+    devs = _in_scope(inv, args.scope)
+    cat = catalogue.load()
+    by_store: dict[str, dict] = {}
+    for aid, a in cat["assets"].items():
+        if a.get("device") in devs and a.get("store") in inv.devices:
+            by_store.setdefault(a["store"], {})[aid] = a
+    if not by_store:
+        raise UsageError("nothing to verify: no backed-up asset in scope (run `netops backup run` first)")
+    subsets = int(policy()["verify"]["read_data_subsets"])
+    results = []
+    with out.progress("verify 校验", total=len(by_store)) as step:
+        for sid, entries in sorted(by_store.items()):
+            store = inv.devices[sid]
+            drdev = dr_store_of(inv, store)
+            try:
+                repo = Repo.on_store(sid, login(inv, store))
+                dr = Repo.on_store(drdev.id, login(inv, drdev)) if drdev else None
+                results.append(verify_store(repo, dr, entries, ssh_shell(inv), subsets, cat["verify_round"]))
+            except (RemoteError, ResticError) as e:
+                results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
+                                                                       "errors": [str(e)]}], "assets": []})
+            step(1, sid)
+    evidence = record(results)
+    ok = all(r["ok"] for r in results)
+    if out.json_mode:
+        out.json({"ok": ok, "stores": results, "evidence": str(evidence)})
+    else:
+        for r in results:
+            for c in r["checks"]:
+                out.print(f"{c['repo']}: restic check --read-data-subset={c['subset']} "
+                          + ("✓" if c["ok"] else "✗ " + "; ".join(c["errors"][:3])))
+        out.table("恢复校验 Restore verification", ["asset 资产", "snapshot", "result 结果"],
+                  [[e["asset"], e["snapshot"], "✓ " + (f"{e['tables']} tables match 表一致" if "tables" in e else
+                                                       f"{e.get('files', 0)} files") if e["ok"] else "✗ " + (e.get("error") or "")]
+                   for r in results for e in r["assets"]])
+        out.print(f"evidence 证据: {evidence}")
+    return OK if ok else FINDINGS
+
+
+def cmd_restore(args, out: Out) -> int:
+    from .jobs import ssh_shell
+    from .remote import RemoteError
+    from .restic import ResticError
+    from .restore import Refused, restore
+
+    inv = load(args.inventory)
+    try:
+        res = restore(inv, args.asset, args.to, snapshot=args.snapshot, force=args.force, from_dr=args.from_dr,
+                      shell=ssh_shell(inv))
+    except Refused as e:
+        if out.json_mode:
+            out.json({"ok": False, "refused": str(e)})
+        out.err.print(f"netops backup restore: refused 拒绝: {e}")
+        return FINDINGS
+    except (RemoteError, ResticError) as e:
+        if out.json_mode:
+            out.json({"ok": False, "error": str(e)})
+        out.err.print(f"netops backup restore: ✗ {e}")
+        return FINDINGS
+    ok = res.get("matches_source", True)
+    if out.json_mode:
+        out.json({"ok": ok, **res})
+    else:
+        where = f"database {res['database']} ({res['tables']} tables)" if "database" in res else f"folder {res['folder']}"
+        out.print(f"{'✓' if ok else '✗'} {res['asset']} snapshot {res['snapshot']} ({res['time'][:19]}) from {res['repo']} "
+                  f"→ {res['to']} {where}" + ("" if ok else " — differs from the source at backup time 与备份时源数据不一致")
+                  + f" in {res['seconds']} s")
+    return OK if ok else FINDINGS
+
+
+def _print_servers(out: Out, rep: dict) -> None:
+    rows = []
+    for s in rep["stores"]:
+        for a in s["assets"]:
+            rows.append([a["asset"], s["store"], "✓ " + (a["snapshot"] or "") if a["ok"] else "✗ " + (a["error"] or ""),
+                         a["size"], a["seconds"]])
+    out.table("文件与数据库备份 Files and databases backup", ["asset 资产", "store 备份存储", "snapshot 快照",
+                                                        "bytes", "s"], rows)
+    for s in rep["stores"]:
+        out.print(f"{s['store']}: " + ("off-site copy 异地副本 → " + s["dr"] if s["copied"] else "no off-site copy 无异地副本")
+                  + (f" ✗ {s['error']}" if s["error"] else ""))
+    for d, e in rep["discovery_errors"].items():
+        out.print(f"✗ {d}: {e}")
+    out.print(f"{rep['ok']} ok, {rep['failed']} failed in {rep['seconds']} s")
 
 
 def _print_configs(out: Out, rep: dict) -> None:

@@ -51,3 +51,67 @@ def test_router_config_change_is_one_commit_with_its_diff(env):
     assert [d["device"] for d in back["devices"] if d["changed"]] == ["huadu-r1"]
     assert "- description 备份演练 backup-test" in next(d for d in back["devices"] if d["changed"])["diff"]
     assert len(store_log(env)) == len(base) + 2
+
+
+
+
+def sql(node: str, engine: str, text: str, db: str | None = None) -> str:
+    if engine == "postgresql":
+        cmd = ["sudo", "-u", "postgres", "psql", "-AtXq", *(["-d", db] if db else []), "-c", text]
+    else:
+        cmd = ["mariadb", "-NB", *([db] if db else []), "-e", text]
+    return netops("lab", "exec", node, "--", *cmd, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def seeded(env):
+    """A 社保 database on the province's PostgreSQL and a county's MariaDB; dropped afterwards."""
+    import secrets
+
+    env = {**env, "NETOPS_RESTIC_PASSWORD": secrets.token_hex(16)}
+    sql("gd-db1", "postgresql", "create database shebao")
+    sql("gd-db1", "postgresql", "create table cbry (id int primary key, xm text, jfjs numeric(12,2)); "
+        "insert into cbry select g, '参保人' || g, g * 1.5 from generate_series(1, 5000) g", "shebao")
+    sql("panyu-db1", "mariadb", "create database shebao")
+    sql("panyu-db1", "mariadb", "create table jfjl (id int primary key, sfzh varchar(18), je decimal(12,2)); "
+        "insert into jfjl select seq, concat('44011319900101', lpad(seq, 4, '0')), seq * 2.5 from seq_1_to_3000", "shebao")
+    yield env
+    for node, engine in (("gd-db1", "postgresql"), ("gd-dr-bak1", "postgresql"), ("panyu-db1", "mariadb")):
+        for db in ("shebao", "netops_verify_shebao"):
+            sql(node, engine, f"drop database if exists {db}" + (" with (force)" if engine == "postgresql" else ""))
+
+
+def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore(seeded):
+    env = seeded
+    r = netops("backup", "run", "--scope", "guangdong", "--kind", "files", "--kind", "databases", "--json", env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    rep = json.loads(r.stdout)["servers"]
+    [gd] = rep["stores"]
+    assert gd["store"] == "gd-bak1" and gd["dr"] == "gd-dr-bak1" and gd["copied"] and gd["error"] is None
+    assets = {a["asset"]: a for a in gd["assets"]}
+    assert {"gd-db1:postgresql:shebao", "panyu-db1:mariadb:shebao", "gd-db1:files", "huadu-srv1:files"} <= set(assets)
+    assert all(a["ok"] for a in assets.values())
+
+    r = netops("backup", "verify", "--scope", "guangdong", "--json", env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    ver = json.loads(r.stdout)
+    ev = {e["asset"]: e for s in ver["stores"] for e in s["assets"]}
+    assert ev["gd-db1:postgresql:shebao"]["restored_fingerprint"]["public.cbry"][0] == "5000"
+    assert ev["panyu-db1:mariadb:shebao"]["restored_fingerprint"]["jfjl"][0] == "3000"
+    assert {c["repo"] for s in ver["stores"] for c in s["checks"]} == {"gd-bak1", "gd-dr-bak1"}
+
+    st = json.loads(netops("backup", "status", "--json", env=env, check=True).stdout)
+    rows = {a["asset"]: a for a in st["assets"]}
+    assert rows["gd-db1:postgresql:shebao"]["ok_321"] and rows["gd-db1:postgresql:shebao"]["verify_ok"] is True
+
+    # guards: a running database is never overwritten, another province never receives this one
+    r = netops("backup", "restore", "panyu-db1:mariadb:shebao", "--to", "panyu-db1", env=env)
+    assert r.returncode == 1 and "database shebao exists" in r.stderr
+    r = netops("backup", "restore", "gd-db1:postgresql:shebao", "--to", "sc-dr-bak1", env=env)
+    assert r.returncode == 1 and "belongs to province guangdong" in r.stderr
+    # the province centre is gone: restore at the DR site from the off-site copy
+    r = netops("backup", "restore", "gd-db1:postgresql:shebao", "--to", "gd-dr-bak1", "--from-dr", "--json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["repo"] == "gd-dr-bak1" and res["matches_source"] and res["fingerprint"]["public.cbry"][0] == "5000"
+    assert sql("gd-dr-bak1", "postgresql", "select count(*) from cbry", "shebao").strip() == "5000"

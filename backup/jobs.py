@@ -1,0 +1,250 @@
+"""Server files and databases into the province's restic repository, then off-site to its DR site.
+
+An asset is one stream from one node: a node's files (/etc and declared paths, as tar) or one
+database dump. Streams go straight from the node into ``restic backup --stdin`` on the ops host;
+a stream whose command fails leaves no snapshot (the partial one is forgotten).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from inventory import Inventory
+
+from . import catalogue
+from .databases import ENGINES, parse_fingerprint
+from .remote import RemoteError, dr_store_of, login, scope_devices, store_of
+from .restic import Repo, ResticError, tags_of
+
+Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
+POLICY = Path(__file__).with_name("policy.yml")
+
+
+def policy(path: Path | None = None) -> dict:
+    from netops.output import UsageError
+
+    p = path or POLICY
+    try:
+        data = yaml.safe_load(p.read_text())
+        for cls in ("files", "databases"):
+            for k, v in data["retention"][cls].items():
+                if k not in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly") \
+                        or not isinstance(v, int) or v < 0:
+                    raise ValueError(f"retention.{cls}.{k}: a keep_* count ≥ 0")
+        int(data["verify"]["read_data_subsets"])
+        data.setdefault("paths", {}).setdefault("default", ["/etc"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{p}: {e}") from None
+    return data
+
+
+@dataclass
+class Asset:
+    id: str
+    device: str
+    site: str
+    province: str
+    kind: str            # files | databases
+    stream: str          # shell line on the node that writes the stream to stdout
+    filename: str        # the stream's name inside the snapshot
+    service: str | None = None
+    database: str | None = None
+
+    def tags(self) -> list[str]:
+        return [f"asset={self.id}", f"kind={self.kind}", f"site={self.site}", f"province={self.province}",
+                f"device={self.device}"]
+
+
+def ssh_shell(inv: Inventory) -> Shell:
+    def shell(device: str) -> list[str]:
+        return login(inv, inv.devices[device]).ssh()
+    return shell
+
+
+def sh(shell: Shell, device: str, command: str, timeout: float = 120, input: bytes | None = None) -> str:
+    try:
+        p = subprocess.run([*shell(device), command], capture_output=True, timeout=timeout, input=input)
+    except subprocess.TimeoutExpired:
+        raise RemoteError(f"{device}: timed out after {timeout:g} s") from None
+    if p.returncode != 0:
+        err = p.stderr.decode(errors="replace").strip().splitlines()
+        raise RemoteError(f"{device}: {command.split()[0:3]}: exit {p.returncode}: {err[-1] if err else ''}")
+    return p.stdout.decode(errors="replace")
+
+
+def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, pol: dict
+             ) -> tuple[dict[str, list[Asset]], dict[str, str]]:
+    """store id → assets of the scope's servers; device → error for nodes that could not be listed."""
+    by_store: dict[str, list[Asset]] = {}
+    errors: dict[str, str] = {}
+    for did in scope_devices(inv, scope):
+        dev = inv.devices[did]
+        store = store_of(inv, dev.site)
+        if dev.platform_info.kind != "server" or store is None:
+            continue
+        prov = (inv.province_of(dev.site) or inv.sites[dev.site]).id
+        found = by_store.setdefault(store.id, [])
+        if "files" in kinds:
+            paths = pol["paths"].get(dev.role.value, pol["paths"]["default"])
+            rel = " ".join(p.lstrip("/") for p in paths)
+            found.append(Asset(f"{did}:files", did, dev.site, prov, "files",
+                               f"sudo tar --numeric-owner --ignore-failed-read -C / -cf - {rel}", f"/{did}/files.tar"))
+        if "databases" in kinds:
+            for svc in dev.services:
+                eng = ENGINES[svc]
+                try:
+                    dbs = sh(shell, did, eng.list_databases()).split()
+                except RemoteError as e:
+                    errors[did] = str(e)
+                    continue
+                for db in dbs:
+                    found.append(Asset(f"{did}:{svc}:{db}", did, dev.site, prov, "databases", eng.dump(db),
+                                       f"/{did}/{svc}/{db}.{eng.dump_ext}", svc, db))
+    return by_store, errors
+
+
+@dataclass
+class AssetResult:
+    asset: str
+    ok: bool
+    snapshot: str | None = None
+    size: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    fingerprint: dict = field(default_factory=dict)
+
+
+def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) -> AssetResult:
+    t0 = time.monotonic()
+    res = AssetResult(asset.id, False)
+    try:
+        if asset.service:
+            res.fingerprint = parse_fingerprint(sh(shell, asset.device, ENGINES[asset.service].fingerprint(asset.database)))
+        src = subprocess.Popen([*shell(asset.device), asset.stream], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            tags = [a for t in asset.tags() for a in ("--tag", t)]
+            p = subprocess.run(repo.cmd("backup", "--json", "--stdin", "--stdin-filename", asset.filename,
+                                        "--host", asset.device, *tags),
+                               stdin=src.stdout, capture_output=True, timeout=timeout, env=repo.env())
+            src.stdout.close()
+            src_err = src.stderr.read().decode(errors="replace")
+            src_rc = src.wait(timeout=60)
+        finally:
+            if src.poll() is None:
+                src.kill()
+                src.wait()
+        summary = next((json.loads(line) for line in p.stdout.decode().splitlines()
+                        if line.startswith("{") and '"summary"' in line), None)
+        if src_rc != 0:
+            if summary:  # a partial stream made a snapshot: it must not pass for a backup
+                repo.restic("forget", summary["snapshot_id"], check=False)
+            last = src_err.strip().splitlines()
+            raise RemoteError(f"{asset.device}: source exited {src_rc}: {last[-1] if last else ''}")
+        if p.returncode != 0 or not summary:
+            err = p.stderr.decode(errors="replace").strip().splitlines()
+            raise ResticError(f"{repo.name}: restic backup: {err[-1] if err else f'exit {p.returncode}'}")
+        res.ok, res.snapshot = True, summary["snapshot_id"][:8]
+        res.size = int(summary.get("total_bytes_processed", 0))
+    except (RemoteError, ResticError, OSError, subprocess.TimeoutExpired) as e:
+        res.error = str(e)
+    res.seconds = round(time.monotonic() - t0, 3)
+    return res
+
+
+def apply_retention(repo: Repo, pol: dict, kinds: list[str]) -> None:
+    for cls in kinds:
+        keep = [a for k, v in pol["retention"][cls].items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        repo.restic("forget", "--tag", f"kind={cls}", "--group-by", "host,tags", *keep, "--prune")
+
+
+def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, pol: dict, kinds: list[str],
+              workers: int = 4, progress=lambda n=1, label=None: None) -> dict:
+    """Back up the assets into one store's repository, apply retention, copy off-site, update the catalogue."""
+    out = {"store": repo.name, "dr": dr.name if dr else None, "error": None, "copied": False, "assets": []}
+    try:
+        repo.ensure()
+    except (ResticError, RemoteError) as e:
+        out["error"] = str(e)
+        out["assets"] = [asdict(AssetResult(a.id, False, error=str(e))) for a in assets]
+        progress(len(assets))
+        return out
+
+    def one(a: Asset) -> AssetResult:
+        r = backup_asset(repo, a, shell)
+        progress(1, a.id)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(assets) or 1))) as pool:
+        results = list(pool.map(one, assets))
+    out["assets"] = [asdict(r) for r in results]
+    try:
+        apply_retention(repo, pol, sorted({a.kind for a in assets} & set(kinds)))
+        if dr is not None:
+            dr.ensure_copy_of(repo)
+            dr.copy_from(repo)
+            out["copied"] = True
+    except (ResticError, RemoteError) as e:
+        out["error"] = str(e)
+    offsite = {s.get("original", "")[:8] for s in dr.snapshots()} if out["copied"] else set()
+    now = time.time()
+    with catalogue.edit() as cat:
+        for a, r in zip(assets, results):
+            e = cat["assets"].setdefault(a.id, {})
+            e.update({"device": a.device, "site": a.site, "province": a.province, "kind": a.kind,
+                      "store": repo.name, "dr_store": dr.name if dr else None, "last_attempt": now,
+                      "last_ok": r.ok})
+            if r.ok:
+                e.update({"last_success": now, "snapshot": r.snapshot, "size": r.size, "duration": r.seconds,
+                          "offsite": r.snapshot in offsite, "service": a.service, "database": a.database,
+                          "filename": a.filename})
+                if r.fingerprint or a.service:
+                    e["fingerprints"] = {**e.get("fingerprints", {}), r.snapshot: r.fingerprint}
+                    e["fingerprints"] = dict(list(e["fingerprints"].items())[-20:])
+                e.pop("verify_ok", None)  # the newest snapshot is not verified yet
+            else:
+                e["last_error"] = r.error
+    return out
+
+
+def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, shell: Shell | None = None,
+                   progress_factory=None, workers: int = 4) -> dict:
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    shell = shell or ssh_shell(inv)
+    pol = policy()
+    by_store, errors = discover(inv, scope, kinds, shell, pol)
+    stores = []
+    total = sum(len(v) for v in by_store.values())
+    with (progress_factory("files/databases 文件与数据库", total) if progress_factory else _null()) as step:
+        for sid, assets in sorted(by_store.items()):
+            store = inv.devices[sid]
+            try:
+                repo = Repo.on_store(sid, login(inv, store))
+                drdev = dr_store_of(inv, store)
+                dr = Repo.on_store(drdev.id, login(inv, drdev)) if drdev else None
+            except (RemoteError, ResticError) as e:
+                stores.append({"store": sid, "error": str(e), "copied": False,
+                               "assets": [asdict(AssetResult(a.id, False, error=str(e))) for a in assets]})
+                continue
+            stores.append(run_store(repo, dr, assets, shell, pol, kinds, workers, step))
+    failed = sum(not a["ok"] for s in stores for a in s["assets"]) + len(errors) + \
+        sum(bool(s["error"]) for s in stores)
+    return {"kind": "servers", "started": started.isoformat(timespec="seconds"), "scope": scope,
+            "seconds": round(time.monotonic() - t0, 3), "stores": stores, "discovery_errors": errors,
+            "ok": sum(a["ok"] for s in stores for a in s["assets"]), "failed": failed}
+
+
+class _null:
+    def __enter__(self):
+        return lambda n=1, label=None: None
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,84 @@
+"""`backup restore ASSET --to NODE`: a database into a (standby) node, or a node's files into a
+restore folder on a node (never over its live /etc). Guards, each lifted only by --force:
+another province's snapshot, a snapshot that is not verified, and an existing database.
+"""
+from __future__ import annotations
+
+import time
+
+from inventory import Inventory
+from netops.output import UsageError
+
+from . import catalogue
+from .databases import ENGINES, parse_fingerprint
+from .jobs import Shell, sh
+from .remote import dr_store_of, login, store_of
+from .restic import Repo, tags_of
+from .verify import stream_restore
+
+RESTORE_DIR = "/var/lib/netops-restore"
+
+
+class Refused(Exception):
+    """A guard said no: the message says which and how to override."""
+
+
+def repo_for(inv: Inventory, province_store: str, from_dr: bool) -> Repo:
+    store = inv.devices[province_store]
+    if from_dr:
+        dr = dr_store_of(inv, store)
+        if dr is None:
+            raise UsageError(f"--from-dr: store {store.id} has no DR store")
+        store = dr
+    return Repo.on_store(store.id, login(inv, store))
+
+
+def restore(inv: Inventory, asset: str, to: str, *, snapshot: str | None = None, force: bool = False,
+            from_dr: bool = False, shell: Shell, repo: Repo | None = None) -> dict:
+    cat = catalogue.load()["assets"]
+    entry = cat.get(asset)
+    if entry is None:
+        raise UsageError(f"asset {asset!r}: not in the backup catalogue (see `netops backup status`)")
+    if to not in inv.devices:
+        raise UsageError(f"--to {to}: no such device in the inventory")
+    t0 = time.monotonic()
+    repo = repo or repo_for(inv, entry["store"], from_dr)
+    snaps = repo.snapshots(f"asset={asset}")
+    if not snaps:
+        raise Refused(f"{repo.name}: no snapshot of {asset}")
+    snap = next((s for s in snaps if snapshot and (s["id"].startswith(snapshot) or s.get("original", "").startswith(snapshot))),
+                None) if snapshot else max(snaps, key=lambda s: s["time"])
+    if snap is None:
+        raise Refused(f"{repo.name}: snapshot {snapshot} of {asset} not found")
+    sid = (snap.get("original") or snap["id"])[:8]  # the primary's id: what verification recorded
+    tags = tags_of(snap)
+    target_store = store_of(inv, inv.devices[to].site)
+    target_prov = (inv.province_of(inv.devices[to].site) or inv.sites[inv.devices[to].site]).id
+    if not force and tags.get("province") != target_prov:
+        raise Refused(f"snapshot {sid} of {asset} belongs to province {tags.get('province')}, {to} is in "
+                      f"{target_prov}; use --force to restore across provinces")
+    verified = entry.get("verified", {}).get(sid)
+    if not force and verified is not True:
+        raise Refused(f"snapshot {sid} of {asset} {'failed' if verified is False else 'has not passed'} verification; "
+                      "run `netops backup verify` or use --force")
+    out = {"asset": asset, "snapshot": sid, "repo": repo.name, "to": to, "time": snap["time"],
+           "target_store": target_store.id if target_store else None}
+    if entry.get("database"):
+        eng = ENGINES[entry["service"]]
+        db = entry["database"]
+        if sh(shell, to, eng.exists(db)).strip():
+            if not force:
+                raise Refused(f"{to}: database {db} exists ({entry['service']}); use --force to replace it")
+            sh(shell, to, eng.drop(db))
+        sh(shell, to, eng.create(db))
+        stream_restore(repo, snap["id"], entry["filename"], shell, to, eng.load(db))
+        got = parse_fingerprint(sh(shell, to, eng.fingerprint(db)))
+        want = entry.get("fingerprints", {}).get(sid)
+        out.update(database=db, tables=len(got), matches_source=got == want, fingerprint=got)
+    else:
+        folder = f"{RESTORE_DIR}/{asset.replace(':', '_')}/{sid}"
+        stream_restore(repo, snap["id"], entry["filename"], shell, to,
+                       f"sudo install -d -m 0700 {folder} && sudo tar -C {folder} -xf -")
+        out.update(folder=folder)
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out

@@ -1,0 +1,134 @@
+"""restic side of the backup with real restic and local repositories; sources are local shell lines."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backup import catalogue
+from backup.jobs import Asset, backup_asset, policy, run_store
+from backup.restic import Repo
+
+LOCAL = lambda device: ["sh", "-c"]  # noqa: E731  every "node" is this machine
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETOPS_RESTIC_PASSWORD", secrets.token_hex(16))
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def asset(name: str, stream: str, kind: str = "files") -> Asset:
+    return Asset(f"{name}:files", name, "huadu", "guangdong", kind, stream, f"/{name}/files.tar")
+
+
+def test_run_store_backs_up_copies_offsite_and_catalogues(env):
+    data = env / "src"
+    data.mkdir()
+    (data / "a.conf").write_text("x = 1\n" * 1000)
+    repo, dr = Repo("gd-bak1", str(env / "primary")), Repo("gd-dr-bak1", str(env / "dr"))
+    good = asset("huadu-srv1", f"tar -C {data} -cf - .")
+    bad = asset("huadu-srv2", "echo partial; echo 'tar: /etc: Cannot open' >&2; exit 2")
+    out = run_store(repo, dr, [good, bad], LOCAL, policy(), ["files"])
+    res = {a["asset"]: a for a in out["assets"]}
+    assert out["error"] is None and out["copied"]
+    assert res["huadu-srv1:files"]["ok"] and res["huadu-srv1:files"]["size"] > 6000
+    assert not res["huadu-srv2:files"]["ok"] and "source exited 2: tar: /etc: Cannot open" in res["huadu-srv2:files"]["error"]
+    snaps = repo.snapshots()
+    assert [s["hostname"] for s in snaps] == ["huadu-srv1"]  # the partial stream left no snapshot
+    assert "asset=huadu-srv1:files" in snaps[0]["tags"] and "province=guangdong" in snaps[0]["tags"]
+    assert [s["original"][:8] for s in dr.snapshots()] == [snaps[0]["id"][:8]]
+    cat = catalogue.load()["assets"]
+    assert cat["huadu-srv1:files"]["offsite"] is True and catalogue.derived(cat["huadu-srv1:files"])["ok_321"] == 1
+    assert cat["huadu-srv2:files"]["last_ok"] is False and "last_success" not in cat["huadu-srv2:files"]
+    prom = (env / "state/metrics/netops_backup.prom").read_text()
+    assert 'netops_backup_321_ok{province="guangdong",site="huadu",device="huadu-srv1",kind="files",asset="huadu-srv1:files"} 1' in prom
+    assert "netops_backup_last_success_timestamp_seconds{" in prom and 'asset="huadu-srv2:files"' not in prom.split(
+        "netops_backup_last_success_timestamp_seconds")[2]
+    # the restored bytes are the source's
+    got = subprocess.run(repo.cmd("dump", "latest", "/huadu-srv1/files.tar"), capture_output=True, env=repo.env()).stdout
+    assert got == subprocess.run(["tar", "-C", str(data), "-cf", "-", "."], capture_output=True).stdout
+
+
+def test_wrong_password_is_a_reported_store_error(env, monkeypatch):
+    repo = Repo("gd-bak1", str(env / "primary"))
+    run_store(repo, None, [asset("n1", "echo hi")], LOCAL, policy(), ["files"])
+    monkeypatch.setenv("NETOPS_RESTIC_PASSWORD", "not-the-password")
+    out = run_store(repo, None, [asset("n1", "echo hi")], LOCAL, policy(), ["files"])
+    assert out["error"] and not out["assets"][0]["ok"]
+
+
+def test_a_backup_killed_with_sigkill_leaves_the_repo_usable(env):
+    repo = Repo("gd-bak1", str(env / "primary"))
+    repo.ensure()
+    # a child process backs up an endless-ish stream; it is killed mid-stream
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r});"
+              "from backup.jobs import Asset, backup_asset; from backup.restic import Repo;"
+              f"backup_asset(Repo('gd-bak1', {str(env / 'primary')!r}), Asset('n1:files', 'n1', 'huadu', 'guangdong',"
+              "'files', 'head -c 200000000 /dev/urandom', '/n1/files.tar'), lambda d: ['sh', '-c'])")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the killed run's restic is ours to reap, as init would
+    child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((env / "primary/locks").glob("*")):
+        time.sleep(0.1)
+    assert list((env / "primary/locks").glob("*")), "the backup never started"
+    time.sleep(1)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    try:
+        while True:
+            os.waitpid(-child.pid, 0)  # every process of the killed group, restic included
+    except ChildProcessError:
+        pass
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+    assert list((env / "primary/locks").glob("*"))  # the killed run's lock is left behind
+    assert repo.restic("prune", check=False).returncode != 0  # the stale lock blocks exclusive work...
+    out = run_store(repo, None, [asset("n1", "head -c 100000 /dev/zero")], LOCAL, policy(), ["files"])
+    assert out["error"] is None and out["assets"][0]["ok"] and out["assets"][0]["size"] == 100000  # ...not the next run
+    assert not list((env / "primary/locks").glob("*"))
+    assert repo.restic("check").returncode == 0
+    assert len(repo.snapshots()) == 1  # the killed run made no snapshot
+
+
+def test_a_corrupted_object_is_found_by_verify_with_the_affected_asset(env):
+    from backup.verify import record, verify_store
+
+    repo = Repo("gd-bak1", str(env / "primary"))
+    big = asset("huadu-srv1", f"cd {env} && head -c 3000000 /dev/urandom > big.bin && tar -cf - big.bin")
+    small = asset("huadu-srv2", f"cd {env} && echo small > small.txt && tar -cf - small.txt")
+    run_store(repo, None, [big, small], LOCAL, policy(), ["files"])
+    entries = catalogue.load()["assets"]
+    clean = verify_store(repo, None, entries, LOCAL, 7, 0)
+    assert clean["ok"] and all(e["ok"] for e in clean["assets"]), clean
+    record([clean])
+    assert catalogue.load()["assets"]["huadu-srv1:files"]["verify_ok"] is True
+
+    pack = max((env / "primary/data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    raw = bytearray(pack.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)
+    pack.chmod(0o600)
+    pack.write_bytes(bytes(raw))
+
+    res = verify_store(repo, None, catalogue.load()["assets"], LOCAL, 1, 0)  # 1/1: read all data
+    assert not res["ok"] and not res["checks"][0]["ok"] and res["checks"][0]["errors"]
+    bad = {e["asset"]: e for e in res["assets"]}
+    assert not bad["huadu-srv1:files"]["ok"] and "restic dump" in bad["huadu-srv1:files"]["error"]
+    assert bad["huadu-srv2:files"]["ok"]
+    path = record([res])
+    cat = catalogue.load()["assets"]
+    assert cat["huadu-srv1:files"]["verify_ok"] is False and cat["huadu-srv1:files"]["verified"][cat["huadu-srv1:files"]["snapshot"]] is False
+    assert json.loads(path.read_text())[0]["assets"][0]["asset"] == "huadu-srv1:files"
+    assert 'netops_backup_verify_ok{province="guangdong",site="huadu",device="huadu-srv1",kind="files",asset="huadu-srv1:files"} 0' \
+        in (env / "state/metrics/netops_backup.prom").read_text()
