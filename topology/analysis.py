@@ -117,8 +117,10 @@ class Analysis:
 
     def __init__(self, topo: Topology):
         self.topo = topo
-        self.adj = topo.split.adj  # node → neighbours (mapping)
+        # plain dicts: the searches below touch them hundreds of thousands of times
+        self.adj: dict[str, list[str]] = {n: list(nbrs) for n, nbrs in topo.split.adjacency()}
         self.transit = {n: topo.transit(n) for n in topo.split}
+        self.site_of: dict[str, str] = dict(topo.graph.nodes(data="site"))
 
     # --- shared structures -----------------------------------------------------------------
     @cached_property
@@ -190,8 +192,7 @@ class Analysis:
     def spof_list(self) -> list[Spof]:
         topo = self.topo
         cuts: dict[tuple[str, str], set[str]] = defaultdict(set)
-        idom = self.idom
-        site_of = nx.get_node_attributes(topo.graph, "site")
+        idom, site_of = self.idom, self.site_of
         for sid in topo.inv.sites:
             if sid == topo.ministry:
                 continue
@@ -274,9 +275,10 @@ class Analysis:
         own: set[str] = set()
         for f in failures:
             failed |= f.nodes()
-            own |= {topo.site_of(d) for d in f.devices}
+            own |= {self.site_of[d] for d in f.devices}
         lost = self._cut_nodes(failed) | failed
-        candidates = {topo.site_of(n) for n in lost if n != ROOT and not is_link_node(n)}
+        site_of = self.site_of
+        candidates = {site_of[n] for n in lost if n in site_of}
         cut, down = set(), set()
         for sid in candidates:
             anchors = self.reachable_anchors(sid)
