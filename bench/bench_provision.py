@@ -1,0 +1,70 @@
+"""Benchmark: `netops link provision longgang` end to end in the running lab (issue 3), as root.
+
+Prints one JSON line. Works on a temporary copy of the default inventory (the lab's), provisions
+the planned link longgang-up2 (allocate, render, back up, diff, push, verify, save, record), then
+decommissions it, so the lab is left as found. The anchor, measured in the same run, is
+`provision --check` (the same CLI start, inventory load, SSH sessions and backups, no push or
+verification): the difference is the cost of pushing and of waiting for OSPF and the checks.
+Goal: provision ≤ 60 s. Needs the lab up (`netops lab status`); take the lab test session lock
+so no lab test session runs meanwhile.
+
+    .venv/bin/python bench/bench_provision.py
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def netops(*args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)) -> tuple[float, dict]:
+    base = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "netops.cli", *args, "--json"], cwd=REPO, env={**base, **(env or {})},
+                       capture_output=True, text=True, timeout=600)
+    took = time.monotonic() - t0
+    if p.returncode not in ok:
+        sys.exit(f"bench_provision: netops {' '.join(args)} exited {p.returncode}: {p.stderr.strip() or p.stdout[-400:]}")
+    return took, json.loads(p.stdout)
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("bench_provision: needs root")
+    sys.path.insert(0, str(REPO))
+    from topology.lab.runtime import state_root
+
+    lock = open(state_root() / ".test-session.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # no lab test session recreates the lab meanwhile
+    _, st = netops("lab", "status", ok=(0, 1))  # 1: the lab is down (a finding)
+    if not st.get("up"):
+        sys.exit("bench_provision: the lab is not up (pytest tests/lab/test_lab.py -k second_up)")
+    _, env = netops("lab", "env")
+    with tempfile.TemporaryDirectory(prefix="bench-prov-") as tmp:
+        inv = Path(tmp) / "inv"
+        from inventory import DEFAULT_INVENTORY
+
+        shutil.copytree(DEFAULT_INVENTORY, inv)
+        anchor, _ = netops("link", "provision", "longgang", "--check", "-i", str(inv), env=env)
+        t_prov, res = netops("link", "provision", "longgang", "-i", str(inv), env=env)
+        t_again, again = netops("link", "provision", "longgang", "-i", str(inv), env=env)
+        t_dec, dec = netops("link", "decommission", "longgang-up2", "-i", str(inv), env=env)
+    assert res["result"] == "applied" and again["result"] == "no_change" and dec["result"] == "applied"
+    print(json.dumps({
+        "bench": "link_provision", "link": "longgang-up2", "goal_s": 60,
+        "provision_s": round(t_prov, 2), "rerun_no_op_s": round(t_again, 2), "decommission_s": round(t_dec, 2),
+        "anchor_check_s": round(anchor, 2), "provision_vs_anchor": round(t_prov / anchor, 1),
+        "checks": len(res["verification"]), "cpus": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""County-link provisioning for real: the default's planned link longgang-up2 on the lab's FRR routers.
+
+Works on a COPY of the default inventory (the lab was built from the default, so names and
+addresses match); the repo's inventory/default is never modified. Leaves the lab as it found it
+(the last step decommissions the link and checks the running configs are the originals).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import inventory
+from topology.lab.plan import build
+from topology.provision import render as rd
+
+from .conftest import REPO, netops
+
+pytestmark = pytest.mark.lab
+LINK, COUNTY, CITY = "longgang-up2", "longgang-r1", "guangzhou-r1"
+MINISTRY_LO = str(inventory.load(inventory.DEFAULT_INVENTORY).devices["bu-r1"].loopback)
+
+
+def running(dev: str) -> str:
+    return netops("lab", "exec", dev, "--", "vtysh", "-c", "show running-config", check=True).stdout
+
+
+def vtysh(dev: str, cmd: str) -> str:
+    return netops("lab", "exec", dev, "--", "vtysh", "-c", cmd, check=True).stdout
+
+
+def wait(pred, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+@pytest.fixture(scope="module")
+def copy(lab, tmp_path_factory):
+    d = tmp_path_factory.mktemp("prov") / "inv"
+    shutil.copytree(inventory.DEFAULT_INVENTORY, d)
+    before = {dev: running(dev) for dev in (COUNTY, CITY)}
+    return {"dir": d, "before": before, "text": (d / "guangdong.yml").read_text(encoding="utf-8")}
+
+
+def full_on(dev: str, ifname: str) -> bool:
+    nb = json.loads(vtysh(dev, "show ip ospf neighbor json"))["neighbors"]
+    return any(n["ifaceName"].split(":")[0] == ifname and n["converged"] == "Full" for ns in nb.values() for n in ns)
+
+
+def link(lab, copy, *args, env=None):
+    p = netops("link", *args, "-i", str(copy["dir"]), "--json", env={**lab["env"], **(env or {})})
+    return p, (json.loads(p.stdout) if p.stdout.strip().startswith("{") else None)
+
+
+def test_check_shows_the_diff_and_changes_nothing(lab, copy):
+    p, res = link(lab, copy, "provision", "longgang", "--check")
+    assert p.returncode == 0, p.stderr
+    assert res["result"] == "check" and res["allocation"]["subnet"] == "10.44.255.22/31"
+    assert "+  ip address 10.44.255.23/31" in res["devices"][COUNTY]["diff"]
+    assert {d: running(d) for d in (COUNTY, CITY)} == copy["before"]
+    assert (copy["dir"] / "guangdong.yml").read_text(encoding="utf-8") == copy["text"]
+
+
+def test_broken_render_fails_verification_and_rolls_back(lab, copy, tmp_path):
+    broken = tmp_path / "templates"
+    shutil.copytree(REPO / "topology/provision/templates", broken)
+    tpl = broken / "frr/link.j2"  # the fault: the interface never joins OSPF
+    tpl.write_text("".join(ln for ln in tpl.read_text().splitlines(True) if "ip ospf area" not in ln))
+    p, res = link(lab, copy, "provision", "longgang", "--verify-timeout", "5",
+                  env={"NETOPS_PROVISION_TEMPLATES": str(broken)})
+    assert p.returncode == 1, p.stderr
+    assert res["result"] == "rolled_back"
+    assert not all(c["ok"] for c in res["verification"])
+    assert [r["identical"] for r in res["rollback"]] == [True, True]
+    assert {d: running(d) for d in (COUNTY, CITY)} == copy["before"]
+
+
+def test_provision_end_to_end(lab, copy):
+    p, res = link(lab, copy, "provision", "longgang")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert res["result"] == "applied" and all(c["ok"] for c in res["verification"])
+    assert full_on(COUNTY, "eth2") and full_on(CITY, "eth6")
+    inv = inventory.load(copy["dir"])
+    assert inv.links[LINK].state.value == "active"
+    assert str(inv.devices[COUNTY].interfaces["eth2"].address) == "10.44.255.23/31"
+    rec = [json.loads(x) for x in (copy["dir"] / "changes/links.jsonl").read_text().splitlines()]
+    assert [r["result"] for r in rec] == ["rolled_back", "applied"] and rec[-1]["who"]
+    # the running config is what a fresh lab would render with the link active
+    plan = build(inv, "jinbao")
+    for dev, ifn in ((COUNTY, "eth2"), (CITY, "eth6")):
+        fresh = rd.parse(plan.nodes[dev].frr_conf).find(f"interface {ifn}")
+        now = rd.parse(running(dev)).find(f"interface {ifn}")
+        assert sorted(c.line for c in now.children) == sorted(c.line for c in fresh.children)
+
+
+def test_county_reaches_the_ministry_over_the_new_link(lab, copy):
+    netops("lab", "exec", COUNTY, "--", "ip", "link", "set", "eth1", "down", check=True)
+    try:
+        def via_new():
+            r = netops("lab", "exec", COUNTY, "--", "ip", "route", "get", MINISTRY_LO)
+            return "dev eth2" in r.stdout
+        assert wait(via_new)
+        r = netops("lab", "exec", COUNTY, "--", "ping", "-c", "2", "-W", "1", "-I", "10.44.254.8", MINISTRY_LO)
+        assert r.returncode == 0, r.stdout
+    finally:
+        netops("lab", "exec", COUNTY, "--", "ip", "link", "set", "eth1", "up", check=True)
+    assert wait(lambda: full_on(COUNTY, "eth1"))
+
+
+def test_rerun_is_a_no_op(lab, copy):
+    before = {d: running(d) for d in (COUNTY, CITY)}
+    p, res = link(lab, copy, "provision", "longgang")
+    assert p.returncode == 0, p.stderr
+    assert res["result"] == "no_change" and all(not d["diff"] for d in res["devices"].values())
+    assert {d: running(d) for d in (COUNTY, CITY)} == before
+
+
+def test_decommission_leaves_the_lab_as_found(lab, copy):
+    p, res = link(lab, copy, "decommission", LINK)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert res["result"] == "applied"
+    assert {d: running(d) for d in (COUNTY, CITY)} == copy["before"]
+    assert (copy["dir"] / "guangdong.yml").read_text(encoding="utf-8") == copy["text"]
+
+
+def test_playbook_check_mode_shows_the_same_diff(lab, copy):
+    env = {**os.environ, **lab["env"]}
+    env.pop("NETOPS_INVENTORY", None)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/provision_county_link.yml", "--check",
+         "-e", "county=longgang", "-e", f"inventory_path={copy['dir']}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"result": "check"' in r.stdout and "+  ip address 10.44.255.23/31" in r.stdout

@@ -1,0 +1,165 @@
+"""Render one end of a link from the platform's Jinja2 templates; parse configs into trees; diff.
+
+A config is read as a tree by indentation (the shape every supported CLI prints): a line's children
+are the deeper-indented lines under it. Separators (``!``, ``#``) and mode exits are dropped. The
+diff is hierarchical: lines the intended config has and the running one lacks are added; in the
+stanzas the link owns (its interface), running lines the intended config lacks are removed.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+from inventory import Inventory
+from inventory.model import Role
+from netops.output import UsageError
+
+TEMPLATES = Path(__file__).parent / "templates"
+_SKIP = {"exit", "quit", "return", "end", "exit-address-family"}
+
+
+@dataclass
+class Node:
+    line: str
+    children: list["Node"] = field(default_factory=list)
+
+    def find(self, line: str) -> "Node | None":
+        return next((c for c in self.children if c.line == line), None)
+
+    def lines(self, depth: int = 0) -> list[str]:
+        out = []
+        for c in self.children:
+            out.append(" " * depth + c.line)
+            out.extend(c.lines(depth + 1))
+        return out
+
+
+def parse(text: str) -> Node:
+    root = Node("")
+    stack: list[tuple[int, Node]] = [(-1, root)]
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        body = line.strip()
+        if not body or body[0] in "!#" or body in _SKIP:
+            continue
+        ind = len(line) - len(line.lstrip(" "))
+        while stack[-1][0] >= ind:
+            stack.pop()
+        node = Node(body)
+        stack[-1][1].children.append(node)
+        stack.append((ind, node))
+    return root
+
+
+@dataclass
+class Change:
+    """One stanza's (or one global line's) change: ``path`` is the stanza header(s), empty for a global."""
+    path: tuple[str, ...]
+    add: list[str]
+    remove: list[str]
+    created: bool = False  # the stanza itself is new: undone by removing it whole
+
+
+def diff(running: Node, intended: Node, owned) -> list[Change]:
+    """``owned(header)`` → True for stanzas whose running lines not in ``intended`` are removed."""
+    out: list[Change] = []
+
+    def walk(run: Node | None, want: Node, path: tuple[str, ...]) -> None:
+        add = [c.line for c in want.children if not c.children and (run is None or run.find(c.line) is None)]
+        remove = []
+        if run is not None and path and owned(path[0]):
+            wanted = {c.line for c in want.children}
+            remove = [c.line for c in run.children if c.line not in wanted]
+        if add or remove:  # a stanza's own lines first, then its sub-stanzas
+            out.append(Change(path, add, remove, created=bool(path) and run is None))
+        for c in want.children:
+            if c.children:
+                walk(run.find(c.line) if run else None, c, path + (c.line,))
+
+    walk(running, intended, ())
+    return out
+
+
+def diff_text(changes: list[Change], negate: str) -> list[str]:
+    """The diff for people: ``+``/``-`` lines under their stanza headers."""
+    out = []
+    for ch in changes:
+        out.extend(f"  {' ' * i}{h}" for i, h in enumerate(ch.path))
+        ind = " " * len(ch.path)
+        out.extend(f"- {ind}{line}" for line in ch.remove)
+        out.extend(f"+ {ind}{line}" for line in ch.add)
+    return out
+
+
+def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool = False) -> list[str]:
+    """Configuration-mode commands that apply the changes (``reverse``: that undo them)."""
+    out: list[str] = []
+    gone: list[tuple[str, ...]] = []
+    for ch in changes:
+        if reverse and any(ch.path[:len(g)] == g for g in gone):
+            continue  # inside a stanza that is removed whole
+        if reverse and ch.created:
+            gone.append(ch.path)
+            out.extend(ch.path[:-1])
+            out.append(f"{negate} {ch.path[-1]}")
+            out.extend([stanza_exit] * (len(ch.path) - 1))
+            continue
+        add, remove = (ch.remove, ch.add) if reverse else (ch.add, ch.remove)
+        out.extend(ch.path)
+        out.extend(f"{negate} {line}" for line in remove)
+        out.extend(add)
+        out.extend([stanza_exit] * len(ch.path))
+    return out
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+def _env(template_dir: Path) -> Environment:
+    env = Environment(loader=FileSystemLoader(template_dir), undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
+    return env
+
+
+def _nearest(inv: Inventory, site: str, role: Role):
+    """Management address of the nearest device with ``role`` up the site's ancestry, else the ops host."""
+    for s in [inv.sites[site], *inv.ancestors(site)]:
+        for d in sorted(inv.devices_by_site.get(s.id, [])):
+            if inv.devices[d].role == role:
+                return inv.devices[d].management
+    return inv.network.address_plan.ops_host
+
+
+def end_context(inv: Inventory, link, end, addresses: dict[str, ipaddress.IPv4Interface | None]) -> dict:
+    """Everything a template needs for one end; ``addresses`` None for an end means unconfigured."""
+    dev = inv.devices[end.device]
+    peer = link.b if link.a == end else link.a
+    cred = inv.credentials[dev.credentials]
+    mon = _nearest(inv, dev.site, Role.monitor)
+    addr = addresses.get(str(end))
+    return {
+        "device": dev, "interface": end.interface, "description": inv.interface(end).description,
+        "address": addr, "peer": peer, "peer_address": addresses.get(str(peer)), "link": link,
+        "bandwidth_mbps": link.bandwidth_mbps, "area": inv.link_area(link), "ospf": inv.network.ospf,
+        "router_id": dev.loopback, "snmp_user": cred.snmp.user if cred.snmp else None,
+        "syslog_host": mon, "ntp_server": mon, "management": inv.network.address_plan.management,
+    }
+
+
+def render_end(inv: Inventory, link, end, addresses, template_dir: Path = TEMPLATES) -> str:
+    """The intended config of ``end`` (interface, OSPF, baseline lines) from ``<platform>/link.j2``."""
+    plat = inv.devices[end.device].platform
+    try:
+        tpl = _env(template_dir / plat).get_template("link.j2")
+    except TemplateNotFound:
+        raise UsageError(f"device '{end.device}': platform {plat!r} has no link template "
+                         f"({template_dir / plat / 'link.j2'})") from None
+    return tpl.render(**end_context(inv, link, end, addresses))
+
+
+def owns(interface: str):
+    """The stanza of the link's interface is the link's own: its other lines are removed."""
+    return lambda header: header.split()[0].lower() == "interface" and header.split()[-1] == interface
