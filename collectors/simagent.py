@@ -106,6 +106,8 @@ class Responder:
         for a in self.live():
             text = snmprec(a)
             path = data / f"{a.community or a.name}.snmprec"
+            if path.exists():  # several endpoints serving one recording
+                continue
             key = hashlib.sha1(text.encode()).hexdigest()
             if key in shared:  # identical agents share one recording
                 os.symlink(shared[key], path)

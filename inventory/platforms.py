@@ -41,9 +41,14 @@ class Platform:
     # vendor CPU / memory utilisation columns (percent per entity); None: HOST-RESOURCES-MIB
     snmp_cpu_oid: str | None = None
     snmp_mem_oid: str | None = None
+    # SSH health collection: (command, parser name in collectors/parsers.py) run in one session
+    ssh_health: tuple[tuple[str, str], ...] = ()
 
 
 _NET = "ansible.netcommon.network_cli"
+# load, memory, root file system and failed units of a Linux host in one round trip
+LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
+_LINUX = ((LINUX_HEALTH, "linux"),)
 
 PLATFORMS: dict[str, Platform] = {
     p.name: p
@@ -57,7 +62,9 @@ PLATFORMS: dict[str, Platform] = {
                  ping_ok=r" 0.00% packet loss",
                  snmp_enterprise="1.3.6.1.4.1.2011",
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
-                 snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7"),   # hwEntityMemUsage
+                 snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
+                 ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
+                             ("display ospf peer brief", "ospf_vrp"))),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -67,20 +74,27 @@ PLATFORMS: dict[str, Platform] = {
                  show_ospf_neighbor="display ospf peer", ping="ping -c 3 -a {source} {target}",
                  ping_ok=r" 0.0% packet loss",
                  snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
-                 snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8"),      # hh3cEntityExtMemUsage
+                 snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8",       # hh3cEntityExtMemUsage
+                 ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
+                             ("display ospf peer", "ospf_comware"))),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
                  commit_confirm_at="enter", show_interface="show interfaces {name}",
                  ping="ping {target} source {source} repeat 3", ping_ok=r"Success rate is 100 percent",
-                 confirm="configure confirm", snmp_enterprise="1.3.6.1.4.1.9"),
+                 confirm="configure confirm", snmp_enterprise="1.3.6.1.4.1.9",
+                 ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
+                             ("show ip ospf neighbor", "ospf_ios"))),
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
-                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
+                 snmp_enterprise="1.3.6.1.4.1.8072", ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), *_LINUX), cli_exec="vtysh -c {command}",
                  ping="ping -c 3 -W 1 -I {source} {target}"),
-        Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
-        Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
-        Platform("kylin", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072"),
+        Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
+                 ssh_health=_LINUX),
+        Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
+                 ssh_health=_LINUX),
+        Platform("kylin", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
+                 ssh_health=_LINUX),
     )
 }

@@ -9,7 +9,8 @@ import sys
 from .output import BAD_INPUT, Out, UsageError
 
 # capability modules, each with register(subparsers, common) adding one noun
-COMMANDS = ["inventory.commands", "topology.lab.commands", "topology.commands", "netops.cycle", "backup.commands", "topology.provision.commands", "security.commands"]
+COMMANDS = ["inventory.commands", "topology.lab.commands", "topology.commands", "netops.cycle", "backup.commands", "topology.provision.commands", "security.commands",
+            "collectors.commands"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,143 @@
+"""SNMP collection benchmark: this collector against Prometheus snmp_exporter, same agents, same run.
+
+Simulated 48-port devices (snmpsim, SNMPv3 authPriv SHA/AES, one recording served on N loopback
+endpoints) are polled for the same columns (sysUpTime, ifName, ifAlias, admin/oper status,
+ifHighSpeed, 64-bit octets and unicast packets, errors, discards) by
+  1. collectors.snmp.Poller: a cold cycle (label columns walked) and a warm one (labels cached);
+  2. prometheus-snmp-exporter (the anchor), every target scraped once over HTTP with the same
+     concurrency and max-repetitions.
+Client CPU-seconds are the process's own (ours: time.process_time around the cycle; the exporter's:
+/proc/PID/stat utime+stime around the scrapes). Varbinds are the values each client delivers
+(48 ports × 13 columns + sysUpTime per device), so the ratio compares CPU per useful value.
+
+Prints ONE JSON line. Usage: .venv/bin/python bench/bench_collect.py [--devices N] [--concurrency C]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from collectors.simagent import Agent, Responder  # noqa: E402
+from collectors.snmp import IF_COUNTERS, IF_LABELS, IF_STATE, SYS_UPTIME, Poller  # noqa: E402
+
+EXPORTER = shutil.which("prometheus-snmp-exporter") or "/usr/bin/prometheus-snmp-exporter"
+PORTS = 48
+COLUMNS = {**IF_LABELS, **{k: o for k, (o, _) in IF_COUNTERS.items()}, **IF_STATE}
+
+
+def free_port(kind=socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu(pid: int) -> float:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def exporter_config(r: Responder, max_rep: int, timeout: float) -> str:
+    lookups = [{"labels": ["ifIndex"], "labelname": n, "oid": COLUMNS[n], "type": "DisplayString"}
+               for n in ("name", "alias")]
+    metrics = [{"name": "sysUpTime", "oid": SYS_UPTIME[:-2], "type": "gauge"}]
+    for n, oid in COLUMNS.items():
+        if n in IF_LABELS:
+            continue
+        metrics.append({"name": f"if_{n}", "oid": oid, "type": "counter" if n in IF_COUNTERS else "gauge",
+                        "indexes": [{"labelname": "ifIndex", "type": "gauge"}], "lookups": lookups})
+    module = {"walk": [SYS_UPTIME[:-2], *COLUMNS.values()], "version": 3, "max_repetitions": max_rep,
+              "retries": 1, "timeout": f"{timeout:g}s",
+              "auth": {"username": r.user, "security_level": "authPriv", "password": r.auth_key, "auth_protocol": "SHA",
+                       "priv_protocol": "AES", "priv_password": r.priv_key, "context_name": "bench"},
+              "metrics": metrics}
+    return json.dumps({"bench": module})  # JSON is YAML
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--max-repetitions", type=int, default=25)
+    ap.add_argument("--timeout", type=float, default=10.0)
+    a = ap.parse_args()
+
+    port = free_port()
+    agents = [Agent("bench", f"127.3.{i // 250}.{i % 250 + 1}", port, ports=PORTS) for i in range(a.devices)]
+    useful = a.devices * (PORTS * len(COLUMNS) + 1)
+    out: dict = {"bench": "collect_snmp", "devices": a.devices, "ports": PORTS, "concurrency": a.concurrency,
+                 "max_repetitions": a.max_repetitions, "useful_varbinds": useful}
+    work = tempfile.mkdtemp(prefix="netops-bench-collect-")
+    with Responder(agents, workdir=os.path.join(work, "sim")) as r:
+        # --- this collector ---------------------------------------------------------------------
+        loop = asyncio.new_event_loop()
+        poller = Poller(concurrency=a.concurrency)
+        targets = [r.target(ag, timeout=a.timeout, retries=1, deadline=300, max_repetitions=a.max_repetitions)
+                   for ag in agents]
+        for i, t in enumerate(targets):  # one recording (context "bench"), a device state per endpoint
+            t.device, t.context = f"d{i:04d}", "bench"
+        for phase in ("cold", "warm"):
+            c0, w0 = time.process_time(), time.monotonic()
+            res = loop.run_until_complete(poller.cycle(targets, deadline=3600))
+            cpu, wall = time.process_time() - c0, time.monotonic() - w0
+            ok = sum(x.ok and len(x.interfaces) == PORTS for x in res)
+            out[f"ours_{phase}"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "ok_devices": ok,
+                                    "pdus": sum(x.stats.pdus for x in res),
+                                    "varbinds_received": sum(x.stats.varbinds for x in res),
+                                    "cpu_us_per_useful_varbind": round(cpu / useful * 1e6, 2)}
+        loop.close()
+
+        # --- the anchor: snmp_exporter ---------------------------------------------------------------
+        cfg = Path(work) / "snmp.yml"
+        cfg.write_text(exporter_config(r, a.max_repetitions, a.timeout))
+        http = free_port(socket.SOCK_STREAM)
+        exp = subprocess.Popen([EXPORTER, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{http}",
+                                "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=2).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+            def scrape(ag: Agent) -> int:
+                url = f"http://127.0.0.1:{http}/snmp?module=bench&target={ag.address}:{ag.port}"
+                text = urllib.request.urlopen(url, timeout=600).read().decode()
+                return sum(1 for line in text.splitlines() if line and not line.startswith(("#", "snmp_scrape")))
+
+            c0, w0 = proc_cpu(exp.pid), time.monotonic()
+            with ThreadPoolExecutor(a.concurrency) as pool:
+                samples = list(pool.map(scrape, agents))
+            cpu, wall = proc_cpu(exp.pid) - c0, time.monotonic() - w0
+            out["snmp_exporter"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                    "ok_devices": sum(s >= PORTS * (len(COLUMNS) - 2) for s in samples),
+                                    "samples": sum(samples),
+                                    "cpu_us_per_useful_varbind": round(cpu / useful * 1e6, 2)}
+        finally:
+            exp.terminate()
+            exp.wait(10)
+    shutil.rmtree(work, ignore_errors=True)
+    anchor = out["snmp_exporter"]["cpu_s"] or 1e-9
+    out["cpu_ratio_cold"] = round(out["ours_cold"]["cpu_s"] / anchor, 2)
+    out["cpu_ratio_warm"] = round(out["ours_warm"]["cpu_s"] / anchor, 2)
+    out["goal_cpu_ratio"] = 1.0
+    out["ok"] = out["cpu_ratio_warm"] <= 1.0
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

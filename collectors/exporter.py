@@ -1,0 +1,159 @@
+"""Prometheus exposition of the latest collection round (prometheus-client custom collector).
+
+Scheduling is inside the collector, not per scrape: a background loop polls every ``interval``
+seconds under a cycle deadline and a scrape only renders the last round. So scrape time is constant,
+several Prometheus replicas do not multiply the load on device CPUs, and a dead device never makes a
+scrape time out. The metric names, types and labels are listed in collectors/METRICS.md.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .targets import LABELS
+
+IF_LABELS = (*LABELS, "interface", "alias")
+STATUS = {"up": 1, "down": 2, "testing": 3, "unknown": 4, "dormant": 5, "notPresent": 6, "lowerLayerDown": 7}
+COUNTER_HELP = {
+    "in_octets": "Octets received (ifHCInOctets)",
+    "out_octets": "Octets sent (ifHCOutOctets)",
+    "in_unicast_packets": "Unicast packets received (ifHCInUcastPkts)",
+    "out_unicast_packets": "Unicast packets sent (ifHCOutUcastPkts)",
+    "in_errors": "Inbound packets with errors (ifInErrors)",
+    "out_errors": "Outbound packets with errors (ifOutErrors)",
+    "in_discards": "Inbound packets discarded (ifInDiscards)",
+    "out_discards": "Outbound packets discarded (ifOutDiscards)",
+}
+UNIT = {"octets": "bytes"}
+
+
+def counter_metric(col: str) -> str:
+    direction, what = col.split("_", 1)
+    return f"netops_interface_{direction}_{UNIT.get(what, what)}"
+
+
+class Snapshot(Collector):
+    """Holds the last round's results; ``collect`` renders them as metric families."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.snmp: list = []          # (labels, collectors.snmp.Result)
+        self.db: list = []            # collectors.db health records
+        self.ssh: list = []           # collectors.ssh records
+        self.self_totals: dict = {}   # device → accumulated self-metric counters
+        self.round = {"duration_s": 0.0, "finished": 0.0, "targets": 0, "failed": 0}
+
+    def update(self, snmp: list, db: list, duration_s: float, ssh: list = ()) -> None:
+        with self._lock:
+            for labels, r in snmp:
+                tot = self.self_totals.setdefault(labels["device"], {"pdus": 0, "retries": 0, "timeouts": 0, "varbinds": 0})
+                for k in tot:
+                    tot[k] += getattr(r.stats, k)
+            self.snmp, self.db, self.ssh = snmp, db, list(ssh)
+            self.round = {"duration_s": duration_s, "finished": time.time(), "targets": len(snmp) + len(db) + len(ssh),
+                          "failed": sum(not r.ok for _, r in snmp) + sum(not h["up"] for h in db)
+                          + sum(not s["ok"] for s in ssh)}
+
+    def collect(self):
+        with self._lock:
+            snmp, db, ssh = list(self.snmp), list(self.db), list(self.ssh)
+            totals, rnd = dict(self.self_totals), dict(self.round)
+        yield from snmp_families(snmp, totals)
+        yield from ssh_families(ssh)
+        from .db import db_families
+
+        yield from db_families(db)
+        g = GaugeMetricFamily("netops_collect_round_duration_seconds", "Wall time of the last collection round")
+        g.add_metric([], rnd["duration_s"])
+        yield g
+        g = GaugeMetricFamily("netops_collect_round_timestamp_seconds", "When the last collection round finished")
+        g.add_metric([], rnd["finished"])
+        yield g
+        g = GaugeMetricFamily("netops_collect_round_failed_targets", "Targets that failed in the last round")
+        g.add_metric([], rnd["failed"])
+        yield g
+
+
+def snmp_families(snmp: list, totals: dict):
+    lab = list(LABELS)
+    fam = {
+        "up": GaugeMetricFamily("netops_snmp_up", "1 if the device answered SNMP in the last round", labels=lab),
+        "dur": GaugeMetricFamily("netops_snmp_scrape_duration_seconds", "Time to poll the device", labels=lab),
+        "uptime": GaugeMetricFamily("netops_device_uptime_seconds", "sysUpTime", labels=lab),
+        "info": GaugeMetricFamily("netops_device_info", "sysName, sysObjectID and the vendor platform it maps to",
+                                  labels=[*lab, "sys_name", "sys_object_id", "vendor"]),
+        "cpu": GaugeMetricFamily("netops_device_cpu_utilization_ratio", "CPU utilisation 0-1 (vendor entity MIB or hrProcessorLoad)", labels=lab),
+        "mem": GaugeMetricFamily("netops_device_memory_utilization_ratio", "Memory utilisation 0-1", labels=lab),
+        "ssize": GaugeMetricFamily("netops_storage_size_bytes", "hrStorageSize × units", labels=[*lab, "storage"]),
+        "sused": GaugeMetricFamily("netops_storage_used_bytes", "hrStorageUsed × units", labels=[*lab, "storage"]),
+        "oper": GaugeMetricFamily("netops_interface_oper_status", "ifOperStatus (1 up, 2 down, 7 lowerLayerDown…)", labels=list(IF_LABELS)),
+        "admin": GaugeMetricFamily("netops_interface_admin_status", "ifAdminStatus (1 up, 2 down)", labels=list(IF_LABELS)),
+        "speed": GaugeMetricFamily("netops_interface_speed_bits_per_second", "ifHighSpeed × 10^6", labels=list(IF_LABELS)),
+    }
+    counters = {c: CounterMetricFamily(counter_metric(c), h + "; monotonic across wraps and agent restarts",
+                                       labels=list(IF_LABELS)) for c, h in COUNTER_HELP.items()}
+    self_m = {k: CounterMetricFamily(f"netops_snmp_{k}", h, labels=lab) for k, h in
+              {"pdus": "SNMP request PDUs sent", "retries": "SNMP requests retried",
+               "timeouts": "SNMP requests that timed out", "varbinds": "Varbinds received"}.items()}
+    for labels, r in snmp:
+        lv = [labels[k] for k in LABELS]
+        fam["up"].add_metric(lv, 1 if r.ok else 0)
+        fam["dur"].add_metric(lv, r.duration_s)
+        for k, f in self_m.items():
+            f.add_metric(lv, totals.get(labels["device"], {}).get(k, 0))
+        if not r.ok:
+            continue
+        s = r.system
+        fam["uptime"].add_metric(lv, s["uptime_s"])
+        fam["info"].add_metric([*lv, s["name"] or "", s["object_id"] or "", s["vendor"] or ""], 1)
+        if r.cpu_ratio is not None:
+            fam["cpu"].add_metric(lv, r.cpu_ratio)
+        if r.memory_ratio is not None:
+            fam["mem"].add_metric(lv, r.memory_ratio)
+        for st in r.storage:
+            fam["ssize"].add_metric([*lv, st["storage"]], st["size_bytes"])
+            fam["sused"].add_metric([*lv, st["storage"]], st["used_bytes"])
+        for i in r.interfaces.values():
+            il = [*lv, i["name"], i["alias"]]
+            fam["oper"].add_metric(il, STATUS.get(i["oper_status"], 4))
+            fam["admin"].add_metric(il, STATUS.get(i["admin_status"], 4))
+            if i["speed_bps"] is not None:
+                fam["speed"].add_metric(il, i["speed_bps"])
+            for c, v in i["counters"].items():
+                counters[c].add_metric(il, v)
+    yield from fam.values()
+    yield from counters.values()
+    yield from self_m.values()
+
+
+def ssh_families(ssh: list):
+    lab = list(LABELS)
+    fam = {
+        "up": GaugeMetricFamily("netops_ssh_up", "1 if the SSH health commands ran in the last round", labels=lab),
+        "nbr": GaugeMetricFamily("netops_ospf_neighbors", "OSPF neighbours by state (over SSH)", labels=[*lab, "state"]),
+        "load1": GaugeMetricFamily("netops_host_load1", "1-minute load average", labels=lab),
+        "disk": GaugeMetricFamily("netops_host_root_filesystem_used_ratio", "Root file system used 0-1", labels=lab),
+        "failed": GaugeMetricFamily("netops_host_failed_units", "systemd units in the failed state", labels=lab),
+        "cpu": GaugeMetricFamily("netops_ssh_cpu_utilization_ratio", "CPU 0-1 from the device CLI", labels=lab),
+        "mem": GaugeMetricFamily("netops_ssh_memory_utilization_ratio", "Memory 0-1 from the device CLI / free", labels=lab),
+    }
+    for s in ssh:
+        lv = [s.get(k, "") for k in LABELS]
+        fam["up"].add_metric(lv, 1 if s["ok"] else 0)
+        if not s["ok"]:
+            continue
+        if "ospf_neighbors" in s:
+            states: dict[str, int] = {}
+            for n in s["ospf_neighbors"]:
+                states[n["state"]] = states.get(n["state"], 0) + 1
+            for st, c in sorted(states.items()):
+                fam["nbr"].add_metric([*lv, st], c)
+        for key, f in (("load1", "load1"), ("disk_used_ratio", "disk"), ("cpu_ratio", "cpu"), ("memory_ratio", "mem")):
+            if s.get(key) is not None:
+                fam[f].add_metric(lv, s[key])
+        if "failed_units" in s:
+            fam["failed"].add_metric(lv, len(s["failed_units"]))
+    yield from fam.values()

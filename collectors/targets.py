@@ -1,0 +1,63 @@
+"""The collectors' view of the inventory: which devices a scope covers, their Prometheus labels and
+their credentials resolved from the inventory's references ({env: NAME}) in the environment."""
+from __future__ import annotations
+
+import os
+
+from inventory.model import SecretRef
+from inventory.store import Inventory
+from netops.output import UsageError
+
+from .snmp import Target
+
+LABELS = ("level", "province", "city", "county", "site", "device")
+
+
+def scope_devices(inv: Inventory, scope: str | None) -> list[str]:
+    """Device ids at ``scope`` (a site id) and every site below it; all devices without a scope."""
+    if scope is None:
+        return sorted(inv.devices)
+    if scope not in inv.sites:
+        raise UsageError(f"{inv.root}: scope {scope!r}: no such site (try `netops inventory graph`)")
+    sites = set(inv.descendants(scope))
+    return sorted(d for d, dev in inv.devices.items() if dev.site in sites)
+
+
+def labels(inv: Inventory, device: str) -> dict[str, str]:
+    site = inv.site_of(device)
+    lineage = inv.lineage(site.id)
+    return {"level": site.level.value, "province": lineage.get("province") or lineage.get("dr", ""),
+            "city": lineage.get("city", ""), "county": lineage.get("county", ""), "site": site.id, "device": device}
+
+
+def secret(inv: Inventory, profile: str, field: str, ref: SecretRef | None) -> str:
+    """The value a reference points at, or a one-line error naming the profile and field."""
+    where = f"{inv.root}: credentials {profile!r}: field {field!r}"
+    if ref is None:
+        raise UsageError(f"{where}: not set")
+    if ref.vault:
+        raise UsageError(f"{where}: vault reference {ref.vault!r} cannot be read by the collector; use {{env: NAME}}")
+    value = os.environ.get(ref.env)
+    if not value:
+        raise UsageError(f"{where}: environment variable {ref.env} is not set (for the lab: eval \"$(netops lab env)\")")
+    return value
+
+
+def snmp_targets(inv: Inventory, devices: list[str], **opts) -> list[Target]:
+    out = []
+    for d in devices:
+        dev = inv.devices[d]
+        cred = inv.credentials[dev.credentials]
+        snmp = cred.snmp
+        if snmp is None:
+            raise UsageError(f"{inv.root}: credentials {dev.credentials!r}: field 'snmp': not set (device {d!r})")
+        t = Target(device=d, address=str(dev.management), platform=dev.platform, version=dev.snmp_version,
+                   user=snmp.user, auth_protocol=snmp.auth_protocol, priv_protocol=snmp.priv_protocol,
+                   labels=labels(inv, d), **opts)
+        if dev.snmp_version == "v2c":
+            t.community = secret(inv, dev.credentials, "snmp.community", snmp.community)
+        else:
+            t.auth_key = secret(inv, dev.credentials, "snmp.auth_key", snmp.auth_key)
+            t.priv_key = secret(inv, dev.credentials, "snmp.priv_key", snmp.priv_key)
+        out.append(t)
+    return out

@@ -1,0 +1,163 @@
+"""Collection over the live lab: real snmpd on every node, PostgreSQL and MariaDB with the monitoring
+role, traffic showing up in octet counters, a link and a database going down (and restored)."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+import pytest
+
+import inventory
+from topology.lab.runtime import Lab
+
+from .conftest import REPO, netops
+
+pytestmark = pytest.mark.lab
+INV = inventory.load(inventory.DEFAULT_INVENTORY)
+ROUTERS = sorted(d.id for d in INV.devices.values() if d.role.value == "router")
+DBS = sorted((d.id, s) for d in INV.devices.values() for s in d.services)
+
+
+@pytest.fixture(scope="module")
+def env(lab):
+    p = netops("collect", "prepare-lab", "--json", env=lab["env"], timeout=600, check=True)
+    rep = json.loads(p.stdout)
+    assert rep["ok"] and len(rep["prepared"]) == len(DBS)
+    return {**lab["env"], **rep["env"]}
+
+
+def once(env, *args) -> dict:
+    # generous limits: the lab's 40 snmpd share this 2-core machine with whatever else runs on it
+    p = netops("collect", "once", "--json", "--timeout", "5", "--retries", "2", "--device-deadline", "60",
+               "--deadline", "120", *args, env=env, timeout=300)
+    assert p.returncode in (0, 3), p.stderr
+    return json.loads(p.stdout)
+
+
+def iface(rec: dict, device: str, name: str) -> dict:
+    dev = next(d for d in rec["devices"] if d["device"] == device)
+    return next(i for i in dev["interfaces"] if i["name"] == name)
+
+
+def test_once_reads_every_router_and_database(env):
+    rec = once(env)
+    assert rec["ok"] and rec["failed"] == [], [(d["device"], d["error"], d["stats"]) for d in rec["devices"] if not d["ok"]]
+    by = {d["device"]: d for d in rec["devices"]}
+    assert set(by) == set(INV.devices)
+    for r in ROUTERS:
+        d = by[r]
+        assert d["ok"] and d["system"]["name"] == r and d["system"]["vendor"] == "frr"
+        names = {i["name"] for i in d["interfaces"]}
+        assert set(INV.devices[r].interfaces) <= names, (r, names)
+        assert all(len(i["counters"]) == 8 for i in d["interfaces"]), r  # 64-bit octets/packets, errors, discards
+        eth = [i for i in d["interfaces"] if i["name"].startswith("eth")]
+        assert sum(i["counters"]["in_octets"] for i in eth) > 0 and sum(i["counters"]["out_octets"] for i in eth) > 0, r
+        mgmt = next(i for i in d["interfaces"] if i["name"] == "mgmt0")
+        assert mgmt["counters"]["in_octets"] > 0 and mgmt["oper_status"] == "up", r
+    assert by["huadu-r1"]["snmp_version"] == "v2c" and by["gd-r1"]["snmp_version"] == "v3"
+    assert by["gd-r1"]["province"] == "guangdong" and by["panyu-r1"]["county"] == "panyu"
+    health = {(h["device"], h["service"]): h for h in rec["databases"]}
+    assert set(health) == set(DBS)
+    for key, h in health.items():
+        assert h["up"] and h["role"] == "primary", (key, h["error"])
+        assert 0 < h["metrics"]["max_connections"]
+    assert health[("gd-db1", "postgresql")]["database_size_bytes"]["postgres"] > 1_000_000
+    shell = {s["device"]: s for s in rec["ssh"]}
+    assert set(shell) == set(INV.devices)
+    for r in ROUTERS:  # OSPF over SSH: every router has its neighbours, all Full
+        nbrs = shell[r]["ospf_neighbors"]
+        assert nbrs and all(n["full"] for n in nbrs), (r, nbrs)
+    assert all("load1" in s and s["failed_units"] == [] for s in shell.values())
+
+
+def test_traffic_raises_octet_counters(env):
+    lab = Lab(INV.network.id)
+    peer = str(INV.devices["gd-r1"].interfaces["eth0"].address.ip)
+    before = iface(once(env, "--scope", "guangdong", "--no-db", "--no-ssh"), "gd-db1", "eth0")["counters"]
+    r = lab.nsenter("gd-db1", ["ping", "-f", "-q", "-s", "1400", "-w", "2", peer], timeout=30)
+    assert r.returncode == 0, r.stderr
+    after = iface(once(env, "--scope", "guangdong", "--no-db", "--no-ssh"), "gd-db1", "eth0")["counters"]
+    assert after["out_octets"] - before["out_octets"] > 1_000_000
+    assert after["in_octets"] - before["in_octets"] > 1_000_000
+    assert after["out_unicast_packets"] > before["out_unicast_packets"]
+
+
+def test_link_down_shows_on_next_poll(env):
+    lab = Lab(INV.network.id)
+    assert iface(once(env, "--scope", "huadu", "--no-db", "--no-ssh"), "huadu-r1", "eth0")["oper_status"] == "up"
+    lab.nsenter("huadu-r1", ["ip", "link", "set", "eth0", "down"], check=True)
+    try:
+        rec = once(env, "--scope", "huadu", "--no-db", "--no-ssh")
+        assert iface(rec, "huadu-r1", "eth0")["oper_status"] == "down"
+        assert iface(rec, "huadu-r1", "eth0")["admin_status"] == "down"
+        assert iface(rec, "huadu-srv1", "eth0")["oper_status"] in ("down", "lowerLayerDown")
+    finally:
+        lab.nsenter("huadu-r1", ["ip", "link", "set", "eth0", "up"], check=True)
+    for _ in range(20):  # carrier back on both ends
+        rec = once(env, "--scope", "huadu", "--no-db", "--no-ssh")
+        if iface(rec, "huadu-r1", "eth0")["oper_status"] == iface(rec, "huadu-srv1", "eth0")["oper_status"] == "up":
+            break
+        time.sleep(0.5)
+    assert iface(rec, "huadu-r1", "eth0")["oper_status"] == "up"
+
+
+def test_stopped_database_is_down_then_back(env):
+    lab = Lab(INV.network.id)
+    lab.nsenter("sc-db1", ["systemctl", "stop", "postgresql"], check=True, timeout=60)
+    try:
+        rec = once(env, "--scope", "sichuan", "--no-ssh")
+        h = next(h for h in rec["databases"] if h["device"] == "sc-db1")
+        assert h["up"] is False and h["error"]
+        assert not rec["ok"] and "sc-db1/postgresql" in rec["failed"]
+        assert all(h["up"] for h in rec["databases"] if h["device"] != "sc-db1")
+    finally:
+        lab.nsenter("sc-db1", ["systemctl", "start", "postgresql"], check=True, timeout=60)
+    rec = once(env, "--scope", "sichuan", "--no-ssh")
+    assert next(h for h in rec["databases"] if h["device"] == "sc-db1")["up"] is True
+
+
+def test_serve_exposes_province_metrics(env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "netops.cli", "collect", "serve", "--scope", "sichuan",
+                             "--listen", f"127.0.0.1:{port}", "--interval", "40", "--timeout", "5", "--retries", "2",
+                             "--device-deadline", "30", "--no-ssh"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        text = ""
+        for _ in range(180):
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            except OSError:
+                text = ""
+            if "netops_snmp_up{" in text and "netops_db_up{" in text:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read()
+        samples = [smp for f in text_string_to_metric_families(text) for smp in f.samples]
+
+        def value(name: str, **want):
+            hits = [smp.value for smp in samples if smp.name == name and all(smp.labels.get(k) == v for k, v in want.items())]
+            assert hits, (name, want)
+            return hits[0]
+
+        assert value("netops_snmp_up", level="province", province="sichuan", city="", county="", site="sichuan",
+                     device="sc-r1") == 1
+        assert value("netops_interface_in_bytes_total", level="county", province="sichuan", city="mianyang",
+                     county="jiangyou", site="jiangyou", device="jiangyou-r1", interface="eth0") > 0
+        assert value("netops_db_up", level="city", city="chengdu", device="chengdu-db1", service="postgresql") == 1
+        assert value("netops_db_up", device="jiangyou-db1", service="mariadb") == 1
+        assert not [smp for smp in samples if smp.labels.get("province") == "guangdong"]  # Guangdong has its own
+        for name in ("netops_interface_oper_status", "netops_snmp_pdus_total", "netops_snmp_varbinds_total",
+                     "netops_device_uptime_seconds", "netops_pg_xact_commits_total", "netops_mysql_threads_connected"):
+            assert value(name, province="sichuan") is not None
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,68 @@
+"""SSH health parsers against realistic command output of every platform, through the platform table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collectors.parsers import PARSERS
+from collectors.ssh import parse
+from inventory.platforms import LINUX_HEALTH, PLATFORMS
+
+FIX = Path(__file__).parent / "fixtures/collect"
+
+
+def fixture(name: str) -> str:
+    return (FIX / f"{name}.txt").read_text()
+
+
+def test_every_platform_names_existing_parsers():
+    for p in PLATFORMS.values():
+        assert p.ssh_health, p.name
+        for _, parser in p.ssh_health:
+            assert parser in PARSERS, (p.name, parser)
+
+
+def test_frr_router_ospf_and_linux_health():
+    rec = parse("frr", {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"),
+                        LINUX_HEALTH: fixture("linux_health")})
+    assert [(n["neighbor_id"], n["state"], n["interface"], n["full"]) for n in rec["ospf_neighbors"]] == [
+        ("10.44.254.2", "full", "eth3", True), ("10.44.254.3", "full", "eth4", True),
+        ("10.0.254.1", "init", "eth2", False)]
+    assert (rec["load1"], rec["load5"], rec["load15"]) == (0.52, 0.41, 0.30)
+    assert rec["memory_ratio"] == pytest.approx(1 - 6203412480 / 8326467584, abs=1e-4)
+    assert rec["disk_used_ratio"] == pytest.approx(9861632000 / 51474898944, abs=1e-4)
+    assert rec["failed_units"] == ["chrony.service", "rsyslog.service"]
+
+
+def test_huawei_vrp():
+    rec = parse("huawei_vrp", {"display cpu-usage": fixture("huawei_vrp_display_cpu_usage"),
+                               "display memory-usage": fixture("huawei_vrp_display_memory_usage"),
+                               "display ospf peer brief": fixture("huawei_vrp_display_ospf_peer_brief")})
+    assert rec["cpu_ratio"] == 0.23 and rec["memory_ratio"] == 0.56
+    assert [(n["neighbor_id"], n["state"], n["interface"]) for n in rec["ospf_neighbors"]] == [
+        ("10.44.254.2", "full", "GigabitEthernet0/0/1"), ("10.44.254.3", "exstart", "GigabitEthernet0/0/2")]
+
+
+def test_h3c_comware():
+    rec = parse("hp_comware", {"display cpu-usage": fixture("hp_comware_display_cpu_usage"),
+                               "display memory": fixture("hp_comware_display_memory"),
+                               "display ospf peer": fixture("hp_comware_display_ospf_peer")})
+    assert rec["cpu_ratio"] == 0.28  # the busiest slot's last minute
+    assert rec["memory_ratio"] == pytest.approx(875560 / 1989908)
+    assert [(n["neighbor_id"], n["state"], n["full"]) for n in rec["ospf_neighbors"]] == [
+        ("10.44.254.1", "full", True), ("10.44.254.7", "2-way", False)]
+
+
+def test_cisco_ios():
+    rec = parse("cisco_ios", {"show processes cpu | include CPU utilization": fixture("cisco_ios_show_processes_cpu"),
+                              "show ip ospf neighbor": fixture("cisco_ios_show_ip_ospf_neighbor")})
+    assert rec["cpu_ratio"] == 0.12
+    assert [(n["neighbor_id"], n["state"], n["interface"]) for n in rec["ospf_neighbors"]] == [
+        ("10.51.254.2", "full", "GigabitEthernet0/1"), ("10.51.254.3", "full", "Serial0/0/0")]
+
+
+def test_garbage_gives_empty_not_wrong():
+    for name, fn in PARSERS.items():
+        rec = fn("% Unrecognized command found at '^' position.\n")
+        assert rec.get("ospf_neighbors", []) == [] and rec.get("cpu_ratio") is None, name
