@@ -97,6 +97,8 @@ def main() -> int:
                                     "pdus": sum(x.stats.pdus for x in res),
                                     "varbinds_received": sum(x.stats.varbinds for x in res),
                                     "cpu_us_per_useful_varbind": round(cpu / useful * 1e6, 2)}
+        poller.close()
+        loop.run_until_complete(asyncio.sleep(0.1))  # let the engine's timer task finish cancelling
         loop.close()
 
         # --- the anchor: snmp_exporter ---------------------------------------------------------------

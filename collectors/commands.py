@@ -113,8 +113,15 @@ def cmd_once(args, out: Out) -> int:
     inv, targets, dbs, sshs = _plan(args)
     if not targets:
         raise UsageError(f"collect once: scope {args.scope!r} has no devices")
+    async def one_round(advance):
+        poller = Poller()
+        try:
+            return await _round(poller, targets, dbs, sshs, args.deadline, advance)
+        finally:
+            poller.close()
+
     with out.progress("collect 采集", total=len(targets) + len(dbs) + len(sshs)) as advance:
-        results, health, shell, took = asyncio.run(_round(Poller(), targets, dbs, sshs, args.deadline, advance))
+        results, health, shell, took = asyncio.run(one_round(advance))
     recs = [result_record(t, r) for t, r in zip(targets, results)]
     failed = ([r["device"] for r in recs if not r["ok"]] + [f"{h['device']}/{h['service']}" for h in health if not h["up"]]
               + [f"{s['device']}/ssh" for s in shell if not s["ok"]])

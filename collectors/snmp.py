@@ -193,6 +193,10 @@ class Poller:
         self._auth: dict[str, object] = {}
         self.concurrency = concurrency
 
+    def close(self) -> None:
+        """Release the engine's socket and timer (call from inside the loop the poller ran in)."""
+        self.engine.close_dispatcher()
+
     # --- one request -----------------------------------------------------------------------------
     def _auth_data(self, t: Target):
         key = (t.version, t.user, t.auth_key, t.priv_key, t.auth_protocol, t.priv_protocol, t.community)

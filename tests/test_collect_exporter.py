@@ -55,8 +55,14 @@ def test_metrics_text():
            "database_size_bytes": {"postgres": 7_000_000}, "error": None},
           {"device": "panyu-db1", "service": "mariadb", **labels(INV, "panyu-db1"), "up": False, "role": None,
            "metrics": {}, "database_size_bytes": {}, "error": "OperationalError"}]
-    snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5)
-    snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5)  # self-metric counters accumulate
+    shell = [{"device": "panyu-r1", **lab, "platform": "frr", "ok": True, "error": None, "load1": 0.5,
+              "failed_units": ["chrony.service"], "ospf_neighbors": [
+                  {"neighbor_id": "10.44.254.2", "state": "full", "interface": "eth1", "full": True},
+                  {"neighbor_id": "10.44.254.3", "state": "full", "interface": "eth2", "full": True},
+                  {"neighbor_id": "10.44.254.4", "state": "init", "interface": "eth3", "full": False}]},
+             {"device": "huadu-r1", **labels(INV, "huadu-r1"), "platform": "frr", "ok": False, "error": "timeout"}]
+    snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5, shell)
+    snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5, shell)  # self-metric counters accumulate
     fams = {f.name: f for f in text_string_to_metric_families(render(snap))}
 
     def value(name: str, **want):
@@ -82,7 +88,10 @@ def test_metrics_text():
     assert value("netops_db_up", device="panyu-db1", service="mariadb") == 0
     assert value("netops_pg_xact_commits_total", **gd) == 77
     assert value("netops_pg_database_size_bytes", **gd, database="postgres") == 7e6
-    assert value("netops_collect_round_failed_targets") == 2
+    assert value("netops_collect_round_failed_targets") == 3
+    assert value("netops_ospf_neighbors", **pan, state="full") == 2 and value("netops_ospf_neighbors", **pan, state="init") == 1
+    assert value("netops_ssh_up", **pan) == 1 and value("netops_ssh_up", device="huadu-r1") == 0
+    assert value("netops_host_failed_units", **pan) == 1 and value("netops_host_load1", **pan) == 0.5
     # a device that did not answer has no stale values, only up=0 and its self-metrics
     assert not [s for s in fams["netops_device_uptime_seconds"].samples if s.labels["device"] == "huadu-r1"]
     assert value("netops_snmp_timeouts_total", device="huadu-r1") == 4
