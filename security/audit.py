@@ -106,7 +106,7 @@ def audit_server(cat: Catalogue, params: dict, output: str, ts: str) -> list[dic
             r = _manual(c)
         else:
             subs, used = hostchecks.CHECKS[c.id](facts, params)
-            r = _result(c, subs, "this host is the top of the log chain 本机为最上级日志服务器", " ; ".join(secs[s] for s in used),
+            r = _result(c, subs, hostchecks.NA_REASONS.get(c.id, ""), " ; ".join(secs[s] for s in used),
                         "".join(f"[{s}]\n{facts.get(s, '')}" for s in used), ts)
         out.append(_row(c, r))
     return out

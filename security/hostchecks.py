@@ -324,6 +324,8 @@ def log_retention(f, p):
 
 def time_sync(f, p):
     server = p["dengbao_ntp_server"]
+    if not server:
+        return None, ["chrony"]  # this host is the top time source (its upstream is the site's own clock)
     src = f.get("chrony", "")
     hit = bool(server) and re.search(rf"^\s*(server|pool|peer)\s+{re.escape(server)}\b", src, re.MULTILINE)
     others = [ln.split()[1] for ln in src.splitlines() if len(ln.split()) > 1 and ln.split()[1] != server]
@@ -380,6 +382,11 @@ def mgmt_access(f, p):
         subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok))
     return subs, ["nft"]
 
+
+NA_REASONS = {
+    "log-forwarding": "this host is the top of the log chain 本机为最上级日志服务器",
+    "time-sync": "this host is the top time source; set dengbao_ntp_server for its upstream 本机为最上级时间源",
+}
 
 CHECKS = {
     "pw-quality": pw_quality, "pw-history": pw_history, "pw-aging": pw_aging, "no-empty-password": no_empty_password,

@@ -91,4 +91,5 @@ def test_evidence_names_command_excerpt_and_time():
 
 def test_top_log_host_is_not_applicable_for_forwarding():
     v = verdicts("debian12-hardened.txt", "bu-mon1")
-    assert v["log-forwarding"]["verdict"] == NA
+    assert v["log-forwarding"]["verdict"] == NA and v["time-sync"]["verdict"] == NA
+    assert "top" in v["time-sync"]["evidence"]["excerpt"]
