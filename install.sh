@@ -15,6 +15,7 @@ PACKAGES=(
     python3 python3-venv python3-dev gcc git ca-certificates
     debootstrap systemd-container iproute2 iputils-ping util-linux mount openssh-client
     snmp graphviz restic
+    prometheus prometheus-alertmanager
     prometheus-snmp-exporter
 )
 missing=()

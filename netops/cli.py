@@ -10,7 +10,7 @@ from .output import BAD_INPUT, Out, UsageError
 
 # capability modules, each with register(subparsers, common) adding one noun
 COMMANDS = ["inventory.commands", "topology.lab.commands", "topology.commands", "netops.cycle", "backup.commands", "topology.provision.commands", "security.commands",
-            "collectors.commands"]
+            "collectors.commands", "monitoring.commands"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,109 @@
+"""Alert and recording rules as data. The metric names come from the collector (collectors/METRICS.md)
+and the backup catalogue (backup/catalogue.py); ``generate`` writes them as Prometheus rule files.
+
+Every alert carries ``severity``, ``level`` (the level of the site where the fault is: a device
+alert copies the series' ``level`` label, an aggregate alert names its level), ``summary_zh``,
+``summary_en`` and ``runbook``. Aggregates federated to the ministry follow ``level:metric:operation``.
+"""
+from __future__ import annotations
+
+SERIES_LEVEL = "{{ $labels.level }}"  # a device alert is at the level of the device's site
+
+# the province's view of the inventory, joined to the collector's series (written per province by generate)
+LINK_END_INFO = "inventory:netops_link_end:info"      # labels device, interface, link, uplink
+DEVICE_INFO = "inventory:netops_device:info"          # labels device, role
+
+UTIL = "interface:netops_interface_utilisation:ratio"
+
+PROVINCE_RECORDS = [
+    # per interface and direction: bits/s over the speed (a device whose speed is 0 is left out)
+    (UTIL, 'label_replace(rate(netops_interface_in_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "in", "", "")'
+           ' or label_replace(rate(netops_interface_out_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "out", "", "")'),
+    # the aggregates the ministry federates (match[] = {__name__=~"province:.*"})
+    ("province:netops_snmp_up:sum", "sum by (province) (netops_snmp_up)"),
+    ("province:netops_snmp_up:count", "count by (province) (netops_snmp_up)"),
+    ("province:netops_link_end_up:sum",
+     f"sum by (province) ((netops_interface_oper_status == bool 1) * on (device, interface) group_left () {LINK_END_INFO})"),
+    ("province:netops_link_end:count",
+     f"count by (province) (netops_interface_oper_status * on (device, interface) group_left () {LINK_END_INFO})"),
+    ("province:netops_interface_utilisation:max",
+     f"max by (province) ({UTIL} * on (device, interface) group_left () {LINK_END_INFO})"),
+    ("province:netops_db_up:sum", "sum by (province) (netops_db_up)"),
+    ("province:netops_db_up:count", "count by (province) (netops_db_up)"),
+    ("province:netops_db_replication_lag_seconds:max", "max by (province) (netops_db_replication_lag_seconds)"),
+    ("province:netops_backup_age_seconds:max", "max by (province) (time() - netops_backup_last_success_timestamp_seconds)"),
+    ("province:alerts_firing:count", 'count by (province, severity) (ALERTS{alertstate="firing"})'),
+]
+
+
+def _alert(name, expr, for_, severity, level, zh, en, runbook, **labels):
+    return {"alert": name, "expr": expr, "for": for_,
+            "labels": {"severity": severity, "level": level, **labels},
+            "annotations": {"summary_zh": zh, "summary_en": en, "runbook": runbook}}
+
+
+LINK_DOWN_EXPR = (f"(netops_interface_oper_status != 1 and on (device, interface) netops_interface_admin_status == 1)"
+                  f" * on (device, interface) group_left (link, uplink) {LINK_END_INFO}")
+
+PROVINCE_ALERTS = [
+    _alert("NodeDown", f"(netops_snmp_up == 0) * on (device) group_left (role) {DEVICE_INFO}", "2m", "critical", SERIES_LEVEL,
+           "设备 {{ $labels.device }}（{{ $labels.site }}）无响应", "Device {{ $labels.device }} at {{ $labels.site }} does not answer SNMP",
+           "检查设备电源与管理口 / check power and the management port: netops lab exec {{ $labels.device }} -- systemctl status snmpd"),
+    _alert("LinkDown", LINK_DOWN_EXPR, "1m", "critical", SERIES_LEVEL,
+           "链路 {{ $labels.link }} 中断（{{ $labels.device }} {{ $labels.interface }}）",
+           "Link {{ $labels.link }} is down at {{ $labels.device }} {{ $labels.interface }}",
+           "核对线路与运营商 / check the line and its carrier: netops topology impact {{ $labels.link }}"),
+    _alert("LinkUtilisationHigh",
+           f"{UTIL} * on (device, interface) group_left (link) {LINK_END_INFO} > 0.8", "10m", "warning", SERIES_LEVEL,
+           "链路 {{ $labels.link }} 利用率超过 80%（{{ $labels.direction }}）",
+           "Link {{ $labels.link }} above 80 % utilisation ({{ $labels.direction }}) for 10 minutes",
+           "查看流量来源，考虑扩容 / find the traffic source, plan an upgrade: netops collect once --interfaces --scope {{ $labels.site }}"),
+    _alert("InterfaceErrorsRising",
+           "increase(netops_interface_in_errors_total[10m]) + increase(netops_interface_out_errors_total[10m]) > 10",
+           "5m", "warning", SERIES_LEVEL,
+           "接口 {{ $labels.device }} {{ $labels.interface }} 错包增加", "Errors rising on {{ $labels.device }} {{ $labels.interface }}",
+           "检查光模块、线缆与双工 / check optics, cabling and duplex"),
+    _alert("DatabaseDown", "netops_db_up == 0", "1m", "critical", SERIES_LEVEL,
+           "数据库 {{ $labels.service }} 在 {{ $labels.device }} 不可用", "Database {{ $labels.service }} on {{ $labels.device }} is down",
+           "检查服务与磁盘 / check the service and disk: systemctl status {{ $labels.service }}"),
+    _alert("ReplicationLag", "netops_db_replication_lag_seconds > 300", "5m", "warning", SERIES_LEVEL,
+           "{{ $labels.device }} 数据库复制延迟 {{ $value | humanizeDuration }}",
+           "Replication lag {{ $value | humanizeDuration }} on {{ $labels.device }}",
+           "检查主备链路与备库负载 / check the primary-standby path and standby load"),
+    _alert("DiskNearlyFull",
+           'netops_host_root_filesystem_used_ratio > 0.9'
+           ' or netops_storage_used_bytes{storage=~"/.*"} / (netops_storage_size_bytes{storage=~"/.*"} > 0) > 0.9',
+           "10m", "warning", SERIES_LEVEL,
+           "{{ $labels.device }} 磁盘将满", "Disk nearly full on {{ $labels.device }}",
+           "清理日志或扩容 / clean logs or grow the volume: df -h"),
+    _alert("BackupStale", "time() - netops_backup_last_success_timestamp_seconds > 26 * 3600", "15m", "warning", "province",
+           "资产 {{ $labels.asset }} 超过 26 小时未成功备份", "Asset {{ $labels.asset }} has no successful backup for over 26 hours",
+           "查看备份目录与任务日志 / check the catalogue and job log: netops backup status"),
+    _alert("SnmpScrapeFailing",
+           'up{job="netops-collect"} == 0 or time() - netops_collect_round_timestamp_seconds > 300', "5m", "critical", "province",
+           "省级采集器 {{ $labels.province }} 无数据", "The collector of {{ $labels.province }} is not delivering",
+           "检查采集器进程 / check the collector: netops collect serve --scope {{ $labels.province }}"),
+    _alert("SnmpTimeouts", "rate(netops_snmp_timeouts_total[10m]) > 0 and on (device) netops_snmp_up == 1", "15m", "warning",
+           SERIES_LEVEL,
+           "{{ $labels.device }} SNMP 请求超时", "SNMP requests to {{ $labels.device }} are timing out",
+           "检查设备 CPU 与管理链路 / check the device CPU and management path"),
+]
+
+MINISTRY_RECORDS = [
+    ("ministry:netops_snmp_up:sum", "sum(province:netops_snmp_up:sum)"),
+    ("ministry:netops_snmp_up:count", "sum(province:netops_snmp_up:count)"),
+    ("ministry:netops_link_end_up:sum", "sum(province:netops_link_end_up:sum)"),
+    ("ministry:netops_link_end:count", "sum(province:netops_link_end:count)"),
+]
+
+MINISTRY_ALERTS = [
+    # one alert per province cut off, instead of every device behind it
+    _alert("ProvinceUnreachable", 'up{job="federate"} == 0', "2m", "critical", "ministry",
+           "省中心 {{ $labels.province }} 监控失联", "Province {{ $labels.province }} is cut off from the ministry's monitoring",
+           "检查部-省骨干链路与省监控主机 / check the ministry-province backbone and the province's monitor host"),
+    _alert("ProvinceNodesDown",
+           "(province:netops_snmp_up:count - province:netops_snmp_up:sum) / province:netops_snmp_up:count > 0.2", "5m",
+           "critical", "ministry",
+           "{{ $labels.province }} 超过 20% 设备无响应", "More than 20 % of devices in {{ $labels.province }} do not answer",
+           "联系省中心值班 / call the province's NOC"),
+]

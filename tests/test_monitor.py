@@ -1,0 +1,237 @@
+"""`netops monitor generate`: every generated file passes promtool / amtool, the rules pass their
+promtool unit tests, routing goes by level, and a real Alertmanager (on loopback) inhibits as designed."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inventory import load
+from monitoring import generate as gen
+from netops.cli import main
+from netops.output import UsageError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("monitor")
+    gen.generate(load(None), d)
+    return d
+
+
+def run(*cmd, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_layout(out):
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*.yml"))
+    assert names == ["alertmanager/alertmanager.yml", "ministry/prometheus.yml", "ministry/rules/ministry.yml",
+                     *[f"province/{p}/{f}" for p in ("guangdong", "sichuan")
+                       for f in ("prometheus.yml", "rules/alerts.yml", "rules/inventory.yml", "rules/records.yml")]]
+
+
+@pytest.mark.parametrize("cfg", ["province/guangdong", "province/sichuan", "ministry"])
+def test_promtool_check_config_and_rules(out, cfg):
+    # run where the config is: promtool resolves rule_files relative to it
+    r = run("promtool", "check", "config", "prometheus.yml", cwd=out / cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+    rule_files = sorted((out / cfg / "rules").glob("*.yml"))
+    r = run("promtool", "check", "rules", *map(str, rule_files))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("SUCCESS") == len(rule_files)
+
+
+def test_amtool_check_config(out):
+    r = run("amtool", "check-config", str(out / "alertmanager/alertmanager.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "5 inhibit rules" in r.stdout
+
+
+def test_promtool_check_catches_a_broken_rule(out, tmp_path):
+    """The check is not vacuous: a rule with a bad expression fails it."""
+    bad = yaml.safe_load((out / "province/guangdong/rules/alerts.yml").read_text())
+    bad["groups"][0]["rules"][0]["expr"] = "netops_snmp_up == == 0"
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(bad))
+    assert run("promtool", "check", "rules", str(tmp_path / "bad.yml")).returncode != 0
+
+
+@pytest.mark.parametrize("where,fixture", [("province/guangdong", "guangdong_test.yml"), ("ministry", "ministry_test.yml")])
+def test_promtool_rule_unit_tests(out, where, fixture):
+    shutil.copy(FIXTURES / fixture, out / where / fixture)
+    r = run("promtool", "test", "rules", fixture, cwd=out / where)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+
+
+def test_province_config(out):
+    cfg = yaml.safe_load((out / "province/guangdong/prometheus.yml").read_text())
+    assert cfg["global"]["external_labels"] == {"level": "province", "province": "guangdong"}
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    assert jobs["netops-collect"]["static_configs"][0]["targets"] == ["10.254.44.15:9469"]  # gd-mon1's collector
+    assert cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["10.254.44.15:9093"]
+    keep = jobs["netops-backup"]["metric_relabel_configs"][0]
+    assert keep["action"] == "keep" and keep["regex"] == "netops_backup_.*;guangdong"
+
+
+def test_ministry_federates_aggregates_only(out):
+    cfg = yaml.safe_load((out / "ministry/prometheus.yml").read_text())
+    fed = next(j for j in cfg["scrape_configs"] if j["job_name"] == "federate")
+    assert fed["metrics_path"] == "/federate" and fed["honor_labels"] is True
+    assert fed["params"]["match[]"] == ['{__name__=~"province:.*"}']
+    assert {(t["targets"][0], t["labels"]["province"]) for t in fed["static_configs"]} == {
+        ("10.254.44.15:9090", "guangdong"), ("10.254.51.15:9090", "sichuan")}
+    # every federated name is a province recording rule, named level:metric:operation
+    records = yaml.safe_load((out / "province/guangdong/rules/records.yml").read_text())["groups"][0]["rules"]
+    federated = [r["record"] for r in records if r["record"].startswith("province:")]
+    assert "province:netops_snmp_up:sum" in federated
+    assert all(len(name.split(":")) == 3 for name in federated)
+
+
+def test_every_alert_has_severity_level_summaries_and_runbook(out):
+    files = [*out.glob("province/*/rules/alerts.yml"), out / "ministry/rules/ministry.yml"]
+    alerts = [r for f in files for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
+    names = {a["alert"] for a in alerts}
+    assert {"NodeDown", "LinkDown", "LinkUtilisationHigh", "InterfaceErrorsRising", "DatabaseDown", "ReplicationLag",
+            "DiskNearlyFull", "BackupStale", "SnmpScrapeFailing", "ProvinceUnreachable"} <= names
+    for a in alerts:
+        assert a["labels"]["severity"] in ("critical", "warning"), a["alert"]
+        assert a["labels"]["level"], a["alert"]
+        assert set(a["annotations"]) == {"summary_zh", "summary_en", "runbook"}, a["alert"]
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in a["annotations"]["summary_zh"]), a["alert"]
+
+
+def test_link_ends_one_series_per_interface(out):
+    """A LAN port shared by several links is one series (a duplicate would break the group_left joins)."""
+    rules = yaml.safe_load((out / "province/guangdong/rules/inventory.yml").read_text())["groups"][0]["rules"]
+    ends = [(r["labels"]["device"], r["labels"]["interface"]) for r in rules if r["record"] == "inventory:netops_link_end:info"]
+    assert len(ends) == len(set(ends))
+    by_end = {(r["labels"]["device"], r["labels"]["interface"]): r["labels"] for r in rules if "interface" in r["labels"]}
+    assert by_end[("guangzhou-r1", "eth1")]["uplink"] == "true"     # city → province core
+    assert by_end[("gd-r1", "eth3")]["uplink"] == "false"           # the same line seen from the province
+    assert set(by_end[("gd-r1", "eth0")]["link"].split(",")) == {"gd-db1-lan", "gd-bak1-lan", "gd-mon1-lan"}
+
+
+@pytest.mark.parametrize("labels,receiver", [
+    (["level=county", "province=guangdong", "city=guangzhou", "county=panyu"], "guangdong-county-ops"),
+    (["level=city", "province=guangdong", "city=guangzhou"], "guangdong-city-ops"),
+    (["level=province", "province=sichuan"], "sichuan-province-noc"),
+    (["level=dr", "province=sichuan"], "sichuan-province-noc"),
+    (["level=ministry", "province=guangdong", "alertname=ProvinceUnreachable"], "ministry-noc"),
+    (["level=ministry"], "ministry-noc"),
+    (["alertname=Unknown"], "ministry-noc"),
+])
+def test_routing_by_level(out, labels, receiver):
+    r = run("amtool", "config", "routes", "test", f"--config.file={out / 'alertmanager/alertmanager.yml'}",
+            f"--verify.receivers={receiver}", *labels)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == [receiver]
+
+
+def test_inhibition_rules_in_config(out):
+    am = yaml.safe_load((out / "alertmanager/alertmanager.yml").read_text())
+    rules = {tuple(r["source_matchers"]): r for r in am["inhibit_rules"]}
+    city_router = rules[('alertname="NodeDown"', 'level="city"', 'role="router"')]
+    assert city_router["target_matchers"] == ['level="county"'] and city_router["equal"] == ["province", "city"]
+    uplink = rules[('alertname="LinkDown"', 'level="city"', 'uplink="true"')]
+    assert uplink["target_matchers"] == ['level="county"'] and uplink["equal"] == ["province", "city"]
+    cut = rules[('alertname="ProvinceUnreachable"',)]
+    assert cut["equal"] == ["province"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(port, path, data=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/{path}", method="POST" if data is not None else "GET",
+                                 data=None if data is None else json.dumps(data).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        body = r.read()
+    return json.loads(body) if body else None
+
+
+@pytest.fixture
+def alertmanager(out, tmp_path):
+    """A real Alertmanager with the generated configuration, on loopback, no clustering."""
+    port = _free_port()
+    proc = subprocess.Popen(["prometheus-alertmanager", f"--config.file={out / 'alertmanager/alertmanager.yml'}",
+                             f"--storage.path={tmp_path}", f"--web.listen-address=127.0.0.1:{port}",
+                             "--cluster.listen-address="], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            try:
+                _api(port, "status")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_inhibition_in_real_alertmanager(alertmanager):
+    gz = {"province": "guangdong", "city": "guangzhou"}
+    alerts = {
+        "city-router": {"alertname": "NodeDown", "level": "city", "role": "router", "device": "guangzhou-r1", "site": "guangzhou", **gz},
+        "county-node": {"alertname": "NodeDown", "level": "county", "role": "router", "device": "huadu-r1", "county": "huadu", **gz},
+        "county-link": {"alertname": "LinkDown", "level": "county", "device": "panyu-r1", "interface": "eth1", "county": "panyu",
+                        "uplink": "true", **gz},
+        "city-db": {"alertname": "DatabaseDown", "level": "city", "device": "guangzhou-db1", "site": "guangzhou", **gz},
+        "other-city-county": {"alertname": "NodeDown", "level": "county", "role": "router", "device": "baoan-r1",
+                              "province": "guangdong", "city": "shenzhen", "county": "baoan"},
+        "cut-off": {"alertname": "ProvinceUnreachable", "level": "ministry", "province": "sichuan"},
+        "behind-cut": {"alertname": "ProvinceNodesDown", "level": "ministry", "province": "sichuan"},
+        "other-province": {"alertname": "ProvinceNodesDown", "level": "ministry", "province": "guangdong"},
+    }
+    _api(alertmanager, "alerts", [{"labels": {**lab, "severity": "critical"}} for lab in alerts.values()])
+    inhibited = {"county-node", "county-link", "behind-cut"}
+    for _ in range(300):
+        got = {a["labels"]["device"] if "device" in a["labels"] else a["labels"]["alertname"] + a["labels"]["province"]:
+               a["status"] for a in _api(alertmanager, "alerts")}
+        if len(got) == len(alerts) and all(got[_key(alerts[k])]["inhibitedBy"] for k in inhibited):
+            break
+        time.sleep(0.1)
+    state = {k: bool(got[_key(lab)]["inhibitedBy"]) for k, lab in alerts.items()}
+    assert state == {k: k in inhibited for k in alerts}
+
+
+def _key(lab: dict) -> str:
+    return lab.get("device") or lab["alertname"] + lab["province"]
+
+
+def test_cli_generate_json(tmp_path, capsys):
+    assert main(["monitor", "generate", "--out", str(tmp_path / "m"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] and data["provinces"] == ["guangdong", "sichuan"] and len(data["files"]) == 11
+    assert (tmp_path / "m/alertmanager/alertmanager.yml").is_file()
+    assert not list((tmp_path / "m").rglob(".*.tmp"))
+
+
+def test_cli_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["monitor", "generate", "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "not a directory" in err
+
+
+def test_province_without_monitor_host_is_bad_input():
+    inv = load(None)
+    del inv.devices["sc-mon1"]
+    inv.index()
+    with pytest.raises(UsageError, match="sichuan has no device with role monitor"):
+        gen.files(inv)
