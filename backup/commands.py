@@ -35,6 +35,59 @@ def register(nouns, common) -> None:
                     help="restore across provinces, an unverified snapshot, or over an existing database")
 
 
+    d = nouns.add_parser("drill", help="disaster-recovery drills on the lab twin with measured RTO/RPO")
+    dverbs = d.add_subparsers(dest="verb", metavar="VERB")
+    dverbs.required = True
+    dr = dverbs.add_parser("run", parents=[common], help="run a drill scenario (built-in name or YAML file)",
+                           description="run a drill scenario (built-in name or YAML file); exit 1 when it fails")
+    dr.add_argument("scenario", metavar="SCENARIO", help="county-db-lost, city-router-lost, province-dc-lost or a file")
+    dr.add_argument("--dry-run", action="store_true", help="validate the scenario and print its steps; touch nothing")
+    dr.set_defaults(func=cmd_drill_run)
+    dverbs.add_parser("list", parents=[common], help="the built-in scenarios").set_defaults(func=cmd_drill_list)
+
+
+def cmd_drill_list(args, out: Out) -> int:
+    from .drill import SCENARIOS, load_scenario
+
+    inv = load(args.inventory)
+    rows = [load_scenario(inv, p.stem) for p in sorted(SCENARIOS.glob("*.yml"))]
+    if out.json_mode:
+        out.json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    else:
+        out.table("演练场景 Drill scenarios", ["scenario 场景", "name 名称", "scope 范围", "targets 目标"],
+                  [[r["id"], r["name"], r["scope"], ", ".join(f"{k}={v}" for k, v in r["targets"].items())] for r in rows])
+    return OK
+
+
+def cmd_drill_run(args, out: Out) -> int:
+    from .drill import load_scenario, plan, run
+    from .jobs import ssh_shell
+
+    inv = load(args.inventory)
+    sc = load_scenario(inv, args.scenario)
+    if args.dry_run:
+        steps = plan(sc)
+        if out.json_mode:
+            out.json({"scenario": sc["id"], "dry_run": True, "steps": steps})
+        else:
+            out.print(f"{sc['name']} ({sc['id']}), scope {sc['scope']} — dry run 预演，不做任何改动")
+            for i, s in enumerate(steps, 1):
+                out.print(f"  {i}. {s}")
+        return OK
+    with out.progress(f"drill {sc['id']} 演练", total=6) as step:
+        jn = run(inv, sc, ssh_shell(inv), step)
+    if out.json_mode:
+        out.json(jn)
+    else:
+        for s in jn["steps"]:
+            out.print(f"+{s['offset_s']:7.1f} s  {'✓' if s['ok'] else '✗'} [{s['phase']}] {s['step']}")
+        fmt = lambda v: "—" if v is None else f"{v:.1f} s"  # noqa: E731
+        out.print(f"RTO {fmt(jn['rto_seconds'])} (target {fmt(jn['targets'].get('rto_seconds'))}), "
+                  f"RPO {fmt(jn['rpo_seconds'])} (target {fmt(jn['targets'].get('rpo_seconds'))})")
+        out.print(("[green]通过 PASSED[/]" if jn["passed"] else "[red]未通过 FAILED[/]") + f" — report 报告: {jn['report']}")
+    return OK if jn["passed"] else FINDINGS
+
+
 def cmd_run(args, out: Out) -> int:
     from netops.output import UsageError
 

@@ -22,7 +22,7 @@ from inventory import Inventory
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
 from .remote import RemoteError, dr_store_of, login, scope_devices, store_of
-from .restic import Repo, ResticError, tags_of
+from .restic import Repo, ResticError
 
 Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
 POLICY = Path(__file__).with_name("policy.yml")

@@ -18,7 +18,7 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 
-from .remote import STORE_ROOT, Login, RemoteError, run
+from .remote import STORE_ROOT, Login, run
 
 PASSWORD_ENV = "NETOPS_RESTIC_PASSWORD"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from backup import catalogue
-from backup.jobs import Asset, backup_asset, policy, run_store
+from backup.jobs import Asset, policy, run_store
 from backup.restic import Repo
 
 LOCAL = lambda device: ["sh", "-c"]  # noqa: E731  every "node" is this machine

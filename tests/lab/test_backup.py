@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import inventory
 
 import pytest
 
@@ -115,3 +118,42 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
     res = json.loads(r.stdout)
     assert res["repo"] == "gd-dr-bak1" and res["matches_source"] and res["fingerprint"]["public.cbry"][0] == "5000"
     assert sql("gd-dr-bak1", "postgresql", "select count(*) from cbry", "shebao").strip() == "5000"
+    sql("gd-dr-bak1", "postgresql", "drop database shebao with (force)")  # the DR site is a standby again
+
+
+def drill(env, name) -> dict:
+    r = netops("drill", "run", name, "--json", env=env)
+    assert r.returncode in (0, 1), r.stderr
+    jn = json.loads(r.stdout)
+    assert jn["cleanup_ok"] and Path(jn["report"]).read_text().count("RTO") >= 1
+    assert r.returncode == 0 and jn["passed"], json.dumps(jn["steps"], ensure_ascii=False, indent=1)[-4000:]
+    return jn
+
+
+def test_county_database_drill_restores_on_the_standby_within_targets(seeded):
+    jn = drill(seeded, "county-db-lost")
+    assert 0 < jn["rto_seconds"] <= 300 and 0 < jn["rpo_seconds"] <= 86400
+    assert [r["asset"] for r in jn["restored"]] == ["panyu-db1:mariadb:shebao"] and jn["restored"][0]["to"] == "guangzhou-db1"
+    assert [s["phase"] for s in jn["steps"]][:3] == ["steady", "fault", "detect"]
+    # cleanup: the source serves again, the standby holds no copy and runs no MariaDB
+    assert sql("panyu-db1", "mariadb", "select count(*) from jfjl", "shebao").strip() == "3000"
+    r = netops("lab", "exec", "guangzhou-db1", "--", "systemctl", "is-active", "mariadb")
+    assert r.stdout.strip() != "active"
+
+
+def test_city_router_drill_loses_exactly_the_counties_the_topology_names(seeded):
+    from topology.analysis import impact
+    from topology.graph import build
+
+    jn = drill(seeded, "city-router-lost")
+    expected = impact(build(inventory.load(inventory.DEFAULT_INVENTORY)), "guangzhou-r1")["cut_off"]["county"]
+    assert jn["lost_service"] == jn["topology_cut_off"] == sorted(expected) == ["huadu"]
+    assert jn["rpo_seconds"] is None and jn["rto_seconds"] <= 60
+    assert all(r["ok"] for r in json.loads(netops("lab", "reach", "--json").stdout)["rows"])  # links are back
+
+
+def test_province_dc_drill_restores_at_the_dr_site_from_the_offsite_copy(seeded):
+    jn = drill(seeded, "province-dc-lost")
+    assert [(r["asset"], r["repo"], r["to"]) for r in jn["restored"]] == [("gd-db1:postgresql:shebao", "gd-dr-bak1", "gd-dr-bak1")]
+    # the province's store is back on the network: the config archive reaches it again
+    assert configs(seeded)["failed"] == 0

@@ -1,0 +1,392 @@
+"""Disaster-recovery drills on the lab twin: a scenario file names a scope, a fault and targets;
+the drill checks the steady state, injects the fault, detects it, recovers, verifies the recovered
+service against the source at backup time, checks the steady state again, and ALWAYS cleans up.
+RTO = fault → service verified; RPO = fault − time of the newest restorable data.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from inventory import Inventory
+from netops.output import UsageError
+
+from . import catalogue
+from .databases import ENGINES
+from .jobs import Shell, sh
+from .remote import RemoteError, scope_devices, state_dir
+from .restic import ResticError
+
+SCENARIOS = Path(__file__).with_name("scenarios")
+KINDS = ("database_restore", "router_failover")
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+def scenario_path(name: str) -> Path:
+    p = Path(name)
+    if p.suffix in (".yml", ".yaml") and p.exists():
+        return p
+    q = SCENARIOS / f"{name}.yml"
+    if q.exists():
+        return q
+    known = ", ".join(sorted(x.stem for x in SCENARIOS.glob("*.yml")))
+    raise UsageError(f"scenario {name!r}: no such file or built-in scenario (built-in: {known})")
+
+
+def load_scenario(inv: Inventory, name: str) -> dict:
+    path = scenario_path(name)
+    try:
+        sc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"{path}: {str(e).splitlines()[0]}") from None
+
+    def bad(field: str, msg: str):
+        raise UsageError(f"{path}: scenario {sc.get('id', '?') if isinstance(sc, dict) else '?'}: {field}: {msg}")
+
+    if not isinstance(sc, dict):
+        bad("(file)", "a mapping is expected")
+    for f in ("id", "name", "kind", "scope", "fault", "targets"):
+        if f not in sc:
+            bad(f, "missing")
+    if sc["kind"] not in KINDS:
+        bad("kind", f"one of {', '.join(KINDS)}")
+    if sc["scope"] not in inv.sites:
+        bad("scope", f"no site {sc['scope']!r} in the inventory")
+    in_scope = set(scope_devices(inv, sc["scope"]))
+    fault = sc["fault"] if isinstance(sc["fault"], dict) else bad("fault", "a mapping is expected")
+    unknown = set(fault) - {"stop_services", "links_down"}
+    if unknown:
+        bad("fault", f"unknown fault type(s) {', '.join(sorted(unknown))}; use stop_services, links_down")
+    named = {*fault.get("stop_services", {}), *fault.get("links_down", {})}
+    if sc["kind"] == "database_restore":
+        for f in ("source", "service", "standby"):
+            if f not in sc:
+                bad(f, "missing")
+        if sc["service"] not in ENGINES:
+            bad("service", f"one of {', '.join(ENGINES)}")
+        named |= {sc["source"], sc["standby"]}
+    else:
+        if "router" not in sc:
+            bad("router", "missing")
+        named.add(sc["router"])
+    for dev in sorted(named):
+        if dev not in inv.devices:
+            bad("fault", f"no device {dev!r} in the inventory")
+        if dev not in in_scope:
+            bad("scope", f"{dev} is outside the scope {sc['scope']}: drills never touch nodes outside their scope")
+    targets = sc["targets"] if isinstance(sc["targets"], dict) else bad("targets", "a mapping is expected")
+    for k, v in targets.items():
+        if k not in ("rto_seconds", "rpo_seconds") or not isinstance(v, (int, float)) or v <= 0:
+            bad(f"targets.{k}", "rto_seconds / rpo_seconds, a positive number")
+    sc["_path"] = str(path)
+    return sc
+
+
+# --- the journal ---------------------------------------------------------------------------------
+class Journal:
+    def __init__(self, sc: dict):
+        self.sc = sc
+        self.t0 = time.time()
+        self.steps: list[dict] = []
+        self.marks: dict[str, float] = {}
+
+    def step(self, phase: str, what: str, ok: bool = True, **evidence) -> dict:
+        now = time.time()
+        s = {"t": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
+             "offset_s": round(now - self.t0, 3), "phase": phase, "step": what, "ok": ok, "evidence": evidence}
+        self.steps.append(s)
+        return s
+
+    def mark(self, name: str) -> float:
+        self.marks[name] = time.time()
+        return self.marks[name]
+
+
+class DrillFailed(Exception):
+    pass
+
+
+# --- lab actions (the only ones a drill takes) ----------------------------------------------------
+class LabActions:
+    """Fault injection and repair inside the lab twin's nodes (root, via nsenter)."""
+
+    def __init__(self, inv: Inventory):
+        from topology.lab.runtime import Lab
+
+        self.lab = Lab(inv.network.id)
+        if not self.lab.state():
+            raise UsageError(f"drills inject faults in the lab twin: lab {self.lab.name!r} is not up (netops lab up)")
+
+    def run(self, node: str, *cmd: str, check: bool = True) -> str:
+        r = self.lab.nsenter(node, list(cmd), timeout=120)
+        if check and r.returncode != 0:
+            raise RemoteError(f"{node}: {' '.join(cmd)}: {(r.stderr or r.stdout).strip()[-200:]}")
+        return r.stdout
+
+    def interfaces(self, node: str) -> list[str]:
+        out = json.loads(self.run(node, "ip", "-j", "link", "show"))
+        return [i["ifname"] for i in out if i["ifname"] != "lo"]
+
+    def active(self, node: str, service: str) -> bool:
+        return self.run(node, "systemctl", "is-active", service, check=False).strip() == "active"
+
+    def ping(self, node: str, address: str) -> bool:
+        return subprocess.run(["ip", "netns", "exec", self.lab.state()["nodes"][node]["ns"], "ping", "-n", "-q", "-c", "3",
+                               "-i", "0.2", "-W", "1", address], capture_output=True).returncode == 0
+
+
+def _wait(pred, timeout: float, every: float = 0.5) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(every)
+    return pred()
+
+
+# --- running ----------------------------------------------------------------------------------------
+def plan(sc: dict) -> list[str]:
+    fault = sc["fault"]
+    lines = [f"steady state 稳态检查: scope {sc['scope']}"]
+    for node, svcs in fault.get("stop_services", {}).items():
+        lines.append(f"fault 故障注入: stop {', '.join(svcs)} on {node}")
+    for node, itfs in fault.get("links_down", {}).items():
+        lines.append(f"fault 故障注入: links down on {node}: {itfs}")
+    if sc["kind"] == "database_restore":
+        lines += [f"detect 检测: {sc['service']} on {sc['source']} unavailable",
+                  f"recover 恢复: restore {sc['source']}:{sc['service']}:* to {sc['standby']}"
+                  + (" from the DR site's off-site copy" if sc.get("from_dr") else " from the province's backup store"),
+                  "verify 校验: restored tables equal the source at backup time (row counts, checksums)"]
+    else:
+        lines += ["detect 检测: counties' pings to the ministry fail",
+                  "failover 切换: dual-homed counties reach the ministry over the redundant path",
+                  "verify 校验: the counties that lose service are exactly the topology analysis' cut-off set"]
+    lines += ["steady state after 恢复后稳态", "cleanup 清理: undo every fault, remove restored copies (always runs)"]
+    return lines
+
+
+def run(inv: Inventory, sc: dict, shell: Shell, progress=lambda n=1, label=None: None) -> dict:
+    j = Journal(sc)
+    actions = LabActions(inv)
+    undo: list[tuple[str, callable]] = []
+    verdict = {"ok": False}
+    try:
+        try:
+            kind = {"database_restore": _database_restore, "router_failover": _router_failover}[sc["kind"]]
+            verdict = kind(inv, sc, shell, actions, j, undo, progress)
+        except (DrillFailed, RemoteError, ResticError, OSError, subprocess.SubprocessError) as e:
+            j.step("abort", f"drill failed 演练失败: {e}", ok=False)
+    finally:
+        for what, fn in reversed(undo):
+            try:
+                fn()
+                j.step("cleanup", what)
+            except Exception as e:  # cleanup goes on: every undo is tried
+                j.step("cleanup", what, ok=False, error=str(e))
+        if undo:
+            settled = _settled(inv, sc, actions)
+            j.step("cleanup", "the scope is back to its steady state 范围内已恢复稳态", ok=not settled, problems=settled)
+        progress(1, "cleanup")
+    return finish(sc, j, verdict)
+
+
+def reaching(inv: Inventory, scope: str, actions: LabActions) -> dict[str, bool]:
+    """County (in scope) → whether its server (its router when it has none) pings the ministry's server."""
+    counties = sorted(s for s in inv.descendants(scope) if inv.sites[s].level.value == "county")
+    target_dev = sorted(d for d in inv.devices_by_site.get(inv.ministry.id, []) if inv.devices[d].role.value == "server")[0]
+    target = next(str(i.address.ip) for i in inv.devices[target_dev].interfaces.values() if i.address)
+
+    def src(county):
+        return sorted(inv.devices_by_site.get(county, []), key=lambda d: inv.devices[d].role.value == "router")[0]
+
+    return {c: actions.ping(src(c), target) for c in counties}
+
+
+def _settled(inv: Inventory, sc: dict, actions: LabActions, timeout: float = 90) -> list[str]:
+    """What is not back after cleanup: stopped services, counties that do not reach the ministry."""
+    fault = sc["fault"]
+    problems: list[str] = []
+    for node, svcs in fault.get("stop_services", {}).items():
+        problems += [f"{s} not active on {node}" for s in svcs if not _wait(lambda n=node, s=s: actions.active(n, s), 30)]
+    if fault.get("links_down"):
+        if not _wait(lambda: all(reaching(inv, sc["scope"], actions).values()), timeout, every=1):
+            problems += [f"{c} does not reach the ministry" for c, ok in reaching(inv, sc["scope"], actions).items() if not ok]
+    return problems
+
+
+def _inject(sc, actions: LabActions, j: Journal, undo: list) -> None:
+    fault = sc["fault"]
+    t = j.mark("fault")
+    for node, svcs in fault.get("stop_services", {}).items():
+        for svc in svcs:
+            undo.append((f"start {svc} on {node}", lambda n=node, s=svc: actions.run(n, "systemctl", "start", s)))
+            actions.run(node, "systemctl", "stop", svc)
+    for node, itfs in fault.get("links_down", {}).items():
+        names = actions.interfaces(node) if itfs == "all" else list(itfs)
+        for itf in names:
+            undo.append((f"link {itf} up on {node}", lambda n=node, i=itf: actions.run(n, "ip", "link", "set", i, "up")))
+            actions.run(node, "ip", "link", "set", itf, "down")
+    j.step("fault", "fault injected 故障已注入", **{k: v for k, v in fault.items()}, fault_time=t)
+
+
+def _database_restore(inv, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
+    from .restore import Refused, restore
+
+    src, svc, standby = sc["source"], sc["service"], sc["standby"]
+    eng = ENGINES[svc]
+    cat = catalogue.load()["assets"]
+    assets = sorted(a for a, e in cat.items() if e.get("device") == src and e.get("service") == svc and e.get("snapshot"))
+    if not assets:
+        raise DrillFailed(f"no backup of {svc} on {src} in the catalogue (run `netops backup run` first)")
+    unverified = [a for a in assets if cat[a].get("verify_ok") is not True]
+    ok = actions.active(src, svc) and not unverified
+    j.step("steady", f"{svc} active on {src}; newest backups verified 最新备份已校验", ok=ok, assets=assets,
+           unverified=unverified, snapshots={a: cat[a]["snapshot"] for a in assets})
+    progress(1, "steady state")
+    if not ok:
+        raise DrillFailed("steady state not met: " + (f"unverified backups {unverified}" if unverified else f"{svc} not active on {src}"))
+
+    _inject(sc, actions, j, undo)
+    progress(1, "fault")
+    if not _wait(lambda: not actions.active(src, svc), 60):
+        raise DrillFailed(f"{svc} on {src} still active after the fault")
+    j.step("detect", f"{svc} on {src} is down 服务已中断", ok=True)
+    progress(1, "detect")
+
+    if not actions.active(standby, svc):
+        undo.append((f"stop {svc} on standby {standby}", lambda: actions.run(standby, "systemctl", "stop", svc)))
+        actions.run(standby, "systemctl", "start", svc)
+        j.step("recover", f"{svc} started on standby {standby} 备用节点启动数据库引擎")
+    for a in assets:
+        if sh(shell, standby, eng.exists(cat[a]["database"])).strip():
+            raise DrillFailed(f"standby {standby} already holds database {cat[a]['database']}: not a standby")
+    restored, snap_times = [], []
+    for a in assets:
+        db = cat[a]["database"]
+        undo.append((f"drop restored {db} on {standby}", lambda d=db: sh(shell, standby, eng.drop(d))))
+        try:
+            res = restore(inv, a, standby, shell=shell, from_dr=bool(sc.get("from_dr")))
+        except Refused as e:
+            raise DrillFailed(f"restore refused: {e}") from None
+        restored.append(res)
+        snap_times.append(datetime.fromisoformat(res["time"].replace("Z", "+00:00")).timestamp())
+        j.step("recover", f"restored {a} → {standby} from {res['repo']} 已恢复", ok=True, snapshot=res["snapshot"],
+               snapshot_time=res["time"], seconds=res["seconds"])
+    progress(1, "recover")
+    matches = all(r["matches_source"] for r in restored)
+    j.step("verify", "restored data equals the source at backup time 恢复数据与备份时源数据一致" if matches else
+           "restored data differs from the source at backup time 恢复数据不一致", ok=matches,
+           tables={r["asset"]: r["fingerprint"] for r in restored})
+    t_verified = j.mark("verified")
+    progress(1, "verify")
+    # steady state after: the standby serves each database
+    serving = all(sh(shell, standby, eng.exists(r["database"])).strip() for r in restored) and actions.active(standby, svc)
+    j.step("steady_after", f"{standby} serves the restored databases 备用节点提供服务", ok=serving)
+    rto = t_verified - j.marks["fault"]
+    rpo = j.marks["fault"] - min(snap_times)
+    return {"ok": matches and serving, "rto_seconds": round(rto, 3), "rpo_seconds": round(rpo, 3),
+            "restored": [{k: r[k] for k in ("asset", "snapshot", "repo", "to", "time", "tables")} for r in restored]}
+
+
+def _router_failover(inv, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
+    from topology.analysis import impact
+    from topology.graph import build
+
+    router = sc["router"]
+    expected = sorted(impact(build(inv), router)["cut_off"].get("county", []))
+
+    def reach() -> dict[str, bool]:
+        return reaching(inv, sc["scope"], actions)
+
+    before = reach()
+    j.step("steady", "every county in scope reaches the ministry 全部区县可达部中心", ok=all(before.values()),
+           reach=before, topology_cut_off=expected)
+    progress(1, "steady state")
+    if not all(before.values()):
+        raise DrillFailed(f"steady state not met: unreachable {[c for c, ok in before.items() if not ok]}")
+    _inject(sc, actions, j, undo)
+    progress(1, "fault")
+    # detection: the cut-off counties stop reaching (OSPF dead interval); survivors converge on the redundant path
+    detected = _wait(lambda: not any(v for c, v in reach().items() if c in expected), 60) if expected else True
+    j.step("detect", "cut-off counties lose the ministry 受影响区县中断", ok=detected, counties=expected)
+    progress(1, "detect")
+    converged = _wait(lambda: all(v for c, v in reach().items() if c not in expected), sc["targets"].get("rto_seconds", 60) * 2)
+    t_verified = j.mark("verified")
+    after = reach()
+    lost = sorted(c for c, ok in after.items() if not ok)
+    match = lost == expected
+    j.step("failover", "redundant paths carry the dual-homed counties 冗余路径切换完成", ok=converged,
+           reach=after)
+    j.step("verify", f"counties losing service {lost} {'match' if match else 'differ from'} the topology analysis "
+           f"{expected} 与拓扑分析{'一致' if match else '不一致'}", ok=match, lost=lost, topology_cut_off=expected)
+    progress(1, "verify")
+    return {"ok": converged and match and detected, "rto_seconds": round(t_verified - j.marks["fault"], 3),
+            "rpo_seconds": None, "lost_service": lost, "topology_cut_off": expected}
+
+
+def finish(sc: dict, j: Journal, verdict: dict) -> dict:
+    targets = sc["targets"]
+    rto, rpo = verdict.get("rto_seconds"), verdict.get("rpo_seconds")
+    within = {"rto": rto is not None and rto <= targets["rto_seconds"] if "rto_seconds" in targets else True,
+              "rpo": (rpo is not None and rpo <= targets["rpo_seconds"]) if "rpo_seconds" in targets else True}
+    cleanup_ok = all(s["ok"] for s in j.steps if s["phase"] == "cleanup")
+    steps_ok = all(s["ok"] for s in j.steps)
+    passed = bool(verdict.get("ok")) and steps_ok and cleanup_ok and all(within.values())
+    stamp = datetime.fromtimestamp(j.t0, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    folder = state_dir() / "drills" / f"{sc['id']}-{stamp}"
+    journal = {"scenario": {k: v for k, v in sc.items() if not k.startswith("_")}, "file": sc["_path"],
+               "started": datetime.fromtimestamp(j.t0, timezone.utc).isoformat(timespec="seconds"),
+               "steps": j.steps, "rto_seconds": rto, "rpo_seconds": rpo, "targets": targets, "within_targets": within,
+               "cleanup_ok": cleanup_ok, "passed": passed,
+               **{k: v for k, v in verdict.items() if k not in ("ok", "rto_seconds", "rpo_seconds")}}
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic(folder / "journal.json", json.dumps(journal, ensure_ascii=False, indent=1, default=str))
+    _atomic(folder / "report.html", render_html(journal))
+    journal["journal"], journal["report"] = str(folder / "journal.json"), str(folder / "report.html")
+    return journal
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def render_html(jn: dict) -> str:
+    e = html.escape
+    sc = jn["scenario"]
+    verdict = "通过 PASSED" if jn["passed"] else "未通过 FAILED"
+
+    def sec(v):
+        return "—" if v is None else f"{v:.1f} s"
+
+    rows = "".join(
+        f"<tr class={'ok' if s['ok'] else 'bad'}><td>{e(s['t'][11:23])}</td><td>+{s['offset_s']:.1f} s</td>"
+        f"<td>{e(s['phase'])}</td><td>{'✓' if s['ok'] else '✗'} {e(s['step'])}</td>"
+        f"<td><details><summary>evidence 证据</summary><pre>{e(json.dumps(s['evidence'], ensure_ascii=False, indent=1, default=str))}</pre></details></td></tr>"
+        for s in jn["steps"])
+    tg = jn["targets"]
+    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>灾备演练报告 DR drill report — {e(sc['id'])}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}} .ok td:nth-child(4){{color:#185}}
+.bad td:nth-child(4){{color:#b22}} .verdict{{font-size:1.4em;font-weight:bold;color:{'#185' if jn['passed'] else '#b22'}}}
+pre{{white-space:pre-wrap;font-size:.85em}}</style></head><body>
+<h1>灾备演练报告 Disaster-recovery drill report</h1>
+<p><b>{e(sc['name'])}</b> ({e(sc['id'])}) — 范围 scope: {e(sc['scope'])} — 开始 started: {e(jn['started'])}</p>
+<p class="verdict">结论 Verdict: {verdict}</p>
+<table><tr><th>指标 Measure</th><th>实测 Measured</th><th>目标 Target</th><th>达标 Within</th></tr>
+<tr><td>RTO 恢复时间 (fault → service verified)</td><td>{sec(jn['rto_seconds'])}</td><td>{sec(tg.get('rto_seconds'))}</td><td>{'✓' if jn['within_targets']['rto'] else '✗'}</td></tr>
+<tr><td>RPO 数据丢失窗口 (fault − newest restorable data)</td><td>{sec(jn['rpo_seconds'])}</td><td>{sec(tg.get('rpo_seconds'))}</td><td>{'✓' if jn['within_targets']['rpo'] else '✗'}</td></tr>
+<tr><td>清理 Cleanup</td><td colspan=3>{'✓ 已恢复 restored' if jn['cleanup_ok'] else '✗ 未完全恢复 incomplete — see timeline'}</td></tr></table>
+<h2>时间线 Timeline</h2>
+<table><tr><th>UTC</th><th>offset</th><th>phase 阶段</th><th>step 步骤</th><th></th></tr>{rows}</table>
+</body></html>
+"""

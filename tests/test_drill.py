@@ -1,0 +1,87 @@
+"""Drill scenarios: validation, scope enforcement, dry run and the report (no lab needed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import inventory
+from backup.drill import Journal, finish, load_scenario, plan, render_html
+from netops.output import UsageError
+
+from conftest import clean_env
+
+INV = inventory.load(inventory.DEFAULT_INVENTORY)
+
+
+@pytest.mark.parametrize("name", ["county-db-lost", "city-router-lost", "province-dc-lost"])
+def test_builtin_scenarios_load_and_stay_in_scope(name):
+    sc = load_scenario(INV, name)
+    scope = set(INV.descendants(sc["scope"]))
+    named = {*sc["fault"].get("stop_services", {}), *sc["fault"].get("links_down", {}),
+             *(sc[k] for k in ("source", "standby", "router") if k in sc)}
+    assert all(INV.devices[d].site in scope for d in named)
+    assert plan(sc)[-1].startswith("cleanup")
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.yml"
+    p.write_text(text)
+    return str(p)
+
+
+BASE = """id: t
+name: t
+kind: database_restore
+scope: panyu
+source: panyu-db1
+service: mariadb
+standby: {standby}
+fault: {{stop_services: {{panyu-db1: [mariadb]}}}}
+targets: {{rto_seconds: 60}}
+"""
+
+
+def test_a_scenario_touching_a_node_outside_its_scope_is_refused(tmp_path):
+    with pytest.raises(UsageError, match=r"s.yml: scenario t: scope: guangzhou-db1 is outside the scope panyu"):
+        load_scenario(INV, write(tmp_path, BASE.format(standby="guangzhou-db1")))
+
+
+@pytest.mark.parametrize("edit,field", [
+    (("kind: database_restore", "kind: chaos"), "kind"),
+    (("service: mariadb", "service: oracle"), "service"),
+    (("rto_seconds: 60", "rto_seconds: -1"), "targets.rto_seconds"),
+    (("stop_services", "unplug"), "fault"),
+    (("scope: panyu", "scope: atlantis"), "scope"),
+])
+def test_bad_scenarios_name_file_and_field(tmp_path, edit, field):
+    text = BASE.format(standby="panyu-r1").replace(*edit)
+    with pytest.raises(UsageError, match=rf"s.yml: scenario t: {field}:"):
+        load_scenario(INV, write(tmp_path, text))
+
+
+def test_cli_dry_run_touches_nothing_and_bad_scenario_is_exit_2(netops, tmp_path):
+    r = netops("drill", "run", "province-dc-lost", "--dry-run", "--json", env=clean_env(NETOPS_BACKUP_STATE=str(tmp_path)))
+    assert r.returncode == 0 and any("DR site" in s for s in json.loads(r.stdout)["steps"])
+    assert not list(tmp_path.iterdir())
+    r = netops("drill", "run", "no-such-drill")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no-such-drill" in r.stderr
+
+
+def test_verdict_and_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
+    sc = load_scenario(INV, "county-db-lost")
+    j = Journal(sc)
+    j.step("steady", "ok")
+    j.step("cleanup", "start mariadb on panyu-db1")
+    good = finish(sc, j, {"ok": True, "rto_seconds": 42.0, "rpo_seconds": 600.0})
+    assert good["passed"] and good["within_targets"] == {"rto": True, "rpo": True}
+    page = open(good["report"]).read()
+    assert "结论 Verdict: 通过 PASSED" in page and "42.0 s" in page and "<script" not in page
+    assert json.loads(open(good["journal"]).read())["rto_seconds"] == 42.0
+    slow = finish(sc, j, {"ok": True, "rto_seconds": 301.0, "rpo_seconds": 600.0})
+    assert not slow["passed"] and slow["within_targets"]["rto"] is False
+    j.step("cleanup", "link up", ok=False, error="boom")
+    dirty = finish(sc, j, {"ok": True, "rto_seconds": 1.0, "rpo_seconds": 1.0})
+    assert not dirty["passed"] and not dirty["cleanup_ok"]
+    assert "&lt;b&gt;" in render_html({**good, "scenario": {**good["scenario"], "name": "<b>"}})
