@@ -30,8 +30,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inventory import load  # noqa: E402
-from monitoring import generate as gen  # noqa: E402
+from inventory import load
+from monitoring import generate as gen
 
 
 def free_port() -> int:

@@ -19,8 +19,9 @@ def register(nouns, common) -> None:
 
 def cmd_generate(args, out: Out) -> int:
     inv = load(args.inventory)
-    written = gen.generate(inv, args.out)
     provs = gen.provinces(inv)
+    with out.progress("生成监控配置 / generating", len(provs)) as advance:
+        written = gen.generate(inv, args.out, advance)
     if out.json_mode:
         out.json({"ok": True, "out": args.out, "provinces": provs, "files": [str(p) for p in written]})
         return OK

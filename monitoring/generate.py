@@ -81,7 +81,7 @@ def province_config(inv: Inventory, prov: str) -> dict:
     ops = inv.network.address_plan.ops_host if inv.network else None
     scrape = [
         {"job_name": "netops-collect", "scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": "20s", "honor_labels": True,
-         "static_configs": [{"targets": [f"{mon.management}:{COLLECTOR_PORT}"], "labels": {"monitor": mon.id}}]},
+         "static_configs": [{"targets": [f"{mon.management}:{COLLECTOR_PORT}"], "labels": {"monitor": mon.id, "province": prov}}]},  # `up` names its province
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
     ]
     if ops is not None:  # the backup catalogue (node exporter textfile collector on the ops host), this province's assets only
@@ -154,10 +154,11 @@ def alertmanager_config(inv: Inventory) -> dict:
     }
 
 
-def files(inv: Inventory) -> dict[str, str]:
-    """Relative path → text of every generated file."""
+def files(inv: Inventory, advance=lambda n=1, label=None: None) -> dict[str, str]:
+    """Relative path → text of every generated file; ``advance`` is called once per province."""
     out: dict[str, str] = {}
     for p in provinces(inv):
+        advance(label=p)
         out[f"province/{p}/prometheus.yml"] = _dump(province_config(inv, p))
         out[f"province/{p}/rules/alerts.yml"] = _dump({"groups": [_rule_group("netops-province-alerts", None, alerts=rules.PROVINCE_ALERTS)]})
         out[f"province/{p}/rules/records.yml"] = _dump({"groups": [_rule_group("netops-province-records", None, records=rules.PROVINCE_RECORDS)]})
@@ -169,13 +170,13 @@ def files(inv: Inventory) -> dict[str, str]:
     return out
 
 
-def generate(inv: Inventory, out_dir: str | Path) -> list[Path]:
+def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None) -> list[Path]:
     """Write every file (each atomically); returns the paths written."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"monitor generate: --out {out_dir} exists and is not a directory")
     written = []
-    for rel, text in files(inv).items():
+    for rel, text in files(inv, advance).items():
         p = out_dir / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")

@@ -17,8 +17,8 @@ UTIL = "interface:netops_interface_utilisation:ratio"
 
 PROVINCE_RECORDS = [
     # per interface and direction: bits/s over the speed (a device whose speed is 0 is left out)
-    (UTIL, 'label_replace(rate(netops_interface_in_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "in", "", "")'
-           ' or label_replace(rate(netops_interface_out_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "out", "", "")'),
+    (UTIL, ('label_replace(rate(netops_interface_in_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "in", "", "")'
+            ' or label_replace(rate(netops_interface_out_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "out", "", "")')),
     # the aggregates the ministry federates (match[] = {__name__=~"province:.*"})
     ("province:netops_snmp_up:sum", "sum by (province) (netops_snmp_up)"),
     ("province:netops_snmp_up:count", "count by (province) (netops_snmp_up)"),

@@ -29,7 +29,7 @@ def out(tmp_path_factory) -> Path:
 
 
 def run(*cmd, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_layout(out):
@@ -77,7 +77,8 @@ def test_province_config(out):
     cfg = yaml.safe_load((out / "province/guangdong/prometheus.yml").read_text())
     assert cfg["global"]["external_labels"] == {"level": "province", "province": "guangdong"}
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert jobs["netops-collect"]["static_configs"][0]["targets"] == ["10.254.44.15:9469"]  # gd-mon1's collector
+    assert jobs["netops-collect"]["static_configs"][0] == {  # gd-mon1's collector; `up` names the province
+        "targets": ["10.254.44.15:9469"], "labels": {"monitor": "gd-mon1", "province": "guangdong"}}
     assert cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["10.254.44.15:9093"]
     keep = jobs["netops-backup"]["metric_relabel_configs"][0]
     assert keep["action"] == "keep" and keep["regex"] == "netops_backup_.*;guangdong"
