@@ -146,7 +146,7 @@ class Responder:
         """Until the last agent answers a v3 GET (the responder binds endpoints one by one)."""
         import asyncio
 
-        from .snmp import SYS_NAME, Poller, Stats, Target
+        from .snmp import SYS_NAME, Poller, Stats
 
         last = self.live()[-1] if self.live() else None
         if last is None:

@@ -7,16 +7,17 @@ known_hosts the suite's SSH tools share (``UserKnownHostsFile`` in ANSIBLE_SSH_C
 """
 from __future__ import annotations
 
-import os
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from inventory.platforms import PLATFORMS
 
+from inventory.access import known_hosts, secret
+
 from .parsers import PARSERS
-from .targets import labels, secret
+
+from .targets import labels
 
 
 @dataclass
@@ -29,11 +30,6 @@ class SshTarget:
     password: str | None
     labels: dict
     timeout: float = 20.0
-
-
-def known_hosts() -> str | None:
-    m = re.search(r"UserKnownHostsFile=(\S+)", os.environ.get("ANSIBLE_SSH_COMMON_ARGS", ""))
-    return m.group(1) if m else None
 
 
 def targets(inv, devices: list[str], timeout: float = 20.0) -> list[SshTarget]:

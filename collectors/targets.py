@@ -2,9 +2,7 @@
 their credentials resolved from the inventory's references ({env: NAME}) in the environment."""
 from __future__ import annotations
 
-import os
-
-from inventory.model import SecretRef
+from inventory.access import secret
 from inventory.store import Inventory
 from netops.output import UsageError
 
@@ -28,19 +26,6 @@ def labels(inv: Inventory, device: str) -> dict[str, str]:
     lineage = inv.lineage(site.id)
     return {"level": site.level.value, "province": lineage.get("province") or lineage.get("dr", ""),
             "city": lineage.get("city", ""), "county": lineage.get("county", ""), "site": site.id, "device": device}
-
-
-def secret(inv: Inventory, profile: str, field: str, ref: SecretRef | None) -> str:
-    """The value a reference points at, or a one-line error naming the profile and field."""
-    where = f"{inv.root}: credentials {profile!r}: field {field!r}"
-    if ref is None:
-        raise UsageError(f"{where}: not set")
-    if ref.vault:
-        raise UsageError(f"{where}: vault reference {ref.vault!r} cannot be read by the collector; use {{env: NAME}}")
-    value = os.environ.get(ref.env)
-    if not value:
-        raise UsageError(f"{where}: environment variable {ref.env} is not set (for the lab: eval \"$(netops lab env)\")")
-    return value
 
 
 def snmp_targets(inv: Inventory, devices: list[str], **opts) -> list[Target]:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
+from inventory.access import secret
 from inventory.model import LEVEL_ORDER, Level
 from inventory.store import Inventory
 from netops.output import UsageError
@@ -52,12 +53,7 @@ def ssh_runner(inv: Inventory, timeout: float = 60) -> Callable[[str, str, str |
     def run(device: str, command: str, stdin: str | None = None) -> str:
         d = inv.devices[device]
         cred = inv.credentials[d.credentials]
-        if cred.ssh_key is None or cred.ssh_key.env is None:
-            raise Unreachable(f"credentials {d.credentials!r}: the audit logs in with ssh_key {{env: NAME}} only")
-        key = os.environ.get(cred.ssh_key.env)
-        if not key:
-            raise UsageError(f"credentials {d.credentials!r}: field 'ssh_key': environment variable {cred.ssh_key.env} is not set"
-                             " (for the lab: eval \"$(netops lab env)\")")
+        key = secret(inv, d.credentials, "ssh_key", cred.ssh_key)
         cmd = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=8", "-o", "LogLevel=ERROR",
                "-o", "ServerAliveInterval=10", *extra, f"{cred.username}@{d.management}", command]
         try:

@@ -270,7 +270,6 @@ class Analysis:
     def cut_off(self, failures: list[Failure]) -> tuple[set[str], set[str]]:
         """(sites cut off, sites down) when ``failures`` happen together. A site is *down* when its own
         devices failed (its routers are gone or stranded behind them); *cut off* otherwise."""
-        topo = self.topo
         failed: set[str] = set()
         own: set[str] = set()
         for f in failures:

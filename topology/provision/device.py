@@ -7,47 +7,27 @@ confirm, save, run verification commands.
 """
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import socket
-from pathlib import Path
 
 import paramiko
 
 from inventory import Device, Inventory
+from inventory.access import known_hosts, secret
 
 
 class DeviceError(Exception):
     """A device could not be reached, or refused a command."""
 
 
-def secret(ref, what: str) -> str:
-    if ref.env:
-        value = os.environ.get(ref.env)
-        if not value:
-            raise DeviceError(f"{what}: environment variable {ref.env} is not set")
-        return value
-    raise DeviceError(f"{what}: vault reference {ref.vault!r} is resolved by Ansible only; give {{env: NAME}}")
-
-
-def known_hosts() -> str | None:
-    """The known_hosts file named by ANSIBLE_SSH_COMMON_ARGS (the lab's), else the user's."""
-    for a in shlex.split(os.environ.get("ANSIBLE_SSH_COMMON_ARGS", "")):
-        if a.startswith("UserKnownHostsFile="):
-            return a.split("=", 1)[1]
-    default = Path.home() / ".ssh/known_hosts"
-    return str(default) if default.exists() else None
-
-
 def login(inv: Inventory, dev: Device, port: int = 22) -> dict:
     cred = inv.credentials[dev.credentials]
-    what = f"credentials '{dev.credentials}'"
     out = {"host": str(dev.management), "username": cred.username, "port": port}
     if cred.ssh_key:
-        out["key_file"] = secret(cred.ssh_key, f"{what}: ssh_key")
+        out["key_file"] = secret(inv, dev.credentials, "ssh_key", cred.ssh_key)
     else:
-        out["password"] = secret(cred.password, f"{what}: password")
+        out["password"] = secret(inv, dev.credentials, "password", cred.password)
     return out
 
 

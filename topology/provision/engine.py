@@ -22,7 +22,9 @@ from netops.output import UsageError
 
 from . import allocate as al
 from . import render as rd
-from .device import DeviceError, connect, secret
+from inventory.access import secret
+
+from .device import DeviceError, connect
 
 # Test hook (documented in docs and the lab test): when set, the named template directory replaces
 # the shipped one; the lab test points it at a deliberately broken copy to exercise the rollback.
@@ -111,9 +113,9 @@ def _ministry_router(inv: Inventory):
 def _snmp_ifname(inv: Inventory, dev, address) -> str:
     """ifName of the interface that carries ``address``, over SNMPv3 (IP-MIB ipAdEntIfIndex, IF-MIB ifName)."""
     snmp = inv.credentials[dev.credentials].snmp
-    what = f"credentials '{dev.credentials}': snmp"
-    auth = ["-v3", "-l", "authPriv", "-u", snmp.user, "-a", snmp.auth_protocol, "-A", secret(snmp.auth_key, what),
-            "-x", snmp.priv_protocol, "-X", secret(snmp.priv_key, what)]
+    auth = ["-v3", "-l", "authPriv", "-u", snmp.user, "-a", snmp.auth_protocol,
+            "-A", secret(inv, dev.credentials, "snmp.auth_key", snmp.auth_key),
+            "-x", snmp.priv_protocol, "-X", secret(inv, dev.credentials, "snmp.priv_key", snmp.priv_key)]
 
     def get(oid: str) -> str:
         p = subprocess.run(["snmpget", "-On", "-Oqv", "-t", "2", "-r", "1", *auth, str(dev.management), oid],
