@@ -1,26 +1,24 @@
 """Database health over the network with a least-privilege monitoring role (never a superuser).
 
 PostgreSQL: the role is a member of ``pg_monitor`` (reads pg_stat_* and sizes); MariaDB: the user has
-``PROCESS, REPLICA MONITOR`` only. The role's name is ``netops_monitor``; its password comes from the
-environment (``NETOPS_DB_MONITOR_PASSWORD``). ``prepare_lab`` creates the role in the lab twin, makes
+``PROCESS, REPLICA MONITOR`` only. The role's name is ``netops_monitor``; its password is the inventory
+profile's ``db_password`` reference. ``prepare_lab`` creates the role in the lab twin, makes
 the servers listen on their management address and admits the role from the management network.
 """
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from inventory.access import secret
 from netops.output import UsageError
 
 from .targets import LABELS, labels
 
 ROLE = "netops_monitor"
-PASSWORD_ENV = "NETOPS_DB_MONITOR_PASSWORD"
 PORTS = {"postgresql": 5432, "mariadb": 3306}
 
 
@@ -41,11 +39,15 @@ def targets(inv, devices: list[str]) -> list[DbTarget]:
     wanted = [(d, s) for d in devices for s in inv.devices[d].services]
     if not wanted:
         return []
-    password = os.environ.get(PASSWORD_ENV)
-    if not password:
-        raise UsageError(f"collect: environment variable {PASSWORD_ENV} is not set (the {ROLE} role's password; "
-                         f"for the lab: eval \"$(netops collect prepare-lab)\"), or pass --no-db")
-    return [DbTarget(d, s, str(inv.devices[d].management), password, labels(inv, d)) for d, s in wanted]
+    out = []
+    for d, svc in wanted:
+        profile = inv.devices[d].credentials
+        try:
+            password = secret(inv, profile, "db_password", inv.credentials[profile].db_password)
+        except UsageError as e:
+            raise UsageError(f"{e} (the {ROLE} role's password), or pass --no-db") from None
+        out.append(DbTarget(d, svc, str(inv.devices[d].management), password, labels(inv, d)))
+    return out
 
 
 PG_QUERIES = {
@@ -203,20 +205,6 @@ def db_families(health: list[dict]):
 
 
 # --- the lab twin: the monitoring role, listening on the management address ---------------------------
-def lab_password(lab) -> str:
-    """The lab's monitoring-role password: made once per lab, kept in the lab's state (removed by lab down)."""
-    path = lab.dir / "collect-db-monitor.secret"
-    if path.exists():
-        return path.read_text().strip()
-    pw = secrets.token_urlsafe(18)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(pw + "\n")
-    os.replace(tmp, path)
-    return pw
-
-
 PG_SETUP = r"""set -e
 conf=$(ls -d /etc/postgresql/*/main | head -1)
 cat > "$conf/conf.d/90-netops-monitor.conf" <<EOF
@@ -243,18 +231,28 @@ systemctl restart mariadb
 
 def prepare_lab(inv, lab, note=lambda m: None) -> dict:
     """Create the monitoring role on every lab database server (additive, idempotent)."""
-    password = lab_password(lab)
+    refs = {inv.credentials[dev.credentials].db_password for dev in inv.devices.values() if dev.services}
+    if None in refs or any(r.vault for r in refs):
+        raise UsageError(f"{inv.root}: credentials: field 'db_password': every profile used by a database server "
+                         "needs {env: NAME}")
+    values = lab.secrets()  # the lab generated them with the rest of its credentials
+    missing = sorted(r.env for r in refs if r.env not in values)
+    if missing:
+        raise UsageError(f"lab {lab.name!r} has no value for {', '.join(missing)} (it was built from another "
+                         "inventory); rebuild it: netops lab down && netops lab up")
     mgmt = inv.network.address_plan.management
     host_pattern = ".".join(str(mgmt.network_address).split(".")[:2]) + ".%"  # 10.254.%
     done, problems = [], []
     for d, dev in sorted(inv.devices.items()):
         for svc in dev.services:
+            ref = inv.credentials[dev.credentials].db_password
             script = (PG_SETUP if svc == "postgresql" else MARIADB_SETUP).format(
-                role=ROLE, password=password, address=dev.management, net=mgmt, host=host_pattern)
+                role=ROLE, password=values[ref.env], address=dev.management, net=mgmt, host=host_pattern)
             note(f"prepare {d} {svc}")
             r = lab.nsenter(d, ["sh", "-c", script], timeout=90)
             if r.returncode != 0:
                 problems.append(f"{d} {svc}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
             else:
                 done.append(f"{d}/{svc}")
-    return {"ok": not problems, "prepared": done, "problems": problems, "env": {PASSWORD_ENV: password}}
+    return {"ok": not problems, "prepared": done, "problems": problems,
+            "env": {r.env: values[r.env] for r in refs}}

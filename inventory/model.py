@@ -129,6 +129,7 @@ class Credentials(_Obj):
     ssh_key: SecretRef | None = None    # names a private key file
     password: SecretRef | None = None
     snmp: SnmpCredentials | None = None
+    db_password: SecretRef | None = None  # the least-privilege monitoring role on the device's databases
 
     @model_validator(mode="after")
     def _some_login(self):
