@@ -130,6 +130,7 @@ class Credentials(_Obj):
     password: SecretRef | None = None
     snmp: SnmpCredentials | None = None
     db_password: SecretRef | None = None  # the least-privilege monitoring role on the device's databases
+    restic_password: SecretRef | None = None  # the restic repositories on a backup store
 
     @model_validator(mode="after")
     def _some_login(self):

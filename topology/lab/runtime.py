@@ -211,7 +211,8 @@ class Lab:
         sshdir = self.dir / "ssh"
         sshdir.mkdir(mode=0o700, exist_ok=True)
         for cred in inv.credentials.values():
-            refs = [("ssh_key", cred.ssh_key), ("password", cred.password), ("db_password", cred.db_password)]
+            refs = [("ssh_key", cred.ssh_key), ("password", cred.password), ("db_password", cred.db_password),
+                    ("restic_password", cred.restic_password)]
             if cred.snmp:
                 refs += [("auth_key", cred.snmp.auth_key), ("priv_key", cred.snmp.priv_key), ("community", cred.snmp.community)]
             for kind, ref in refs:
