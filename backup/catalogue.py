@@ -73,7 +73,7 @@ def export(cat: dict) -> Path:
             if v is None:
                 continue
             labels = ",".join(f'{k}="{a.get(k, "")}"' for k in ("province", "site", "device", "kind")) + f',asset="{aid}"'
-            lines.append(f"{name}{{{labels}}} {float(v):g}" if not isinstance(v, float) else f"{name}{{{labels}}} {v}")
+            lines.append(f"{name}{{{labels}}} {int(v) if isinstance(v, (bool, int)) else repr(float(v))}")
     lines.append(f"netops_backup_catalogue_updated_timestamp_seconds {time.time():.0f}")
     out = state_dir() / "metrics" / "netops_backup.prom"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,8 @@ def test_run_store_backs_up_copies_offsite_and_catalogues(env):
     assert cat["huadu-srv2:files"]["last_ok"] is False and "last_success" not in cat["huadu-srv2:files"]
     prom = (env / "state/metrics/netops_backup.prom").read_text()
     assert 'netops_backup_321_ok{province="guangdong",site="huadu",device="huadu-srv1",kind="files",asset="huadu-srv1:files"} 1' in prom
+    size = cat["huadu-srv1:files"]["size"]
+    assert f'netops_backup_size_bytes{{province="guangdong",site="huadu",device="huadu-srv1",kind="files",asset="huadu-srv1:files"}} {size}\n' in prom
     assert "netops_backup_last_success_timestamp_seconds{" in prom and 'asset="huadu-srv2:files"' not in prom.split(
         "netops_backup_last_success_timestamp_seconds")[2]
     # the restored bytes are the source's
