@@ -11,7 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from inventory import Device, Inventory, Role
+from inventory import Device, Inventory, Role, access
+from netops.output import UsageError
 
 STORE_ROOT = "/srv/netops"  # on a backup store: configs.git, restic/ ...
 
@@ -25,13 +26,12 @@ def state_dir() -> Path:
     return Path(os.environ.get("NETOPS_BACKUP_STATE") or "/var/lib/jinbao-netops/backup")
 
 
-def secret(inv: Inventory, ref, what: str) -> str:
-    if ref.env:
-        value = os.environ.get(ref.env)
-        if not value:
-            raise RemoteError(f"{what}: environment variable {ref.env} is not set")
-        return value
-    raise RemoteError(f"{what}: vault reference {ref.vault!r} is resolved by Ansible only; give {{env: NAME}}")
+def secret(inv: Inventory, device: Device, field: str, ref) -> str:
+    """The inventory's one resolver; a missing credential fails this device (reported), not the run."""
+    try:
+        return access.secret(inv, device.credentials, field, ref)
+    except UsageError as e:
+        raise RemoteError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ def login(inv: Inventory, device: Device) -> Login:
     cred = inv.credentials.get(device.credentials)
     if cred is None:
         raise RemoteError(f"device {device.id}: credentials {device.credentials!r} not found")
-    key = secret(inv, cred.ssh_key, f"credentials {cred.id or device.credentials}: ssh_key") if cred.ssh_key else None
-    pw = secret(inv, cred.password, f"credentials {cred.id or device.credentials}: password") if cred.password and not key else None
+    key = secret(inv, device, "ssh_key", cred.ssh_key) if cred.ssh_key else None
+    pw = secret(inv, device, "password", cred.password) if cred.password and not key else None
     return Login(cred.username, str(device.management), key, pw)
 
 
