@@ -231,7 +231,7 @@ systemctl restart mariadb
 
 def prepare_lab(inv, lab, note=lambda m: None) -> dict:
     """Create the monitoring role on every lab database server (additive, idempotent)."""
-    refs = {inv.credentials[dev.credentials].db_password for dev in inv.devices.values() if dev.services}
+    refs = [inv.credentials[dev.credentials].db_password for dev in inv.devices.values() if dev.services]
     if None in refs or any(r.vault for r in refs):
         raise UsageError(f"{inv.root}: credentials: field 'db_password': every profile used by a database server "
                          "needs {env: NAME}")
@@ -255,4 +255,4 @@ def prepare_lab(inv, lab, note=lambda m: None) -> dict:
             else:
                 done.append(f"{d}/{svc}")
     return {"ok": not problems, "prepared": done, "problems": problems,
-            "env": {r.env: values[r.env] for r in refs}}
+            "env": {r.env: values[r.env] for r in refs}}  # one entry per variable
