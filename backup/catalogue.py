@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from netops.files import write_atomic
 
 from .remote import state_dir
 
@@ -37,7 +38,7 @@ def edit():
         fcntl.flock(lock, fcntl.LOCK_EX)
         cat = load()
         yield cat
-        _write(p, json.dumps(cat, ensure_ascii=False, indent=1, sort_keys=True))
+        write_atomic(p, json.dumps(cat, ensure_ascii=False, indent=1, sort_keys=True))
         export(cat)
 
 
@@ -49,12 +50,6 @@ def load() -> dict:
     cat.setdefault("assets", {})
     cat.setdefault("verify_round", 0)
     return cat
-
-
-def _write(p: Path, text: str) -> None:
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)
 
 
 def derived(a: dict) -> dict:
@@ -77,5 +72,5 @@ def export(cat: dict) -> Path:
     lines.append(f"netops_backup_catalogue_updated_timestamp_seconds {time.time():.0f}")
     out = state_dir() / "metrics" / "netops_backup.prom"
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write(out, "\n".join(lines) + "\n")
+    write_atomic(out, "\n".join(lines) + "\n")
     return out

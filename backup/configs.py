@@ -21,9 +21,19 @@ from pathlib import Path
 from typing import Callable
 
 from inventory import Device, Inventory
+from netops.files import write_atomic
 
 from . import filters
-from .remote import STORE_ROOT, Login, RemoteError, login, run, scope_devices, state_dir, store_of
+from .remote import (
+    STORE_ROOT,
+    Login,
+    RemoteError,
+    login,
+    run,
+    scope_devices,
+    state_dir,
+    store_of,
+)
 
 Fetcher = Callable[[Device], str]  # the raw running configuration of a device, or raises
 
@@ -115,11 +125,7 @@ class Archive:
             self._lock = None
 
     def write(self, rel: str, text: str) -> None:
-        path = self.dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(self.dir / rel, text)
 
     def stage(self, rels: list[str]) -> dict[str, str]:
         """Stage the files; returns rel → unified diff for each that changed."""
@@ -278,9 +284,5 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher
 
 
 def _save_report(folder: Path, report: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"configs-{report['started'].replace(':', '')}-{os.getpid()}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from inventory import Inventory
+from netops.files import write_atomic
 from netops.output import UsageError
 
 from . import catalogue
@@ -347,16 +347,10 @@ def finish(sc: dict, j: Journal, verdict: dict) -> dict:
                "cleanup_ok": cleanup_ok, "passed": passed,
                **{k: v for k, v in verdict.items() if k not in ("ok", "rto_seconds", "rpo_seconds")}}
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic(folder / "journal.json", json.dumps(journal, ensure_ascii=False, indent=1, default=str))
-    _atomic(folder / "report.html", render_html(journal))
+    write_atomic(folder / "journal.json", json.dumps(journal, ensure_ascii=False, indent=1, default=str))
+    write_atomic(folder / "report.html", render_html(journal))
     journal["journal"], journal["report"] = str(folder / "journal.json"), str(folder / "report.html")
     return journal
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def render_html(jn: dict) -> str:

@@ -18,6 +18,8 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 
+from netops.files import write_atomic
+
 from .remote import STORE_ROOT, Login, run
 
 PASSWORD_ENV = "NETOPS_RESTIC_PASSWORD"
@@ -110,11 +112,7 @@ def _ssh_wrapper(lg: Login) -> str:
     script = "#!/bin/sh\nexec /usr/bin/ssh " + shlex.join(lg.ssh()[1:-1]) + ' "$@"\n'
     path = d / "ssh"
     if not path.exists() or path.read_text() != script:
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / ".ssh.tmp"
-        tmp.write_text(script)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
+        write_atomic(path, script, mode=0o755)
     return str(d)
 
 

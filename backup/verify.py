@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from netops.files import write_atomic
+
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
 from .jobs import Shell, sh
@@ -98,10 +100,7 @@ def record(results: list[dict]) -> Path:
     now = time.time()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = state_dir() / "evidence" / f"verify-{stamp}-{os.getpid()}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(results, ensure_ascii=False, indent=1))
     with catalogue.edit() as cat:
         cat["verify_round"] += 1
         for st in results:

@@ -12,13 +12,13 @@ the province is cut off); the ministry's Prometheus alerts to the ministry's.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
 from inventory.model import Level, LinkKind, Role
 from inventory.store import Inventory
+from netops.files import write_atomic
 from netops.output import UsageError
 
 from . import rules
@@ -177,10 +177,5 @@ def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None
         raise UsageError(f"monitor generate: --out {out_dir} exists and is not a directory")
     written = []
     for rel, text in files(inv, advance).items():
-        p = out_dir / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, p)
-        written.append(p)
+        written.append(write_atomic(out_dir / rel, text))
     return written

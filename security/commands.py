@@ -5,12 +5,13 @@ import json
 from pathlib import Path
 
 from inventory import load
+from netops.files import write_atomic
 from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 from .audit import diff, file_runner, run_audit, ssh_runner
 from .catalogue import FAIL, PASS, VERDICTS
 from .catalogue import PARTIAL as V_PARTIAL
-from .report import render, write_atomic
+from .report import render
 
 
 def register(nouns, common) -> None:

@@ -4,10 +4,7 @@ Every count is tagged with data-verdict / data-scope attributes so the file can 
 checked against the JSON it was rendered from."""
 from __future__ import annotations
 
-import os
-import tempfile
 from html import escape
-from pathlib import Path
 
 from .catalogue import FAIL, MANUAL, NA, PARTIAL, PASS, VERDICT_EN, VERDICTS
 
@@ -91,12 +88,3 @@ def render(report: dict) -> str:
     return "\n".join(h)
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path

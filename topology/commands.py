@@ -1,13 +1,12 @@
 """`netops topology path SITE | spof | impact --fail X | check | draw [--scope SITE]`."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inventory import load
+from netops.files import write_atomic
 from netops.output import FINDINGS, OK, Out, UsageError
 
 if TYPE_CHECKING:
@@ -243,15 +242,6 @@ def cmd_draw(args, out: Out) -> int:
 
 def _write_atomic(target: Path, data: bytes) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, data)
     except OSError as e:
         raise UsageError(f"{target}: cannot write: {e.strerror or e}") from None

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from inventory.store import Inventory
+from netops.files import write_atomic
 from netops.output import UsageError
 
 from . import plan as planmod
@@ -51,16 +52,6 @@ def _run(cmd: list[str], *, input: str | None = None, check: bool = True, timeou
         last = ((p.stderr or p.stdout).strip().splitlines() or ["failed"])[-1]
         raise LabError(f"{' '.join(cmd[:6])}{' …' if len(cmd) > 6 else ''}: {last}")
     return p
-
-
-def _write(path: Path, text: str, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    if owner:
-        os.chown(tmp, *owner)
-    os.replace(tmp, path)
 
 
 def _ids(root: Path, user: str) -> tuple[int, int]:
@@ -95,7 +86,7 @@ class Lab:
             return None
 
     def _save(self, state: dict) -> None:
-        _write(self.state_file, json.dumps(state, indent=1, ensure_ascii=False), 0o600)
+        write_atomic(self.state_file, json.dumps(state, indent=1, ensure_ascii=False), 0o600)
 
     def secrets(self) -> dict[str, str]:
         try:
@@ -229,7 +220,7 @@ class Lab:
                     values[name] = secrets.token_hex(12)
                 if ref.env:
                     env_refs.append(name)
-        _write(self.dir / "secrets.json", json.dumps(values, indent=1), 0o600)
+        write_atomic(self.dir / "secrets.json", json.dumps(values, indent=1), 0o600)
         return values, env_refs
 
     def _host_bridge(self, plan: planmod.Plan) -> None:
@@ -262,9 +253,9 @@ class Lab:
         """Node identity and configuration, written into its overlay before it boots."""
         d = inv.devices[node.device]
         cred = inv.credentials[d.credentials]
-        _write(root / "etc/hostname", node.device + "\n")
-        _write(root / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {node.device}\n")
-        _write(root / "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
+        write_atomic(root / "etc/hostname", node.device + "\n")
+        write_atomic(root / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {node.device}\n")
+        write_atomic(root / "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
         # operator account (the base image has `netops`; other profile names are added)
         if f"\n{cred.username}:" not in "\n" + (root / "etc/passwd").read_text():
             _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", cred.username])
@@ -274,7 +265,7 @@ class Lab:
             pub = Path(values[cred.ssh_key.env or cred.ssh_key.vault] + ".pub").read_text()
             (home / ".ssh").mkdir(mode=0o700, exist_ok=True)
             os.chown(home / ".ssh", uid, gid)
-            _write(home / ".ssh/authorized_keys", pub, 0o600, (uid, gid))
+            write_atomic(home / ".ssh/authorized_keys", pub, 0o600, (uid, gid))
         if cred.password:
             _run(["chroot", str(root), "chpasswd"], input=f"{cred.username}:{values[cred.password.env or cred.password.vault]}\n")
         # ssh host keys of its own, and the lab's known_hosts entry for its management address
@@ -282,7 +273,7 @@ class Lab:
             key = root / f"etc/ssh/ssh_host_{kind}_key"
             if not key.exists():
                 _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{node.device}", "-f", str(key)])
-        _write(root / "etc/ssh/sshd_config.d/00-lab-hostkeys.conf",
+        write_atomic(root / "etc/ssh/sshd_config.d/00-lab-hostkeys.conf",
                "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n")
         mgmt_ip = node.mgmt.split("/")[0]
         kind, key = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
@@ -290,13 +281,13 @@ class Lab:
             kh.write(f"{mgmt_ip} {kind} {key}\n")
         # snmpd: v3 authPriv user (and v2c only where the inventory says so)
         _, snmp_gid = _ids(root, "Debian-snmp")
-        _write(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(inv, node.device, values), 0o640, (0, snmp_gid))
+        write_atomic(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(inv, node.device, values), 0o640, (0, snmp_gid))
         # routing
         if node.frr_conf:
             fuid, fgid = _ids(root, "frr")
             daemons = (root / "etc/frr/daemons").read_text().replace("ospfd=no", "ospfd=yes")
-            _write(root / "etc/frr/daemons", daemons, 0o640, (fuid, fgid))
-            _write(root / "etc/frr/frr.conf", node.frr_conf, 0o640, (fuid, fgid))
+            write_atomic(root / "etc/frr/daemons", daemons, 0o640, (fuid, fgid))
+            write_atomic(root / "etc/frr/frr.conf", node.frr_conf, 0o640, (fuid, fgid))
         # which services start
         units = [u for u in node.services if u not in ("ssh", "snmpd")]
         if units:

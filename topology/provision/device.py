@@ -84,7 +84,10 @@ class NetmikoSession:
 
     def __init__(self, inv: Inventory, dev: Device, timeout: float = 10, port: int = 22):
         from netmiko import ConnectHandler
-        from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+        from netmiko.exceptions import (
+            NetmikoAuthenticationException,
+            NetmikoTimeoutException,
+        )
 
         self.dev, self.plat = dev, dev.platform_info
         lg = login(inv, dev, port)

@@ -17,13 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from inventory import Inventory, load
+from inventory.access import secret
 from inventory.model import Level, LinkKind, LinkState, Role
 from netops.output import UsageError
 
 from . import allocate as al
 from . import render as rd
-from inventory.access import secret
-
 from .device import DeviceError, connect
 
 # Test hook (documented in docs and the lab test): when set, the named template directory replaces
