@@ -4,10 +4,17 @@ any port count, with Huawei/H3C entity MIBs, served by snmpsim's full responder 
 One responder process serves many agents, each on its own UDP endpoint with its own recording
 ``<name>.snmprec``: snmpsim selects it by the SNMPv3 context name (the agent's name) or, for a v2c
 agent, by its community.
+
+``Responder`` runs snmpsim's full responder: the independent reference the collector's tests check
+against. ``FastResponder`` serves the same recordings from ``python -m collectors.simagent`` with the
+collector's own codec (collectors/wire.py) and answer caching: snmpsim answers a few hundred varbinds a
+second, too few to simulate thousands of 48-port devices in one benchmark run.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -19,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inventory.platforms import PLATFORMS
+
+from . import wire
 
 SYSOBJ = {"huawei_vrp": ".25.1.1", "hp_comware": ".1.1", "frr": ".3.2.10", "debian": ".3.2.10"}
 
@@ -127,6 +136,14 @@ class Responder:
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 s.bind((a.address, a.port))
                 self._silent.append(s)
+        self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True,
+                                     # as root snmpsim would drop to nobody, who cannot read this venv's Python
+                                     env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
+        self._wait_ready(timeout)
+        return self
+
+    def _command(self) -> list[str]:
         exe = Path(sys.executable).with_name("snmpsim-command-responder")
         # engine options start with --v3-engine-id; the data dir and users after it belong to that engine
         args = [str(exe), f"--v3-engine-id={self.engine_id}", f"--data-dir={self.dir / 'data'}", f"--cache-dir={self.dir / 'cache'}",
@@ -135,18 +152,13 @@ class Responder:
                 f"--v3-priv-key={self.priv_key}", "--v3-priv-proto=AES"]
         argfile = self.dir / "endpoints"  # thousands of endpoints do not fit a command line
         argfile.write_text("".join(f"--agent-udpv4-endpoint={a.address}:{a.port}\n" for a in self.live()))
-        self.proc = subprocess.Popen([*args, f"--args-from-file={argfile}"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True,
-                                     # as root snmpsim would drop to nobody, who cannot read this venv's Python
-                                     env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
-        self._wait_ready(timeout)
-        return self
+        return [*args, f"--args-from-file={argfile}"]
 
     def _wait_ready(self, timeout: float) -> None:
         """Until the last agent answers a v3 GET (the responder binds endpoints one by one)."""
         import asyncio
 
-        from .snmp import SYS_NAME, Poller, Stats
+        from .snmp import SYS_NAME, Poller, Stats, _oid
 
         last = self.live()[-1] if self.live() else None
         if last is None:
@@ -157,12 +169,12 @@ class Responder:
         async def probe() -> bool:
             p = Poller()
             try:
-                await p._request(t, Stats(), asyncio.Semaphore(1), [SYS_NAME], bulk=False)
+                await p._request(t, Stats(), asyncio.Semaphore(1), [_oid(SYS_NAME)], bulk=False)
                 return True
             except Exception:
                 return False
             finally:
-                p.engine.close_dispatcher()
+                p.close()
 
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -205,3 +217,141 @@ class Responder:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class FastResponder(Responder):
+    """The same agents and recordings, answered by ``serve`` below (v2c and v3 authPriv SHA/AES)."""
+
+    def _command(self) -> list[str]:
+        cfg = {"engine_id": self.engine_id, "user": self.user, "auth_key": self.auth_key, "priv_key": self.priv_key,
+               "endpoints": [[a.address, a.port, str(self.dir / "data" / f"{a.community or a.name}.snmprec"),
+                              a.community] for a in self.live()]}
+        path = self.dir / "fast.json"
+        path.write_text(json.dumps(cfg))
+        return [sys.executable, "-m", "collectors.simagent", str(path)]
+
+
+# --- the fast responder process ------------------------------------------------------------------
+TAGS = {"2": lambda v: wire.integer(int(v)), "4": lambda v: wire.tlv(0x04, v.encode()),
+        "6": lambda v: wire.tlv(0x06, wire.oid_body(tuple(int(x) for x in v.split(".")))),
+        "65": lambda v: wire.unsigned(int(v), 0x41), "66": lambda v: wire.unsigned(int(v), 0x42),
+        "67": lambda v: wire.unsigned(int(v), 0x43), "70": lambda v: wire.unsigned(int(v), 0x46)}
+END = b"\x82\x00"  # endOfMibView
+
+
+class Recording:
+    """A .snmprec file as sorted OIDs and their encoded values; GET/GETNEXT/GETBULK answers, cached."""
+
+    def __init__(self, text: str):
+        rows = sorted((tuple(int(x) for x in o.split(".")), TAGS[t](v))
+                      for o, t, v in (line.split("|", 2) for line in text.splitlines() if line))
+        self.oids = [o for o, _ in rows]
+        self.vbs = [wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(o)) + v) for o, v in rows]
+        self.cache: dict[tuple, tuple[bytes, int]] = {}
+
+    def _next(self, oid: tuple, exact: bool) -> tuple[int, bytes]:
+        i = bisect.bisect_left(self.oids, oid)
+        if exact:
+            return (i, self.vbs[i]) if i < len(self.oids) and self.oids[i] == oid else \
+                (-1, wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(oid)) + b"\x81\x00"))
+        if i < len(self.oids) and self.oids[i] == oid:
+            i += 1
+        return (i, self.vbs[i]) if i < len(self.oids) else (-1, wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(oid)) + END))
+
+    def answer(self, tag: int, a: int, b: int, req: bytes, vs: int, ve: int) -> bytes:
+        key = (tag, a, b, req[vs:ve])
+        hit = self.cache.get(key)
+        if hit is None:
+            oids = [o for o, _ in wire.varbinds(req, vs, ve)]
+            if tag == wire.GETBULK:
+                head = [self._next(o, False)[1] for o in oids[:a]]
+                rows, cur = [], [self._next(o, False) for o in oids[a:]]
+                for _ in range(max(b, 0) if cur else 0):
+                    rows.extend(v for _, v in cur)
+                    if all(i < 0 for i, _ in cur) or len(rows) > 1000:
+                        break
+                    cur = [(i + 1, self.vbs[i + 1]) if 0 <= i < len(self.oids) - 1 else (-1, v) for i, v in cur]
+                out = head + rows
+            else:
+                out = [self._next(o, tag == wire.GET)[1] for o in oids]
+            hit = self.cache[key] = b"".join(out)
+        return hit
+
+
+def serve(config: str) -> None:
+    """Answer every endpoint in the JSON ``config`` until killed."""
+    import asyncio
+
+    cfg = json.loads(Path(config).read_text())
+    engine_id = bytes.fromhex(cfg["engine_id"])
+    keys = (wire.localized_key(cfg["auth_key"], engine_id), wire.localized_key(cfg["priv_key"], engine_id))
+    user = cfg["user"].encode()
+    started = time.monotonic()
+    recordings: dict[str, Recording] = {}
+
+    def usm_report(m: "wire.V3", rid: int, reason: str, auth: bool) -> bytes:
+        oid = tuple(int(x) for x in (wire.USM_STATS + {v: k for k, v in wire.USM_REASON.items()}[reason] + ".0").split("."))
+        vb = wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(oid)) + wire.unsigned(1, 0x41))
+        scoped = wire.tlv(0x30, wire.tlv(0x04, engine_id) + wire.tlv(0x04, b"") + wire.pdu(wire.REPORT, rid, 0, 0, vb))
+        return wire.v3_message(m.msg_id, 0x01 if auth else 0x00, engine_id, 1, int(time.monotonic() - started),
+                               m.user, scoped, keys[0] if auth else None)
+
+    def answer(data: bytes, rec: Recording, community: str | None) -> bytes | None:
+        s, _ = wire.expect(data, 0, 0x30)
+        version, i = wire.read_int(data, s)
+        if version == 1:
+            got, i = wire.read_octets(data, i)
+            if community is None or got != community.encode():
+                return None
+            tag, rid, a, b, vs, ve = wire.read_pdu(data, i)
+            return wire.v2c_message(got, wire.pdu(wire.RESPONSE, rid, 0, 0, rec.answer(tag, a, b, data, vs, ve)))
+        if version != 3 or community is not None:
+            return None
+        m = wire.read_v3(data)
+        if not m.flags & 1:  # discovery: tell the engine ID, boots and time
+            buf, j, _ = wire.scoped_pdu(m, None)
+            return usm_report(m, wire.read_pdu(buf, j)[1], "unknownEngineIDs", False)
+        if m.user != user:
+            return usm_report(m, 0, "unknownUserNames", False)
+        try:
+            wire.verify(m, keys[0])
+        except wire.WireError:
+            return usm_report(m, 0, "wrongDigests", False)
+        buf, j, ctx = wire.scoped_pdu(m, keys[1])
+        tag, rid, a, b, vs, ve = wire.read_pdu(buf, j)
+        now = int(time.monotonic() - started)
+        if m.engine_id != engine_id or m.boots != 1 or abs(m.time - now) > 150:
+            return usm_report(m, rid, "notInTimeWindows", True)
+        scoped = wire.tlv(0x30, wire.tlv(0x04, engine_id) + wire.tlv(0x04, ctx)
+                          + wire.pdu(wire.RESPONSE, rid, 0, 0, rec.answer(tag, a, b, buf, vs, ve)))
+        return wire.v3_message(m.msg_id, 0x03, engine_id, 1, now, user, scoped, *keys)
+
+    class Endpoint(asyncio.DatagramProtocol):
+        def __init__(self, rec: Recording, community: str | None):
+            self.rec, self.community = rec, community
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            try:
+                out = answer(data, self.rec, self.community)
+            except (wire.WireError, IndexError, ValueError):
+                return  # as an agent does with garbage: drop it
+            if out:
+                self.transport.sendto(out, addr)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for address, port, path, community in cfg["endpoints"]:
+            if path not in recordings:
+                recordings[path] = Recording(Path(path).read_text())
+            await loop.create_datagram_endpoint(lambda r=recordings[path], c=community: Endpoint(r, c),
+                                                local_addr=(address, port))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

@@ -9,6 +9,9 @@ Per target and cycle:
 4. CPU/memory: the vendor entity columns the platform table names for the sysObjectID's enterprise,
    else HOST-RESOURCES-MIB.
 
+Requests go through the purpose-built codec in collectors/wire.py (SNMPv2c, and SNMPv3 authPriv with
+SHA/AES-128, the inventory's default); other USM protocols through pysnmp.
+
 Every request has its own timeout and retry count (counted into the self-metrics), every device a hard
 deadline and the cycle one more; a device that does not answer only costs its own deadline.
 
@@ -18,6 +21,7 @@ a restart wrapped (at 2^32 or 2^64), one that went back with sysUpTime is counte
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +46,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto import errind, rfc1905
 
 from inventory.platforms import PLATFORMS
+
+from . import wire
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
@@ -144,6 +150,7 @@ class Result:
     restarted: bool = False
 
 
+@functools.lru_cache(maxsize=4096)
 def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
@@ -187,17 +194,30 @@ class Poller:
     """One SNMP engine, many targets; keeps each target's cache and counter state between cycles."""
 
     def __init__(self, concurrency: int = 256):
-        self.engine = SnmpEngine()
+        self.wire = wire.Client()
+        self._engine = None          # pysnmp, only for the USM protocols the codec does not speak
         self.state: dict[str, _State] = {}
         self._transports: dict[tuple, UdpTransportTarget] = {}
         self._auth: dict[str, object] = {}
         self.concurrency = concurrency
 
+    @property
+    def engine(self) -> SnmpEngine:
+        if self._engine is None:
+            self._engine = SnmpEngine()
+        return self._engine
+
     def close(self) -> None:
-        """Release the engine's socket and timer (call from inside the loop the poller ran in)."""
-        self.engine.close_dispatcher()
+        """Release the sockets (and pysnmp's timer; call from inside the loop the poller ran in)."""
+        self.wire.close()
+        if self._engine is not None:
+            self._engine.close_dispatcher()
 
     # --- one request -----------------------------------------------------------------------------
+    @staticmethod
+    def _fast(t: Target) -> bool:
+        return t.version == "v2c" or (t.auth_protocol, t.priv_protocol) == ("SHA", "AES")
+
     def _auth_data(self, t: Target):
         key = (t.version, t.user, t.auth_key, t.priv_key, t.auth_protocol, t.priv_protocol, t.community)
         if key not in self._auth:
@@ -214,28 +234,42 @@ class Poller:
             self._transports[key] = await UdpTransportTarget.create((t.address, t.port), timeout=t.timeout, retries=0)
         return self._transports[key]
 
-    async def _request(self, t: Target, stats: Stats, sem: asyncio.Semaphore, oids: list[str], bulk: bool):
-        vbs_in = [ObjectType(ObjectIdentity(o)) for o in oids]
+    async def _pysnmp(self, t: Target, oids: list[tuple], bulk: bool):
+        """One attempt through pysnmp: its varbinds as (OID tuple, Python value), None on a timeout."""
+        vbs_in = [ObjectType(ObjectIdentity(".".join(map(str, o)))) for o in oids]
         auth, transport = self._auth_data(t), await self._transport(t)
+        if bulk:
+            err, status, index, vbs = await bulk_cmd(self.engine, auth, transport, ContextData(contextName=t.context), 0,
+                                                     t.max_repetitions, *vbs_in, lookupMib=False)
+        else:
+            err, status, index, vbs = await get_cmd(self.engine, auth, transport, ContextData(contextName=t.context),
+                                                    *vbs_in, lookupMib=False)
+        if isinstance(err, errind.RequestTimedOut):
+            return None
+        if err:
+            raise SnmpError(str(err))
+        if status:
+            raise SnmpError(f"{status.prettyPrint()} at varbind {int(index)}")
+        return [(tuple(vb[0]), _value(vb[1])) for vb in vbs]
+
+    async def _request(self, t: Target, stats: Stats, sem: asyncio.Semaphore, oids: list[tuple], bulk: bool):
         for attempt in range(t.retries + 1):
             stats.pdus += 1
             stats.retries += attempt > 0
             async with sem:
-                if bulk:
-                    err, status, index, vbs = await bulk_cmd(self.engine, auth, transport, ContextData(contextName=t.context), 0,
-                                                             t.max_repetitions, *vbs_in, lookupMib=False)
+                if self._fast(t):
+                    try:
+                        vbs = await self.wire.request(t, wire.GETBULK if bulk else wire.GET, oids,
+                                                      0, t.max_repetitions if bulk else 0, t.timeout)
+                    except wire.WireError as e:
+                        raise SnmpError(str(e)) from None
                 else:
-                    err, status, index, vbs = await get_cmd(self.engine, auth, transport, ContextData(contextName=t.context), *vbs_in,
-                                                            lookupMib=False)
-            if isinstance(err, errind.RequestTimedOut):
+                    vbs = await self._pysnmp(t, oids, bulk)
+            if vbs is None:
                 stats.timeouts += 1
                 continue
-            if err:
-                raise SnmpError(str(err))
-            if status:
-                raise SnmpError(f"{status.prettyPrint()} at varbind {int(index)}")
             stats.varbinds += len(vbs)
-            return [(tuple(vb[0]), vb[1]) for vb in vbs]
+            return vbs
         raise SnmpError(f"no response after {t.retries + 1} attempts of {t.timeout:g} s")
 
     async def walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict[str, dict[int | tuple, object]]:
@@ -245,24 +279,25 @@ class Poller:
         pending = dict(prefix)  # column → last OID seen
         while pending:
             names = list(pending)
-            vbs = await self._request(t, stats, sem, [".".join(map(str, pending[n])) for n in names], bulk=True)
-            if not vbs:
+            vbs = await self._request(t, stats, sem, [pending[n] for n in names], bulk=True)
+            moved = False
+            for k, n in enumerate(names):  # varbinds come row by row: column k is every len(names)-th
+                p, col, last = prefix[n], out[n], pending[n]
+                lp, ended = len(p), False
+                for oid, v in vbs[k::len(names)]:
+                    if v is None or oid[:lp] != p or oid <= last:
+                        ended = True
+                        break
+                    idx = oid[lp:]
+                    col[idx[0] if len(idx) == 1 else idx] = v
+                    last = oid
+                moved |= ended or last != pending[n]
+                if ended:
+                    del pending[n]
+                else:
+                    pending[n] = last
+            if not moved:  # an agent that answers without progress: stop rather than loop
                 break
-            done: set[str] = set()
-            for i, (oid, val) in enumerate(vbs):
-                n = names[i % len(names)]
-                if n in done:
-                    continue
-                p = prefix[n]
-                v = _value(val)
-                if v is None or oid[:len(p)] != p or oid <= pending[n]:
-                    done.add(n)
-                    continue
-                idx = oid[len(p):]
-                out[n][idx[0] if len(idx) == 1 else idx] = v
-                pending[n] = oid
-            for n in done:
-                pending.pop(n, None)
         return out
 
     async def _split_walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict:
@@ -295,7 +330,7 @@ class Poller:
         st = self.state.setdefault(t.device, _State())
         sem = asyncio.Semaphore(t.inflight)
         stats = res.stats
-        scal = {".".join(map(str, o)): _value(v) for o, v in await self._request(t, stats, sem, list(SCALARS), bulk=False)}
+        scal = {".".join(map(str, o)): v for o, v in await self._request(t, stats, sem, [_oid(o) for o in SCALARS], bulk=False)}
         uptime, last_change = scal.get(SYS_UPTIME), scal.get(IF_TABLE_LAST_CHANGE)
         if uptime is None:
             raise SnmpError("no sysUpTime in the answer")

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from collectors.simagent import Agent, Responder
+from collectors.simagent import Agent, FastResponder, Responder
 from collectors.snmp import Poller, advance, vendor_platform
 
 
@@ -31,9 +31,10 @@ def agents() -> list[Agent]:
     ]
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Responder(agents()) as r:
+@pytest.fixture(scope="module", params=[Responder, FastResponder], ids=["snmpsim", "fast"])
+def sim(request):
+    """snmpsim (the independent reference) and the benchmarks' fast responder must answer alike."""
+    with request.param(agents()) as r:
         yield r
 
 
