@@ -30,6 +30,7 @@ class SshTarget:
     password: str | None
     labels: dict
     timeout: float = 20.0
+    port: int = 22
 
 
 def targets(inv, devices: list[str], timeout: float = 20.0) -> list[SshTarget]:
@@ -61,7 +62,7 @@ def collect(t: SshTarget) -> dict:
     plat = PLATFORMS[t.platform]
     kh = known_hosts()
     try:
-        conn = ConnectHandler(device_type=plat.netmiko_device_type, host=t.address, username=t.username,
+        conn = ConnectHandler(device_type=plat.netmiko_device_type, host=t.address, port=t.port, username=t.username,
                               key_file=t.key_file, use_keys=bool(t.key_file), password=t.password or "",
                               allow_agent=False, ssh_strict=True, system_host_keys=kh is None,
                               alt_host_keys=kh is not None, alt_key_file=kh or "",

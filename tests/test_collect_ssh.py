@@ -66,3 +66,30 @@ def test_garbage_gives_empty_not_wrong():
     for name, fn in PARSERS.items():
         rec = fn("% Unrecognized command found at '^' position.\n")
         assert rec.get("ospf_neighbors", []) == [] and rec.get("cpu_ratio") is None, name
+
+
+def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
+    """netmiko sessions to the SSH simulator: commands from the platform table, outputs parsed; a wrong
+    key or a host nobody answers on fails only its own device, in one line."""
+    import socket
+
+    from collectors.simssh import SshSim, keypair
+    from collectors.ssh import SshTarget, collect_all
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outputs = {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health")}
+    with SshSim({"r1": ("127.0.5.1", outputs), "srv1": ("127.0.5.2", outputs)}, port) as sim:
+        monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts}")
+        keypair(tmp_path / "other")
+        ts = [SshTarget("r1", "127.0.5.1", "frr", "netops", sim.client_key, None, {"device": "r1"}, 10, port),
+              SshTarget("srv1", "127.0.5.2", "debian", "netops", sim.client_key, None, {"device": "srv1"}, 10, port),
+              SshTarget("badkey", "127.0.5.2", "debian", "netops", str(tmp_path / "other"), None, {}, 10, port),
+              SshTarget("nobody", "127.0.5.3", "debian", "netops", sim.client_key, None, {}, 3, port)]
+        res = {r["device"]: r for r in collect_all(ts, workers=4)}
+    assert res["r1"]["ok"] and [n["state"] for n in res["r1"]["ospf_neighbors"]] == ["full", "full", "init"]
+    assert res["r1"]["failed_units"] == ["chrony.service", "rsyslog.service"] and res["r1"]["load1"] == 0.52
+    assert res["srv1"]["ok"] and "ospf_neighbors" not in res["srv1"] and res["srv1"]["disk_used_ratio"] > 0
+    for bad in ("badkey", "nobody"):
+        assert not res[bad]["ok"] and res[bad]["error"] and "\n" not in res[bad]["error"], res[bad]
