@@ -98,8 +98,9 @@ class Responder:
     """snmpsim-command-responder serving ``agents`` (SNMPv3 user/keys shared, v2c per agent)."""
 
     def __init__(self, agents: list[Agent], user: str = "netops", auth_key: str = "authkey-sim-1",
-                 priv_key: str = "privkey-sim-1", workdir: str | None = None):
+                 priv_key: str = "privkey-sim-1", workdir: str | None = None, more_users: tuple = ()):
         self.agents, self.user, self.auth_key, self.priv_key = agents, user, auth_key, priv_key
+        self.more_users = more_users  # (user, auth protocol, priv protocol) in snmpsim's names, same keys
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="netops-snmpsim-"))
         self.proc: subprocess.Popen | None = None
         # a real agent keeps its engine ID across restarts (net-snmp persists it): so does this one
@@ -150,6 +151,9 @@ class Responder:
                 "--force-index-rebuild", "--logging-method=null", "--max-var-binds=1000",
                 f"--v3-user={self.user}", f"--v3-auth-key={self.auth_key}", "--v3-auth-proto=SHA",
                 f"--v3-priv-key={self.priv_key}", "--v3-priv-proto=AES"]
+        for user, auth, priv in self.more_users:
+            args += [f"--v3-user={user}", f"--v3-auth-key={self.auth_key}", f"--v3-auth-proto={auth}",
+                     f"--v3-priv-key={self.priv_key}", f"--v3-priv-proto={priv}"]
         argfile = self.dir / "endpoints"  # thousands of endpoints do not fit a command line
         argfile.write_text("".join(f"--agent-udpv4-endpoint={a.address}:{a.port}\n" for a in self.live()))
         return [*args, f"--args-from-file={argfile}"]

@@ -177,3 +177,19 @@ def test_thirty_percent_dead_cycle_completes_with_complete_live_data(tmp_path):
         if x.ok:
             assert sorted(x.interfaces) == list(range(1, 49))
             assert x.interfaces[48]["counters"]["in_octets"] == 48_000_000 and x.interfaces[48]["name"] == "GE0/0/48"
+
+
+def test_other_usm_protocols_go_through_pysnmp(tmp_path):
+    """SHA-256/AES-256 is not in the fast codec: the same poll through pysnmp, same answers."""
+    port = free_port()
+    a = Agent("strong", "127.0.1.30", port, ports=3)
+    with Responder([a], workdir=str(tmp_path / "sim"), more_users=(("netops256", "SHA256", "AES256"),)) as r:
+        t = r.target(a, timeout=2, retries=2, deadline=30)
+        t.user, t.auth_protocol, t.priv_protocol = "netops256", "SHA-256", "AES-256"
+        s = Session()
+        assert not s.poller._fast(t)
+        res = s.cycle([t])[0]
+        assert res.ok, res.error
+        assert res.system["name"] == "strong" and sorted(res.interfaces) == [1, 2, 3]
+        assert res.interfaces[2]["counters"]["in_octets"] == 2_000_000 and res.interfaces[2]["alias"] == "uplink-2"
+        assert s.poller._engine is not None  # pysnmp was used

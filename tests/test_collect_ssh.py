@@ -93,3 +93,33 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
     assert res["srv1"]["ok"] and "ospf_neighbors" not in res["srv1"] and res["srv1"]["disk_used_ratio"] > 0
     for bad in ("badkey", "nobody"):
         assert not res[bad]["ok"] and res[bad]["error"] and "\n" not in res[bad]["error"], res[bad]
+
+
+def test_sessions_kept_between_rounds_and_replaced_when_dead(monkeypatch):
+    import socket
+
+    from collectors.simssh import SshSim
+    from collectors.ssh import Sessions, SshTarget, collect_all
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outputs = {LINUX_HEALTH: fixture("linux_health")}
+    with SshSim({"a": ("127.0.6.1", outputs), "b": ("127.0.6.2", outputs)}, port) as sim:
+        monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts}")
+        ts = [SshTarget(n, a, "debian", "netops", sim.client_key, None, {"device": n}, 10, port)
+              for n, a in (("a", "127.0.6.1"), ("b", "127.0.6.2"))]
+        sessions = Sessions()
+        try:
+            first = collect_all(ts, workers=2, sessions=sessions)
+            assert [(r["ok"], r["session_reused"]) for r in first] == [(True, False), (True, False)]
+            kept = sessions.take("b")
+            kept.remote_conn_pre.close()  # the device dropped the session between rounds
+            sessions.give("b", kept)
+            second = collect_all(ts, workers=2, sessions=sessions)
+            assert [(r["ok"], r["session_reused"]) for r in second] == [(True, True), (True, False)]
+            assert second[0]["failed_units"] == ["chrony.service", "rsyslog.service"]
+            assert all(r["session_reused"] for r in collect_all(ts, workers=2, sessions=sessions))
+        finally:
+            sessions.close()
+        assert sessions.take("a") is None
