@@ -17,6 +17,7 @@ PACKAGES=(
     snmp graphviz restic
     prometheus prometheus-alertmanager
     prometheus-snmp-exporter
+    chromium fonts-wqy-microhei
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,6 +5,7 @@ from inventory import load
 from netops.output import OK, Out
 
 from . import generate as gen
+from . import web
 
 
 def register(nouns, common) -> None:
@@ -15,6 +16,7 @@ def register(nouns, common) -> None:
                          help="write Prometheus (per province and ministry) and Alertmanager configuration to DIR")
     g.add_argument("--out", required=True, metavar="DIR", help="output directory (created; files replaced atomically)")
     g.set_defaults(func=cmd_generate)
+    web.register_verb(verbs, common)
 
 
 def cmd_generate(args, out: Out) -> int:

@@ -1,0 +1,513 @@
+"""The live health map: `netops monitor web`.
+
+A small HTTP server (stdlib) that serves a self-contained page (``monitoring/web/``: own HTML, JS and
+CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents:
+
+* ``/api/topology`` — the inventory as the map draws it: sites by level with their devices, and links;
+* ``/api/health``  — live health merged from each province's Prometheus (instant queries and its
+  active alerts), cached for ``CACHE_SECONDS`` so many open pages do not multiply the queries.
+
+Health words: ``ok`` (green), ``warn`` (amber), ``down`` (red), ``unknown`` (grey: no data — the
+province's Prometheus unreachable, its collector down, or the device not scraped); links also
+``saturated`` (utilisation at or above ``SATURATED``) and ``planned``.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+from inventory import load
+from inventory.model import LEVEL_ORDER, LinkState
+from inventory.store import Inventory
+from netops.files import write_atomic
+from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+
+from . import rules, stack
+
+SATURATED = 0.8  # the LinkUtilisationHigh threshold
+CACHE_SECONDS = 2.0
+QUERY_TIMEOUT = 4.0
+REFRESH_SECONDS = 5
+
+# instant queries against a province's Prometheus; the collector's metrics (collectors/METRICS.md)
+QUERIES = {
+    "snmp_up": "netops_snmp_up",
+    "oper": "netops_interface_oper_status",
+    "admin": "netops_interface_admin_status",
+    "util": f"max by (device, interface) ({dict(rules.PROVINCE_RECORDS)[rules.UTIL]})",
+    "db_up": "netops_db_up",
+    "collector_up": 'up{job="netops-collect"}',
+}
+STATIC = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
+          "/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One Prometheus: ``scope`` is the province it covers (None: the whole network)."""
+    url: str
+    scope: str | None = None
+
+
+# --- the inventory as the map draws it ---------------------------------------------------------------
+
+def _province(inv: Inventory, site_id: str) -> str | None:
+    p = inv.province_of(site_id)
+    return p.id if p else None
+
+
+def topology(inv: Inventory, refresh: int = REFRESH_SECONDS) -> dict:
+    sites = []
+    for s in inv.sites_in_order():
+        sites.append({"id": s.id, "name": s.name, "level": s.level.value, "parent": s.parent, "rank": LEVEL_ORDER[s.level],
+                      "province": _province(inv, s.id), "devices": sorted(inv.devices_by_site.get(s.id, []))})
+    devices = {d.id: {"name": d.name or d.id, "site": d.site, "role": d.role.value, "platform": d.platform,
+                      "management": str(d.management), "services": list(d.services), "interfaces": sorted(d.interfaces)}
+               for d in sorted(inv.devices.values(), key=lambda d: d.id)}
+    links = [{"id": lk.id, "kind": lk.kind.value, "state": lk.state.value, "bandwidth_mbps": lk.bandwidth_mbps,
+              "carrier": lk.carrier, "ends": [{"device": e.device, "interface": e.interface, "site": inv.devices[e.device].site}
+                                              for e in lk.ends()]}
+             for lk in sorted(inv.links.values(), key=lambda lk: lk.id)]
+    net = inv.network
+    return {"network": {"id": net.id if net else "", "name": net.name if net else ""}, "refresh_seconds": refresh,
+            "sites": sites, "devices": devices, "links": links}
+
+
+# --- reading Prometheus --------------------------------------------------------------------------------
+
+def _get(url: str, timeout: float) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        doc = json.loads(r.read())
+    if doc.get("status") != "success":
+        raise ValueError(doc.get("error") or "status is not success")
+    return doc["data"]
+
+
+def fetch(src: Source, timeout: float = QUERY_TIMEOUT) -> dict:
+    """Every query and the active alerts from one Prometheus, concurrently: {url, scope, ok, error, seconds,
+    results, alerts}. Any failure makes the whole source unusable (half a picture would show stale parts green)."""
+    base = src.url.rstrip("/")
+    calls = {k: f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": q}) for k, q in QUERIES.items()}
+    calls["alerts"] = f"{base}/api/v1/alerts"
+    start = time.monotonic()
+    rec = {"url": src.url, "scope": src.scope, "ok": False, "error": None, "results": {}, "alerts": []}
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = {k: pool.submit(_get, u, timeout) for k, u in calls.items()}
+        try:
+            data = {k: f.result() for k, f in futures.items()}
+        except (OSError, ValueError, KeyError) as e:  # URLError is an OSError
+            rec["error"] = str(getattr(e, "reason", None) or e)
+        else:
+            rec["ok"] = True
+            rec["results"] = {k: [(s["metric"], float(s["value"][1])) for s in data[k]["result"]] for k in QUERIES}
+            rec["alerts"] = data["alerts"]["alerts"]
+    rec["seconds"] = round(time.monotonic() - start, 3)
+    return rec
+
+
+def fetch_all(sources: list[Source], timeout: float = QUERY_TIMEOUT) -> list[dict]:
+    with ThreadPoolExecutor(max(1, len(sources))) as pool:
+        return list(pool.map(lambda s: fetch(s, timeout), sources))
+
+
+# --- merging into health -------------------------------------------------------------------------------
+
+def _alert_site(inv: Inventory, labels: dict) -> str | None:
+    if labels.get("site") in inv.sites:
+        return labels["site"]
+    if labels.get("device") in inv.devices:
+        return inv.devices[labels["device"]].site
+    for key in ("county", "city", "province"):
+        if labels.get(key) in inv.sites:
+            return labels[key]
+    return None
+
+
+def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict:
+    """The map's health from what each source returned (``fetch`` records). Pure: no I/O."""
+    good = [f for f in fetched if f["ok"]]
+    snmp: dict[str, float] = {}
+    ifs: dict[str, dict[str, dict]] = {}
+    dbs: dict[str, dict[str, bool]] = {}
+    collector: dict[str, bool] = {}  # province -> its collector scraped fine
+    for f in good:
+        res = f["results"]
+        for lab, v in res.get("collector_up", []):
+            p = lab.get("province") or f["scope"]
+            collector[p] = collector.get(p, False) or v == 1
+        for lab, v in res.get("snmp_up", []):
+            snmp[lab.get("device", "")] = max(v, snmp.get(lab.get("device", ""), 0))
+        for key in ("oper", "admin", "util"):
+            for lab, v in res.get(key, []):
+                if lab.get("device") in inv.devices and lab.get("interface"):
+                    ifs.setdefault(lab["device"], {}).setdefault(lab["interface"], {})[key] = v
+        for lab, v in res.get("db_up", []):
+            if lab.get("device") in inv.devices and lab.get("service"):
+                dbs.setdefault(lab["device"], {})[lab["service"]] = v == 1
+    unreachable = {f["scope"] for f in fetched if not f["ok"]}
+
+    # devices
+    devices: dict[str, dict] = {}
+    for did, d in inv.devices.items():
+        prov = _province(inv, d.site)
+        rec = {"health": "unknown", "snmp_up": None, "interfaces": {}, "databases": {}, "reason": None}
+        if collector.get(prov) is False:
+            rec["reason"] = "采集器无数据 / collector not scraped"
+        elif did not in snmp:
+            rec["reason"] = ("Prometheus 不可达 / unreachable" if prov in unreachable or None in unreachable
+                             else "无数据 / no data")
+        else:
+            rec["snmp_up"] = snmp[did] == 1
+            rec["interfaces"] = {n: {"oper": _oper(v.get("oper")), "admin": _oper(v.get("admin")), "util": v.get("util")}
+                                 for n, v in sorted(ifs.get(did, {}).items())}
+            rec["databases"] = dbs.get(did, {})
+            if not rec["snmp_up"]:
+                rec["health"], rec["reason"] = "down", "SNMP 无响应 / not answering"
+            elif not all(rec["databases"].values()):
+                down = [s for s, up in rec["databases"].items() if not up]
+                rec["health"], rec["reason"] = "down", f"数据库停止 / database down: {', '.join(down)}"
+            else:
+                rec["health"] = "ok"
+        devices[did] = rec
+
+    # alerts (deduplicated: a rule may be evaluated by more than one source)
+    alerts, seen = [], set()
+    for f in good:
+        for a in f["alerts"]:
+            lab = a.get("labels", {})
+            key = tuple(sorted(lab.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            ann = a.get("annotations", {})
+            alerts.append({"name": lab.get("alertname", ""), "state": a.get("state", ""), "severity": lab.get("severity", ""),
+                           "site": _alert_site(inv, lab), "device": lab.get("device"),
+                           "links": [x for x in lab.get("link", "").split(",") if x in inv.links],
+                           "summary_zh": ann.get("summary_zh", ""), "summary_en": ann.get("summary_en", ""),
+                           "runbook": ann.get("runbook", ""), "active_at": a.get("activeAt"), "labels": lab})
+    alerts.sort(key=lambda a: (a["state"] != "firing", a["severity"] != "critical", a["name"], a["site"] or ""))
+    firing = [a for a in alerts if a["state"] == "firing"]
+
+    # links: both ends' interfaces
+    links: dict[str, dict] = {}
+    link_alerts = {lid for a in firing for lid in a["links"]}
+    for lid, lk in inv.links.items():
+        if lk.state == LinkState.planned:
+            links[lid] = {"health": "planned", "util": None}
+            continue
+        states, utils = [], []
+        for e in lk.ends():
+            dev = devices[e.device]
+            if dev["snmp_up"] is None:  # no data for that end
+                continue
+            if dev["snmp_up"] is False:
+                states.append(False)
+                continue
+            itf = dev["interfaces"].get(e.interface)
+            if itf is None or itf["oper"] is None:
+                continue
+            states.append(itf["oper"] == "up")
+            if itf["util"] is not None:
+                utils.append(itf["util"])
+        util = max(utils) if utils else None
+        if not states:
+            health = "unknown"
+        elif not all(states) or lid in link_alerts:
+            health = "down"
+        elif util is not None and util >= SATURATED:
+            health = "saturated"
+        else:
+            health = "ok"
+        links[lid] = {"health": health, "util": util}
+
+    # sites
+    site_links: dict[str, set[str]] = {}
+    for lid, lk in inv.links.items():
+        for e in lk.ends():
+            site_links.setdefault(inv.devices[e.device].site, set()).add(lid)
+    firing_at: dict[str, list[dict]] = {}
+    for a in firing:
+        firing_at.setdefault(a["site"], []).append(a)
+    sites: dict[str, dict] = {}
+    for sid in inv.sites:
+        devs = inv.devices_by_site.get(sid, [])
+        hs = [devices[d]["health"] for d in devs]
+        mine = firing_at.get(sid, [])
+        reasons = [f"{d}: {devices[d]['reason']}" for d in sorted(devs) if devices[d]["health"] != "ok" and devices[d]["reason"]]
+        bad_links = sorted(lid for lid in site_links.get(sid, ()) if links[lid]["health"] in ("down", "saturated"))
+        reasons += [f"{lid}: {'链路中断 / link down' if links[lid]['health'] == 'down' else '链路拥塞 / saturated'}" for lid in bad_links]
+        reasons += [f"{a['name']}: {a['summary_zh'] or a['summary_en']}" for a in mine]
+        critical = [a for a in mine if a["severity"] == "critical" and not a["links"]]  # a link's alert colours the link
+        known = [h for h in hs if h != "unknown"]
+        if "down" in hs or critical:
+            health = "down"
+        elif not known and not mine:
+            health = "unknown"
+        elif mine or bad_links or len(known) < len(hs):
+            health = "warn"
+        else:
+            health = "ok"
+        sites[sid] = {"health": health, "reasons": reasons, "alerts": len(mine)}
+
+    count = {h: sum(1 for s in sites.values() if s["health"] == h) for h in ("ok", "warn", "down", "unknown")}
+    return {"time": now if now is not None else time.time(), "sites": sites, "devices": devices, "links": links,
+            "alerts": alerts, "summary": count,
+            "sources": [{k: f[k] for k in ("url", "scope", "ok", "error", "seconds")} for f in fetched]}
+
+
+_OPER = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+
+
+def _oper(v: float | None) -> str | None:
+    """ifOperStatus / ifAdminStatus as its MIB name."""
+    if v is None:
+        return None
+    name = _OPER.get(v)  # 1.0 == 1: float values find the int keys
+    return name if name is not None else str(int(v))
+
+
+# --- serving ---------------------------------------------------------------------------------------------
+
+class HealthMap:
+    """The map's state behind the server: the topology once, health at most every CACHE_SECONDS."""
+
+    def __init__(self, inv: Inventory, sources: list[Source], refresh: int = REFRESH_SECONDS):
+        self.inv, self.sources = inv, sources
+        self.topology = json.dumps(topology(inv, refresh), ensure_ascii=False).encode()
+        self._lock = threading.Lock()
+        self._health: tuple[float, bytes] | None = None
+
+    def health(self) -> bytes:
+        with self._lock:  # one refresh at a time; concurrent pages share it
+            if self._health is None or time.monotonic() - self._health[0] > CACHE_SECONDS:
+                doc = merge(self.inv, fetch_all(self.sources))
+                self._health = (time.monotonic(), json.dumps(doc, ensure_ascii=False).encode())
+            return self._health[1]
+
+
+def make_server(hm: HealthMap, host: str, port: int) -> ThreadingHTTPServer:
+    static = resources.files("monitoring") / "web"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/api/topology":
+                self._send(200, "application/json", hm.topology)
+            elif path == "/api/health":
+                self._send(200, "application/json", hm.health())
+            elif path in STATIC:
+                name, ctype = STATIC[path]
+                self._send(200, ctype, (static / name).read_bytes())
+            else:
+                self._send(404, "text/plain", b"not found\n")
+
+        def _send(self, code: int, ctype: str, body: bytes):
+            self.send_response(code)
+            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # quiet: the terminal shows the address, not every request
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+# --- the command -----------------------------------------------------------------------------------------
+
+def register_verb(verbs, common) -> None:
+    w = verbs.add_parser("web", parents=[common], help="serve the live health map (four levels coloured by Prometheus)",
+                         description="Serve the live health map: the four-level topology coloured by live health from "
+                                     "each province's Prometheus, firing alerts, a site's devices and interfaces on click.")
+    w.add_argument("--listen", default="127.0.0.1:8470", metavar="ADDR:PORT", help="where to serve (default 127.0.0.1:8470)")
+    w.add_argument("--prometheus", action="append", default=[], metavar="[PROVINCE=]URL",
+                   help="a Prometheus to read, repeatable; PROVINCE= names the province it covers (without: the whole "
+                        "network). Default: each province's Prometheus on its monitor host, as `netops monitor up` runs it")
+    w.add_argument("--refresh", type=int, default=REFRESH_SECONDS, metavar="S", help="page refresh interval (default 5)")
+    mode = w.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="serve, read the page and both APIs from the server once, print the map's health and exit "
+                           "(0 ok, 1 a site down, 3 a Prometheus unreachable)")
+    mode.add_argument("--detach", action="store_true",
+                      help="serve in the background (replacing a map this command started on the same port), print "
+                           "the address and return; log and pid file in $NETOPS_RUN_DIR (default /run/jinbao-netops)")
+    mode.add_argument("--stop", action="store_true", help="stop the map that --detach started on this --listen port")
+    w.set_defaults(func=cmd_web)
+
+
+def default_sources(inv: Inventory) -> list[Source]:
+    """Each province's Prometheus where `netops monitor up` runs it (the ministry's holds only aggregates)."""
+    return [Source(e["prometheus"], key) for key, e in stack.endpoints(inv).items() if key != "ministry"]
+
+
+def parse_sources(inv: Inventory, specs: list[str]) -> list[Source]:
+    out = []
+    for spec in specs:
+        scope, _, url = spec.partition("=") if "=" in spec.split("://", 1)[0] else (None, "", spec)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"monitor web: --prometheus {spec!r}: give [PROVINCE=]http://HOST:PORT")
+        if scope is not None and scope not in inv.sites:
+            raise UsageError(f"monitor web: --prometheus {spec!r}: site {scope!r} is not in the inventory")
+        out.append(Source(url, scope))
+    return out
+
+
+def _listen(spec: str) -> tuple[str, int]:
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"monitor web: --listen {spec!r}: give ADDR:PORT, e.g. 127.0.0.1:8470")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def cmd_web(args, out: Out) -> int:
+    inv = load(args.inventory)
+    if args.refresh < 1:
+        raise UsageError("monitor web: --refresh must be at least 1 second")
+    host, port = _listen(args.listen)
+    sources = parse_sources(inv, args.prometheus) or default_sources(inv)
+    if args.stop or args.detach:
+        if port == 0:
+            raise UsageError(f"monitor web: --listen {args.listen}: --detach and --stop need a fixed port")
+        stopped = _stop(port)
+        if args.stop:
+            if out.json_mode:
+                out.json({"ok": True, "stopped": stopped, "port": port})
+            else:
+                out.print(f"健康地图已停止 / health map stopped (pid {stopped})" if stopped else
+                          f"端口 {port} 上没有后台健康地图 / no detached health map on port {port}")
+            return OK
+        return _detach(args, host, port, out)
+    hm = HealthMap(inv, sources, args.refresh)
+    gc.freeze()  # the inventory lives as long as the server: keep it out of every refresh's GC passes
+    try:
+        server = make_server(hm, host, port)
+    except OSError as e:
+        raise UsageError(f"monitor web: --listen {args.listen}: {e.strerror or e}") from None
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_address[1]}/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        if args.check:
+            return _check(inv, url, out)
+        srcs = [{"scope": s.scope or "*", "prometheus": s.url} for s in sources]
+        if out.json_mode:
+            # one line, flushed: a script reads the address and leaves the server running
+            sys.stdout.write(json.dumps({"ok": True, "url": url, "sources": srcs}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(f"健康地图 Health map: {url}")
+            out.table("数据源 Prometheus sources", ["范围 scope", "Prometheus"], [[s["scope"], s["prometheus"]] for s in srcs])
+            out.print("Ctrl-C 停止 / to stop")
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            stop.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        out.note("健康地图已停止 / health map stopped")
+        return OK
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run_dir() -> Path:
+    return Path(os.environ.get("NETOPS_RUN_DIR", "/run/jinbao-netops"))
+
+
+def _stop(port: int) -> int | None:
+    """Stop the detached map on ``port`` (only a process whose command line is this map's); its pid or None."""
+    pidfile = _run_dir() / f"healthmap-{port}.pid"
+    try:
+        pid = int(pidfile.read_text())
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        pidfile.unlink(missing_ok=True)
+        return None
+    pidfile.unlink(missing_ok=True)
+    if b"web" not in cmd or not any(c.endswith(f":{port}".encode()) for c in cmd):
+        return None  # the pid was reused by something else
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.1)
+    return pid
+
+
+def _detach(args, host: str, port: int, out: Out) -> int:
+    """The same command without --detach, in its own session, logging to the run directory."""
+    argv = [sys.executable, "-m", "netops.cli", "monitor", "web", "--json", "--listen", f"{host}:{port}",
+            "--refresh", str(args.refresh), *(["-i", args.inventory] if args.inventory else []),
+            *(x for p in args.prometheus for x in ("--prometheus", p))]
+    run = _run_dir()
+    run.mkdir(parents=True, exist_ok=True)
+    log = run / f"healthmap-{port}.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+    for _ in range(300):
+        if proc.poll() is not None:
+            tail = (log.read_text().strip().splitlines() or ["exited"])[-1]
+            raise UsageError(f"monitor web --detach: the server exited {proc.returncode}: {tail}")
+        try:
+            with urllib.request.urlopen(url + "api/topology", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.terminate()
+        raise UsageError(f"monitor web --detach: nothing serves at {url} after 30 s (log: {log})")
+    write_atomic(run / f"healthmap-{port}.pid", str(proc.pid))
+    if out.json_mode:
+        out.json({"ok": True, "url": url, "pid": proc.pid, "log": str(log)})
+    else:
+        out.print(f"健康地图 Health map: {url}  (后台 background pid {proc.pid}; 停止 stop: netops monitor web --stop "
+                  f"--listen {host}:{port})")
+    return OK
+
+
+def _check(inv: Inventory, url: str, out: Out) -> int:
+    """Read the page and both APIs through the server, as a browser would."""
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(url + path, timeout=QUERY_TIMEOUT * 3) as r:
+            return r.read()
+
+    page = get("")
+    topo = json.loads(get("api/topology"))
+    health = json.loads(get("api/health"))
+    served = b'id="map"' in page and len(topo["sites"]) == len(inv.sites) and set(health["sites"]) == set(inv.sites)
+    unreachable = [s for s in health["sources"] if not s["ok"]]
+    down = sorted(sid for sid, s in health["sites"].items() if s["health"] == "down")
+    status = FINDINGS if not served or down else PARTIAL if unreachable else OK
+    if out.json_mode:
+        out.json({"ok": status == OK, "url": url, "served": served, "summary": health["summary"], "down": down,
+                  "firing": sum(a["state"] == "firing" for a in health["alerts"]), "sources": health["sources"]})
+        return status
+    out.print(f"健康地图 Health map: {url}  ({'served 正常服务' if served else 'NOT served 服务异常'})")
+    out.table("数据源 Prometheus sources", ["范围 scope", "Prometheus", "ok", "s", "错误 error"],
+              [[s["scope"] or "*", s["url"], "✓" if s["ok"] else "✗", s["seconds"], s["error"] or ""] for s in health["sources"]])
+    sm = health["summary"]
+    out.print(f"站点 sites: 正常 ok {sm['ok']} · 告警 warn {sm['warn']} · 故障 down {sm['down']} · 未知 unknown {sm['unknown']}"
+              + (f" — 故障 down: {', '.join(down)}" if down else "")
+              + f" · 告警 firing alerts: {sum(a['state'] == 'firing' for a in health['alerts'])}")
+    return status

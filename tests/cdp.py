@@ -1,0 +1,117 @@
+"""A minimal Chrome DevTools protocol client: real headless Chromium (Debian `chromium`) for page tests.
+
+Only loopback: DevTools listens on 127.0.0.1, every host name and address other than localhost and
+127.0.0.1 resolves to nothing, and background networking is off, so a page reaches nothing but the
+server under test on loopback.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
+         "--disable-default-apps", "--disable-domain-reliability", "--no-pings", "--metrics-recording-only",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1", "--window-size=1960,1000", "--lang=zh-CN"]
+
+
+class Chromium:
+    def __init__(self):
+        self.profile = Path(tempfile.mkdtemp(prefix="netops-chromium-"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(["chromium", *FLAGS, "--remote-debugging-address=127.0.0.1",
+                                      f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._id = 0
+        try:
+            pages = self._wait(lambda: [t for t in json.loads(_get(f"http://127.0.0.1:{port}/json/list"))
+                                        if t["type"] == "page"], 300)
+            self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait(self, cond, tries):
+        last = None
+        for _ in range(tries):
+            assert self.proc.poll() is None, f"chromium exited {self.proc.returncode}: {self.proc.stderr.read().decode()[-2000:]}"
+            try:
+                if v := cond():
+                    return v
+            except OSError as e:
+                last = e
+            time.sleep(0.1)
+        raise AssertionError(f"chromium: DevTools not answering ({last})")
+
+    def call(self, method: str, **params) -> dict:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def goto(self, url: str) -> None:
+        self.call("Page.enable")
+        self.call("Page.navigate", url=url)
+
+    def eval(self, expr: str):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise RuntimeError(f"{expr}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait_for(self, expr: str, seconds: float):
+        """Poll a JS expression until truthy (returns its value) or fail after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if v := self.eval(expr):
+                    return v
+            except RuntimeError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"page: `{expr}` not true within {seconds:.0f} s")
+            time.sleep(0.25)
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        if getattr(self, "ws", None):
+            self.ws.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read()

@@ -1,0 +1,359 @@
+"""The health map (`netops monitor web`): the merge of Prometheus answers into site/device/link health
+(pure, synthetic answers), and the server against a real Prometheus on loopback scraping synthetic
+collector metrics (no lab)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cdp import Chromium
+
+from inventory import load
+from monitoring import web
+from netops.cli import main
+
+INV = load(None)
+REPO = Path(__file__).resolve().parent.parent
+GD = sorted(d for s in INV.descendants("guangdong") for d in INV.devices_by_site.get(s, []))
+
+
+def labels(dev: str, **extra) -> dict:
+    lin = INV.lineage(INV.devices[dev].site)
+    site = INV.devices[dev].site
+    return {"device": dev, "site": site, "level": INV.sites[site].level.value, "province": "guangdong",
+            "city": lin.get("city", ""), "county": lin.get("county", ""), **extra}
+
+
+def healthy_results(devices=GD) -> dict:
+    """What a province's Prometheus answers when everything there is fine."""
+    res = {k: [] for k in web.QUERIES}
+    res["collector_up"] = [({"job": "netops-collect", "province": "guangdong"}, 1.0)]
+    for d in devices:
+        res["snmp_up"].append((labels(d), 1.0))
+        for ifname in INV.devices[d].interfaces:
+            res["oper"].append((labels(d, interface=ifname), 1.0))
+            res["admin"].append((labels(d, interface=ifname), 1.0))
+            res["util"].append(({"device": d, "interface": ifname}, 0.01))
+        for svc in INV.devices[d].services:
+            res["db_up"].append((labels(d, service=svc), 1.0))
+    return res
+
+
+def source(scope, results=None, alerts=(), ok=True) -> dict:
+    return {"url": f"http://127.0.0.1:1/{scope}", "scope": scope, "ok": ok, "error": None if ok else "refused",
+            "seconds": 0.01, "results": results or {}, "alerts": list(alerts)}
+
+
+def put(res: dict, key: str, dev: str, value: float, **match) -> None:
+    for lab, _ in res[key]:
+        if lab["device"] == dev and all(lab.get(k) == v for k, v in match.items()):
+            res[key].remove((lab, _))
+            res[key].append((lab, value))
+            return
+    raise AssertionError(f"no {key} series for {dev} {match}")
+
+
+def alert(name, severity, state="firing", **lab) -> dict:
+    return {"labels": {"alertname": name, "severity": severity, **lab}, "state": state,
+            "annotations": {"summary_zh": f"{name} 中文", "summary_en": f"{name} English", "runbook": "do this"},
+            "activeAt": "2026-11-23T07:00:00Z"}
+
+
+def test_all_healthy_province_is_green_and_the_rest_unknown():
+    h = web.merge(INV, [source("guangdong", healthy_results())])
+    gd_sites = set(INV.descendants("guangdong"))
+    assert {s for s, v in h["sites"].items() if v["health"] == "ok"} == gd_sites
+    # nothing answers for sichuan or the ministry's own devices: grey, never green
+    assert {s for s, v in h["sites"].items() if v["health"] == "unknown"} == set(INV.sites) - gd_sites
+    assert h["summary"] == {"ok": len(gd_sites), "warn": 0, "down": 0, "unknown": len(INV.sites) - len(gd_sites)}
+    assert h["links"]["guangzhou-up-core"] == {"health": "ok", "util": 0.01}
+    assert h["links"]["longgang-up2"]["health"] == "planned"
+    assert h["links"]["gd-up-bu"]["health"] == "ok"  # one end known and up (bu-r1 is nobody's)
+
+
+def test_stopped_router_turns_its_site_red_and_its_links_down():
+    res = healthy_results()
+    put(res, "snmp_up", "huadu-r1", 0.0)
+    for lab, _ in list(res["oper"]):  # a stopped router: the collector drops its series, its peers lose carrier
+        if lab["device"] == "huadu-r1":
+            res["oper"].remove((lab, _))
+    up = INV.links["huadu-up1"]
+    assert up.b.device == "guangzhou-r1"
+    put(res, "oper", "guangzhou-r1", 2.0, interface=up.b.interface)
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["sites"]["huadu"]["health"] == "down"
+    assert "huadu-r1: SNMP 无响应 / not answering" in h["sites"]["huadu"]["reasons"]
+    assert h["devices"]["huadu-r1"]["health"] == "down" and h["devices"]["huadu-r1"]["snmp_up"] is False
+    assert h["links"][up.id]["health"] == "down"
+    # the city at the other end of the dead line: amber, not red (its own devices answer)
+    assert h["sites"]["guangzhou"]["health"] == "warn"
+    assert any(up.id in r for r in h["sites"]["guangzhou"]["reasons"])
+    assert h["sites"]["panyu"]["health"] == "ok"
+
+
+def test_database_down_is_red_and_saturation_amber():
+    res = healthy_results()
+    put(res, "db_up", "gd-db1", 0.0, service="postgresql")
+    put(res, "util", "shenzhen-r1", 0.93, interface="eth1")
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["devices"]["gd-db1"]["health"] == "down" and h["devices"]["gd-db1"]["databases"] == {"postgresql": False}
+    assert h["sites"]["guangdong"]["health"] == "down"
+    sat = next(lid for lid, lk in INV.links.items() if any(e.device == "shenzhen-r1" and e.interface == "eth1" for e in lk.ends()))
+    assert h["links"][sat] == {"health": "saturated", "util": 0.93}
+    assert h["sites"]["shenzhen"]["health"] == "warn"
+
+
+def test_unreachable_prometheus_greys_its_province():
+    h = web.merge(INV, [source("guangdong", healthy_results()), source("sichuan", ok=False)])
+    for s in INV.descendants("sichuan"):
+        assert h["sites"][s]["health"] == "unknown", s
+    assert h["devices"]["sc-r1"]["reason"] == "Prometheus 不可达 / unreachable"
+    assert [s["ok"] for s in h["sources"]] == [True, False] and "results" not in h["sources"][0]
+
+
+def test_collector_down_greys_stale_series():
+    res = healthy_results()
+    res["collector_up"] = [({"job": "netops-collect", "province": "guangdong"}, 0.0)]
+    h = web.merge(INV, [source("guangdong", res)])
+    assert all(h["sites"][s]["health"] == "unknown" for s in INV.descendants("guangdong"))
+    assert h["devices"]["gd-r1"]["reason"].startswith("采集器无数据")
+
+
+def test_alerts_are_attributed_deduplicated_and_coloured():
+    node = alert("DatabaseDown", "critical", device="panyu-db1", site="panyu", level="county", province="guangdong")
+    link = alert("LinkDown", "critical", device="guangzhou-r1", interface="eth4", link="huadu-up1", level="city",
+                 site="guangzhou", province="guangdong")
+    warn = alert("DiskNearlyFull", "warning", device="shenzhen-db1", level="city", province="guangdong")
+    pend = alert("NodeDown", "critical", state="pending", device="baoan-r1", site="baoan", province="guangdong")
+    prov = alert("SnmpScrapeFailing", "critical", state="firing", province="sichuan", level="province")
+    h = web.merge(INV, [source("guangdong", healthy_results(), [node, link, warn, pend]), source("sichuan", {}, [prov, node])])
+    assert [(a["name"], a["site"]) for a in h["alerts"]] == [
+        ("DatabaseDown", "panyu"), ("LinkDown", "guangzhou"), ("SnmpScrapeFailing", "sichuan"),
+        ("DiskNearlyFull", "shenzhen"), ("NodeDown", "baoan")]  # firing first, critical first; the duplicate once
+    assert h["sites"]["panyu"]["health"] == "down"         # critical alert at the site
+    assert h["sites"]["guangzhou"]["health"] == "warn"     # a link's alert colours the link, the site amber
+    assert h["links"]["huadu-up1"]["health"] == "down"
+    assert h["sites"]["shenzhen"]["health"] == "warn"      # warning
+    assert h["sites"]["baoan"]["health"] == "ok"           # pending is listed, does not colour
+    assert h["sites"]["sichuan"]["health"] == "down"       # no device data, but a critical alert there
+    assert h["alerts"][0]["summary_zh"] == "DatabaseDown 中文" and h["alerts"][0]["runbook"] == "do this"
+
+
+def test_topology_document():
+    t = web.topology(INV)
+    assert [s["id"] for s in t["sites"]][:3] == ["bu", "guangdong", "guangdong_zaibei"]
+    assert len(t["sites"]) == 17 and len(t["devices"]) == 40 and len(t["links"]) == len(INV.links)
+    panyu = next(s for s in t["sites"] if s["id"] == "panyu")
+    assert panyu["level"] == "county" and panyu["parent"] == "guangzhou" and panyu["province"] == "guangdong"
+    assert panyu["devices"] == ["panyu-db1", "panyu-r1"]
+    assert t["devices"]["gd-db1"]["services"] == ["postgresql"]
+
+
+@pytest.mark.parametrize("args,err", [
+    (["--prometheus", "ftp://x"], "--prometheus 'ftp://x': give [PROVINCE=]http://HOST:PORT"),
+    (["--prometheus", "hubei=http://127.0.0.1:9"], "site 'hubei' is not in the inventory"),
+    (["--listen", "nowhere"], "--listen 'nowhere': give ADDR:PORT"),
+    (["--refresh", "0"], "--refresh must be at least 1 second"),
+])
+def test_bad_options_are_one_line_exit_2(args, err, capsys):
+    assert main(["monitor", "web", "--check", *args]) == 2
+    e = capsys.readouterr().err
+    assert e.count("\n") == 1 and err in e
+
+
+# --- against a real Prometheus on loopback ----------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def exposition(res: dict) -> str:
+    names = {"snmp_up": "netops_snmp_up", "oper": "netops_interface_oper_status", "admin": "netops_interface_admin_status",
+             "db_up": "netops_db_up"}
+    lines = []
+    for key, name in names.items():
+        for lab, v in res[key]:
+            lines.append(name + "{" + ",".join(f'{k}="{v2}"' for k, v2 in sorted(lab.items())) + "} " + repr(v))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """A real Prometheus scraping a synthetic guangdong collector every second, with one alert rule."""
+    tmp = tmp_path_factory.mktemp("prom")
+    state = {"text": exposition(healthy_results())}
+
+    class Exporter(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = state["text"].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    (tmp / "rules.yml").write_text(
+        "groups:\n- name: t\n  rules:\n  - alert: NodeDown\n    expr: netops_snmp_up == 0\n"
+        "    labels: {severity: critical}\n    annotations: {summary_zh: '设备 {{ $labels.device }} 无响应', summary_en: down, runbook: r}\n")
+    (tmp / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files: [rules.yml]\nscrape_configs:\n"
+        f"- job_name: netops-collect\n  honor_labels: true\n  static_configs:\n"
+        f"  - targets: ['127.0.0.1:{exporter.server_address[1]}']\n    labels: {{province: guangdong}}\n")
+    port = free_port()
+    proc = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: web.fetch(web.Source(url))["results"].get("snmp_up"), proc)
+        yield {"url": url, "state": state}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        exporter.shutdown()
+
+
+def wait_for(cond, proc=None, tries=300):
+    for _ in range(tries):
+        if v := cond():
+            return v
+        assert proc is None or proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.1)
+    raise AssertionError("condition not met")
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+def test_server_page_apis_and_a_device_going_down(prometheus):
+    closed = free_port()
+    hm = web.HealthMap(INV, [web.Source(prometheus["url"], "guangdong"), web.Source(f"http://127.0.0.1:{closed}", "sichuan")])
+    server = web.make_server(hm, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        page = get(base).decode()
+        assert 'id="map"' in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no outside assets
+        assert b"function" in get(base + "app.js") and b".site" in get(base + "style.css")
+        assert len(json.loads(get(base + "api/topology"))["sites"]) == 17
+        h = json.loads(get(base + "api/health"))
+        assert h["sites"]["huadu"]["health"] == "ok" and h["sites"]["chengdu"]["health"] == "unknown"
+        assert [s["ok"] for s in h["sources"]] == [True, False]
+        res = healthy_results()
+        put(res, "snmp_up", "huadu-r1", 0.0)
+        prometheus["state"]["text"] = exposition(res)
+
+        def red():
+            h = json.loads(get(base + "api/health"))
+            return h if h["sites"]["huadu"]["health"] == "down" and h["alerts"] else None
+
+        h = wait_for(red, tries=100)
+        assert h["alerts"][0]["name"] == "NodeDown" and h["alerts"][0]["summary_zh"] == "设备 huadu-r1 无响应"
+        assert h["alerts"][0]["site"] == "huadu"
+    finally:
+        prometheus["state"]["text"] = exposition(healthy_results())
+        server.shutdown()
+        server.server_close()
+        wait_for(lambda: (f := web.fetch(web.Source(prometheus["url"])))["ok"] and not f["alerts"]
+                 and all(v == 1 for _, v in f["results"]["snmp_up"]))
+
+
+def test_cli_check_json(prometheus, capsys):
+    assert main(["monitor", "web", "--check", "--json", "--listen", "127.0.0.1:0", "--prometheus", prometheus["url"]]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["served"] and rep["url"].startswith("http://127.0.0.1:") and rep["down"] == []
+    assert rep["summary"]["ok"] >= len(INV.descendants("guangdong")) - 1  # one source for all: sichuan/bu unknown
+
+
+def test_cli_check_unreachable_is_partial(capsys):
+    assert main(["monitor", "web", "--check", "--listen", "127.0.0.1:0", "--prometheus", f"http://127.0.0.1:{free_port()}"]) == 3
+    out = capsys.readouterr().out
+    assert "未知 unknown 17" in out and "Connection refused" in out
+
+
+def test_cli_serves_until_sigterm(prometheus):
+    env = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
+    p = subprocess.Popen([sys.executable, "-m", "netops.cli", "monitor", "web", "--json", "--listen", "127.0.0.1:0",
+                          "--prometheus", prometheus["url"]], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline())
+        assert first["ok"] and first["sources"] == [{"scope": "*", "prometheus": prometheus["url"]}]
+        assert b'id="map"' in get(first["url"])
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_page_in_headless_chromium(prometheus, tmp_path):
+    """The real page in real Chromium: every site drawn, coloured from the API, a site turning red, its detail."""
+    hm = web.HealthMap(INV, [web.Source(prometheus["url"], "guangdong"), web.Source(f"http://127.0.0.1:{free_port()}", "sichuan")],
+                       refresh=1)
+    server = web.make_server(hm, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Chromium() as page:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/#site=huadu")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            health = page.eval("Object.fromEntries([...document.querySelectorAll('g.site')].map(g => [g.dataset.site, g.dataset.health]))")
+            assert set(health) == set(INV.sites)
+            assert {s for s, h in health.items() if h == "ok"} == set(INV.descendants("guangdong"))
+            assert {s for s, h in health.items() if h == "unknown"} == set(INV.sites) - set(INV.descendants("guangdong"))
+            assert page.eval("document.querySelector('path.link[data-link=\"longgang-up2\"]').dataset.health") == "planned"
+            assert "番禺" not in page.eval("document.getElementById('detail').innerText")
+            assert "huadu-r1" in page.eval("document.getElementById('detail').innerText")  # #site=huadu selected it
+            res = healthy_results()
+            put(res, "snmp_up", "huadu-r1", 0.0)
+            prometheus["state"]["text"] = exposition(res)
+            page.wait_for("document.querySelector('g.site[data-site=\"huadu\"]').dataset.health === 'down'", 60)
+            page.wait_for("document.getElementById('alert-list').innerText.includes('设备 huadu-r1 无响应')", 60)
+            assert "SNMP 无响应" in page.eval("document.getElementById('detail').innerText")
+            shot = page.screenshot(tmp_path / "healthmap.png")
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+            print(f"screenshot 截图: {shot}")
+    finally:
+        prometheus["state"]["text"] = exposition(healthy_results())
+        server.shutdown()
+        server.server_close()
+        wait_for(lambda: (f := web.fetch(web.Source(prometheus["url"])))["ok"] and not f["alerts"]
+                 and all(v == 1 for _, v in f["results"]["snmp_up"]))
+
+
+def test_detach_then_stop(netops, tmp_path):
+    from conftest import clean_env
+
+    env = clean_env(NETOPS_RUN_DIR=str(tmp_path))
+    port = free_port()
+    spec = ["--listen", f"127.0.0.1:{port}", "--prometheus", f"http://127.0.0.1:{free_port()}"]
+    r = netops("monitor", "web", "--detach", "--json", *spec, env=env)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["url"] == f"http://127.0.0.1:{port}/" and (tmp_path / f"healthmap-{port}.pid").read_text() == str(rep["pid"])
+    assert b'id="map"' in get(rep["url"])
+    again = json.loads(netops("monitor", "web", "--detach", "--json", *spec, env=env).stdout)  # replaces the first
+    assert again["pid"] != rep["pid"] and not Path(f"/proc/{rep['pid']}/cmdline").exists()
+    r = netops("monitor", "web", "--stop", "--json", *spec, env=env)
+    assert json.loads(r.stdout) == {"ok": True, "stopped": again["pid"], "port": port}
+    with pytest.raises(OSError):
+        get(rep["url"])
+    assert json.loads(netops("monitor", "web", "--stop", "--json", *spec, env=env).stdout)["stopped"] is None
+    assert netops("monitor", "web", "--detach", "--listen", "127.0.0.1:0", env=env).returncode == 2
