@@ -159,7 +159,7 @@ def cmd_status(args, out: Out) -> int:
 def cmd_verify(args, out: Out) -> int:
     from . import catalogue
     from .jobs import policy, ssh_shell
-    from .remote import RemoteError, dr_store_of, login
+    from .remote import RemoteError, dr_store_of
     from .restic import Repo, ResticError
     from .verify import record, verify_store
 
@@ -168,7 +168,7 @@ def cmd_verify(args, out: Out) -> int:
     cat = catalogue.load()
     by_store: dict[str, dict] = {}
     for aid, a in cat["assets"].items():
-        if a.get("device") in devs and a.get("store") in inv.devices:
+        if a.get("device") in devs and a.get("store") in inv.devices and a.get("kind") != "configs":
             by_store.setdefault(a["store"], {})[aid] = a
     if not by_store:
         raise UsageError("nothing to verify: no backed-up asset in scope (run `netops backup run` first)")
@@ -179,8 +179,8 @@ def cmd_verify(args, out: Out) -> int:
             store = inv.devices[sid]
             drdev = dr_store_of(inv, store)
             try:
-                repo = Repo.on_store(sid, login(inv, store))
-                dr = Repo.on_store(drdev.id, login(inv, drdev)) if drdev else None
+                repo = Repo.on_store(inv, sid)
+                dr = Repo.on_store(inv, drdev.id) if drdev else None
                 results.append(verify_store(repo, dr, entries, ssh_shell(inv), subsets, cat["verify_round"]))
             except (RemoteError, ResticError) as e:
                 results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
@@ -261,8 +261,10 @@ def _print_configs(out: Out, rep: dict) -> None:
             out.print(f"[bold]--- {d['device']}[/]")
             out.print(d["diff"], markup=False)
     for s in rep["stores"]:
+        offsite = (f"; off-site copy 异地副本 → {s['dr_store']} " + ("✓" if s["offsite"] else f"✗ {s['offsite_error']}")
+                   if s["dr_store"] else "; no DR store 无灾备存储")
         out.print(f"{s['store']}: " + (f"commit {s['commit'][:12]}" if s["commit"] else "no change 无变更，未提交")
-                  + ("" if s["pushed"] else f" ✗ {s['error']}"))
+                  + ("" if s["pushed"] else f" ✗ {s['error']}") + (offsite if s["pushed"] else ""))
     if rep["unassigned"]:
         out.print("no backup store above 无备份存储: " + ", ".join(rep["unassigned"]))
     out.print(f"{rep['ok']} ok, {rep['failed']} failed, {rep['changed']} changed in {rep['seconds']} s; report {rep['report']}")

@@ -4,7 +4,10 @@ province, kept on the province's backup store.
 Each store holds a bare repository (STORE_ROOT/configs.git); the ops host keeps a working clone per
 store under the backup state directory, writes one file per device (SITE/DEVICE.cfg), commits only
 when something changed and pushes. A device that fails is reported and keeps its last archived
-file; the others go on.
+file; the others go on. The same history is then pushed off-site to the bare repository on the
+province's DR store (fast-forward only: a DR copy that diverged is reported, never overwritten), and
+every device's archived config is an asset of the backup catalogue (3-2-1: the device, the province
+store, the DR store).
 """
 from __future__ import annotations
 
@@ -23,11 +26,12 @@ from typing import Callable
 from inventory import Device, Inventory
 from netops.files import write_atomic
 
-from . import filters
+from . import catalogue, filters
 from .remote import (
     STORE_ROOT,
     Login,
     RemoteError,
+    dr_store_of,
     login,
     run,
     scope_devices,
@@ -132,8 +136,13 @@ class Archive:
         if not rels:
             return {}
         self.git("add", "--", *rels)
-        names = self.git("diff", "--cached", "--name-only", "-z").stdout.split("\0")
-        return {n: self.git("diff", "--cached", "--no-color", "--", n).stdout for n in names if n}
+        diffs: dict[str, str] = {}
+        for part in self.git("diff", "--cached", "--no-color", "--no-renames").stdout.split("\ndiff --git "):
+            if part.strip():  # one git call for the whole run; cut at each file's header
+                text = part if part.startswith("diff --git ") else "diff --git " + part
+                name = text.split("\n", 1)[0].split(" b/", 1)[1]
+                diffs[name] = text if text.endswith("\n") else text + "\n"
+        return diffs
 
     def commit(self, message: str) -> str | None:
         if self.git("diff", "--cached", "--quiet", check=False).returncode == 0:
@@ -144,6 +153,16 @@ class Archive:
     def push(self) -> None:
         if self.git("rev-parse", "-q", "--verify", "HEAD", check=False).returncode == 0:
             self.git("push", "-q", "origin", "HEAD:refs/heads/main")
+
+    def push_offsite(self, remote: str, ssh_command: str | None = None) -> None:
+        """The same history to the DR store's repository; fast-forward only."""
+        env = {**self.env, "GIT_SSH_COMMAND": ssh_command} if ssh_command else self.env
+        if self.git("rev-parse", "-q", "--verify", "HEAD", check=False).returncode == 0:
+            _git(self.dir, "push", "-q", remote, "HEAD:refs/heads/main", env=env)
+
+    def head(self) -> str | None:
+        p = self.git("rev-parse", "-q", "--verify", "HEAD", check=False)
+        return p.stdout.strip() or None
 
     def log(self, n: int = 20) -> list[str]:
         return self.git("log", f"-{n}", "--format=%H %s", check=False).stdout.splitlines()
@@ -181,6 +200,9 @@ class StoreResult:
     pushed: bool = False
     error: str | None = None
     devices: list[str] = field(default_factory=list)
+    dr_store: str | None = None      # where the off-site copy goes (None: the province has no DR store)
+    offsite: bool = False            # the DR store's repository holds this run's history
+    offsite_error: str | None = None
 
 
 def fetch_all(devices: list[Device], fetcher: Fetcher, workers: int = 32, progress=lambda n=1, label=None: None
@@ -207,11 +229,19 @@ def network_devices(inv: Inventory, scope: str | None) -> list[Device]:
     return [inv.devices[d] for d in scope_devices(inv, scope) if inv.devices[d].platform_info.kind == "network"]
 
 
+def _remote(inv: Inventory, sid: str, remotes: dict[str, str] | None) -> tuple[str, Login | None, str | None]:
+    """A store's archive: (git URL, login for creating it, GIT_SSH_COMMAND); ``remotes`` overrides (tests)."""
+    if remotes is not None:
+        return remotes[sid], None, None
+    lg = login(inv, inv.devices[sid])
+    return f"{lg.username}@{lg.host}:{STORE_ROOT}/configs.git", lg, shlex.join(lg.ssh()[:-1])
+
+
 def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher | None = None,
                    remotes: dict[str, str] | None = None, workdir: Path | None = None, workers: int = 32,
                    timeout: float = 30, progress=lambda n=1, label=None: None) -> dict:
-    """Archive the running configs of the scope's network devices. ``remotes`` (store id → git URL)
-    replaces the stores' SSH URLs (tests); ``fetcher`` replaces SSH (tests, bench)."""
+    """Archive the running configs of the scope's network devices. ``remotes`` (store id → git URL,
+    DR stores included) replaces the stores' SSH URLs (tests); ``fetcher`` replaces SSH (tests, bench)."""
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     fetcher = fetcher or ssh_fetcher(inv, timeout)
@@ -234,13 +264,10 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher
         rels: dict[str, str] = {}
         diffs: dict[str, str] = {}
         archive = None
+        dr = dr_store_of(inv, inv.devices[sid])
+        sr.dr_store = dr.id if dr else None
         try:
-            if remotes is not None:
-                remote, store_login, ssh_cmd = remotes[sid], None, None
-            else:
-                store_login = login(inv, inv.devices[sid])
-                ssh_cmd = shlex.join(store_login.ssh()[:-1])
-                remote = f"{store_login.username}@{store_login.host}:{STORE_ROOT}/configs.git"
+            remote, store_login, ssh_cmd = _remote(inv, sid, remotes)
             sr.remote = remote
             ensure_bare(store_login, f"{STORE_ROOT}/configs.git" if store_login else remote)
             archive = Archive(workdir / sid, remote, ssh_cmd)
@@ -257,13 +284,26 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher
                                            + ", ".join(changed[:20]))
             archive.push()
             sr.pushed = True
+            head = archive.head()
+            if dr is not None and remotes is not None and dr.id not in remotes:
+                sr.offsite_error = f"no repository given for DR store {dr.id}"
+            elif dr is not None:
+                try:
+                    dr_remote, dr_login, dr_ssh = _remote(inv, dr.id, remotes)
+                    ensure_bare(dr_login, f"{STORE_ROOT}/configs.git" if dr_login else dr_remote)
+                    archive.push_offsite(dr_remote, dr_ssh)
+                    sr.offsite = True
+                except (ArchiveError, RemoteError, OSError) as e:
+                    sr.offsite_error = f"off-site copy to {dr.id}: {e}"
         except (ArchiveError, RemoteError, OSError) as e:
             sr.error = str(e)
             diffs = {}
+            head = None
         finally:
             if archive:
                 archive.close()
         stores.append(sr)
+        _catalogue(inv, ds, fetched, rels, sr, head)
         for d in ds:
             text, err, secs = fetched[d.id]
             rel = rels.get(d.id)
@@ -276,11 +316,34 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher
         "seconds": round(time.monotonic() - t0, 3),
         "devices": [asdict(r) for r in sorted(results, key=lambda r: r.device)],
         "stores": [asdict(s) for s in stores], "unassigned": unassigned,
-        "ok": sum(r.ok for r in results), "failed": sum(not r.ok for r in results),
-        "changed": sum(r.changed for r in results),
+        "ok": sum(r.ok for r in results), "changed": sum(r.changed for r in results),
+        "offsite_failed": sum(bool(s.offsite_error) for s in stores),
     }
+    report["failed"] = sum(not r.ok for r in results) + report["offsite_failed"]
     report["report"] = str(_save_report(workdir.parent / "reports", report))
     return report
+
+
+def _catalogue(inv: Inventory, ds: list[Device], fetched: dict, rels: dict[str, str], sr: StoreResult,
+               head: str | None) -> None:
+    """Each device's archived config as a catalogue asset ``DEVICE:config``; its snapshot is the
+    archive commit that holds it, its copies the province store and (when pushed) the DR store."""
+    now = time.time()
+    with catalogue.edit() as cat:
+        for d in ds:
+            text, err, secs = fetched[d.id]
+            ok = text is not None and sr.pushed
+            e = cat["assets"].setdefault(f"{d.id}:config", {})
+            e.update({"device": d.id, "site": d.site, "province": (inv.province_of(d.site) or inv.sites[d.site]).id,
+                      "kind": "configs", "store": sr.store, "dr_store": sr.dr_store, "last_attempt": now,
+                      "last_ok": ok})
+            if ok:
+                e.update({"last_success": now, "snapshot": head[:12] if head else None,
+                          "size": len(text.encode()), "duration": round(secs, 3), "offsite": sr.offsite,
+                          "filename": rels[d.id]})
+                e.pop("last_error", None)
+            else:
+                e["last_error"] = err or sr.error
 
 
 def _save_report(folder: Path, report: dict) -> Path:

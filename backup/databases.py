@@ -61,6 +61,15 @@ class Postgres(Engine):
     def load(self, db):
         return f"sudo -u postgres pg_restore --no-owner --exit-on-error -d {q(db)}"
 
+    def basebackup(self, role: str) -> str:
+        """The whole cluster as one tar on stdout (WAL fetched into it), taken as ``role``: the operator's
+        login over the local socket (peer), a role with REPLICATION and nothing else; created if missing.
+        Restore: extract into an empty data directory of the same major version and start PostgreSQL."""
+        ensure = (f"do $$ begin if not exists (select from pg_roles where rolname = '{role}') then "
+                  f"execute format('create role %I login replication', '{role}'); end if; end $$")
+        return (f"sudo -u postgres psql -qAtX -c {q(ensure)} && "
+                f"pg_basebackup -h /var/run/postgresql -U {q(role)} -d dbname=postgres -D - -F tar -X fetch -c fast")
+
 
 class MariaDB(Engine):
     _SYSTEM = "'information_schema','performance_schema','mysql','sys'"

@@ -242,7 +242,8 @@ def _database_restore(inv, sc, shell, actions: LabActions, j: Journal, undo: lis
     src, svc, standby = sc["source"], sc["service"], sc["standby"]
     eng = ENGINES[svc]
     cat = catalogue.load()["assets"]
-    assets = sorted(a for a, e in cat.items() if e.get("device") == src and e.get("service") == svc and e.get("snapshot"))
+    assets = sorted(a for a, e in cat.items() if e.get("device") == src and e.get("service") == svc and e.get("database")
+                    and e.get("snapshot"))  # the dumps (a base backup is the whole cluster, not one database)
     if not assets:
         raise DrillFailed(f"no backup of {svc} on {src} in the catalogue (run `netops backup run` first)")
     unverified = [a for a in assets if cat[a].get("verify_ok") is not True]

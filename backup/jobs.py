@@ -41,6 +41,9 @@ def policy(path: Path | None = None) -> dict:
                     raise ValueError(f"retention.{cls}.{k}: a keep_* count ≥ 0")
         int(data["verify"]["read_data_subsets"])
         data.setdefault("paths", {}).setdefault("default", ["/etc"])
+        data.setdefault("basebackup", [])
+        if not isinstance(data["basebackup"], list) or not all(isinstance(d, str) for d in data["basebackup"]):
+            raise ValueError("basebackup: a list of device ids")
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{p}: {e}") from None
     return data
@@ -83,6 +86,11 @@ def sh(shell: Shell, device: str, command: str, timeout: float = 120, input: byt
 def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, pol: dict
              ) -> tuple[dict[str, list[Asset]], dict[str, str]]:
     """store id → assets of the scope's servers; device → error for nodes that could not be listed."""
+    from netops.output import UsageError
+
+    for did in pol["basebackup"]:
+        if did not in inv.devices or "postgresql" not in inv.devices[did].services:
+            raise UsageError(f"{POLICY}: basebackup: {did!r} is not a PostgreSQL server of the inventory")
     by_store: dict[str, list[Asset]] = {}
     errors: dict[str, str] = {}
     for did in scope_devices(inv, scope):
@@ -97,6 +105,10 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
             rel = " ".join(p.lstrip("/") for p in paths)
             found.append(Asset(f"{did}:files", did, dev.site, prov, "files",
                                f"sudo tar --numeric-owner --ignore-failed-read -C / -cf - {rel}", f"/{did}/files.tar"))
+        if "databases" in kinds and did in pol["basebackup"]:
+            role = inv.credentials[dev.credentials].username
+            found.append(Asset(f"{did}:postgresql:basebackup", did, dev.site, prov, "databases",
+                               ENGINES["postgresql"].basebackup(role), f"/{did}/postgresql/base.tar", "postgresql"))
         if "databases" in kinds:
             for svc in dev.services:
                 eng = ENGINES[svc]
@@ -120,13 +132,14 @@ class AssetResult:
     seconds: float = 0.0
     error: str | None = None
     fingerprint: dict = field(default_factory=dict)
+    partial: str | None = None  # a snapshot a failed stream left behind: run_store forgets it
 
 
 def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) -> AssetResult:
     t0 = time.monotonic()
     res = AssetResult(asset.id, False)
     try:
-        if asset.service:
+        if asset.database:
             res.fingerprint = parse_fingerprint(sh(shell, asset.device, ENGINES[asset.service].fingerprint(asset.database)))
         src = subprocess.Popen([*shell(asset.device), asset.stream], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -145,7 +158,7 @@ def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) 
                         if line.startswith("{") and '"summary"' in line), None)
         if src_rc != 0:
             if summary:  # a partial stream made a snapshot: it must not pass for a backup
-                repo.restic("forget", summary["snapshot_id"], check=False)
+                res.partial = summary["snapshot_id"]
             last = src_err.strip().splitlines()
             raise RemoteError(f"{asset.device}: source exited {src_rc}: {last[-1] if last else ''}")
         if p.returncode != 0 or not summary:
@@ -186,6 +199,9 @@ def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, po
         results = list(pool.map(one, assets))
     out["assets"] = [asdict(r) for r in results]
     try:
+        partial = [r.partial for r in results if r.partial]
+        if partial:  # now that no backup holds a lock: forget needs the repository to itself
+            repo.restic("forget", *partial)
         apply_retention(repo, pol, sorted({a.kind for a in assets} & set(kinds)))
         if dr is not None:
             dr.ensure_copy_of(repo)
@@ -205,7 +221,7 @@ def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, po
                 e.update({"last_success": now, "snapshot": r.snapshot, "size": r.size, "duration": r.seconds,
                           "offsite": r.snapshot in offsite, "service": a.service, "database": a.database,
                           "filename": a.filename})
-                if r.fingerprint or a.service:
+                if r.fingerprint or a.database:
                     e["fingerprints"] = {**e.get("fingerprints", {}), r.snapshot: r.fingerprint}
                     e["fingerprints"] = dict(list(e["fingerprints"].items())[-20:])
                 e.pop("verify_ok", None)  # the newest snapshot is not verified yet
@@ -227,9 +243,9 @@ def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, shell
         for sid, assets in sorted(by_store.items()):
             store = inv.devices[sid]
             try:
-                repo = Repo.on_store(sid, login(inv, store))
+                repo = Repo.on_store(inv, sid)
                 drdev = dr_store_of(inv, store)
-                dr = Repo.on_store(drdev.id, login(inv, drdev)) if drdev else None
+                dr = Repo.on_store(inv, drdev.id) if drdev else None
             except (RemoteError, ResticError) as e:
                 stores.append({"store": sid, "error": str(e), "copied": False,
                                "assets": [asdict(AssetResult(a.id, False, error=str(e))) for a in assets]})

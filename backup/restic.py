@@ -6,8 +6,9 @@ and the SSH key stay on the ops host (a node never holds credentials for the sto
 compromised county server cannot delete its province's backups), and one restic binary drives
 every repository. Sources are streamed: ``ssh NODE pg_dump ... | restic backup --stdin``.
 
-The password comes from NETOPS_RESTIC_PASSWORD (the credentials reference); restic gets it as
-RESTIC_PASSWORD in its environment only.
+The password is the store's ``restic_password`` credentials reference in the inventory, resolved
+through ``inventory.access`` at the moment of use; restic gets it as RESTIC_PASSWORD in its
+environment only (a copy's source as RESTIC_FROM_PASSWORD).
 """
 from __future__ import annotations
 
@@ -16,40 +17,39 @@ import json
 import os
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from inventory import Inventory
 from netops.files import write_atomic
 
-from .remote import STORE_ROOT, Login, run
-
-PASSWORD_ENV = "NETOPS_RESTIC_PASSWORD"
+from .remote import STORE_ROOT, Login, login, run, secret
 
 
 class ResticError(Exception):
     pass
 
 
-def password() -> str:
-    pw = os.environ.get(PASSWORD_ENV)
-    if not pw:
-        raise ResticError(f"environment variable {PASSWORD_ENV} is not set (the restic repository password)")
-    return pw
-
-
 @dataclass
 class Repo:
-    """A restic repository: ``url`` (sftp:... or a local path) and, for sftp, the login that reaches it."""
+    """A restic repository: ``url`` (sftp:... or a local path), its password and, for sftp, the login
+    that reaches it."""
 
     name: str                 # the store's device id
     url: str
+    password: str = field(repr=False)
     login: Login | None = None
 
     @classmethod
-    def on_store(cls, store_id: str, lg: Login) -> "Repo":
-        return cls(store_id, f"sftp:{lg.username}@{lg.host}:{STORE_ROOT}/restic", lg)
+    def on_store(cls, inv: Inventory, store_id: str) -> "Repo":
+        """The repository on a backup store; RemoteError (that store only) when a credential is missing."""
+        store = inv.devices[store_id]
+        lg = login(inv, store)
+        cred = inv.credentials[store.credentials]
+        pw = secret(inv, store, "restic_password", cred.restic_password)
+        return cls(store_id, f"sftp:{lg.username}@{lg.host}:{STORE_ROOT}/restic", pw, lg)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {**os.environ, "RESTIC_PASSWORD": password(), **extra}
+        env = {**os.environ, "RESTIC_PASSWORD": self.password, **extra}
         if self.login:  # restic runs `ssh [-l user] host -s sftp` from PATH: ours adds key and known_hosts
             env["PATH"] = f"{_ssh_wrapper(self.login)}:{env.get('PATH', '/usr/bin:/bin')}"
         return env
@@ -92,7 +92,7 @@ class Repo:
         return ["--from-repo", self.url]
 
     def from_env(self, target: "Repo") -> dict[str, str]:
-        return target.env(RESTIC_FROM_PASSWORD=password())
+        return target.env(RESTIC_FROM_PASSWORD=self.password)
 
     def snapshots(self, *tags: str) -> list[dict]:
         args = ["snapshots", "--json"]

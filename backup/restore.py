@@ -12,7 +12,7 @@ from netops.output import UsageError
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
 from .jobs import Shell, sh
-from .remote import dr_store_of, login, store_of
+from .remote import dr_store_of, store_of
 from .restic import Repo, tags_of
 from .verify import stream_restore
 
@@ -30,7 +30,7 @@ def repo_for(inv: Inventory, province_store: str, from_dr: bool) -> Repo:
         if dr is None:
             raise UsageError(f"--from-dr: store {store.id} has no DR store")
         store = dr
-    return Repo.on_store(store.id, login(inv, store))
+    return Repo.on_store(inv, store.id)
 
 
 def restore(inv: Inventory, asset: str, to: str, *, snapshot: str | None = None, force: bool = False,
@@ -39,6 +39,10 @@ def restore(inv: Inventory, asset: str, to: str, *, snapshot: str | None = None,
     entry = cat.get(asset)
     if entry is None:
         raise UsageError(f"asset {asset!r}: not in the backup catalogue (see `netops backup status`)")
+    if entry.get("kind") == "configs":
+        raise UsageError(f"asset {asset!r}: a device configuration lives in the province's git archive "
+                         f"({entry.get('store')}:/srv/netops/configs.git, file {entry.get('filename')}); "
+                         "restore it with a configuration push, not `backup restore`")
     if to not in inv.devices:
         raise UsageError(f"--to {to}: no such device in the inventory")
     t0 = time.monotonic()

@@ -40,10 +40,16 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
             ev["error"] = "restic dump: " + (p.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
             return ev
         listing = subprocess.run(["tar", "-tf", "-"], input=p.stdout, capture_output=True)
+        names = listing.stdout.decode(errors="replace").splitlines()
         ev.update(ok=listing.returncode == 0, bytes=len(p.stdout), sha256=hashlib.sha256(p.stdout).hexdigest(),
-                  files=len(listing.stdout.splitlines()))
+                  files=len(names))
         if listing.returncode != 0:
             ev["error"] = "the archive does not list: " + listing.stderr.decode(errors="replace").strip()[:200]
+        elif entry.get("service"):  # a base backup: a data directory that PostgreSQL can start from
+            missing = sorted({"PG_VERSION", "backup_label", "global/pg_control"} - {n.removeprefix("./") for n in names})
+            ev.update(ok=not missing, basebackup=True)
+            if missing:
+                ev["error"] = "not a usable base backup, missing: " + ", ".join(missing)
         return ev
     eng = ENGINES[entry["service"]]
     scratch = f"netops_verify_{entry['database']}"[:60]

@@ -40,6 +40,7 @@ def bench_configs(n: int, workers: int, tmp: Path) -> dict:
     ensure_bare(None, str(tmp / "configs.git"))
     t0 = time.monotonic()
     got = fetch_all(devs, lambda d: fetch(real[d.id]), workers)
+    fetched = time.monotonic() - t0
     arch = Archive(tmp / "work", str(tmp / "configs.git"))
     arch.open()
     rels = []
@@ -65,11 +66,12 @@ def bench_configs(n: int, workers: int, tmp: Path) -> dict:
                    input=lines, text=True, check=True)
     plain = time.monotonic() - t0
     return {"configs_devices": n, "configs_failed": failed, "configs_seconds": round(suite, 2),
+            "configs_fetch_seconds": round(fetched, 2), "configs_archive_seconds": round(suite - fetched, 2),
             "anchor_plain_ssh_seconds": round(plain, 2), "configs_ratio": round(suite / plain, 2)}
 
 
 def bench_restic(mb: int, tmp: Path) -> dict:
-    os.environ.setdefault("NETOPS_RESTIC_PASSWORD", secrets.token_hex(16))
+    pw = secrets.token_hex(16)
     os.environ["NETOPS_BACKUP_STATE"] = str(tmp / "state")
     data = tmp / "data.bin"
     with open(data, "wb") as fh:  # half random, half repetitive: like a dump
@@ -77,10 +79,10 @@ def bench_restic(mb: int, tmp: Path) -> dict:
             fh.write(os.urandom(512 * 1024) + bytes(512 * 1024))
     asset = Asset("bench:files", "bench", "huadu", "guangdong", "files", f"cat {data}", "/bench/data.bin")
     t0 = time.monotonic()
-    out = run_store(Repo("bench", str(tmp / "suite")), None, [asset], lambda d: ["sh", "-c"], policy(), ["files"])
+    out = run_store(Repo("bench", str(tmp / "suite"), pw), None, [asset], lambda d: ["sh", "-c"], policy(), ["files"])
     suite = time.monotonic() - t0
     assert out["assets"][0]["ok"], out
-    plain_repo = Repo("plain", str(tmp / "plain-repo"))
+    plain_repo = Repo("plain", str(tmp / "plain-repo"), pw)
     t0 = time.monotonic()
     plain_repo.restic("init")
     with open(data, "rb") as fh:

@@ -41,9 +41,10 @@ class Fleet:
 
 
 @pytest.fixture
-def stores(tmp_path):
+def stores(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "state"))
     remotes = {}
-    for sid in ("gd-bak1", "sc-bak1"):
+    for sid in ("gd-bak1", "sc-bak1", "gd-dr-bak1", "sc-dr-bak1"):
         bare = tmp_path / "stores" / sid / "configs.git"
         remotes[sid] = str(bare)
     return remotes
@@ -74,6 +75,39 @@ def test_first_run_archives_every_router_then_unchanged_run_makes_no_commit(tmp_
     assert again["changed"] == 0 and all(s["commit"] is None and s["pushed"] for s in again["stores"])
     assert len(git(stores["gd-bak1"], "log", "--oneline", "main").splitlines()) == 1
     assert json.loads(open(again["report"]).read())["changed"] == 0
+
+
+def test_the_archive_is_copied_off_site_to_the_dr_store_and_catalogued(tmp_path, stores):
+    from backup import catalogue
+
+    fleet = Fleet()
+    rep = run(fleet, stores, tmp_path)
+    assert {(s["store"], s["dr_store"], s["offsite"]) for s in rep["stores"]} == {
+        ("gd-bak1", "gd-dr-bak1", True), ("sc-bak1", "sc-dr-bak1", True)}
+    for sid, dr in (("gd-bak1", "gd-dr-bak1"), ("sc-bak1", "sc-dr-bak1")):
+        assert git(stores[dr], "rev-parse", "main") == git(stores[sid], "rev-parse", "main")
+    cat = catalogue.load()["assets"]
+    head = git(stores["gd-bak1"], "rev-parse", "main").strip()
+    e = cat["huadu-r1:config"]
+    assert e["kind"] == "configs" and e["province"] == "guangdong" and e["store"] == "gd-bak1"
+    assert e["snapshot"] == head[:12] and e["filename"] == "huadu/huadu-r1.cfg" and e["size"] > 50
+    assert catalogue.derived(e) == {"copies": 3, "ok_321": 1, "verify_ok": None}
+    prom = (tmp_path / "state/metrics/netops_backup.prom").read_text()
+    assert 'netops_backup_321_ok{province="guangdong",site="huadu",device="huadu-r1",kind="configs",asset="huadu-r1:config"} 1' in prom
+
+    # the DR copy diverged (written by someone else): reported, never overwritten; the province copy goes on
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", stores["gd-dr-bak1"], str(other)], check=True)
+    git(other, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m", "foreign")
+    git(other, "push", "-q", "origin", "main")
+    fleet.extra["huadu-r1"] = "\n description after"
+    rep = run(fleet, stores, tmp_path)
+    gd = next(s for s in rep["stores"] if s["store"] == "gd-bak1")
+    assert gd["pushed"] and not gd["offsite"] and "off-site copy to gd-dr-bak1" in gd["offsite_error"]
+    assert rep["offsite_failed"] == 1 and rep["failed"] == 1 and rep["ok"] == 16
+    assert git(stores["gd-dr-bak1"], "log", "-1", "--format=%s", "main").strip() == "foreign"
+    e = catalogue.load()["assets"]["huadu-r1:config"]
+    assert e["offsite"] is False and catalogue.derived(e)["ok_321"] == 0
 
 
 def test_a_change_is_one_commit_with_its_diff(tmp_path, stores):

@@ -20,9 +20,15 @@ from backup.restic import Repo
 LOCAL = lambda device: ["sh", "-c"]  # noqa: E731  every "node" is this machine
 
 
+PW = secrets.token_hex(16)
+
+
+def local(name: str, path: Path, password: str = PW) -> Repo:
+    return Repo(name, str(path), password)
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETOPS_RESTIC_PASSWORD", secrets.token_hex(16))
     monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "state"))
     monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
@@ -36,7 +42,7 @@ def test_run_store_backs_up_copies_offsite_and_catalogues(env):
     data = env / "src"
     data.mkdir()
     (data / "a.conf").write_text("x = 1\n" * 1000)
-    repo, dr = Repo("gd-bak1", str(env / "primary")), Repo("gd-dr-bak1", str(env / "dr"))
+    repo, dr = local("gd-bak1", env / "primary"), local("gd-dr-bak1", env / "dr")
     good = asset("huadu-srv1", f"tar -C {data} -cf - .")
     bad = asset("huadu-srv2", "echo partial; echo 'tar: /etc: Cannot open' >&2; exit 2")
     out = run_store(repo, dr, [good, bad], LOCAL, policy(), ["files"])
@@ -63,20 +69,39 @@ def test_run_store_backs_up_copies_offsite_and_catalogues(env):
 
 
 def test_wrong_password_is_a_reported_store_error(env, monkeypatch):
-    repo = Repo("gd-bak1", str(env / "primary"))
+    repo = local("gd-bak1", env / "primary")
     run_store(repo, None, [asset("n1", "echo hi")], LOCAL, policy(), ["files"])
-    monkeypatch.setenv("NETOPS_RESTIC_PASSWORD", "not-the-password")
-    out = run_store(repo, None, [asset("n1", "echo hi")], LOCAL, policy(), ["files"])
+    out = run_store(local("gd-bak1", env / "primary", "not-the-password"), None, [asset("n1", "echo hi")], LOCAL, policy(), ["files"])
     assert out["error"] and not out["assets"][0]["ok"]
 
 
+def test_the_repository_password_is_the_stores_inventory_reference(monkeypatch):
+    import inventory
+    from backup.jobs import backup_servers
+    from backup.remote import RemoteError
+
+    inv = inventory.load(inventory.DEFAULT_INVENTORY)
+    monkeypatch.setenv("NETOPS_SSH_KEY", "/nonexistent/key")
+    monkeypatch.setenv("NETOPS_RESTIC_PASSWORD", "from-the-inventory")
+    assert Repo.on_store(inv, "gd-bak1").password == "from-the-inventory"
+    monkeypatch.delenv("NETOPS_RESTIC_PASSWORD")
+    with pytest.raises(RemoteError, match=r"credentials 'ops': field 'restic_password': environment variable "
+                                          r"NETOPS_RESTIC_PASSWORD is not set"):
+        Repo.on_store(inv, "gd-bak1")
+    # the run goes on: that store's assets fail with the one-line reason, nothing raises
+    rep = backup_servers(inv, "huadu", ["files"], shell=LOCAL)
+    [st] = rep["stores"]
+    assert st["store"] == "gd-bak1" and "NETOPS_RESTIC_PASSWORD is not set" in st["error"]
+    assert rep["failed"] >= 1 and all(not a["ok"] and "restic_password" in a["error"] for a in st["assets"])
+
+
 def test_a_backup_killed_with_sigkill_leaves_the_repo_usable(env):
-    repo = Repo("gd-bak1", str(env / "primary"))
+    repo = local("gd-bak1", env / "primary")
     repo.ensure()
     # a child process backs up an endless-ish stream; it is killed mid-stream
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r});"
               "from backup.jobs import Asset, backup_asset; from backup.restic import Repo;"
-              f"backup_asset(Repo('gd-bak1', {str(env / 'primary')!r}), Asset('n1:files', 'n1', 'huadu', 'guangdong',"
+              f"backup_asset(Repo('gd-bak1', {str(env / 'primary')!r}, {PW!r}), Asset('n1:files', 'n1', 'huadu', 'guangdong',"
               "'files', 'head -c 200000000 /dev/urandom', '/n1/files.tar'), lambda d: ['sh', '-c'])")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the killed run's restic is ours to reap, as init would
@@ -107,7 +132,7 @@ def test_a_backup_killed_with_sigkill_leaves_the_repo_usable(env):
 def test_a_corrupted_object_is_found_by_verify_with_the_affected_asset(env):
     from backup.verify import record, verify_store
 
-    repo = Repo("gd-bak1", str(env / "primary"))
+    repo = local("gd-bak1", env / "primary")
     big = asset("huadu-srv1", f"cd {env} && head -c 3000000 /dev/urandom > big.bin && tar -cf - big.bin")
     small = asset("huadu-srv2", f"cd {env} && echo small > small.txt && tar -cf - small.txt")
     run_store(repo, None, [big, small], LOCAL, policy(), ["files"])
@@ -134,3 +159,22 @@ def test_a_corrupted_object_is_found_by_verify_with_the_affected_asset(env):
     assert json.loads(path.read_text())[0]["assets"][0]["asset"] == "huadu-srv1:files"
     assert 'netops_backup_verify_ok{province="guangdong",site="huadu",device="huadu-srv1",kind="files",asset="huadu-srv1:files"} 0' \
         in (env / "state/metrics/netops_backup.prom").read_text()
+
+
+def test_a_declared_base_backup_is_a_database_asset_of_its_server():
+    import inventory
+    from backup.jobs import discover
+    from netops.output import UsageError
+
+    inv = inventory.load(inventory.DEFAULT_INVENTORY)
+    pol = policy()
+    assert "gd-db1" in pol["basebackup"]
+    by_store, errors = discover(inv, "gd-db1", ["databases"], lambda d: ["true"], pol)  # no databases listed
+    [a] = by_store["gd-bak1"]
+    assert (a.id, a.kind, a.service, a.database, a.filename) == (
+        "gd-db1:postgresql:basebackup", "databases", "postgresql", None, "/gd-db1/postgresql/base.tar")
+    assert "pg_basebackup -h /var/run/postgresql -U netops" in a.stream and "-D - -F tar -X fetch" in a.stream
+    assert "create role %I login replication" in a.stream and "superuser" not in a.stream
+    assert not errors
+    with pytest.raises(UsageError, match=r"policy.yml: basebackup: 'panyu-db1' is not a PostgreSQL server"):
+        discover(inv, "gd-db1", ["databases"], lambda d: ["true"], {**pol, "basebackup": ["panyu-db1"]})

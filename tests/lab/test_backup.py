@@ -18,8 +18,8 @@ def env(lab, tmp_path_factory):
     return {**lab["env"], "NETOPS_BACKUP_STATE": str(tmp_path_factory.mktemp("backup-state"))}
 
 
-def store_log(env) -> list[str]:
-    r = netops("lab", "exec", "gd-bak1", "--", "git", "-c", "safe.directory=*", "-C", "/srv/netops/configs.git",
+def store_log(env, store="gd-bak1") -> list[str]:
+    r = netops("lab", "exec", store, "--", "git", "-c", "safe.directory=*", "-C", "/srv/netops/configs.git",
                "log", "--format=%H", "main", check=True)
     return r.stdout.split()
 
@@ -54,6 +54,11 @@ def test_router_config_change_is_one_commit_with_its_diff(env):
     assert [d["device"] for d in back["devices"] if d["changed"]] == ["huadu-r1"]
     assert "- description 备份演练 backup-test" in next(d for d in back["devices"] if d["changed"])["diff"]
     assert len(store_log(env)) == len(base) + 2
+    # the off-site copy: the DR store's repository holds the same history, catalogued as 3-2-1
+    assert back["stores"][0]["offsite"] and store_log(env, "gd-dr-bak1") == store_log(env)
+    st = json.loads(netops("backup", "status", "--json", env=env, check=True).stdout)
+    row = next(a for a in st["assets"] if a["asset"] == "huadu-r1:config")
+    assert row["kind"] == "configs" and row["copies"] == 3 and row["ok_321"]
 
 
 
@@ -69,9 +74,7 @@ def sql(node: str, engine: str, text: str, db: str | None = None) -> str:
 @pytest.fixture(scope="module")
 def seeded(env):
     """A 社保 database on the province's PostgreSQL and a county's MariaDB; dropped afterwards."""
-    import secrets
-
-    env = {**env, "NETOPS_RESTIC_PASSWORD": secrets.token_hex(16)}
+    assert env["NETOPS_RESTIC_PASSWORD"]  # the lab's, through the inventory's restic_password reference
     sql("gd-db1", "postgresql", "create database shebao")
     sql("gd-db1", "postgresql", "create table cbry (id int primary key, xm text, jfjs numeric(12,2)); "
         "insert into cbry select g, '参保人' || g, g * 1.5 from generate_series(1, 5000) g", "shebao")
@@ -92,8 +95,11 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
     [gd] = rep["stores"]
     assert gd["store"] == "gd-bak1" and gd["dr"] == "gd-dr-bak1" and gd["copied"] and gd["error"] is None
     assets = {a["asset"]: a for a in gd["assets"]}
-    assert {"gd-db1:postgresql:shebao", "panyu-db1:mariadb:shebao", "gd-db1:files", "huadu-srv1:files"} <= set(assets)
+    assert {"gd-db1:postgresql:shebao", "panyu-db1:mariadb:shebao", "gd-db1:files", "huadu-srv1:files",
+            "gd-db1:postgresql:basebackup"} <= set(assets)  # policy.yml declares gd-db1's base backup
     assert all(a["ok"] for a in assets.values())
+    # taken by the operator's role: replication, not superuser
+    assert sql("gd-db1", "postgresql", "select rolsuper, rolreplication from pg_roles where rolname = 'netops'") == "f|t\n"
 
     r = netops("backup", "verify", "--scope", "guangdong", "--json", env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
@@ -102,6 +108,8 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
     assert ev["gd-db1:postgresql:shebao"]["restored_fingerprint"]["public.cbry"][0] == "5000"
     assert ev["panyu-db1:mariadb:shebao"]["restored_fingerprint"]["jfjl"][0] == "3000"
     assert {c["repo"] for s in ver["stores"] for c in s["checks"]} == {"gd-bak1", "gd-dr-bak1"}
+    base = ev["gd-db1:postgresql:basebackup"]  # a data directory: PG_VERSION, backup_label, pg_control
+    assert base["ok"] and base["basebackup"] and base["files"] > 100, base
 
     st = json.loads(netops("backup", "status", "--json", env=env, check=True).stdout)
     rows = {a["asset"]: a for a in st["assets"]}
@@ -157,3 +165,39 @@ def test_province_dc_drill_restores_at_the_dr_site_from_the_offsite_copy(seeded)
     assert [(r["asset"], r["repo"], r["to"]) for r in jn["restored"]] == [("gd-db1:postgresql:shebao", "gd-dr-bak1", "gd-dr-bak1")]
     # the province's store is back on the network: the config archive reaches it again
     assert configs(seeded)["failed"] == 0
+
+
+def test_backup_playbook_installs_one_timer_per_asset_class_idempotently(env):
+    import os
+    import subprocess
+    import sys
+
+    from backup.jobs import policy
+
+    e = {**os.environ, **env}
+    e.pop("NETOPS_INVENTORY", None)
+    exe = str(Path(sys.executable).with_name("ansible-playbook"))
+
+    def play(*args):
+        r = subprocess.run([exe, "playbooks/backup.yml", *args], cwd=Path(__file__).resolve().parents[2], env=e,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        return {ln.split()[0]: ln for ln in r.stdout.splitlines() if "ok=" in ln and "failed=" in ln}
+
+    def timers(node):
+        return netops("lab", "exec", node, "--", "systemctl", "list-timers", "--all", "--no-legend", "netops-backup-*",
+                      check=True).stdout
+
+    classes = sorted(policy()["schedule"])
+    try:
+        recap = play()
+        assert set(recap) == {"gd-bak1", "sc-bak1"}  # the provinces' centre stores, not their DR stores
+        for node in recap:
+            listed = timers(node)
+            assert sorted(c for c in classes if f"netops-backup-{c}.timer" in listed) == classes, listed
+        unit = netops("lab", "exec", "gd-bak1", "--", "systemctl", "cat", "netops-backup-databases.service", check=True).stdout
+        assert "backup run --scope guangdong --kind databases" in unit
+        assert all("changed=0" in ln for ln in play().values())  # a second run changes nothing
+    finally:
+        play("-e", "netops_backup_state=absent")
+    assert "netops-backup" not in timers("gd-bak1") + timers("sc-bak1")
