@@ -109,6 +109,12 @@ def test_the_archive_is_copied_off_site_to_the_dr_store_and_catalogued(tmp_path,
     e = catalogue.load()["assets"]["huadu-r1:config"]
     assert e["offsite"] is False and catalogue.derived(e)["ok_321"] == 0
 
+    from backup.restore import restore
+    from netops.output import UsageError
+
+    with pytest.raises(UsageError, match=r"'huadu-r1:config': a device configuration lives in the province's git archive"):
+        restore(INV, "huadu-r1:config", "huadu-r1", shell=lambda d: ["true"])
+
 
 def test_a_change_is_one_commit_with_its_diff(tmp_path, stores):
     fleet = Fleet()
