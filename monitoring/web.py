@@ -338,8 +338,8 @@ def register_verb(verbs, common) -> None:
                                      "each province's Prometheus, firing alerts, a site's devices and interfaces on click.")
     w.add_argument("--listen", default="127.0.0.1:8470", metavar="ADDR:PORT", help="where to serve (default 127.0.0.1:8470)")
     w.add_argument("--prometheus", action="append", default=[], metavar="[PROVINCE=]URL",
-                   help="a Prometheus to read, repeatable; PROVINCE= names the province it covers (without: the whole "
-                        "network). Default: each province's Prometheus on its monitor host, as `netops monitor up` runs it")
+                   help="a Prometheus to read, repeatable; PROVINCE= names the site it covers (without: the whole "
+                        "network). Default: each province's and the ministry's Prometheus, where `netops monitor up` runs them")
     w.add_argument("--refresh", type=int, default=REFRESH_SECONDS, metavar="S", help="page refresh interval (default 5)")
     mode = w.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
@@ -353,8 +353,9 @@ def register_verb(verbs, common) -> None:
 
 
 def default_sources(inv: Inventory) -> list[Source]:
-    """Each province's Prometheus where `netops monitor up` runs it (the ministry's holds only aggregates)."""
-    return [Source(e["prometheus"], key) for key, e in stack.endpoints(inv).items() if key != "ministry"]
+    """Every Prometheus where `netops monitor up` runs it: each province's (device detail and alerts) and the
+    ministry's (its alerts about whole provinces, e.g. ProvinceUnreachable)."""
+    return [Source(e["prometheus"], inv.ministry.id if key == "ministry" else key) for key, e in stack.endpoints(inv).items()]
 
 
 def parse_sources(inv: Inventory, specs: list[str]) -> list[Source]:
@@ -448,10 +449,18 @@ def _stop(port: int) -> int | None:
         return None  # the pid was reused by something else
     os.kill(pid, signal.SIGTERM)
     for _ in range(100):
-        if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+        if not _running(pid):
             break
         time.sleep(0.1)
     return pid
+
+
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _detach(args, host: str, port: int, out: Out) -> int:

@@ -7,6 +7,7 @@ server under test on loopback.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import socket
@@ -34,10 +35,11 @@ class Chromium:
                                       f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._id = 0
+        self._conn = contextlib.ExitStack()
         try:
             pages = self._wait(lambda: [t for t in json.loads(_get(f"http://127.0.0.1:{port}/json/list"))
                                         if t["type"] == "page"], 300)
-            self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+            self.ws = self._conn.enter_context(connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
         except BaseException:
             self.close()
             raise
@@ -94,8 +96,7 @@ class Chromium:
         return path
 
     def close(self) -> None:
-        if getattr(self, "ws", None):
-            self.ws.close()
+        self._conn.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

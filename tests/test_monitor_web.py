@@ -350,10 +350,34 @@ def test_detach_then_stop(netops, tmp_path):
     assert rep["url"] == f"http://127.0.0.1:{port}/" and (tmp_path / f"healthmap-{port}.pid").read_text() == str(rep["pid"])
     assert b'id="map"' in get(rep["url"])
     again = json.loads(netops("monitor", "web", "--detach", "--json", *spec, env=env).stdout)  # replaces the first
-    assert again["pid"] != rep["pid"] and not Path(f"/proc/{rep['pid']}/cmdline").exists()
+    assert again["pid"] != rep["pid"] and not web._running(rep["pid"])
     r = netops("monitor", "web", "--stop", "--json", *spec, env=env)
     assert json.loads(r.stdout) == {"ok": True, "stopped": again["pid"], "port": port}
     with pytest.raises(OSError):
         get(rep["url"])
     assert json.loads(netops("monitor", "web", "--stop", "--json", *spec, env=env).stdout)["stopped"] is None
     assert netops("monitor", "web", "--detach", "--listen", "127.0.0.1:0", env=env).returncode == 2
+
+
+def test_large_inventory_draws_one_province_at_a_time(tmp_path):
+    """Hundreds of sites: the province row, and the tree of the province clicked (scrolled into view)."""
+    from inventory.generate import generate, write
+
+    write(generate(3, 13, 197), tmp_path / "inv")
+    big = load(tmp_path / "inv")
+    assert len(big.sites) > 150
+    provs = sorted(s.id for s in big.sites.values() if s.level.value == "province")
+    server = web.make_server(web.HealthMap(big, [web.Source(f"http://127.0.0.1:{free_port()}")]), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    drawn = "[...document.querySelectorAll('g.site')].map(g => g.dataset.site).sort()"
+    try:
+        with Chromium() as page:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            assert page.eval(drawn) == sorted([big.ministry.id, *provs])
+            page.eval(f"document.querySelector('g.site[data-site=\"{provs[1]}\"]').dispatchEvent(new MouseEvent('click'))")
+            assert page.eval(drawn) == sorted({big.ministry.id, *provs, *big.descendants(provs[1])})
+            assert page.eval("[...document.querySelectorAll('g.site')].every(g => g.dataset.health === 'unknown')")
+    finally:
+        server.shutdown()
+        server.server_close()

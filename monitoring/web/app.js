@@ -11,8 +11,14 @@ const LEVEL_ZH = { ministry: "部 Ministry", province: "省 Province", dr: "灾�
 const ROLE_ZH = { router: "路由器", firewall: "防火墙", switch: "交换机", server: "服务器", database: "数据库",
                   backup_store: "备份存储", monitor: "监控" };
 
-let topo = null, health = null, selected = null, refreshes = 0;
-const siteEls = {}, linkEls = {};
+const BIG = 150;  // above this many sites only one province is drawn below the province row
+let topo = null, health = null, selected = null, refreshes = 0, expanded = null;
+let siteEls = {}, linkEls = {};
+
+function shown(s) {
+  // a national inventory (thousands of sites): the ministry and provinces, and the expanded province's tree
+  return topo.sites.length <= BIG || !s.parent || s.rank <= 1 && s.level !== "dr" || s.province === expanded;
+}
 
 function el(tag, attrs, ...kids) {
   const e = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
@@ -49,12 +55,15 @@ function layout(sites) {
 
 function draw() {
   const svg = document.getElementById("map");
-  const { pos, width, height } = layout(topo.sites);
+  svg.replaceChildren();
+  siteEls = {}; linkEls = {};
+  const sites = topo.sites.filter(shown);
+  const { pos, width, height } = layout(sites);
   svg.setAttribute("width", width); svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   // rank labels from the levels present in each row
   const rows = {};
-  for (const s of topo.sites) (rows[pos[s.id].depth] = rows[pos[s.id].depth] || new Set()).add(LEVEL_ZH[s.level] || s.level);
+  for (const s of sites) (rows[pos[s.id].depth] = rows[pos[s.id].depth] || new Set()).add(LEVEL_ZH[s.level] || s.level);
   for (const [d, names] of Object.entries(rows))
     svg.append(el("svg:text", { class: "rank-label", x: 8, y: TOP + d * ROW + BOX_H / 2 + 4, text: [...names].join(" · ") }));
   // inter-site links (a LAN inside a site is in the site's detail), parallel ones side by side
@@ -77,9 +86,8 @@ function draw() {
     g.append(path);
   }
   svg.append(g);
-  for (const s of topo.sites) {
+  for (const s of sites) {
     const p = pos[s.id];
-    if (!p) continue;
     const node = el("svg:g", { class: "site", "data-site": s.id, "data-health": "unknown", "data-level": s.level, tabindex: 0,
                                onclick: () => select(s.id) },
       el("svg:rect", { x: p.x - BOX_W / 2, y: p.y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: 6 }),
@@ -131,6 +139,13 @@ function alertItem(a) {
 
 function select(id) {
   selected = id;
+  const site = topo.sites.find(s => s.id === id);
+  if (topo.sites.length > BIG && site.province && site.province !== expanded) {
+    expanded = site.province;  // open that province's tree
+    draw();
+    if (health) paint();
+    siteEls[id].scrollIntoView({ block: "nearest", inline: "center" });
+  }
   for (const [sid, e] of Object.entries(siteEls)) e.classList.toggle("selected", sid === id);
   history.replaceState(null, "", "#site=" + id);
   detail(id);
