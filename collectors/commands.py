@@ -3,6 +3,7 @@ Prometheus exporter for one province."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 from inventory import load
@@ -208,8 +209,13 @@ def cmd_serve(args, out: Out) -> int:
             results, health, shell, took = await _round(poller, targets, dbs, sshs, deadline=0.9 * args.interval)
             snap.update([(t.labels, r) for t, r in zip(targets, results)], health, took, shell)
             n += 1
+            problems = ([f"{t.device}: {r.error}" for t, r in zip(targets, results) if not r.ok]
+                        + [f"{h['device']}/{h['service']}: {h['error']}" for h in health if not h["up"]]
+                        + [f"{s['device']}/ssh: {s['error']}" for s in shell if not s["ok"]])
             if out.json_mode:
-                out.json({"round": n, "duration_s": round(took, 3), "failed": snap.round["failed"]})
+                out.json({"round": n, "duration_s": round(took, 3), "failed": snap.round["failed"], "problems": problems})
+            elif problems:  # what failed and why, once per round, on stderr (the service's log)
+                print(f"round {n}: {len(problems)} failed 失败: " + "; ".join(problems), file=sys.stderr, flush=True)
             if args.rounds and n >= args.rounds:
                 return
             await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - start)))
