@@ -59,6 +59,7 @@ def steps(inv, out_dir: Path) -> list[tuple[str, list[str], str]]:
         ("等保审计 Audit after hardening", ["audit", "--diff", str(out_dir / "audit-before.json"),
                                           "--save", str(out_dir / "audit.json"), "--html", str(out_dir / "audit.html")], REPORT),
         ("监控配置 Monitoring configuration", ["monitor", "generate", "--out", str(out_dir / "monitoring")], FAIL),
+        ("演示数据 Demo business databases", ["lab", "seed"], FAIL),
         (f"省级备份 Back up {first_province}", ["backup", "run", "--scope", first_province], FAIL),
         ("备份校验 Verify backups", ["backup", "verify", "--scope", first_province], FAIL),
         ("灾备演练 County database drill", ["drill", "run", "county-db-lost"], FAIL),

@@ -194,6 +194,28 @@ def test_vtysh_over_ssh_with_the_lab_key(lab):
     assert r.returncode != 0
 
 
+def test_seed_fills_every_database_once(lab):
+    """`lab seed` gives every database service the demo 社保 database; a rerun changes nothing."""
+    services = sorted((d.id, s) for d in INV.devices.values() for s in d.services)
+    try:
+        first = json.loads(netops("lab", "seed", "--json", check=True).stdout)
+        assert first["ok"] and sorted((r["device"], r["service"]) for r in first["databases"]) == services
+        assert {r["rows"] for r in first["databases"] if r["service"] == "postgresql"} == {5000}
+        assert {r["rows"] for r in first["databases"] if r["service"] == "mariadb"} == {3000}
+        r = netops("lab", "exec", "panyu-db1", "--", "mariadb", "-NB", "shebao", "-e",
+                   "select count(distinct sfzh), min(sfzh) from jfjl", check=True)
+        assert r.stdout.split() == ["3000", "440000000000000001"]  # Guangdong's division code leads
+        netops("lab", "exec", "gd-db1", "--", "runuser", "-u", "postgres", "--", "psql", "-d", "shebao", "-c",
+               "delete from cbry where id > 4990", check=True)
+        again = json.loads(netops("lab", "seed", "--json", check=True).stdout)
+        assert [r["rows"] for r in again["databases"]] == [r["rows"] for r in first["databases"]]  # refilled, not doubled
+    finally:
+        for dev, svc in services:
+            drop = (["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", "--force", "shebao"] if svc == "postgresql"
+                    else ["mariadb", "-e", "drop database if exists shebao"])
+            netops("lab", "exec", dev, "--", *drop, check=True)
+
+
 def test_lab_exec_unknown_node_is_a_usage_error(lab):
     r = netops("lab", "exec", "no-such-node", "--", "true")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no-such-node" in r.stderr

@@ -1,6 +1,7 @@
-"""`netops lab up | down | status | exec NODE -- CMD | reach | env | image`."""
+"""`netops lab up | down | status | exec NODE -- CMD | reach | env | seed | image`."""
 from __future__ import annotations
 
+import argparse
 import shlex
 import subprocess
 import sys
@@ -29,9 +30,10 @@ def register(nouns, common) -> None:
     verb("status", cmd_status, "each node's state, addresses and services")
     ex = verb("exec", cmd_exec, "run a command inside a node (as root): netops lab exec NODE -- CMD ...")
     ex.add_argument("node")
-    ex.add_argument("cmd", nargs="+", metavar="CMD")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")  # keeps a '--' inside CMD (runuser -u x -- cmd)
     verb("reach", cmd_reach, "ping the ministry's server from every county across the routed WAN")
     verb("env", cmd_env, "print shell exports that point the inventory's credential references at this lab")
+    verb("seed", cmd_seed, "create the demo 社保 database (shebao) on every database server, for backups and drills")
     verbs.add_parser("image", parents=[common], help="build (or confirm) the cached base image").set_defaults(func=_guard(cmd_image))
 
 
@@ -95,6 +97,8 @@ def cmd_status(args, out: Out) -> int:
 
 
 def cmd_exec(args, out: Out) -> int:
+    if not args.cmd:
+        raise UsageError("lab exec: give a command: netops lab exec NODE -- CMD ...")
     lab = _lab(args)
     st = lab.state()
     if not st:
@@ -134,6 +138,26 @@ def cmd_env(args, out: Out) -> int:
         for k, v in env.items():
             print(f"export {k}={shlex.quote(v)}")
     return 0
+
+
+def cmd_seed(args, out: Out) -> int:
+    from .seed import seed
+
+    inv = load(args.inventory)
+    lab = _lab(args, inv)
+    if not lab.state():
+        raise LabError(f"lab {lab.name!r} is not up")
+    n = sum(len(d.services) for d in inv.devices.values())
+    with out.progress("seed 演示数据", total=n) as step:
+        recs = seed(inv, lab, note=lambda m: step(1, m))
+    failed = [r for r in recs if not r["ok"]]
+    if out.json_mode:
+        out.json({"ok": not failed, "databases": recs})
+    else:
+        out.table("演示业务数据 Demo business data", ["device 设备", "service 服务", "database 库", "rows 行数", "result 结果"],
+                  [[r["device"], r["service"], r["database"], r["rows"], "✓" if r["ok"] else f"✗ {r['error']}"]
+                   for r in recs])
+    return FINDINGS if failed else 0
 
 
 def cmd_image(args, out: Out) -> int:
