@@ -57,9 +57,11 @@ STATIC = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/
 
 @dataclass(frozen=True)
 class Source:
-    """One Prometheus: ``scope`` is the province it covers (None: the whole network)."""
+    """One Prometheus: ``scope`` is the province it covers (None: the whole network); ``alertmanager``, if
+    given, is asked which of its alerts are inhibited or silenced."""
     url: str
     scope: str | None = None
+    alertmanager: str | None = None
 
 
 # --- the inventory as the map draws it ---------------------------------------------------------------
@@ -98,13 +100,15 @@ def _get(url: str, timeout: float) -> dict:
 
 def fetch(src: Source, timeout: float = QUERY_TIMEOUT) -> dict:
     """Every query and the active alerts from one Prometheus, concurrently: {url, scope, ok, error, seconds,
-    results, alerts}. Any failure makes the whole source unusable (half a picture would show stale parts green)."""
+    results, alerts, suppressed}. Any Prometheus failure makes the whole source unusable (half a picture would
+    show stale parts green); an unreachable Alertmanager only means no alert is known to be suppressed."""
     base = src.url.rstrip("/")
     calls = {k: f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": q}) for k, q in QUERIES.items()}
     calls["alerts"] = f"{base}/api/v1/alerts"
     start = time.monotonic()
-    rec = {"url": src.url, "scope": src.scope, "ok": False, "error": None, "results": {}, "alerts": []}
-    with ThreadPoolExecutor(len(calls)) as pool:
+    rec = {"url": src.url, "scope": src.scope, "ok": False, "error": None, "results": {}, "alerts": [], "suppressed": []}
+    with ThreadPoolExecutor(len(calls) + 1) as pool:
+        am = pool.submit(_suppressed, src.alertmanager, timeout) if src.alertmanager else None
         futures = {k: pool.submit(_get, u, timeout) for k, u in calls.items()}
         try:
             data = {k: f.result() for k, f in futures.items()}
@@ -114,8 +118,18 @@ def fetch(src: Source, timeout: float = QUERY_TIMEOUT) -> dict:
             rec["ok"] = True
             rec["results"] = {k: [(s["metric"], float(s["value"][1])) for s in data[k]["result"]] for k in QUERIES}
             rec["alerts"] = data["alerts"]["alerts"]
+        rec["suppressed"] = am.result() if am else []
     rec["seconds"] = round(time.monotonic() - start, 3)
     return rec
+
+
+def _suppressed(url: str, timeout: float) -> list[dict]:
+    """Label sets of the alerts an Alertmanager holds back (inhibited or silenced); [] if it does not answer."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/api/v2/alerts", timeout=timeout) as r:
+            return [a["labels"] for a in json.loads(r.read()) if a.get("status", {}).get("state") == "suppressed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def fetch_all(sources: list[Source], timeout: float = QUERY_TIMEOUT) -> list[dict]:
@@ -183,7 +197,9 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
                 rec["health"] = "ok"
         devices[did] = rec
 
-    # alerts (deduplicated: a rule may be evaluated by more than one source)
+    # alerts (deduplicated: a rule may be evaluated by more than one source); Alertmanager adds external
+    # labels, so an alert is suppressed when a suppressed label set contains all of its labels
+    held = [set(lab.items()) for f in good for lab in f.get("suppressed", [])]
     alerts, seen = [], set()
     for f in good:
         for a in f["alerts"]:
@@ -197,9 +213,10 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
                            "site": _alert_site(inv, lab), "device": lab.get("device"),
                            "links": [x for x in lab.get("link", "").split(",") if x in inv.links],
                            "summary_zh": ann.get("summary_zh", ""), "summary_en": ann.get("summary_en", ""),
-                           "runbook": ann.get("runbook", ""), "active_at": a.get("activeAt"), "labels": lab})
-    alerts.sort(key=lambda a: (a["state"] != "firing", a["severity"] != "critical", a["name"], a["site"] or ""))
-    firing = [a for a in alerts if a["state"] == "firing"]
+                           "runbook": ann.get("runbook", ""), "active_at": a.get("activeAt"), "labels": lab,
+                           "suppressed": any(set(lab.items()) <= h for h in held)})
+    alerts.sort(key=lambda a: (a["state"] != "firing", a["suppressed"], a["severity"] != "critical", a["name"], a["site"] or ""))
+    firing = [a for a in alerts if a["state"] == "firing" and not a["suppressed"]]  # what colours the map
 
     # links: both ends' interfaces
     links: dict[str, dict] = {}
@@ -355,7 +372,8 @@ def register_verb(verbs, common) -> None:
 def default_sources(inv: Inventory) -> list[Source]:
     """Every Prometheus where `netops monitor up` runs it: each province's (device detail and alerts) and the
     ministry's (its alerts about whole provinces, e.g. ProvinceUnreachable)."""
-    return [Source(e["prometheus"], inv.ministry.id if key == "ministry" else key) for key, e in stack.endpoints(inv).items()]
+    return [Source(e["prometheus"], inv.ministry.id if key == "ministry" else key, e["alertmanager"])
+            for key, e in stack.endpoints(inv).items()]
 
 
 def parse_sources(inv: Inventory, specs: list[str]) -> list[Source]:
@@ -495,6 +513,10 @@ def _detach(args, host: str, port: int, out: Out) -> int:
     return OK
 
 
+def _firing(health: dict) -> int:
+    return sum(a["state"] == "firing" and not a["suppressed"] for a in health["alerts"])
+
+
 def _check(inv: Inventory, url: str, out: Out) -> int:
     """Read the page and both APIs through the server, as a browser would."""
     def get(path: str) -> bytes:
@@ -510,7 +532,7 @@ def _check(inv: Inventory, url: str, out: Out) -> int:
     status = FINDINGS if not served or down else PARTIAL if unreachable else OK
     if out.json_mode:
         out.json({"ok": status == OK, "url": url, "served": served, "summary": health["summary"], "down": down,
-                  "firing": sum(a["state"] == "firing" for a in health["alerts"]), "sources": health["sources"]})
+                  "firing": _firing(health), "sources": health["sources"]})
         return status
     out.print(f"健康地图 Health map: {url}  ({'served 正常服务' if served else 'NOT served 服务异常'})")
     out.table("数据源 Prometheus sources", ["范围 scope", "Prometheus", "ok", "s", "错误 error"],
@@ -518,5 +540,5 @@ def _check(inv: Inventory, url: str, out: Out) -> int:
     sm = health["summary"]
     out.print(f"站点 sites: 正常 ok {sm['ok']} · 告警 warn {sm['warn']} · 故障 down {sm['down']} · 未知 unknown {sm['unknown']}"
               + (f" — 故障 down: {', '.join(down)}" if down else "")
-              + f" · 告警 firing alerts: {sum(a['state'] == 'firing' for a in health['alerts'])}")
+              + f" · 告警 firing alerts: {_firing(health)}")
     return status

@@ -231,7 +231,11 @@ def prometheus(tmp_path_factory):
 
 def wait_for(cond, proc=None, tries=300):
     for _ in range(tries):
-        if v := cond():
+        try:
+            v = cond()
+        except OSError:  # not listening yet
+            v = None
+        if v:
             return v
         assert proc is None or proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.1)
@@ -381,3 +385,39 @@ def test_large_inventory_draws_one_province_at_a_time(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_alerts_suppressed_by_a_real_alertmanager_do_not_colour(tmp_path):
+    """The generated Alertmanager inhibits a county's alert behind its city's dead router: the map lists it as
+    suppressed and leaves the county's colour to its own devices."""
+    from monitoring import generate as gen
+
+    gen.generate(INV, tmp_path / "m")
+    port = free_port()
+    am = subprocess.Popen(["prometheus-alertmanager", f"--config.file={tmp_path / 'm/alertmanager/alertmanager.yml'}",
+                           f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    city = {"alertname": "NodeDown", "severity": "critical", "level": "city", "role": "router", "device": "guangzhou-r1",
+            "site": "guangzhou", "province": "guangdong", "city": "guangzhou"}
+    county = {"alertname": "LinkDown", "severity": "critical", "level": "county", "device": "panyu-r1", "interface": "eth1",
+              "site": "panyu", "province": "guangdong", "city": "guangzhou", "county": "panyu", "uplink": "true"}
+    try:
+        wait_for(lambda: get(url + "/-/ready"), am)
+        body = json.dumps([{"labels": {**lab, "monitor": "gd-mon1"}} for lab in (city, county)]).encode()  # + an external label
+        urllib.request.urlopen(urllib.request.Request(url + "/api/v2/alerts", data=body, method="POST",
+                                                      headers={"Content-Type": "application/json"}), timeout=10).read()
+        held = wait_for(lambda: web._suppressed(url, 5))
+    finally:
+        am.terminate()
+        am.wait(timeout=20)
+    assert held == [{**county, "monitor": "gd-mon1"}]
+    assert web._suppressed(url, 1) == []  # gone: nothing known to be suppressed, no error
+    rec = source("guangdong", healthy_results(), [alert(name=lab["alertname"], severity=lab["severity"],
+                                                        **{k: v for k, v in lab.items() if k not in ("alertname", "severity")})
+                                                  for lab in (city, county)])
+    rec["suppressed"] = held
+    h = web.merge(INV, [rec])
+    assert {a["device"]: a["suppressed"] for a in h["alerts"]} == {"guangzhou-r1": False, "panyu-r1": True}
+    assert h["alerts"][-1]["device"] == "panyu-r1"  # held-back alerts after the live ones
+    assert h["sites"]["panyu"]["health"] == "ok" and h["sites"]["guangzhou"]["health"] == "down"

@@ -116,8 +116,9 @@ function paint() {
     const h = health.links[id] || { health: "unknown", util: null };
     e.setAttribute("data-health", h.health);
   }
-  const firing = health.alerts.filter(a => a.state === "firing");
-  document.getElementById("alert-count").textContent = `(${firing.length} firing 触发)`;
+  const firing = health.alerts.filter(a => a.state === "firing" && !a.suppressed);
+  const held = health.alerts.filter(a => a.suppressed).length;
+  document.getElementById("alert-count").textContent = `(${firing.length} firing 触发` + (held ? `, ${held} 已抑制 suppressed)` : ")");
   const list = document.getElementById("alert-list");
   list.replaceChildren(...(health.alerts.length ? health.alerts.map(alertItem) : [el("li", { text: "无告警 / no alerts" })]));
   document.getElementById("source-list").replaceChildren(...health.sources.map(s =>
@@ -130,8 +131,9 @@ function paint() {
 }
 
 function alertItem(a) {
-  return el("li", { class: `${a.severity} ${a.state}`, onclick: () => a.site && select(a.site) },
+  return el("li", { class: `${a.severity} ${a.state}${a.suppressed ? " suppressed" : ""}`, onclick: () => a.site && select(a.site) },
     el("div", {}, el("span", { class: "name", text: a.name }), ` · ${a.severity} · ${a.state === "firing" ? "触发 firing" : "待定 pending"}` +
+      (a.suppressed ? " · 已抑制 suppressed (Alertmanager)" : "") +
       (a.site ? ` · ${a.site}` : "") + (a.device ? ` · ${a.device}` : "")),
     el("div", { text: a.summary_zh }), el("div", { text: a.summary_en }),
     a.runbook ? el("div", { class: "runbook", text: a.runbook }) : null);
