@@ -354,8 +354,8 @@ def register_verb(verbs, common) -> None:
                          description="Serve the live health map: the four-level topology coloured by live health from "
                                      "each province's Prometheus, firing alerts, a site's devices and interfaces on click.")
     w.add_argument("--listen", default="127.0.0.1:8470", metavar="ADDR:PORT", help="where to serve (default 127.0.0.1:8470)")
-    w.add_argument("--prometheus", action="append", default=[], metavar="[PROVINCE=]URL",
-                   help="a Prometheus to read, repeatable; PROVINCE= names the site it covers (without: the whole "
+    w.add_argument("--prometheus", action="append", default=[], metavar="[SITE=]URL",
+                   help="a Prometheus to read, repeatable; SITE= names the site it covers (without: the whole "
                         "network). Default: each province's and the ministry's Prometheus, where `netops monitor up` runs them")
     w.add_argument("--refresh", type=int, default=REFRESH_SECONDS, metavar="S", help="page refresh interval (default 5)")
     mode = w.add_mutually_exclusive_group()
@@ -382,7 +382,7 @@ def parse_sources(inv: Inventory, specs: list[str]) -> list[Source]:
         scope, _, url = spec.partition("=") if "=" in spec.split("://", 1)[0] else (None, "", spec)
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"monitor web: --prometheus {spec!r}: give [PROVINCE=]http://HOST:PORT")
+            raise UsageError(f"monitor web: --prometheus {spec!r}: give [SITE=]http://HOST:PORT")
         if scope is not None and scope not in inv.sites:
             raise UsageError(f"monitor web: --prometheus {spec!r}: site {scope!r} is not in the inventory")
         out.append(Source(url, scope))

@@ -160,7 +160,7 @@ def test_topology_document():
 
 
 @pytest.mark.parametrize("args,err", [
-    (["--prometheus", "ftp://x"], "--prometheus 'ftp://x': give [PROVINCE=]http://HOST:PORT"),
+    (["--prometheus", "ftp://x"], "--prometheus 'ftp://x': give [SITE=]http://HOST:PORT"),
     (["--prometheus", "hubei=http://127.0.0.1:9"], "site 'hubei' is not in the inventory"),
     (["--listen", "nowhere"], "--listen 'nowhere': give ADDR:PORT"),
     (["--refresh", "0"], "--refresh must be at least 1 second"),
