@@ -16,8 +16,9 @@ let topo = null, health = null, selected = null, refreshes = 0, expanded = null;
 let siteEls = {}, linkEls = {};
 
 function shown(s) {
-  // a national inventory (thousands of sites): the ministry and provinces, and the expanded province's tree
-  return topo.sites.length <= BIG || !s.parent || s.rank <= 1 && s.level !== "dr" || s.province === expanded;
+  // a national inventory (thousands of sites): the ministry, provinces and the ministry's own DR sites,
+  // and the expanded province's tree
+  return topo.sites.length <= BIG || s.rank <= 1 && (s.level !== "dr" || !s.province) || s.province === expanded;
 }
 
 function el(tag, attrs, ...kids) {
