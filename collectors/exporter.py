@@ -28,6 +28,8 @@ COUNTER_HELP = {
     "out_discards": "Outbound packets discarded (ifOutDiscards)",
 }
 UNIT = {"octets": "bytes"}
+SSH_COUNTERS = ("in_octets", "out_octets", "in_packets", "out_packets", "in_errors", "out_errors", "in_discards",
+                "out_discards")
 
 
 def counter_metric(col: str) -> str:
@@ -140,11 +142,22 @@ def ssh_families(ssh: list):
         "cpu": GaugeMetricFamily("netops_ssh_cpu_utilization_ratio", "CPU 0-1 from the device CLI", labels=lab),
         "mem": GaugeMetricFamily("netops_ssh_memory_utilization_ratio", "Memory 0-1 from the device CLI / free", labels=lab),
     }
+    il = [*lab, "interface"]
+    fam["ifup"] = GaugeMetricFamily("netops_ssh_interface_oper_up", "1 if the kernel's operstate is UP (ip -s -j link)",
+                                    labels=il)
+    counters = {c: CounterMetricFamily(f"netops_ssh_{counter_metric(c)[len('netops_'):]}",
+                                       f"{c.replace('_', ' ')}: the device kernel's 64-bit counter (ip -s -j link)",
+                                       labels=il) for c in SSH_COUNTERS}
     for s in ssh:
         lv = [s.get(k, "") for k in LABELS]
         fam["up"].add_metric(lv, 1 if s["ok"] else 0)
         if not s["ok"]:
             continue
+        for i in s.get("interfaces", []):
+            fam["ifup"].add_metric([*lv, i["name"]], 1 if i["oper_status"] == "up" else 0)
+            for c, v in i["counters"].items():
+                if v is not None:
+                    counters[c].add_metric([*lv, i["name"]], v)
         if "ospf_neighbors" in s:
             states: dict[str, int] = {}
             for n in s["ospf_neighbors"]:
@@ -157,3 +170,4 @@ def ssh_families(ssh: list):
         if "failed_units" in s:
             fam["failed"].add_metric(lv, len(s["failed_units"]))
     yield from fam.values()
+    yield from counters.values()

@@ -6,6 +6,7 @@ our own, checked against the fixtures in tests/fixtures/collect/.
 """
 from __future__ import annotations
 
+import json
 import re
 
 
@@ -82,5 +83,27 @@ def linux(text: str) -> dict:
     return out
 
 
+def links_linux(text: str) -> dict:
+    """`ip -s -j link` (FRR routers and Linux hosts): state and 64-bit kernel counters per interface.
+    FRR's own `show interface` prints no counters on Linux; the kernel's are the ones it would show."""
+    start, end = text.find("["), text.rfind("]")
+    try:
+        links = json.loads(text[start:end + 1]) if 0 <= start < end else []
+    except ValueError:
+        links = []
+    out = []
+    for link in links if isinstance(links, list) else []:
+        st = link.get("stats64") or {}
+        rx, tx = st.get("rx") or {}, st.get("tx") or {}
+        if "ifname" not in link:
+            continue
+        out.append({"name": link["ifname"], "oper_status": str(link.get("operstate", "unknown")).lower(),
+                    "counters": {"in_octets": rx.get("bytes"), "out_octets": tx.get("bytes"),
+                                 "in_packets": rx.get("packets"), "out_packets": tx.get("packets"),
+                                 "in_errors": rx.get("errors"), "out_errors": tx.get("errors"),
+                                 "in_discards": rx.get("dropped"), "out_discards": tx.get("dropped")}})
+    return {"interfaces": out} if out else {}
+
+
 PARSERS = {f.__name__: f for f in (ospf_frr, ospf_ios, ospf_vrp, ospf_comware, cpu_vrp, mem_vrp, cpu_comware,
-                                   mem_comware, cpu_ios, linux)}
+                                   mem_comware, cpu_ios, linux, links_linux)}

@@ -45,6 +45,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind, rfc1905
 
+from inventory.loader import paused_gc
 from inventory.platforms import PLATFORMS
 
 from . import wire
@@ -407,8 +408,11 @@ class Poller:
                 on_done(r)
             return r
 
-        tasks = {asyncio.ensure_future(one(t)): t for t in targets}
-        done, pending = await asyncio.wait(tasks, timeout=deadline) if tasks else (set(), set())
+        # a cycle makes millions of short-lived acyclic objects; the cyclic GC kept rescanning the
+        # long-lived per-target state meanwhile (a third of the CPU at 2,000 devices): paused for the cycle
+        with paused_gc():
+            tasks = {asyncio.ensure_future(one(t)): t for t in targets}
+            done, pending = await asyncio.wait(tasks, timeout=deadline) if tasks else (set(), set())
         for task in pending:
             task.cancel()
         results = {tasks[task].device: task.result() for task in done}

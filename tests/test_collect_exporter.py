@@ -56,7 +56,10 @@ def test_metrics_text():
           {"device": "panyu-db1", "service": "mariadb", **labels(INV, "panyu-db1"), "up": False, "role": None,
            "metrics": {}, "database_size_bytes": {}, "error": "OperationalError"}]
     shell = [{"device": "panyu-r1", **lab, "platform": "frr", "ok": True, "error": None, "load1": 0.5,
-              "failed_units": ["chrony.service"], "ospf_neighbors": [
+              "failed_units": ["chrony.service"],
+              "interfaces": [{"name": "eth1", "oper_status": "up", "counters": {"in_octets": 5000, "out_discards": 2}},
+                             {"name": "eth3", "oper_status": "down", "counters": {"in_octets": None}}],
+              "ospf_neighbors": [
                   {"neighbor_id": "10.44.254.2", "state": "full", "interface": "eth1", "full": True},
                   {"neighbor_id": "10.44.254.3", "state": "full", "interface": "eth2", "full": True},
                   {"neighbor_id": "10.44.254.4", "state": "init", "interface": "eth3", "full": False}]},
@@ -92,6 +95,12 @@ def test_metrics_text():
     assert value("netops_ospf_neighbors", **pan, state="full") == 2 and value("netops_ospf_neighbors", **pan, state="init") == 1
     assert value("netops_ssh_up", **pan) == 1 and value("netops_ssh_up", device="huadu-r1") == 0
     assert value("netops_host_failed_units", **pan) == 1 and value("netops_host_load1", **pan) == 0.5
+    assert value("netops_ssh_interface_oper_up", **pan, interface="eth1") == 1
+    assert value("netops_ssh_interface_oper_up", **pan, interface="eth3") == 0
+    assert value("netops_ssh_interface_in_bytes_total", **pan, interface="eth1") == 5000
+    assert value("netops_ssh_interface_out_discards_total", **pan, interface="eth1") == 2
+    assert fams["netops_ssh_interface_in_bytes"].type == "counter"
+    assert not [s for s in fams["netops_ssh_interface_in_bytes"].samples if s.labels["interface"] == "eth3"]
     # a device that did not answer has no stale values, only up=0 and its self-metrics
     assert not [s for s in fams["netops_device_uptime_seconds"].samples if s.labels["device"] == "huadu-r1"]
     assert value("netops_snmp_timeouts_total", device="huadu-r1") == 4

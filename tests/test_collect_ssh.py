@@ -123,3 +123,14 @@ def test_sessions_kept_between_rounds_and_replaced_when_dead(monkeypatch):
         finally:
             sessions.close()
         assert sessions.take("a") is None
+
+
+def test_linux_links_state_and_counters():
+    """`ip -s -j link` from a lab FRR router (huadu-r1): state and kernel counters per interface."""
+    rec = PARSERS["links_linux"](fixture("frr_ip_link"))
+    by = {i["name"]: i for i in rec["interfaces"]}
+    assert sorted(by) == ["eth0", "eth1", "lo", "mgmt0"]
+    assert by["mgmt0"]["oper_status"] == "up" and by["lo"]["oper_status"] == "unknown"
+    assert by["mgmt0"]["counters"] == {"in_octets": 32196, "out_octets": 43174, "in_packets": 210, "out_packets": 154,
+                                       "in_errors": 0, "out_errors": 0, "in_discards": 0, "out_discards": 0}
+    assert PARSERS["links_linux"]("ip: command not found\n") == {}
