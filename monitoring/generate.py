@@ -12,6 +12,7 @@ the province is cut off); the ministry's Prometheus alerts to the ministry's.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -25,7 +26,32 @@ from . import rules
 
 COLLECTOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, NODE_EXPORTER_PORT = 9469, 9090, 9093, 9100
 WEBHOOK = "http://127.0.0.1:9095/alerts/{}"  # placeholder receiver: replace with the team's real hook
-SCRAPE_INTERVAL, FEDERATE_INTERVAL = "30s", "60s"
+SCRAPE_INTERVAL, FEDERATE_INTERVAL = 30, 60  # seconds, production
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How fast the hierarchy reacts. Production defaults; the lab shortens them (``--scrape-interval``,
+    ``--max-for``) so a fault fires in seconds without changing what any rule means."""
+    scrape: int = SCRAPE_INTERVAL          # province scrape and rule evaluation, seconds
+    federate: int = FEDERATE_INTERVAL      # the ministry's federation and evaluation, seconds
+    max_for: int | None = None             # cap on every alert's `for:` (None: the rules' own)
+
+    def check(self) -> Timing:
+        for name, v in (("scrape-interval", self.scrape), ("federate-interval", self.federate), ("max-for", self.max_for)):
+            if v is not None and not 0 < v <= 86400:
+                raise UsageError(f"monitor: --{name} {v}: give whole seconds between 1 and 86400")
+        return self
+
+    def alert(self, rule: dict) -> dict:
+        if self.max_for is None or _seconds(rule["for"]) <= self.max_for:
+            return dict(rule)
+        return {**rule, "for": f"{self.max_for}s"}
+
+
+def _seconds(duration: str) -> int:
+    """A rule's `for:` ("90s", "2m", "1h") in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 LEVEL_TEAMS = [("county", "county-ops"), ("city", "city-ops"), ("province|dr", "province-noc")]
 
 
@@ -51,12 +77,8 @@ def _dump(data) -> str:
     return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True, sort_keys=False, width=200)
 
 
-def _rule_group(name: str, interval: str | None, records=(), alerts=()) -> dict:
-    g = {"name": name}
-    if interval:
-        g["interval"] = interval
-    g["rules"] = [{"record": r, "expr": e} for r, e in records] + [dict(a) for a in alerts]
-    return g
+def _rule_group(name: str, timing: Timing, records=(), alerts=()) -> dict:
+    return {"name": name, "rules": [{"record": r, "expr": e} for r, e in records] + [timing.alert(a) for a in alerts]}
 
 
 def inventory_rules(inv: Inventory, prov: str) -> dict:
@@ -76,11 +98,11 @@ def inventory_rules(inv: Inventory, prov: str) -> dict:
     return {"groups": [{"name": f"inventory-{prov}", "rules": recs}]}
 
 
-def province_config(inv: Inventory, prov: str) -> dict:
+def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dict:
     mon = monitor_host(inv, prov)
     ops = inv.network.address_plan.ops_host if inv.network else None
     scrape = [
-        {"job_name": "netops-collect", "scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": "20s", "honor_labels": True,
+        {"job_name": "netops-collect", "scrape_timeout": f"{min(20, timing.scrape)}s", "honor_labels": True,
          "static_configs": [{"targets": [f"{mon.management}:{COLLECTOR_PORT}"], "labels": {"monitor": mon.id, "province": prov}}]},  # `up` names its province
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
     ]
@@ -90,7 +112,7 @@ def province_config(inv: Inventory, prov: str) -> dict:
                        "metric_relabel_configs": [
                            {"source_labels": ["__name__", "province"], "regex": f"netops_backup_.*;{prov}", "action": "keep"}]})
     return {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL,
+        "global": {"scrape_interval": f"{timing.scrape}s", "evaluation_interval": f"{timing.scrape}s",
                    "external_labels": {"level": "province", "province": prov}},
         "rule_files": ["rules/*.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{mon.management}:{ALERTMANAGER_PORT}"]}]}]},
@@ -98,18 +120,18 @@ def province_config(inv: Inventory, prov: str) -> dict:
     }
 
 
-def ministry_config(inv: Inventory) -> dict:
+def ministry_config(inv: Inventory, timing: Timing = Timing()) -> dict:
     mon = monitor_host(inv, inv.ministry.id)
     targets = [{"targets": [f"{monitor_host(inv, p).management}:{PROMETHEUS_PORT}"], "labels": {"province": p}}
                for p in provinces(inv)]
     return {
-        "global": {"scrape_interval": FEDERATE_INTERVAL, "evaluation_interval": FEDERATE_INTERVAL,
+        "global": {"scrape_interval": f"{timing.federate}s", "evaluation_interval": f"{timing.federate}s",
                    "external_labels": {"level": "ministry"}},
         "rule_files": ["rules/*.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{mon.management}:{ALERTMANAGER_PORT}"]}]}]},
         "scrape_configs": [
             # only the provinces' aggregates; full detail stays in each province
-            {"job_name": "federate", "metrics_path": "/federate", "honor_labels": True, "scrape_timeout": "30s",
+            {"job_name": "federate", "metrics_path": "/federate", "honor_labels": True, "scrape_timeout": f"{min(30, timing.federate)}s",
              "params": {"match[]": ['{__name__=~"province:.*"}']}, "static_configs": targets},
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
         ],
@@ -154,28 +176,28 @@ def alertmanager_config(inv: Inventory) -> dict:
     }
 
 
-def files(inv: Inventory, advance=lambda n=1, label=None: None) -> dict[str, str]:
+def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> dict[str, str]:
     """Relative path → text of every generated file; ``advance`` is called once per province."""
     out: dict[str, str] = {}
     for p in provinces(inv):
         advance(label=p)
-        out[f"province/{p}/prometheus.yml"] = _dump(province_config(inv, p))
-        out[f"province/{p}/rules/alerts.yml"] = _dump({"groups": [_rule_group("netops-province-alerts", None, alerts=rules.PROVINCE_ALERTS)]})
-        out[f"province/{p}/rules/records.yml"] = _dump({"groups": [_rule_group("netops-province-records", None, records=rules.PROVINCE_RECORDS)]})
+        out[f"province/{p}/prometheus.yml"] = _dump(province_config(inv, p, timing))
+        out[f"province/{p}/rules/alerts.yml"] = _dump({"groups": [_rule_group("netops-province-alerts", timing, alerts=rules.PROVINCE_ALERTS)]})
+        out[f"province/{p}/rules/records.yml"] = _dump({"groups": [_rule_group("netops-province-records", timing, records=rules.PROVINCE_RECORDS)]})
         out[f"province/{p}/rules/inventory.yml"] = _dump(inventory_rules(inv, p))
-    out["ministry/prometheus.yml"] = _dump(ministry_config(inv))
+    out["ministry/prometheus.yml"] = _dump(ministry_config(inv, timing))
     out["ministry/rules/ministry.yml"] = _dump({"groups": [
-        _rule_group("netops-ministry", None, records=rules.MINISTRY_RECORDS, alerts=rules.MINISTRY_ALERTS)]})
+        _rule_group("netops-ministry", timing, records=rules.MINISTRY_RECORDS, alerts=rules.MINISTRY_ALERTS)]})
     out["alertmanager/alertmanager.yml"] = _dump(alertmanager_config(inv))
     return out
 
 
-def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None) -> list[Path]:
+def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> list[Path]:
     """Write every file (each atomically); returns the paths written."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"monitor generate: --out {out_dir} exists and is not a directory")
     written = []
-    for rel, text in files(inv, advance).items():
+    for rel, text in files(inv, advance, timing).items():
         written.append(write_atomic(out_dir / rel, text))
     return written

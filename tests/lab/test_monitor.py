@@ -1,0 +1,174 @@
+"""The monitoring stack live in the lab: real Prometheus and Alertmanager (Debian packages, systemd in the
+monitor nodes), the province collectors, faults injected into the twin and read back through the APIs.
+
+Lab timing (options of `monitor up`, not edits to the rules): 5 s scrape and collection rounds, 10 s
+federation, every `for:` capped at 10 s. Each test restores what it broke before it ends.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import pytest
+
+import inventory
+from monitoring.stack import Stack, endpoints, http_json
+from topology.lab.runtime import Lab
+
+from .conftest import netops
+
+pytestmark = pytest.mark.lab
+INV = inventory.load(inventory.DEFAULT_INVENTORY)
+EP = endpoints(INV)
+GD, MIN = EP["guangdong"], EP["ministry"]
+FAST = ["--scrape-interval", "5", "--collect-interval", "5", "--max-for", "10"]
+WAIT = 120  # generous: 40 nodes share this 2-core machine with whatever else runs
+
+
+def query(prom: str, expr: str) -> dict[tuple, float]:
+    res = http_json(f"{prom}/api/v1/query?query={urllib.parse.quote(expr)}")["data"]["result"]
+    return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in res}
+
+
+def scalar(prom: str, expr: str) -> float | None:
+    vals = list(query(prom, expr).values())
+    return vals[0] if len(vals) == 1 else None
+
+
+def prom_alerts(prom: str, state: str = "firing") -> list[dict]:
+    return [a["labels"] for a in http_json(f"{prom}/api/v1/alerts")["data"]["alerts"] if a["state"] == state]
+
+
+def am_alerts(am: str) -> list[dict]:
+    return http_json(f"{am}/api/v2/alerts")
+
+
+def until(what: str, fn, timeout: float = WAIT):
+    """Poll ``fn`` until it returns something truthy; fail naming ``what`` and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            last = fn()
+        except OSError as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def stack(lab):
+    r = netops("monitor", "up", "--json", *FAST, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = json.loads(r.stdout)
+    try:
+        # healthy baseline: every target scraped, federation carrying both provinces, nothing critical firing
+        until("every target up", lambda: all(s["prometheus"].get("targets_up") and not s["prometheus"]["targets_down"]
+                                             for s in Stack(INV, Lab("jinbao")).status()["servers"]))
+        until("federated aggregates of both provinces at the ministry",
+              lambda: len(query(MIN["prometheus"], "province:netops_snmp_up:sum")) == 2)
+        yield first
+    finally:
+        down = netops("monitor", "down", "--json", timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert Stack(INV, Lab("jinbao")).leftovers() == []
+    st = json.loads(netops("monitor", "status", "--json").stdout)
+    assert st["lab_up"] and not st["up"] and not st["installed"]
+
+
+def test_up_is_ready_and_idempotent(stack):
+    assert stack["ok"]
+    assert stack["endpoints"] == EP
+    again = json.loads(netops("monitor", "up", "--json", *FAST, check=True, timeout=300).stdout)
+    assert again["changed"] == [] and "nothing changed" in again["message"]
+    st = json.loads(netops("monitor", "status", "--json", check=True).stdout)
+    assert st["up"] and {s["node"] for s in st["servers"]} == {"gd-mon1", "sc-mon1", "bu-mon1"}
+    for s in st["servers"]:
+        assert s["prometheus"]["service"] == s["alertmanager"]["service"] == "active", s
+    assert {p["name"]: p["running"] for p in st["processes"]} == {"collect-guangdong": True, "collect-sichuan": True,
+                                                                   "textfile": True}
+    assert all(p["failed_targets"] == 0 for p in st["processes"] if p["name"].startswith("collect-")), st["processes"]
+    # the collector answers on the province monitor's management address, as if it ran there
+    assert query(GD["prometheus"], 'up{job="netops-collect"}') == {
+        (("__name__", "up"), ("instance", "10.254.44.15:9469"), ("job", "netops-collect"), ("monitor", "gd-mon1"),
+         ("province", "guangdong")): 1.0}
+    assert not [a for a in prom_alerts(GD["prometheus"]) if a["severity"] == "critical"]
+
+
+def test_county_link_down_fires_and_federates(stack):
+    lab = Lab("jinbao")
+    # the line of huadu's only uplink goes dead at the city end: huadu-r1 eth1 loses carrier
+    before = scalar(MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}')
+    nbrs = lab.ospf_full("huadu-r1")
+    lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "down"], check=True)
+    try:
+        firing = until("LinkDown for huadu-r1 at Guangdong's Prometheus", lambda: [
+            a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "LinkDown" and a["device"] == "huadu-r1"])
+        assert firing[0]["level"] == "county" and firing[0]["link"] == "huadu-up1" and firing[0]["uplink"] == "true"
+        got = until("LinkDown for huadu-r1 in Guangdong's Alertmanager", lambda: [
+            a for a in am_alerts(GD["alertmanager"]) if a["labels"]["alertname"] == "LinkDown"
+            and a["labels"]["device"] == "huadu-r1"])
+        assert got[0]["status"]["state"] == "active" and got[0]["labels"]["severity"] == "critical"
+        assert got[0]["annotations"]["summary_en"] == "Link huadu-up1 is down at huadu-r1 eth1"
+        # the ministry sees Guangdong's aggregate drop (both ends of the line), through federation only
+        after = until("the drop federated to the ministry", lambda: (v := scalar(
+            MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}')) is not None and v < before and v)
+        assert after == before - 2
+        assert not query(MIN["prometheus"], "netops_interface_oper_status")  # full detail stays in the province
+    finally:
+        lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "up"], check=True)
+    until("OSPF back on huadu-r1", lambda: lab.ospf_full("huadu-r1") >= nbrs)
+    until("the aggregate back at the ministry", lambda: scalar(
+        MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}') == before)
+
+
+def test_city_router_down_inhibits_its_counties(stack):
+    """A city router loses power: its links lose carrier, its SNMP agent and routing stop."""
+    lab = Lab("jinbao")
+    wan = sorted(INV.devices["guangzhou-r1"].interfaces)
+    nbrs = lab.ospf_full("guangzhou-r1")
+    lab.nsenter("guangzhou-r1", ["sh", "-c", "systemctl stop snmpd frr && " +
+                                 " && ".join(f"ip link set {i} down" for i in wan)], check=True, timeout=60)
+    try:
+        until("NodeDown for guangzhou-r1", lambda: [
+            a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "NodeDown" and a["device"] == "guangzhou-r1"])
+
+        def counties_inhibited():
+            alerts = am_alerts(GD["alertmanager"])
+            behind = [a for a in alerts if a["labels"].get("level") == "county" and a["labels"].get("city") == "guangzhou"]
+            links = {a["labels"]["device"] for a in behind if a["labels"]["alertname"] == "LinkDown"}
+            if links >= {"huadu-r1", "panyu-r1"} and all(a["status"]["inhibitedBy"] for a in behind):
+                return alerts, behind
+        alerts, behind = until("the counties behind guangzhou-r1 inhibited in Alertmanager", counties_inhibited)
+        assert all(a["status"]["state"] == "suppressed" for a in behind)
+        node_down = [a for a in alerts if a["labels"]["alertname"] == "NodeDown"]
+        assert [(a["labels"]["device"], a["labels"]["level"], a["labels"]["role"], a["status"]["state"]) for a in node_down] == [
+            ("guangzhou-r1", "city", "router", "active")]
+        assert {f for a in behind for f in a["status"]["inhibitedBy"]} == {node_down[0]["fingerprint"]}
+        # baoan (a Shenzhen county) loses its second uplink to Guangzhou: a real fault, not inhibited
+        baoan = [a for a in alerts if a["labels"]["alertname"] == "LinkDown" and a["labels"]["device"] == "baoan-r1"]
+        assert baoan and baoan[0]["status"]["state"] == "active"
+    finally:
+        lab.nsenter("guangzhou-r1", ["sh", "-c", " && ".join(f"ip link set {i} up" for i in wan) +
+                                     " && systemctl start frr snmpd"], check=True, timeout=60)
+    until("OSPF back on guangzhou-r1", lambda: lab.ospf_full("guangzhou-r1") >= nbrs)
+    until("NodeDown resolved", lambda: not [a for a in prom_alerts(GD["prometheus"]) + prom_alerts(GD["prometheus"], "pending")
+                                            if a["alertname"] in ("NodeDown", "LinkDown")])
+
+
+def test_city_database_down_fires(stack):
+    lab = Lab("jinbao")
+    lab.nsenter("guangzhou-db1", ["systemctl", "stop", "postgresql"], check=True, timeout=60)
+    try:
+        firing = until("DatabaseDown for guangzhou-db1", lambda: [
+            a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "DatabaseDown"])
+        assert [(a["device"], a["service"], a["level"]) for a in firing] == [("guangzhou-db1", "postgresql", "city")]
+        until("DatabaseDown in Alertmanager", lambda: [a for a in am_alerts(GD["alertmanager"])
+                                                       if a["labels"]["alertname"] == "DatabaseDown"])
+    finally:
+        lab.nsenter("guangzhou-db1", ["systemctl", "start", "postgresql"], check=True, timeout=60)
+    until("the database up again", lambda: scalar(
+        GD["prometheus"], 'netops_db_up{device="guangzhou-db1"}') == 1)
