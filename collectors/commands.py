@@ -73,16 +73,18 @@ def db_targets(inv, devices):
     return targets(inv, devices)
 
 
-async def _round(poller: Poller, targets, dbs, sshs, deadline: float, advance=lambda n=1, label=None: None):
-    """SNMP (asyncio), databases and SSH (thread pools) at once, all under the round's deadline."""
+async def _round(poller: Poller, targets, dbs, sshs, deadline: float, advance=lambda n=1, label=None: None,
+                 sessions=None):
+    """SNMP (asyncio), databases and SSH (thread pools) at once, all under the round's deadline;
+    ``sessions`` (collectors.ssh.Sessions) keeps SSH sessions open for the next round."""
     from .db import check_all
     from .ssh import collect_all
 
-    async def threads(fn, items, failed):
+    async def threads(fn, items, failed, **kw):
         if not items:
             return []
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, items), deadline)
+            return await asyncio.wait_for(asyncio.to_thread(fn, items, **kw), deadline)
         except asyncio.TimeoutError:
             return [failed(x) for x in items]
         finally:
@@ -98,7 +100,7 @@ async def _round(poller: Poller, targets, dbs, sshs, deadline: float, advance=la
         threads(check_all, dbs, lambda d: {**d.record(), "up": False, "error": late, "role": None, "metrics": {},
                                            "database_size_bytes": {}}),
         threads(collect_all, sshs, lambda t: {"device": t.device, **t.labels, "platform": t.platform, "ok": False,
-                                              "error": late}))
+                                              "error": late}, sessions=sessions))
     return results, health, shell, time.monotonic() - start
 
 
@@ -183,6 +185,7 @@ def cmd_serve(args, out: Out) -> int:
     from prometheus_client.registry import CollectorRegistry
 
     from .exporter import Snapshot
+    from .ssh import Sessions
 
     if args.interval <= 0:
         raise UsageError("collect serve: --interval must be positive")
@@ -206,7 +209,8 @@ def cmd_serve(args, out: Out) -> int:
         n = 0
         while True:
             start = time.monotonic()
-            results, health, shell, took = await _round(poller, targets, dbs, sshs, deadline=0.9 * args.interval)
+            results, health, shell, took = await _round(poller, targets, dbs, sshs, deadline=0.9 * args.interval,
+                                                        sessions=sessions)
             snap.update([(t.labels, r) for t, r in zip(targets, results)], health, took, shell)
             n += 1
             problems = ([f"{t.device}: {r.error}" for t, r in zip(targets, results) if not r.ok]
@@ -220,7 +224,11 @@ def cmd_serve(args, out: Out) -> int:
                 return
             await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - start)))
 
-    asyncio.run(loop())
+    sessions = Sessions()  # SSH logins once, not every round
+    try:
+        asyncio.run(loop())
+    finally:
+        sessions.close()
     return OK if not snap.round["failed"] else PARTIAL
 
 

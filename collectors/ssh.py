@@ -70,8 +70,10 @@ class Sessions:
             return self._open.pop(device, None)
 
     def give(self, device: str, conn) -> None:
-        with self._lock:
-            self._open[device] = conn
+        with self._lock:  # a round that outlived its deadline may hand one back late: keep one per device
+            old, self._open[device] = self._open.get(device), conn
+        if old is not None:
+            _hang_up(old)
 
     def close(self) -> None:
         with self._lock:
