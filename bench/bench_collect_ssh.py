@@ -3,7 +3,7 @@ against plain OpenSSH in the same run.
 
 The devices are collectors.simssh.SshSim on loopback addresses (one process; public-key login; the
 platform table's health commands answered with the recorded outputs in tests/fixtures/collect/):
-half FRR routers (`vtysh -c 'show ip ospf neighbor'` and the Linux health command), half Debian servers
+half FRR routers (`vtysh -c 'show ip ospf neighbor'`, `ip -s -j link` and the Linux health command), half Debian servers
 (the Linux health command). Timed: ``collect_all`` over all N with ``--workers`` threads, every output
 parsed; then a second round on the sessions the first one kept open (as ``collect serve`` does).
 Anchor: the same N logins by `xargs -P WORKERS ssh HOST '<linux health command>'` (OpenSSH,
@@ -31,7 +31,8 @@ from collectors.ssh import Sessions, SshTarget, collect_all
 from inventory.platforms import LINUX_HEALTH, PLATFORMS
 
 FIX = Path(__file__).resolve().parent.parent / "tests/fixtures/collect"
-OUTPUTS = {"frr_show_ip_ospf_neighbor": "vtysh -c 'show ip ospf neighbor'", "linux_health": LINUX_HEALTH}
+OUTPUTS = {"frr_show_ip_ospf_neighbor": "vtysh -c 'show ip ospf neighbor'", "frr_ip_link": "ip -s -j link",
+           "linux_health": LINUX_HEALTH}
 
 
 def proc_cpu(pid: int) -> float:
@@ -73,7 +74,8 @@ def main() -> int:
             s0, c0, w0 = proc_cpu(sim.proc.pid), time.process_time(), time.monotonic()
             res = collect_all(targets, workers=a.workers, sessions=sessions)
             wall, cpu, sim_cpu = time.monotonic() - w0, time.process_time() - c0, proc_cpu(sim.proc.pid) - s0
-            complete = sum(r["ok"] and "load1" in r and (r["platform"] != "frr" or len(r["ospf_neighbors"]) == 3)
+            complete = sum(r["ok"] and "load1" in r
+                           and (r["platform"] != "frr" or (len(r["ospf_neighbors"]) == 3 and len(r["interfaces"]) == 4))
                            for r in res)
             out[phase] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "ok_devices": complete,
                           "reused": sum(r["session_reused"] for r in res), "simulator_cpu_s": round(sim_cpu, 2),

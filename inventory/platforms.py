@@ -88,7 +88,9 @@ PLATFORMS: dict[str, Platform] = {
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
-                 snmp_enterprise="1.3.6.1.4.1.8072", ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), *_LINUX), cli_exec="vtysh -c {command}",
+                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
+                 # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
+                 ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
                  ping="ping -c 3 -W 1 -I {source} {target}"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX),

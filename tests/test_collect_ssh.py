@@ -25,7 +25,8 @@ def test_every_platform_names_existing_parsers():
 
 def test_frr_router_ospf_and_linux_health():
     rec = parse("frr", {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"),
-                        LINUX_HEALTH: fixture("linux_health")})
+                        LINUX_HEALTH: fixture("linux_health"), "ip -s -j link": fixture("frr_ip_link")})
+    assert len(rec["interfaces"]) == 4 and rec["interfaces"][1]["counters"]["in_octets"] == 32196
     assert [(n["neighbor_id"], n["state"], n["interface"], n["full"]) for n in rec["ospf_neighbors"]] == [
         ("10.44.254.2", "full", "eth3", True), ("10.44.254.3", "full", "eth4", True),
         ("10.0.254.1", "init", "eth2", False)]
@@ -79,7 +80,8 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    outputs = {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health")}
+    outputs = {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health"),
+               "ip -s -j link": fixture("frr_ip_link")}
     with SshSim({"r1": ("127.0.5.1", outputs), "srv1": ("127.0.5.2", outputs)}, port) as sim:
         monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts}")
         keypair(tmp_path / "other")
@@ -90,6 +92,8 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
         res = {r["device"]: r for r in collect_all(ts, workers=4)}
     assert res["r1"]["ok"] and [n["state"] for n in res["r1"]["ospf_neighbors"]] == ["full", "full", "init"]
     assert res["r1"]["failed_units"] == ["chrony.service", "rsyslog.service"] and res["r1"]["load1"] == 0.52
+    assert [(i["name"], i["oper_status"]) for i in res["r1"]["interfaces"]] == [
+        ("lo", "unknown"), ("mgmt0", "up"), ("eth0", "up"), ("eth1", "up")]
     assert res["srv1"]["ok"] and "ospf_neighbors" not in res["srv1"] and res["srv1"]["disk_used_ratio"] > 0
     for bad in ("badkey", "nobody"):
         assert not res[bad]["ok"] and res[bad]["error"] and "\n" not in res[bad]["error"], res[bad]
