@@ -132,6 +132,20 @@ def test_png(topo):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+def test_png_of_the_default_has_a_cjk_font_for_its_chinese_names(topo):
+    """The Chinese site names need a CJK font (install.sh: fonts-wqy-microhei): the font fontconfig
+    picks for the diagram's font list covers every Chinese character the default's names use."""
+    png = dr.draw(topo, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    chars = sorted({c for s in topo.inv.sites.values() for c in s.name if ord(c) >= 0x2E80})
+    assert len(chars) > 20
+    charset = " ".join(f"{ord(c):x}" for c in chars)
+    fc = lambda *a: subprocess.run(list(a), capture_output=True, text=True, check=True).stdout
+    picked = fc("fc-match", "-f", "%{family[0]}", f"{dr.FONT}:charset={charset}")
+    covering = {ln.split(",")[0] for ln in fc("fc-list", f":charset={charset}", "family").splitlines()}
+    assert picked in covering, (picked, sorted(covering))
+
+
 def test_dot_text_without_graphviz(topo, monkeypatch):
     monkeypatch.setattr(dr.shutil, "which", lambda name: None)
     text = dr.draw(topo, "dot").decode("utf-8")
