@@ -3,8 +3,8 @@
 Prints one JSON line. Works on a temporary copy of the default inventory (the lab's), provisions
 the planned link longgang-up2 (allocate, render, back up, diff, push, verify, save, record), then
 decommissions it, so the lab is left as found. The anchor, measured in the same run, is
-`provision --check` (the same CLI start, inventory load, SSH sessions and backups, no push or
-verification): the difference is the cost of pushing and of waiting for OSPF and the checks.
+`provision --check` (the same CLI start, inventory load, SSH sessions and running-config reads, no
+push or verification, nothing written): the difference is the cost of pushing and of waiting for OSPF and the checks.
 Goal: provision ≤ 60 s. Needs the lab up (`netops lab status`); take the lab test session lock
 so no lab test session runs meanwhile.
 

@@ -23,6 +23,8 @@ class Platform:
     # native safety for a push: a change that reverts itself unless confirmed
     commit_confirm: str | None = None  # how the change is armed, with {minutes}
     confirm: str | None = None         # how it is confirmed
+    revert: str | None = None          # abandons an armed change at once (run where confirm runs);
+                                       # None: the change is undone line by line, then confirmed
     snmp_enterprise: str | None = None  # sysObjectID prefix that identifies the vendor
     # --- configuration syntax (link provisioning: topology/provision) ---
     negate: str = "no"                 # prefix that removes a configuration line
@@ -34,6 +36,7 @@ class Platform:
     show_interface: str = "show interface {name}"
     interface_up: str = r"is up, line protocol is up"   # regex on show_interface output
     show_ospf_neighbor: str = "show ip ospf neighbor"  # a line with the peer's router id and "Full"
+    interface_short: tuple[tuple[str, str], ...] = ()   # how show output abbreviates names (long, short)
     ping: str | None = None            # run as is (a shell command where cli_exec is set)
     ping_ok: str = r" 0% packet loss"  # regex on the ping output
     # a CLI command run as one non-interactive SSH exec (no interactive session needed), with {command}
@@ -55,10 +58,12 @@ PLATFORMS: dict[str, Platform] = {
     for p in (
         Platform("huawei_vrp", "network", "huawei_vrpv8", "community.network.ce", _NET, "frr",
                  paging_off="screen-length 0 temporary", show_running="display current-configuration",
-                 save="save", commit_confirm="commit trial {seconds}", confirm="commit", negate="undo", stanza_exit="quit",
-                 config_mode="system-view", commit_confirm_at="last", show_interface="display interface {name}",
-                 interface_up=r"current state : UP[\s\S]*Line protocol current state : UP",
-                 show_ospf_neighbor="display ospf peer brief", ping="ping -c 3 -a {source} {target}",
+                 save="save", commit_confirm="commit trial {seconds}", confirm="commit", revert="abort trial", negate="undo",
+                 stanza_exit="quit", config_mode="system-view", commit_confirm_at="last",
+                 show_interface="display interface {name}",
+                 interface_up=r"(?m)^\S+ current state : UP\b.*\n\s*Line protocol current state : UP\b",
+                 show_ospf_neighbor="display ospf peer brief", interface_short=(("GigabitEthernet", "GE"),),
+                 ping="ping -c 3 -a {source} {target}",
                  ping_ok=r" 0.00% packet loss",
                  snmp_enterprise="1.3.6.1.4.1.2011",
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
@@ -70,8 +75,10 @@ PLATFORMS: dict[str, Platform] = {
                  save="save force", commit_confirm="configuration commit delay {minutes}",
                  confirm="configuration commit", snmp_enterprise="1.3.6.1.4.1.25506", negate="undo",
                  stanza_exit="quit", config_mode="system-view", show_interface="display interface {name}",
-                 interface_up=r"Current state: UP[\s\S]*Line protocol state: UP",
-                 show_ospf_neighbor="display ospf peer", ping="ping -c 3 -a {source} {target}",
+                 interface_up=r"(?m)^Current state: UP\s*\n\s*Line protocol state: UP\b",
+                 show_ospf_neighbor="display ospf peer",
+                 interface_short=(("Ten-GigabitEthernet", "XGE"), ("GigabitEthernet", "GE")),
+                 ping="ping -c 3 -a {source} {target}",
                  ping_ok=r" 0.0% packet loss",
                  snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8",       # hh3cEntityExtMemUsage
@@ -82,7 +89,7 @@ PLATFORMS: dict[str, Platform] = {
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
                  commit_confirm_at="enter", show_interface="show interfaces {name}",
                  ping="ping {target} source {source} repeat 3", ping_ok=r"Success rate is 100 percent",
-                 confirm="configure confirm", snmp_enterprise="1.3.6.1.4.1.9",
+                 confirm="configure confirm", revert="configure revert now", snmp_enterprise="1.3.6.1.4.1.9",
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios"))),
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, clean_env
 
 import inventory
 from inventory.model import LinkState
@@ -16,8 +18,6 @@ from netops.output import UsageError
 from topology.lab.plan import build
 from topology.provision import allocate as al
 from topology.provision import render as rd
-
-from conftest import REPO, clean_env
 
 VENDORS = REPO / "tests/fixtures/provision/vendors"
 GOLDEN = REPO / "tests/golden/provision"
@@ -114,7 +114,7 @@ def test_full_pool_is_a_clear_error(vendors_copy, netops):
 
 def test_same_link_twice_the_second_run_fails_cleanly(default_copy, netops):
     (default_copy / "changes").mkdir()
-    fd = os.open(default_copy / "changes/.longgang-up2.lock", os.O_RDWR | os.O_CREAT)
+    fd = os.open(default_copy / "changes/.link-longgang-up2.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         p = netops("link", "provision", "longgang", "-i", str(default_copy))
@@ -138,22 +138,32 @@ def test_bad_input_is_one_line_exit_2(default_copy, netops, args, message):
     assert message in p.stderr and len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr
 
 
+def _snapshot(root: Path) -> dict:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_platform_without_template_is_bad_input_before_any_device(vendors_copy, tmp_path, netops):
     tdir = tmp_path / "templates"
     shutil.copytree(REPO / "topology/provision/templates", tdir)
     shutil.rmtree(tdir / "hp_comware")
-    p = netops("link", "provision", "xa", "--check", "-i", str(vendors_copy),
+    before = _snapshot(vendors_copy)
+    p = netops("link", "provision", "xa", "-i", str(vendors_copy),
                env=clean_env(NETOPS_PROVISION_TEMPLATES=str(tdir)))
     assert p.returncode == 2 and "device 'xa-r1': platform 'hp_comware' has no link template" in p.stderr
+    assert len(p.stderr.splitlines()) == 1 and _snapshot(vendors_copy) == before  # no allocation written
 
 
 def test_unreachable_device_pushes_nothing(vendors_copy, netops):
+    before = _snapshot(vendors_copy)
     # nothing listens on 127.0.0.13:22 (xa-r1's management address): connection refused
     p = netops("link", "provision", "xa", "-i", str(vendors_copy), "--json",
                env=clean_env(NETOPS_TEST_PASSWORD="pw"))
     assert p.returncode == 3, p.stderr
     assert "unreachable over SSH" in p.stderr and "nothing pushed" in p.stderr
-    assert not list((vendors_copy / "changes/backups").glob("*.cfg"))
+    assert json.loads(p.stdout)["pushed"] is False
+    # nothing written either: no backup, no change record, no allocation in the inventory
+    assert {k: v for k, v in _snapshot(vendors_copy).items() if not k.parts[0] == "changes"} == before
+    assert not list((vendors_copy / "changes").rglob("*.cfg")) and not (vendors_copy / "changes/links.jsonl").exists()
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -224,6 +234,19 @@ def test_diff_adds_then_decommission_removes_and_reverse_undoes():
     assert [(c.path, c.add, c.remove) for c in rm] == [(("interface eth2",), [], ["ip address 10.0.0.1/31"])]
     assert rd.diff_text(rm, "undo") == ["  interface eth2", "-  ip address 10.0.0.1/31"]
     assert rd.diff(running, running, rd.owns("eth2")) == []
+
+
+def test_an_intended_undo_line_asks_for_absence():
+    # VRP/Comware do not print a setting that is off by default: `undo telnet server enable` is in
+    # place when the running config lacks `telnet server enable`, and pushed only when it has it
+    want = rd.parse("undo telnet server enable\nstelnet server enable\n")
+    assert rd.diff(rd.parse("stelnet server enable\n"), want, rd.owns("x"), "undo") == []
+    on = rd.diff(rd.parse("telnet server enable\nstelnet server enable\n"), want, rd.owns("x"), "undo")
+    assert [(c.path, c.add) for c in on] == [((), ["undo telnet server enable"])]
+    # undoing it turns telnet back on (not `undo undo …`)
+    assert rd.commands(on, "undo", "quit", reverse=True) == ["telnet server enable"]
+    assert rd.diff(rd.parse("undo telnet server enable\n"), want, rd.owns("x"), "undo") == \
+        [rd.Change((), ["stelnet server enable"], [])]
 
 
 def test_provision_check_on_the_vendor_fixture_renders_without_a_device(vendors_copy):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-import socket
+from functools import wraps
 
 import paramiko
 
@@ -31,6 +31,24 @@ def login(inv: Inventory, dev: Device, port: int = 22) -> dict:
     return out
 
 
+# how VRP ("Error: …"), Comware ("% Unrecognized command found at '^' position.") and IOS
+# ("% Invalid input detected at '^' marker.") say a configuration line was not accepted
+_REFUSED = re.compile(r"^\s*(% ?(Invalid|Unknown|Incomplete|Unrecognized|Wrong|Too many|Ambiguous)|Error:)")
+
+
+def _guarded(method):
+    """A session lost or timing out mid-command is a DeviceError naming the device, never a traceback."""
+
+    @wraps(method)
+    def run(self, *args, **kwargs):
+        from netmiko.exceptions import NetmikoBaseException
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, EOFError, NetmikoBaseException, paramiko.SSHException) as e:
+            raise DeviceError(f"device '{self.dev.id}': {method.__name__} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return run
+
+
 class ExecSession:
     """One SSH exec per step; CLI commands wrapped by the platform's ``cli_exec`` (vtysh -c)."""
 
@@ -46,9 +64,10 @@ class ExecSession:
             self.client.connect(lg["host"], port=lg["port"], username=lg["username"], key_filename=lg.get("key_file"),
                                 password=lg.get("password"), timeout=timeout, banner_timeout=timeout,
                                 auth_timeout=timeout, look_for_keys=False, allow_agent=False)
-        except (OSError, socket.timeout, paramiko.SSHException) as e:
+        except (TimeoutError, OSError, paramiko.SSHException) as e:
             raise DeviceError(f"device '{dev.id}' ({lg['host']}): unreachable over SSH: {e}") from None
 
+    @_guarded
     def run(self, command: str, check: bool = True, timeout: float = 60) -> str:
         _, stdout, stderr = self.client.exec_command(command, timeout=timeout)
         out = stdout.read().decode(errors="replace")
@@ -71,6 +90,11 @@ class ExecSession:
 
     def confirm(self) -> str:
         return ""
+
+    def revert(self, commands: list[str]) -> list[str]:
+        """Undo a change (no native safety here): apply ``commands``, the reverse of the change."""
+        self.configure(commands)
+        return commands
 
     def save(self) -> str:
         return self.cli(self.plat.save)
@@ -106,6 +130,7 @@ class NetmikoSession:
             raise DeviceError(f"device '{dev.id}' ({lg['host']}): unreachable over SSH: {e}") from None
         self.armed = False
 
+    @_guarded
     def cli(self, command: str, check: bool = True) -> str:
         return self.conn.send_command(command, read_timeout=30)
 
@@ -114,6 +139,7 @@ class NetmikoSession:
     def show_running(self) -> str:
         return self.cli(self.plat.show_running)
 
+    @_guarded
     def configure(self, commands: list[str], arm_minutes: int | None = None) -> str:
         """Apply in configuration mode; with ``arm_minutes`` the change reverts by itself unless confirmed."""
         p, lines, mode = self.plat, list(commands), None
@@ -129,20 +155,37 @@ class NetmikoSession:
         elif p.commit_confirm_at == "last" and p.confirm:
             lines.append(p.confirm)  # two-stage platform (VRP): nothing applies until committed
         out = self.conn.send_config_set(lines, config_mode_command=mode, read_timeout=30)
-        if re.search(r"^\s*(% ?(Invalid|Unknown|Incomplete)|Error:)", out, re.M):
-            raise DeviceError(f"device '{self.dev.id}': the CLI refused a line: "
-                              f"{next(ln for ln in out.splitlines() if re.search(r'% ?(Invalid|Unknown|Incomplete)|Error:', ln))}")
+        refused = next((ln for ln in out.splitlines() if _REFUSED.match(ln)), None)
+        if refused:
+            raise DeviceError(f"device '{self.dev.id}': the CLI refused a line: {refused.strip()}")
         return out
 
-    def confirm(self) -> str:
-        """Make an armed change permanent (in configuration mode unless arming entered it)."""
-        if not self.armed:
-            return ""
+    def _armed_command(self, command: str) -> str:
+        """Confirm or revert an armed change: in configuration mode unless arming entered it."""
         self.armed = False
         if self.plat.commit_confirm_at == "enter":
-            return self.conn.send_command(self.plat.confirm, read_timeout=30)
-        return self.conn.send_config_set([self.plat.confirm], read_timeout=30)
+            return self.conn.send_command(command, read_timeout=30)
+        return self.conn.send_config_set([command], read_timeout=30)
 
+    @_guarded
+    def confirm(self) -> str:
+        """Make an armed change permanent."""
+        return self._armed_command(self.plat.confirm) if self.armed else ""
+
+    @_guarded
+    def revert(self, commands: list[str]) -> list[str]:
+        """Undo the change: the platform's native revert of the armed change where it has one (VRP
+        ``abort trial``, IOS ``configure revert now``), else ``commands`` (the reverse lines) and a
+        confirm, which also stops the armed timer. Returns what was sent."""
+        if self.armed and self.plat.revert:
+            self._armed_command(self.plat.revert)
+            return [self.plat.revert]
+        armed = self.armed
+        self.configure(commands)
+        self.confirm()
+        return commands + ([self.plat.confirm] if armed else [])
+
+    @_guarded
     def save(self) -> str:
         if self.conn.check_config_mode():  # VRPv8 sessions stay in system-view after a commit
             self.conn.exit_config_mode()

@@ -11,14 +11,15 @@ import re
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from inventory import Inventory, load
 from inventory.access import secret
 from inventory.model import Level, LinkKind, LinkState, Role
+from netops.files import write_atomic
 from netops.output import UsageError
 
 from . import allocate as al
@@ -37,11 +38,13 @@ class Busy(UsageError):
 @dataclass
 class Options:
     check: bool = False
-    changes: Path | None = None       # where change records and backups go (default: <inventory>/changes)
+    changes: Path | None = None       # where change records and backups go (default: <inventory>/changes;
+                                      # a check run writes backups only where this names)
     templates: Path | None = None
     arm_minutes: int = 5              # native commit-confirm timer on platforms that have one
     verify_timeout: float = 40.0      # seconds to wait for the checks (OSPF needs a few hellos)
     port: int = 22
+    snmp_port: int = 161
     step: object = field(default=lambda n=1, label=None: None)
 
 
@@ -54,6 +57,7 @@ class End:
     intended: str = ""
     changes: list = field(default_factory=list)
     pushed: bool = False
+    saved: bool = False
 
     @property
     def plat(self):
@@ -61,23 +65,27 @@ class End:
 
 
 def changes_dir(root: Path, opts: Options) -> Path:
-    d = opts.changes or (al.inventory_dir(root) / "changes")
-    (d / "backups").mkdir(parents=True, exist_ok=True)
-    return d
+    return opts.changes or (al.inventory_dir(root) / "changes")
 
 
 @contextmanager
-def link_lock(cdir: Path, link_id: str):
-    """One run per link at a time: a second one fails at once with a clear message."""
-    fd = os.open(cdir / f".{link_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+def change_locks(cdir: Path, link_id: str, devices: list[str]):
+    """One run per link at a time: a second one fails at once with a clear message. Then one run per
+    device at a time (a native revert restores the whole device): a run for another county through
+    the same city router waits its turn. Devices are taken in name order, so two runs never deadlock."""
+    (cdir / "backups").mkdir(parents=True, exist_ok=True)
+    fds = []
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"link '{link_id}': another netops run is changing it now; try again when it has finished") from None
+        for i, name in enumerate([f"link-{link_id}", *(f"device-{d}" for d in sorted(devices))]):
+            fds.append(os.open(cdir / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o644))
+            try:
+                fcntl.flock(fds[-1], fcntl.LOCK_EX | (fcntl.LOCK_NB if i == 0 else 0))
+            except BlockingIOError:
+                raise Busy(f"link '{link_id}': another netops run is changing it now; try again when it has finished") from None
         yield
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
 
 
 def history(cdir: Path) -> list[dict]:
@@ -109,7 +117,7 @@ def _ministry_router(inv: Inventory):
 
 # --- checks ----------------------------------------------------------------------------------
 
-def _snmp_ifname(inv: Inventory, dev, address) -> str:
+def _snmp_ifname(inv: Inventory, dev, address, port: int = 161) -> str:
     """ifName of the interface that carries ``address``, over SNMPv3 (IP-MIB ipAdEntIfIndex, IF-MIB ifName)."""
     snmp = inv.credentials[dev.credentials].snmp
     auth = ["-v3", "-l", "authPriv", "-u", snmp.user, "-a", snmp.auth_protocol,
@@ -117,7 +125,7 @@ def _snmp_ifname(inv: Inventory, dev, address) -> str:
             "-x", snmp.priv_protocol, "-X", secret(inv, dev.credentials, "snmp.priv_key", snmp.priv_key)]
 
     def get(oid: str) -> str:
-        p = subprocess.run(["snmpget", "-On", "-Oqv", "-t", "2", "-r", "1", *auth, str(dev.management), oid],
+        p = subprocess.run(["snmpget", "-On", "-Oqv", "-t", "2", "-r", "1", *auth, f"udp:{dev.management}:{port}", oid],
                            capture_output=True, text=True, timeout=30)
         return p.stdout.strip() if p.returncode == 0 else ""
 
@@ -125,7 +133,16 @@ def _snmp_ifname(inv: Inventory, dev, address) -> str:
     return get(f"1.3.6.1.2.1.31.1.1.1.1.{idx}").strip('"') if idx.isdigit() else ""
 
 
-def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, active: bool) -> list[dict]:
+def _names(plat, name: str) -> set[str]:
+    """The interface as the platform's show output may print it: in full or abbreviated."""
+    short = name
+    for long, abbr in plat.interface_short:
+        short = short.replace(long, abbr)
+    return {name, short}
+
+
+def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, active: bool,
+           snmp_port: int = 161) -> list[dict]:
     """Run every check once; each result has name, ok and the evidence text."""
     out = []
 
@@ -138,15 +155,16 @@ def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, acti
         add(f"{e.device.id}:{name} up 接口状态", re.search(p.interface_up, text), text[:400])
         nb = s.cli(p.show_ospf_neighbor, check=False)
         peer_ip = str(addrs[str(peer.end)].ip)
-        full = [ln for ln in nb.splitlines() if str(peer.device.loopback) in ln and "full" in ln.lower()
-                and (name in ln or peer_ip in ln)]
+        # the peer's router id, a Full state and this interface (or the peer's address) on one line
+        full = [ln for ln in nb.splitlines() if str(peer.device.loopback) in (words := set(ln.split()))
+                and any(w.lower().startswith("full") for w in words) and words & (_names(p, name) | {peer_ip})]
         add(f"{e.device.id} OSPF neighbour {peer.device.id} Full 邻居", bool(full) == active, "\n".join(full) or nb)
         if active:
             if p.ping:
                 cmd = p.ping.format(source=addrs[str(e.end)].ip, target=addrs[str(peer.end)].ip)
                 pr = s.run(cmd, check=False)
                 add(f"{e.device.id} ping {peer.device.id} across the link 链路连通", re.search(p.ping_ok, pr), pr)
-            ifname = _snmp_ifname(inv, e.device, addrs[str(e.end)].ip)
+            ifname = _snmp_ifname(inv, e.device, addrs[str(e.end)].ip, snmp_port)
             add(f"{e.device.id} SNMP ifName of {addrs[str(e.end)].ip} = {name} 网管可见", ifname == name,
                 f"ipAdEntIfIndex → ifName {ifname or '(none)'}")
     mr = _ministry_router(inv)
@@ -158,11 +176,11 @@ def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, acti
     return out
 
 
-def verify(inv, link, ends, addrs, county, active, timeout: float) -> list[dict]:
+def verify(inv, link, ends, addrs, county, active, timeout: float, snmp_port: int = 161) -> list[dict]:
     """Repeat the checks until all pass or ``timeout`` seconds have gone by; the last round is the evidence."""
     deadline = time.monotonic() + timeout
     while True:
-        res = checks(inv, link, ends, addrs, county, active)
+        res = checks(inv, link, ends, addrs, county, active, snmp_port)
         if all(r["ok"] for r in res) or time.monotonic() > deadline:
             return res
         time.sleep(1)
@@ -171,18 +189,24 @@ def verify(inv, link, ends, addrs, county, active, timeout: float) -> list[dict]
 # --- the change -------------------------------------------------------------------------------
 
 def _record_base(action: str, link, alloc) -> dict:
-    return {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"when": datetime.now(UTC).isoformat(timespec="seconds"),
             "who": f"{getpass.getuser()}@{socket.gethostname()}", "action": action, "link": link.id,
             "allocation": alloc.as_dict() if alloc else None}
 
 
-def _open_ends(inv: Inventory, link, county_dev: str, opts: Options) -> tuple[list[End], End]:
-    ends = [End(e, inv.devices[e.device]) for e in (link.a, link.b)]
+def _check_templates(inv: Inventory, link, opts: Options) -> None:
+    """A missing template is bad input: found before any device or file is touched."""
     tdir = _template_dir(opts)
-    for e in ends:  # a missing template is bad input: found before any device is touched
-        if not (tdir / e.device.platform / "link.j2").is_file():
-            raise UsageError(f"device '{e.device.id}': platform {e.device.platform!r} has no link template "
-                             f"({tdir / e.device.platform / 'link.j2'})")
+    for e in link.ends():
+        dev = inv.devices[e.device]
+        if not (tdir / dev.platform / "link.j2").is_file():
+            raise UsageError(f"device '{dev.id}': platform {dev.platform!r} has no link template "
+                             f"({tdir / dev.platform / 'link.j2'})")
+
+
+def _open_ends(inv: Inventory, link, opts: Options) -> list[End]:
+    """A session to each end; an unreachable device is a DeviceError before anything is written."""
+    ends = [End(e, inv.devices[e.device]) for e in (link.a, link.b)]
     try:
         for e in ends:
             e.session = connect(inv, e.device, port=opts.port)
@@ -191,7 +215,7 @@ def _open_ends(inv: Inventory, link, county_dev: str, opts: Options) -> tuple[li
             if e.session:
                 e.session.close()
         raise
-    return ends, next(e for e in ends if e.device.id == county_dev)
+    return ends
 
 
 def _rollback(ends: list[End]) -> list[dict]:
@@ -201,29 +225,36 @@ def _rollback(ends: list[End]) -> list[dict]:
         if not e.pushed:
             continue
         cmds = rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, reverse=True)
-        err = ""
+        err, now = "", None
         try:
-            e.session.configure(cmds)
-            e.session.confirm()
-        except DeviceError as x:
+            cmds = e.session.revert(cmds)
+            if e.saved:  # saved before the other end failed: the saved config goes back too
+                e.session.save()
+            now = e.session.show_running()
+        except DeviceError as x:  # unreachable now: an armed change still reverts when its timer runs out
             err = str(x)
-        now = e.session.show_running()
         out.append({"device": e.device.id, "commands": cmds, "identical": now == e.backup, "error": err})
     return out
 
 
 def change(root: Path, link_id: str, action: str, opts: Options) -> dict:
-    """Provision (action "provision") or decommission one link. Returns the result (also recorded)."""
+    """Provision (action "provision") or decommission one link. Returns the result (also recorded).
+    A check run takes no locks and writes nothing (backups only into ``opts.changes`` if given)."""
     cdir = changes_dir(root, opts)
-    with link_lock(cdir, link_id):
-        inv, alloc = al.reserve(root, link_id, write=action == "provision" and not opts.check)
-        link = inv.links[link_id]
-        county_end = next(e for e in link.ends() if inv.is_uplink(link, e.device))
-        addrs = dict(alloc.ends)
-        opts.step(1, "allocated 已分配地址")
-        want = addrs if action == "provision" else {}
-        ends, county = _open_ends(inv, link, county_end.device, opts)
+    inv = load(root)
+    link = inv.links[link_id]
+    _check_templates(inv, link, opts)
+    al.allocate(inv, link)  # a full pool, too, is found before any device is touched
+    locks = nullcontext() if opts.check else change_locks(cdir, link_id, [e.device for e in link.ends()])
+    with locks:
+        ends = _open_ends(inv, link, opts)  # before the allocation is written: unreachable changes nothing
         try:
+            inv, alloc = al.reserve(root, link_id, write=action == "provision" and not opts.check)
+            link = inv.links[link_id]
+            county = next(e for e in ends if inv.is_uplink(link, e.device.id))
+            addrs = dict(alloc.ends)
+            opts.step(1, "allocated 已分配地址")
+            want = addrs if action == "provision" else {}
             return _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts)
         finally:
             for e in ends:
@@ -231,15 +262,18 @@ def change(root: Path, link_id: str, action: str, opts: Options) -> dict:
 
 
 def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts) -> dict:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     result = {**_record_base(action, link, alloc), "devices": {}}
     for e in ends:
         e.backup = e.session.show_running()
         bfile = cdir / "backups" / f"{stamp}-{e.device.id}.cfg"
-        bfile.write_text(e.backup, encoding="utf-8")
+        if opts.check and not opts.changes:
+            bfile = None
+        else:
+            write_atomic(bfile, e.backup)
         e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
-        e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface))
-        result["devices"][e.device.id] = {"platform": e.device.platform, "backup": str(bfile),
+        e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
+        result["devices"][e.device.id] = {"platform": e.device.platform, "backup": str(bfile) if bfile else None,
                                           "diff": rd.diff_text(e.changes, e.plat.negate),
                                           "commands": rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit)}
     opts.step(1, "diff 差异")
@@ -254,19 +288,24 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
                 e.pushed = True
                 e.session.configure(result["devices"][e.device.id]["commands"], arm_minutes=opts.arm_minutes)
         opts.step(1, "pushed 已下发")
-        evidence = verify(inv, link, ends, addrs, county, action == "provision", opts.verify_timeout)
+        evidence = verify(inv, link, ends, addrs, county, action == "provision", opts.verify_timeout, opts.snmp_port)
     except DeviceError as x:
         evidence = [{"check": "push 下发", "ok": False, "evidence": str(x)}]
     result["verification"] = evidence
     opts.step(1, "verified 已验证")
+    if all(c["ok"] for c in evidence):
+        try:
+            for e in ends:
+                e.session.confirm()
+                e.session.save()
+                e.saved = True
+        except DeviceError as x:  # a session lost now: roll back what can be (an armed timer does the rest)
+            evidence.append({"check": "confirm and save 确认并保存", "ok": False, "evidence": str(x)})
     if not all(c["ok"] for c in evidence):
         result["rollback"] = _rollback(ends)
         result["result"], result["ok"] = "rolled_back", False
         _append_record(cdir, result)
         return result
-    for e in ends:
-        e.session.confirm()
-        e.session.save()
     with al.locked(root):
         al.record_link(root, link.id, {k: (str(v) if action == "provision" else None) for k, v in addrs.items()}, target)
     result["result"], result["ok"] = "applied", True

@@ -24,9 +24,9 @@ _SKIP = {"exit", "quit", "return", "end", "exit-address-family"}
 @dataclass
 class Node:
     line: str
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
-    def find(self, line: str) -> "Node | None":
+    def find(self, line: str) -> Node | None:
         return next((c for c in self.children if c.line == line), None)
 
     def lines(self, depth: int = 0) -> list[str]:
@@ -63,12 +63,26 @@ class Change:
     created: bool = False  # the stanza itself is new: undone by removing it whole
 
 
-def diff(running: Node, intended: Node, owned) -> list[Change]:
-    """``owned(header)`` → True for stanzas whose running lines not in ``intended`` are removed."""
+def negated(line: str, negate: str) -> str:
+    """The line that undoes ``line``: ``undo X`` ↔ ``X``."""
+    return line[len(negate) + 1:] if line.startswith(negate + " ") else f"{negate} {line}"
+
+
+def diff(running: Node, intended: Node, owned, negate: str = "no") -> list[Change]:
+    """``owned(header)`` → True for stanzas whose running lines not in ``intended`` are removed.
+    An intended ``undo X`` (``no X``) asks for X's absence: it is in place when the running config
+    shows it or lacks X (most CLIs do not print a setting that is off by default)."""
     out: list[Change] = []
 
+    def missing(run: Node | None, line: str) -> bool:
+        if run is None:
+            return True
+        if line.startswith(negate + " "):
+            return run.find(line) is None and run.find(negated(line, negate)) is not None
+        return run.find(line) is None
+
     def walk(run: Node | None, want: Node, path: tuple[str, ...]) -> None:
-        add = [c.line for c in want.children if not c.children and (run is None or run.find(c.line) is None)]
+        add = [c.line for c in want.children if not c.children and missing(run, c.line)]
         remove = []
         if run is not None and path and owned(path[0]):
             wanted = {c.line for c in want.children}
@@ -109,7 +123,7 @@ def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool
             continue
         add, remove = (ch.remove, ch.add) if reverse else (ch.add, ch.remove)
         out.extend(ch.path)
-        out.extend(f"{negate} {line}" for line in remove)
+        out.extend(negated(line, negate) for line in remove)
         out.extend(add)
         out.extend([stanza_exit] * len(ch.path))
     return out
