@@ -19,6 +19,8 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
+from netops.files import write_atomic
+
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
          "--disable-default-apps", "--disable-domain-reliability", "--no-pings", "--metrics-recording-only",
@@ -91,9 +93,7 @@ class Chromium:
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
+        return write_atomic(path, base64.b64decode(data))
 
     def close(self) -> None:
         self._conn.close()
