@@ -21,6 +21,7 @@ from pathlib import Path
 from inventory import Inventory, InventoryError, load
 from inventory.loader import inventory_files
 from inventory.model import Level, LinkKind, LinkState
+from netops.files import write_atomic
 from netops.output import UsageError
 
 
@@ -219,13 +220,7 @@ def write_checked(root: Path, new_texts: dict[Path, str], expect) -> Inventory:
         if problem:
             raise UsageError(f"{root}: the line edit did not give the intended inventory: {problem}")
     for f, text in new_texts.items():
-        fd, tmpname = tempfile.mkstemp(prefix=f".{f.name}.", dir=f.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmpname, f.stat().st_mode & 0o777)
-        os.replace(tmpname, f)
+        write_atomic(f, text, mode=f.stat().st_mode & 0o777)
     return load(root)
 
 
