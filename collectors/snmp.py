@@ -10,7 +10,7 @@ Per target and cycle:
    else HOST-RESOURCES-MIB.
 
 Requests go through the purpose-built codec in collectors/wire.py (SNMPv2c, and SNMPv3 authPriv with
-SHA/AES-128, the inventory's default); other USM protocols through pysnmp.
+SHA, SHA-256 or SHA-512 and AES-128; SHA/AES is the inventory's default); AES-192/256 through pysnmp.
 
 Every request has its own timeout and retry count (counted into the self-metrics), every device a hard
 deadline and the cycle one more; a device that does not answer only costs its own deadline.
@@ -217,7 +217,7 @@ class Poller:
     # --- one request -----------------------------------------------------------------------------
     @staticmethod
     def _fast(t: Target) -> bool:
-        return t.version == "v2c" or (t.auth_protocol, t.priv_protocol) == ("SHA", "AES")
+        return t.version == "v2c" or (t.auth_protocol in wire.AUTH and t.priv_protocol == "AES")
 
     def _auth_data(self, t: Target):
         key = (t.version, t.user, t.auth_key, t.priv_key, t.auth_protocol, t.priv_protocol, t.community)

@@ -179,17 +179,25 @@ def test_thirty_percent_dead_cycle_completes_with_complete_live_data(tmp_path):
             assert x.interfaces[48]["counters"]["in_octets"] == 48_000_000 and x.interfaces[48]["name"] == "GE0/0/48"
 
 
-def test_other_usm_protocols_go_through_pysnmp(tmp_path):
-    """SHA-256/AES-256 is not in the fast codec: the same poll through pysnmp, same answers."""
+def test_sha2_through_the_codec_and_aes256_through_pysnmp(tmp_path):
+    """SHA-256/SHA-512 with AES-128 go through the codec; AES-256 is not in it and goes through pysnmp.
+    Same answers either way, from snmpsim (pysnmp's agent side)."""
     port = free_port()
     a = Agent("strong", "127.0.1.30", port, ports=3)
-    with Responder([a], workdir=str(tmp_path / "sim"), more_users=(("netops256", "SHA256", "AES256"),)) as r:
-        t = r.target(a, timeout=2, retries=2, deadline=30)
-        t.user, t.auth_protocol, t.priv_protocol = "netops256", "SHA-256", "AES-256"
+    users = (("netops-s256", "SHA256", "AES"), ("netops-s512", "SHA512", "AES"), ("netops-a256", "SHA256", "AES256"))
+    with Responder([a], workdir=str(tmp_path / "sim"), more_users=users) as r:
         s = Session()
-        assert not s.poller._fast(t)
-        res = s.cycle([t])[0]
-        assert res.ok, res.error
-        assert res.system["name"] == "strong" and sorted(res.interfaces) == [1, 2, 3]
-        assert res.interfaces[2]["counters"]["in_octets"] == 2_000_000 and res.interfaces[2]["alias"] == "uplink-2"
-        assert s.poller._engine is not None  # pysnmp was used
+        for user, auth, priv, fast in (("netops-s256", "SHA-256", "AES", True), ("netops-s512", "SHA-512", "AES", True),
+                                       ("netops-a256", "SHA-256", "AES-256", False)):
+            t = r.target(a, timeout=2, retries=2, deadline=30)
+            t.user, t.auth_protocol, t.priv_protocol, t.device = user, auth, priv, user
+            assert s.poller._fast(t) is fast
+            res = s.cycle([t])[0]
+            assert res.ok, (user, res.error)
+            assert res.system["name"] == "strong" and sorted(res.interfaces) == [1, 2, 3]
+            assert res.interfaces[2]["counters"]["in_octets"] == 2_000_000 and res.interfaces[2]["alias"] == "uplink-2"
+        assert s.poller._engine is not None  # pysnmp was used for AES-256
+        bad = r.target(a, timeout=0.5, retries=0, deadline=5)
+        bad.user, bad.auth_protocol = "netops-s256", "SHA-512"  # the agent expects SHA-256 for this user
+        res = s.cycle([bad])[0]
+        assert not res.ok and res.error
