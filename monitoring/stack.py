@@ -7,7 +7,8 @@ it with a systemd drop-in and (re)starts them, and waits for ``/-/ready``. Each 
 (`netops collect serve`) runs on this host inside the province monitor node's network namespace, so
 it listens on that node's management address as if it ran there; the ops host's backup catalogue
 metrics are served where the province configurations scrape them (``monitoring.textfile``). Their
-pids are kept in the lab's state directory and only those pids are ever signalled. ``down`` stops
+pids are kept beside the lab's state directory (``<state root>/.monitor-<lab>``, so `monitor down`
+still finds them after a `lab down`) and only those pids are ever signalled. ``down`` stops
 and disables the units, removes every file ``up`` installed, ends those processes and checks that
 nothing is left.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from inventory.store import Inventory
 from netops.files import write_atomic
 from netops.output import UsageError
-from topology.lab.runtime import Lab, LabError
+from topology.lab.runtime import Lab, LabError, state_root
 
 from . import generate as gen
 
@@ -176,6 +177,17 @@ def _alive(pid: int | None, cmd: list[str]) -> bool:
         return False
 
 
+def _in_netns(pid: int, netns: str | None) -> bool:
+    """True if pid runs in the lab node's network namespace as it is now (not one a rebuilt lab replaced);
+    a host process (``netns`` None) stays where it was started."""
+    if netns is None:
+        return True
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{netns}").st_ino
+    except OSError:
+        return False
+
+
 def _end(pid: int, cmd: list[str]) -> None:
     if not _alive(pid, cmd):
         return
@@ -205,7 +217,9 @@ def _ready(url: str) -> bool:
 class Stack:
     def __init__(self, inv: Inventory, lab: Lab):
         self.inv, self.lab = inv, lab
-        self.dir = lab.dir / "monitor"
+        # beside the lab's own directory, not in it: `lab down` removes that, and the processes
+        # recorded here must still be found and ended by `monitor down` afterwards
+        self.dir = state_root() / f".monitor-{lab.name}"
         self.state_file = self.dir / "state.json"
         self.servers = servers(inv)
 
@@ -262,10 +276,10 @@ class Stack:
         for name in [n for n in running if n not in {p.name for p in procs}]:  # no longer wanted
             _end(running[name]["pid"], running.pop(name)["cmd"])
         self.dir.mkdir(parents=True, exist_ok=True)
-        env = None
+        env, started = None, {}
         for proc in procs:
             rec = running.get(proc.name, {})
-            if rec.get("cmd") == proc.cmd and _alive(rec.get("pid"), proc.cmd):
+            if rec.get("cmd") == proc.cmd and _alive(rec.get("pid"), proc.cmd) and _in_netns(rec["pid"], proc.netns):
                 advance(label=proc.name)
                 continue
             if rec.get("pid"):
@@ -276,12 +290,13 @@ class Stack:
             with open(log, "ab") as fh:
                 p = subprocess.Popen([*netns, *proc.cmd], env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
                                      start_new_session=True)
+            started[proc.name] = p
             running[proc.name] = {"pid": p.pid, "cmd": proc.cmd, "listen": proc.listen, "log": str(log)}
             self._save({"timing": asdict(timing), "collect_interval": collect_interval, "processes": running})
             changed.append(f"{proc.name}: pid {p.pid} on {proc.listen}")
             advance(label=proc.name)
         self._save({"timing": asdict(timing), "collect_interval": collect_interval, "processes": running})
-        self._wait_ready(running)
+        self._wait_ready(running, started)
         return {"lab": self.lab.name, "changed": changed, "endpoints": endpoints(self.inv),
                 "timing": asdict(timing), "collect_interval": collect_interval,
                 "message": (f"monitoring stack up: {len(self.servers)} × Prometheus + Alertmanager, "
@@ -296,12 +311,12 @@ class Stack:
             raise MonitorError(f"preparing the database monitoring role failed: {'; '.join(rep['problems'])}")
         return {**os.environ, **self.lab.env(), **rep["env"]}
 
-    def _wait_ready(self, running: dict) -> None:
+    def _wait_ready(self, running: dict, started: dict[str, subprocess.Popen]) -> None:
         urls = [f"{s.url(c)}/-/ready" for s in self.servers for c in UNITS]
         urls += [f"http://{r['listen']}/metrics" for r in running.values()]
         deadline = time.monotonic() + READY_TIMEOUT
         while urls := [u for u in urls if not _ready(u)]:
-            dead = [name for name, r in running.items() if not _alive(r["pid"], r["cmd"])]
+            dead = [name for name, p in started.items() if p.poll() is not None]
             if dead:
                 raise MonitorError(f"{', '.join(dead)} exited (see {self.dir / dead[0]}.log)")
             if time.monotonic() > deadline:
@@ -398,7 +413,7 @@ def _process_status(proc: Process, rec: dict | None) -> dict:
 
     rec = rec or {}
     out = {"name": proc.name, "listen": proc.listen, "pid": rec.get("pid"),
-           "running": _alive(rec.get("pid"), rec.get("cmd", proc.cmd))}
+           "running": _alive(rec.get("pid"), rec.get("cmd", proc.cmd)) and _in_netns(rec["pid"], proc.netns)}
     if out["running"]:
         try:
             with urllib.request.urlopen(f"http://{proc.listen}/metrics", timeout=5) as r:
