@@ -138,7 +138,7 @@ class Responder:
                 s.bind((a.address, a.port))
                 self._silent.append(s)
         self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True,
+                                     start_new_session=True, cwd=Path(__file__).resolve().parents[1],
                                      # as root snmpsim would drop to nobody, who cannot read this venv's Python
                                      env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
         self._wait_ready(timeout)
