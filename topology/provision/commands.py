@@ -21,7 +21,8 @@ def register(nouns, common) -> None:
 
     def verb(name, func, help):
         v = verbs.add_parser(name, parents=[common], help=help, description=help)
-        v.add_argument("--check", action="store_true", help="allocate, render, back up and show the diff; change nothing")
+        v.add_argument("--check", action="store_true", help="allocate, render, read the running configs and show the diff; "
+                                                               "change and write nothing")
         v.add_argument("--changes", metavar="DIR", help="change records and backups (default: <inventory>/changes; "
                                                         "--check writes backups only here, and nothing without it)")
         v.add_argument("--verify-timeout", type=float, default=40.0, metavar="S",
