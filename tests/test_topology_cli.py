@@ -7,13 +7,11 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import clean_env
 
 from inventory import DEFAULT_INVENTORY
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
 
 
 def edited(tmp_path: Path, edit) -> str:
@@ -144,7 +142,6 @@ def test_bad_input_is_one_line_exit_2(netops, tmp_path):
     assert r.returncode == 2 and "no such inventory" in r.stderr
 
 
-@needs_dot
 def test_draw_every_format(netops, tmp_path):
     for fmt in ("svg", "png", "html", "dot"):
         out = tmp_path / f"net.{fmt}"

@@ -16,7 +16,6 @@ from topology import draw as dr
 from topology.graph import build
 
 SVG = "{http://www.w3.org/2000/svg}"
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,6 @@ def strokes(g: ET.Element) -> set[str]:
     return {e.get("stroke") for e in g if e.tag in (f"{SVG}path", f"{SVG}polygon", f"{SVG}ellipse") and e.get("stroke")}
 
 
-@needs_dot
 def test_svg_has_every_site_ranked_by_level(topo, svg_root):
     clusters = groups(svg_root, "cluster")
     assert {c.removeprefix("site-") for c in clusters} == set(topo.inv.sites)
@@ -67,7 +65,6 @@ def test_hosts_are_counted_unless_asked_for(topo):
     assert '"huadu-srv1" [' in full and '"huadu-srv1" -> "huadu-r1"' in full
 
 
-@needs_dot
 def test_svg_marks_spof_red_planned_dashed_dual_and_dr(topo, svg_root):
     spof_devs = {d for s in an.spof(topo) for d in s.failure.devices}
     spof_links = {k for s in an.spof(topo) for k in s.failure.links}
@@ -93,7 +90,6 @@ def test_svg_marks_spof_red_planned_dashed_dual_and_dr(topo, svg_root):
     assert "番禺区社会保险经办中心" in text and "双归属 dual-homed" in text and "灾备中心 DR site" in text
 
 
-@needs_dot
 def test_scope_draws_the_subtree_and_the_way_up(topo):
     root = ET.fromstring(dr.draw(topo, "svg", scope="guangzhou"))
     sites = {c.removeprefix("site-") for c in groups(root, "cluster")}
@@ -103,7 +99,6 @@ def test_scope_draws_the_subtree_and_the_way_up(topo):
     assert dr.scope_sites(topo, "huadu") == {"huadu", "guangzhou", "guangdong", "bu"}
 
 
-@needs_dot
 def test_html_is_self_contained_and_has_every_site(topo):
     page = dr.draw(topo, "html").decode("utf-8")
     assert page.startswith("<!DOCTYPE html>")
@@ -126,7 +121,6 @@ def test_html_is_self_contained_and_has_every_site(topo):
         assert r.returncode == 0, r.stderr
 
 
-@needs_dot
 def test_png(topo):
     png = dr.draw(topo, "png", scope="sichuan")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
