@@ -238,6 +238,36 @@ def test_check_writes_nothing_into_the_inventory_tree(net, tmp_path):
     assert all(not ARM[f.style].fullmatch(x) for f in net["fakes"].values() for x in f.received)
 
 
+@pytest.mark.parametrize("platform", sorted(STYLE))
+def test_platform_regexes_read_the_vendor_output(platform):
+    """The platform table's interface and ping regexes against the vendor's own formats: up only
+    when both the port and the line protocol are up (not when shut down here or at the far end)."""
+    from inventory.platforms import PLATFORMS
+
+    plat, style = PLATFORMS[platform], STYLE[platform]
+    ifn = "GigabitEthernet0/0/1"
+    cfg = f"interface {ifn}\n ip address 10.9.9.0 {'255.255.255.254' if style == 'ios' else 31}\n"
+    a = FakeDevice("a", style, cfg, "10.9.0.1")
+    b = FakeDevice("b", style, cfg.replace("10.9.9.0", "10.9.9.1"), "10.9.0.2")
+    try:
+        wire(a, ifn, b, ifn)
+        show = lambda: a._exec(plat.show_interface.format(name=ifn)).replace("\r\n", "\n")  # noqa: E731
+        assert re.search(plat.interface_up, show()), show()
+        b._itf(ifn).append("shutdown")  # the far end down: here the port is DOWN
+        assert not re.search(plat.interface_up, show()), show()
+        b._itf(ifn).remove("shutdown")
+        a._itf(ifn).append("shutdown")  # shut down here: Administratively DOWN
+        assert "dministratively" in show() and not re.search(plat.interface_up, show())
+        ping = plat.ping.format(source="10.9.9.0", target="10.9.9.1")
+        a._itf(ifn).remove("shutdown")
+        assert re.search(plat.ping_ok, a._exec(ping))
+        b._itf(ifn).append("shutdown")
+        assert not re.search(plat.ping_ok, a._exec(ping)), a._exec(ping)
+    finally:
+        a.close()
+        b.close()
+
+
 # --- one device session: arming, confirm, reverse, save --------------------------------------
 
 @pytest.mark.parametrize("link_id, device", [("xa-up", "xa-r1"), ("xa-up", "sz-r1"), ("xb-up", "xb-r1")])
