@@ -251,7 +251,7 @@ def test_platform_regexes_read_the_vendor_output(platform):
     b = FakeDevice("b", style, cfg.replace("10.9.9.0", "10.9.9.1"), "10.9.0.2")
     try:
         wire(a, ifn, b, ifn)
-        show = lambda: a._exec(plat.show_interface.format(name=ifn)).replace("\r\n", "\n")  # noqa: E731
+        show = lambda: a._exec(plat.show_interface.format(name=ifn)).replace("\r\n", "\n")
         assert re.search(plat.interface_up, show()), show()
         b._itf(ifn).append("shutdown")  # the far end down: here the port is DOWN
         assert not re.search(plat.interface_up, show()), show()
