@@ -241,6 +241,7 @@ TAGS = {"2": lambda v: wire.integer(int(v)), "4": lambda v: wire.tlv(0x04, v.enc
         "65": lambda v: wire.unsigned(int(v), 0x41), "66": lambda v: wire.unsigned(int(v), 0x42),
         "67": lambda v: wire.unsigned(int(v), 0x43), "70": lambda v: wire.unsigned(int(v), 0x46)}
 END = b"\x82\x00"  # endOfMibView
+GETNEXT = 0xA1
 
 
 class Recording:
@@ -263,6 +264,8 @@ class Recording:
         return (i, self.vbs[i]) if i < len(self.oids) else (-1, wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(oid)) + END))
 
     def answer(self, tag: int, a: int, b: int, req: bytes, vs: int, ve: int) -> bytes:
+        if tag not in (wire.GET, GETNEXT, wire.GETBULK):  # read-only: a SET or anything else is dropped
+            raise wire.WireError(f"unsupported PDU 0x{tag:02x}")
         key = (tag, a, b, req[vs:ve])
         hit = self.cache.get(key)
         if hit is None:

@@ -20,7 +20,7 @@ import time
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-GET, GETNEXT, RESPONSE, GETBULK, REPORT = 0xA0, 0xA1, 0xA2, 0xA5, 0xA8
+GET, RESPONSE, GETBULK, REPORT = 0xA0, 0xA2, 0xA5, 0xA8
 NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW = 0x80, 0x81, 0x82
 ERROR_STATUS = ("noError", "tooBig", "noSuchName", "badValue", "readOnly", "genErr", "noAccess", "wrongType",
                 "wrongLength", "wrongEncoding", "wrongValue", "noCreation", "inconsistentValue",
@@ -52,8 +52,8 @@ def tlv(tag: int, body: bytes) -> bytes:
     return bytes((tag,)) + _len(len(body)) + body
 
 
-def integer(v: int, tag: int = 0x02) -> bytes:
-    return tlv(tag, v.to_bytes(v.bit_length() // 8 + 1, "big", signed=True))
+def integer(v: int) -> bytes:
+    return tlv(0x02, v.to_bytes(v.bit_length() // 8 + 1, "big", signed=True))
 
 
 def unsigned(v: int, tag: int) -> bytes:
