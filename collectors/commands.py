@@ -156,11 +156,12 @@ def cmd_once(args, out: Out) -> int:
         out.table("数据库健康 database health", ["device", "service", "up", "role", "conn 连接", "lag s 延迟",
                                             "size 大小", "longest xact s", "error"], table_rows(health))
     if shell:
-        out.table("SSH 健康 health", ["device", "ok", "OSPF full/all 邻居", "not full", "load1", "mem 内存",
-                                    "disk 磁盘", "failed units 失败单元", "error"],
+        out.table("SSH 健康 health", ["device", "ok", "OSPF full/all 邻居", "not full", "links down 断开接口", "load1",
+                                    "mem 内存", "disk 磁盘", "failed units 失败单元", "error"],
                   [[s["device"], "✓" if s["ok"] else "✗",
                     f"{sum(n['full'] for n in s['ospf_neighbors'])}/{len(s['ospf_neighbors'])}" if "ospf_neighbors" in s else "",
                     " ".join(f"{n['neighbor_id']}({n['state']})" for n in s.get("ospf_neighbors", []) if not n["full"]),
+                    " ".join(i["name"] for i in s.get("interfaces", []) if i["oper_status"] in ("down", "lowerlayerdown")),
                     s.get("load1", ""), _pct(s.get("memory_ratio")), _pct(s.get("disk_used_ratio")),
                     " ".join(s.get("failed_units", [])), s["error"] or ""] for s in shell])
     out.print(f"{len(recs)} devices 设备, {len(health)} databases 数据库, {len(shell)} SSH, {len(failed)} failed 失败, "
