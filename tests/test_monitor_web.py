@@ -349,13 +349,15 @@ def test_detach_then_stop(netops, tmp_path):
     port = free_port()
     spec = ["--listen", f"127.0.0.1:{port}", "--prometheus", f"http://127.0.0.1:{free_port()}"]
     r = netops("monitor", "web", "--detach", "--json", *spec, env=env)
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)
-    assert rep["url"] == f"http://127.0.0.1:{port}/" and (tmp_path / f"healthmap-{port}.pid").read_text() == str(rep["pid"])
-    assert b'id="map"' in get(rep["url"])
-    again = json.loads(netops("monitor", "web", "--detach", "--json", *spec, env=env).stdout)  # replaces the first
-    assert again["pid"] != rep["pid"] and not web._running(rep["pid"])
-    r = netops("monitor", "web", "--stop", "--json", *spec, env=env)
+    try:
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        assert rep["url"] == f"http://127.0.0.1:{port}/" and (tmp_path / f"healthmap-{port}.pid").read_text() == str(rep["pid"])
+        assert b'id="map"' in get(rep["url"])
+        again = json.loads(netops("monitor", "web", "--detach", "--json", *spec, env=env).stdout)  # replaces the first
+        assert again["pid"] != rep["pid"] and not web._running(rep["pid"])
+    finally:
+        r = netops("monitor", "web", "--stop", "--json", *spec, env=env)  # never leave a server behind
     assert json.loads(r.stdout) == {"ok": True, "stopped": again["pid"], "port": port}
     with pytest.raises(OSError):
         get(rep["url"])
