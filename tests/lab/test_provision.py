@@ -69,6 +69,7 @@ def test_check_shows_the_diff_and_changes_nothing(lab, copy):
     assert "+  ip address 10.44.255.23/31" in res["devices"][COUNTY]["diff"]
     assert {d: running(d) for d in (COUNTY, CITY)} == copy["before"]
     assert (copy["dir"] / "guangdong.yml").read_text(encoding="utf-8") == copy["text"]
+    assert not (copy["dir"] / "changes").exists()  # a check run writes nothing into the inventory tree
 
 
 def test_broken_render_fails_verification_and_rolls_back(lab, copy, tmp_path):
