@@ -24,6 +24,8 @@ def register(nouns, common) -> None:
                             "or twice --scrape-interval when that is shorter)")
         v.add_argument("--max-for", type=int, metavar="S",
                        help="cap every alert's `for:` at S seconds (the lab's short faults; default: the rules' own)")
+        v.add_argument("--evaluation-interval", type=int, metavar="S",
+                       help="province rule evaluation interval, seconds (default: the scrape interval)")
 
     def lab_opt(v):
         v.add_argument("--lab", metavar="NAME", help="lab name (default: the inventory's network id)")
@@ -53,7 +55,8 @@ def register(nouns, common) -> None:
 
 def _timing(args) -> gen.Timing:
     fed = args.federate_interval or (min(gen.FEDERATE_INTERVAL, args.scrape_interval * 2))
-    return gen.Timing(scrape=args.scrape_interval, federate=fed, max_for=args.max_for).check()
+    return gen.Timing(scrape=args.scrape_interval, federate=fed, max_for=args.max_for,
+                      evaluate=args.evaluation_interval).check()
 
 
 def _guard(func):

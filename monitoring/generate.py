@@ -33,12 +33,18 @@ SCRAPE_INTERVAL, FEDERATE_INTERVAL = 30, 60  # seconds, production
 class Timing:
     """How fast the hierarchy reacts. Production defaults; the lab shortens them (``--scrape-interval``,
     ``--max-for``) so a fault fires in seconds without changing what any rule means."""
-    scrape: int = SCRAPE_INTERVAL          # province scrape and rule evaluation, seconds
+    scrape: int = SCRAPE_INTERVAL          # province scrape interval, seconds
     federate: int = FEDERATE_INTERVAL      # the ministry's federation and evaluation, seconds
     max_for: int | None = None             # cap on every alert's `for:` (None: the rules' own)
+    evaluate: int | None = None            # province rule evaluation, seconds (None: the scrape interval)
+
+    @property
+    def evaluation(self) -> int:
+        return self.evaluate or self.scrape
 
     def check(self) -> Timing:
-        for name, v in (("scrape-interval", self.scrape), ("federate-interval", self.federate), ("max-for", self.max_for)):
+        for name, v in (("scrape-interval", self.scrape), ("federate-interval", self.federate), ("max-for", self.max_for),
+                        ("evaluation-interval", self.evaluate)):
             if v is not None and not 0 < v <= 86400:
                 raise UsageError(f"monitor: --{name} {v}: give whole seconds between 1 and 86400")
         return self
@@ -112,7 +118,7 @@ def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dic
                        "metric_relabel_configs": [
                            {"source_labels": ["__name__", "province"], "regex": f"netops_backup_.*;{prov}", "action": "keep"}]})
     return {
-        "global": {"scrape_interval": f"{timing.scrape}s", "evaluation_interval": f"{timing.scrape}s",
+        "global": {"scrape_interval": f"{timing.scrape}s", "evaluation_interval": f"{timing.evaluation}s",
                    "external_labels": {"level": "province", "province": prov}},
         "rule_files": ["rules/*.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{mon.management}:{ALERTMANAGER_PORT}"]}]}]},

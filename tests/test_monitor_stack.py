@@ -47,6 +47,8 @@ def test_lab_timing_caps_for_and_shortens_intervals(tmp_path):
     assert cfg["global"]["scrape_interval"] == cfg["global"]["evaluation_interval"] == "5s"
     assert cfg["scrape_configs"][0]["scrape_timeout"] == "5s"  # never longer than the interval
     assert yaml.safe_load(fast["ministry/prometheus.yml"])["global"]["scrape_interval"] == "10s"
+    quick_rules = yaml.safe_load(gen.files(inv, timing=gen.Timing(scrape=5, evaluate=1))["province/guangdong/prometheus.yml"])
+    assert quick_rules["global"] == {**cfg["global"], "evaluation_interval": "1s"}
     gen.generate(inv, tmp_path, timing=gen.Timing(scrape=5, federate=10, max_for=10))
     for cfg in ("province/guangdong", "ministry"):
         r = subprocess.run(["promtool", "check", "config", "prometheus.yml"], cwd=tmp_path / cfg, capture_output=True, text=True,
@@ -55,6 +57,7 @@ def test_lab_timing_caps_for_and_shortens_intervals(tmp_path):
 
 
 @pytest.mark.parametrize("args,field", [(["--max-for", "0"], "--max-for"), (["--scrape-interval", "-5"], "--scrape-interval"),
+                                        (["--evaluation-interval", "0"], "--evaluation-interval"),
                                         (["--scrape-interval", "x"], "--scrape-interval")])
 def test_bad_timing_is_one_line_exit_2(netops, tmp_path, args, field):
     r = netops("monitor", "generate", "--out", str(tmp_path), *args)
