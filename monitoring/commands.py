@@ -137,7 +137,9 @@ def cmd_status(args, out: Out) -> int:
         for s in st["servers"]:
             p, a = s["prometheus"], s["alertmanager"]
             rows.append([s["key"], s["node"], "Prometheus", p["url"], _state(p),
-                         f"targets {p['targets_up']} up / {len(p['targets_down'])} down" if "targets_up" in p else p.get("error", ""),
+                         f"targets {p['targets_up']} up / {len(p['targets_down'])} down"
+                         + (f" / {p['targets_unscraped']} not yet scraped 尚未采集" if p.get("targets_unscraped") else "")
+                         if "targets_up" in p else p.get("error", ""),
                          " ".join(p.get("firing", [])) or ("-" if p["ready"] else "")])
             rows.append([s["key"], s["node"], "Alertmanager", a["url"], _state(a),
                          f"{len(a['active'])} active, {len(a['suppressed'])} inhibited 已抑制" if "active" in a else a.get("error", ""),

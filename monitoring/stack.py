@@ -269,8 +269,6 @@ class Stack:
             changed.append(f"{server.node}: prometheus, alertmanager")
             advance(label=server.node)
 
-        with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
-            list(pool.map(install, self.servers))
         procs = processes(self.inv, lab_st, collect_interval)
         running = st.get("processes", {})
         for name in [n for n in running if n not in {p.name for p in procs}]:  # no longer wanted
@@ -296,7 +294,14 @@ class Stack:
             changed.append(f"{proc.name}: pid {p.pid} on {proc.listen}")
             advance(label=proc.name)
         self._save({"timing": asdict(timing), "collect_interval": collect_interval, "processes": running})
-        self._wait_ready(running, started)
+        # the servers after what they scrape, so that no first scrape fails: the provinces' after the
+        # collectors, the ministry's after the provinces'
+        provinces = [s for s in self.servers if s.key != "ministry"]
+        with ThreadPoolExecutor(max_workers=len(provinces)) as pool:
+            list(pool.map(install, provinces))
+        self._wait_ready(running, started, provinces)
+        install(next(s for s in self.servers if s.key == "ministry"))
+        self._wait_ready(running, started, self.servers)
         return {"lab": self.lab.name, "changed": changed, "endpoints": endpoints(self.inv),
                 "timing": asdict(timing), "collect_interval": collect_interval,
                 "message": (f"monitoring stack up: {len(self.servers)} × Prometheus + Alertmanager, "
@@ -311,8 +316,8 @@ class Stack:
             raise MonitorError(f"preparing the database monitoring role failed: {'; '.join(rep['problems'])}")
         return {**os.environ, **self.lab.env(), **rep["env"]}
 
-    def _wait_ready(self, running: dict, started: dict[str, subprocess.Popen]) -> None:
-        urls = [f"{s.url(c)}/-/ready" for s in self.servers for c in UNITS]
+    def _wait_ready(self, running: dict, started: dict[str, subprocess.Popen], servers: list[Server]) -> None:
+        urls = [f"{s.url(c)}/-/ready" for s in servers for c in UNITS]
         urls += [f"http://{r['listen']}/metrics" for r in running.values()]
         deadline = time.monotonic() + READY_TIMEOUT
         while urls := [u for u in urls if not _ready(u)]:
@@ -385,8 +390,9 @@ class Stack:
                 if rec["ready"] and comp == "prometheus":
                     targets = http_json(f"{url}/api/v1/targets?state=active")["data"]["activeTargets"]
                     rec["targets_up"] = sum(t["health"] == "up" for t in targets)
+                    rec["targets_unscraped"] = sum(t["health"] == "unknown" for t in targets)  # just started
                     rec["targets_down"] = [f"{t['labels'].get('job')} {t['scrapeUrl']}: {t.get('lastError') or t['health']}"
-                                           for t in targets if t["health"] != "up"]
+                                           for t in targets if t["health"] == "down"]
                     alerts = http_json(f"{url}/api/v1/alerts")["data"]["alerts"]
                     rec["firing"] = [_alert_name(a["labels"]) for a in alerts if a["state"] == "firing"]
                     rec["pending"] = sum(a["state"] == "pending" for a in alerts)

@@ -67,6 +67,7 @@ def stack(lab):
     try:
         # healthy baseline: every target scraped, federation carrying both provinces, nothing critical firing
         until("every target up", lambda: all(s["prometheus"].get("targets_up") and not s["prometheus"]["targets_down"]
+                                             and not s["prometheus"]["targets_unscraped"]
                                              for s in Stack(INV, Lab("jinbao")).status()["servers"]))
         until("federated aggregates of both provinces at the ministry",
               lambda: len(query(MIN["prometheus"], "province:netops_snmp_up:sum")) == 2)
