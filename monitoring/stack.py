@@ -213,6 +213,13 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _discovered(targets_url: str) -> bool:
+    try:
+        return bool(http_json(targets_url)["data"]["activeTargets"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 # --- the stack -----------------------------------------------------------------------------------
 class Stack:
     def __init__(self, inv: Inventory, lab: Lab):
@@ -319,8 +326,9 @@ class Stack:
     def _wait_ready(self, running: dict, started: dict[str, subprocess.Popen], servers: list[Server]) -> None:
         urls = [f"{s.url(c)}/-/ready" for s in servers for c in UNITS]
         urls += [f"http://{r['listen']}/metrics" for r in running.values()]
+        urls += [f"{s.url('prometheus')}/api/v1/targets" for s in servers]  # its targets discovered
         deadline = time.monotonic() + READY_TIMEOUT
-        while urls := [u for u in urls if not _ready(u)]:
+        while urls := [u for u in urls if not (_discovered(u) if u.endswith("/targets") else _ready(u))]:
             dead = [name for name, p in started.items() if p.poll() is not None]
             if dead:
                 raise MonitorError(f"{', '.join(dead)} exited (see {self.dir / dead[0]}.log)")
