@@ -24,8 +24,8 @@ def register(nouns, common) -> None:
     p = nouns.add_parser("cycle", parents=[common], help="run the full operations cycle on the inventory",
                          description="Validate the inventory, bring the lab twin up, check reachability, analyse "
                                      "and draw the topology, provision planned county links, collect health, audit "
-                                     "and harden to 等保 三级, generate monitoring, back up a province and run a "
-                                     "county database drill. Exit status: the worst step's; an audit's findings "
+                                     "and harden to 等保 三级, generate monitoring and bring the stack and the health "
+                                     "map up, back up a province and run a county database drill. Exit status: the worst step's; an audit's findings "
                                      "are its report, not a failed cycle.")
     p.add_argument("--out", default="out", metavar="DIR",
                    help="where reports, diagrams and (without -i) the working inventory go (default: ./out)")
@@ -59,9 +59,16 @@ def steps(inv, out_dir: Path) -> list[tuple[str, list[str], str]]:
         ("等保审计 Audit after hardening", ["audit", "--diff", str(out_dir / "audit-before.json"),
                                           "--save", str(out_dir / "audit.json"), "--html", str(out_dir / "audit.html")], REPORT),
         ("监控配置 Monitoring configuration", ["monitor", "generate", "--out", str(out_dir / "monitoring")], FAIL),
+        # the lab's timing: faults show within seconds (production defaults: 30 s scrapes, the rules' own for:)
+        ("启动监控 Monitoring stack up", ["monitor", "up", "--scrape-interval", "5", "--evaluation-interval", "1",
+                                        "--max-for", "10"], FAIL),
+        ("监控状态 Monitoring status", ["monitor", "status"], REPORT),
+        ("健康地图检查 Health map check", ["monitor", "web", "--check", "--listen", "127.0.0.1:0"], REPORT),
+        ("健康地图 Health map", ["monitor", "web", "--detach", "--listen", "127.0.0.1:8470"], FAIL),
         ("演示数据 Demo business databases", ["lab", "seed"], FAIL),
         (f"省级备份 Back up {first_province}", ["backup", "run", "--scope", first_province], FAIL),
         ("备份校验 Verify backups", ["backup", "verify", "--scope", first_province], FAIL),
+        ("备份目录 Backup catalogue (3-2-1)", ["backup", "status"], REPORT),
         ("灾备演练 County database drill", ["drill", "run", "county-db-lost"], FAIL),
     ]
 

@@ -3,6 +3,7 @@ host is exactly as the session found it."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -14,8 +15,12 @@ pytestmark = pytest.mark.lab
 
 
 def test_down_leaves_nothing_behind(lab):
+    # a host process left in a node's namespace (as `monitor up` leaves its collectors) would keep
+    # the namespace and its veths alive: down ends it too
+    guest = subprocess.Popen(["ip", "netns", "exec", "jb.jinbao.gd-mon1", "sleep", "600"])
     r = netops("lab", "down", "--json")
     assert r.returncode == 0, r.stderr
+    assert guest.wait(10) != 0
     assert Lab("jinbao").leftovers() == []
     assert host_snapshot() == lab["before"]
     assert json.loads(netops("lab", "status", "--json").stdout)["up"] is False

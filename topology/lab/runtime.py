@@ -461,7 +461,7 @@ class Lab:
         while live and time.monotonic() < deadline:
             live = [(pid, m) for pid, m in live if self._ours(pid, m)]
             time.sleep(0.1)
-        removed["processes"] = len(pids)
+        removed["processes"] = len(pids) + self._end_guests()
         for mnt in sorted(self._mounts(), key=len, reverse=True):
             if _run(["umount", mnt], check=False).returncode != 0:
                 _run(["umount", "-l", mnt], check=False)
@@ -498,6 +498,42 @@ class Lab:
                 machine = next((a.decode().split("=", 1)[1] for a in cmd if a.startswith(b"--machine=")), "")
                 out.append((int(p.name), machine))
         return out
+
+    def _guests(self) -> list[int]:
+        """Host processes still inside one of the lab's network namespaces once its nodes are gone:
+        started there by the suite (e.g. `monitor up`'s collectors); they would keep the namespace and
+        its veths alive after `ip netns del`."""
+        inodes = set()
+        for ns in self._namespaces():
+            try:
+                inodes.add(os.stat(f"/run/netns/{ns}").st_ino)
+            except OSError:
+                pass
+        out = []
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    if os.stat(p / "ns/net").st_ino in inodes:
+                        out.append(int(p.name))
+                except OSError:
+                    continue
+        return out
+
+    def _end_guests(self) -> int:
+        guests = found = self._guests()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in guests:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            while guests and time.monotonic() < deadline:
+                for pid in guests:
+                    _reap(pid)
+                guests = [pid for pid in guests if _running(pid)]
+                time.sleep(0.1)
+        return len(found)
 
     def _mounts(self) -> list[str]:
         prefix = str(self.dir) + "/"
@@ -660,6 +696,15 @@ def _tcp_open(ip: str, port: int) -> bool:
         with socket.create_connection((ip, port), timeout=0.5):
             return True
     except OSError:
+        return False
+
+
+def _running(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
 
 
