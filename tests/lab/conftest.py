@@ -59,6 +59,9 @@ def lab():
     state_root().mkdir(parents=True, exist_ok=True)
     lock = open(state_root() / ".test-session.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
+    # what the README's main job leaves running (health map, monitoring stack, lab) goes first
+    netops("monitor", "web", "--stop", check=False)
+    netops("monitor", "down", check=False)
     netops("lab", "down", check=True)
     before = host_snapshot()
     up = netops("lab", "up", "--json", check=True)
