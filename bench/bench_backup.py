@@ -1,16 +1,27 @@
 """Backup benchmarks, each against an anchor measured in the same run; prints ONE JSON line.
 
-configs: N device configs fetched concurrently over SSH from the lab's FRR routers (each router
-         stands in for N/16 devices), filtered, written and committed to a git archive — against the
-         anchor: the same N fetches by plain `xargs -P W ssh ... vtysh` into files.
+configs: N FRR devices backed up by the suite's config archive run (backup.configs.backup_configs:
+         concurrent SSH pull with the platform table's command, filter, redaction, one git archive per
+         province store, push, off-site push to the DR store, catalogue, report) — against the anchor:
+         the same N pulls by plain OpenSSH, `xargs -P W ssh HOST "vtysh -c 'show running-config'"`
+         into files, with the suite's own ssh options. The devices are the default inventory's
+         provincial routers' sites, N/16 devices each, at
+         --simulator (default): collectors.simssh on 127.7.x.y answering the recorded running config
+                  of a lab FRR router (tests/fixtures/collect/frr_show_running_config.txt, hostname per
+                  device); with two or more CPUs the simulator is pinned to the last CPU and the suite
+                  and its ssh clients to the others; the simulator's CPU is reported.
+         --lab:   the lab's FRR routers (each stands in for N/16 devices; its sshd, PAM and vtysh run on
+                  the same cores as the client).
 restic:  one stream backed up by the suite (ssh-less local source, run_store with retention) —
          against the anchor: plain `restic backup --stdin` of the same bytes into a fresh repo.
 
-    eval "$(.venv/bin/netops lab env)"; .venv/bin/python bench/bench_backup.py [--devices 1000] [--mb 256]
+    .venv/bin/python bench/bench_backup.py [--devices 1000] [--workers 32] [--mb 256]
+    eval "$(.venv/bin/netops lab env)"; .venv/bin/python bench/bench_backup.py --lab [--devices 1000]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import secrets
@@ -19,67 +30,120 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from ipaddress import IPv4Address
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-import inventory  # noqa: E402
-from backup.configs import Archive, ensure_bare, fetch_all, ssh_fetcher  # noqa: E402
-from backup.jobs import Asset, policy, run_store  # noqa: E402
-from backup.remote import login  # noqa: E402
-from backup.restic import Repo  # noqa: E402
+from bench_collect_ssh import free_port, proc_cpu
+
+import inventory
+from backup import filters
+from backup.configs import backup_configs
+from backup.jobs import Asset, policy, run_store
+from backup.remote import login, store_of
+from backup.restic import Repo
+from collectors.simssh import SshSim
+from inventory import Role
+from inventory.platforms import PLATFORMS
+
+FRR = PLATFORMS["frr"]
+CONFIG_COMMAND = FRR.cli_exec.format(command=shlex.quote(FRR.show_running))  # as backup/configs.py sends it
+RECORDED = REPO / "tests/fixtures/collect/frr_show_running_config.txt"  # guangzhou-r1 in the lab
+GOAL_S = 60.0
 
 
 def _cpu() -> float:
     """CPU seconds of this process and its waited-for children (the ssh clients, git): the ops host's
-    share; the devices' sshd and vtysh run in the lab's containers and are not counted."""
+    share; the devices' side (simulator or lab containers) is not counted."""
     import resource
 
     return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def bench_configs(n: int, workers: int, tmp: Path) -> dict:
-    inv = inventory.load(inventory.DEFAULT_INVENTORY)
-    routers = sorted(d for d, dev in inv.devices.items() if dev.platform_info.kind == "network")
-    devs = [inv.devices[routers[i % len(routers)]].model_copy(update={"id": f"dev{i:05d}"})
-            for i in range(n)]
-    real = {d.id: inv.devices[routers[i % len(routers)]] for i, d in enumerate(devs)}
-    fetch = ssh_fetcher(inv)
-    ensure_bare(None, str(tmp / "configs.git"))
-    cpu0 = _cpu()
-    t0 = time.monotonic()
-    got = fetch_all(devs, lambda d: fetch(real[d.id]), workers)
-    fetched = time.monotonic() - t0
-    arch = Archive(tmp / "work", str(tmp / "configs.git"))
-    arch.open()
-    rels = []
-    for d in devs:
-        if got[d.id][0] is not None:
-            rels.append(f"{real[d.id].site}/{d.id}.cfg")
-            arch.write(rels[-1], got[d.id][0])
-    arch.stage(rels)
-    arch.commit("bench")
-    arch.push()
-    arch.close()
-    suite = time.monotonic() - t0
-    cpu = _cpu() - cpu0
-    failed = sum(v[0] is None for v in got.values())
+def fleet(n: int, address) -> inventory.Inventory:
+    """The default inventory with its provincial routers replaced by N FRR devices ``sim00000``… on the
+    routers' sites (so archived in both provinces' stores); ``address(i, router)`` is device i's
+    management address."""
+    inv = copy.copy(inventory.load(inventory.DEFAULT_INVENTORY))
+    routers = sorted((d for d in inv.devices.values() if d.platform_info.kind == "network" and store_of(inv, d.site)),
+                     key=lambda d: d.id)
+    devices = {k: d for k, d in inv.devices.items() if d.platform_info.kind != "network"}
+    for i in range(n):
+        r = routers[i % len(routers)]
+        devices[f"sim{i:05d}"] = r.model_copy(update={"id": f"sim{i:05d}", "management": address(i, r)})
+    inv.devices = devices
+    inv.index()
+    return inv
 
-    lg = login(inv, real[devs[0].id])
-    ssh = shlex.join(lg.ssh()[:-1])
-    lines = "\n".join(f"{lg.username}@{real[d.id].management} {d.id}" for d in devs)
-    out = tmp / "plain"
-    out.mkdir()
-    t0 = time.monotonic()
-    subprocess.run(["xargs", "-P", str(workers), "-L", "1", "sh", "-c",
-                    f"{ssh} \"$0\" \"vtysh -c 'show running-config'\" > {out}/\"$1\".cfg"],
-                   input=lines, text=True, check=True)
-    plain = time.monotonic() - t0
-    return {"configs_devices": n, "configs_workers": workers, "configs_client_cpu_seconds": round(cpu, 2),
-            "configs_failed": failed, "configs_seconds": round(suite, 2),
-            "configs_fetch_seconds": round(fetched, 2), "configs_archive_seconds": round(suite - fetched, 2),
-            "anchor_plain_ssh_seconds": round(plain, 2), "configs_ratio": round(suite / plain, 2)}
+
+def bench_configs(n: int, workers: int, tmp: Path, simulator: bool) -> dict:
+    os.environ["NETOPS_BACKUP_STATE"] = str(tmp / "state")
+    cpus = sorted(os.sched_getaffinity(0))
+    res: dict = {"configs_mode": "simulator" if simulator else "lab", "configs_devices": n,
+                 "configs_workers": workers, "configs_goal_s": GOAL_S}
+    with ExitStack() as stack:
+        sim_cpu = lambda: 0.0
+        if simulator:
+            recorded = RECORDED.read_text()
+            outputs = {f"sim{i:05d}": {CONFIG_COMMAND: recorded.replace("hostname guangzhou-r1", f"hostname sim{i:05d}")}
+                       for i in range(n)}
+            addrs = [f"127.7.{i // 250}.{i % 250 + 1}" for i in range(n)]
+            port = free_port()
+            sim = stack.enter_context(SshSim({name: (addrs[i], out) for i, (name, out) in enumerate(outputs.items())},
+                                             port))
+            if len(cpus) >= 2:
+                os.sched_setaffinity(sim.proc.pid, {cpus[-1]})
+                os.sched_setaffinity(0, set(cpus[:-1]))
+                stack.callback(os.sched_setaffinity, 0, set(cpus))
+                res["configs_pinned"] = {"simulator": cpus[-1], "clients": cpus[:-1]}
+            os.environ["NETOPS_SSH_KEY"] = sim.client_key
+            os.environ["ANSIBLE_SSH_COMMON_ARGS"] = (f"-o UserKnownHostsFile={sim.known_hosts} "
+                                                     f"-o StrictHostKeyChecking=yes -o Port={port}")
+            inv = fleet(n, lambda i, r: IPv4Address(addrs[i]))
+            sim_cpu = lambda: proc_cpu(sim.proc.pid)
+        else:
+            inv = fleet(n, lambda i, r: r.management)
+        remotes = {d: str(tmp / "stores" / d / "configs.git") for d, dev in inv.devices.items()
+                   if dev.role == Role.backup_store}
+        fetched_at = []
+        cpu0, s0, t0 = _cpu(), sim_cpu(), time.monotonic()
+        rep = backup_configs(inv, remotes=remotes, workdir=tmp / "state/configs", workers=workers,
+                             progress=lambda n=1, label=None: fetched_at.append(time.monotonic()))
+        suite, cpu, s_cpu = time.monotonic() - t0, _cpu() - cpu0, sim_cpu() - s0
+        fetch = max(fetched_at) - t0
+        if simulator:  # what was archived is the device's config, filtered and redacted
+            store = store_of(inv, inv.devices["sim00000"].site).id
+            stored = subprocess.run(["git", "-C", remotes[store], "show", f"main:{inv.devices['sim00000'].site}/sim00000.cfg"],
+                                    capture_output=True, text=True, check=True).stdout
+            assert stored == filters.clean("frr", outputs["sim00000"][CONFIG_COMMAND]), stored[:200]
+        res.update({"configs_ok": rep["ok"], "configs_failed": rep["failed"],
+                    "configs_errors": sorted({d["error"] for d in rep["devices"] if d["error"]})[:3],
+                    "configs_seconds": round(suite, 2), "configs_fetch_seconds": round(fetch, 2),
+                    "configs_archive_seconds": round(suite - fetch, 2), "configs_client_cpu_seconds": round(cpu, 2)})
+        if simulator:
+            res["configs_simulator_cpu_seconds"] = round(s_cpu, 2)
+
+        lg = login(inv, inv.devices["sim00000"])
+        ssh = shlex.join(lg.ssh(30)[:-1])  # the suite's own ssh options (configs.py runs with timeout 30)
+        out = tmp / "plain"
+        out.mkdir()
+        devs = [d for d in inv.devices.values() if d.id.startswith("sim")]
+        s0, t0 = sim_cpu(), time.monotonic()
+        subprocess.run(["xargs", "-P", str(workers), "-L", "1", "sh", "-c",
+                        f"{ssh} \"$0\" {shlex.quote(CONFIG_COMMAND)} > {out}/\"$1\".cfg"],
+                       input="\n".join(f"{lg.username}@{d.management} {d.id}" for d in devs), text=True, check=False)
+        plain, s_cpu = time.monotonic() - t0, sim_cpu() - s0
+        res.update({"anchor_plain_ssh_seconds": round(plain, 2),
+                    "anchor_plain_ssh_ok": sum("\nhostname " in f.read_text() for f in out.iterdir()),
+                    "configs_ratio": round(suite / plain, 2),
+                    "configs_goal_met": rep["failed"] == 0 and suite <= GOAL_S})
+        if simulator:
+            res["anchor_simulator_cpu_seconds"] = round(s_cpu, 2)
+    return res
 
 
 def bench_restic(mb: int, tmp: Path) -> dict:
@@ -87,8 +151,7 @@ def bench_restic(mb: int, tmp: Path) -> dict:
     os.environ["NETOPS_BACKUP_STATE"] = str(tmp / "state")
     data = tmp / "data.bin"
     with open(data, "wb") as fh:  # half random, half repetitive: like a dump
-        for _ in range(mb):
-            fh.write(os.urandom(512 * 1024) + bytes(512 * 1024))
+        fh.writelines(os.urandom(512 * 1024) + bytes(512 * 1024) for _ in range(mb))
     asset = Asset("bench:files", "bench", "huadu", "guangdong", "files", f"cat {data}", "/bench/data.bin")
     t0 = time.monotonic()
     out = run_store(Repo("bench", str(tmp / "suite"), pw), None, [asset], lambda d: ["sh", "-c"], policy(), ["files"])
@@ -105,20 +168,26 @@ def bench_restic(mb: int, tmp: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=32)
     ap.add_argument("--mb", type=int, default=256)
-    ap.add_argument("--skip-configs", action="store_true", help="restic only (no lab needed)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--simulator", dest="simulator", action="store_true", default=True,
+                      help="devices are SSH simulators on loopback (default)")
+    mode.add_argument("--lab", dest="simulator", action="store_false",
+                      help="devices are the lab's FRR routers (eval \"$(netops lab env)\" first)")
+    ap.add_argument("--skip-configs", action="store_true", help="restic only")
     a = ap.parse_args()
-    res = {"bench": "backup"}
+    res = {"bench": "backup", "load1_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as t:
         if not a.skip_configs:
             (Path(t) / "c").mkdir()
-            res.update(bench_configs(a.devices, a.workers, Path(t) / "c"))
+            res.update(bench_configs(a.devices, a.workers, Path(t) / "c", a.simulator))
         (Path(t) / "r").mkdir()
         res.update(bench_restic(a.mb, Path(t) / "r"))
-    print(json.dumps(res))
+    res["load1_end"] = os.getloadavg()[0]
+    print(json.dumps(res, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Simulated SSH devices for tests and benchmarks: a paramiko server on many loopback addresses that
-answers the platform table's health commands with recorded output, in an interactive shell (as
+answers the platform table's health and configuration commands with recorded output, in an interactive shell (as
 netmiko drives it) or as one exec (as OpenSSH's ``ssh host CMD`` does). Public-key login only.
 
 ``SshSim`` runs ``python -m collectors.simssh CONFIG`` in its own process, so a benchmark can measure

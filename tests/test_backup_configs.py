@@ -221,3 +221,41 @@ def test_cli_missing_credentials_is_partial_with_every_device_reported(netops, t
     rep = json.loads(r.stdout)["configs"]
     assert {d["device"] for d in rep["devices"]} == {"guangzhou-r1", "panyu-r1", "huadu-r1"}
     assert all("NETOPS_SSH_KEY is not set" in d["error"] for d in rep["devices"])
+
+
+def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores, monkeypatch):
+    """The real pull (OpenSSH exec of the platform table's command, as for the lab's FRR routers) from SSH
+    simulators answering a recorded FRR running config: stored filtered, one file per device; a device
+    nobody answers fails alone, in one line."""
+    import copy
+    import shlex
+    import socket
+    from ipaddress import IPv4Address
+    from pathlib import Path
+
+    from collectors.simssh import SshSim
+
+    recorded = (Path(__file__).parent / "fixtures/collect/frr_show_running_config.txt").read_text()
+    command = PLATFORMS["frr"].cli_exec.format(command=shlex.quote(PLATFORMS["frr"].show_running))
+    assert command == "vtysh -c 'show running-config'"
+    addrs = {"guangzhou-r1": "127.0.7.1", "huadu-r1": "127.0.7.2", "panyu-r1": "127.0.7.3"}
+    inv = copy.copy(INV)
+    inv.devices = {**INV.devices, **{d: INV.devices[d].model_copy(update={"management": IPv4Address(a)}) for d, a in addrs.items()}}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    served = {d: (a, {command: recorded.replace("hostname guangzhou-r1", f"hostname {d}")})
+              for d, a in addrs.items() if d != "panyu-r1"}  # nothing listens on panyu-r1's address
+    with SshSim(served, port) as sim:
+        monkeypatch.setenv("NETOPS_SSH_KEY", sim.client_key)
+        monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts} -o Port={port}")
+        rep = backup_configs(inv, "guangzhou", remotes=stores, workdir=tmp_path / "work" / "configs", workers=4)
+    by = {d["device"]: d for d in rep["devices"]}
+    assert sorted(by) == sorted(addrs) and rep["ok"] == 2 and rep["failed"] == 1
+    assert "127.0.7.3" in by["panyu-r1"]["error"] and "\n" not in by["panyu-r1"]["error"]
+    stored = git(stores["gd-bak1"], "show", "main:huadu/huadu-r1.cfg")
+    assert stored == filters.clean("frr", served["huadu-r1"][1][command])
+    assert stored.startswith("!\nfrr version 8.4.4\n") and "hostname huadu-r1\n" in stored
+    assert " ip address 10.44.255.3/31\n" in stored and "Building configuration" not in stored
+    assert git(stores["gd-bak1"], "ls-tree", "-r", "--name-only", "main").split() == [
+        "guangzhou/guangzhou-r1.cfg", "huadu/huadu-r1.cfg"]
