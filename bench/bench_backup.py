@@ -132,12 +132,12 @@ def bench_configs(n: int, workers: int, tmp: Path, simulator: bool) -> dict:
         out = tmp / "plain"
         out.mkdir()
         devs = [d for d in inv.devices.values() if d.id.startswith("sim")]
-        s0, t0 = sim_cpu(), time.monotonic()
+        cpu0, s0, t0 = _cpu(), sim_cpu(), time.monotonic()
         subprocess.run(["xargs", "-P", str(workers), "-L", "1", "sh", "-c",
                         f"{ssh} \"$0\" {shlex.quote(CONFIG_COMMAND)} > {out}/\"$1\".cfg"],
                        input="\n".join(f"{lg.username}@{d.management} {d.id}" for d in devs), text=True, check=False)
-        plain, s_cpu = time.monotonic() - t0, sim_cpu() - s0
-        res.update({"anchor_plain_ssh_seconds": round(plain, 2),
+        plain, cpu, s_cpu = time.monotonic() - t0, _cpu() - cpu0, sim_cpu() - s0
+        res.update({"anchor_plain_ssh_seconds": round(plain, 2), "anchor_client_cpu_seconds": round(cpu, 2),
                     "anchor_plain_ssh_ok": sum("\nhostname " in f.read_text() for f in out.iterdir()),
                     "configs_ratio": round(suite / plain, 2),
                     "configs_goal_met": rep["failed"] == 0 and suite <= GOAL_S})
