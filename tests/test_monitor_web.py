@@ -247,6 +247,15 @@ def get(url: str) -> bytes:
         return r.read()
 
 
+def _stop_and_heal(server, prometheus) -> None:
+    """Stop the map's server and put the test Prometheus back to all-healthy (the next test's start)."""
+    prometheus["state"]["text"] = exposition(healthy_results())
+    server.shutdown()
+    server.server_close()
+    wait_for(lambda: (f := web.fetch(web.Source(prometheus["url"])))["ok"] and not f["alerts"]
+             and all(v == 1 for _, v in f["results"]["snmp_up"]))
+
+
 def test_server_page_apis_and_a_device_going_down(prometheus):
     closed = free_port()
     hm = web.HealthMap(INV, [web.Source(prometheus["url"], "guangdong"), web.Source(f"http://127.0.0.1:{closed}", "sichuan")])
@@ -273,11 +282,7 @@ def test_server_page_apis_and_a_device_going_down(prometheus):
         assert h["alerts"][0]["name"] == "NodeDown" and h["alerts"][0]["summary_zh"] == "设备 huadu-r1 无响应"
         assert h["alerts"][0]["site"] == "huadu"
     finally:
-        prometheus["state"]["text"] = exposition(healthy_results())
-        server.shutdown()
-        server.server_close()
-        wait_for(lambda: (f := web.fetch(web.Source(prometheus["url"])))["ok"] and not f["alerts"]
-                 and all(v == 1 for _, v in f["results"]["snmp_up"]))
+        _stop_and_heal(server, prometheus)
 
 
 def test_cli_check_json(prometheus, capsys):
@@ -335,11 +340,7 @@ def test_page_in_headless_chromium(prometheus, tmp_path):
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
             print(f"screenshot 截图: {shot}")
     finally:
-        prometheus["state"]["text"] = exposition(healthy_results())
-        server.shutdown()
-        server.server_close()
-        wait_for(lambda: (f := web.fetch(web.Source(prometheus["url"])))["ok"] and not f["alerts"]
-                 and all(v == 1 for _, v in f["results"]["snmp_up"]))
+        _stop_and_heal(server, prometheus)
 
 
 def test_detach_then_stop(netops, tmp_path):

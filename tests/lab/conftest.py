@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,21 @@ def netops(*args: str, env: dict | None = None, timeout: float = 900, check: boo
     if check and p.returncode != 0:
         raise AssertionError(f"netops {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
     return p
+
+
+def until(what: str, fn, timeout: float):
+    """Poll ``fn`` every second until it returns something truthy; fail naming ``what`` and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            last = fn()
+        except OSError as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+        time.sleep(1)
 
 
 def host_snapshot() -> dict:

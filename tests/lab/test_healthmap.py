@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from cdp import Chromium
 import inventory
 from topology.lab.runtime import Lab
 
-from .conftest import REPO, netops
+from .conftest import REPO, netops, until as wait_until
 
 pytestmark = pytest.mark.lab
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
@@ -41,17 +40,7 @@ def health(url: str) -> dict:
 
 
 def until(what: str, fn, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            last = fn()
-        except OSError as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
-        time.sleep(1)
+    return wait_until(what, fn, timeout)
 
 
 @pytest.fixture(scope="module")

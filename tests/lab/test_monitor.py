@@ -7,7 +7,6 @@ federation, every `for:` capped at 10 s. Each test restores what it broke before
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 
 import pytest
@@ -16,7 +15,7 @@ import inventory
 from monitoring.stack import Stack, endpoints, http_json
 from topology.lab.runtime import Lab
 
-from .conftest import netops
+from .conftest import netops, until as wait_until
 
 pytestmark = pytest.mark.lab
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
@@ -45,18 +44,7 @@ def am_alerts(am: str) -> list[dict]:
 
 
 def until(what: str, fn, timeout: float = WAIT):
-    """Poll ``fn`` until it returns something truthy; fail naming ``what`` and the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            last = fn()
-        except OSError as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
-        time.sleep(1)
+    return wait_until(what, fn, timeout)
 
 
 @pytest.fixture(scope="module")
