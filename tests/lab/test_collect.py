@@ -94,13 +94,17 @@ def test_link_down_shows_on_next_poll(env):
     assert iface(once(env, "--scope", "huadu", "--no-db", "--no-ssh"), "huadu-r1", "eth0")["oper_status"] == "up"
     lab.nsenter("huadu-r1", ["ip", "link", "set", "eth0", "down"], check=True)
     try:
-        # snmpd answers IF-MIB from a table it caches for a few seconds (net-snmp's ifTable cache), so
-        # a poll right after the change may still see "up"; any poll after that cache must see "down"
-        # (production poll intervals are longer than the agent's cache).
+        # Each snmpd answers IF-MIB from a table it caches for a few seconds (net-snmp's ifTable
+        # cache), so a poll right after the change may still see "up" on either end, each agent's
+        # cache expiring on its own; any poll after both caches must see both ends down (production
+        # poll intervals are longer than the agent's cache).
+        def both_down(rec):
+            return (iface(rec, "huadu-r1", "eth0")["oper_status"] == "down"
+                    and iface(rec, "huadu-srv1", "eth0")["oper_status"] != "up")
         give_up = time.monotonic() + 30
         while True:
             rec = once(env, "--scope", "huadu", "--no-db", "--no-ssh")
-            if iface(rec, "huadu-r1", "eth0")["oper_status"] == "down" or time.monotonic() > give_up:
+            if both_down(rec) or time.monotonic() > give_up:
                 break
             time.sleep(1)
         assert iface(rec, "huadu-r1", "eth0")["oper_status"] == "down"
