@@ -39,7 +39,7 @@ def answers(inv, prov: str) -> dict[str, str]:
     series: dict[str, list] = {k: [] for k in web.QUERIES}
     series["collector_up"].append(({"job": "netops-collect", "province": prov}, 1))
     alerts = []
-    for n, did in enumerate(gen.province_devices(inv, prov)):
+    for n, did in enumerate(gen.collector_devices(inv, prov)):
         d = inv.devices[did]
         lin = inv.lineage(d.site)
         base = {"level": inv.sites[d.site].level.value, "province": prov, "city": lin.get("city", ""),

@@ -50,7 +50,7 @@ def exposition(inv, prov: str) -> str:
     """The province collector's series, shaped as collectors/METRICS.md describes (values synthetic)."""
     lines = []
     t = int(time.time())
-    for did in gen.province_devices(inv, prov):
+    for did in gen.collector_devices(inv, prov):
         d = inv.devices[did]
         lin = inv.lineage(d.site)
         base = {"level": inv.sites[d.site].level.value, "province": prov, "city": lin.get("city", ""),
@@ -133,7 +133,7 @@ def national(inv, mon: Path, tmp: Path) -> dict:
     min_proc, min_port = prometheus(ministry, "bench.yml", tmp / "ministry-tsdb")
     try:
         t0 = time.perf_counter()
-        devices = sum(len(gen.province_devices(inv, p)) for p in provs)  # all but the ministry's own
+        devices = sum(len(gen.collector_devices(inv, p)) for p in provs)  # all but the ministry's own
         for _ in range(1800):  # the ministry's own sum over all provinces' federated counts: every device
             try:
                 got = query(min_port, "ministry:netops_snmp_up:count")
@@ -185,7 +185,7 @@ def main() -> None:
         t_check = time.perf_counter() - t0
 
         provs = gen.provinces(inv)
-        prov = max(provs, key=lambda p: len(gen.province_devices(inv, p)))
+        prov = max(provs, key=lambda p: len(gen.collector_devices(inv, p)))
         body = exposition(inv, prov).encode()
 
         class Exporter(http.server.BaseHTTPRequestHandler):
@@ -241,7 +241,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "monitor", "provinces": len(provs), "devices": len(inv.devices), "files": len(written),
         "generate_s": round(t_gen, 2), "generate_cpu_s": round(c_gen, 2), "promtool_check_all_s": round(t_check, 2),
-        "largest_province": prov, "province_devices": len(gen.province_devices(inv, prov)),
+        "largest_province": prov, "province_devices": len(gen.collector_devices(inv, prov)),
         "federate_aggregates": agg, "anchor_federate_full_detail": full,
         "bytes_ratio_full_over_aggregates": round(full["bytes"] / agg["bytes"], 1),
         "national_aggregate_series_est": agg["series"] * len(provs), "national_federation": nat,

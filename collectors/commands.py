@@ -7,6 +7,7 @@ import sys
 import time
 
 from inventory import load
+from inventory.model import Level
 from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 from .snmp import Poller
@@ -27,14 +28,21 @@ def register(nouns, common) -> None:
         v.add_argument("--no-db", action="store_true", help="skip the PostgreSQL/MariaDB health checks")
         v.add_argument("--no-ssh", action="store_true", help="skip SSH collection (OSPF neighbours, host health)")
 
+    def stop_at(v):
+        v.add_argument("--stop-at", metavar="LEVEL", choices=[lv.value for lv in Level if lv != Level.ministry],
+                       help="leave out the sites of this level below the scope, and all under them: they run their own "
+                            "collector (the ministry's: --scope bu --stop-at province)")
+
     o = verbs.add_parser("once", parents=[common], help="poll every device in scope once and print a health table")
     o.add_argument("--scope", metavar="SITE", help="a site id: that site and everything below it (default: all)")
+    stop_at(o)
     o.add_argument("--deadline", type=float, default=60.0, metavar="S", help="hard limit for the whole round (default 60)")
     o.add_argument("--interfaces", action="store_true", help="also print one row per interface")
     tuning(o)
     o.set_defaults(func=cmd_once)
-    s = verbs.add_parser("serve", parents=[common], help="run one province's collector as a Prometheus exporter")
+    s = verbs.add_parser("serve", parents=[common], help="run one collector (a province's, or the ministry's own sites) as a Prometheus exporter")
     s.add_argument("--scope", metavar="PROVINCE", required=True, help="the province (or any site) this collector covers")
+    stop_at(s)
     s.add_argument("--listen", default="127.0.0.1:9469", metavar="ADDR:PORT", help="where /metrics is served (default 127.0.0.1:9469)")
     s.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds between rounds (default 60)")
     s.add_argument("--rounds", type=int, default=0, metavar="N", help="stop after N rounds (default: run until interrupted)")
@@ -59,8 +67,10 @@ def _opts(args) -> dict:
 def _plan(args):
     from . import ssh
 
+    if args.stop_at and not args.scope:
+        raise UsageError(f"collect {args.verb}: --stop-at {args.stop_at}: give the --scope it applies to")
     inv = load(args.inventory)
-    devices = scope_devices(inv, args.scope)
+    devices = scope_devices(inv, args.scope, Level(args.stop_at) if args.stop_at else None)
     targets = snmp_targets(inv, devices, **_opts(args))
     dbs = [] if args.no_db else db_targets(inv, devices)
     sshs = [] if args.no_ssh else ssh.targets(inv, devices, timeout=max(args.timeout * 5, 10))

@@ -18,14 +18,15 @@ def register(nouns, common) -> None:
 
     def timing(v):
         v.add_argument("--scrape-interval", type=int, default=gen.SCRAPE_INTERVAL, metavar="S",
-                       help=f"province scrape and rule evaluation interval, seconds (default {gen.SCRAPE_INTERVAL})")
+                       help=f"collector scrape and rule evaluation interval (the provinces', and the ministry's for its "
+                            f"own devices), seconds (default {gen.SCRAPE_INTERVAL})")
         v.add_argument("--federate-interval", type=int, metavar="S",
                        help=f"the ministry's federation interval, seconds (default {gen.FEDERATE_INTERVAL}, "
                             "or twice --scrape-interval when that is shorter)")
         v.add_argument("--max-for", type=int, metavar="S",
                        help="cap every alert's `for:` at S seconds (the lab's short faults; default: the rules' own)")
         v.add_argument("--evaluation-interval", type=int, metavar="S",
-                       help="province rule evaluation interval, seconds (default: the scrape interval)")
+                       help="evaluation interval of the device alerts (provinces and the ministry's own), seconds (default: the scrape interval)")
 
     def lab_opt(v):
         v.add_argument("--lab", metavar="NAME", help="lab name (default: the inventory's network id)")
@@ -36,7 +37,7 @@ def register(nouns, common) -> None:
     timing(g)
     g.set_defaults(func=cmd_generate)
     u = verbs.add_parser("up", parents=[common], help="start the stack in the lab: Prometheus + Alertmanager on every "
-                         "monitor host (systemd in the node), each province's collector; wait until ready")
+                         "monitor host (systemd in the node), each province's collector and the ministry's; wait until ready")
     timing(u)
     u.add_argument("--collect-interval", type=float, metavar="S",
                    help="seconds between the collectors' rounds (default: the scrape interval)")

@@ -2,13 +2,16 @@
 
 Layout under the output directory:
   province/<id>/prometheus.yml, province/<id>/rules/{alerts,records,inventory}.yml
-  ministry/prometheus.yml, ministry/rules/ministry.yml
+  ministry/prometheus.yml, ministry/rules/{ministry,alerts,records,inventory}.yml
   alertmanager/alertmanager.yml   (the same routing tree on every monitor host)
 
-Ports: the province collector exporter (`netops collect serve --scope P --listen ADDR:9469`) on the
-province's monitor host, Prometheus on 9090, Alertmanager on 9093, all on management addresses.
-Each province's Prometheus alerts to the Alertmanager on its own monitor host (it keeps working when
-the province is cut off); the ministry's Prometheus alerts to the ministry's.
+Ports: the collector exporter (`netops collect serve --scope P --listen ADDR:9469`) on each monitor
+host, Prometheus on 9090, Alertmanager on 9093, all on management addresses. A province's collector
+covers the province and everything below it; the ministry's covers the ministry's own sites only
+(`--scope bu --stop-at province`), so the ministry's Prometheus holds full detail for the ministry's
+own devices and only aggregates for the provinces. Each province's Prometheus alerts to the
+Alertmanager on its own monitor host (it keeps working when the province is cut off); the ministry's
+Prometheus alerts to the ministry's.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from collectors.targets import scope_devices
 from inventory.model import Level, LinkKind, Role
 from inventory.store import Inventory
 from netops.files import write_atomic
@@ -27,6 +31,7 @@ from . import rules
 COLLECTOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, NODE_EXPORTER_PORT = 9469, 9090, 9093, 9100
 WEBHOOK = "http://127.0.0.1:9095/alerts/{}"  # placeholder receiver: replace with the team's real hook
 SCRAPE_INTERVAL, FEDERATE_INTERVAL = 30, 60  # seconds, production
+MINISTRY = "ministry"  # the ministry's key among the monitor servers (a province's key is its site id)
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,15 @@ def provinces(inv: Inventory) -> list[str]:
     return sorted(s.id for s in inv.sites.values() if s.level == Level.province)
 
 
-def province_devices(inv: Inventory, prov: str) -> list[str]:
-    """Devices the province's collector covers: the province, its cities, counties and DR sites."""
-    return sorted(d for s in inv.descendants(prov) for d in inv.devices_by_site.get(s, []))
+def collector_scope(inv: Inventory, key: str) -> tuple[str, Level | None]:
+    """(scope, stop_at) of a server's collector: a province and everything below it (cities, counties,
+    DR sites); the ministry's own sites, each province having its own collector."""
+    return (inv.ministry.id, Level.province) if key == MINISTRY else (key, None)
+
+
+def collector_devices(inv: Inventory, key: str) -> list[str]:
+    """Devices the collector of ``key`` (a province id, or MINISTRY) covers."""
+    return scope_devices(inv, *collector_scope(inv, key))
 
 
 def _dump(data) -> str:
@@ -83,13 +94,16 @@ def _dump(data) -> str:
     return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True, sort_keys=False, width=200)
 
 
-def _rule_group(name: str, timing: Timing, records=(), alerts=()) -> dict:
-    return {"name": name, "rules": [{"record": r, "expr": e} for r, e in records] + [timing.alert(a) for a in alerts]}
+def _rule_group(name: str, timing: Timing, records=(), alerts=(), interval: int | None = None) -> dict:
+    group = {"name": name, **({"interval": f"{interval}s"} if interval else {})}
+    group["rules"] = [{"record": r, "expr": e} for r, e in records] + [timing.alert(a) for a in alerts]
+    return group
 
 
-def inventory_rules(inv: Inventory, prov: str) -> dict:
-    """The inventory facts the alerts join on: device roles and link ends (which ends are uplinks)."""
-    devs = set(province_devices(inv, prov))
+def inventory_rules(inv: Inventory, key: str) -> dict:
+    """The inventory facts the alerts join on: device roles and link ends (which ends are uplinks), for
+    the devices of one collector (``key``: a province id, or MINISTRY)."""
+    devs = set(collector_devices(inv, key))
     recs = [{"record": rules.DEVICE_INFO, "expr": "vector(1)", "labels": {"device": d, "role": inv.devices[d].role.value}}
             for d in sorted(devs)]
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links
@@ -101,15 +115,21 @@ def inventory_rules(inv: Inventory, prov: str) -> dict:
         recs.append({"record": rules.LINK_END_INFO, "expr": "vector(1)",
                      "labels": {"device": dev, "interface": ifname, "link": ",".join(lid for lid, _ in links),
                                 "uplink": "true" if any(up for _, up in links) else "false"}})
-    return {"groups": [{"name": f"inventory-{prov}", "rules": recs}]}
+    return {"groups": [{"name": f"inventory-{key}", "rules": recs}]}
+
+
+def _collect_job(mon, timing: Timing, **labels: str) -> dict:
+    """The job scraping a monitor host's collector; its labels name where `up` belongs (SnmpScrapeFailing)."""
+    return {"job_name": "netops-collect", "scrape_interval": f"{timing.scrape}s", "scrape_timeout": f"{min(20, timing.scrape)}s",
+            "honor_labels": True,
+            "static_configs": [{"targets": [f"{mon.management}:{COLLECTOR_PORT}"], "labels": {"monitor": mon.id, **labels}}]}
 
 
 def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dict:
     mon = monitor_host(inv, prov)
     ops = inv.network.address_plan.ops_host if inv.network else None
     scrape = [
-        {"job_name": "netops-collect", "scrape_timeout": f"{min(20, timing.scrape)}s", "honor_labels": True,
-         "static_configs": [{"targets": [f"{mon.management}:{COLLECTOR_PORT}"], "labels": {"monitor": mon.id, "province": prov}}]},  # `up` names its province
+        _collect_job(mon, timing, province=prov, level="province"),
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
     ]
     if ops is not None:  # the backup catalogue (node exporter textfile collector on the ops host), this province's assets only
@@ -139,6 +159,8 @@ def ministry_config(inv: Inventory, timing: Timing = Timing()) -> dict:
             # only the provinces' aggregates; full detail stays in each province
             {"job_name": "federate", "metrics_path": "/federate", "honor_labels": True, "scrape_timeout": f"{min(30, timing.federate)}s",
              "params": {"match[]": ['{__name__=~"province:.*"}']}, "static_configs": targets},
+            # the ministry's own devices, in full detail and at the provinces' pace
+            _collect_job(mon, timing, level="ministry"),
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
         ],
     }
@@ -156,7 +178,6 @@ def alertmanager_config(inv: Inventory) -> dict:
             receivers.append({"name": name, "webhook_configs": [{"url": WEBHOOK.format(name), "send_resolved": True}]})
             sub.append({"receiver": name, "matchers": [f'level=~"{level}"']})
         routes.append({"receiver": f"{p}-province-noc", "matchers": [f'province="{p}"'], "routes": sub})
-    below_province = 'level=~"province|dr|city|county"'
     inhibit = [
         # a city's router or uplink down: the counties behind it are unreachable, not broken
         {"source_matchers": ['alertname="NodeDown"', 'level="city"', 'role="router"'],
@@ -169,9 +190,8 @@ def alertmanager_config(inv: Inventory) -> dict:
         # a province cut off from the ministry: one ministry alert
         {"source_matchers": ['alertname="ProvinceUnreachable"'],
          "target_matchers": ['alertname!="ProvinceUnreachable"'], "equal": ["province"]},
-        # a device down: nothing else about that device
-        {"source_matchers": ['alertname="NodeDown"'], "target_matchers": ['alertname!="NodeDown"', below_province],
-         "equal": ["device"]},
+        # a device down: nothing else about that device (alerts without a device label are never equal to it)
+        {"source_matchers": ['alertname="NodeDown"'], "target_matchers": ['alertname!="NodeDown"'], "equal": ["device"]},
     ]
     return {
         "global": {"resolve_timeout": "5m"},
@@ -194,6 +214,12 @@ def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing =
     out["ministry/prometheus.yml"] = _dump(ministry_config(inv, timing))
     out["ministry/rules/ministry.yml"] = _dump({"groups": [
         _rule_group("netops-ministry", timing, records=rules.MINISTRY_RECORDS, alerts=rules.MINISTRY_ALERTS)]})
+    # the ministry's own devices: the provinces' device alerts, evaluated at the provinces' pace
+    out["ministry/rules/alerts.yml"] = _dump({"groups": [
+        _rule_group("netops-ministry-device-alerts", timing, alerts=rules.DEVICE_ALERTS, interval=timing.evaluation)]})
+    out["ministry/rules/records.yml"] = _dump({"groups": [
+        _rule_group("netops-ministry-device-records", timing, records=rules.DEVICE_RECORDS, interval=timing.evaluation)]})
+    out["ministry/rules/inventory.yml"] = _dump(inventory_rules(inv, MINISTRY))
     out["alertmanager/alertmanager.yml"] = _dump(alertmanager_config(inv))
     return out
 

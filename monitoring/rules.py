@@ -15,10 +15,15 @@ DEVICE_INFO = "inventory:netops_device:info"          # labels device, role
 
 UTIL = "interface:netops_interface_utilisation:ratio"
 
-PROVINCE_RECORDS = [
+# what every Prometheus that scrapes a collector records (a province's, and the ministry's for its own devices)
+DEVICE_RECORDS = [
     # per interface and direction: bits/s over the speed (a device whose speed is 0 is left out)
     (UTIL, ('label_replace(rate(netops_interface_in_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "in", "", "")'
             ' or label_replace(rate(netops_interface_out_bytes_total[5m]) * 8 / (netops_interface_speed_bits_per_second > 0), "direction", "out", "", "")')),
+]
+
+PROVINCE_RECORDS = [
+    *DEVICE_RECORDS,
     # the aggregates the ministry federates (match[] = {__name__=~"province:.*"})
     ("province:netops_snmp_up:sum", "sum by (province) (netops_snmp_up)"),
     ("province:netops_snmp_up:count", "count by (province) (netops_snmp_up)"),
@@ -45,7 +50,9 @@ def _alert(name, expr, for_, severity, level, zh, en, runbook, **labels):
 LINK_DOWN_EXPR = (f"(netops_interface_oper_status != 1 and on (device, interface) netops_interface_admin_status == 1)"
                   f" * on (device, interface) group_left (link, uplink) {LINK_END_INFO}")
 
-PROVINCE_ALERTS = [
+# alerts about the devices a collector covers and about the collector itself (a province's Prometheus
+# and the ministry's, for its own devices)
+DEVICE_ALERTS = [
     _alert("NodeDown", f"(netops_snmp_up == 0) * on (device) group_left (role) {DEVICE_INFO}", "2m", "critical", SERIES_LEVEL,
            "设备 {{ $labels.device }}（{{ $labels.site }}）无响应", "Device {{ $labels.device }} at {{ $labels.site }} does not answer SNMP",
            "检查设备电源与管理口 / check power and the management port: netops lab exec {{ $labels.device }} -- systemctl status snmpd"),
@@ -76,17 +83,22 @@ PROVINCE_ALERTS = [
            "10m", "warning", SERIES_LEVEL,
            "{{ $labels.device }} 磁盘将满", "Disk nearly full on {{ $labels.device }}",
            "清理日志或扩容 / clean logs or grow the volume: df -h"),
-    _alert("BackupStale", "time() - netops_backup_last_success_timestamp_seconds > 26 * 3600", "15m", "warning", "province",
-           "资产 {{ $labels.asset }} 超过 26 小时未成功备份", "Asset {{ $labels.asset }} has no successful backup for over 26 hours",
-           "查看备份目录与任务日志 / check the catalogue and job log: netops backup status"),
+    # the scrape job's target labels name the collector's monitor host and level (generate._collect_job)
     _alert("SnmpScrapeFailing",
-           'up{job="netops-collect"} == 0 or time() - netops_collect_round_timestamp_seconds > 300', "5m", "critical", "province",
-           "省级采集器 {{ $labels.province }} 无数据", "The collector of {{ $labels.province }} is not delivering",
-           "检查采集器进程 / check the collector: netops collect serve --scope {{ $labels.province }}"),
+           'up{job="netops-collect"} == 0 or time() - netops_collect_round_timestamp_seconds > 300', "5m", "critical", SERIES_LEVEL,
+           "采集器 {{ $labels.monitor }}（{{ $labels.level }}）无数据", "The collector on {{ $labels.monitor }} ({{ $labels.level }}) is not delivering",
+           "检查采集器进程 / check the collector: netops monitor status"),
     _alert("SnmpTimeouts", "rate(netops_snmp_timeouts_total[10m]) > 0 and on (device) netops_snmp_up == 1", "15m", "warning",
            SERIES_LEVEL,
            "{{ $labels.device }} SNMP 请求超时", "SNMP requests to {{ $labels.device }} are timing out",
            "检查设备 CPU 与管理链路 / check the device CPU and management path"),
+]
+
+PROVINCE_ALERTS = [
+    *DEVICE_ALERTS,
+    _alert("BackupStale", "time() - netops_backup_last_success_timestamp_seconds > 26 * 3600", "15m", "warning", "province",
+           "资产 {{ $labels.asset }} 超过 26 小时未成功备份", "Asset {{ $labels.asset }} has no successful backup for over 26 hours",
+           "查看备份目录与任务日志 / check the catalogue and job log: netops backup status"),
 ]
 
 MINISTRY_RECORDS = [

@@ -3,9 +3,10 @@
 On every monitor host (a province's: its Prometheus and Alertmanager; the ministry's: the federating
 Prometheus and its Alertmanager) ``up`` installs the generated configuration under
 ``/etc/netops-monitor``, checks it there with promtool/amtool, points the Debian packages' units at
-it with a systemd drop-in and (re)starts them, and waits for ``/-/ready``. Each province's collector
-(`netops collect serve`) runs on this host inside the province monitor node's network namespace, so
-it listens on that node's management address as if it ran there; the ops host's backup catalogue
+it with a systemd drop-in and (re)starts them, and waits for ``/-/ready``. Each monitor host's collector
+(`netops collect serve`: a province's, or the ministry's for its own sites) runs on this host inside
+that monitor node's network namespace, so it listens on the node's management address as if it ran
+there; the ops host's backup catalogue
 metrics are served where the province configurations scrape them (``monitoring.textfile``). Their
 pids are kept beside the lab's state directory (``<state root>/.monitor-<lab>``, so `monitor down`
 still finds them after a `lab down`) and only those pids are ever signalled. ``down`` stops
@@ -58,7 +59,7 @@ class Server:
 
     @property
     def prefix(self) -> str:  # where generate.files keeps this server's Prometheus files
-        return "ministry/" if self.key == "ministry" else f"province/{self.key}/"
+        return "ministry/" if self.key == gen.MINISTRY else f"province/{self.key}/"
 
     def url(self, component: str) -> str:
         port = gen.PROMETHEUS_PORT if component == "prometheus" else gen.ALERTMANAGER_PORT
@@ -67,7 +68,7 @@ class Server:
 
 def servers(inv: Inventory) -> list[Server]:
     out = []
-    for key, site in [*((p, p) for p in gen.provinces(inv)), ("ministry", inv.ministry.id)]:
+    for key, site in [*((p, p) for p in gen.provinces(inv)), (gen.MINISTRY, inv.ministry.id)]:
         mon = gen.monitor_host(inv, site)
         out.append(Server(key, site, mon.id, str(mon.management)))
     return out
@@ -140,7 +141,7 @@ true
 # --- host processes: the collectors (inside a monitor node's network namespace), the textfile server
 @dataclass(frozen=True)
 class Process:
-    name: str               # "collect-<province>" or "textfile"
+    name: str               # "collect-<province>", "collect-ministry" or "textfile"
     cmd: list[str]
     listen: str             # ADDR:PORT it serves /metrics on
     netns: str | None       # the lab node's network namespace it runs in (None: the host's)
@@ -149,11 +150,11 @@ class Process:
 def processes(inv: Inventory, lab_state: dict, interval: float) -> list[Process]:
     out = []
     for s in servers(inv):
-        if s.key == "ministry":
-            continue
+        scope, stop_at = gen.collector_scope(inv, s.key)
         listen = f"{s.address}:{gen.COLLECTOR_PORT}"
         out.append(Process(f"collect-{s.key}", [sys.executable, "-m", "netops.cli", "collect", "serve", "-i", str(inv.root),
-                                                "--scope", s.key, "--listen", listen, "--interval", f"{interval:g}"],
+                                                "--scope", scope, *(["--stop-at", stop_at.value] if stop_at else []),
+                                                "--listen", listen, "--interval", f"{interval:g}"],
                            listen, lab_state["nodes"][s.node]["ns"]))
     ops = inv.network.address_plan.ops_host if inv.network else None
     if ops is not None:  # the backup catalogue, where the province configs scrape it (generate: netops-backup)
@@ -303,11 +304,11 @@ class Stack:
         self._save({"timing": asdict(timing), "collect_interval": collect_interval, "processes": running})
         # the servers after what they scrape, so that no first scrape fails: the provinces' after the
         # collectors, the ministry's after the provinces'
-        provinces = [s for s in self.servers if s.key != "ministry"]
+        provinces = [s for s in self.servers if s.key != gen.MINISTRY]
         with ThreadPoolExecutor(max_workers=len(provinces)) as pool:
             list(pool.map(install, provinces))
         self._wait_ready(running, started, provinces)
-        install(next(s for s in self.servers if s.key == "ministry"))
+        install(next(s for s in self.servers if s.key == gen.MINISTRY))
         self._wait_ready(running, started, self.servers)
         return {"lab": self.lab.name, "changed": changed, "endpoints": endpoints(self.inv),
                 "timing": asdict(timing), "collect_interval": collect_interval,

@@ -176,7 +176,7 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
     # devices
     devices: dict[str, dict] = {}
     for did, d in inv.devices.items():
-        prov = _province(inv, d.site)
+        prov = _province(inv, d.site) or inv.ministry.id  # the ministry's own devices: the ministry's source
         rec = {"health": "unknown", "snmp_up": None, "interfaces": {}, "databases": {}, "reason": None}
         if collector.get(prov) is False:
             rec["reason"] = "采集器无数据 / collector not scraped"

@@ -10,6 +10,7 @@ import inventory
 from collectors.exporter import Snapshot
 from collectors.snmp import Result, Stats
 from collectors.targets import labels, scope_devices, snmp_targets
+from inventory.model import Level
 
 from conftest import clean_env
 
@@ -28,6 +29,10 @@ def test_labels_follow_the_hierarchy():
     assert labels(INV, "gd-dr-bak1")["level"] == "dr" and labels(INV, "gd-dr-bak1")["province"] == "guangdong"
     assert set(scope_devices(INV, "guangzhou")) >= {"guangzhou-r1", "panyu-r1", "huadu-srv1"}
     assert "gd-r1" not in scope_devices(INV, "guangzhou") and len(scope_devices(INV, None)) == 40
+    # the ministry's own collector: its own site, nothing of a province's
+    assert scope_devices(INV, "bu", Level.province) == ["bu-mon1", "bu-r1", "bu-r2", "bu-srv1"]
+    assert scope_devices(INV, "guangdong", Level.city) == sorted(
+        d for s in ("guangdong", "guangdong_zaibei") for d in INV.devices_by_site[s])
 
 
 def test_credentials_come_from_the_references(monkeypatch):

@@ -34,7 +34,8 @@ def run(*cmd, cwd=None) -> subprocess.CompletedProcess:
 
 def test_layout(out):
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*.yml"))
-    assert names == ["alertmanager/alertmanager.yml", "ministry/prometheus.yml", "ministry/rules/ministry.yml",
+    assert names == ["alertmanager/alertmanager.yml", "ministry/prometheus.yml",
+                     *[f"ministry/rules/{f}.yml" for f in ("alerts", "inventory", "ministry", "records")],
                      *[f"province/{p}/{f}" for p in ("guangdong", "sichuan")
                        for f in ("prometheus.yml", "rules/alerts.yml", "rules/inventory.yml", "rules/records.yml")]]
 
@@ -78,7 +79,7 @@ def test_province_config(out):
     assert cfg["global"]["external_labels"] == {"level": "province", "province": "guangdong"}
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert jobs["netops-collect"]["static_configs"][0] == {  # gd-mon1's collector; `up` names the province
-        "targets": ["10.254.44.15:9469"], "labels": {"monitor": "gd-mon1", "province": "guangdong"}}
+        "targets": ["10.254.44.15:9469"], "labels": {"monitor": "gd-mon1", "province": "guangdong", "level": "province"}}
     assert cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["10.254.44.15:9093"]
     keep = jobs["netops-backup"]["metric_relabel_configs"][0]
     assert keep["action"] == "keep" and keep["regex"] == "netops_backup_.*;guangdong"
@@ -98,8 +99,25 @@ def test_ministry_federates_aggregates_only(out):
     assert all(len(name.split(":")) == 3 for name in federated)
 
 
+def test_ministry_collects_its_own_devices_only(out):
+    """The ministry's own sites are nobody else's: bu-mon1's collector covers them (and nothing below a
+    province), scraped at the provinces' pace, with the inventory facts its device alerts join on."""
+    inv = load(None)
+    assert gen.collector_devices(inv, gen.MINISTRY) == sorted(inv.devices_by_site[inv.ministry.id])
+    provinces = [d for p in gen.provinces(inv) for d in gen.collector_devices(inv, p)]
+    assert sorted(provinces + gen.collector_devices(inv, gen.MINISTRY)) == sorted(inv.devices)  # each device once
+    cfg = yaml.safe_load((out / "ministry/prometheus.yml").read_text())
+    job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "netops-collect")
+    assert job["static_configs"] == [{"targets": ["10.254.0.22:9469"], "labels": {"monitor": "bu-mon1", "level": "ministry"}}]
+    assert job["scrape_interval"] == f"{gen.SCRAPE_INTERVAL}s" != cfg["global"]["scrape_interval"]
+    rules = yaml.safe_load((out / "ministry/rules/inventory.yml").read_text())["groups"][0]["rules"]
+    assert {r["labels"]["device"] for r in rules} == set(inv.devices_by_site[inv.ministry.id])
+    alerts = yaml.safe_load((out / "ministry/rules/alerts.yml").read_text())["groups"][0]
+    assert alerts["interval"] == f"{gen.SCRAPE_INTERVAL}s" and "NodeDown" in {r["alert"] for r in alerts["rules"]}
+
+
 def test_every_alert_has_severity_level_summaries_and_runbook(out):
-    files = [*out.glob("province/*/rules/alerts.yml"), out / "ministry/rules/ministry.yml"]
+    files = [*out.glob("province/*/rules/alerts.yml"), *out.glob("ministry/rules/*.yml")]
     alerts = [r for f in files for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
     names = {a["alert"] for a in alerts}
     assert {"NodeDown", "LinkDown", "LinkUtilisationHigh", "InterfaceErrorsRising", "DatabaseDown", "ReplicationLag",
@@ -218,7 +236,7 @@ def _key(lab: dict) -> str:
 def test_cli_generate_json(tmp_path, capsys):
     assert main(["monitor", "generate", "--out", str(tmp_path / "m"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ok"] and data["provinces"] == ["guangdong", "sichuan"] and len(data["files"]) == 11
+    assert data["ok"] and data["provinces"] == ["guangdong", "sichuan"] and len(data["files"]) == 14
     assert (tmp_path / "m/alertmanager/alertmanager.yml").is_file()
     assert not list((tmp_path / "m").rglob(".*.tmp"))
 

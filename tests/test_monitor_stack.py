@@ -89,11 +89,14 @@ def test_processes_collectors_in_the_monitor_namespaces_and_the_textfile_server(
     inv = load(None)
     lab_state = {"nodes": {d: {"ns": f"jb.jinbao.{d}"} for d in inv.devices}}
     procs = {p.name: p for p in stack.processes(inv, lab_state, 5)}
-    assert sorted(procs) == ["collect-guangdong", "collect-sichuan", "textfile"]
+    assert sorted(procs) == ["collect-guangdong", "collect-ministry", "collect-sichuan", "textfile"]
     gd = procs["collect-guangdong"]
     assert gd.netns == "jb.jinbao.gd-mon1" and gd.listen == "10.254.44.15:9469"
     assert gd.cmd[1:] == ["-m", "netops.cli", "collect", "serve", "-i", str(inv.root), "--scope", "guangdong",
                           "--listen", "10.254.44.15:9469", "--interval", "5"]
+    bu = procs["collect-ministry"]  # the ministry's own sites only
+    assert bu.netns == "jb.jinbao.bu-mon1" and bu.listen == "10.254.0.22:9469"
+    assert bu.cmd[bu.cmd.index("--scope"):bu.cmd.index("--listen")] == ["--scope", "bu", "--stop-at", "province"]
     assert procs["textfile"].netns is None and procs["textfile"].listen == "10.254.0.1:9100"
 
 

@@ -73,12 +73,29 @@ def test_all_healthy_province_is_green_and_the_rest_unknown():
     h = web.merge(INV, [source("guangdong", healthy_results())])
     gd_sites = set(INV.descendants("guangdong"))
     assert {s for s, v in h["sites"].items() if v["health"] == "ok"} == gd_sites
-    # nothing answers for sichuan or the ministry's own devices: grey, never green
+    # no source answers for sichuan or the ministry's own devices: grey, never green
     assert {s for s, v in h["sites"].items() if v["health"] == "unknown"} == set(INV.sites) - gd_sites
     assert h["summary"] == {"ok": len(gd_sites), "warn": 0, "down": 0, "unknown": len(INV.sites) - len(gd_sites)}
     assert h["links"]["guangzhou-up-core"] == {"health": "ok", "util": 0.01}
     assert h["links"]["longgang-up2"]["health"] == "planned"
-    assert h["links"]["gd-up-bu"]["health"] == "ok"  # one end known and up (bu-r1 is nobody's)
+    assert h["links"]["gd-up-bu"]["health"] == "ok"  # one end known and up (bu-r1's source not given)
+
+
+def test_the_ministry_source_colours_the_ministry_own_site():
+    """The ministry's Prometheus scrapes the ministry's own collector: its devices are green, and grey
+    with the reason when that collector is not scraped."""
+    bu = sorted(INV.devices_by_site[INV.ministry.id])
+    ministry = healthy_results(bu)
+    ministry["collector_up"] = [({"job": "netops-collect", "monitor": "bu-mon1", "level": "ministry"}, 1.0)]
+    h = web.merge(INV, [source("guangdong", healthy_results()), source(INV.ministry.id, ministry)])
+    assert h["sites"][INV.ministry.id]["health"] == "ok"
+    assert all(h["devices"][d]["health"] == "ok" for d in bu)
+    assert h["links"]["gd-up-bu"]["health"] == "ok"
+    ministry["collector_up"] = [({"job": "netops-collect", "monitor": "bu-mon1", "level": "ministry"}, 0.0)]
+    h = web.merge(INV, [source("guangdong", healthy_results()), source(INV.ministry.id, ministry)])
+    assert h["sites"][INV.ministry.id]["health"] == "unknown"
+    assert {h["devices"][d]["reason"] for d in bu} == {"采集器无数据 / collector not scraped"}
+    assert h["sites"]["guangdong"]["health"] == "ok"  # a province's own collector still counts
 
 
 def test_stopped_router_turns_its_site_red_and_its_links_down():

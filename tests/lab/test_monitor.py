@@ -78,13 +78,17 @@ def test_up_is_ready_and_idempotent(stack):
     for s in st["servers"]:
         assert s["prometheus"]["service"] == s["alertmanager"]["service"] == "active", s
     assert {p["name"]: p["running"] for p in st["processes"]} == {"collect-guangdong": True, "collect-sichuan": True,
-                                                                   "textfile": True}
+                                                                   "collect-ministry": True, "textfile": True}
     assert all(p["failed_targets"] == 0 for p in st["processes"] if p["name"].startswith("collect-")), st["processes"]
     # the collector answers on the province monitor's management address, as if it ran there
     assert query(GD["prometheus"], 'up{job="netops-collect"}') == {
-        (("__name__", "up"), ("instance", "10.254.44.15:9469"), ("job", "netops-collect"), ("monitor", "gd-mon1"),
-         ("province", "guangdong")): 1.0}
+        (("__name__", "up"), ("instance", "10.254.44.15:9469"), ("job", "netops-collect"), ("level", "province"),
+         ("monitor", "gd-mon1"), ("province", "guangdong")): 1.0}
     assert not [a for a in prom_alerts(GD["prometheus"]) if a["severity"] == "critical"]
+    # the ministry's own devices, in full detail at the ministry, and only there
+    own = sorted(INV.devices_by_site[INV.ministry.id])
+    assert {dict(k)["device"]: v for k, v in query(MIN["prometheus"], "netops_snmp_up").items()} == {d: 1.0 for d in own}
+    assert not query(GD["prometheus"], 'netops_snmp_up{level="ministry"}')
 
 
 def test_county_link_down_fires_and_federates(stack):
@@ -106,7 +110,9 @@ def test_county_link_down_fires_and_federates(stack):
         after = until("the drop federated to the ministry", lambda: (v := scalar(
             MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}')) is not None and v < before and v)
         assert after == before - 2
-        assert not query(MIN["prometheus"], "netops_interface_oper_status")  # full detail stays in the province
+        # full detail stays in the province (the ministry holds detail only for its own devices)
+        assert not query(MIN["prometheus"], 'netops_interface_oper_status{province="guangdong"}')
+        assert query(MIN["prometheus"], 'netops_interface_oper_status{level="ministry"}')
     finally:
         lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "up"], check=True)
     until("OSPF back on huadu-r1", lambda: lab.ospf_full("huadu-r1") >= nbrs)
@@ -162,3 +168,22 @@ def test_city_database_down_fires(stack):
         lab.nsenter("guangzhou-db1", ["systemctl", "start", "postgresql"], check=True, timeout=60)
     until("the database up again", lambda: scalar(
         GD["prometheus"], 'netops_db_up{device="guangzhou-db1"}') == 1)
+
+
+def test_ministry_device_down_fires_at_the_ministry(stack):
+    """A ministry server stops answering SNMP: NodeDown at level ministry, from the ministry's own
+    collector, in the ministry's Alertmanager (the ministry NOC's route)."""
+    lab = Lab("jinbao")
+    lab.nsenter("bu-srv1", ["systemctl", "stop", "snmpd"], check=True, timeout=60)
+    try:
+        firing = until("NodeDown for bu-srv1 at the ministry's Prometheus", lambda: [
+            a for a in prom_alerts(MIN["prometheus"]) if a["alertname"] == "NodeDown"])
+        assert [(a["device"], a["level"], a["role"]) for a in firing] == [("bu-srv1", "ministry", "server")]
+        got = until("NodeDown for bu-srv1 in the ministry's Alertmanager", lambda: [
+            a for a in am_alerts(MIN["alertmanager"]) if a["labels"]["alertname"] == "NodeDown"])
+        assert [(a["labels"]["device"], a["status"]["state"], [r["name"] for r in a["receivers"]]) for a in got] == [
+            ("bu-srv1", "active", ["ministry-noc"])]
+        assert not [a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "NodeDown"]
+    finally:
+        lab.nsenter("bu-srv1", ["systemctl", "start", "snmpd"], check=True, timeout=60)
+    until("bu-srv1 answering again", lambda: scalar(MIN["prometheus"], 'netops_snmp_up{device="bu-srv1"}') == 1)
