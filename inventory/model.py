@@ -164,11 +164,30 @@ class Ospf(BaseModel):
         return self
 
 
+class Alerting(BaseModel):
+    """Where Alertmanager delivers: one webhook URL for every receiver (team), ``{receiver}`` standing for
+    the team's name (e.g. ``guangdong-county-ops``). The default reaches nobody: set the NOC's hook."""
+    model_config = ConfigDict(extra="forbid")
+    webhook: str = "http://127.0.0.1:9095/alerts/{receiver}"
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        try:
+            url = v.format(receiver="r")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"{v!r}: the only placeholder allowed is {{receiver}}") from None
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+            raise ValueError(f"{v!r}: give an http:// or https:// URL")
+        return v
+
+
 class Network(_Obj):
     id: Annotated[str, Field(pattern=SITE_ID)]
     name: Annotated[str, Field(min_length=1)]
     address_plan: AddressPlan
     ospf: Ospf = Ospf()
+    alerting: Alerting = Alerting()
 
 
 class Pools(BaseModel):

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from collectors.targets import scope_devices
-from inventory.model import Level, LinkKind, Role
+from inventory.model import Alerting, Level, LinkKind, Role
 from inventory.store import Inventory
 from netops.files import write_atomic
 from netops.output import UsageError
@@ -29,7 +29,6 @@ from netops.output import UsageError
 from . import rules
 
 COLLECTOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, NODE_EXPORTER_PORT = 9469, 9090, 9093, 9100
-WEBHOOK = "http://127.0.0.1:9095/alerts/{}"  # placeholder receiver: replace with the team's real hook
 SCRAPE_INTERVAL, FEDERATE_INTERVAL = 30, 60  # seconds, production
 MINISTRY = "ministry"  # the ministry's key among the monitor servers (a province's key is its site id)
 
@@ -168,14 +167,20 @@ def ministry_config(inv: Inventory, timing: Timing = Timing()) -> dict:
 
 def alertmanager_config(inv: Inventory) -> dict:
     """Routing by level: each province's county/city/province teams, the ministry's NOC for ministry
-    alerts and anything unmatched; inhibition so one cause pages once."""
-    receivers = [{"name": "ministry-noc", "webhook_configs": [{"url": WEBHOOK.format("ministry-noc"), "send_resolved": True}]}]
+    alerts and anything unmatched; inhibition so one cause pages once. Every receiver posts to the
+    inventory's ``network.alerting.webhook``, named for its team."""
+    hook = (inv.network.alerting if inv.network else Alerting()).webhook
+
+    def receiver(name: str) -> dict:
+        return {"name": name, "webhook_configs": [{"url": hook.format(receiver=name), "send_resolved": True}]}
+
+    receivers = [receiver("ministry-noc")]
     routes = [{"receiver": "ministry-noc", "matchers": ['level="ministry"']}]
     for p in provinces(inv):
         sub = []
         for level, team in LEVEL_TEAMS:
             name = f"{p}-{team}"
-            receivers.append({"name": name, "webhook_configs": [{"url": WEBHOOK.format(name), "send_resolved": True}]})
+            receivers.append(receiver(name))
             sub.append({"receiver": name, "matchers": [f'level=~"{level}"']})
         routes.append({"receiver": f"{p}-province-noc", "matchers": [f'province="{p}"'], "routes": sub})
     inhibit = [

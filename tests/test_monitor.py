@@ -140,6 +140,21 @@ def test_link_ends_one_series_per_interface(out):
     assert set(by_end[("gd-r1", "eth0")]["link"].split(",")) == {"gd-db1-lan", "gd-bak1-lan", "gd-mon1-lan"}
 
 
+def test_receivers_post_to_the_inventory_webhook(out, tmp_path):
+    default = yaml.safe_load((out / "alertmanager/alertmanager.yml").read_text())
+    assert {r["name"]: r["webhook_configs"][0]["url"] for r in default["receivers"]}["guangdong-city-ops"] == \
+        "http://127.0.0.1:9095/alerts/guangdong-city-ops"
+    inv_dir = tmp_path / "inv"
+    shutil.copytree(load(None).root, inv_dir)
+    net = inv_dir / "network.yml"
+    net.write_text(net.read_text().replace("http://127.0.0.1:9095/alerts/{receiver}", "https://noc.example.cn/am?team={receiver}"))
+    cfg = gen.alertmanager_config(load(str(inv_dir)))
+    urls = {r["name"]: [w["url"] for w in r["webhook_configs"]] for r in cfg["receivers"]}
+    assert urls["ministry-noc"] == ["https://noc.example.cn/am?team=ministry-noc"]
+    assert urls["sichuan-county-ops"] == ["https://noc.example.cn/am?team=sichuan-county-ops"]
+    assert len(urls) == 1 + 3 * 2
+
+
 @pytest.mark.parametrize("labels,receiver", [
     (["level=county", "province=guangdong", "city=guangzhou", "county=panyu"], "guangdong-county-ops"),
     (["level=city", "province=guangdong", "city=guangzhou"], "guangdong-city-ops"),
