@@ -215,10 +215,13 @@ def _ready(url: str) -> bool:
 
 
 def _discovered(targets_url: str) -> bool:
+    """Every target known and scraped once (up or down, no longer "unknown"): what `up` hands over is
+    already data, not a map of grey sites waiting for their first scrape."""
     try:
-        return bool(http_json(targets_url)["data"]["activeTargets"])
+        targets = http_json(targets_url)["data"]["activeTargets"]
     except (OSError, ValueError, KeyError):
         return False
+    return bool(targets) and all(t.get("health") != "unknown" for t in targets)
 
 
 # --- the stack -----------------------------------------------------------------------------------
@@ -327,7 +330,7 @@ class Stack:
     def _wait_ready(self, running: dict, started: dict[str, subprocess.Popen], servers: list[Server]) -> None:
         urls = [f"{s.url(c)}/-/ready" for s in servers for c in UNITS]
         urls += [f"http://{r['listen']}/metrics" for r in running.values()]
-        urls += [f"{s.url('prometheus')}/api/v1/targets" for s in servers]  # its targets discovered
+        urls += [f"{s.url('prometheus')}/api/v1/targets" for s in servers]  # its targets scraped once
         deadline = time.monotonic() + READY_TIMEOUT
         while urls := [u for u in urls if not (_discovered(u) if u.endswith("/targets") else _ready(u))]:
             dead = [name for name, p in started.items() if p.poll() is not None]
