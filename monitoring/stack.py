@@ -3,15 +3,14 @@
 On every monitor host (a province's: its Prometheus and Alertmanager; the ministry's: the federating
 Prometheus and its Alertmanager) ``up`` installs the generated configuration under
 ``/etc/netops-monitor``, checks it there with promtool/amtool, points the Debian packages' units at
-it with a systemd drop-in and (re)starts them, and waits for ``/-/ready``. Each monitor host's collector
-(`netops collect serve`: a province's, or the ministry's for its own sites) runs on this host inside
-that monitor node's network namespace, so it listens on the node's management address as if it ran
-there; the ops host's backup catalogue
-metrics are served where the province configurations scrape them (``monitoring.textfile``). Their
-pids are kept beside the lab's state directory (``<state root>/.monitor-<lab>``, so `monitor down`
-still finds them after a `lab down`) and only those pids are ever signalled. ``down`` stops
-and disables the units, removes every file ``up`` installed, ends those processes and checks that
-nothing is left.
+it with a systemd drop-in and (re)starts them, and waits for ``/-/ready`` and a first scrape of every
+target. Each monitor host's collector (`netops collect serve`: a province's, or the ministry's for
+its own sites) runs on this host inside that monitor node's network namespace, so it listens on the
+node's management address as if it ran there; the ops host's backup catalogue metrics are served
+where the province configurations scrape them (``monitoring.textfile``). Their pids are kept beside
+the lab's state directory (``<state root>/.monitor-<lab>``, so `monitor down` still finds them after
+a `lab down`) and only those pids are ever signalled. ``down`` stops and disables the units, removes
+every file ``up`` installed, ends those processes and checks that nothing is left.
 
 ``endpoints`` is the stable API other parts of the suite (the health map) use to find the servers.
 """
@@ -214,7 +213,7 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _discovered(targets_url: str) -> bool:
+def _scraped(targets_url: str) -> bool:
     """Every target known and scraped once (up or down, no longer "unknown"): what `up` hands over is
     already data, not a map of grey sites waiting for their first scrape."""
     try:
@@ -332,7 +331,7 @@ class Stack:
         urls += [f"http://{r['listen']}/metrics" for r in running.values()]
         urls += [f"{s.url('prometheus')}/api/v1/targets" for s in servers]  # its targets scraped once
         deadline = time.monotonic() + READY_TIMEOUT
-        while urls := [u for u in urls if not (_discovered(u) if u.endswith("/targets") else _ready(u))]:
+        while urls := [u for u in urls if not (_scraped(u) if u.endswith("/targets") else _ready(u))]:
             dead = [name for name, p in started.items() if p.poll() is not None]
             if dead:
                 raise MonitorError(f"{', '.join(dead)} exited (see {self.dir / dead[0]}.log)")
