@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from netops.files import write_atomic
+from jinbao_netops.files import write_atomic
 
 from .remote import state_dir
 

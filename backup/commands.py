@@ -1,8 +1,8 @@
 """`netops backup run | status | verify | restore`."""
 from __future__ import annotations
 
-from inventory import load
-from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 KINDS = ("configs", "files", "databases")
 
@@ -89,7 +89,7 @@ def cmd_drill_run(args, out: Out) -> int:
 
 
 def cmd_run(args, out: Out) -> int:
-    from netops.output import UsageError
+    from jinbao_netops.output import UsageError
 
     from .configs import backup_configs, network_devices
 

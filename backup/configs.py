@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from inventory import Device, Inventory
-from netops.files import write_atomic
+from jinbao_netops.inventory import Device, Inventory
+from jinbao_netops.files import write_atomic
 
 from . import catalogue, filters
 from .remote import (

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from inventory import Inventory
-from netops.files import write_atomic
-from netops.output import UsageError
+from jinbao_netops.inventory import Inventory
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import UsageError
 
 from . import catalogue
 from .databases import ENGINES
@@ -118,7 +118,7 @@ class LabActions:
     """Fault injection and repair inside the lab twin's nodes (root, via nsenter)."""
 
     def __init__(self, inv: Inventory):
-        from topology.lab.runtime import Lab
+        from jinbao_netops.lab.runtime import Lab
 
         self.lab = Lab(inv.network.id)
         if not self.lab.state():
@@ -297,8 +297,8 @@ def _database_restore(inv, sc, shell, actions: LabActions, j: Journal, undo: lis
 
 
 def _router_failover(inv, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
-    from topology.analysis import impact
-    from topology.graph import build
+    from jinbao_netops.topology.analysis import impact
+    from jinbao_netops.topology.graph import build
 
     router = sc["router"]
     expected = sorted(impact(build(inv), router)["cut_off"].get("county", []))

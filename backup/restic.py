@@ -19,8 +19,8 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field
 
-from inventory import Inventory
-from netops.files import write_atomic
+from jinbao_netops.inventory import Inventory
+from jinbao_netops.files import write_atomic
 
 from .remote import STORE_ROOT, Login, login, run, secret
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from inventory import Inventory
-from netops.output import UsageError
+from jinbao_netops.inventory import Inventory
+from jinbao_netops.output import UsageError
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from netops.files import write_atomic
+from jinbao_netops.files import write_atomic
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint

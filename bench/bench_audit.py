@@ -21,11 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import inventory
-from security.audit import audit_host, run_audit, ssh_runner
-from security.catalogue import load_catalogue
+from jinbao_netops import inventory
+from jinbao_netops.security.audit import audit_host, run_audit, ssh_runner
+from jinbao_netops.security.catalogue import load_catalogue
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ configs: N FRR devices backed up by the suite's config archive run (backup.confi
          the same N pulls by plain OpenSSH, `xargs -P W ssh HOST "vtysh -c 'show running-config'"`
          into files, with the suite's own ssh options. The devices are the default inventory's
          provincial routers' sites, N/16 devices each, at
-         --simulator (default): collectors.simssh on 127.7.x.y answering the recorded running config
+         --simulator (default): jinbao_netops.testing.simssh on 127.7.x.y answering the recorded running config
                   of a lab FRR router (tests/fixtures/collect/frr_show_running_config.txt, hostname per
                   device); with two or more CPUs the simulator is pinned to the last CPU and the suite
                   and its ssh clients to the others; the simulator's CPU is reported.
@@ -35,19 +35,18 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from bench_collect_ssh import free_port, proc_cpu
 
-import inventory
-from backup import filters
-from backup.configs import backup_configs
-from backup.jobs import Asset, policy, run_store
-from backup.remote import login, store_of
-from backup.restic import Repo
-from collectors.simssh import SshSim
-from inventory import Role
-from inventory.platforms import PLATFORMS
+from jinbao_netops import inventory
+from jinbao_netops.backup import filters
+from jinbao_netops.backup.configs import backup_configs
+from jinbao_netops.backup.jobs import Asset, policy, run_store
+from jinbao_netops.backup.remote import login, store_of
+from jinbao_netops.backup.restic import Repo
+from jinbao_netops.testing.simssh import SshSim
+from jinbao_netops.inventory import Role
+from jinbao_netops.inventory.platforms import PLATFORMS
 
 FRR = PLATFORMS["frr"]
 CONFIG_COMMAND = FRR.cli_exec.format(command=shlex.quote(FRR.show_running))  # as backup/configs.py sends it

@@ -10,7 +10,7 @@ Client CPU-seconds are the process's own (ours: time.process_time around the cyc
 /proc/PID/stat utime+stime around the scrapes). Varbinds are the values each client delivers
 (48 ports × 13 columns + sysUpTime per device), so the ratio compares CPU per useful value.
 
-The agents: ``--simulator fast`` (default) is collectors.simagent.FastResponder (the collector's codec,
+The agents: ``--simulator fast`` (default) is jinbao_netops.testing.simagent.FastResponder (the collector's codec,
 answers cached), ``snmpsim`` the reference responder (a few hundred varbinds a second: small runs only).
 With two or more CPUs the simulator is pinned to the last CPU and both clients to the others, so the
 simulator's own CPU (reported per phase) does not eat into the clients' wall time.
@@ -33,10 +33,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.simagent import Agent, FastResponder, Responder  # noqa: E402
-from collectors.snmp import IF_COUNTERS, IF_LABELS, IF_STATE, SYS_UPTIME, Poller  # noqa: E402
+from jinbao_netops.testing.simagent import Agent, FastResponder, Responder  # noqa: E402
+from jinbao_netops.collectors.snmp import IF_COUNTERS, IF_LABELS, IF_STATE, SYS_UPTIME, Poller  # noqa: E402
 
 EXPORTER = shutil.which("prometheus-snmp-exporter") or "/usr/bin/prometheus-snmp-exporter"
 PORTS = 48

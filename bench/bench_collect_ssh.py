@@ -1,7 +1,7 @@
 """SSH collection benchmark: collectors.ssh (netmiko, bounded thread pool) from N simulated devices,
 against plain OpenSSH in the same run.
 
-The devices are collectors.simssh.SshSim on loopback addresses (one process; public-key login; the
+The devices are jinbao_netops.testing.simssh.SshSim on loopback addresses (one process; public-key login; the
 platform table's health commands answered with the recorded outputs in tests/fixtures/collect/):
 half FRR routers (`vtysh -c 'show ip ospf neighbor'`, `ip -s -j link` and the Linux health command), half Debian servers
 (the Linux health command). Timed: ``collect_all`` over all N with ``--workers`` threads, every output
@@ -24,11 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors.simssh import SshSim
-from collectors.ssh import Sessions, SshTarget, collect_all
-from inventory.platforms import LINUX_HEALTH, PLATFORMS
+from jinbao_netops.testing.simssh import SshSim
+from jinbao_netops.collectors.ssh import Sessions, SshTarget, collect_all
+from jinbao_netops.inventory.platforms import LINUX_HEALTH, PLATFORMS
 
 FIX = Path(__file__).resolve().parent.parent / "tests/fixtures/collect"
 OUTPUTS = {"frr_show_ip_ospf_neighbor": "vtysh -c 'show ip ospf neighbor'", "frr_ip_link": "ip -s -j link",

@@ -6,7 +6,7 @@ the national inventory (32 provinces, ~10,000 devices), with every device, inven
 database answering (the largest answers a healthy network gives) and a few hundred alerts firing:
 
   * ``merge_s``    — everything a refresh does once the answers have arrived: parse them (as ``web.fetch``
-                     does), ``monitoring.web.merge``, and the JSON the page receives;
+                     does), ``monitoring.healthmap.merge``, and the JSON the page receives;
   * ``anchor_s``   — the floor in the same run: ``json.loads`` of the Prometheus answers the merge reads
                      (the refresh cannot be cheaper than reading what Prometheus said);
   * ``topology_s`` — the /api/topology document (built once at start);
@@ -26,12 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inventory import load
-from inventory.generate import generate, write
-from monitoring import generate as gen
-from monitoring import web
+from jinbao_netops.inventory import load
+from jinbao_netops.inventory.generate import generate, write
+from jinbao_netops.monitoring import generate as gen
+from jinbao_netops.monitoring import healthmap as web
 
 
 def answers(inv, prov: str) -> dict[str, str]:

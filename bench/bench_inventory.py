@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from inventory import load  # noqa: E402
-from inventory.ansible_view import build  # noqa: E402
-from inventory.generate import counts_of, generate, write  # noqa: E402
+from jinbao_netops.inventory import load  # noqa: E402
+from jinbao_netops.inventory.ansible_view import build  # noqa: E402
+from jinbao_netops.inventory.generate import counts_of, generate, write  # noqa: E402
 
 GOAL_S = 5.0
 

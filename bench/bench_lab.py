@@ -22,7 +22,7 @@ MINI = REPO / "tests/fixtures/lab-mini"
 
 def netops(*args: str, ok: tuple[int, ...] = (0,)) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
-    p = subprocess.run([sys.executable, "-m", "netops.cli", *args, "--json"], cwd=REPO, env=env,
+    p = subprocess.run([sys.executable, "-m", "jinbao_netops.cli", *args, "--json"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=1800)
     if p.returncode not in ok:
         sys.exit(f"bench_lab: netops {' '.join(args)} failed: {p.stderr.strip() or p.stdout.strip()}")
@@ -43,7 +43,7 @@ def timed_up_down(*inv: str) -> dict:
     t_up = time.monotonic() - t0
     time.sleep(5)  # let services settle before reading memory
     used = before - mem_available_mib()
-    from topology.lab.runtime import _inotify_in_use_by_root
+    from jinbao_netops.lab.runtime import _inotify_in_use_by_root
 
     inotify = _inotify_in_use_by_root()
     t0 = time.monotonic()
@@ -55,7 +55,6 @@ def timed_up_down(*inv: str) -> dict:
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench_lab: needs root")
-    sys.path.insert(0, str(REPO))
     # status exits 1 (a finding) when the lab is down, which is what we want here
     if netops("lab", "status", ok=(0, 1))["up"] or netops("lab", "status", "-i", str(MINI), ok=(0, 1))["up"]:
         sys.exit("bench_lab: a lab is up; take it down first (netops lab down)")

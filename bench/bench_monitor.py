@@ -34,10 +34,9 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inventory import load
-from monitoring import generate as gen
+from jinbao_netops.inventory import load
+from jinbao_netops.monitoring import generate as gen
 
 
 def free_port() -> int:
@@ -173,7 +172,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-m", "netops.cli", "inventory", "generate", "--out", str(tmp / "inv"),
+        subprocess.run([sys.executable, "-m", "jinbao_netops.cli", "inventory", "generate", "--out", str(tmp / "inv"),
                         "--provinces", str(args.provinces), "--json"], check=True, capture_output=True)
         inv = load(str(tmp / "inv"))
         t0, c0 = time.perf_counter(), time.process_time()

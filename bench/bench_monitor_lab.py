@@ -29,15 +29,14 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import inventory
-from monitoring.stack import endpoints, http_json
-from topology.lab.runtime import Lab, state_root
+from jinbao_netops import inventory
+from jinbao_netops.monitoring.stack import endpoints, http_json
+from jinbao_netops.lab.runtime import Lab, state_root
 
 
 def netops(*args: str) -> dict:
-    p = subprocess.run([sys.executable, "-m", "netops.cli", *args, "--json"], cwd=REPO, capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "jinbao_netops.cli", *args, "--json"], cwd=REPO, capture_output=True, text=True,
                        timeout=900, check=False)
     if p.returncode != 0:
         raise SystemExit(f"bench_monitor_lab: netops {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}")

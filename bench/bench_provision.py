@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 def netops(*args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)) -> tuple[float, dict]:
     base = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "netops.cli", *args, "--json"], cwd=REPO, env={**base, **(env or {})},
+    p = subprocess.run([sys.executable, "-m", "jinbao_netops.cli", *args, "--json"], cwd=REPO, env={**base, **(env or {})},
                        capture_output=True, text=True, timeout=600)
     took = time.monotonic() - t0
     if p.returncode not in ok:
@@ -39,8 +39,7 @@ def netops(*args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)) -> t
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench_provision: needs root")
-    sys.path.insert(0, str(REPO))
-    from topology.lab.runtime import state_root
+    from jinbao_netops.lab.runtime import state_root
 
     lock = open(state_root() / ".test-session.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # no lab test session recreates the lab meanwhile
@@ -50,7 +49,7 @@ def main() -> None:
     _, env = netops("lab", "env")
     with tempfile.TemporaryDirectory(prefix="bench-prov-") as tmp:
         inv = Path(tmp) / "inv"
-        from inventory import DEFAULT_INVENTORY
+        from jinbao_netops.inventory import DEFAULT_INVENTORY
 
         shutil.copytree(DEFAULT_INVENTORY, inv)
         anchor, _ = netops("link", "provision", "longgang", "--check", "-i", str(inv), env=env)

@@ -26,15 +26,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 import networkx as nx
 
-from inventory import load
-from inventory.generate import generate, write
-from inventory.loader import paused_gc
-from topology import analysis as an
-from topology.graph import build
+from jinbao_netops.inventory import load
+from jinbao_netops.inventory.generate import generate, write
+from jinbao_netops.inventory.loader import paused_gc
+from jinbao_netops.topology import analysis as an
+from jinbao_netops.topology.graph import build
 
 GOAL_S = 5.0
 

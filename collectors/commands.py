@@ -6,9 +6,9 @@ import asyncio
 import sys
 import time
 
-from inventory import load
-from inventory.model import Level
-from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.inventory.model import Level
+from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 from .snmp import Poller
 from .targets import scope_devices, snmp_targets
@@ -244,7 +244,7 @@ def cmd_serve(args, out: Out) -> int:
 
 
 def cmd_prepare_lab(args, out: Out) -> int:
-    from topology.lab.runtime import Lab
+    from jinbao_netops.lab.runtime import Lab
 
     from .db import prepare_lab
 

@@ -45,8 +45,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind, rfc1905
 
-from inventory.loader import paused_gc
-from inventory.platforms import PLATFORMS
+from jinbao_netops.inventory.loader import paused_gc
+from jinbao_netops.inventory.platforms import PLATFORMS
 
 from . import wire
 

@@ -13,9 +13,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from inventory.platforms import PLATFORMS
+from jinbao_netops.inventory.platforms import PLATFORMS
 
-from inventory.access import known_hosts, secret
+from jinbao_netops.inventory.access import known_hosts, secret
 
 from .parsers import PARSERS
 

@@ -5,7 +5,7 @@
 pysnmp's generic pyasn1 decoder costs ~170 µs of CPU per varbind; this codec walks the response bytes
 once, caches decoded OIDs, and hands back plain Python values. It covers what the collector sends
 (GET and GETBULK of plain OIDs) and what agents answer (Response and Report PDUs); the poller keeps
-pysnmp for AES-192/256. The simulated agents (collectors/simagent.py FastResponder) use the same
+pysnmp for AES-192/256. The simulated agents (tests/support/simagent.py FastResponder) use the same
 encoder and decoder to answer at the rate the benchmarks need.
 """
 from __future__ import annotations

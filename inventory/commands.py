@@ -6,7 +6,7 @@ from collections import Counter
 from rich.console import Console
 from rich.tree import Tree
 
-from netops.output import Out, UsageError
+from jinbao_netops.output import Out, UsageError
 
 from .loader import load
 from .model import LEVEL_ORDER

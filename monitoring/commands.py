@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from inventory import load
-from netops.output import FINDINGS, OK, Out
+from jinbao_netops.inventory import load
+from jinbao_netops.output import FINDINGS, OK, Out
 
 from . import generate as gen
-from . import web
+from . import healthmap
 
 
 def register(nouns, common) -> None:
@@ -51,7 +51,7 @@ def register(nouns, common) -> None:
                               "(exit 1 if anything is down or an alert is firing)")
     lab_opt(s)
     s.set_defaults(func=_guard(cmd_status))
-    web.register_verb(verbs, common)
+    healthmap.register_verb(verbs, common)
 
 
 def _timing(args) -> gen.Timing:
@@ -75,7 +75,7 @@ def _guard(func):
 
 
 def _stack(args):
-    from topology.lab.runtime import Lab
+    from jinbao_netops.lab.runtime import Lab
 
     from .stack import Stack
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from collectors.targets import scope_devices
-from inventory.model import Alerting, Level, LinkKind, Role
-from inventory.store import Inventory
-from netops.files import write_atomic
-from netops.output import UsageError
+from jinbao_netops.collectors.targets import scope_devices
+from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
+from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import UsageError
 
 from . import rules
 

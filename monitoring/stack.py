@@ -31,10 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from inventory.store import Inventory
-from netops.files import write_atomic
-from netops.output import UsageError
-from topology.lab.runtime import Lab, LabError, state_root
+from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import UsageError
+from jinbao_netops.lab.runtime import Lab, LabError, state_root
 
 from . import generate as gen
 
@@ -151,13 +151,13 @@ def processes(inv: Inventory, lab_state: dict, interval: float) -> list[Process]
     for s in servers(inv):
         scope, stop_at = gen.collector_scope(inv, s.key)
         listen = f"{s.address}:{gen.COLLECTOR_PORT}"
-        out.append(Process(f"collect-{s.key}", [sys.executable, "-m", "netops.cli", "collect", "serve", "-i", str(inv.root),
+        out.append(Process(f"collect-{s.key}", [sys.executable, "-m", "jinbao_netops.cli", "collect", "serve", "-i", str(inv.root),
                                                 "--scope", scope, *(["--stop-at", stop_at.value] if stop_at else []),
                                                 "--listen", listen, "--interval", f"{interval:g}"],
                            listen, lab_state["nodes"][s.node]["ns"]))
     ops = inv.network.address_plan.ops_host if inv.network else None
     if ops is not None:  # the backup catalogue, where the province configs scrape it (generate: netops-backup)
-        from backup.remote import state_dir
+        from jinbao_netops.backup.remote import state_dir
 
         listen = f"{ops}:{gen.NODE_EXPORTER_PORT}"
         out.append(Process("textfile", [sys.executable, "-m", "monitoring.textfile", "--listen", listen,
@@ -319,7 +319,7 @@ class Stack:
 
     def _collector_env(self) -> dict[str, str]:
         """The lab's credentials, after making sure the databases have the monitoring role."""
-        from collectors.db import prepare_lab
+        from jinbao_netops.collectors.db import prepare_lab
 
         rep = prepare_lab(self.inv, self.lab)
         if not rep["ok"]:

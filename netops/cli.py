@@ -9,8 +9,8 @@ import sys
 from .output import BAD_INPUT, Out, UsageError
 
 # capability modules, each with register(subparsers, common) adding one noun
-COMMANDS = ["inventory.commands", "topology.lab.commands", "topology.commands", "netops.cycle", "backup.commands", "topology.provision.commands", "security.commands",
-            "collectors.commands", "monitoring.commands"]
+COMMANDS = ["inventory.commands", "lab.commands", "topology.commands", "cycle", "backup.commands",
+            "topology.provision.commands", "security.commands", "collectors.commands", "monitoring.commands"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     nouns = parser.add_subparsers(dest="noun", metavar="NOUN", parser_class=_Parser)
     nouns.required = True
     for mod in COMMANDS:
-        importlib.import_module(mod).register(nouns, common)
+        importlib.import_module(f"jinbao_netops.{mod}").register(nouns, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inventory import InventoryError
+    from jinbao_netops.inventory import InventoryError
 
     args = build_parser().parse_args(argv)
     out = Out(json_mode=getattr(args, "json", False))

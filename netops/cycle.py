@@ -76,7 +76,7 @@ def steps(inv, out_dir: Path) -> list[tuple[str, list[str], str]]:
 def working_inventory(args, out_dir: Path, out: Out) -> Path:
     if args.inventory:
         return Path(args.inventory)
-    from inventory import DEFAULT_INVENTORY
+    from jinbao_netops.inventory import DEFAULT_INVENTORY
 
     work = out_dir / "inventory"
     if not work.exists():
@@ -89,8 +89,8 @@ def working_inventory(args, out_dir: Path, out: Out) -> Path:
 
 
 def cmd_cycle(args, out: Out) -> int:
-    from inventory import load
-    from topology.lab.runtime import Lab
+    from jinbao_netops.inventory import load
+    from jinbao_netops.lab.runtime import Lab
 
     from .cli import main
 

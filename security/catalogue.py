@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from inventory.model import Role
-from inventory.store import Inventory
-from netops.output import UsageError
+from jinbao_netops.inventory.model import Role
+from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.output import UsageError
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "baseline.yml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inventory import load
-from netops.files import write_atomic
-from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 from .audit import diff, file_runner, run_audit, ssh_runner
 from .catalogue import FAIL, PASS, VERDICTS

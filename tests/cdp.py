@@ -19,7 +19,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from netops.files import write_atomic
+from jinbao_netops.files import write_atomic
 
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",

@@ -20,10 +20,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def netops():
-    """Run ``python -m netops.cli ARGS`` from the repo root; returns the CompletedProcess (text)."""
+    """Run ``python -m jinbao_netops.cli ARGS`` from the repo root; returns the CompletedProcess (text)."""
 
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "netops.cli", *args], cwd=REPO, env=env or clean_env(),
+        return subprocess.run([sys.executable, "-m", "jinbao_netops.cli", *args], cwd=REPO, env=env or clean_env(),
                               capture_output=True, text=True, timeout=120)
 
     return run

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from conftest import REPO, clean_env
-from inventory import load
-from inventory.ansible_view import build
+from jinbao_netops.inventory import load
+from jinbao_netops.inventory.ansible_view import build
 
 GOLDEN = Path(__file__).parent / "golden" / "ansible_graph.txt"
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")

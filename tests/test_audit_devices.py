@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-import inventory
-from security.audit import audit_network
-from security.catalogue import (
+from jinbao_netops import inventory
+from jinbao_netops.security.audit import audit_network
+from jinbao_netops.security.catalogue import (
     FAIL,
     MANUAL,
     NA,

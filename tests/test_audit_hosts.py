@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import inventory
-from security import hostchecks
-from security.audit import audit_server
-from security.catalogue import (
+from jinbao_netops import inventory
+from jinbao_netops.security import hostchecks
+from jinbao_netops.security.audit import audit_server
+from jinbao_netops.security.catalogue import (
     FAIL,
     MANUAL,
     NA,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from conftest import clean_env
 
-import inventory
-from security.audit import Unreachable, diff, run_audit
-from security.catalogue import FAIL, PASS, VERDICTS
-from security.report import render
+from jinbao_netops import inventory
+from jinbao_netops.security.audit import Unreachable, diff, run_audit
+from jinbao_netops.security.catalogue import FAIL, PASS, VERDICTS
+from jinbao_netops.security.report import render
 
 FIX = Path(__file__).parent / "fixtures/security"
 INV = inventory.load(inventory.DEFAULT_INVENTORY)

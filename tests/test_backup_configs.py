@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-import inventory
-from backup import filters
-from backup.configs import backup_configs
-from backup.remote import RemoteError, store_of
-from inventory.platforms import PLATFORMS
+from jinbao_netops import inventory
+from jinbao_netops.backup import filters
+from jinbao_netops.backup.configs import backup_configs
+from jinbao_netops.backup.remote import RemoteError, store_of
+from jinbao_netops.inventory.platforms import PLATFORMS
 
 from conftest import clean_env
 
@@ -78,7 +78,7 @@ def test_first_run_archives_every_router_then_unchanged_run_makes_no_commit(tmp_
 
 
 def test_the_archive_is_copied_off_site_to_the_dr_store_and_catalogued(tmp_path, stores):
-    from backup import catalogue
+    from jinbao_netops.backup import catalogue
 
     fleet = Fleet()
     rep = run(fleet, stores, tmp_path)
@@ -109,8 +109,8 @@ def test_the_archive_is_copied_off_site_to_the_dr_store_and_catalogued(tmp_path,
     e = catalogue.load()["assets"]["huadu-r1:config"]
     assert e["offsite"] is False and catalogue.derived(e)["ok_321"] == 0
 
-    from backup.restore import restore
-    from netops.output import UsageError
+    from jinbao_netops.backup.restore import restore
+    from jinbao_netops.output import UsageError
 
     with pytest.raises(UsageError, match=r"'huadu-r1:config': a device configuration lives in the province's git archive"):
         restore(INV, "huadu-r1:config", "huadu-r1", shell=lambda d: ["true"])
@@ -233,7 +233,7 @@ def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores, monkeypatc
     from ipaddress import IPv4Address
     from pathlib import Path
 
-    from collectors.simssh import SshSim
+    from jinbao_netops.testing.simssh import SshSim
 
     recorded = (Path(__file__).parent / "fixtures/collect/frr_show_running_config.txt").read_text()
     command = PLATFORMS["frr"].cli_exec.format(command=shlex.quote(PLATFORMS["frr"].show_running))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, clean_env
 
-from backup.jobs import policy
+from jinbao_netops.backup.jobs import policy
 
 BIN = Path(sys.executable).parent
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from backup import catalogue
-from backup.jobs import Asset, policy, run_store
-from backup.restic import Repo
+from jinbao_netops.backup import catalogue
+from jinbao_netops.backup.jobs import Asset, policy, run_store
+from jinbao_netops.backup.restic import Repo
 
 LOCAL = lambda device: ["sh", "-c"]  # noqa: E731  every "node" is this machine
 
@@ -76,9 +76,9 @@ def test_wrong_password_is_a_reported_store_error(env, monkeypatch):
 
 
 def test_the_repository_password_is_the_stores_inventory_reference(monkeypatch):
-    import inventory
-    from backup.jobs import backup_servers
-    from backup.remote import RemoteError
+    from jinbao_netops import inventory
+    from jinbao_netops.backup.jobs import backup_servers
+    from jinbao_netops.backup.remote import RemoteError
 
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
     monkeypatch.setenv("NETOPS_SSH_KEY", "/nonexistent/key")
@@ -130,7 +130,7 @@ def test_a_backup_killed_with_sigkill_leaves_the_repo_usable(env):
 
 
 def test_a_corrupted_object_is_found_by_verify_with_the_affected_asset(env):
-    from backup.verify import record, verify_store
+    from jinbao_netops.backup.verify import record, verify_store
 
     repo = local("gd-bak1", env / "primary")
     big = asset("huadu-srv1", f"cd {env} && head -c 3000000 /dev/urandom > big.bin && tar -cf - big.bin")
@@ -162,9 +162,9 @@ def test_a_corrupted_object_is_found_by_verify_with_the_affected_asset(env):
 
 
 def test_a_declared_base_backup_is_a_database_asset_of_its_server():
-    import inventory
-    from backup.jobs import discover
-    from netops.output import UsageError
+    from jinbao_netops import inventory
+    from jinbao_netops.backup.jobs import discover
+    from jinbao_netops.output import UsageError
 
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
     pol = policy()

@@ -6,11 +6,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-import inventory
-from collectors.exporter import Snapshot
-from collectors.snmp import Result, Stats
-from collectors.targets import labels, scope_devices, snmp_targets
-from inventory.model import Level
+from jinbao_netops import inventory
+from jinbao_netops.collectors.exporter import Snapshot
+from jinbao_netops.collectors.snmp import Result, Stats
+from jinbao_netops.collectors.targets import labels, scope_devices, snmp_targets
+from jinbao_netops.inventory.model import Level
 
 from conftest import clean_env
 

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import inventory
-from collectors.db import prepare_lab
-from netops.output import UsageError
+from jinbao_netops import inventory
+from jinbao_netops.collectors.db import prepare_lab
+from jinbao_netops.output import UsageError
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from collectors.simagent import Agent, FastResponder, Responder
-from collectors.snmp import Poller, advance, vendor_platform
+from jinbao_netops.testing.simagent import Agent, FastResponder, Responder
+from jinbao_netops.collectors.snmp import Poller, advance, vendor_platform
 
 
 def free_port() -> int:

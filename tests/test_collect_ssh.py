@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.parsers import PARSERS
-from collectors.ssh import parse
-from inventory.platforms import LINUX_HEALTH, PLATFORMS
+from jinbao_netops.collectors.parsers import PARSERS
+from jinbao_netops.collectors.ssh import parse
+from jinbao_netops.inventory.platforms import LINUX_HEALTH, PLATFORMS
 
 FIX = Path(__file__).parent / "fixtures/collect"
 
@@ -74,8 +74,8 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
     key or a host nobody answers on fails only its own device, in one line."""
     import socket
 
-    from collectors.simssh import SshSim, keypair
-    from collectors.ssh import SshTarget, collect_all
+    from jinbao_netops.testing.simssh import SshSim, keypair
+    from jinbao_netops.collectors.ssh import SshTarget, collect_all
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,8 +102,8 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
 def test_sessions_kept_between_rounds_and_replaced_when_dead(monkeypatch):
     import socket
 
-    from collectors.simssh import SshSim
-    from collectors.ssh import Sessions, SshTarget, collect_all
+    from jinbao_netops.testing.simssh import SshSim
+    from jinbao_netops.collectors.ssh import Sessions, SshTarget, collect_all
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,7 @@ import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from collectors import wire
+from jinbao_netops.collectors import wire
 
 V2 = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-import inventory
-from backup.drill import Journal, finish, load_scenario, plan, render_html
-from netops.output import UsageError
+from jinbao_netops import inventory
+from jinbao_netops.backup.drill import Journal, finish, load_scenario, plan, render_html
+from jinbao_netops.output import UsageError
 
 from conftest import clean_env
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import inventory.generate as gen
-from inventory import InventoryError, load
-from inventory.generate import PROVINCES, default_counts, generate, write
-from inventory.model import Level, LinkKind, LinkState
-from inventory.store import province_area
+import jinbao_netops.inventory.generate as gen
+from jinbao_netops.inventory import InventoryError, load
+from jinbao_netops.inventory.generate import PROVINCES, default_counts, generate, write
+from jinbao_netops.inventory.model import Level, LinkKind, LinkState
+from jinbao_netops.inventory.store import province_area
 
 
 @pytest.fixture(scope="module")

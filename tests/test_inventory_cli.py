@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from inventory import load
+from jinbao_netops.inventory import load
 
 
 def test_show_summary(netops):

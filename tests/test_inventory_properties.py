@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory import DEFAULT_INVENTORY, InventoryError, load
+from jinbao_netops.inventory import DEFAULT_INVENTORY, InventoryError, load
 
 PROBLEM = re.compile(r"^\S+(:\d+)?: .+: field '.+': .+$")
 YAML_PROBLEM = re.compile(r"^\S+:\d+: YAML error: .+$")

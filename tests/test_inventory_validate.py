@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, clean_env
-from inventory import DEFAULT_INVENTORY
+from jinbao_netops.inventory import DEFAULT_INVENTORY
 
 BROKEN = Path(__file__).parent / "fixtures" / "broken"
 CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expected.txt").is_file())
@@ -24,7 +24,7 @@ YAML_PROBLEM = re.compile(r"^\S+:\d+: YAML error: .+$")
 @functools.cache
 def validate(case: str, *extra: str) -> subprocess.CompletedProcess:
     """`netops inventory validate -i CASE` (run once per case and flags, shared by the tests below)."""
-    return subprocess.run([sys.executable, "-m", "netops.cli", "inventory", "validate", "-i", str(BROKEN / case), *extra],
+    return subprocess.run([sys.executable, "-m", "jinbao_netops.cli", "inventory", "validate", "-i", str(BROKEN / case), *extra],
                           cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)
 
 

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import yaml
 
-import inventory
-from topology.lab import base, plan
+from jinbao_netops import inventory
+from jinbao_netops.lab import base, plan
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 PLAN = plan.build(INV, "jinbao")
@@ -123,8 +123,8 @@ def test_plan_for_any_valid_inventory(tmp_path):
 
 
 def test_lab_refuses_what_root_inotify_budget_cannot_hold(monkeypatch):
-    from netops.output import UsageError
-    from topology.lab import runtime
+    from jinbao_netops.output import UsageError
+    from jinbao_netops.lab import runtime
 
     limit = int(open("/proc/sys/fs/inotify/max_user_instances").read())
     monkeypatch.setattr(runtime, "_inotify_in_use_by_root", lambda: 0)

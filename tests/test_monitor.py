@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inventory import load
-from monitoring import generate as gen
-from netops.cli import main
-from netops.output import UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.monitoring import generate as gen
+from jinbao_netops.cli import main
+from jinbao_netops.output import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
 

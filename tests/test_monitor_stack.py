@@ -15,9 +15,9 @@ import pytest
 import yaml
 from conftest import clean_env
 
-from inventory import load
-from monitoring import generate as gen
-from monitoring import stack
+from jinbao_netops.inventory import load
+from jinbao_netops.monitoring import generate as gen
+from jinbao_netops.monitoring import stack
 
 
 def test_endpoints_name_every_province_and_the_ministry():
@@ -92,7 +92,7 @@ def test_processes_collectors_in_the_monitor_namespaces_and_the_textfile_server(
     assert sorted(procs) == ["collect-guangdong", "collect-ministry", "collect-sichuan", "textfile"]
     gd = procs["collect-guangdong"]
     assert gd.netns == "jb.jinbao.gd-mon1" and gd.listen == "10.254.44.15:9469"
-    assert gd.cmd[1:] == ["-m", "netops.cli", "collect", "serve", "-i", str(inv.root), "--scope", "guangdong",
+    assert gd.cmd[1:] == ["-m", "jinbao_netops.cli", "collect", "serve", "-i", str(inv.root), "--scope", "guangdong",
                           "--listen", "10.254.44.15:9469", "--interval", "5"]
     bu = procs["collect-ministry"]  # the ministry's own sites only
     assert bu.netns == "jb.jinbao.bu-mon1" and bu.listen == "10.254.0.22:9469"

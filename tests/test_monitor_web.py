@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from cdp import Chromium
 
-from inventory import load
-from monitoring import web
-from netops.cli import main
+from jinbao_netops.inventory import load
+from jinbao_netops.monitoring import healthmap as web
+from jinbao_netops.cli import main
 
 INV = load(None)
 REPO = Path(__file__).resolve().parent.parent
@@ -317,7 +317,7 @@ def test_cli_check_unreachable_is_partial(capsys):
 
 def test_cli_serves_until_sigterm(prometheus):
     env = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
-    p = subprocess.Popen([sys.executable, "-m", "netops.cli", "monitor", "web", "--json", "--listen", "127.0.0.1:0",
+    p = subprocess.Popen([sys.executable, "-m", "jinbao_netops.cli", "monitor", "web", "--json", "--listen", "127.0.0.1:0",
                           "--prometheus", prometheus["url"]], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(p.stdout.readline())
@@ -385,7 +385,7 @@ def test_detach_then_stop(netops, tmp_path):
 
 def test_large_inventory_draws_one_province_at_a_time(tmp_path):
     """Hundreds of sites: the province row, and the tree of the province clicked (scrolled into view)."""
-    from inventory.generate import generate, write
+    from jinbao_netops.inventory.generate import generate, write
 
     write(generate(3, 13, 197), tmp_path / "inv")
     big = load(tmp_path / "inv")
@@ -410,7 +410,7 @@ def test_large_inventory_draws_one_province_at_a_time(tmp_path):
 def test_alerts_suppressed_by_a_real_alertmanager_do_not_colour(tmp_path):
     """The generated Alertmanager inhibits a county's alert behind its city's dead router: the map lists it as
     suppressed and leaves the county's colour to its own devices."""
-    from monitoring import generate as gen
+    from jinbao_netops.monitoring import generate as gen
 
     gen.generate(INV, tmp_path / "m")
     port = free_port()

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO, clean_env
 
-import inventory
-from inventory.model import LinkState
-from netops.output import UsageError
-from topology.lab.plan import build
-from topology.provision import allocate as al
-from topology.provision import render as rd
+from jinbao_netops import inventory
+from jinbao_netops.inventory.model import LinkState
+from jinbao_netops.output import UsageError
+from jinbao_netops.lab.plan import build
+from jinbao_netops.topology.provision import allocate as al
+from jinbao_netops.topology.provision import render as rd
 
 VENDORS = REPO / "tests/fixtures/provision/vendors"
 GOLDEN = REPO / "tests/golden/provision"

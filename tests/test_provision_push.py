@@ -14,12 +14,12 @@ import threading
 import pytest
 from conftest import REPO
 
-import inventory
-from inventory.model import LinkState
-from topology.provision import allocate as al
-from topology.provision import engine as en
-from topology.provision import render as rd
-from topology.provision.device import connect
+from jinbao_netops import inventory
+from jinbao_netops.inventory.model import LinkState
+from jinbao_netops.topology.provision import allocate as al
+from jinbao_netops.topology.provision import engine as en
+from jinbao_netops.topology.provision import render as rd
+from jinbao_netops.topology.provision.device import connect
 
 sys.path.insert(0, str(REPO / "tests/fixtures/provision"))
 from fakedevice import FakeDevice, wire
@@ -242,7 +242,7 @@ def test_check_writes_nothing_into_the_inventory_tree(net, tmp_path):
 def test_platform_regexes_read_the_vendor_output(platform):
     """The platform table's interface and ping regexes against the vendor's own formats: up only
     when both the port and the line protocol are up (not when shut down here or at the far end)."""
-    from inventory.platforms import PLATFORMS
+    from jinbao_netops.inventory.platforms import PLATFORMS
 
     plat, style = PLATFORMS[platform], STYLE[platform]
     ifn = "GigabitEthernet0/0/1"

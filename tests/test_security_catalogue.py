@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import inventory
-from netops.output import UsageError
-from security import devicerules, hostchecks
-from security.catalogue import PARAMS, PLAYBOOKS, host_params, load_catalogue
+from jinbao_netops import inventory
+from jinbao_netops.output import UsageError
+from jinbao_netops.security import devicerules, hostchecks
+from jinbao_netops.security.catalogue import PARAMS, PLAYBOOKS, host_params, load_catalogue
 
 CAT = load_catalogue()
 INV = inventory.load(inventory.DEFAULT_INVENTORY)

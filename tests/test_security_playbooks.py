@@ -10,8 +10,8 @@ import jinja2
 import yaml
 from conftest import REPO, clean_env
 
-from security import hostchecks
-from security.catalogue import PARAMS, PLAYBOOKS
+from jinbao_netops.security import hostchecks
+from jinbao_netops.security.catalogue import PARAMS, PLAYBOOKS
 
 ROLES = PLAYBOOKS / "roles"
 BIN = Path(sys.executable).parent
@@ -42,7 +42,7 @@ def test_syntax_check_and_every_rule_has_its_tag():
     r = subprocess.run(check=False, args=[str(BIN / "ansible-playbook"), "--list-tags", "playbooks/harden.yml"], cwd=REPO, env=clean_env(),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    from security.catalogue import load_catalogue
+    from jinbao_netops.security.catalogue import load_catalogue
 
     for c in load_catalogue().scope("server"):
         if c.automatable and c.id != "no-empty-password":  # reported for a person to decide, never changed by a playbook

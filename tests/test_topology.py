@@ -14,12 +14,12 @@ import networkx as nx
 import pytest
 import yaml
 
-from inventory import DEFAULT_INVENTORY, load
-from inventory.generate import generate, write
-from inventory.model import Device, Link
-from netops.output import UsageError
-from topology import analysis as an
-from topology.graph import ROOT, build, ospf_cost
+from jinbao_netops.inventory import DEFAULT_INVENTORY, load
+from jinbao_netops.inventory.generate import generate, write
+from jinbao_netops.inventory.model import Device, Link
+from jinbao_netops.output import UsageError
+from jinbao_netops.topology import analysis as an
+from jinbao_netops.topology.graph import ROOT, build, ospf_cost
 
 SINGLE_HOMED = {"huadu": ("guangzhou-r1", "huadu-up1"), "longgang": ("shenzhen-r1", "longgang-up1"),
                 "pidu": ("chengdu-r1", "pidu-up1"), "jiangyou": ("mianyang-r1", "jiangyou-up1")}

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from conftest import clean_env
 
-from inventory import DEFAULT_INVENTORY
+from jinbao_netops.inventory import DEFAULT_INVENTORY
 
 
 
@@ -177,7 +177,7 @@ def test_default_output_name(netops, tmp_path):
 
     from conftest import REPO
 
-    r = subprocess.run([sys.executable, "-m", "netops.cli", "topology", "draw", "--format", "dot", "--scope", "pidu"],
+    r = subprocess.run([sys.executable, "-m", "jinbao_netops.cli", "topology", "draw", "--format", "dot", "--scope", "pidu"],
                        cwd=tmp_path, env={**clean_env(), "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                        check=False)
     assert r.returncode == 0, r.stderr

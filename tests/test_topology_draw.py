@@ -10,10 +10,10 @@ from itertools import pairwise
 
 import pytest
 
-from inventory import DEFAULT_INVENTORY, load
-from topology import analysis as an
-from topology import draw as dr
-from topology.graph import build
+from jinbao_netops.inventory import DEFAULT_INVENTORY, load
+from jinbao_netops.topology import analysis as an
+from jinbao_netops.topology import draw as dr
+from jinbao_netops.topology.graph import build
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -35,8 +35,8 @@ from itertools import pairwise
 
 import networkx as nx
 
-from inventory.model import Level
-from netops.output import UsageError
+from jinbao_netops.inventory.model import Level
+from jinbao_netops.output import UsageError
 
 from .graph import (
     LEVEL_RANK,

@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from inventory import load
-from netops.files import write_atomic
-from netops.output import FINDINGS, OK, Out, UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import FINDINGS, OK, Out, UsageError
 
 if TYPE_CHECKING:
     from .graph import Topology

@@ -17,8 +17,8 @@ import re
 import shutil
 import subprocess
 
-from inventory.model import Level, LinkKind
-from netops.output import UsageError
+from jinbao_netops.inventory.model import Level, LinkKind
+from jinbao_netops.output import UsageError
 
 from .analysis import analysis, site_ref
 from .graph import LEVEL_RANK, LEVEL_ZH, Topology

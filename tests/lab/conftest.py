@@ -22,7 +22,7 @@ MINI = REPO / "tests/fixtures/lab-mini"
 
 def netops(*args: str, env: dict | None = None, timeout: float = 900, check: bool = False) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
-    p = subprocess.run([sys.executable, "-m", "netops.cli", *args], cwd=REPO, env={**base, **(env or {})},
+    p = subprocess.run([sys.executable, "-m", "jinbao_netops.cli", *args], cwd=REPO, env={**base, **(env or {})},
                        capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"netops {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
@@ -70,7 +70,7 @@ def lab():
     if os.geteuid() != 0:
         pytest.fail("lab tests need root (run the README's test command as root; `-m 'not lab'` for unit tests only)")
     # one lab test session at a time on this machine: they all take the default lab down and up
-    from topology.lab.runtime import state_root
+    from jinbao_netops.lab.runtime import state_root
 
     state_root().mkdir(parents=True, exist_ok=True)
     lock = open(state_root() / ".test-session.lock", "w")

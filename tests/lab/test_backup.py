@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import inventory
+from jinbao_netops import inventory
 
 import pytest
 
@@ -150,8 +150,8 @@ def test_county_database_drill_restores_on_the_standby_within_targets(seeded):
 
 
 def test_city_router_drill_loses_exactly_the_counties_the_topology_names(seeded):
-    from topology.analysis import impact
-    from topology.graph import build
+    from jinbao_netops.topology.analysis import impact
+    from jinbao_netops.topology.graph import build
 
     jn = drill(seeded, "city-router-lost")
     expected = impact(build(inventory.load(inventory.DEFAULT_INVENTORY)), "guangzhou-r1")["cut_off"]["county"]
@@ -172,7 +172,7 @@ def test_backup_playbook_installs_one_timer_per_asset_class_idempotently(env):
     import subprocess
     import sys
 
-    from backup.jobs import policy
+    from jinbao_netops.backup.jobs import policy
 
     e = {**os.environ, **env}
     e.pop("NETOPS_INVENTORY", None)

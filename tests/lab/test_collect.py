@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pytest
 
-import inventory
-from topology.lab.runtime import Lab
+from jinbao_netops import inventory
+from jinbao_netops.lab.runtime import Lab
 
 from .conftest import REPO, netops
 
@@ -139,7 +139,7 @@ def test_serve_exposes_province_metrics(env, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "netops.cli", "collect", "serve", "--scope", "sichuan",
+    proc = subprocess.Popen([sys.executable, "-m", "jinbao_netops.cli", "collect", "serve", "--scope", "sichuan",
                              "--listen", f"127.0.0.1:{port}", "--interval", "15", "--timeout", "5", "--retries", "2",
                              "--device-deadline", "12", "--no-ssh"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"), text=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from cdp import Chromium
 
-import inventory
-from topology.lab.runtime import Lab
+from jinbao_netops import inventory
+from jinbao_netops.lab.runtime import Lab
 
 from .conftest import REPO, netops, until as wait_until
 
@@ -51,7 +51,7 @@ def healthmap(lab):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
-    web = subprocess.Popen([sys.executable, "-m", "netops.cli", "monitor", "web", "--json", "--refresh", "2",
+    web = subprocess.Popen([sys.executable, "-m", "jinbao_netops.cli", "monitor", "web", "--json", "--refresh", "2",
                             "--listen", f"127.0.0.1:{port}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:

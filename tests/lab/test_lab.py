@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import inventory
-from topology.lab.runtime import Lab
+from jinbao_netops import inventory
+from jinbao_netops.lab.runtime import Lab
 
 from .conftest import MINI, REPO, netops
 
@@ -125,7 +125,7 @@ def test_ospf_adjacencies_full(lab):
 
 def test_routers_run_the_rendered_config(lab):
     """FRR drops lines it rejects without failing; every rendered line must be live."""
-    from topology.lab.plan import build
+    from jinbao_netops.lab.plan import build
 
     plan = build(INV, "jinbao")
     for r in ROUTERS:

@@ -11,9 +11,9 @@ import urllib.parse
 
 import pytest
 
-import inventory
-from monitoring.stack import Stack, endpoints, http_json
-from topology.lab.runtime import Lab
+from jinbao_netops import inventory
+from jinbao_netops.monitoring.stack import Stack, endpoints, http_json
+from jinbao_netops.lab.runtime import Lab
 
 from .conftest import netops, until as wait_until
 

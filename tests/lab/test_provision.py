@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import inventory
-from topology.lab.plan import build
-from topology.provision import render as rd
+from jinbao_netops import inventory
+from jinbao_netops.lab.plan import build
+from jinbao_netops.topology.provision import render as rd
 
 from .conftest import REPO, netops
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import inventory
-from security.catalogue import FAIL, PASS, load_catalogue
+from jinbao_netops import inventory
+from jinbao_netops.security.catalogue import FAIL, PASS, load_catalogue
 
 from .conftest import REPO, netops
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from topology.lab.runtime import Lab
+from jinbao_netops.lab.runtime import Lab
 
 from .conftest import host_snapshot, netops
 

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from inventory import Inventory, InventoryError, load
-from inventory.loader import inventory_files
-from inventory.model import Level, LinkKind, LinkState
-from netops.files import write_atomic
-from netops.output import UsageError
+from jinbao_netops.inventory import Inventory, InventoryError, load
+from jinbao_netops.inventory.loader import inventory_files
+from jinbao_netops.inventory.model import Level, LinkKind, LinkState
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import UsageError
 
 
 class PoolFull(UsageError):

@@ -5,8 +5,8 @@ import os
 import sys
 from pathlib import Path
 
-from inventory.loader import DEFAULT_INVENTORY
-from netops.output import FINDINGS, OK, PARTIAL, Out
+from jinbao_netops.inventory.loader import DEFAULT_INVENTORY
+from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out
 
 from .device import DeviceError
 from .engine import Options, change, county_link, decommission_link

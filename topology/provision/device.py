@@ -13,8 +13,8 @@ from functools import wraps
 
 import paramiko
 
-from inventory import Device, Inventory
-from inventory.access import known_hosts, secret
+from jinbao_netops.inventory import Device, Inventory
+from jinbao_netops.inventory.access import known_hosts, secret
 
 
 class DeviceError(Exception):

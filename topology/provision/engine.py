@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inventory import Inventory, load
-from inventory.access import secret
-from inventory.model import Level, LinkKind, LinkState, Role
-from netops.files import write_atomic
-from netops.output import UsageError
+from jinbao_netops.inventory import Inventory, load
+from jinbao_netops.inventory.access import secret
+from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import UsageError
 
 from . import allocate as al
 from . import render as rd

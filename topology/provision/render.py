@@ -13,9 +13,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
-from inventory import Inventory
-from inventory.model import Role
-from netops.output import UsageError
+from jinbao_netops.inventory import Inventory
+from jinbao_netops.inventory.model import Role
+from jinbao_netops.output import UsageError
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SKIP = {"exit", "quit", "return", "end", "exit-address-family"}

@@ -40,8 +40,8 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        from inventory import InventoryError, load
-        from inventory.ansible_view import build
+        from jinbao_netops.inventory import InventoryError, load
+        from jinbao_netops.inventory.ansible_view import build
 
         src = os.environ.get("NETOPS_INVENTORY") or self.get_option("path")
         try:

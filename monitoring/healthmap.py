@@ -1,6 +1,6 @@
 """The live health map: `netops monitor web`.
 
-A small HTTP server (stdlib) that serves a self-contained page (``monitoring/web/``: own HTML, JS and
+A small HTTP server (stdlib) that serves a self-contained page (``monitoring/static/``: own HTML, JS and
 CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents:
 
 * ``/api/topology`` — the inventory as the map draws it: sites by level with their devices, and links;
@@ -29,11 +29,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-from inventory import load
-from inventory.model import LEVEL_ORDER, LinkState
-from inventory.store import Inventory
-from netops.files import write_atomic
-from netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.inventory.model import LEVEL_ORDER, LinkState
+from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
 
 from . import rules, stack
 
@@ -316,7 +316,7 @@ class HealthMap:
 
 
 def make_server(hm: HealthMap, host: str, port: int) -> ThreadingHTTPServer:
-    static = resources.files("monitoring") / "web"
+    static = resources.files("jinbao_netops.monitoring") / "static"
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -483,7 +483,7 @@ def _running(pid: int) -> bool:
 
 def _detach(args, host: str, port: int, out: Out) -> int:
     """The same command without --detach, in its own session, logging to the run directory."""
-    argv = [sys.executable, "-m", "netops.cli", "monitor", "web", "--json", "--listen", f"{host}:{port}",
+    argv = [sys.executable, "-m", "jinbao_netops.cli", "monitor", "web", "--json", "--listen", f"{host}:{port}",
             "--refresh", str(args.refresh), *(["-i", args.inventory] if args.inventory else []),
             *(x for p in args.prometheus for x in ("--prometheus", p))]
     run = _run_dir()

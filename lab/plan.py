@@ -15,8 +15,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from inventory.model import LinkKind, LinkState, Role
-from inventory.store import Inventory
+from jinbao_netops.inventory.model import LinkKind, LinkState, Role
+from jinbao_netops.inventory.store import Inventory
 
 TEMPLATES = Path(__file__).parent / "templates"
 _LINUX_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")

@@ -6,8 +6,8 @@ import shlex
 import subprocess
 import sys
 
-from inventory import load
-from netops.output import FINDINGS, Out, UsageError
+from jinbao_netops.inventory import load
+from jinbao_netops.output import FINDINGS, Out, UsageError
 
 from .runtime import Lab, LabError
 

@@ -2,7 +2,7 @@
 answers the platform table's health and configuration commands with recorded output, in an interactive shell (as
 netmiko drives it) or as one exec (as OpenSSH's ``ssh host CMD`` does). Public-key login only.
 
-``SshSim`` runs ``python -m collectors.simssh CONFIG`` in its own process, so a benchmark can measure
+``SshSim`` runs ``python -m jinbao_netops.testing.simssh CONFIG`` in its own process, so a benchmark can measure
 (and pin) the simulator's CPU apart from the collector's.
 """
 from __future__ import annotations
@@ -52,8 +52,8 @@ class SshSim:
                                    "devices": {n: [a, out] for n, (a, out) in self.devices.items()}}))
         log = self.dir / "sim.log"
         with open(log, "w") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "collectors.simssh", str(cfg)], stdout=fh, stderr=fh,
-                                         start_new_session=True, cwd=Path(__file__).resolve().parents[1])
+            self.proc = subprocess.Popen([sys.executable, "-m", "jinbao_netops.testing.simssh", str(cfg)], stdout=fh, stderr=fh,
+                                         start_new_session=True)
         last = list(self.devices.values())[-1][0]
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -22,9 +22,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from inventory.store import Inventory
-from netops.files import write_atomic
-from netops.output import UsageError
+from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.files import write_atomic
+from jinbao_netops.output import UsageError
 
 from . import plan as planmod
 from .base import ensure_image

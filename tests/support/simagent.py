@@ -6,7 +6,7 @@ One responder process serves many agents, each on its own UDP endpoint with its 
 agent, by its community.
 
 ``Responder`` runs snmpsim's full responder: the independent reference the collector's tests check
-against. ``FastResponder`` serves the same recordings from ``python -m collectors.simagent`` with the
+against. ``FastResponder`` serves the same recordings from ``python -m jinbao_netops.testing.simagent`` with the
 collector's own codec (collectors/wire.py) and answer caching: snmpsim answers a few hundred varbinds a
 second, too few to simulate thousands of 48-port devices in one benchmark run.
 """
@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inventory.platforms import PLATFORMS
+from jinbao_netops.inventory.platforms import PLATFORMS
 
-from . import wire
+from jinbao_netops.collectors import wire
 
 SYSOBJ = {"huawei_vrp": ".25.1.1", "hp_comware": ".1.1", "frr": ".3.2.10", "debian": ".3.2.10"}
 
@@ -138,7 +138,7 @@ class Responder:
                 s.bind((a.address, a.port))
                 self._silent.append(s)
         self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=Path(__file__).resolve().parents[1],
+                                     start_new_session=True,
                                      # as root snmpsim would drop to nobody, who cannot read this venv's Python
                                      env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
         self._wait_ready(timeout)
@@ -162,7 +162,7 @@ class Responder:
         """Until the last agent answers a v3 GET (the responder binds endpoints one by one)."""
         import asyncio
 
-        from .snmp import SYS_NAME, Poller, Stats, _oid
+        from jinbao_netops.collectors.snmp import SYS_NAME, Poller, Stats, _oid
 
         last = self.live()[-1] if self.live() else None
         if last is None:
@@ -189,7 +189,7 @@ class Responder:
         raise RuntimeError("snmpsim did not answer in time")
 
     def target(self, a: Agent, **kw):
-        from .snmp import Target
+        from jinbao_netops.collectors.snmp import Target
 
         return Target(device=a.name, address=a.address, port=a.port, platform=a.platform,
                       version="v2c" if a.community else "v3", user=self.user, auth_key=self.auth_key,
@@ -232,7 +232,7 @@ class FastResponder(Responder):
                               a.community] for a in self.live()]}
         path = self.dir / "fast.json"
         path.write_text(json.dumps(cfg))
-        return [sys.executable, "-m", "collectors.simagent", str(path)]
+        return [sys.executable, "-m", "jinbao_netops.testing.simagent", str(path)]
 
 
 # --- the fast responder process ------------------------------------------------------------------
