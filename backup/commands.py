@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from jinbao_netops.inventory import load
-from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
+from jinbao_netops.output import Out
 
 KINDS = ("configs", "files", "databases")
 
@@ -89,7 +90,7 @@ def cmd_drill_run(args, out: Out) -> int:
 
 
 def cmd_run(args, out: Out) -> int:
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
 
     from .configs import backup_configs, network_devices
 

@@ -16,7 +16,7 @@ import yaml
 
 from jinbao_netops.inventory import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from . import catalogue
 from .databases import ENGINES

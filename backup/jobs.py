@@ -29,7 +29,7 @@ POLICY = Path(__file__).with_name("policy.yml")
 
 
 def policy(path: Path | None = None) -> dict:
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
 
     p = path or POLICY
     try:
@@ -86,7 +86,7 @@ def sh(shell: Shell, device: str, command: str, timeout: float = 120, input: byt
 def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, pol: dict
              ) -> tuple[dict[str, list[Asset]], dict[str, str]]:
     """store id → assets of the scope's servers; device → error for nodes that could not be listed."""
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
 
     for did in pol["basebackup"]:
         if did not in inv.devices or "postgresql" not in inv.devices[did].services:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jinbao_netops.inventory import Device, Inventory, Role, access
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 STORE_ROOT = "/srv/netops"  # on a backup store: configs.git, restic/ ...
 
@@ -96,7 +96,7 @@ def dr_store_of(inv: Inventory, store: Device) -> Device | None:
 
 
 def scope_devices(inv: Inventory, scope: str | None) -> list[str]:
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
 
     if scope is None:
         return sorted(inv.devices)

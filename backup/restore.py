@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from jinbao_netops.inventory import Inventory
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint

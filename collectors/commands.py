@@ -8,7 +8,8 @@ import time
 
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import Level
-from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
+from jinbao_netops.output import Out
 
 from .snmp import Poller
 from .targets import scope_devices, snmp_targets

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from jinbao_netops.inventory.access import secret
-from jinbao_netops.output import UsageError
+from jinbao_netops.access import secret
+from jinbao_netops.errors import UsageError
 
 from .targets import LABELS, labels
 

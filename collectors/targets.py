@@ -2,10 +2,10 @@
 their credentials resolved from the inventory's references ({env: NAME}) in the environment."""
 from __future__ import annotations
 
-from jinbao_netops.inventory.access import secret
+from jinbao_netops.access import secret
 from jinbao_netops.inventory.model import Level
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from .snmp import Target
 

@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from .model import SecretRef
 from .store import Inventory

@@ -6,7 +6,9 @@ from collections import Counter
 from rich.console import Console
 from rich.tree import Tree
 
-from jinbao_netops.output import Out, UsageError
+from jinbao_netops.errors import UsageError
+
+from jinbao_netops.output import Out
 
 from .loader import load
 from .model import LEVEL_ORDER

@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from jinbao_netops.errors import UsageError
+
 from .model import _ENDPOINT, Credentials, Device, Link, Network, Site, _Obj
 from .store import Inventory
 
@@ -22,12 +24,11 @@ NOUN = {"credentials": "credentials", "sites": "site", "devices": "device", "lin
 DEFAULT_INVENTORY = Path(__file__).parent / "default"
 
 
-class InventoryError(Exception):
+class InventoryError(UsageError):
     """Bad inventory: ``problems`` holds one line per problem (file, object, field, message)."""
 
     def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
+        super().__init__(problems=problems)
 
 
 def _one_line(text: str) -> str:

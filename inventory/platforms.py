@@ -47,6 +47,12 @@ class Platform:
     # SSH health collection: (command, parser name in collectors/parsers.py) run in one session
     ssh_health: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def session(self) -> str:
+        """How the access layer reaches it: "exec" (one SSH exec per command: Linux hosts, and FRR
+        through ``cli_exec``) or "interactive" (a vendor CLI through netmiko, paging off)."""
+        return "exec" if self.cli_exec or self.kind == "server" else "interactive"
+
 
 _NET = "ansible.netcommon.network_cli"
 # load, memory, root file system and failed units of a Linux host in one round trip

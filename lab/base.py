@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 HERE = Path(__file__).parent
 PACKAGES_FILE = HERE / "base-packages.txt"

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from jinbao_netops.inventory import load
-from jinbao_netops.output import FINDINGS, Out, UsageError
+from jinbao_netops.errors import FINDINGS, UsageError
+from jinbao_netops.output import Out
 
 from .runtime import Lab, LabError
 
@@ -21,7 +22,7 @@ def register(nouns, common) -> None:
     def verb(name, func, help):
         v = verbs.add_parser(name, parents=[common], help=help, description=help)
         v.add_argument("--lab", **lab_opt)
-        v.set_defaults(func=_guard(func))
+        v.set_defaults(func=func)
         return v
 
     up = verb("up", cmd_up, "build the base image if needed, boot every node, wire every link, wait for OSPF")
@@ -34,19 +35,7 @@ def register(nouns, common) -> None:
     verb("reach", cmd_reach, "ping the ministry's server from every county across the routed WAN")
     verb("env", cmd_env, "print shell exports that point the inventory's credential references at this lab")
     verb("seed", cmd_seed, "create the demo 社保 database (shebao) on every database server, for backups and drills")
-    verbs.add_parser("image", parents=[common], help="build (or confirm) the cached base image").set_defaults(func=_guard(cmd_image))
-
-
-def _guard(func):
-    def run(args, out: Out) -> int:
-        try:
-            return func(args, out)
-        except LabError as e:
-            if out.json_mode:
-                out.json({"ok": False, "error": str(e)})
-            print(f"netops lab: {e}", file=sys.stderr)
-            return FINDINGS
-    return run
+    verbs.add_parser("image", parents=[common], help="build (or confirm) the cached base image").set_defaults(func=cmd_image)
 
 
 def _lab(args, inv=None) -> Lab:

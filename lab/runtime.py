@@ -24,7 +24,7 @@ from pathlib import Path
 
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import LabError, UsageError
 
 from . import plan as planmod
 from .base import ensure_image
@@ -33,10 +33,6 @@ MAX_PARALLEL_BOOTS = 6
 INOTIFY_PER_NODE = 2  # a running node's systemd holds 2 (the mount table, /etc/localtime)
 INOTIFY_PER_BOOT = 1  # and briefly one more while it boots
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class LabError(Exception):
-    """The lab could not be brought to the asked state (exit status 1)."""
 
 
 def state_root() -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from jinbao_netops.inventory import load
-from jinbao_netops.output import FINDINGS, OK, Out
+from jinbao_netops.errors import FINDINGS, OK
+from jinbao_netops.output import Out
 
 from . import generate as gen
 from . import healthmap

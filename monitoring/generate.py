@@ -24,7 +24,7 @@ from jinbao_netops.collectors.targets import scope_devices
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from . import rules
 

@@ -33,7 +33,8 @@ from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import LEVEL_ORDER, LinkState
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
+from jinbao_netops.output import Out
 
 from . import rules, stack
 

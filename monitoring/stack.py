@@ -33,7 +33,7 @@ from pathlib import Path
 
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 from jinbao_netops.lab.runtime import Lab, LabError, state_root
 
 from . import generate as gen

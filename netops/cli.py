@@ -1,29 +1,55 @@
 """`netops <noun> <verb>`: each capability package registers its noun; this core parses, dispatches
-and turns errors into exit codes (0 ok, 1 findings, 2 bad input, 3 partial)."""
+and maps every failure to its exit status once (the contract: ``errors``)."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
-from .output import BAD_INPUT, Out, UsageError
+from .errors import EXIT_CODES_HELP, FAILED, INTERRUPTED, NetopsError, UsageError
+from .output import Out
 
-# capability modules, each with register(subparsers, common) adding one noun
+# capability modules (under jinbao_netops), each with register(subparsers, common) adding one noun
 COMMANDS = ["inventory.commands", "lab.commands", "topology.commands", "cycle", "backup.commands",
             "topology.provision.commands", "security.commands", "collectors.commands", "monitoring.commands"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse's default prints usage too)
-        self.exit(BAD_INPUT, f"netops: {message} (see --help)\n")
+    """Every noun and verb: the exit statuses in its --help; a usage error is a UsageError (one line,
+    exit 2, the JSON envelope under --json), not argparse's usage dump."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("epilog", EXIT_CODES_HELP)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _suite_version() -> str:
+    try:
+        return version("jinbao-netops")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The global options are accepted before the noun (netops -i DIR inventory validate) and after the
+    # verb (netops inventory validate -i DIR): the verbs' copies default to SUPPRESS, so a value given
+    # before the noun is not overwritten by the verb's parser.
+    def globals_(p: argparse.ArgumentParser, default) -> None:
+        p.add_argument("--json", action="store_true", default=default if default is argparse.SUPPRESS else False,
+                       help="machine-readable output on stdout (failures too: one JSON envelope)")
+        p.add_argument("-i", "--inventory", metavar="PATH", default=default,
+                       help="inventory directory or file (default: $NETOPS_INVENTORY, else the embedded default)")
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    common.add_argument("-i", "--inventory", metavar="PATH",
-                        help="inventory directory or file (default: $NETOPS_INVENTORY, else the embedded default)")
-    parser = _Parser(prog="netops", description="金保工程 network operations suite: inventory, lab twin and more.")
+    globals_(common, argparse.SUPPRESS)
+    parser = _Parser(prog="netops", description="金保工程 network operations suite: inventory, lab twin, topology, "
+                                                "provisioning, 等保 audit, collectors, monitoring, backup and drills.")
+    globals_(parser, None)
+    parser.add_argument("--version", action="version", version=f"netops (jinbao-netops) {_suite_version()}")
     nouns = parser.add_subparsers(dest="noun", metavar="NOUN", parser_class=_Parser)
     nouns.required = True
     for mod in COMMANDS:
@@ -31,26 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jinbao_netops.inventory import InventoryError
+def report(out: Out, e: NetopsError) -> int:
+    """The one place a failure is shown: one line each on stderr, and under --json the envelope on stdout."""
+    for line in e.lines():
+        print(line if e.problems else f"netops: {line}", file=sys.stderr)
+    if out.json_mode:
+        out.json({"ok": False, "code": e.code, "error": e.message, "problems": e.problems})
+    return e.code
 
-    args = build_parser().parse_args(argv)
-    out = Out(json_mode=getattr(args, "json", False))
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    out = Out(json_mode="--json" in argv)  # until the arguments are parsed, so a usage error gets its envelope
     try:
+        args = build_parser().parse_args(argv)
+        out = Out(json_mode=args.json)
         return int(args.func(args, out) or 0)
-    except InventoryError as e:
-        if out.json_mode:
-            out.json({"ok": False, "problems": e.problems})
-        else:
-            for line in e.problems:
-                print(line, file=sys.stderr)
-        return BAD_INPUT
-    except UsageError as e:
-        print(f"netops: {e}", file=sys.stderr)
-        return BAD_INPUT
+    except NetopsError as e:
+        return report(out, e)
     except KeyboardInterrupt:
-        print("netops: interrupted", file=sys.stderr)
-        return 130
+        return report(out, NetopsError("interrupted", code=INTERRUPTED))
+    except BrokenPipeError:  # `netops … | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return FAILED
 
 
 if __name__ == "__main__":

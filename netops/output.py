@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: exit codes, one-line errors, JSON or rich output, progress."""
+"""Shared CLI plumbing: JSON or rich output, tables, progress (exit codes and errors: ``errors``)."""
 from __future__ import annotations
 
 import json
@@ -14,13 +14,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-
-OK, FINDINGS, BAD_INPUT, PARTIAL = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
-
 
 class Out:
     def __init__(self, json_mode: bool = False):

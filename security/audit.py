@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jinbao_netops.inventory.access import secret
+from jinbao_netops.access import secret
 from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from . import devicerules, hostchecks
 from .catalogue import (

@@ -15,7 +15,7 @@ import yaml
 
 from jinbao_netops.inventory.model import Role
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "baseline.yml"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from jinbao_netops.inventory import load
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
+from jinbao_netops.output import Out
 
 from .audit import diff, file_runner, run_audit, ssh_runner
 from .catalogue import FAIL, PASS, VERDICTS

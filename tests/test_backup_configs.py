@@ -110,7 +110,7 @@ def test_the_archive_is_copied_off_site_to_the_dr_store_and_catalogued(tmp_path,
     assert e["offsite"] is False and catalogue.derived(e)["ok_321"] == 0
 
     from jinbao_netops.backup.restore import restore
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
 
     with pytest.raises(UsageError, match=r"'huadu-r1:config': a device configuration lives in the province's git archive"):
         restore(INV, "huadu-r1:config", "huadu-r1", shell=lambda d: ["true"])

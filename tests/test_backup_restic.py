@@ -164,7 +164,7 @@ def test_a_corrupted_object_is_found_by_verify_with_the_affected_asset(env):
 def test_a_declared_base_backup_is_a_database_asset_of_its_server():
     from jinbao_netops import inventory
     from jinbao_netops.backup.jobs import discover
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
 
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
     pol = policy()

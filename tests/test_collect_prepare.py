@@ -7,7 +7,7 @@ import pytest
 
 from jinbao_netops import inventory
 from jinbao_netops.collectors.db import prepare_lab
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 

@@ -7,7 +7,7 @@ import pytest
 
 from jinbao_netops import inventory
 from jinbao_netops.backup.drill import Journal, finish, load_scenario, plan, render_html
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from conftest import clean_env
 

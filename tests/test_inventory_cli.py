@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from jinbao_netops.inventory import load
+from jinbao_netops.inventory import DEFAULT_INVENTORY, load
 
 
 def test_show_summary(netops):
@@ -116,7 +116,11 @@ def test_graph_json(netops):
 def test_unknown_site(netops, args):
     r = netops("inventory", *args)
     assert r.returncode == 2
-    assert r.stdout == ""
+    if "--json" in args:  # the error contract's envelope
+        assert json.loads(r.stdout) == {"ok": False, "code": 2, "problems": [],
+                                        "error": f"{DEFAULT_INVENTORY}: site 'nope': no such site (try `netops inventory graph`)"}
+    else:
+        assert r.stdout == ""
     assert r.stderr.endswith("site 'nope': no such site (try `netops inventory graph`)\n")
     assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
 

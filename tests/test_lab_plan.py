@@ -123,7 +123,7 @@ def test_plan_for_any_valid_inventory(tmp_path):
 
 
 def test_lab_refuses_what_root_inotify_budget_cannot_hold(monkeypatch):
-    from jinbao_netops.output import UsageError
+    from jinbao_netops.errors import UsageError
     from jinbao_netops.lab import runtime
 
     limit = int(open("/proc/sys/fs/inotify/max_user_instances").read())

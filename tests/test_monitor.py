@@ -16,7 +16,7 @@ import yaml
 from jinbao_netops.inventory import load
 from jinbao_netops.monitoring import generate as gen
 from jinbao_netops.cli import main
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
 

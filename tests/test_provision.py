@@ -14,7 +14,7 @@ from conftest import REPO, clean_env
 
 from jinbao_netops import inventory
 from jinbao_netops.inventory.model import LinkState
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 from jinbao_netops.lab.plan import build
 from jinbao_netops.topology.provision import allocate as al
 from jinbao_netops.topology.provision import render as rd

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from jinbao_netops import inventory
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 from jinbao_netops.security import devicerules, hostchecks
 from jinbao_netops.security.catalogue import PARAMS, PLAYBOOKS, host_params, load_catalogue
 

@@ -17,7 +17,7 @@ import yaml
 from jinbao_netops.inventory import DEFAULT_INVENTORY, load
 from jinbao_netops.inventory.generate import generate, write
 from jinbao_netops.inventory.model import Device, Link
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 from jinbao_netops.topology import analysis as an
 from jinbao_netops.topology.graph import ROOT, build, ospf_cost
 

@@ -36,7 +36,7 @@ from itertools import pairwise
 import networkx as nx
 
 from jinbao_netops.inventory.model import Level
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from .graph import (
     LEVEL_RANK,

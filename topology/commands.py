@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from jinbao_netops.inventory import load
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import FINDINGS, OK, Out, UsageError
+from jinbao_netops.errors import FINDINGS, OK, UsageError
+from jinbao_netops.output import Out
 
 if TYPE_CHECKING:
     from .graph import Topology

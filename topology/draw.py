@@ -18,7 +18,7 @@ import shutil
 import subprocess
 
 from jinbao_netops.inventory.model import Level, LinkKind
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from .analysis import analysis, site_ref
 from .graph import LEVEL_RANK, LEVEL_ZH, Topology

@@ -30,7 +30,7 @@ import networkx as nx
 from jinbao_netops.inventory.loader import paused_gc
 from jinbao_netops.inventory.model import LEVEL_ORDER, Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 ROOT = "@ministry"              # virtual node: "the ministry" (device ids cannot start with @)
 LINK_PREFIX = "link:"           # split-graph node of a link (device ids cannot contain ':')

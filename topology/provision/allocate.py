@@ -22,7 +22,7 @@ from jinbao_netops.inventory import Inventory, InventoryError, load
 from jinbao_netops.inventory.loader import inventory_files
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 
 class PoolFull(UsageError):

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from jinbao_netops.inventory.loader import DEFAULT_INVENTORY
-from jinbao_netops.output import FINDINGS, OK, PARTIAL, Out
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL
+from jinbao_netops.output import Out
 
 from .device import DeviceError
 from .engine import Options, change, county_link, decommission_link

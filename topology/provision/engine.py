@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jinbao_netops.inventory import Inventory, load
-from jinbao_netops.inventory.access import secret
+from jinbao_netops.access import secret
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.files import write_atomic
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 from . import allocate as al
 from . import render as rd

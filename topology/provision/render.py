@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from jinbao_netops.inventory import Inventory
 from jinbao_netops.inventory.model import Role
-from jinbao_netops.output import UsageError
+from jinbao_netops.errors import UsageError
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SKIP = {"exit", "quit", "return", "end", "exit-address-family"}
