@@ -1,8 +1,9 @@
 """`netops backup run | status | verify | restore`."""
 from __future__ import annotations
 
+from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
 from jinbao_netops.output import Out
 
 KINDS = ("configs", "files", "databases")
@@ -75,8 +76,8 @@ def cmd_drill_run(args, out: Out) -> int:
             for i, s in enumerate(steps, 1):
                 out.print(f"  {i}. {s}")
         return OK
-    with out.progress(f"drill {sc['id']} 演练", total=6) as step:
-        jn = run(inv, sc, ssh_shell(inv), step)
+    with Access(inv) as access, out.progress(f"drill {sc['id']} 演练", total=6) as step:
+        jn = run(inv, sc, ssh_shell(access), step)
     if out.json_mode:
         out.json(jn)
     else:
@@ -90,7 +91,6 @@ def cmd_drill_run(args, out: Out) -> int:
 
 
 def cmd_run(args, out: Out) -> int:
-    from jinbao_netops.errors import UsageError
 
     from .configs import backup_configs, network_devices
 
@@ -99,16 +99,18 @@ def cmd_run(args, out: Out) -> int:
     inv = load(args.inventory)
     kinds = args.kind or list(KINDS)
     reports = {}
-    if "configs" in kinds:
-        n = len(network_devices(inv, args.scope))
-        with out.progress("configs 设备配置", total=n) as step:
-            reports["configs"] = backup_configs(inv, args.scope, workers=args.workers, timeout=args.timeout,
-                                                progress=step)
-    server_kinds = [k for k in kinds if k != "configs"]
-    if server_kinds:
-        from .jobs import backup_servers
+    with Access(inv, timeout=args.timeout) as access:
+        if "configs" in kinds:
+            n = len(network_devices(inv, args.scope))
+            with out.progress("configs 设备配置", total=n) as step:
+                reports["configs"] = backup_configs(inv, args.scope, access=access, workers=args.workers,
+                                                    timeout=args.timeout, progress=step)
+        server_kinds = [k for k in kinds if k != "configs"]
+        if server_kinds:
+            from .jobs import backup_servers
 
-        reports["servers"] = backup_servers(inv, args.scope, server_kinds, progress_factory=out.progress)
+            reports["servers"] = backup_servers(inv, args.scope, server_kinds, access=access,
+                                                progress_factory=out.progress)
     failed = sum(r["failed"] for r in reports.values())
     if out.json_mode:
         out.json({"ok": failed == 0, **reports})
@@ -160,7 +162,7 @@ def cmd_status(args, out: Out) -> int:
 def cmd_verify(args, out: Out) -> int:
     from . import catalogue
     from .jobs import policy, ssh_shell
-    from .remote import RemoteError, dr_store_of
+    from .remote import dr_store_of
     from .restic import Repo, ResticError
     from .verify import record, verify_store
 
@@ -175,15 +177,15 @@ def cmd_verify(args, out: Out) -> int:
         raise UsageError("nothing to verify: no backed-up asset in scope (run `netops backup run` first)")
     subsets = int(policy()["verify"]["read_data_subsets"])
     results = []
-    with out.progress("verify 校验", total=len(by_store)) as step:
+    with Access(inv) as access, out.progress("verify 校验", total=len(by_store)) as step:
         for sid, entries in sorted(by_store.items()):
             store = inv.devices[sid]
             drdev = dr_store_of(inv, store)
             try:
-                repo = Repo.on_store(inv, sid)
-                dr = Repo.on_store(inv, drdev.id) if drdev else None
-                results.append(verify_store(repo, dr, entries, ssh_shell(inv), subsets, cat["verify_round"]))
-            except (RemoteError, ResticError) as e:
+                repo = Repo.on_store(access, sid)
+                dr = Repo.on_store(access, drdev.id) if drdev else None
+                results.append(verify_store(repo, dr, entries, ssh_shell(access), subsets, cat["verify_round"]))
+            except (DeviceError, ResticError) as e:
                 results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
                                                                        "errors": [str(e)]}], "assets": []})
             step(1, sid)
@@ -205,25 +207,10 @@ def cmd_verify(args, out: Out) -> int:
 
 
 def cmd_restore(args, out: Out) -> int:
-    from .jobs import ssh_shell
-    from .remote import RemoteError
-    from .restic import ResticError
-    from .restore import Refused, restore
+    from .restore import restore
 
-    inv = load(args.inventory)
-    try:
-        res = restore(inv, args.asset, args.to, snapshot=args.snapshot, force=args.force, from_dr=args.from_dr,
-                      shell=ssh_shell(inv))
-    except Refused as e:
-        if out.json_mode:
-            out.json({"ok": False, "refused": str(e)})
-        out.err.print(f"netops backup restore: refused 拒绝: {e}")
-        return FINDINGS
-    except (RemoteError, ResticError) as e:
-        if out.json_mode:
-            out.json({"ok": False, "error": str(e)})
-        out.err.print(f"netops backup restore: ✗ {e}")
-        return FINDINGS
+    with Access(load(args.inventory)) as access:
+        res = restore(access, args.asset, args.to, snapshot=args.snapshot, force=args.force, from_dr=args.from_dr)
     ok = res.get("matches_source", True)
     if out.json_mode:
         out.json({"ok": ok, **res})

@@ -23,59 +23,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from jinbao_netops.access import Access
+from jinbao_netops.errors import DeviceError, ToolError
 from jinbao_netops.inventory import Device, Inventory
 from jinbao_netops.files import write_atomic
 
 from . import catalogue, filters
-from .remote import (
-    STORE_ROOT,
-    Login,
-    RemoteError,
-    dr_store_of,
-    login,
-    run,
-    scope_devices,
-    state_dir,
-    store_of,
-)
+from .remote import STORE_ROOT, dr_store_of, scope_devices, state_dir, store_of
 
 Fetcher = Callable[[Device], str]  # the raw running configuration of a device, or raises
 
 
 # --- fetching ----------------------------------------------------------------------------------
-def ssh_fetcher(inv: Inventory, timeout: float = 30) -> Fetcher:
-    """The platform table decides how: a one-shot SSH exec (cli_exec) or an interactive netmiko session."""
-
-    def fetch(dev: Device) -> str:
-        p = dev.platform_info
-        lg = login(inv, dev)
-        if p.cli_exec:
-            cmd = p.cli_exec.format(command=shlex.quote(p.show_running))
-            return run(lg, cmd, timeout=timeout).stdout.decode(errors="replace")
-        return _netmiko(lg, dev, timeout)
-
-    return fetch
-
-
-def _netmiko(lg: Login, dev: Device, timeout: float) -> str:
-    from netmiko import ConnectHandler
-    from netmiko.exceptions import NetmikoBaseException
-
-    p = dev.platform_info
-    try:
-        with ConnectHandler(device_type=p.netmiko_device_type, host=lg.host, username=lg.username,
-                            key_file=lg.key_file, use_keys=bool(lg.key_file), password=lg.password or "",
-                            conn_timeout=timeout, auth_timeout=timeout, banner_timeout=timeout) as conn:
-            if p.paging_off:
-                conn.send_command(p.paging_off)
-            return conn.send_command(p.show_running, read_timeout=timeout)
-    except (NetmikoBaseException, OSError, EOFError) as e:
-        raise RemoteError(f"{lg.host}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+def session_fetcher(access: Access) -> Fetcher:
+    """The running configuration through the access layer's session (the platform table decides
+    how: one SSH exec for FRR, an interactive vendor CLI with paging off for VRP, Comware, IOS)."""
+    return lambda dev: access.session(dev.id).show_running()
 
 
 # --- the git archive ---------------------------------------------------------------------------
-class ArchiveError(Exception):
-    pass
+class ArchiveError(ToolError):
+    """git could not keep the archive (exit status 4 when it ends a command)."""
 
 
 def _git(repo: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -168,16 +136,16 @@ class Archive:
         return self.git("log", f"-{n}", "--format=%H %s", check=False).stdout.splitlines()
 
 
-def ensure_bare(store_login: Login | None, path: str) -> None:
-    """Create the bare repository on the store if missing (idempotent); local path when no login."""
+def ensure_bare(access: Access | None, store: str | None, path: str) -> None:
+    """Create the bare repository on the store if missing (idempotent); a local path when no store."""
     script = (f"test -d {shlex.quote(path)}/objects || "
               f"{{ sudo install -d -o $(id -u) -g $(id -g) {shlex.quote(os.path.dirname(path))} && "
               f"git init -q --bare -b main {shlex.quote(path)}; }}")
-    if store_login is None:
+    if store is None:
         if not Path(path, "objects").is_dir():
             subprocess.run(["git", "init", "-q", "--bare", "-b", "main", path], check=True, capture_output=True)
         return
-    run(store_login, script, timeout=30)
+    access.session(store).run(script, timeout=30)
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -216,7 +184,9 @@ def fetch_all(devices: list[Device], fetcher: Fetcher, workers: int = 32, progre
             if not text.strip():
                 return dev.id, (None, "empty configuration returned", time.monotonic() - t0)
             return dev.id, (text, None, time.monotonic() - t0)
-        except (RemoteError, OSError) as e:
+        except DeviceError as e:
+            return dev.id, (None, e.detail, time.monotonic() - t0)
+        except OSError as e:
             return dev.id, (None, str(e), time.monotonic() - t0)
         finally:
             progress(1, dev.id)
@@ -229,22 +199,27 @@ def network_devices(inv: Inventory, scope: str | None) -> list[Device]:
     return [inv.devices[d] for d in scope_devices(inv, scope) if inv.devices[d].platform_info.kind == "network"]
 
 
-def _remote(inv: Inventory, sid: str, remotes: dict[str, str] | None) -> tuple[str, Login | None, str | None]:
-    """A store's archive: (git URL, login for creating it, GIT_SSH_COMMAND); ``remotes`` overrides (tests)."""
+def _remote(access: Access, sid: str, remotes: dict[str, str] | None) -> tuple[str, str | None, str | None]:
+    """A store's archive: (git URL, the store to create it on, GIT_SSH_COMMAND); ``remotes`` overrides (tests)."""
     if remotes is not None:
         return remotes[sid], None, None
-    lg = login(inv, inv.devices[sid])
-    return f"{lg.username}@{lg.host}:{STORE_ROOT}/configs.git", lg, shlex.join(lg.ssh()[:-1])
+    lg = access.login(sid)
+    return f"{lg.username}@{lg.host}:{STORE_ROOT}/configs.git", sid, access.ssh_command(sid)
 
 
-def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher | None = None,
-                   remotes: dict[str, str] | None = None, workdir: Path | None = None, workers: int = 32,
-                   timeout: float = 30, progress=lambda n=1, label=None: None) -> dict:
-    """Archive the running configs of the scope's network devices. ``remotes`` (store id → git URL,
-    DR stores included) replaces the stores' SSH URLs (tests); ``fetcher`` replaces SSH (tests, bench)."""
+def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access | None = None,
+                   fetcher: Fetcher | None = None, remotes: dict[str, str] | None = None, workdir: Path | None = None,
+                   workers: int = 32, timeout: float = 30, progress=lambda n=1, label=None: None) -> dict:
+    """Archive the running configs of the scope's network devices. ``access`` reaches the devices and
+    stores (default: a new one, closed at the end); ``remotes`` (store id → git URL, DR stores
+    included) replaces the stores' SSH URLs (tests); ``fetcher`` replaces the sessions (tests, bench)."""
+    if access is None:
+        with Access(inv, timeout=timeout) as access:
+            return backup_configs(inv, scope, access=access, fetcher=fetcher, remotes=remotes, workdir=workdir,
+                                  workers=workers, timeout=timeout, progress=progress)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    fetcher = fetcher or ssh_fetcher(inv, timeout)
+    fetcher = fetcher or session_fetcher(access)
     workdir = workdir or state_dir() / "configs"
     devs = network_devices(inv, scope)
     by_store: dict[str, list[Device]] = {}
@@ -267,9 +242,9 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher
         dr = dr_store_of(inv, inv.devices[sid])
         sr.dr_store = dr.id if dr else None
         try:
-            remote, store_login, ssh_cmd = _remote(inv, sid, remotes)
+            remote, store, ssh_cmd = _remote(access, sid, remotes)
             sr.remote = remote
-            ensure_bare(store_login, f"{STORE_ROOT}/configs.git" if store_login else remote)
+            ensure_bare(access, store, f"{STORE_ROOT}/configs.git" if store else remote)
             archive = Archive(workdir / sid, remote, ssh_cmd)
             archive.open()
             for d in ds:
@@ -289,13 +264,13 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, fetcher: Fetcher
                 sr.offsite_error = f"no repository given for DR store {dr.id}"
             elif dr is not None:
                 try:
-                    dr_remote, dr_login, dr_ssh = _remote(inv, dr.id, remotes)
-                    ensure_bare(dr_login, f"{STORE_ROOT}/configs.git" if dr_login else dr_remote)
+                    dr_remote, dr_store, dr_ssh = _remote(access, dr.id, remotes)
+                    ensure_bare(access, dr_store, f"{STORE_ROOT}/configs.git" if dr_store else dr_remote)
                     archive.push_offsite(dr_remote, dr_ssh)
                     sr.offsite = True
-                except (ArchiveError, RemoteError, OSError) as e:
+                except (ArchiveError, DeviceError, OSError) as e:
                     sr.offsite_error = f"off-site copy to {dr.id}: {e}"
-        except (ArchiveError, RemoteError, OSError) as e:
+        except (ArchiveError, DeviceError, OSError) as e:
             sr.error = str(e)
             diffs = {}
             head = None

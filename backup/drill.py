@@ -16,12 +16,12 @@ import yaml
 
 from jinbao_netops.inventory import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops.errors import UsageError
+from jinbao_netops.errors import DeviceError, UsageError
 
 from . import catalogue
 from .databases import ENGINES
 from .jobs import Shell, sh
-from .remote import RemoteError, scope_devices, state_dir
+from .remote import scope_devices, state_dir
 from .restic import ResticError
 
 SCENARIOS = Path(__file__).with_name("scenarios")
@@ -127,7 +127,7 @@ class LabActions:
     def run(self, node: str, *cmd: str, check: bool = True) -> str:
         r = self.lab.nsenter(node, list(cmd), timeout=120)
         if check and r.returncode != 0:
-            raise RemoteError(f"{node}: {' '.join(cmd)}: {(r.stderr or r.stdout).strip()[-200:]}")
+            raise DeviceError(node, f"{' '.join(cmd)}: {(r.stderr or r.stdout).strip()[-200:]}")
         return r.stdout
 
     def interfaces(self, node: str) -> list[str]:
@@ -181,7 +181,7 @@ def run(inv: Inventory, sc: dict, shell: Shell, progress=lambda n=1, label=None:
         try:
             kind = {"database_restore": _database_restore, "router_failover": _router_failover}[sc["kind"]]
             verdict = kind(inv, sc, shell, actions, j, undo, progress)
-        except (DrillFailed, RemoteError, ResticError, OSError, subprocess.SubprocessError) as e:
+        except (DrillFailed, DeviceError, ResticError, OSError, subprocess.SubprocessError) as e:
             j.step("abort", f"drill failed 演练失败: {e}", ok=False)
     finally:
         for what, fn in reversed(undo):

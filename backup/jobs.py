@@ -17,11 +17,13 @@ from typing import Callable
 
 import yaml
 
+from jinbao_netops.access import Access
+from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory import Inventory
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
-from .remote import RemoteError, dr_store_of, login, scope_devices, store_of
+from .remote import dr_store_of, scope_devices, store_of
 from .restic import Repo, ResticError
 
 Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
@@ -66,20 +68,19 @@ class Asset:
                 f"device={self.device}"]
 
 
-def ssh_shell(inv: Inventory) -> Shell:
-    def shell(device: str) -> list[str]:
-        return login(inv, inv.devices[device]).ssh()
-    return shell
+def ssh_shell(access: Access) -> Shell:
+    """Streams over OpenSSH, as the access layer builds its command line (key, strict known_hosts)."""
+    return access.ssh_argv
 
 
 def sh(shell: Shell, device: str, command: str, timeout: float = 120, input: bytes | None = None) -> str:
     try:
         p = subprocess.run([*shell(device), command], capture_output=True, timeout=timeout, input=input)
     except subprocess.TimeoutExpired:
-        raise RemoteError(f"{device}: timed out after {timeout:g} s") from None
+        raise DeviceError(device, f"timed out after {timeout:g} s") from None
     if p.returncode != 0:
         err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise RemoteError(f"{device}: {command.split()[0:3]}: exit {p.returncode}: {err[-1] if err else ''}")
+        raise DeviceError(device, f"{command.split()[0:3]}: exit {p.returncode}: {err[-1] if err else ''}")
     return p.stdout.decode(errors="replace")
 
 
@@ -114,7 +115,7 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
                 eng = ENGINES[svc]
                 try:
                     dbs = sh(shell, did, eng.list_databases()).split()
-                except RemoteError as e:
+                except DeviceError as e:
                     errors[did] = str(e)
                     continue
                 for db in dbs:
@@ -160,13 +161,13 @@ def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) 
             if summary:  # a partial stream made a snapshot: it must not pass for a backup
                 res.partial = summary["snapshot_id"]
             last = src_err.strip().splitlines()
-            raise RemoteError(f"{asset.device}: source exited {src_rc}: {last[-1] if last else ''}")
+            raise DeviceError(asset.device, f"source exited {src_rc}: {last[-1] if last else ''}")
         if p.returncode != 0 or not summary:
             err = p.stderr.decode(errors="replace").strip().splitlines()
             raise ResticError(f"{repo.name}: restic backup: {err[-1] if err else f'exit {p.returncode}'}")
         res.ok, res.snapshot = True, summary["snapshot_id"][:8]
         res.size = int(summary.get("total_bytes_processed", 0))
-    except (RemoteError, ResticError, OSError, subprocess.TimeoutExpired) as e:
+    except (DeviceError, ResticError, OSError, subprocess.TimeoutExpired) as e:
         res.error = str(e)
     res.seconds = round(time.monotonic() - t0, 3)
     return res
@@ -184,7 +185,7 @@ def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, po
     out = {"store": repo.name, "dr": dr.name if dr else None, "error": None, "copied": False, "assets": []}
     try:
         repo.ensure()
-    except (ResticError, RemoteError) as e:
+    except (ResticError, DeviceError) as e:
         out["error"] = str(e)
         out["assets"] = [asdict(AssetResult(a.id, False, error=str(e))) for a in assets]
         progress(len(assets))
@@ -207,7 +208,7 @@ def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, po
             dr.ensure_copy_of(repo)
             dr.copy_from(repo)
             out["copied"] = True
-    except (ResticError, RemoteError) as e:
+    except (ResticError, DeviceError) as e:
         out["error"] = str(e)
     offsite = {s.get("original", "")[:8] for s in dr.snapshots()} if out["copied"] else set()
     now = time.time()
@@ -230,11 +231,15 @@ def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, po
     return out
 
 
-def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, shell: Shell | None = None,
-                   progress_factory=None, workers: int = 4) -> dict:
+def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, access: Access | None = None,
+                   shell: Shell | None = None, progress_factory=None, workers: int = 4) -> dict:
+    if access is None:
+        with Access(inv) as access:
+            return backup_servers(inv, scope, kinds, access=access, shell=shell, progress_factory=progress_factory,
+                                  workers=workers)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    shell = shell or ssh_shell(inv)
+    shell = shell or ssh_shell(access)
     pol = policy()
     by_store, errors = discover(inv, scope, kinds, shell, pol)
     stores = []
@@ -243,10 +248,10 @@ def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, shell
         for sid, assets in sorted(by_store.items()):
             store = inv.devices[sid]
             try:
-                repo = Repo.on_store(inv, sid)
+                repo = Repo.on_store(access, sid)
                 drdev = dr_store_of(inv, store)
-                dr = Repo.on_store(inv, drdev.id) if drdev else None
-            except (RemoteError, ResticError) as e:
+                dr = Repo.on_store(access, drdev.id) if drdev else None
+            except (DeviceError, ResticError) as e:
                 stores.append({"store": sid, "error": str(e), "copied": False,
                                "assets": [asdict(AssetResult(a.id, False, error=str(e))) for a in assets]})
                 continue

@@ -7,7 +7,7 @@ compromised county server cannot delete its province's backups), and one restic 
 every repository. Sources are streamed: ``ssh NODE pg_dump ... | restic backup --stdin``.
 
 The password is the store's ``restic_password`` credentials reference in the inventory, resolved
-through ``inventory.access`` at the moment of use; restic gets it as RESTIC_PASSWORD in its
+through the access layer at the moment of use; restic gets it as RESTIC_PASSWORD in its
 environment only (a copy's source as RESTIC_FROM_PASSWORD).
 """
 from __future__ import annotations
@@ -15,18 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import subprocess
 from dataclasses import dataclass, field
 
-from jinbao_netops.inventory import Inventory
+from jinbao_netops.access import Access
+from jinbao_netops.errors import DeviceError, ToolError, UsageError
 from jinbao_netops.files import write_atomic
 
-from .remote import STORE_ROOT, Login, login, run, secret
+from .remote import STORE_ROOT
 
 
-class ResticError(Exception):
-    pass
+class ResticError(ToolError):
+    """restic failed on a repository (exit status 4 when it ends a command)."""
 
 
 @dataclass
@@ -37,21 +37,24 @@ class Repo:
     name: str                 # the store's device id
     url: str
     password: str = field(repr=False)
-    login: Login | None = None
+    access: Access | None = field(default=None, repr=False)  # None: a local repository (tests)
 
     @classmethod
-    def on_store(cls, inv: Inventory, store_id: str) -> "Repo":
-        """The repository on a backup store; RemoteError (that store only) when a credential is missing."""
-        store = inv.devices[store_id]
-        lg = login(inv, store)
-        cred = inv.credentials[store.credentials]
-        pw = secret(inv, store, "restic_password", cred.restic_password)
-        return cls(store_id, f"sftp:{lg.username}@{lg.host}:{STORE_ROOT}/restic", pw, lg)
+    def on_store(cls, access: Access, store_id: str) -> "Repo":
+        """The repository on a backup store; DeviceError (that store only) when it cannot be reached
+        or a credential is missing."""
+        store = access.inv.devices[store_id]
+        lg = access.login(store_id)
+        try:
+            pw = access.secret(store.credentials, "restic_password", access.inv.credentials[store.credentials].restic_password)
+        except UsageError as e:
+            raise DeviceError(store_id, str(e)) from None
+        return cls(store_id, f"sftp:{lg.username}@{lg.host}:{STORE_ROOT}/restic", pw, access)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "RESTIC_PASSWORD": self.password, **extra}
-        if self.login:  # restic runs `ssh [-l user] host -s sftp` from PATH: ours adds key and known_hosts
-            env["PATH"] = f"{_ssh_wrapper(self.login)}:{env.get('PATH', '/usr/bin:/bin')}"
+        if self.access:  # restic runs `ssh [-l user] host -s sftp` from PATH: ours adds key and known_hosts
+            env["PATH"] = f"{_ssh_wrapper(self.access, self.name)}:{env.get('PATH', '/usr/bin:/bin')}"
         return env
 
     def cmd(self, *args: str) -> list[str]:
@@ -71,21 +74,23 @@ class Repo:
 
     def ensure(self) -> None:
         """The repository exists (created on first use) and holds no stale lock of a killed run."""
-        if self.login:
-            run(self.login, f"test -d {STORE_ROOT} && test -w {STORE_ROOT} || "
-                            f"sudo install -d -o $(id -u) -g $(id -g) {STORE_ROOT}", timeout=30)
+        self._store_root()
         if self.restic("cat", "config", check=False).returncode != 0:
             self.restic("init")
         self.restic("unlock")  # removes only locks whose process is gone
 
     def ensure_copy_of(self, primary: "Repo") -> None:
         """The DR repository exists with the primary's chunker parameters (so copies deduplicate)."""
-        if self.login:
-            run(self.login, f"test -d {STORE_ROOT} && test -w {STORE_ROOT} || "
-                            f"sudo install -d -o $(id -u) -g $(id -g) {STORE_ROOT}", timeout=30)
+        self._store_root()
         if self.restic("cat", "config", check=False).returncode != 0:
             self.restic("init", "--copy-chunker-params", *primary.from_args(), env=primary.from_env(self))
         self.restic("unlock")
+
+    def _store_root(self) -> None:
+        """The store's root directory exists and is the operator's (created with sudo on first use)."""
+        if self.access:
+            self.access.session(self.name).run(f"test -d {STORE_ROOT} && test -w {STORE_ROOT} || "
+                                               f"sudo install -d -o $(id -u) -g $(id -g) {STORE_ROOT}", timeout=30)
 
     def from_args(self) -> list[str]:
         """Arguments naming this repository as the source of ``copy``/``init --copy-chunker-params``."""
@@ -104,12 +109,14 @@ class Repo:
         self.restic("copy", *primary.from_args(), env=primary.from_env(self))
 
 
-def _ssh_wrapper(lg: Login) -> str:
-    """A directory holding an ``ssh`` that logs in with the store's key (both ends of a copy share it)."""
+def _ssh_wrapper(access: Access, store: str) -> str:
+    """A directory holding an ``ssh`` that logs in with the store's key and the run's known_hosts
+    (the access layer's options; both ends of a copy share the operator's profile)."""
     from .remote import state_dir
 
-    d = state_dir() / "bin" / ("ssh-" + hashlib.sha256(f"{lg.username}\0{lg.key_file}".encode()).hexdigest()[:12])
-    script = "#!/bin/sh\nexec /usr/bin/ssh " + shlex.join(lg.ssh()[1:-1]) + ' "$@"\n'
+    command = access.ssh_command(store)
+    d = state_dir() / "bin" / ("ssh-" + hashlib.sha256(command.encode()).hexdigest()[:12])
+    script = f"#!/bin/sh\nexec /usr/bin/{command} \"$@\"\n"
     path = d / "ssh"
     if not path.exists() or path.read_text() != script:
         write_atomic(path, script, mode=0o755)

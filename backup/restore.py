@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-from jinbao_netops.inventory import Inventory
+from jinbao_netops.access import Access
 from jinbao_netops.errors import UsageError
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
-from .jobs import Shell, sh
+from .jobs import Shell, sh, ssh_shell
 from .remote import dr_store_of, store_of
 from .restic import Repo, tags_of
 from .verify import stream_restore
@@ -19,22 +19,26 @@ from .verify import stream_restore
 RESTORE_DIR = "/var/lib/netops-restore"
 
 
-class Refused(Exception):
-    """A guard said no: the message says which and how to override."""
+class Refused(UsageError):
+    """A guard said no (exit status 2): the message says which and how to override."""
 
 
-def repo_for(inv: Inventory, province_store: str, from_dr: bool) -> Repo:
+def repo_for(access: Access, province_store: str, from_dr: bool) -> Repo:
+    inv = access.inv
     store = inv.devices[province_store]
     if from_dr:
         dr = dr_store_of(inv, store)
         if dr is None:
             raise UsageError(f"--from-dr: store {store.id} has no DR store")
         store = dr
-    return Repo.on_store(inv, store.id)
+    return Repo.on_store(access, store.id)
 
 
-def restore(inv: Inventory, asset: str, to: str, *, snapshot: str | None = None, force: bool = False,
-            from_dr: bool = False, shell: Shell, repo: Repo | None = None) -> dict:
+def restore(access: Access, asset: str, to: str, *, snapshot: str | None = None, force: bool = False,
+            from_dr: bool = False, shell: Shell | None = None, repo: Repo | None = None) -> dict:
+    """Restore an asset to device ``to``; ``shell`` and ``repo`` replace the access layer's (tests)."""
+    inv = access.inv
+    shell = shell or ssh_shell(access)
     cat = catalogue.load()["assets"]
     entry = cat.get(asset)
     if entry is None:
@@ -46,7 +50,7 @@ def restore(inv: Inventory, asset: str, to: str, *, snapshot: str | None = None,
     if to not in inv.devices:
         raise UsageError(f"--to {to}: no such device in the inventory")
     t0 = time.monotonic()
-    repo = repo or repo_for(inv, entry["store"], from_dr)
+    repo = repo or repo_for(access, entry["store"], from_dr)
     snaps = repo.snapshots(f"asset={asset}")
     if not snaps:
         raise Refused(f"{repo.name}: no snapshot of {asset}")

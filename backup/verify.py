@@ -13,12 +13,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from jinbao_netops.errors import DeviceError
 from jinbao_netops.files import write_atomic
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
 from .jobs import Shell, sh
-from .remote import RemoteError, state_dir
+from .remote import state_dir
 from .restic import Repo, ResticError
 
 
@@ -68,12 +69,12 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
             ev["error"] = f"restored data differs from the source at backup time in {len(diff)} table(s): {', '.join(diff[:5])}"
         else:
             ev["ok"] = True
-    except (RemoteError, ResticError) as e:
+    except (DeviceError, ResticError) as e:
         ev["error"] = str(e)
     finally:
         try:
             sh(shell, entry["device"], eng.drop(scratch))
-        except RemoteError:
+        except DeviceError:
             pass
     return ev
 
@@ -90,7 +91,7 @@ def stream_restore(repo: Repo, snap: str, fname: str, shell: Shell, device: str,
         raise ResticError(f"{repo.name}: restic dump {snap}: {err.splitlines()[-1] if err else 'failed'}")
     if target.returncode != 0:
         last = target.stderr.decode(errors="replace").strip().splitlines()
-        raise RemoteError(f"{device}: loading the dump failed: {last[-1] if last else target.returncode}")
+        raise DeviceError(device, f"loading the dump failed: {last[-1] if last else target.returncode}")
 
 
 def verify_store(repo: Repo, dr: Repo | None, entries: dict[str, dict], shell: Shell, subsets: int, rnd: int) -> dict:

@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 from jinbao_netops import inventory
-from jinbao_netops.security.audit import audit_host, run_audit, ssh_runner
+from jinbao_netops.access import Access
+from jinbao_netops.security.audit import audit_host, run_audit, session_runner
 from jinbao_netops.security.catalogue import load_catalogue
 
 
@@ -44,7 +45,8 @@ def main() -> None:
         subprocess.run(ssh, check=True, capture_output=True, timeout=60)
         rtt.append(time.monotonic() - t0)
 
-    run = ssh_runner(inv)
+    access = Access(inv)
+    run = session_runner(access)
     t0 = time.monotonic()
     rep = run_audit(inv, None, run=run, parallel=a.parallel)
     lab_wall = time.monotonic() - t0

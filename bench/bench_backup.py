@@ -39,10 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 from bench_collect_ssh import free_port, proc_cpu
 
 from jinbao_netops import inventory
+from jinbao_netops.access import Access
 from jinbao_netops.backup import filters
 from jinbao_netops.backup.configs import backup_configs
 from jinbao_netops.backup.jobs import Asset, policy, run_store
-from jinbao_netops.backup.remote import login, store_of
+from jinbao_netops.backup.remote import store_of
 from jinbao_netops.backup.restic import Repo
 from jinbao_netops.testing.simssh import SshSim
 from jinbao_netops.inventory import Role
@@ -99,18 +100,18 @@ def bench_configs(n: int, workers: int, tmp: Path, simulator: bool) -> dict:
                 os.sched_setaffinity(0, set(cpus[:-1]))
                 stack.callback(os.sched_setaffinity, 0, set(cpus))
                 res["configs_pinned"] = {"simulator": cpus[-1], "clients": cpus[:-1]}
-            os.environ["NETOPS_SSH_KEY"] = sim.client_key
-            os.environ["ANSIBLE_SSH_COMMON_ARGS"] = (f"-o UserKnownHostsFile={sim.known_hosts} "
-                                                     f"-o StrictHostKeyChecking=yes -o Port={port}")
             inv = fleet(n, lambda i, r: IPv4Address(addrs[i]))
+            access = stack.enter_context(Access(inv, {"NETOPS_SSH_KEY": sim.client_key, "ANSIBLE_SSH_COMMON_ARGS":
+                                                      f"-o UserKnownHostsFile={sim.known_hosts}"}, port=port, timeout=30))
             sim_cpu = lambda: proc_cpu(sim.proc.pid)
         else:
             inv = fleet(n, lambda i, r: r.management)
+            access = stack.enter_context(Access(inv, timeout=30))
         remotes = {d: str(tmp / "stores" / d / "configs.git") for d, dev in inv.devices.items()
                    if dev.role == Role.backup_store}
         fetched_at = []
         cpu0, s0, t0 = _cpu(), sim_cpu(), time.monotonic()
-        rep = backup_configs(inv, remotes=remotes, workdir=tmp / "state/configs", workers=workers,
+        rep = backup_configs(inv, access=access, remotes=remotes, workdir=tmp / "state/configs", workers=workers,
                              progress=lambda n=1, label=None: fetched_at.append(time.monotonic()))
         suite, cpu, s_cpu = time.monotonic() - t0, _cpu() - cpu0, sim_cpu() - s0
         fetch = max(fetched_at) - t0
@@ -126,8 +127,8 @@ def bench_configs(n: int, workers: int, tmp: Path, simulator: bool) -> dict:
         if simulator:
             res["configs_simulator_cpu_seconds"] = round(s_cpu, 2)
 
-        lg = login(inv, inv.devices["sim00000"])
-        ssh = shlex.join(lg.ssh(30)[:-1])  # the suite's own ssh options (configs.py runs with timeout 30)
+        lg = access.login("sim00000")
+        ssh = shlex.join(["ssh", *access.ssh_options("sim00000", 30)])  # the access layer's own OpenSSH options
         out = tmp / "plain"
         out.mkdir()
         devs = [d for d in inv.devices.values() if d.id.startswith("sim")]

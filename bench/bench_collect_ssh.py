@@ -26,7 +26,8 @@ from pathlib import Path
 
 
 from jinbao_netops.testing.simssh import SshSim
-from jinbao_netops.collectors.ssh import Sessions, SshTarget, collect_all
+from jinbao_netops.access import Access
+from jinbao_netops.collectors.ssh import SshTarget, collect_all
 from jinbao_netops.inventory.platforms import LINUX_HEALTH, PLATFORMS
 
 FIX = Path(__file__).resolve().parent.parent / "tests/fixtures/collect"
@@ -65,13 +66,12 @@ def main() -> int:
         if pin:
             os.sched_setaffinity(sim.proc.pid, {cpus[-1]})
             os.sched_setaffinity(0, set(cpus[:-1]))
-        os.environ["ANSIBLE_SSH_COMMON_ARGS"] = f"-o UserKnownHostsFile={sim.known_hosts}"
-        targets = [SshTarget(name, addr, platform[i], "netops", sim.client_key, None, {"device": name}, 20.0, port)
-                   for i, (name, (addr, _)) in enumerate(devices.items())]
-        sessions = Sessions()
+        inv = sim.inventory({name: platform[i] for i, name in enumerate(devices)})
+        targets = [SshTarget(name, platform[i], {"device": name}, 20.0) for i, name in enumerate(devices)]
+        access = Access(inv, sim.environ(), port=port, timeout=20.0)
         for phase in ("collector", "collector_sessions_reused"):  # a round, then the next (as collect serve)
             s0, c0, w0 = proc_cpu(sim.proc.pid), time.process_time(), time.monotonic()
-            res = collect_all(targets, workers=a.workers, sessions=sessions)
+            res = collect_all(targets, access, workers=a.workers)
             wall, cpu, sim_cpu = time.monotonic() - w0, time.process_time() - c0, proc_cpu(sim.proc.pid) - s0
             complete = sum(r["ok"] and "load1" in r
                            and (r["platform"] != "frr" or (len(r["ospf_neighbors"]) == 3 and len(r["interfaces"]) == 4))
@@ -81,7 +81,7 @@ def main() -> int:
                           "errors": sorted({r["error"] for r in res if not r["ok"]})[:3]}
             if phase == "collector":
                 first_wall, first_complete = wall, complete
-        sessions.close()
+        access.close()
 
         ssh = ["ssh", "-i", sim.client_key, "-p", str(port), "-o", f"UserKnownHostsFile={sim.known_hosts}",
                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",

@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 
+from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import Level
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
@@ -84,10 +85,9 @@ def db_targets(inv, devices):
     return targets(inv, devices)
 
 
-async def _round(poller: Poller, targets, dbs, sshs, deadline: float, advance=lambda n=1, label=None: None,
-                 sessions=None):
+async def _round(poller: Poller, targets, dbs, sshs, access, deadline: float, advance=lambda n=1, label=None: None):
     """SNMP (asyncio), databases and SSH (thread pools) at once, all under the round's deadline;
-    ``sessions`` (collectors.ssh.Sessions) keeps SSH sessions open for the next round."""
+    ``access`` holds the SSH sessions (kept for the next round by `collect serve`)."""
     from .db import check_all
     from .ssh import collect_all
 
@@ -111,7 +111,7 @@ async def _round(poller: Poller, targets, dbs, sshs, deadline: float, advance=la
         threads(check_all, dbs, lambda d: {**d.record(), "up": False, "error": late, "role": None, "metrics": {},
                                            "database_size_bytes": {}}),
         threads(collect_all, sshs, lambda t: {"device": t.device, **t.labels, "platform": t.platform, "ok": False,
-                                              "error": late}, sessions=sessions))
+                                              "error": late}, access=access))
     return results, health, shell, time.monotonic() - start
 
 
@@ -130,11 +130,11 @@ def cmd_once(args, out: Out) -> int:
     async def one_round(advance):
         poller = Poller()
         try:
-            return await _round(poller, targets, dbs, sshs, args.deadline, advance)
+            return await _round(poller, targets, dbs, sshs, access, args.deadline, advance)
         finally:
             poller.close()
 
-    with out.progress("collect 采集", total=len(targets) + len(dbs) + len(sshs)) as advance:
+    with Access(inv) as access, out.progress("collect 采集", total=len(targets) + len(dbs) + len(sshs)) as advance:
         results, health, shell, took = asyncio.run(one_round(advance))
     recs = [result_record(t, r) for t, r in zip(targets, results)]
     failed = ([r["device"] for r in recs if not r["ok"]] + [f"{h['device']}/{h['service']}" for h in health if not h["up"]]
@@ -197,7 +197,6 @@ def cmd_serve(args, out: Out) -> int:
     from prometheus_client.registry import CollectorRegistry
 
     from .exporter import Snapshot
-    from .ssh import Sessions
 
     if args.interval <= 0:
         raise UsageError("collect serve: --interval must be positive")
@@ -221,8 +220,8 @@ def cmd_serve(args, out: Out) -> int:
         n = 0
         while True:
             start = time.monotonic()
-            results, health, shell, took = await _round(poller, targets, dbs, sshs, deadline=0.9 * args.interval,
-                                                        sessions=sessions)
+            results, health, shell, took = await _round(poller, targets, dbs, sshs, access,
+                                                        deadline=0.9 * args.interval)
             snap.update([(t.labels, r) for t, r in zip(targets, results)], health, took, shell)
             n += 1
             problems = ([f"{t.device}: {r.error}" for t, r in zip(targets, results) if not r.ok]
@@ -236,11 +235,8 @@ def cmd_serve(args, out: Out) -> int:
                 return
             await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - start)))
 
-    sessions = Sessions()  # SSH logins once, not every round
-    try:
+    with Access(inv) as access:  # SSH logins once, not every round
         asyncio.run(loop())
-    finally:
-        sessions.close()
     return OK if not snap.round["failed"] else PARTIAL
 
 

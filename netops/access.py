@@ -391,6 +391,12 @@ class Access:
             s = self._sessions[device] = self.open(device)
             return s
 
+    def kept(self, device: str) -> bool:
+        """True when this run holds a live session to ``device``."""
+        with self._lock:
+            s = self._sessions.get(device)
+        return s is not None and s.alive
+
     def discard(self, device: str) -> None:
         """Forget (and close) the kept session of ``device``: the next use logs in afresh."""
         with self._lock:
@@ -422,6 +428,10 @@ class Access:
         if lg.port != 22:
             opts += ["-p", str(lg.port)]
         return opts
+
+    def ssh_command(self, device: str, timeout: float = 10) -> str:
+        """The same as one string without the host (GIT_SSH_COMMAND, restic's sftp wrapper)."""
+        return shlex.join(["ssh", *self.ssh_options(device, timeout)])
 
     def ssh_argv(self, device: str, timeout: float = 10) -> list[str]:
         """The OpenSSH command line that runs one shell line on ``device`` (append the line)."""

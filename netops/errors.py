@@ -53,9 +53,9 @@ class DeviceError(NetopsError):
 
     code = PARTIAL
 
-    def __init__(self, device: str, message: str, **kw):
-        self.device = device
-        super().__init__(f"device '{device}': {message}", **kw)
+    def __init__(self, device: str, detail: str, **kw):
+        self.device, self.detail = device, detail
+        super().__init__(f"device '{device}': {detail}", **kw)
 
 
 class LabError(NetopsError):

@@ -1,14 +1,13 @@
 """The read-only audit engine: collect over SSH in parallel, evaluate the catalogue, roll up.
 
-Collection is one SSH exec per host (servers: the read-only script of hostchecks run under
-`sudo -n sh -s`; network devices: the platform's show-running command, or a saved config file).
-Unreachable hosts are reported as unreachable, never as passing, and never stop the run.
+Collection goes through the access layer, one session per host: servers run the read-only script
+of hostchecks under `sudo -n sh -s` (fed on stdin); network devices answer the platform's
+show-running command in the same session provisioning and backup use (an interactive vendor CLI
+with paging off, or vtysh on FRR) — or a saved config file is read instead. Unreachable hosts are
+reported as unreachable, never as passing, and never stop the run.
 """
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jinbao_netops.access import secret
+from jinbao_netops.access import Access
+from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.errors import UsageError
@@ -41,28 +41,20 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Unreachable(Exception):
-    """The host could not be read (connection, authentication, sudo)."""
+SERVER_COLLECT = "sudo -n /bin/sh -s"  # the collection script comes on stdin: nothing but this in argv
 
 
 # ------------------------------------------------------------------------------------ transport
-def ssh_runner(inv: Inventory, timeout: float = 60) -> Callable[[str, str, str | None], str]:
-    """run(device, remote_command, stdin) → stdout, over the system ssh with the inventory's key."""
-    extra = shlex.split(os.environ.get("ANSIBLE_SSH_COMMON_ARGS", ""))
+def session_runner(access: Access) -> Callable[[str, str, str | None], str]:
+    """run(device, command, stdin) → output, through the access layer: with ``stdin`` a shell command
+    on a server (the collection script), without it a CLI command on a network device. Any failure
+    to read the host is a DeviceError (reported as unreachable)."""
 
     def run(device: str, command: str, stdin: str | None = None) -> str:
-        d = inv.devices[device]
-        cred = inv.credentials[d.credentials]
-        key = secret(inv, d.credentials, "ssh_key", cred.ssh_key)
-        cmd = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=8", "-o", "LogLevel=ERROR",
-               "-o", "ServerAliveInterval=10", *extra, f"{cred.username}@{d.management}", command]
-        try:
-            p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise Unreachable(f"no answer within {timeout:.0f} s") from None
-        if p.returncode == 255 or (p.returncode != 0 and not p.stdout):
-            raise Unreachable((p.stderr.strip().splitlines() or [f"ssh exit {p.returncode}"])[-1])
-        return p.stdout
+        s = access.session(device)
+        if stdin is not None:
+            return s.run(command, input=stdin, check=False, timeout=120)
+        return s.cli(command, check=False)
 
     return run
 
@@ -74,7 +66,7 @@ def file_runner(config_dir: Path, servers):
             return servers(device, command, stdin)
         f = config_dir / f"{device}.cfg"
         if not f.is_file():
-            raise Unreachable(f"{f}: no saved configuration")
+            raise DeviceError(device, f"{f}: no saved configuration")
         return f.read_text(encoding="utf-8", errors="replace")
     return run
 
@@ -137,17 +129,15 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run) -> dict:
     try:
         params = host_params(inv, device)
         if plat.kind == "server":
-            output = run(device, "sudo -n /bin/sh -s", hostchecks.script(params))
+            output = run(device, SERVER_COLLECT, hostchecks.script(params))
             if hostchecks.MARK not in output:
-                raise Unreachable("the collection script did not run (sudo -n refused?)")
+                raise DeviceError(device, "the collection script did not run (sudo -n refused?)")
             rec["results"] = audit_server(cat, params, output, now())
         else:
-            cmd = plat.show_running or ""
-            remote = plat.cli_exec.format(command=shlex.quote(cmd)) if plat.cli_exec else cmd
-            config = run(device, remote, None)
-            rec["results"] = audit_network(cat, d.platform, params, config, remote, now())
-    except Unreachable as e:
-        rec.update(status="unreachable", error=str(e))
+            config = run(device, plat.show_running, None)
+            rec["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now())
+    except DeviceError as e:
+        rec.update(status="unreachable", error=e.detail)
     rec["seconds"] = round(time.monotonic() - t0, 3)
     return rec
 
@@ -164,9 +154,12 @@ def targets(inv: Inventory, scope: str | None) -> list[str]:
 
 
 def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None) -> dict:
+    """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions)."""
+    if run is None:
+        with Access(inv) as access:
+            return run_audit(inv, scope, session_runner(access), parallel, progress)
     cat = load_catalogue()
     hosts = targets(inv, scope)
-    run = run or ssh_runner(inv)
     started, t0 = now(), time.monotonic()
     results: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jinbao_netops import escape
+from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
-from .audit import diff, file_runner, run_audit, ssh_runner
+from .audit import diff, file_runner, run_audit, session_runner
 from .catalogue import FAIL, PASS, VERDICTS
 from .catalogue import PARTIAL as V_PARTIAL
 from .report import render
@@ -45,15 +47,15 @@ def cmd_audit(args, out: Out) -> int:
         raise UsageError(f"--parallel: must be at least 1, not {args.parallel}")
     inv = load(args.inventory)
     previous = _previous(args.diff) if args.diff else None
-    run = None
-    if args.configs:
-        if not Path(args.configs).is_dir():
-            raise UsageError(f"{args.configs}: --configs: not a directory")
-        run = file_runner(Path(args.configs), ssh_runner(inv))
+    if args.configs and not Path(args.configs).is_dir():
+        raise UsageError(f"{args.configs}: --configs: not a directory")
     from .audit import targets
 
     n = len(targets(inv, args.scope))
-    with out.progress("审计 auditing", n) as advance:
+    with Access(inv) as access, out.progress("审计 auditing", n) as advance:
+        run = session_runner(access)
+        if args.configs:
+            run = file_runner(Path(args.configs), run)
         report = run_audit(inv, args.scope, run=run, parallel=args.parallel, progress=advance)
     if previous is not None:
         report["diff"] = diff(previous, report)
@@ -77,8 +79,9 @@ def cmd_audit(args, out: Out) -> int:
     v = s["verdicts"]
     out.print(f"主机 hosts {s['hosts']} (reachable {s['reachable']}) · {PASS} {v[PASS]} · {V_PARTIAL} {v[V_PARTIAL]} · "
               f"{FAIL} {v[FAIL]} · 不适用 {v['不适用']} · 需人工举证 {v['需人工举证']} · {report['seconds']} s")
-    if s["unreachable"]:
-        out.print(f"[red]无法连接 unreachable (not assessed):[/] {', '.join(s['unreachable'])}")
+    for h in report["hosts"]:
+        if h["status"] != "ok":
+            out.print(f"[red]无法连接 unreachable (not assessed):[/] {h['host']}: {escape.rich(h['error'])}")
     for label, path in (("HTML report 报告", args.html), ("JSON report", args.save)):
         if path:
             out.print(f"{label}: {Path(path).resolve()}")

@@ -10,7 +10,8 @@ import pytest
 from jinbao_netops import inventory
 from jinbao_netops.backup import filters
 from jinbao_netops.backup.configs import backup_configs
-from jinbao_netops.backup.remote import RemoteError, store_of
+from jinbao_netops.backup.remote import store_of
+from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.platforms import PLATFORMS
 
 from conftest import clean_env
@@ -36,7 +37,7 @@ class Fleet:
         with self.lock:
             self.calls += 1
         if dev.id in self.fail:
-            raise RemoteError(f"{dev.management}: timed out after 30 s")
+            raise DeviceError(dev.id, f"{dev.management}: timed out after 30 s")
         return frr_config(dev.id, self.extra.get(dev.id, ""))
 
 
@@ -109,11 +110,12 @@ def test_the_archive_is_copied_off_site_to_the_dr_store_and_catalogued(tmp_path,
     e = catalogue.load()["assets"]["huadu-r1:config"]
     assert e["offsite"] is False and catalogue.derived(e)["ok_321"] == 0
 
+    from jinbao_netops.access import Access
     from jinbao_netops.backup.restore import restore
     from jinbao_netops.errors import UsageError
 
     with pytest.raises(UsageError, match=r"'huadu-r1:config': a device configuration lives in the province's git archive"):
-        restore(INV, "huadu-r1:config", "huadu-r1", shell=lambda d: ["true"])
+        restore(Access(INV), "huadu-r1:config", "huadu-r1", shell=lambda d: ["true"])
 
 
 def test_a_change_is_one_commit_with_its_diff(tmp_path, stores):
@@ -223,8 +225,8 @@ def test_cli_missing_credentials_is_partial_with_every_device_reported(netops, t
     assert all("NETOPS_SSH_KEY is not set" in d["error"] for d in rep["devices"])
 
 
-def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores, monkeypatch):
-    """The real pull (OpenSSH exec of the platform table's command, as for the lab's FRR routers) from SSH
+def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores):
+    """The real pull (an SSH exec of the platform table's command, as for the lab's FRR routers) from SSH
     simulators answering a recorded FRR running config: stored filtered, one file per device; a device
     nobody answers fails alone, in one line."""
     import copy
@@ -233,6 +235,7 @@ def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores, monkeypatc
     from ipaddress import IPv4Address
     from pathlib import Path
 
+    from jinbao_netops.access import Access
     from jinbao_netops.testing.simssh import SshSim
 
     recorded = (Path(__file__).parent / "fixtures/collect/frr_show_running_config.txt").read_text()
@@ -247,9 +250,9 @@ def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores, monkeypatc
     served = {d: (a, {command: recorded.replace("hostname guangzhou-r1", f"hostname {d}")})
               for d, a in addrs.items() if d != "panyu-r1"}  # nothing listens on panyu-r1's address
     with SshSim(served, port) as sim:
-        monkeypatch.setenv("NETOPS_SSH_KEY", sim.client_key)
-        monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts} -o Port={port}")
-        rep = backup_configs(inv, "guangzhou", remotes=stores, workdir=tmp_path / "work" / "configs", workers=4)
+        env = {"NETOPS_SSH_KEY": sim.client_key, "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={sim.known_hosts}"}
+        rep = backup_configs(inv, "guangzhou", access=Access(inv, env, port=port), remotes=stores,
+                             workdir=tmp_path / "work" / "configs", workers=4)
     by = {d["device"]: d for d in rep["devices"]}
     assert sorted(by) == sorted(addrs) and rep["ok"] == 2 and rep["failed"] == 1
     assert "127.0.7.3" in by["panyu-r1"]["error"] and "\n" not in by["panyu-r1"]["error"]

@@ -75,21 +75,21 @@ def test_wrong_password_is_a_reported_store_error(env, monkeypatch):
     assert out["error"] and not out["assets"][0]["ok"]
 
 
-def test_the_repository_password_is_the_stores_inventory_reference(monkeypatch):
+def test_the_repository_password_is_the_stores_inventory_reference():
     from jinbao_netops import inventory
     from jinbao_netops.backup.jobs import backup_servers
-    from jinbao_netops.backup.remote import RemoteError
+    from jinbao_netops.access import Access
+    from jinbao_netops.errors import DeviceError
 
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
-    monkeypatch.setenv("NETOPS_SSH_KEY", "/nonexistent/key")
-    monkeypatch.setenv("NETOPS_RESTIC_PASSWORD", "from-the-inventory")
-    assert Repo.on_store(inv, "gd-bak1").password == "from-the-inventory"
-    monkeypatch.delenv("NETOPS_RESTIC_PASSWORD")
-    with pytest.raises(RemoteError, match=r"credentials 'ops': field 'restic_password': environment variable "
+    env = {"NETOPS_SSH_KEY": "/nonexistent/key", "NETOPS_RESTIC_PASSWORD": "from-the-inventory"}
+    assert Repo.on_store(Access(inv, env), "gd-bak1").password == "from-the-inventory"
+    del env["NETOPS_RESTIC_PASSWORD"]
+    with pytest.raises(DeviceError, match=r"credentials 'ops': field 'restic_password': environment variable "
                                           r"NETOPS_RESTIC_PASSWORD is not set"):
-        Repo.on_store(inv, "gd-bak1")
+        Repo.on_store(Access(inv, env), "gd-bak1")
     # the run goes on: that store's assets fail with the one-line reason, nothing raises
-    rep = backup_servers(inv, "huadu", ["files"], shell=LOCAL)
+    rep = backup_servers(inv, "huadu", ["files"], access=Access(inv, env), shell=LOCAL)
     [st] = rep["stores"]
     assert st["store"] == "gd-bak1" and "NETOPS_RESTIC_PASSWORD is not set" in st["error"]
     assert rep["failed"] >= 1 and all(not a["ok"] and "restic_password" in a["error"] for a in st["assets"])

@@ -69,27 +69,25 @@ def test_garbage_gives_empty_not_wrong():
         assert rec.get("ospf_neighbors", []) == [] and rec.get("cpu_ratio") is None, name
 
 
-def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
-    """netmiko sessions to the SSH simulator: commands from the platform table, outputs parsed; a wrong
-    key or a host nobody answers on fails only its own device, in one line."""
-    import socket
-
-    from jinbao_netops.testing.simssh import SshSim, keypair
+def test_collect_over_ssh_from_simulated_devices(tmp_path):
+    """Sessions from the access layer to the SSH simulator: commands from the platform table, outputs
+    parsed; a wrong key or a host nobody answers on fails only its own device, in one line."""
+    from jinbao_netops.access import Access
     from jinbao_netops.collectors.ssh import SshTarget, collect_all
+    from jinbao_netops.inventory.model import Credentials, SecretRef
+    from jinbao_netops.testing.simssh import SshSim, keypair
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     outputs = {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health"),
                "ip -s -j link": fixture("frr_ip_link")}
-    with SshSim({"r1": ("127.0.5.1", outputs), "srv1": ("127.0.5.2", outputs)}, port) as sim:
-        monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts}")
+    with SshSim({"r1": ("127.0.5.1", outputs), "srv1": ("127.0.5.2", outputs)}, free_port()) as sim:
+        inv = sim.inventory({"r1": "frr", "srv1": "debian", "badkey": "debian", "nobody": "debian"},
+                            extra={"badkey": "127.0.5.2", "nobody": "127.0.5.3"})
         keypair(tmp_path / "other")
-        ts = [SshTarget("r1", "127.0.5.1", "frr", "netops", sim.client_key, None, {"device": "r1"}, 10, port),
-              SshTarget("srv1", "127.0.5.2", "debian", "netops", sim.client_key, None, {"device": "srv1"}, 10, port),
-              SshTarget("badkey", "127.0.5.2", "debian", "netops", str(tmp_path / "other"), None, {}, 10, port),
-              SshTarget("nobody", "127.0.5.3", "debian", "netops", sim.client_key, None, {}, 3, port)]
-        res = {r["device"]: r for r in collect_all(ts, workers=4)}
+        inv.credentials["other"] = Credentials(id="other", username="netops", ssh_key=SecretRef(env="OTHER_KEY"))
+        inv.devices["badkey"].credentials = "other"
+        ts = [SshTarget(d, inv.devices[d].platform, {"device": d}, 10 if d != "nobody" else 3) for d in sorted(inv.devices)]
+        with Access(inv, {**sim.environ(), "OTHER_KEY": str(tmp_path / "other")}, port=sim.port, timeout=3) as access:
+            res = {r["device"]: r for r in collect_all(ts, access, workers=4)}
     assert res["r1"]["ok"] and [n["state"] for n in res["r1"]["ospf_neighbors"]] == ["full", "full", "init"]
     assert res["r1"]["failed_units"] == ["chrony.service", "rsyslog.service"] and res["r1"]["load1"] == 0.52
     assert [(i["name"], i["oper_status"]) for i in res["r1"]["interfaces"]] == [
@@ -99,34 +97,32 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path, monkeypatch):
         assert not res[bad]["ok"] and res[bad]["error"] and "\n" not in res[bad]["error"], res[bad]
 
 
-def test_sessions_kept_between_rounds_and_replaced_when_dead(monkeypatch):
-    import socket
-
+def test_sessions_kept_between_rounds_and_replaced_when_dead():
+    from jinbao_netops.access import Access
+    from jinbao_netops.collectors.ssh import SshTarget, collect_all
     from jinbao_netops.testing.simssh import SshSim
-    from jinbao_netops.collectors.ssh import Sessions, SshTarget, collect_all
+
+    outputs = {LINUX_HEALTH: fixture("linux_health")}
+    with SshSim({"a": ("127.0.6.1", outputs), "b": ("127.0.6.2", outputs)}, free_port()) as sim:
+        inv = sim.inventory({"a": "debian", "b": "debian"})
+        ts = [SshTarget(n, "debian", {"device": n}, 10) for n in ("a", "b")]
+        with Access(inv, sim.environ(), port=sim.port) as access:
+            first = collect_all(ts, access, workers=2)
+            assert [(r["ok"], r["session_reused"]) for r in first] == [(True, False), (True, False)]
+            access.session("b").client.close()  # the device dropped the session between rounds
+            second = collect_all(ts, access, workers=2)
+            assert [(r["ok"], r["session_reused"]) for r in second] == [(True, True), (True, False)]
+            assert second[0]["failed_units"] == ["chrony.service", "rsyslog.service"]
+            assert all(r["session_reused"] for r in collect_all(ts, access, workers=2))
+        assert not access.kept("a")
+
+
+def free_port() -> int:
+    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    outputs = {LINUX_HEALTH: fixture("linux_health")}
-    with SshSim({"a": ("127.0.6.1", outputs), "b": ("127.0.6.2", outputs)}, port) as sim:
-        monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={sim.known_hosts}")
-        ts = [SshTarget(n, a, "debian", "netops", sim.client_key, None, {"device": n}, 10, port)
-              for n, a in (("a", "127.0.6.1"), ("b", "127.0.6.2"))]
-        sessions = Sessions()
-        try:
-            first = collect_all(ts, workers=2, sessions=sessions)
-            assert [(r["ok"], r["session_reused"]) for r in first] == [(True, False), (True, False)]
-            kept = sessions.take("b")
-            kept.remote_conn_pre.close()  # the device dropped the session between rounds
-            sessions.give("b", kept)
-            second = collect_all(ts, workers=2, sessions=sessions)
-            assert [(r["ok"], r["session_reused"]) for r in second] == [(True, True), (True, False)]
-            assert second[0]["failed_units"] == ["chrony.service", "rsyslog.service"]
-            assert all(r["session_reused"] for r in collect_all(ts, workers=2, sessions=sessions))
-        finally:
-            sessions.close()
-        assert sessions.take("a") is None
+        return s.getsockname()[1]
 
 
 def test_linux_links_state_and_counters():

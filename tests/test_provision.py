@@ -160,7 +160,8 @@ def test_unreachable_device_pushes_nothing(vendors_copy, netops):
                env=clean_env(NETOPS_TEST_PASSWORD="pw"))
     assert p.returncode == 3, p.stderr
     assert "unreachable over SSH" in p.stderr and "nothing pushed" in p.stderr
-    assert json.loads(p.stdout)["pushed"] is False
+    env = json.loads(p.stdout)  # the error contract's envelope
+    assert env["ok"] is False and env["code"] == 3 and "nothing pushed" in env["error"]
     # nothing written either: no backup, no change record, no allocation in the inventory
     assert {k: v for k, v in _snapshot(vendors_copy).items() if not k.parts[0] == "changes"} == before
     assert not list((vendors_copy / "changes").rglob("*.cfg")) and not (vendors_copy / "changes/links.jsonl").exists()

@@ -19,7 +19,7 @@ from jinbao_netops.inventory.model import LinkState
 from jinbao_netops.topology.provision import allocate as al
 from jinbao_netops.topology.provision import engine as en
 from jinbao_netops.topology.provision import render as rd
-from jinbao_netops.topology.provision.device import connect
+from jinbao_netops.access import Access
 
 sys.path.insert(0, str(REPO / "tests/fixtures/provision"))
 from fakedevice import FakeDevice, wire
@@ -282,7 +282,8 @@ def test_push_confirm_and_rollback_through_netmiko(env, link_id, device):
     with open(kh, "a") as f:
         f.write(fake.known_hosts_line())
     try:
-        s = connect(inv, dev.model_copy(update={"management": "127.0.0.1"}), port=fake.port)
+        inv.devices[device] = dev.model_copy(update={"management": "127.0.0.1"})
+        s = Access(inv, port=fake.port).open(device)
         backup = s.show_running()
         assert rd.parse(backup).find(f"interface {end.interface}") is not None
         intended = rd.render_end(inv, link, end, alloc.ends)

@@ -117,9 +117,9 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
 
     # guards: a running database is never overwritten, another province never receives this one
     r = netops("backup", "restore", "panyu-db1:mariadb:shebao", "--to", "panyu-db1", env=env)
-    assert r.returncode == 1 and "database shebao exists" in r.stderr
+    assert r.returncode == 2 and "database shebao exists" in r.stderr  # a guard: bad input until --force
     r = netops("backup", "restore", "gd-db1:postgresql:shebao", "--to", "sc-dr-bak1", env=env)
-    assert r.returncode == 1 and "belongs to province guangdong" in r.stderr
+    assert r.returncode == 2 and "belongs to province guangdong" in r.stderr
     # the province centre is gone: restore at the DR site from the off-site copy
     r = netops("backup", "restore", "gd-db1:postgresql:shebao", "--to", "gd-dr-bak1", "--from-dr", "--json", env=env)
     assert r.returncode == 0, r.stdout + r.stderr

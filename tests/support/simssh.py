@@ -22,6 +22,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from jinbao_netops.inventory.platforms import PLATFORMS
+
 
 def keypair(path: Path) -> str:
     """Write an Ed25519 private key (OpenSSH format) to ``path``; return its public line."""
@@ -35,8 +37,9 @@ def keypair(path: Path) -> str:
 class SshSim:
     """Devices ``{name: (address, outputs)}`` on ``port``: ``outputs`` maps a command to its text."""
 
-    def __init__(self, devices: dict[str, tuple[str, dict[str, str]]], port: int, user: str = "netops"):
-        self.devices, self.port, self.user = devices, port, user
+    def __init__(self, devices: dict[str, tuple[str, dict[str, str]]], port: int, user: str = "netops",
+                 password: str | None = None):
+        self.devices, self.port, self.user, self.password = devices, port, user, password
         self.dir = Path(tempfile.mkdtemp(prefix="netops-simssh-"))
         self.client_key = str(self.dir / "id_ed25519")
         self.known_hosts = str(self.dir / "known_hosts")
@@ -47,7 +50,7 @@ class SshSim:
         host_pub = keypair(self.dir / "host_key")
         Path(self.known_hosts).write_text("".join(f"[{a}]:{self.port} {host_pub}\n" for a, _ in self.devices.values()))
         cfg = self.dir / "sim.json"
-        cfg.write_text(json.dumps({"port": self.port, "user": self.user, "client_pub": client_pub,
+        cfg.write_text(json.dumps({"port": self.port, "user": self.user, "client_pub": client_pub, "password": self.password,
                                    "host_key": str(self.dir / "host_key"),
                                    "devices": {n: [a, out] for n, (a, out) in self.devices.items()}}))
         log = self.dir / "sim.log"
@@ -65,6 +68,30 @@ class SshSim:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("SSH simulator did not listen in time")
+
+    KEY_ENV = "NETOPS_SIM_SSH_KEY"
+
+    def environ(self) -> dict[str, str]:
+        """What the access layer needs to reach the simulated devices: the key reference and known_hosts."""
+        return {self.KEY_ENV: self.client_key, "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={self.known_hosts}"}
+
+    def inventory(self, platforms: dict[str, str], extra: dict[str, str] | None = None):
+        """An inventory of the simulated devices ({name: platform}; ``extra`` adds devices at other
+        addresses, e.g. one nobody answers on) with one key credential, as the access layer reads it."""
+        from jinbao_netops.inventory.model import Credentials, Device, SecretRef, Site
+        from jinbao_netops.inventory.store import Inventory
+
+        addrs = {n: a for n, (a, _) in self.devices.items()} | (extra or {})
+        inv = Inventory(root=self.dir, credentials={"sim": Credentials(id="sim", username=self.user,
+                                                                       ssh_key=SecretRef(env=self.KEY_ENV))},
+                        sites={"sim": Site(id="sim", name="模拟 sim", level="ministry", block="127.0.0.0/8")})
+        for i, (name, platform) in enumerate(sorted(platforms.items()), 1):
+            network = PLATFORMS[platform].kind == "network"
+            inv.devices[name] = Device(id=name, site="sim", role="router" if network else "server", platform=platform,
+                                       management=addrs[name], credentials="sim",
+                                       loopback=f"127.255.0.{i}" if network else None)
+        inv.index()
+        return inv
 
     def close(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -91,15 +118,24 @@ def serve(config: str) -> None:
     by_addr = {a: (name, out) for name, (a, out) in cfg["devices"].items()}
 
     class Server(paramiko.ServerInterface):
+        """One connection: any number of session channels, each an exec (one command) or a shell."""
+
         def __init__(self):
-            self.exec: str | None = None
-            self.ready = threading.Event()
+            self.requests: dict[int, str | None] = {}  # channel id → exec command (None: a shell)
+            self.ready: dict[int, threading.Event] = {}
+
+        def _event(self, chanid: int) -> threading.Event:
+            return self.ready.setdefault(chanid, threading.Event())
 
         def get_allowed_auths(self, username):
-            return "publickey"
+            return "publickey,password" if cfg["password"] else "publickey"
 
         def check_auth_publickey(self, username, key):
             ok = username == cfg["user"] and key.get_base64() == allowed
+            return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+        def check_auth_password(self, username, password):
+            ok = cfg["password"] and (username, password) == (cfg["user"], cfg["password"])
             return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
 
         def check_channel_request(self, kind, chanid):
@@ -109,12 +145,13 @@ def serve(config: str) -> None:
             return True
 
         def check_channel_shell_request(self, channel):
-            self.ready.set()
+            self.requests[channel.get_id()] = None
+            self._event(channel.get_id()).set()
             return True
 
         def check_channel_exec_request(self, channel, command):
-            self.exec = command.decode(errors="replace")
-            self.ready.set()
+            self.requests[channel.get_id()] = command.decode(errors="replace")
+            self._event(channel.get_id()).set()
             return True
 
     def run(command: str, outputs: dict) -> tuple[str, int]:
@@ -122,18 +159,13 @@ def serve(config: str) -> None:
             return outputs[command], 0
         return f"-bash: {command.split()[0] if command.split() else ''}: command not found\n", 127
 
-    def session(conn: socket.socket, address: str) -> None:
-        name, outputs = by_addr[address]
-        t = paramiko.Transport(conn)
-        t.add_server_key(host_key)
-        srv = Server()
+    def channel(chan, srv: Server, name: str, outputs: dict) -> None:
         try:
-            t.start_server(server=srv)
-            chan = t.accept(20)
-            if chan is None or not srv.ready.wait(20):
+            if not srv._event(chan.get_id()).wait(20):
                 return
-            if srv.exec is not None:
-                text, rc = run(srv.exec, outputs)
+            command = srv.requests[chan.get_id()]
+            if command is not None:
+                text, rc = run(command, outputs)
                 chan.sendall(text.encode())
                 chan.send_exit_status(rc)
                 chan.close()
@@ -157,8 +189,21 @@ def serve(config: str) -> None:
                     chan.sendall(f"{line}\r\n{text.replace(chr(10), chr(13) + chr(10))}{prompt}".encode())
         except (EOFError, OSError, paramiko.SSHException):
             return
+
+    def session(conn: socket.socket, address: str) -> None:
+        name, outputs = by_addr[address]
+        t = paramiko.Transport(conn)
+        t.add_server_key(host_key)
+        srv = Server()
+        try:
+            t.start_server(server=srv)
+            while t.is_active():  # channels until the client hangs up, as a real sshd serves them
+                chan = t.accept(1)
+                if chan is not None:
+                    threading.Thread(target=channel, args=(chan, srv, name, outputs), daemon=True).start()
+        except (EOFError, OSError, paramiko.SSHException):
+            return
         finally:
-            t.join(10)  # the client hangs up first, as with a real device
             t.close()
 
     sel = selectors.DefaultSelector()

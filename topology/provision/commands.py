@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from jinbao_netops.inventory.loader import DEFAULT_INVENTORY
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL
+from jinbao_netops.errors import FINDINGS, OK
 from jinbao_netops.output import Out
 
-from .device import DeviceError
 from .engine import Options, change, county_link, decommission_link
 
 STEPS = 6
@@ -50,13 +48,7 @@ def _run(args, out: Out, action: str, find) -> int:
     root = _root(args)
     link_id = find(root)
     with out.progress(f"{action} {link_id}", total=STEPS) as step:
-        try:
-            res = change(root, link_id, action, _opts(args, step))
-        except DeviceError as e:
-            if out.json_mode:
-                out.json({"ok": False, "link": link_id, "error": str(e), "pushed": False})
-            print(f"netops link: {e} (nothing pushed 未下发任何配置)", file=sys.stderr)
-            return PARTIAL
+        res = change(root, link_id, action, _opts(args, step))
     _report(out, res)
     return OK if res["ok"] else FINDINGS
 

@@ -17,14 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jinbao_netops.inventory import Inventory, load
-from jinbao_netops.access import secret
+from jinbao_netops.access import Access
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.files import write_atomic
-from jinbao_netops.errors import UsageError
+from jinbao_netops.errors import DeviceError, UsageError
 
 from . import allocate as al
 from . import render as rd
-from .device import DeviceError, connect
 
 # Test hook (documented in docs and the lab test): when set, the named template directory replaces
 # the shipped one; the lab test points it at a deliberately broken copy to exercise the rollback.
@@ -117,12 +116,12 @@ def _ministry_router(inv: Inventory):
 
 # --- checks ----------------------------------------------------------------------------------
 
-def _snmp_ifname(inv: Inventory, dev, address, port: int = 161) -> str:
+def _snmp_ifname(access: Access, dev, address, port: int = 161) -> str:
     """ifName of the interface that carries ``address``, over SNMPv3 (IP-MIB ipAdEntIfIndex, IF-MIB ifName)."""
-    snmp = inv.credentials[dev.credentials].snmp
+    snmp = access.inv.credentials[dev.credentials].snmp
     auth = ["-v3", "-l", "authPriv", "-u", snmp.user, "-a", snmp.auth_protocol,
-            "-A", secret(inv, dev.credentials, "snmp.auth_key", snmp.auth_key),
-            "-x", snmp.priv_protocol, "-X", secret(inv, dev.credentials, "snmp.priv_key", snmp.priv_key)]
+            "-A", access.secret(dev.credentials, "snmp.auth_key", snmp.auth_key),
+            "-x", snmp.priv_protocol, "-X", access.secret(dev.credentials, "snmp.priv_key", snmp.priv_key)]
 
     def get(oid: str) -> str:
         p = subprocess.run(["snmpget", "-On", "-Oqv", "-t", "2", "-r", "1", *auth, f"udp:{dev.management}:{port}", oid],
@@ -141,7 +140,7 @@ def _names(plat, name: str) -> set[str]:
     return {name, short}
 
 
-def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, active: bool,
+def checks(access: Access, link, ends: list[End], addrs: dict, county: End, active: bool,
            snmp_port: int = 161) -> list[dict]:
     """Run every check once; each result has name, ok and the evidence text."""
     out = []
@@ -164,10 +163,10 @@ def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, acti
                 cmd = p.ping.format(source=addrs[str(e.end)].ip, target=addrs[str(peer.end)].ip)
                 pr = s.run(cmd, check=False)
                 add(f"{e.device.id} ping {peer.device.id} across the link 链路连通", re.search(p.ping_ok, pr), pr)
-            ifname = _snmp_ifname(inv, e.device, addrs[str(e.end)].ip, snmp_port)
+            ifname = _snmp_ifname(access, e.device, addrs[str(e.end)].ip, snmp_port)
             add(f"{e.device.id} SNMP ifName of {addrs[str(e.end)].ip} = {name} 网管可见", ifname == name,
                 f"ipAdEntIfIndex → ifName {ifname or '(none)'}")
-    mr = _ministry_router(inv)
+    mr = _ministry_router(access.inv)
     p = county.plat
     if p.ping:
         cmd = p.ping.format(source=county.device.loopback, target=mr.loopback)
@@ -176,11 +175,11 @@ def checks(inv: Inventory, link, ends: list[End], addrs: dict, county: End, acti
     return out
 
 
-def verify(inv, link, ends, addrs, county, active, timeout: float, snmp_port: int = 161) -> list[dict]:
+def verify(access: Access, link, ends, addrs, county, active, timeout: float, snmp_port: int = 161) -> list[dict]:
     """Repeat the checks until all pass or ``timeout`` seconds have gone by; the last round is the evidence."""
     deadline = time.monotonic() + timeout
     while True:
-        res = checks(inv, link, ends, addrs, county, active, snmp_port)
+        res = checks(access, link, ends, addrs, county, active, snmp_port)
         if all(r["ok"] for r in res) or time.monotonic() > deadline:
             return res
         time.sleep(1)
@@ -204,17 +203,14 @@ def _check_templates(inv: Inventory, link, opts: Options) -> None:
                              f"({tdir / dev.platform / 'link.j2'})")
 
 
-def _open_ends(inv: Inventory, link, opts: Options) -> list[End]:
+def _open_ends(access: Access, inv: Inventory, link) -> list[End]:
     """A session to each end; an unreachable device is a DeviceError before anything is written."""
     ends = [End(e, inv.devices[e.device]) for e in (link.a, link.b)]
     try:
         for e in ends:
-            e.session = connect(inv, e.device, port=opts.port)
-    except DeviceError:
-        for e in ends:
-            if e.session:
-                e.session.close()
-        raise
+            e.session = access.session(e.device.id)
+    except DeviceError as x:
+        raise DeviceError(x.device, f"{x.detail} (nothing pushed 未下发任何配置)") from None
     return ends
 
 
@@ -237,31 +233,33 @@ def _rollback(ends: list[End]) -> list[dict]:
     return out
 
 
-def change(root: Path, link_id: str, action: str, opts: Options) -> dict:
+def change(root: Path, link_id: str, action: str, opts: Options, environ=None) -> dict:
     """Provision (action "provision") or decommission one link. Returns the result (also recorded).
-    A check run takes no locks and writes nothing (backups only into ``opts.changes`` if given)."""
+    A check run takes no locks and writes nothing (backups only into ``opts.changes`` if given).
+    ``environ`` resolves the credential references (default: the process environment)."""
     cdir = changes_dir(root, opts)
     inv = load(root)
+    with Access(inv, environ, port=opts.port) as access:
+        return _change(root, inv, link_id, action, opts, cdir, access)
+
+
+def _change(root: Path, inv: Inventory, link_id: str, action: str, opts: Options, cdir: Path, access: Access) -> dict:
     link = inv.links[link_id]
     _check_templates(inv, link, opts)
     al.allocate(inv, link)  # a full pool, too, is found before any device is touched
     locks = nullcontext() if opts.check else change_locks(cdir, link_id, [e.device for e in link.ends()])
     with locks:
-        ends = _open_ends(inv, link, opts)  # before the allocation is written: unreachable changes nothing
-        try:
-            inv, alloc = al.reserve(root, link_id, write=action == "provision" and not opts.check)
-            link = inv.links[link_id]
-            county = next(e for e in ends if inv.is_uplink(link, e.device.id))
-            addrs = dict(alloc.ends)
-            opts.step(1, "allocated 已分配地址")
-            want = addrs if action == "provision" else {}
-            return _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts)
-        finally:
-            for e in ends:
-                e.session.close()
+        ends = _open_ends(access, inv, link)  # before the allocation is written: unreachable changes nothing
+        inv, alloc = al.reserve(root, link_id, write=action == "provision" and not opts.check)
+        link = inv.links[link_id]
+        county = next(e for e in ends if inv.is_uplink(link, e.device.id))
+        addrs = dict(alloc.ends)
+        opts.step(1, "allocated 已分配地址")
+        want = addrs if action == "provision" else {}
+        return _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts, access)
 
 
-def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts) -> dict:
+def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts, access: Access) -> dict:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     result = {**_record_base(action, link, alloc), "devices": {}}
     for e in ends:
@@ -288,7 +286,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
                 e.pushed = True
                 e.session.configure(result["devices"][e.device.id]["commands"], arm_minutes=opts.arm_minutes)
         opts.step(1, "pushed 已下发")
-        evidence = verify(inv, link, ends, addrs, county, action == "provision", opts.verify_timeout, opts.snmp_port)
+        evidence = verify(access, link, ends, addrs, county, action == "provision", opts.verify_timeout, opts.snmp_port)
     except DeviceError as x:
         evidence = [{"check": "push 下发", "ok": False, "evidence": str(x)}]
     result["verification"] = evidence
