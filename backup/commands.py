@@ -76,7 +76,7 @@ def cmd_drill_run(args, out: Out) -> int:
             for i, s in enumerate(steps, 1):
                 out.print(f"  {i}. {s}")
         return OK
-    with Access(inv) as access, out.progress(f"drill {sc['id']} 演练", total=6) as step:
+    with Access(inv, args.environ) as access, out.progress(f"drill {sc['id']} 演练", total=6) as step:
         jn = run(inv, sc, ssh_shell(access), step)
     if out.json_mode:
         out.json(jn)
@@ -99,7 +99,7 @@ def cmd_run(args, out: Out) -> int:
     inv = load(args.inventory)
     kinds = args.kind or list(KINDS)
     reports = {}
-    with Access(inv, timeout=args.timeout) as access:
+    with Access(inv, args.environ, timeout=args.timeout) as access:
         if "configs" in kinds:
             n = len(network_devices(inv, args.scope))
             with out.progress("configs 设备配置", total=n) as step:
@@ -177,7 +177,7 @@ def cmd_verify(args, out: Out) -> int:
         raise UsageError("nothing to verify: no backed-up asset in scope (run `netops backup run` first)")
     subsets = int(policy()["verify"]["read_data_subsets"])
     results = []
-    with Access(inv) as access, out.progress("verify 校验", total=len(by_store)) as step:
+    with Access(inv, args.environ) as access, out.progress("verify 校验", total=len(by_store)) as step:
         for sid, entries in sorted(by_store.items()):
             store = inv.devices[sid]
             drdev = dr_store_of(inv, store)
@@ -209,7 +209,7 @@ def cmd_verify(args, out: Out) -> int:
 def cmd_restore(args, out: Out) -> int:
     from .restore import restore
 
-    with Access(load(args.inventory)) as access:
+    with Access(load(args.inventory), args.environ) as access:
         res = restore(access, args.asset, args.to, snapshot=args.snapshot, force=args.force, from_dr=args.from_dr)
     ok = res.get("matches_source", True)
     if out.json_mode:

@@ -120,12 +120,12 @@ class LabActions:
     def __init__(self, inv: Inventory):
         from jinbao_netops.lab.runtime import Lab
 
-        self.lab = Lab(inv.network.id)
-        if not self.lab.state():
+        self.lab = Lab.open(inv)
+        if not self.lab.is_up:
             raise UsageError(f"drills inject faults in the lab twin: lab {self.lab.name!r} is not up (netops lab up)")
 
     def run(self, node: str, *cmd: str, check: bool = True) -> str:
-        r = self.lab.nsenter(node, list(cmd), timeout=120)
+        r = self.lab.node(node).exec(list(cmd), timeout=120)
         if check and r.returncode != 0:
             raise DeviceError(node, f"{' '.join(cmd)}: {(r.stderr or r.stdout).strip()[-200:]}")
         return r.stdout
@@ -138,8 +138,7 @@ class LabActions:
         return self.run(node, "systemctl", "is-active", service, check=False).strip() == "active"
 
     def ping(self, node: str, address: str) -> bool:
-        return subprocess.run(["ip", "netns", "exec", self.lab.state()["nodes"][node]["ns"], "ping", "-n", "-q", "-c", "3",
-                               "-i", "0.2", "-W", "1", address], capture_output=True).returncode == 0
+        return self.lab.node(node).run_in_netns(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", address]).returncode == 0
 
 
 def _wait(pred, timeout: float, every: float = 0.5) -> bool:

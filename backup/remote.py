@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jinbao_netops.inventory import Device, Inventory, Role
 from jinbao_netops.errors import UsageError
+from jinbao_netops.inventory import Device, Inventory, Role
 
 STORE_ROOT = "/srv/netops"  # on a backup store: configs.git, restic/ ...
 
@@ -39,7 +39,6 @@ def dr_store_of(inv: Inventory, store: Device) -> Device | None:
 
 
 def scope_devices(inv: Inventory, scope: str | None) -> list[str]:
-    from jinbao_netops.errors import UsageError
 
     if scope is None:
         return sorted(inv.devices)

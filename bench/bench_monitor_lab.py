@@ -57,8 +57,8 @@ def main() -> None:
 
 def measure(args) -> dict:
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
-    lab = Lab(inv.network.id)
-    if not lab.state():
+    lab = Lab.open(inv)
+    if not lab.is_up:
         raise SystemExit("bench_monitor_lab: the lab is not up (.venv/bin/pytest tests/lab/test_lab.py -k second_up)")
     gd = endpoints(inv)["guangdong"]
     collector = f"http://{inv.devices['gd-mon1'].management}:9469/metrics"
@@ -94,7 +94,7 @@ def measure(args) -> dict:
                 time.sleep(0.5)  # the previous run's alert resolved
             time.sleep(args.scrape_interval * 1.7)  # a random phase against the scrape and round clocks
             start = time.monotonic()
-            lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "down"], check=True)
+            lab.node("guangzhou-r1").exec(["ip", "link", "set", "eth4", "down"], check=True)
             seen: dict[str, float] = {}
             try:
                 while len(seen) < len(checks) and time.monotonic() - start < 300:
@@ -103,7 +103,7 @@ def measure(args) -> dict:
                             seen[name] = round(time.monotonic() - start, 2)
                     time.sleep(0.2)
             finally:
-                lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "up"], check=True)
+                lab.node("guangzhou-r1").exec(["ip", "link", "set", "eth4", "up"], check=True)
             if len(seen) < len(checks):
                 raise SystemExit(f"bench_monitor_lab: LinkDown did not arrive within 300 s (seen {seen})")
             runs.append(seen)

@@ -73,16 +73,16 @@ def _plan(args):
         raise UsageError(f"collect {args.verb}: --stop-at {args.stop_at}: give the --scope it applies to")
     inv = load(args.inventory)
     devices = scope_devices(inv, args.scope, Level(args.stop_at) if args.stop_at else None)
-    targets = snmp_targets(inv, devices, **_opts(args))
-    dbs = [] if args.no_db else db_targets(inv, devices)
+    targets = snmp_targets(inv, devices, args.environ, **_opts(args))
+    dbs = [] if args.no_db else db_targets(inv, devices, args.environ)
     sshs = [] if args.no_ssh else ssh.targets(inv, devices, timeout=max(args.timeout * 5, 10))
     return inv, targets, dbs, sshs
 
 
-def db_targets(inv, devices):
+def db_targets(inv, devices, environ=None):
     from .db import targets
 
-    return targets(inv, devices)
+    return targets(inv, devices, environ)
 
 
 async def _round(poller: Poller, targets, dbs, sshs, access, deadline: float, advance=lambda n=1, label=None: None):
@@ -134,7 +134,7 @@ def cmd_once(args, out: Out) -> int:
         finally:
             poller.close()
 
-    with Access(inv) as access, out.progress("collect 采集", total=len(targets) + len(dbs) + len(sshs)) as advance:
+    with Access(inv, args.environ) as access, out.progress("collect 采集", total=len(targets) + len(dbs) + len(sshs)) as advance:
         results, health, shell, took = asyncio.run(one_round(advance))
     recs = [result_record(t, r) for t, r in zip(targets, results)]
     failed = ([r["device"] for r in recs if not r["ok"]] + [f"{h['device']}/{h['service']}" for h in health if not h["up"]]
@@ -235,7 +235,7 @@ def cmd_serve(args, out: Out) -> int:
                 return
             await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - start)))
 
-    with Access(inv) as access:  # SSH logins once, not every round
+    with Access(inv, args.environ) as access:  # SSH logins once, not every round
         asyncio.run(loop())
     return OK if not snap.round["failed"] else PARTIAL
 
@@ -246,9 +246,8 @@ def cmd_prepare_lab(args, out: Out) -> int:
     from .db import prepare_lab
 
     inv = load(args.inventory)
-    lab = Lab(args.lab or inv.network.id)
-    if not lab.state():
-        raise UsageError(f"collect prepare-lab: lab {lab.name!r} is not up (netops lab up)")
+    lab = Lab.open(inv, args.lab)
+    lab.require_up()
     report = prepare_lab(inv, lab, out.note)
     if out.json_mode:
         out.json(report)

@@ -35,7 +35,7 @@ class DbTarget:
         return {"device": self.device, "service": self.service, "address": self.address, **self.labels}
 
 
-def targets(inv, devices: list[str]) -> list[DbTarget]:
+def targets(inv, devices: list[str], environ=None) -> list[DbTarget]:
     wanted = [(d, s) for d in devices for s in inv.devices[d].services]
     if not wanted:
         return []
@@ -43,7 +43,7 @@ def targets(inv, devices: list[str]) -> list[DbTarget]:
     for d, svc in wanted:
         profile = inv.devices[d].credentials
         try:
-            password = secret(inv, profile, "db_password", inv.credentials[profile].db_password)
+            password = secret(inv, profile, "db_password", inv.credentials[profile].db_password, environ)
         except UsageError as e:
             raise UsageError(f"{e} (the {ROLE} role's password), or pass --no-db") from None
         out.append(DbTarget(d, svc, str(inv.devices[d].management), password, labels(inv, d)))
@@ -249,7 +249,7 @@ def prepare_lab(inv, lab, note=lambda m: None) -> dict:
             script = (PG_SETUP if svc == "postgresql" else MARIADB_SETUP).format(
                 role=ROLE, password=values[ref.env], address=dev.management, net=mgmt, host=host_pattern)
             note(f"prepare {d} {svc}")
-            r = lab.nsenter(d, ["sh", "-c", script], timeout=90)
+            r = lab.node(d).exec(["sh", "-c", script], timeout=90)
             if r.returncode != 0:
                 problems.append(f"{d} {svc}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
             else:

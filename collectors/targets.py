@@ -35,7 +35,7 @@ def labels(inv: Inventory, device: str) -> dict[str, str]:
             "city": lineage.get("city", ""), "county": lineage.get("county", ""), "site": site.id, "device": device}
 
 
-def snmp_targets(inv: Inventory, devices: list[str], **opts) -> list[Target]:
+def snmp_targets(inv: Inventory, devices: list[str], environ=None, **opts) -> list[Target]:
     out = []
     for d in devices:
         dev = inv.devices[d]
@@ -47,9 +47,9 @@ def snmp_targets(inv: Inventory, devices: list[str], **opts) -> list[Target]:
                    user=snmp.user, auth_protocol=snmp.auth_protocol, priv_protocol=snmp.priv_protocol,
                    labels=labels(inv, d), **opts)
         if dev.snmp_version == "v2c":
-            t.community = secret(inv, dev.credentials, "snmp.community", snmp.community)
+            t.community = secret(inv, dev.credentials, "snmp.community", snmp.community, environ)
         else:
-            t.auth_key = secret(inv, dev.credentials, "snmp.auth_key", snmp.auth_key)
-            t.priv_key = secret(inv, dev.credentials, "snmp.priv_key", snmp.priv_key)
+            t.auth_key = secret(inv, dev.credentials, "snmp.auth_key", snmp.auth_key, environ)
+            t.priv_key = secret(inv, dev.credentials, "snmp.priv_key", snmp.priv_key, environ)
         out.append(t)
     return out

@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import subprocess
-import sys
 
-from jinbao_netops.inventory import load
 from jinbao_netops.errors import FINDINGS, UsageError
+from jinbao_netops.inventory import load
 from jinbao_netops.output import Out
 
-from .runtime import Lab, LabError
+from .runtime import Lab
 
 
 def register(nouns, common) -> None:
@@ -39,10 +38,7 @@ def register(nouns, common) -> None:
 
 
 def _lab(args, inv=None) -> Lab:
-    if args.lab:
-        return Lab(args.lab)
-    inv = inv or load(args.inventory)
-    return Lab(inv.network.id)
+    return Lab(args.lab) if args.lab else Lab.open(inv or load(args.inventory))
 
 
 def cmd_up(args, out: Out) -> int:
@@ -88,17 +84,12 @@ def cmd_status(args, out: Out) -> int:
 def cmd_exec(args, out: Out) -> int:
     if not args.cmd:
         raise UsageError("lab exec: give a command: netops lab exec NODE -- CMD ...")
-    lab = _lab(args)
-    st = lab.state()
-    if not st:
-        raise LabError(f"lab {lab.name!r} is not up")
-    if args.node not in st["nodes"]:
-        raise UsageError(f"lab {lab.name!r}: node {args.node!r}: no such node")
+    node = _lab(args).node(args.node)
     if out.json_mode:
-        r = lab.nsenter(args.node, args.cmd, timeout=600)
+        r = node.exec(args.cmd, timeout=600)
         out.json({"node": args.node, "cmd": args.cmd, "rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr})
         return r.returncode
-    return subprocess.call(lab.node_command(args.node, args.cmd))  # inherits the terminal
+    return subprocess.call(node.command(args.cmd))  # inherits the terminal
 
 
 def cmd_reach(args, out: Out) -> int:
@@ -118,8 +109,7 @@ def cmd_reach(args, out: Out) -> int:
 
 def cmd_env(args, out: Out) -> int:
     lab = _lab(args)
-    if not lab.state():
-        raise LabError(f"lab {lab.name!r} is not up")
+    lab.require_up()
     env = lab.env()
     if out.json_mode:
         out.json(env)
@@ -134,8 +124,7 @@ def cmd_seed(args, out: Out) -> int:
 
     inv = load(args.inventory)
     lab = _lab(args, inv)
-    if not lab.state():
-        raise LabError(f"lab {lab.name!r} is not up")
+    lab.require_up()
     n = sum(len(d.services) for d in inv.devices.values())
     with out.progress("seed 演示数据", total=n) as step:
         recs = seed(inv, lab, note=lambda m: step(1, m))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from jinbao_netops.inventory.model import LinkKind, LinkState, Role
+from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,6 +39,29 @@ class NodeIf:
 
 
 @dataclass
+class Login:
+    """The operator account a node gets: its user, and the credential references (names of the
+    variables the lab generates values for) of its SSH key and password."""
+    username: str
+    ssh_key: str | None = None
+    password: str | None = None
+
+
+@dataclass
+class Snmp:
+    """The node's snmpd: the suite's SNMPv3 user (and a v2c community where the inventory asks),
+    with the references of the keys the lab generates."""
+    user: str
+    auth_protocol: str
+    priv_protocol: str
+    auth_key: str
+    priv_key: str
+    community: str | None       # reference of the v2c community, None for v3 only
+    location: str               # the site's display name
+    management: str             # the management network (v2c is answered from there only)
+
+
+@dataclass
 class Node:
     device: str
     site: str
@@ -53,6 +76,8 @@ class Node:
     loopback: str | None = None
     services: list[str] = field(default_factory=list)  # systemd units that must be active
     frr_conf: str | None = None
+    login: Login | None = None
+    snmp: Snmp | None = None
 
 
 @dataclass
@@ -66,12 +91,34 @@ class Wire:
 
 
 @dataclass
+class Secret:
+    """A credential reference the lab generates a value for: an SSH key pair (``ssh_key``, named
+    after its credentials profile) or a random token."""
+    name: str                 # the reference (environment variable or vault name)
+    kind: str                 # "ssh_key" or "token"
+    profile: str
+    env: bool                 # an {env: NAME} reference (exported by `netops lab env`)
+
+
+@dataclass
+class Reach:
+    """What `lab reach` pings: every county's first server (its router when it has none) → the
+    ministry's server across the routed WAN; ``owner`` names the device behind each address."""
+    target: str
+    address: str
+    sources: list[tuple[str, str, str]]   # (county, display name, source device)
+    owner: dict[str, str]
+
+
+@dataclass
 class Plan:
     lab: str
     bridge: str               # host-side management bridge
     ops_host: str             # its address (CIDR)
     nodes: dict[str, Node]
     wires: list[Wire]
+    secrets: list[Secret] = field(default_factory=list)
+    reach: Reach | None = None
 
 
 def _short(*parts: str, n: int = 6) -> str:
@@ -107,8 +154,56 @@ def build(inv: Inventory, lab: str) -> Plan:
     for node in nodes.values():
         if node.image == "frr":
             node.frr_conf = render_frr(inv, node)
+        _access(inv, node)
     return Plan(lab=lab, bridge=f"jb-{lab}"[:15], ops_host=f"{net.address_plan.ops_host}/{mgmt_len}",
-                nodes=nodes, wires=wires)
+                nodes=nodes, wires=wires, secrets=_secrets(inv), reach=_reach(inv))
+
+
+def _ref(ref) -> str | None:
+    return (ref.env or ref.vault) if ref is not None else None
+
+
+def _access(inv: Inventory, node: Node) -> None:
+    """The node's operator login and snmpd user, from its credentials profile."""
+    d = inv.devices[node.device]
+    cred = inv.credentials[d.credentials]
+    node.login = Login(cred.username, _ref(cred.ssh_key), _ref(cred.password))
+    snmp = cred.snmp
+    if snmp is not None:
+        node.snmp = Snmp(snmp.user, snmp.auth_protocol, snmp.priv_protocol, _ref(snmp.auth_key), _ref(snmp.priv_key),
+                         _ref(snmp.community) if d.snmp_version == "v2c" else None, inv.sites[d.site].name,
+                         str(inv.network.address_plan.management))
+
+
+def _secrets(inv: Inventory) -> list[Secret]:
+    """Every credential reference of the inventory's profiles, once each."""
+    out: dict[str, Secret] = {}
+    for cred in inv.credentials.values():
+        refs = [("ssh_key", cred.ssh_key), ("token", cred.password), ("token", cred.db_password),
+                ("token", cred.restic_password)]
+        if cred.snmp:
+            refs += [("token", cred.snmp.auth_key), ("token", cred.snmp.priv_key), ("token", cred.snmp.community)]
+        for kind, ref in refs:
+            if ref is not None and _ref(ref) not in out:
+                out[_ref(ref)] = Secret(_ref(ref), kind, cred.id, bool(ref.env))
+    return list(out.values())
+
+
+def _reach(inv: Inventory) -> Reach | None:
+    servers = sorted(d for d in inv.devices_by_site.get(inv.ministry.id, []) if inv.devices[d].role == Role.server)
+    if not servers:
+        return None
+    target = servers[0]
+    address = next((str(i.address.ip) for i in inv.devices[target].interfaces.values() if i.address), None)
+    if address is None:
+        return None
+    sources = []
+    for site in inv.sites_in_order():
+        if site.level == Level.county and inv.devices_by_site.get(site.id):
+            devs = sorted(inv.devices_by_site[site.id], key=lambda d: inv.devices[d].role == Role.router)
+            sources.append((site.id, site.name, devs[0]))
+    owner = {str(i.address.ip): d.id for d in inv.devices.values() for i in d.interfaces.values() if i.address}
+    return Reach(target, address, sources, owner)
 
 
 def _lan_hubs(inv: Inventory) -> set[tuple[str, str]]:
@@ -185,11 +280,9 @@ def render_frr(inv: Inventory, node: Node) -> str:
                                                    loopback_area=inv.site_area(node.site))
 
 
-def render_snmpd(inv: Inventory, device_id: str, secrets: dict[str, str]) -> str:
-    d = inv.devices[device_id]
-    snmp = inv.credentials[d.credentials].snmp
-    community = secrets[snmp.community.env or snmp.community.vault] if d.snmp_version == "v2c" and snmp.community else None
+def render_snmpd(node: Node, secrets: dict[str, str]) -> str:
+    """The node's snmpd.conf from its plan and the lab's generated values."""
+    s = node.snmp
     return _env.get_template("snmpd.conf.j2").render(
-        device=d, site=inv.sites[d.site], snmp=snmp, auth_key=secrets[snmp.auth_key.env or snmp.auth_key.vault],
-        priv_key=secrets[snmp.priv_key.env or snmp.priv_key.vault], community=community,
-        mgmt=str(inv.network.address_plan.management))
+        device=node.device, snmp=s, auth_key=secrets[s.auth_key], priv_key=secrets[s.priv_key],
+        community=secrets[s.community] if s.community else None)

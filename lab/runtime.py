@@ -24,6 +24,7 @@ from pathlib import Path
 
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
+from jinbao_netops import procs
 from jinbao_netops.errors import LabError, UsageError
 
 from . import plan as planmod
@@ -74,6 +75,32 @@ class Lab:
         fcntl.flock(fh, fcntl.LOCK_EX)
         return fh
 
+    @classmethod
+    def open(cls, inv: Inventory, name: str | None = None) -> Lab:
+        """The lab of an inventory (named after its network unless ``name`` is given)."""
+        return cls(name or inv.network.id)
+
+    # --- the handle API ------------------------------------------------------------------------
+    @property
+    def is_up(self) -> bool:
+        return self.state() is not None
+
+    def require_up(self) -> None:
+        """A command that needs the lab when it is down: bad usage (exit 2), say how to bring it up."""
+        if self.state() is None:
+            raise UsageError(f"lab {self.name!r} is not up (netops lab up)")
+
+    def nodes(self) -> list[str]:
+        return sorted((self.state() or {}).get("nodes", {}))
+
+    def node(self, name: str) -> Node:
+        """A handle on node ``name``; UsageError when the lab is down or has no such node."""
+        self.require_up()
+        st = self.state()
+        if name not in st["nodes"]:
+            raise UsageError(f"lab {self.name!r}: node {name!r}: no such node")
+        return Node(self, name, st["nodes"][name])
+
     # --- state ------------------------------------------------------------------------------
     def state(self) -> dict | None:
         try:
@@ -100,15 +127,8 @@ class Lab:
     # --- processes --------------------------------------------------------------------------
     def _ours(self, pid: int, machine: str) -> bool:
         """True if pid is the systemd-nspawn this lab started for ``machine`` (guards against pid reuse)."""
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    _reap(pid)
-                    return False
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError):
-            return False
-        return b"systemd-nspawn" in cmd[0] and f"--machine={machine}".encode() in cmd
+        procs.reap(pid)  # a node that exited while this process was its parent (lab up) is collected
+        return procs.ours(pid, lambda cmd: "systemd-nspawn" in cmd[0] and f"--machine={machine}" in cmd)
 
     def leader(self, pid: int) -> int | None:
         """The node's init (systemd): the child of its systemd-nspawn."""
@@ -134,17 +154,18 @@ class Lab:
         return ["nsenter", "-t", str(leader), "-a", "--", "env", "-i", f"PATH={NODE_PATH}", "LANG=C.UTF-8",
                 "HOME=/root", f"TERM={os.environ.get('TERM', 'dumb')}", *cmd]
 
-    def nsenter(self, device: str, cmd: list[str], timeout: float = 30, check: bool = False, input: str | None = None):
+    def _nsenter(self, device: str, cmd: list[str], timeout: float = 30, check: bool = False, input: str | None = None):
         return _run(self.node_command(device, cmd), check=check, timeout=timeout, input=input)
 
     # --- up ---------------------------------------------------------------------------------
     def up(self, inv: Inventory, note=lambda m: None, progress=None, keep_on_failure: bool = False) -> dict:
+        """Realise the inventory's plan (built here; the runtime works from the plan alone)."""
         _preflight()
-        with self.lock():
-            return self._up(inv, note, progress, keep_on_failure)
-
-    def _up(self, inv: Inventory, note, progress, keep_on_failure: bool) -> dict:
         plan = planmod.build(inv, self.name)
+        with self.lock():
+            return self._up(plan, str(inv.root), note, progress, keep_on_failure)
+
+    def _up(self, plan: planmod.Plan, source: str, note, progress, keep_on_failure: bool) -> dict:
         digest = _digest(plan)
         st = self.state()
         if st and st.get("digest") != digest:
@@ -161,16 +182,16 @@ class Lab:
         started = time.monotonic()
         try:
             if fresh:
-                st = {"lab": self.name, "digest": digest, "inventory": str(inv.root), "image": str(image),
+                st = {"lab": self.name, "digest": digest, "inventory": source, "image": str(image),
                       "bridge": plan.bridge, "created": time.time(), "nodes": {}}
                 self.dir.mkdir(parents=True, exist_ok=True)
                 os.chmod(self.dir, 0o700)
                 self._save(st)  # from here on, `down` knows what to remove
-                secret_values, env_refs = self._make_secrets(inv)
-                st["env_refs"] = env_refs
+                secret_values = self._make_secrets(plan)
+                st["env_refs"] = [s.name for s in plan.secrets if s.env]
                 self._host_bridge(plan)
                 for node in plan.nodes.values():
-                    self._make_node(inv, plan, node, image, secret_values)
+                    self._make_node(plan, node, image, secret_values)
                     st["nodes"][node.device] = {"ns": node.ns, "machine": node.machine, "pid": None,
                                                 "mgmt": node.mgmt, "services": node.services, "image": node.image}
                     step(1, node.device)
@@ -191,33 +212,20 @@ class Lab:
                 "seconds": round(time.monotonic() - started, 1),
                 "message": f"lab {self.name!r} is up: {len(plan.nodes)} nodes, {len(plan.wires)} links"}
 
-    def _make_secrets(self, inv: Inventory) -> tuple[dict[str, str], list[str]]:
-        """Per-lab credentials for every reference the inventory's profiles make; never in the repo."""
+    def _make_secrets(self, plan: planmod.Plan) -> dict[str, str]:
+        """Per-lab values for every credential reference of the plan; never in the repository."""
         values: dict[str, str] = {}
-        env_refs: list[str] = []
         sshdir = self.dir / "ssh"
         sshdir.mkdir(mode=0o700, exist_ok=True)
-        for cred in inv.credentials.values():
-            refs = [("ssh_key", cred.ssh_key), ("password", cred.password), ("db_password", cred.db_password),
-                    ("restic_password", cred.restic_password)]
-            if cred.snmp:
-                refs += [("auth_key", cred.snmp.auth_key), ("priv_key", cred.snmp.priv_key), ("community", cred.snmp.community)]
-            for kind, ref in refs:
-                if ref is None:
-                    continue
-                name = ref.env or ref.vault
-                if name in values:
-                    continue
-                if kind == "ssh_key":
-                    key = sshdir / cred.id
-                    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"netops-lab-{self.name}-{cred.id}", "-f", str(key)])
-                    values[name] = str(key)
-                else:
-                    values[name] = secrets.token_hex(12)
-                if ref.env:
-                    env_refs.append(name)
+        for s in plan.secrets:
+            if s.kind == "ssh_key":
+                key = sshdir / s.profile
+                _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"netops-lab-{self.name}-{s.profile}", "-f", str(key)])
+                values[s.name] = str(key)
+            else:
+                values[s.name] = secrets.token_hex(12)
         write_atomic(self.dir / "secrets.json", json.dumps(values, indent=1), 0o600)
-        return values, env_refs
+        return values
 
     def _host_bridge(self, plan: planmod.Plan) -> None:
         if _run(["ip", "link", "show", plan.bridge], check=False).returncode != 0:
@@ -225,7 +233,7 @@ class Lab:
         _run(["ip", "addr", "replace", plan.ops_host, "dev", plan.bridge])
         _run(["ip", "link", "set", plan.bridge, "up"])
 
-    def _make_node(self, inv: Inventory, plan: planmod.Plan, node: planmod.Node, image: Path, values: dict) -> None:
+    def _make_node(self, plan: planmod.Plan, node: planmod.Node, image: Path, values: dict) -> None:
         ns = node.ns
         _run(["ip", "netns", "add", ns])
         lines = [f"link add {node.host_veth} type veth peer name {planmod.MGMT_IFNAME} netns {ns}",
@@ -243,27 +251,26 @@ class Lab:
             (ndir / sub).mkdir(parents=True, exist_ok=True)
         _run(["mount", "-t", "overlay", f"lab-{node.machine}"[:60], "-o",
               f"lowerdir={image},upperdir={ndir / 'upper'},workdir={ndir / 'work'}", str(ndir / "root")])
-        self._prepare(inv, node, ndir / "root", values)
+        self._prepare(node, ndir / "root", values)
 
-    def _prepare(self, inv: Inventory, node: planmod.Node, root: Path, values: dict) -> None:
+    def _prepare(self, node: planmod.Node, root: Path, values: dict) -> None:
         """Node identity and configuration, written into its overlay before it boots."""
-        d = inv.devices[node.device]
-        cred = inv.credentials[d.credentials]
+        login = node.login
         write_atomic(root / "etc/hostname", node.device + "\n")
         write_atomic(root / "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {node.device}\n")
         write_atomic(root / "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
         # operator account (the base image has `netops`; other profile names are added)
-        if f"\n{cred.username}:" not in "\n" + (root / "etc/passwd").read_text():
-            _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", cred.username])
-        uid, gid = _ids(root, cred.username)
-        if cred.ssh_key:
-            home = root / ("home/" + cred.username)
-            pub = Path(values[cred.ssh_key.env or cred.ssh_key.vault] + ".pub").read_text()
+        if f"\n{login.username}:" not in "\n" + (root / "etc/passwd").read_text():
+            _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", login.username])
+        uid, gid = _ids(root, login.username)
+        if login.ssh_key:
+            home = root / ("home/" + login.username)
+            pub = Path(values[login.ssh_key] + ".pub").read_text()
             (home / ".ssh").mkdir(mode=0o700, exist_ok=True)
             os.chown(home / ".ssh", uid, gid)
             write_atomic(home / ".ssh/authorized_keys", pub, 0o600, (uid, gid))
-        if cred.password:
-            _run(["chroot", str(root), "chpasswd"], input=f"{cred.username}:{values[cred.password.env or cred.password.vault]}\n")
+        if login.password:
+            _run(["chroot", str(root), "chpasswd"], input=f"{login.username}:{values[login.password]}\n")
         # ssh host keys of its own, and the lab's known_hosts entry for its management address
         for kind in ("ed25519", "ecdsa"):
             key = root / f"etc/ssh/ssh_host_{kind}_key"
@@ -277,7 +284,7 @@ class Lab:
             kh.write(f"{mgmt_ip} {kind} {key}\n")
         # snmpd: v3 authPriv user (and v2c only where the inventory says so)
         _, snmp_gid = _ids(root, "Debian-snmp")
-        write_atomic(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(inv, node.device, values), 0o640, (0, snmp_gid))
+        write_atomic(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(node, values), 0o640, (0, snmp_gid))
         # routing
         if node.frr_conf:
             fuid, fgid = _ids(root, "frr")
@@ -381,9 +388,9 @@ class Lab:
                     return [f"{device}: systemd-nspawn exited (see {self.dir}/nodes/{device}/console.log)"]
                 if not self.leader(pid):
                     continue
-                state = self.nsenter(device, ["systemctl", "is-system-running"]).stdout.strip()
+                state = self._nsenter(device, ["systemctl", "is-system-running"]).stdout.strip()
                 if state == "degraded":
-                    failed = self.nsenter(device, ["systemctl", "--failed", "--plain", "--no-legend"]).stdout.split("\n")
+                    failed = self._nsenter(device, ["systemctl", "--failed", "--plain", "--no-legend"]).stdout.split("\n")
                     return [f"{device}: failed units: {', '.join(ln.split()[0] for ln in failed if ln.strip())}"]
                 if state == "running":
                     del booting[device]
@@ -396,7 +403,7 @@ class Lab:
         while True:
             missing = {}
             for device, want in expected.items():
-                full = self.ospf_full(device)
+                full = self.node(device).ospf_full()
                 if full < want:
                     missing[device] = f"{full}/{want}"
             if not missing:
@@ -413,19 +420,10 @@ class Lab:
         return []
 
     def _services_problem(self, device: str, services: list[str]) -> str | None:
-        r = self.nsenter(device, ["systemctl", "is-active", *services])
+        r = self._nsenter(device, ["systemctl", "is-active", *services])
         states = r.stdout.split()
         bad = [f"{s}={st}" for s, st in zip(services, states) if st != "active"]
         return f"{device}: services not active: {', '.join(bad)}" if bad else None
-
-    def ospf_full(self, device: str) -> int:
-        r = self.nsenter(device, ["vtysh", "-c", "show ip ospf neighbor json"])
-        try:
-            data = json.loads(r.stdout or "{}")
-        except ValueError:
-            return 0
-        return sum(1 for lst in data.get("neighbors", {}).values() for n in lst
-                   if str(n.get("nbrState") or n.get("state", "")).startswith("Full"))
 
     # --- down -------------------------------------------------------------------------------
     def down(self) -> dict:
@@ -438,25 +436,19 @@ class Lab:
         removed = {"processes": 0, "mounts": 0, "namespaces": 0, "links": 0}
         pids = [(n["pid"], n["machine"]) for n in st.get("nodes", {}).values() if n.get("pid")]
         pids += [(pid, m) for pid, m in self._scan_processes() if (pid, m) not in pids]
-        live = [(pid, m) for pid, m in pids if self._ours(pid, m)]
-        for pid, _ in live:
-            os.kill(pid, signal.SIGTERM)  # nspawn turns this into an orderly poweroff of the node
-        deadline = time.monotonic() + 20
-        while live and time.monotonic() < deadline:
-            live = [(pid, m) for pid, m in live if self._ours(pid, m)]
-            time.sleep(0.1)
-        for pid, m in live:  # did not power off in time
-            leader = self.leader(pid)
-            for victim in (leader, pid):
+        # a pidfd per node process, taken while it is known to be ours: it tells when that very
+        # process has exited (its command line empties while it tears down, so /proc alone cannot)
+        live = {pid: fd for pid, m in pids if self._ours(pid, m) and (fd := procs.pidfd(pid)) is not None}
+        for pid in live:
+            procs.kill(pid, signal.SIGTERM)  # nspawn turns this into an orderly poweroff of the node
+        left = procs.wait_exit(live, 20)
+        for pid in left:  # did not power off in time
+            for victim in (self.leader(pid), pid):
                 if victim:
-                    try:
-                        os.kill(victim, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        deadline = time.monotonic() + 5  # killed processes still hold mounts and cgroups until gone
-        while live and time.monotonic() < deadline:
-            live = [(pid, m) for pid, m in live if self._ours(pid, m)]
-            time.sleep(0.1)
+                    procs.kill(victim, signal.SIGKILL)
+        stuck = sorted(procs.wait_exit(left, 10))  # killed processes still hold mounts and cgroups until gone
+        for fd in live.values():
+            os.close(fd)
         removed["processes"] = len(pids) + self._end_guests()
         for mnt in sorted(self._mounts(), key=len, reverse=True):
             if _run(["umount", mnt], check=False).returncode != 0:
@@ -476,7 +468,7 @@ class Lab:
             _run(["ip", "link", "del", bridge], check=False)
             removed["links"] += 1
         shutil.rmtree(self.dir, ignore_errors=True)
-        left = self.leftovers()
+        left = self.leftovers() + ([f"node processes {stuck} did not exit"] if stuck else [])
         if left:
             raise LabError(f"lab {self.name!r} down left: {'; '.join(left)}")
         return {"lab": self.name, "removed": removed, "message": f"lab {self.name!r} is down; nothing left behind"}
@@ -516,20 +508,10 @@ class Lab:
         return out
 
     def _end_guests(self) -> int:
-        guests = found = self._guests()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in guests:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 5
-            while guests and time.monotonic() < deadline:
-                for pid in guests:
-                    _reap(pid)
-                guests = [pid for pid in guests if _running(pid)]
-                time.sleep(0.1)
-        return len(found)
+        """End the host processes the suite started inside the lab's namespaces (they are the lab's)."""
+        guests = self._guests()
+        procs.end(guests, lambda cmd: True, timeout=5)
+        return len(guests)
 
     def _mounts(self) -> list[str]:
         prefix = str(self.dir) + "/"
@@ -583,8 +565,8 @@ class Lab:
             if self.node_pid(device):
                 rec["state"] = "running"
                 try:
-                    rec["system"] = self.nsenter(device, ["systemctl", "is-system-running"]).stdout.strip()
-                    states = self.nsenter(device, ["systemctl", "is-active", *n["services"]]).stdout.split()
+                    rec["system"] = self._nsenter(device, ["systemctl", "is-system-running"]).stdout.strip()
+                    states = self._nsenter(device, ["systemctl", "is-active", *n["services"]]).stdout.split()
                     rec["services"] = dict(zip(n["services"], states))
                 except LabError:
                     rec["state"] = "stopped"
@@ -597,62 +579,85 @@ class Lab:
     # --- reachability -------------------------------------------------------------------------
     def reach(self, inv: Inventory) -> list[dict]:
         """Every county → the ministry's server, pinged across the routed WAN from the county's
-        server (its router when it has none)."""
-        st = self.state()
-        if not st:
-            raise LabError(f"lab {self.name!r} is not up")
-        target_dev = _ministry_target(inv)
-        target = _wan_address(inv, target_dev)
-        rows = []
-        counties = [s for s in inv.sites_in_order() if s.level.value == "county"]
+        server (its router when it has none), as the inventory's plan says."""
+        self.require_up()
+        r = planmod.build(inv, self.name).reach
+        if r is None:
+            raise LabError(f"the ministry site {inv.ministry.id!r} has no addressed server to reach")
+        nodes = set(self.nodes())
 
-        owner = {str(i.address.ip): d.id for d in inv.devices.values() for i in d.interfaces.values() if i.address}
-
-        def path(src: str) -> list[str]:
+        def path(src: Node) -> list[str]:
             """The routed path as the nodes' own tables give it, hop by hop."""
-            hops, node = [src], src
+            hops, node = [src.name], src
             for _ in range(16):
-                route = _run(["ip", "-n", st["nodes"][node]["ns"], "route", "get", target], check=False).stdout.split()
+                route = _run(["ip", "-n", node.ns, "route", "get", r.address], check=False).stdout.split()
                 if "via" not in route:
                     break  # the target is on a connected network of this node
-                node = owner.get(route[route.index("via") + 1], route[route.index("via") + 1])
-                hops.append(node)
-                if node not in st["nodes"]:
+                hop = route[route.index("via") + 1]
+                hops.append(r.owner.get(hop, hop))
+                if hops[-1] not in nodes:
                     break
-            return hops + ([target_dev] if hops[-1] != target_dev else [])
+                node = self.node(hops[-1])
+            return hops + ([r.target] if hops[-1] != r.target else [])
 
-        def one(site):
-            devs = sorted(inv.devices_by_site.get(site.id, []), key=lambda d: inv.devices[d].role.value == "router")
-            src = devs[0]
-            ns = st["nodes"][src]["ns"]
+        def one(source):
+            county, name, device = source
+            src = self.node(device)
             for _ in range(5):
-                r = _run(["ip", "netns", "exec", ns, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", target], check=False)
-                if r.returncode == 0:
+                res = src.run_in_netns(["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", r.address])
+                if res.returncode == 0:
                     break
                 time.sleep(1)
-            rtt = next((ln.split("=")[1].split("/")[1] for ln in r.stdout.splitlines() if "min/avg" in ln), None)
-            hops = path(src)
-            return {"county": site.id, "name": site.name, "from": src, "to": target_dev, "address": target,
-                    "path": hops, "ok": r.returncode == 0, "rtt_ms": float(rtt) if rtt else None}
+            rtt = next((ln.split("=")[1].split("/")[1] for ln in res.stdout.splitlines() if "min/avg" in ln), None)
+            return {"county": county, "name": name, "from": device, "to": r.target, "address": r.address,
+                    "path": path(src), "ok": res.returncode == 0, "rtt_ms": float(rtt) if rtt else None}
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            rows = list(pool.map(one, counties))
-        return rows
+            return list(pool.map(one, r.sources))
 
 
-def _ministry_target(inv: Inventory) -> str:
-    devs = inv.devices_by_site.get(inv.ministry.id, [])
-    servers = sorted(d for d in devs if inv.devices[d].role.value == "server")
-    if not servers:
-        raise LabError(f"the ministry site {inv.ministry.id!r} has no server to reach")
-    return servers[0]
+class Node:
+    """A handle on one node of a running lab: its namespace, management address, state, and
+    commands run inside it. Other rooms reach the lab's nodes only through this."""
 
+    def __init__(self, lab: Lab, name: str, record: dict):
+        self.lab, self.name = lab, name
+        self.ns: str = record["ns"]
+        self.address: str = record["mgmt"].split("/")[0]
+        self.services: list[str] = list(record.get("services", []))
+        # the node's writable layer over the shared base image: every file it changed, added or
+        # deleted since the lab made it (what a read-only check compares before and after)
+        self.changes: Path = lab.dir / "nodes" / name / "upper"
 
-def _wan_address(inv: Inventory, device: str) -> str:
-    for itf in inv.devices[device].interfaces.values():
-        if itf.address:
-            return str(itf.address.ip)
-    raise LabError(f"device {device!r} has no interface address")
+    @property
+    def running(self) -> bool:
+        return self.lab.node_pid(self.name) is not None
+
+    def command(self, cmd: list[str]) -> list[str]:
+        """The host command line that runs ``cmd`` as root inside the node (all its namespaces)."""
+        return self.lab.node_command(self.name, cmd)
+
+    def exec(self, cmd: list[str], timeout: float = 30, check: bool = False, input: str | None = None):
+        """Run ``cmd`` inside the node as root; CompletedProcess (text). ``check``: LabError on non-zero."""
+        return _run(self.command(cmd), check=check, timeout=timeout, input=input)
+
+    def netns_command(self, cmd: list[str]) -> list[str]:
+        """A host command line that runs ``cmd`` in the node's network namespace only (the host's
+        filesystem and tools): how the suite starts its own processes inside the lab."""
+        return ["nsenter", f"--net=/run/netns/{self.ns}", "--", *cmd]
+
+    def run_in_netns(self, cmd: list[str], timeout: float = 60):
+        return _run(self.netns_command(cmd), check=False, timeout=timeout)
+
+    def ospf_full(self) -> int:
+        """OSPF neighbours in state Full, as the node's FRR reports them."""
+        r = self.exec(["vtysh", "-c", "show ip ospf neighbor json"])
+        try:
+            data = json.loads(r.stdout or "{}")
+        except ValueError:
+            return 0
+        return sum(1 for lst in data.get("neighbors", {}).values() for n in lst
+                   if str(n.get("nbrState") or n.get("state", "")).startswith("Full"))
 
 
 def _expected_neighbours(plan: planmod.Plan) -> dict[str, int]:
@@ -693,22 +698,6 @@ def _tcp_open(ip: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _running(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _inotify_in_use_by_root() -> int:

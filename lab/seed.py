@@ -52,10 +52,10 @@ def seed(inv, lab, note=lambda m: None) -> list[dict]:
             prefix = (code + "000000")[:6]  # the administrative division code of the nearest site that has one
             note(f"seed {dev_id} {svc}")
             rec = {"device": dev_id, "service": svc, "database": DATABASE, "ok": False, "rows": 0, "error": None}
-            r = lab.nsenter(dev_id, _fill(CREATE[svc], db=DATABASE), timeout=60)
+            r = lab.node(dev_id).exec(_fill(CREATE[svc], db=DATABASE), timeout=60)
             if r.returncode == 0:
                 sql = SQL[svc].format(prefix=prefix, rows=ROWS[svc])
-                r = lab.nsenter(dev_id, _fill(RUN[svc], db=DATABASE, sql=sql), timeout=120)
+                r = lab.node(dev_id).exec(_fill(RUN[svc], db=DATABASE, sql=sql), timeout=120)
             if r.returncode == 0:
                 rec.update(ok=True, rows=int(r.stdout.split()[-1]))
             else:

@@ -81,7 +81,7 @@ def _stack(args):
     from .stack import Stack
 
     inv = load(args.inventory)
-    return Stack(inv, Lab(args.lab or inv.network.id))
+    return Stack(inv, Lab.open(inv, args.lab))
 
 
 def cmd_generate(args, out: Out) -> int:

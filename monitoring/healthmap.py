@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+from jinbao_netops import procs
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import LEVEL_ORDER, LinkState
 from jinbao_netops.inventory.store import Inventory
@@ -459,27 +460,17 @@ def _stop(port: int) -> int | None:
     pidfile = _run_dir() / f"healthmap-{port}.pid"
     try:
         pid = int(pidfile.read_text())
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
-        pidfile.unlink(missing_ok=True)
-        return None
+        pid = None
     pidfile.unlink(missing_ok=True)
-    if b"web" not in cmd or not any(c.endswith(f":{port}".encode()) for c in cmd):
-        return None  # the pid was reused by something else
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if not _running(pid):
-            break
-        time.sleep(0.1)
+
+    def mine(cmd: list[str]) -> bool:  # this map's server, not a process that reused the pid
+        return "web" in cmd and any(a.endswith(f":{port}") for a in cmd)
+
+    if not procs.ours(pid, mine):
+        return None
+    procs.end([pid], mine)
     return pid
-
-
-def _running(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting for its parent."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _detach(args, host: str, port: int, out: Out) -> int:

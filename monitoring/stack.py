@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -29,11 +28,11 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from jinbao_netops.inventory.store import Inventory
+from jinbao_netops import procs
+from jinbao_netops.errors import NetopsError, UsageError
 from jinbao_netops.files import write_atomic
-from jinbao_netops.errors import UsageError
+from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.lab.runtime import Lab, LabError, state_root
 
 from . import generate as gen
@@ -44,8 +43,8 @@ DROPIN = "/etc/systemd/system/{unit}.service.d/netops-monitor.conf"
 READY_TIMEOUT = 120.0
 
 
-class MonitorError(Exception):
-    """The stack could not be brought to the asked state (exit status 1)."""
+class MonitorError(NetopsError):
+    """The stack could not be brought to the asked state (exit status 4)."""
 
 
 @dataclass(frozen=True)
@@ -144,9 +143,10 @@ class Process:
     cmd: list[str]
     listen: str             # ADDR:PORT it serves /metrics on
     netns: str | None       # the lab node's network namespace it runs in (None: the host's)
+    node: str | None = None  # that lab node
 
 
-def processes(inv: Inventory, lab_state: dict, interval: float) -> list[Process]:
+def processes(inv: Inventory, lab: Lab, interval: float) -> list[Process]:
     out = []
     for s in servers(inv):
         scope, stop_at = gen.collector_scope(inv, s.key)
@@ -154,27 +154,20 @@ def processes(inv: Inventory, lab_state: dict, interval: float) -> list[Process]
         out.append(Process(f"collect-{s.key}", [sys.executable, "-m", "jinbao_netops.cli", "collect", "serve", "-i", str(inv.root),
                                                 "--scope", scope, *(["--stop-at", stop_at.value] if stop_at else []),
                                                 "--listen", listen, "--interval", f"{interval:g}"],
-                           listen, lab_state["nodes"][s.node]["ns"]))
+                           listen, lab.node(s.node).ns, s.node))
     ops = inv.network.address_plan.ops_host if inv.network else None
     if ops is not None:  # the backup catalogue, where the province configs scrape it (generate: netops-backup)
         from jinbao_netops.backup.remote import state_dir
 
         listen = f"{ops}:{gen.NODE_EXPORTER_PORT}"
-        out.append(Process("textfile", [sys.executable, "-m", "monitoring.textfile", "--listen", listen,
+        out.append(Process("textfile", [sys.executable, "-m", "jinbao_netops.monitoring.textfile", "--listen", listen,
                                         "--dir", str(state_dir() / "metrics")], listen, None))
     return out
 
 
 def _alive(pid: int | None, cmd: list[str]) -> bool:
     """True if pid runs exactly ``cmd`` (what this stack started; guards against pid reuse)."""
-    if not pid:
-        return False
-    try:
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1] == cmd
-    except (OSError, IndexError, UnicodeDecodeError):
-        return False
+    return procs.ours(pid, lambda c: c == cmd)
 
 
 def _in_netns(pid: int, netns: str | None) -> bool:
@@ -189,14 +182,7 @@ def _in_netns(pid: int, netns: str | None) -> bool:
 
 
 def _end(pid: int, cmd: list[str]) -> None:
-    if not _alive(pid, cmd):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while _alive(pid, cmd) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid, cmd):
-        os.kill(pid, signal.SIGKILL)
+    procs.end([pid], lambda c: c == cmd)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -233,15 +219,12 @@ class Stack:
         self.state_file = self.dir / "state.json"
         self.servers = servers(inv)
 
-    def _require_lab(self) -> dict:
-        st = self.lab.state()
-        if not st:
-            raise UsageError(f"monitor: lab {self.lab.name!r} is not up (netops lab up)")
-        missing = [s.node for s in self.servers if s.node not in st["nodes"]]
+    def _require_lab(self) -> None:
+        self.lab.require_up()
+        missing = [s.node for s in self.servers if s.node not in self.lab.nodes()]
         if missing:
             raise UsageError(f"monitor: lab {self.lab.name!r} has no node {', '.join(missing)} "
-                             f"(it was built from another inventory: {st.get('inventory')})")
-        return st
+                             f"(it was built from another inventory: {self.lab.state().get('inventory')})")
 
     def state(self) -> dict:
         try:
@@ -254,13 +237,13 @@ class Stack:
 
     def _node(self, server: Server, script: str, input: str | None = None, timeout: float = 120):
         try:
-            return self.lab.nsenter(server.node, ["sh", "-c", script], input=input, timeout=timeout)
+            return self.lab.node(server.node).exec(["sh", "-c", script], input=input, timeout=timeout)
         except LabError as e:
             raise MonitorError(f"{server.node}: {e}") from None
 
     # up ------------------------------------------------------------------------------------------
     def up(self, timing: gen.Timing, collect_interval: float, advance=lambda n=1, label=None: None) -> dict:
-        lab_st = self._require_lab()
+        self._require_lab()
         if collect_interval <= 0:
             raise UsageError(f"monitor up: --collect-interval {collect_interval:g}: must be positive")
         files = gen.files(self.inv, timing=timing.check())
@@ -279,7 +262,7 @@ class Stack:
             changed.append(f"{server.node}: prometheus, alertmanager")
             advance(label=server.node)
 
-        procs = processes(self.inv, lab_st, collect_interval)
+        procs = processes(self.inv, self.lab, collect_interval)
         running = st.get("processes", {})
         for name in [n for n in running if n not in {p.name for p in procs}]:  # no longer wanted
             _end(running[name]["pid"], running.pop(name)["cmd"])
@@ -294,9 +277,9 @@ class Stack:
                 _end(rec["pid"], rec["cmd"])
             env = env or self._collector_env()
             log = self.dir / f"{proc.name}.log"
-            netns = ["nsenter", f"--net=/run/netns/{proc.netns}", "--"] if proc.netns else []
+            argv = self.lab.node(proc.node).netns_command(proc.cmd) if proc.node else proc.cmd
             with open(log, "ab") as fh:
-                p = subprocess.Popen([*netns, *proc.cmd], env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
+                p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
                                      start_new_session=True)
             started[proc.name] = p
             running[proc.name] = {"pid": p.pid, "cmd": proc.cmd, "listen": proc.listen, "log": str(log)}
@@ -348,7 +331,7 @@ class Stack:
                 _end(r["pid"], r["cmd"])
                 ended.append(f"{name} pid {r['pid']}")
             advance(label=name)
-        lab_up = self.lab.state() is not None
+        lab_up = self.lab.is_up
         if lab_up:
             self._require_lab()
             with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
@@ -368,14 +351,14 @@ class Stack:
         """Anything of the stack still running or installed (empty after a clean ``down``)."""
         left = [f"{name} pid {r['pid']}" for name, r in self.state().get("processes", {}).items()
                 if _alive(r["pid"], r["cmd"])]
-        if self.lab.state():
+        if self.lab.is_up:
             for s in self.servers:
                 left += [f"{s.node}: {line}" for line in self._node(s, LEFTOVERS).stdout.splitlines() if line.strip()]
         return left
 
     # status --------------------------------------------------------------------------------------
     def status(self) -> dict:
-        if not self.lab.state():
+        if not self.lab.is_up:
             return {"lab": self.lab.name, "lab_up": False, "up": False, "ok": False, "installed": False, "servers": [],
                     "processes": []}
         self._require_lab()
@@ -383,7 +366,7 @@ class Stack:
         with ThreadPoolExecutor(max_workers=len(self.servers) + 4) as pool:
             srv = list(pool.map(self._server_status, self.servers))
             procs = list(pool.map(lambda p: _process_status(p, st.get("processes", {}).get(p.name)),
-                                  processes(self.inv, self.lab.state(), st.get("collect_interval") or gen.SCRAPE_INTERVAL)))
+                                  processes(self.inv, self.lab, st.get("collect_interval") or gen.SCRAPE_INTERVAL)))
         up = all(c["ok"] for s in srv for c in (s["prometheus"], s["alertmanager"])) and all(p["ok"] for p in procs)
         # ok: the stack is up and sees nothing wrong (every target scraped, no alert firing)
         ok = up and not any(s["prometheus"].get("targets_down") or s["prometheus"].get("firing") for s in srv)

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="netops", description="金保工程 network operations suite: inventory, lab twin, topology, "
                                                 "provisioning, 等保 audit, collectors, monitoring, backup and drills.")
     globals_(parser, None)
+    # where credential references resolve: the process environment, unless a caller (the cycle) hands
+    # the verb another mapping (the lab's credentials), so nothing edits os.environ
+    parser.set_defaults(environ=None)
     parser.add_argument("--version", action="version", version=f"netops (jinbao-netops) {_suite_version()}")
     nouns = parser.add_subparsers(dest="noun", metavar="NOUN", parser_class=_Parser)
     nouns.required = True
@@ -70,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     out = Out(json_mode="--json" in argv)  # until the arguments are parsed, so a usage error gets its envelope
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # named against the verb they were given to, not the top-level parser
+            where = " ".join(x for x in ("netops", args.noun, getattr(args, "verb", None)) if x)
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see {where} --help)")
         out = Out(json_mode=args.json)
         return int(args.func(args, out) or 0)
     except NetopsError as e:

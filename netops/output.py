@@ -16,8 +16,13 @@ from rich.progress import (
 from rich.table import Table
 
 class Out:
-    def __init__(self, json_mode: bool = False):
+    """Where a verb's output goes. ``capture``: the JSON document is kept in ``captured`` instead of
+    printed (the cycle runs verbs and collects their results this way)."""
+
+    def __init__(self, json_mode: bool = False, capture: bool = False):
         self.json_mode = json_mode
+        self.capture = capture
+        self.captured = None
         # not a terminal (a pipe, CI log): wide enough that tables are not cut
         self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -27,6 +32,9 @@ class Out:
         return not self.json_mode and self.err.is_terminal
 
     def json(self, data) -> None:
+        if self.capture:
+            self.captured = data
+            return
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
     def print(self, *args, **kw) -> None:

@@ -52,7 +52,7 @@ def cmd_audit(args, out: Out) -> int:
     from .audit import targets
 
     n = len(targets(inv, args.scope))
-    with Access(inv) as access, out.progress("审计 auditing", n) as advance:
+    with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
         if args.configs:
             run = file_runner(Path(args.configs), run)

@@ -23,9 +23,11 @@ class FakeLab:
     def secrets(self):
         return self._secrets
 
-    def nsenter(self, device, cmd, timeout=30):
-        self.calls.append((device, cmd[-1]))
-        return SimpleNamespace(returncode=0, stdout="", stderr="")
+    def node(self, device):
+        def exec(cmd, timeout=30):
+            self.calls.append((device, cmd[-1]))
+            return SimpleNamespace(returncode=0, stdout="", stderr="")
+        return SimpleNamespace(exec=exec)
 
 
 def test_every_database_gets_the_role_with_the_labs_password():

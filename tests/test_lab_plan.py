@@ -76,11 +76,26 @@ def test_hosts_route_through_their_site_router():
 
 def test_snmpd_v3_everywhere_v2c_only_where_declared():
     secrets = {"NETOPS_SNMP_AUTH_KEY": "a" * 16, "NETOPS_SNMP_PRIV_KEY": "p" * 16, "NETOPS_SNMP_COMMUNITY": "c0mm"}
-    v3 = plan.render_snmpd(INV, "gd-r1", secrets)
+    v3 = plan.render_snmpd(PLAN.nodes["gd-r1"], secrets)
     assert 'createUser netops SHA "aaaaaaaaaaaaaaaa" AES "pppppppppppppppp"' in v3 and "rouser netops priv" in v3
     assert "community" not in v3
-    v2c = plan.render_snmpd(INV, "huadu-r1", secrets)
+    v2c = plan.render_snmpd(PLAN.nodes["huadu-r1"], secrets)
     assert "rocommunity c0mm 10.254.0.0/16" in v2c and "rouser netops priv" in v2c
+
+
+def test_the_plan_holds_what_the_runtime_needs():
+    """The runtime carries out the plan without reading the inventory again: logins, generated
+    secrets and the reachability check are decided here."""
+    assert PLAN.nodes["gd-db1"].login == plan.Login("netops", "NETOPS_SSH_KEY", None)
+    assert {(s.name, s.kind) for s in PLAN.secrets} >= {("NETOPS_SSH_KEY", "ssh_key"), ("NETOPS_SNMP_AUTH_KEY", "token"),
+                                                        ("NETOPS_DB_MONITOR_PASSWORD", "token")}
+    assert len({s.name for s in PLAN.secrets}) == len(PLAN.secrets)
+    r = PLAN.reach
+    assert (r.target, r.address) == ("bu-srv1", str(next(i.address.ip for i in INV.devices["bu-srv1"].interfaces.values())))
+    counties = [s.id for s in INV.sites_in_order() if s.level.value == "county"]
+    assert [c for c, _, _ in r.sources] == counties
+    assert all(INV.devices[d].site == c for c, _, d in r.sources)
+    assert r.owner[str(next(i.address.ip for i in INV.devices["gd-r1"].interfaces.values() if i.address))] == "gd-r1"
 
 
 def test_bad_lab_name():

@@ -85,10 +85,16 @@ def test_bundle_for_a_province_host():
     assert "prometheus/rules/ministry.yml" in ministry
 
 
-def test_processes_collectors_in_the_monitor_namespaces_and_the_textfile_server():
+def test_processes_collectors_in_the_monitor_namespaces_and_the_textfile_server(tmp_path, monkeypatch):
+    from jinbao_netops.lab.runtime import Lab
+
     inv = load(None)
-    lab_state = {"nodes": {d: {"ns": f"jb.jinbao.{d}"} for d in inv.devices}}
-    procs = {p.name: p for p in stack.processes(inv, lab_state, 5)}
+    monkeypatch.setenv("NETOPS_LAB_DIR", str(tmp_path))
+    lab = Lab.open(inv)
+    lab.dir.mkdir()
+    (lab.dir / "state.json").write_text(json.dumps({"nodes": {d: {"ns": f"jb.jinbao.{d}", "mgmt": f"{dev.management}/16"}
+                                                              for d, dev in inv.devices.items()}}))
+    procs = {p.name: p for p in stack.processes(inv, lab, 5)}
     assert sorted(procs) == ["collect-guangdong", "collect-ministry", "collect-sichuan", "textfile"]
     gd = procs["collect-guangdong"]
     assert gd.netns == "jb.jinbao.gd-mon1" and gd.listen == "10.254.44.15:9469"
@@ -131,7 +137,7 @@ def test_textfile_server_serves_the_catalogue(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "monitoring.textfile", "--listen", f"127.0.0.1:{port}", "--dir", str(tmp_path)])
+    proc = subprocess.Popen([sys.executable, "-m", "jinbao_netops.monitoring.textfile", "--listen", f"127.0.0.1:{port}", "--dir", str(tmp_path)])
     try:
         for _ in range(100):
             try:

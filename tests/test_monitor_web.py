@@ -20,6 +20,7 @@ from cdp import Chromium
 
 from jinbao_netops.inventory import load
 from jinbao_netops.monitoring import healthmap as web
+from jinbao_netops import procs
 from jinbao_netops.cli import main
 
 INV = load(None)
@@ -373,7 +374,7 @@ def test_detach_then_stop(netops, tmp_path):
         assert rep["url"] == f"http://127.0.0.1:{port}/" and (tmp_path / f"healthmap-{port}.pid").read_text() == str(rep["pid"])
         assert b'id="map"' in get(rep["url"])
         again = json.loads(netops("monitor", "web", "--detach", "--json", *spec, env=env).stdout)  # replaces the first
-        assert again["pid"] != rep["pid"] and not web._running(rep["pid"])
+        assert again["pid"] != rep["pid"] and not procs.running(rep["pid"])
     finally:
         r = netops("monitor", "web", "--stop", "--json", *spec, env=env)  # never leave a server behind
     assert json.loads(r.stdout) == {"ok": True, "stopped": again["pid"], "port": port}

@@ -29,6 +29,17 @@ def netops(*args: str, env: dict | None = None, timeout: float = 900, check: boo
     return p
 
 
+def rebuild_lab(lab: dict) -> None:
+    """The default lab as `lab up` builds it (a test that needs fresh nodes after others changed them);
+    the session's record of it (``lab["env"]``: its freshly generated credentials) follows."""
+    netops("monitor", "web", "--stop", "--listen", "127.0.0.1:8470", check=False)
+    netops("monitor", "down", check=True)
+    netops("lab", "down", check=True)
+    lab["up"] = json.loads(netops("lab", "up", "--json", check=True).stdout)
+    lab["env"].clear()
+    lab["env"].update(json.loads(netops("lab", "env", "--json", check=True).stdout))
+
+
 def until(what: str, fn, timeout: float):
     """Poll ``fn`` every second until it returns something truthy; fail naming ``what`` and the last value."""
     deadline = time.monotonic() + timeout

@@ -81,7 +81,7 @@ def test_traffic_raises_octet_counters(env):
     lab = Lab(INV.network.id)
     peer = str(INV.devices["gd-r1"].interfaces["eth0"].address.ip)
     before = iface(once(env, "--scope", "guangdong", "--no-db", "--no-ssh"), "gd-db1", "eth0")["counters"]
-    r = lab.nsenter("gd-db1", ["ping", "-f", "-q", "-s", "1400", "-w", "2", peer], timeout=30)
+    r = lab.node("gd-db1").exec(["ping", "-f", "-q", "-s", "1400", "-w", "2", peer], timeout=30)
     assert r.returncode == 0, r.stderr
     after = iface(once(env, "--scope", "guangdong", "--no-db", "--no-ssh"), "gd-db1", "eth0")["counters"]
     assert after["out_octets"] - before["out_octets"] > 1_000_000
@@ -92,7 +92,7 @@ def test_traffic_raises_octet_counters(env):
 def test_link_down_shows_on_next_poll(env):
     lab = Lab(INV.network.id)
     assert iface(once(env, "--scope", "huadu", "--no-db", "--no-ssh"), "huadu-r1", "eth0")["oper_status"] == "up"
-    lab.nsenter("huadu-r1", ["ip", "link", "set", "eth0", "down"], check=True)
+    lab.node("huadu-r1").exec(["ip", "link", "set", "eth0", "down"], check=True)
     try:
         # Each snmpd answers IF-MIB from a table it caches for a few seconds (net-snmp's ifTable
         # cache), so a poll right after the change may still see "up" on either end, each agent's
@@ -111,7 +111,7 @@ def test_link_down_shows_on_next_poll(env):
         assert iface(rec, "huadu-r1", "eth0")["admin_status"] == "down"
         assert iface(rec, "huadu-srv1", "eth0")["oper_status"] in ("down", "lowerLayerDown")
     finally:
-        lab.nsenter("huadu-r1", ["ip", "link", "set", "eth0", "up"], check=True)
+        lab.node("huadu-r1").exec(["ip", "link", "set", "eth0", "up"], check=True)
     for _ in range(20):  # carrier back on both ends
         rec = once(env, "--scope", "huadu", "--no-db", "--no-ssh")
         if iface(rec, "huadu-r1", "eth0")["oper_status"] == iface(rec, "huadu-srv1", "eth0")["oper_status"] == "up":
@@ -122,7 +122,7 @@ def test_link_down_shows_on_next_poll(env):
 
 def test_stopped_database_is_down_then_back(env):
     lab = Lab(INV.network.id)
-    lab.nsenter("sc-db1", ["systemctl", "stop", "postgresql"], check=True, timeout=60)
+    lab.node("sc-db1").exec(["systemctl", "stop", "postgresql"], check=True, timeout=60)
     try:
         rec = once(env, "--scope", "sichuan", "--no-ssh")
         h = next(h for h in rec["databases"] if h["device"] == "sc-db1")
@@ -130,7 +130,7 @@ def test_stopped_database_is_down_then_back(env):
         assert not rec["ok"] and "sc-db1/postgresql" in rec["failed"]
         assert all(h["up"] for h in rec["databases"] if h["device"] != "sc-db1")
     finally:
-        lab.nsenter("sc-db1", ["systemctl", "start", "postgresql"], check=True, timeout=60)
+        lab.node("sc-db1").exec(["systemctl", "start", "postgresql"], check=True, timeout=60)
     rec = once(env, "--scope", "sichuan", "--no-ssh")
     assert next(h for h in rec["databases"] if h["device"] == "sc-db1")["up"] is True
 

@@ -81,7 +81,7 @@ def test_check_prints_the_address_and_reads_every_prometheus(healthmap):
 
 def test_router_stopped_turns_its_site_red(healthmap):
     lab = Lab(INV.network.id)
-    names = [i["ifname"] for i in json.loads(lab.nsenter(ROUTER, ["ip", "-j", "link", "show"], check=True).stdout)
+    names = [i["ifname"] for i in json.loads(lab.node(ROUTER).exec(["ip", "-j", "link", "show"], check=True).stdout)
              if i["ifname"] != "lo"]
     assert "mgmt0" in names and set(INV.devices[ROUTER].interfaces) <= set(names)
     before = full_neighbours(lab)
@@ -95,7 +95,7 @@ def test_router_stopped_turns_its_site_red(healthmap):
         assert all(drawn[s] != "unknown" for s in INV.sites), drawn
         try:
             for n in names:
-                lab.nsenter(ROUTER, ["ip", "link", "set", n, "down"], check=True)
+                lab.node(ROUTER).exec(["ip", "link", "set", n, "down"], check=True)
             page.wait_for(f"document.querySelector('g.site[data-site=\"{SITE}\"]').dataset.health === 'down'", WAIT)
             page.wait_for("[...document.querySelectorAll('#alert-list li.firing')].some(li => li.innerText.includes('NodeDown'))", WAIT)
             assert page.eval("document.querySelector('path.link[data-link=\"huadu-up1\"]').dataset.health") == "down"
@@ -106,13 +106,13 @@ def test_router_stopped_turns_its_site_red(healthmap):
             assert shot.stat().st_size > 20_000
         finally:
             for n in names:
-                lab.nsenter(ROUTER, ["ip", "link", "set", n, "up"], check=True)
+                lab.node(ROUTER).exec(["ip", "link", "set", n, "up"], check=True)
         page.wait_for(f"document.querySelector('g.site[data-site=\"{SITE}\"]').dataset.health === 'ok'", WAIT)
     # routing is back too, for the tests after this one
     until(f"{ROUTER}'s OSPF adjacencies Full again", lambda: full_neighbours(lab) == before)
 
 
 def full_neighbours(lab: Lab) -> int:
-    r = lab.nsenter(ROUTER, ["vtysh", "-c", "show ip ospf neighbor json"], check=True)
+    r = lab.node(ROUTER).exec(["vtysh", "-c", "show ip ospf neighbor json"], check=True)
     return sum((n.get("nbrState") or n.get("state") or "").startswith("Full")
                for ns in json.loads(r.stdout)["neighbors"].values() for n in ns)

@@ -95,8 +95,8 @@ def test_county_link_down_fires_and_federates(stack):
     lab = Lab("jinbao")
     # the line of huadu's only uplink goes dead at the city end: huadu-r1 eth1 loses carrier
     before = scalar(MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}')
-    nbrs = lab.ospf_full("huadu-r1")
-    lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "down"], check=True)
+    nbrs = lab.node("huadu-r1").ospf_full()
+    lab.node("guangzhou-r1").exec(["ip", "link", "set", "eth4", "down"], check=True)
     try:
         firing = until("LinkDown for huadu-r1 at Guangdong's Prometheus", lambda: [
             a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "LinkDown" and a["device"] == "huadu-r1"])
@@ -114,8 +114,8 @@ def test_county_link_down_fires_and_federates(stack):
         assert not query(MIN["prometheus"], 'netops_interface_oper_status{province="guangdong"}')
         assert query(MIN["prometheus"], 'netops_interface_oper_status{level="ministry"}')
     finally:
-        lab.nsenter("guangzhou-r1", ["ip", "link", "set", "eth4", "up"], check=True)
-    until("OSPF back on huadu-r1", lambda: lab.ospf_full("huadu-r1") >= nbrs)
+        lab.node("guangzhou-r1").exec(["ip", "link", "set", "eth4", "up"], check=True)
+    until("OSPF back on huadu-r1", lambda: lab.node("huadu-r1").ospf_full() >= nbrs)
     until("the aggregate back at the ministry", lambda: scalar(
         MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}') == before)
 
@@ -124,8 +124,8 @@ def test_city_router_down_inhibits_its_counties(stack):
     """A city router loses power: its links lose carrier, its SNMP agent and routing stop."""
     lab = Lab("jinbao")
     wan = sorted(INV.devices["guangzhou-r1"].interfaces)
-    nbrs = lab.ospf_full("guangzhou-r1")
-    lab.nsenter("guangzhou-r1", ["sh", "-c", "systemctl stop snmpd frr && " +
+    nbrs = lab.node("guangzhou-r1").ospf_full()
+    lab.node("guangzhou-r1").exec(["sh", "-c", "systemctl stop snmpd frr && " +
                                  " && ".join(f"ip link set {i} down" for i in wan)], check=True, timeout=60)
     try:
         until("NodeDown for guangzhou-r1", lambda: [
@@ -148,16 +148,16 @@ def test_city_router_down_inhibits_its_counties(stack):
         baoan = [a for a in alerts if a["labels"]["alertname"] == "LinkDown" and a["labels"]["device"] == "baoan-r1"]
         assert [(a["labels"]["city"], a["status"]["state"]) for a in baoan] == [("shenzhen", "active")]
     finally:
-        lab.nsenter("guangzhou-r1", ["sh", "-c", " && ".join(f"ip link set {i} up" for i in wan) +
+        lab.node("guangzhou-r1").exec(["sh", "-c", " && ".join(f"ip link set {i} up" for i in wan) +
                                      " && systemctl start frr snmpd"], check=True, timeout=60)
-    until("OSPF back on guangzhou-r1", lambda: lab.ospf_full("guangzhou-r1") >= nbrs)
+    until("OSPF back on guangzhou-r1", lambda: lab.node("guangzhou-r1").ospf_full() >= nbrs)
     until("NodeDown resolved", lambda: not [a for a in prom_alerts(GD["prometheus"]) + prom_alerts(GD["prometheus"], "pending")
                                             if a["alertname"] in ("NodeDown", "LinkDown")])
 
 
 def test_city_database_down_fires(stack):
     lab = Lab("jinbao")
-    lab.nsenter("guangzhou-db1", ["systemctl", "stop", "postgresql"], check=True, timeout=60)
+    lab.node("guangzhou-db1").exec(["systemctl", "stop", "postgresql"], check=True, timeout=60)
     try:
         firing = until("DatabaseDown for guangzhou-db1", lambda: [
             a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "DatabaseDown"])
@@ -165,7 +165,7 @@ def test_city_database_down_fires(stack):
         until("DatabaseDown in Alertmanager", lambda: [a for a in am_alerts(GD["alertmanager"])
                                                        if a["labels"]["alertname"] == "DatabaseDown"])
     finally:
-        lab.nsenter("guangzhou-db1", ["systemctl", "start", "postgresql"], check=True, timeout=60)
+        lab.node("guangzhou-db1").exec(["systemctl", "start", "postgresql"], check=True, timeout=60)
     until("the database up again", lambda: scalar(
         GD["prometheus"], 'netops_db_up{device="guangzhou-db1"}') == 1)
 
@@ -174,7 +174,7 @@ def test_ministry_device_down_fires_at_the_ministry(stack):
     """A ministry server stops answering SNMP: NodeDown at level ministry, from the ministry's own
     collector, in the ministry's Alertmanager (the ministry NOC's route)."""
     lab = Lab("jinbao")
-    lab.nsenter("bu-srv1", ["systemctl", "stop", "snmpd"], check=True, timeout=60)
+    lab.node("bu-srv1").exec(["systemctl", "stop", "snmpd"], check=True, timeout=60)
     try:
         firing = until("NodeDown for bu-srv1 at the ministry's Prometheus", lambda: [
             a for a in prom_alerts(MIN["prometheus"]) if a["alertname"] == "NodeDown"])
@@ -185,5 +185,5 @@ def test_ministry_device_down_fires_at_the_ministry(stack):
             ("bu-srv1", "active", ["ministry-noc"])]
         assert not [a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "NodeDown"]
     finally:
-        lab.nsenter("bu-srv1", ["systemctl", "start", "snmpd"], check=True, timeout=60)
+        lab.node("bu-srv1").exec(["systemctl", "start", "snmpd"], check=True, timeout=60)
     until("bu-srv1 answering again", lambda: scalar(MIN["prometheus"], 'netops_snmp_up{device="bu-srv1"}') == 1)

@@ -48,7 +48,7 @@ def _run(args, out: Out, action: str, find) -> int:
     root = _root(args)
     link_id = find(root)
     with out.progress(f"{action} {link_id}", total=STEPS) as step:
-        res = change(root, link_id, action, _opts(args, step))
+        res = change(root, link_id, action, _opts(args, step), environ=args.environ)
     _report(out, res)
     return OK if res["ok"] else FINDINGS
 

@@ -1,0 +1,53 @@
+"""The README's main job, end to end on the default lab: `netops cycle` with every step's outcome.
+
+It shares the session's lab (already up: the cycle's `lab up` must change nothing) and runs late
+(pytest orders files by name), but it does not rely on that: afterwards it puts the lab back as the
+session found it (the cycle provisions links, hardens servers and starts the monitoring stack), so
+the lab tests pass in any order.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import netops, rebuild_lab
+
+pytestmark = pytest.mark.lab
+
+REPORTS = {"audit-before", "audit", "monitor-status", "map-check", "catalogue"}
+
+
+@pytest.fixture
+def fresh_lab_after(lab):
+    yield
+    rebuild_lab(lab)
+
+
+def test_the_main_job_runs_every_step(lab, fresh_lab_after, tmp_path):
+    out = tmp_path / "out"
+    r = netops("cycle", "--json", "--out", str(out), timeout=3000)
+    rep = json.loads(r.stdout)
+    steps = {s["key"]: s for s in rep["steps"]}
+    failed = {k: (s["rc"], s["error"]) for k, s in steps.items() if s["rc"] and not (k in REPORTS and s["rc"] == 1)}
+    assert r.returncode == rep["rc"] == 0 and not failed, (failed, r.stderr[-3000:])
+    assert not any(s["skipped"] for s in rep["steps"])
+    # every step of the README's list ran, in its order
+    assert [k for k in steps if not k.startswith("provision-")] == [
+        "validate", "lab", "status", "reach", "spof", "check", "draw", "reach-after", "prepare", "collect",
+        "audit-before", "harden", "audit", "monitor-generate", "monitor-up", "monitor-status", "map-check", "map",
+        "seed", "backup", "verify", "catalogue", "drill"]
+    assert sorted(k for k in steps if k.startswith("provision-")) == ["provision-longgang"]
+    # what the steps report is what they did
+    assert steps["lab"]["result"]["changed"] is False  # the session's lab, reused
+    assert all(row["ok"] for row in steps["reach-after"]["result"]["rows"])
+    assert steps["provision-longgang"]["result"]["result"] == "applied"
+    assert steps["collect"]["result"]["ok"] is True
+    after, before = steps["audit"]["result"]["summary"]["verdicts"], steps["audit-before"]["result"]["summary"]["verdicts"]
+    assert after["符合"] > before["符合"]
+    assert steps["drill"]["result"]["passed"] is True
+    for f in ("topology.html", "audit.html", "audit.json", "monitoring/ministry/prometheus.yml", "inventory/network.yml"):
+        assert (out / f).is_file(), f
+    # the lab's credentials reached the steps without being printed
+    secrets = json.loads(netops("lab", "env", "--json", check=True).stdout)
+    assert not any(v in r.stdout + r.stderr for k, v in secrets.items() if k != "ANSIBLE_SSH_COMMON_ARGS")
