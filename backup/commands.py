@@ -123,9 +123,7 @@ def cmd_run(args, out: Out) -> int:
 
 
 def _in_scope(inv, scope):
-    from .remote import scope_devices
-
-    return set(scope_devices(inv, scope))
+    return set(inv.scope(scope))
 
 
 def cmd_status(args, out: Out) -> int:

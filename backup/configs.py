@@ -29,7 +29,7 @@ from jinbao_netops.inventory import Device, Inventory
 from jinbao_netops.files import write_atomic
 
 from . import catalogue, filters
-from .remote import STORE_ROOT, dr_store_of, scope_devices, state_dir, store_of
+from .remote import STORE_ROOT, dr_store_of, state_dir, store_of
 
 Fetcher = Callable[[Device], str]  # the raw running configuration of a device, or raises
 
@@ -196,7 +196,7 @@ def fetch_all(devices: list[Device], fetcher: Fetcher, workers: int = 32, progre
 
 
 def network_devices(inv: Inventory, scope: str | None) -> list[Device]:
-    return [inv.devices[d] for d in scope_devices(inv, scope) if inv.devices[d].platform_info.kind == "network"]
+    return [inv.devices[d] for d in inv.scope(scope) if inv.devices[d].platform_info.kind == "network"]
 
 
 def _remote(access: Access, sid: str, remotes: dict[str, str] | None) -> tuple[str, str | None, str | None]:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import yaml
 
-from jinbao_netops.inventory import Inventory
+from jinbao_netops.inventory import Inventory, Level
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import DeviceError, UsageError
 
 from . import catalogue
 from .databases import ENGINES
 from .jobs import Shell, sh
-from .remote import scope_devices, state_dir
+from .remote import state_dir
 from .restic import ResticError
 
 SCENARIOS = Path(__file__).with_name("scenarios")
@@ -59,7 +59,7 @@ def load_scenario(inv: Inventory, name: str) -> dict:
         bad("kind", f"one of {', '.join(KINDS)}")
     if sc["scope"] not in inv.sites:
         bad("scope", f"no site {sc['scope']!r} in the inventory")
-    in_scope = set(scope_devices(inv, sc["scope"]))
+    in_scope = set(inv.scope(sc["scope"]))
     fault = sc["fault"] if isinstance(sc["fault"], dict) else bad("fault", "a mapping is expected")
     unknown = set(fault) - {"stop_services", "links_down"}
     if unknown:
@@ -198,14 +198,9 @@ def run(inv: Inventory, sc: dict, shell: Shell, progress=lambda n=1, label=None:
 
 def reaching(inv: Inventory, scope: str, actions: LabActions) -> dict[str, bool]:
     """County (in scope) → whether its server (its router when it has none) pings the ministry's server."""
-    counties = sorted(s for s in inv.descendants(scope) if inv.sites[s].level.value == "county")
-    target_dev = sorted(d for d in inv.devices_by_site.get(inv.ministry.id, []) if inv.devices[d].role.value == "server")[0]
-    target = next(str(i.address.ip) for i in inv.devices[target_dev].interfaces.values() if i.address)
-
-    def src(county):
-        return sorted(inv.devices_by_site.get(county, []), key=lambda d: inv.devices[d].role.value == "router")[0]
-
-    return {c: actions.ping(src(c), target) for c in counties}
+    counties = sorted(s for s in inv.descendants(scope) if inv.sites[s].level == Level.county)
+    _, target = inv.reach_target()
+    return {c: actions.ping(inv.reach_source(c), target) for c in counties}
 
 
 def _settled(inv: Inventory, sc: dict, actions: LabActions, timeout: float = 90) -> list[str]:

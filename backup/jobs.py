@@ -23,7 +23,7 @@ from jinbao_netops.inventory import Inventory
 
 from . import catalogue
 from .databases import ENGINES, parse_fingerprint
-from .remote import dr_store_of, scope_devices, store_of
+from .remote import dr_store_of, store_of
 from .restic import Repo, ResticError
 
 Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
@@ -94,7 +94,7 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
             raise UsageError(f"{POLICY}: basebackup: {did!r} is not a PostgreSQL server of the inventory")
     by_store: dict[str, list[Asset]] = {}
     errors: dict[str, str] = {}
-    for did in scope_devices(inv, scope):
+    for did in inv.scope(scope):
         dev = inv.devices[did]
         store = store_of(inv, dev.site)
         if dev.platform_info.kind != "server" or store is None:

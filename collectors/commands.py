@@ -13,7 +13,7 @@ from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
 from .snmp import Poller
-from .targets import scope_devices, snmp_targets
+from .targets import snmp_targets
 
 
 def register(nouns, common) -> None:
@@ -72,7 +72,7 @@ def _plan(args):
     if args.stop_at and not args.scope:
         raise UsageError(f"collect {args.verb}: --stop-at {args.stop_at}: give the --scope it applies to")
     inv = load(args.inventory)
-    devices = scope_devices(inv, args.scope, Level(args.stop_at) if args.stop_at else None)
+    devices = inv.scope(args.scope, Level(args.stop_at) if args.stop_at else None)
     targets = snmp_targets(inv, devices, args.environ, **_opts(args))
     dbs = [] if args.no_db else db_targets(inv, devices, args.environ)
     sshs = [] if args.no_ssh else ssh.targets(inv, devices, timeout=max(args.timeout * 5, 10))

@@ -3,29 +3,12 @@ their credentials resolved from the inventory's references ({env: NAME}) in the 
 from __future__ import annotations
 
 from jinbao_netops.access import secret
-from jinbao_netops.inventory.model import Level
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.errors import UsageError
 
 from .snmp import Target
 
 LABELS = ("level", "province", "city", "county", "site", "device")
-
-
-def scope_devices(inv: Inventory, scope: str | None, stop_at: Level | None = None) -> list[str]:
-    """Device ids at ``scope`` (a site id) and every site below it; all devices without a scope.
-    ``stop_at`` leaves out the sites of that level below the scope and everything under them (the
-    ministry's collector: ``scope_devices(inv, "bu", Level.province)``, each province runs its own)."""
-    if scope is None:
-        return sorted(inv.devices)
-    if scope not in inv.sites:
-        raise UsageError(f"{inv.root}: scope {scope!r}: no such site (try `netops inventory graph`)")
-    sites, todo = set(), [scope]
-    while todo:
-        s = todo.pop()
-        sites.add(s)
-        todo.extend(c for c in inv.children.get(s, []) if inv.sites[c].level != stop_at)
-    return sorted(d for d, dev in inv.devices.items() if dev.site in sites)
 
 
 def labels(inv: Inventory, device: str) -> dict[str, str]:

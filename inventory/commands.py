@@ -11,7 +11,7 @@ from jinbao_netops.errors import UsageError
 from jinbao_netops.output import Out
 
 from .loader import load
-from .model import LEVEL_ORDER
+from .model import LEVEL_ORDER, Level
 from .store import Inventory
 
 
@@ -70,7 +70,7 @@ def site_record(inv: Inventory, site_id: str) -> dict:
     link_ids = sorted({lk for d in devs for lk in inv.links_by_device.get(d.id, [])})
     return {
         "id": s.id, "name": s.name, "level": s.level.value, "parent": s.parent, "block": str(s.block),
-        "lineage": inv.lineage(s.id), "homing": s.homing if s.level.value == "county" else None,
+        "lineage": inv.lineage(s.id), "homing": s.homing if s.level == Level.county else None,
         "children": sorted(inv.children.get(s.id, [])),
         "devices": [d.model_dump(mode="json") for d in devs],
         "links": [inv.links[lk].model_dump(mode="json") for lk in link_ids],

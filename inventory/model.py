@@ -43,6 +43,16 @@ class Level(str, Enum):
 
 
 LEVEL_ORDER = {Level.ministry: 0, Level.province: 1, Level.dr: 1, Level.city: 2, Level.county: 3}
+# how people call each level, Chinese and English, senior first: the one table every report, diagram
+# and the health map's API take their labels from
+LEVEL_NAMES = {Level.ministry: ("部", "ministry"), Level.province: ("省", "province"), Level.dr: ("灾备", "DR"),
+               Level.city: ("市", "city"), Level.county: ("县", "county")}
+
+
+def level_label(level: Level | str) -> str:
+    """'省 province': the level as reports and the map show it."""
+    zh, en = LEVEL_NAMES[Level(level)]
+    return f"{zh} {en}"
 PARENT_LEVELS = {
     Level.ministry: (),
     Level.province: (Level.ministry,),

@@ -5,7 +5,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import LEVEL_ORDER, Credentials, Device, Endpoint, Interface, Level, Link, LinkKind, Network, Site
+from jinbao_netops.errors import UsageError
+
+from .model import LEVEL_ORDER, Credentials, Device, Endpoint, Interface, Level, Link, LinkKind, Network, Role, Site
 
 
 @dataclass
@@ -84,6 +86,49 @@ class Inventory:
 
         walk(self.ministry.id)
         return out
+
+    # --- scopes: what --scope means, the same for every verb ------------------------------------
+    def scope(self, name: str | None, stop_at: Level | None = None) -> list[str]:
+        """The device ids a ``--scope`` names: every device without one; a site → that site and every
+        site below it (``stop_at`` leaves out the sites of that level below the scope, and all under
+        them: the ministry's collector covers ``scope("bu", Level.province)``); a device → itself."""
+        if name is None:
+            return sorted(self.devices)
+        if name in self.devices:
+            return [name]
+        if name not in self.sites:
+            raise UsageError(f"{self.root}: --scope {name!r}: no such site or device (see `netops inventory graph`)")
+        sites, todo = set(), [name]
+        while todo:
+            s = todo.pop()
+            sites.add(s)
+            todo.extend(c for c in self.children.get(s, []) if self.sites[c].level != stop_at)
+        return sorted(d for d, dev in self.devices.items() if dev.site in sites)
+
+    def devices_at(self, site_id: str, role: Role | None = None) -> list[str]:
+        """The devices of one site (with ``role``: only those), by id."""
+        return sorted(d for d in self.devices_by_site.get(site_id, []) if role is None or self.devices[d].role == role)
+
+    def first(self, site_id: str, role: Role) -> Device:
+        """The site's device of that role (the first by id), or a one-line error naming the site."""
+        found = self.devices_at(site_id, role)
+        if not found:
+            raise UsageError(f"{self.root}: site {site_id!r}: no device with role {role.value}")
+        return self.devices[found[0]]
+
+    def reach_target(self) -> tuple[str, str] | None:
+        """What every county must reach: the ministry's server (first by id) and its first WAN
+        address; None when the ministry has no addressed server."""
+        servers = self.devices_at(self.ministry.id, Role.server)
+        if not servers:
+            return None
+        addr = next((str(i.address.ip) for i in self.devices[servers[0]].interfaces.values() if i.address), None)
+        return (servers[0], addr) if addr else None
+
+    def reach_source(self, county: str) -> str | None:
+        """Where a county's reachability is measured from: its server, else its router (first by id)."""
+        devs = sorted(self.devices_at(county), key=lambda d: (self.devices[d].role == Role.router, d))
+        return devs[0] if devs else None
 
     # --- devices and links --------------------------------------------------------------------
     def interface(self, end: Endpoint) -> Interface | None:

@@ -190,20 +190,12 @@ def _secrets(inv: Inventory) -> list[Secret]:
 
 
 def _reach(inv: Inventory) -> Reach | None:
-    servers = sorted(d for d in inv.devices_by_site.get(inv.ministry.id, []) if inv.devices[d].role == Role.server)
-    if not servers:
+    if (target := inv.reach_target()) is None:
         return None
-    target = servers[0]
-    address = next((str(i.address.ip) for i in inv.devices[target].interfaces.values() if i.address), None)
-    if address is None:
-        return None
-    sources = []
-    for site in inv.sites_in_order():
-        if site.level == Level.county and inv.devices_by_site.get(site.id):
-            devs = sorted(inv.devices_by_site[site.id], key=lambda d: inv.devices[d].role == Role.router)
-            sources.append((site.id, site.name, devs[0]))
+    sources = [(s.id, s.name, src) for s in inv.sites_in_order()
+               if s.level == Level.county and (src := inv.reach_source(s.id))]
     owner = {str(i.address.ip): d.id for d in inv.devices.values() for i in d.interfaces.values() if i.address}
-    return Reach(target, address, sources, owner)
+    return Reach(*target, sources, owner)
 
 
 def _lan_hubs(inv: Inventory) -> set[tuple[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from jinbao_netops.inventory import load
+from jinbao_netops.inventory import Role, load
 from jinbao_netops.errors import FINDINGS, OK
 from jinbao_netops.output import Out
 
@@ -92,9 +92,9 @@ def cmd_generate(args, out: Out) -> int:
     if out.json_mode:
         out.json({"ok": True, "out": args.out, "provinces": provs, "files": [str(p) for p in written]})
         return OK
-    rows = [[p, gen.monitor_host(inv, p).id, f"{gen.monitor_host(inv, p).management}:{gen.PROMETHEUS_PORT}",
+    rows = [[p, inv.first(p, Role.monitor).id, f"{inv.first(p, Role.monitor).management}:{gen.PROMETHEUS_PORT}",
              f"{args.out}/province/{p}/prometheus.yml"] for p in provs]
-    m = gen.monitor_host(inv, inv.ministry.id)
+    m = inv.first(inv.ministry.id, Role.monitor)
     rows.append([inv.ministry.id, m.id, f"{m.management}:{gen.PROMETHEUS_PORT}", f"{args.out}/ministry/prometheus.yml"])
     out.table("监控配置 / monitoring configuration", ["站点 site", "监控主机 monitor", "Prometheus", "配置 config"], rows)
     out.print(f"Alertmanager: {args.out}/alertmanager/alertmanager.yml · {len(written)} files")

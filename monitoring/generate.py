@@ -20,7 +20,6 @@ from pathlib import Path
 
 import yaml
 
-from jinbao_netops.collectors.targets import scope_devices
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
@@ -65,14 +64,6 @@ def _seconds(duration: str) -> int:
 LEVEL_TEAMS = [("county", "county-ops"), ("city", "city-ops"), ("province|dr", "province-noc")]
 
 
-def monitor_host(inv: Inventory, site_id: str):
-    """The site's monitor device (the first by id), or a one-line error."""
-    mons = sorted(d for d in inv.devices_by_site.get(site_id, []) if inv.devices[d].role == Role.monitor)
-    if not mons:
-        raise UsageError(f"monitor generate: site {site_id} has no device with role monitor (needed to run its Prometheus)")
-    return inv.devices[mons[0]]
-
-
 def provinces(inv: Inventory) -> list[str]:
     return sorted(s.id for s in inv.sites.values() if s.level == Level.province)
 
@@ -85,7 +76,7 @@ def collector_scope(inv: Inventory, key: str) -> tuple[str, Level | None]:
 
 def collector_devices(inv: Inventory, key: str) -> list[str]:
     """Devices the collector of ``key`` (a province id, or MINISTRY) covers."""
-    return scope_devices(inv, *collector_scope(inv, key))
+    return inv.scope(*collector_scope(inv, key))
 
 
 def _dump(data) -> str:
@@ -125,7 +116,7 @@ def _collect_job(mon, timing: Timing, **labels: str) -> dict:
 
 
 def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dict:
-    mon = monitor_host(inv, prov)
+    mon = inv.first(prov, Role.monitor)
     ops = inv.network.address_plan.ops_host if inv.network else None
     scrape = [
         _collect_job(mon, timing, province=prov, level="province"),
@@ -146,8 +137,8 @@ def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dic
 
 
 def ministry_config(inv: Inventory, timing: Timing = Timing()) -> dict:
-    mon = monitor_host(inv, inv.ministry.id)
-    targets = [{"targets": [f"{monitor_host(inv, p).management}:{PROMETHEUS_PORT}"], "labels": {"province": p}}
+    mon = inv.first(inv.ministry.id, Role.monitor)
+    targets = [{"targets": [f"{inv.first(p, Role.monitor).management}:{PROMETHEUS_PORT}"], "labels": {"province": p}}
                for p in provinces(inv)]
     return {
         "global": {"scrape_interval": f"{timing.federate}s", "evaluation_interval": f"{timing.federate}s",

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from jinbao_netops import procs
 from jinbao_netops.errors import NetopsError, UsageError
 from jinbao_netops.files import write_atomic
+from jinbao_netops.inventory.model import Role
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.lab.runtime import Lab, LabError, state_root
 
@@ -67,7 +68,7 @@ class Server:
 def servers(inv: Inventory) -> list[Server]:
     out = []
     for key, site in [*((p, p) for p in gen.provinces(inv)), (gen.MINISTRY, inv.ministry.id)]:
-        mon = gen.monitor_host(inv, site)
+        mon = inv.first(site, Role.monitor)
         out.append(Server(key, site, mon.id, str(mon.management)))
     return out
 

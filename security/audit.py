@@ -19,7 +19,6 @@ from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.errors import UsageError
 
 from . import devicerules, hostchecks
 from .catalogue import (
@@ -142,24 +141,13 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run) -> dict:
     return rec
 
 
-def targets(inv: Inventory, scope: str | None) -> list[str]:
-    if scope is None:
-        return sorted(inv.devices)
-    if scope in inv.devices:
-        return [scope]
-    if scope not in inv.sites:
-        raise UsageError(f"{inv.root}: --scope {scope!r}: no such site or device")
-    sites = set(inv.descendants(scope))
-    return sorted(d for d in inv.devices if inv.devices[d].site in sites)
-
-
 def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None) -> dict:
     """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions)."""
     if run is None:
         with Access(inv) as access:
             return run_audit(inv, scope, session_runner(access), parallel, progress)
     cat = load_catalogue()
-    hosts = targets(inv, scope)
+    hosts = inv.scope(scope)
     started, t0 = now(), time.monotonic()
     results: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:

@@ -138,7 +138,7 @@ def province_service_host(inv: Inventory, device_id: str) -> str:
     reports to the ministry's; empty for the ministry's own monitor (the top of the chain)."""
     site = inv.site_of(device_id)
     for s in (inv.province_of(site.id), inv.ministry):
-        for did in sorted(inv.devices_by_site.get(s.id, []) if s else []):
-            if inv.devices[did].role == Role.monitor and did != device_id:
+        for did in inv.devices_at(s.id, Role.monitor) if s else []:
+            if did != device_id:
                 return str(inv.devices[did].management)
     return ""

@@ -49,9 +49,7 @@ def cmd_audit(args, out: Out) -> int:
     previous = _previous(args.diff) if args.diff else None
     if args.configs and not Path(args.configs).is_dir():
         raise UsageError(f"{args.configs}: --configs: not a directory")
-    from .audit import targets
-
-    n = len(targets(inv, args.scope))
+    n = len(inv.scope(args.scope))
     with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
         if args.configs:

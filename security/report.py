@@ -4,11 +4,11 @@ Every count is tagged with data-verdict / data-scope attributes so the file can 
 checked against the JSON it was rendered from."""
 from __future__ import annotations
 
-from html import escape
+from jinbao_netops.escape import html as escape
+from jinbao_netops.inventory.model import level_label
 
 from .catalogue import FAIL, MANUAL, NA, PARTIAL, PASS, VERDICT_EN, VERDICTS
 
-LEVEL_ZH = {"county": "县级 county", "city": "市级 city", "dr": "灾备 DR", "province": "省级 province", "ministry": "部级 ministry"}
 COLOUR = {PASS: "#1b7f3b", PARTIAL: "#b7791f", FAIL: "#c53030", NA: "#718096", MANUAL: "#2b6cb0"}
 CSS = """body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:24px;color:#1a202c}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #cbd5e0;padding:3px 8px;font-size:13px;vertical-align:top}
@@ -52,7 +52,7 @@ def render(report: dict) -> str:
     h.append("<h2>按层级 By level (县 → 市 → 省 → 部)</h2><table><tr><th>层级 level</th><th>主机 hosts</th><th>无法连接 unreachable</th>"
              + _head() + "</tr>")
     for lv in report["rollup"]["levels"]:
-        h.append(f'<tr><td>{escape(LEVEL_ZH.get(lv["level"], lv["level"]))}</td><td>{lv["hosts"]}</td><td>{lv["unreachable"]}</td>'
+        h.append(f'<tr><td>{escape(level_label(lv["level"]))}</td><td>{lv["hosts"]}</td><td>{lv["unreachable"]}</td>'
                  f'{_counts(lv["verdicts"], "level:" + lv["level"])}</tr>')
     h.append("</table><h2>按站点 By site (本站 own devices)</h2><table><tr><th>站点 site</th><th>层级 level</th><th>主机 hosts</th>"
              "<th>无法连接 unreachable</th>" + _head() + "</tr>")

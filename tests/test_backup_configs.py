@@ -213,7 +213,8 @@ def test_filters_drop_volatile_lines_and_redact_secrets(platform, raw, gone, kep
 # --- CLI ---------------------------------------------------------------------------------------
 def test_cli_unknown_scope_is_one_line_exit_2(netops, tmp_path):
     r = netops("backup", "run", "--kind", "configs", "--scope", "atlantis", env=clean_env(NETOPS_BACKUP_STATE=str(tmp_path)))
-    assert r.returncode == 2 and r.stderr.strip() == "netops: --scope atlantis: no such site or device in the inventory"
+    assert r.returncode == 2 and r.stderr.strip() == (f"netops: {inventory.DEFAULT_INVENTORY}: --scope 'atlantis': no such site or device "
+                                                      "(see `netops inventory graph`)")
 
 
 def test_cli_missing_credentials_is_partial_with_every_device_reported(netops, tmp_path):

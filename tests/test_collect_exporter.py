@@ -9,7 +9,7 @@ from prometheus_client.registry import CollectorRegistry
 from jinbao_netops import inventory
 from jinbao_netops.collectors.exporter import Snapshot
 from jinbao_netops.collectors.snmp import Result, Stats
-from jinbao_netops.collectors.targets import labels, scope_devices, snmp_targets
+from jinbao_netops.collectors.targets import labels, snmp_targets
 from jinbao_netops.inventory.model import Level
 
 from conftest import clean_env
@@ -27,11 +27,11 @@ def test_labels_follow_the_hierarchy():
     assert labels(INV, "panyu-r1") == {"level": "county", "province": "guangdong", "city": "guangzhou",
                                        "county": "panyu", "site": "panyu", "device": "panyu-r1"}
     assert labels(INV, "gd-dr-bak1")["level"] == "dr" and labels(INV, "gd-dr-bak1")["province"] == "guangdong"
-    assert set(scope_devices(INV, "guangzhou")) >= {"guangzhou-r1", "panyu-r1", "huadu-srv1"}
-    assert "gd-r1" not in scope_devices(INV, "guangzhou") and len(scope_devices(INV, None)) == 40
+    assert set(INV.scope("guangzhou")) >= {"guangzhou-r1", "panyu-r1", "huadu-srv1"}
+    assert "gd-r1" not in INV.scope("guangzhou") and len(INV.scope(None)) == 40
     # the ministry's own collector: its own site, nothing of a province's
-    assert scope_devices(INV, "bu", Level.province) == ["bu-mon1", "bu-r1", "bu-r2", "bu-srv1"]
-    assert scope_devices(INV, "guangdong", Level.city) == sorted(
+    assert INV.scope("bu", Level.province) == ["bu-mon1", "bu-r1", "bu-r2", "bu-srv1"]
+    assert INV.scope("guangdong", Level.city) == sorted(
         d for s in ("guangdong", "guangdong_zaibei") for d in INV.devices_by_site[s])
 
 

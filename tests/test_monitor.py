@@ -267,5 +267,5 @@ def test_province_without_monitor_host_is_bad_input():
     inv = load(None)
     del inv.devices["sc-mon1"]
     inv.index()
-    with pytest.raises(UsageError, match="sichuan has no device with role monitor"):
+    with pytest.raises(UsageError, match="site 'sichuan': no device with role monitor"):
         gen.files(inv)

@@ -5,20 +5,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jinbao_netops.inventory import load
+from jinbao_netops.inventory import Level, load
+from jinbao_netops.inventory.model import LEVEL_NAMES
 from jinbao_netops.files import write_atomic
-from jinbao_netops.errors import FINDINGS, OK, UsageError
+from jinbao_netops.errors import EXIT_CODES_HELP, FINDINGS, OK, UsageError
 from jinbao_netops.output import Out
+
+from . import KIND_ZH
 
 if TYPE_CHECKING:
     from .graph import Topology
 
 # networkx and the analysis load only when a topology verb runs: `netops --help` stays quick
-LEVELS = ("ministry", "province", "dr", "city", "county")
-LEVEL_ZH = {"ministry": "部", "province": "省", "dr": "灾备", "city": "市", "county": "县"}
-KIND_ZH = {"device": "设备", "link": "链路", "srlg": "共享风险组"}
-
-EXIT_NOTE = "Exit status: 0 ok, 1 findings, 2 bad input."
+LEVELS = tuple(lv.value for lv in LEVEL_NAMES)  # senior first
+LEVEL_ZH = {lv.value: zh for lv, (zh, _) in LEVEL_NAMES.items()}
 BIG_DRAWING = 500  # sites; dot takes a minute or more beyond this
 
 
@@ -27,30 +27,30 @@ def register(nouns, common) -> None:
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
 
-    def verb(name, func, help, epilog=EXIT_NOTE):
-        v = verbs.add_parser(name, parents=[common], help=help, description=help, epilog=epilog)
+    def verb(name, func, help, statuses):
+        v = verbs.add_parser(name, parents=[common], help=help, description=help, epilog=f"{statuses} Every verb: {EXIT_CODES_HELP}.")
         v.set_defaults(func=func)
         return v
 
     v = verb("path", cmd_path, "shortest paths (OSPF cost, reference 100000 Mbit/s) from a site's routers to the "
              "ministry, the number of link- and node-disjoint paths, and the single failures that cut the site off",
-             "Exit status: 0 the site reaches the ministry, 1 it does not, 2 bad input.")
+             "Here 0: the site reaches the ministry; 1: it does not.")
     v.add_argument("site", help="site id (pinyin), e.g. panyu")
     v = verb("spof", cmd_spof, "single points of failure per level: routers, links and shared-risk groups (SRLGs) "
              "whose failure alone cuts some other site off from the ministry",
-             "A report: exit status 0 (use `topology check` as a gate), 2 bad input.")
+             "A report: 0 whatever it finds (use `topology check` as a gate).")
     v.add_argument("--level", choices=LEVELS, help="only elements of this level")
     v = verb("impact", cmd_impact, "what is cut off, by level, if a device, link or shared-risk group fails "
              "(several --fail: together)",
-             "A what-if report: exit status 0, 2 for an unknown device/link/SRLG.")
+             "A what-if report: 0; an unknown device/link/SRLG is bad input.")
     v.add_argument("--fail", action="append", required=True, metavar="DEVICE|LINK|SRLG",
                    help="device id, link id or srlg name; prefix device:, link: or srlg: if a name is ambiguous")
     verb("check", cmd_check, "findings: a county declared dual-homed that one failure (device, link or SRLG) cuts "
          "off, or a site with no path to the ministry",
-         "Exit status: 0 clean, 1 findings, 2 bad input.")
+         "Here 1: findings.")
     v = verb("draw", cmd_draw, "diagram ranked by level with single points of failure in red: Graphviz SVG/PNG/DOT "
              "or a self-contained interactive HTML page",
-             "SVG, PNG and HTML need Graphviz's `dot`. Exit status: 0 written, 2 bad input or no `dot`.")
+             "SVG, PNG and HTML need Graphviz's `dot` (missing: the command failed, 4).")
     v.add_argument("--scope", metavar="SITE", help="draw this site's subtree and its paths up to the ministry")
     v.add_argument("--format", choices=("svg", "png", "html", "dot"),
                    help="output format (default: from --out's suffix, else svg)")
@@ -192,7 +192,7 @@ def cmd_check(args, out: Out) -> int:
 
     topo = _topology(args)
     findings = an.check(topo)
-    dual = [s for s in topo.inv.sites.values() if s.level.value == "county" and s.homing == "dual"]
+    dual = [s for s in topo.inv.sites.values() if s.level == Level.county and s.homing == "dual"]
     code = FINDINGS if findings else OK
     if out.json_mode:
         out.json({"ok": not findings, "findings": [f.as_dict() for f in findings], "sites": len(topo.inv.sites),

@@ -17,8 +17,8 @@ import re
 import shutil
 import subprocess
 
-from jinbao_netops.inventory.model import Level, LinkKind
-from jinbao_netops.errors import UsageError
+from jinbao_netops.inventory.model import Level, LinkKind, LinkState
+from jinbao_netops.errors import ToolError, UsageError
 
 from .analysis import analysis, site_ref
 from .graph import LEVEL_RANK, LEVEL_ZH, Topology
@@ -34,8 +34,8 @@ LEGEND = ("红色 red: 单点故障 single point of failure · 虚线 dashed: �
           "绿色 green: 双归属区县 dual-homed county · 黄色虚框 yellow dashed: 灾备中心 DR site")
 
 
-class DrawError(UsageError):
-    """Rendering failed (no ``dot``, or ``dot`` rejected the graph): one line, exit 2."""
+class DrawError(ToolError):
+    """Rendering failed (no ``dot``, or ``dot`` rejected the graph): one line, exit 4."""
 
 
 def scope_sites(topo: Topology, scope: str | None) -> set[str]:
@@ -151,7 +151,7 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
         ra, rb = LEVEL_RANK[g.nodes[a]["level"]], LEVEL_RANK[g.nodes[b]["level"]]
         if rb < ra:
             a, b = b, a
-        planned = lk.state.value == "planned"
+        planned = lk.state == LinkState.planned
         is_spof = lk.id in spof_links
         cls = f"link kind-{lk.kind.value}" + (" planned" if planned else "") + (" spof" if is_spof else "")
         label = None if lk.kind == LinkKind.lan else _mbps(lk.bandwidth_mbps) + (" 规划" if planned else "")

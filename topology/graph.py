@@ -28,17 +28,16 @@ from functools import cached_property, wraps
 import networkx as nx
 
 from jinbao_netops.inventory.loader import paused_gc
-from jinbao_netops.inventory.model import LEVEL_ORDER, Level, LinkKind, LinkState, Role
+from jinbao_netops.inventory.model import LEVEL_NAMES, LEVEL_ORDER, Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.errors import UsageError
 
 ROOT = "@ministry"              # virtual node: "the ministry" (device ids cannot start with @)
 LINK_PREFIX = "link:"           # split-graph node of a link (device ids cannot contain ':')
 REFERENCE_MBPS = 100_000        # OSPF auto-cost reference bandwidth, as the lab twin's FRR uses
-LEVELS = ("ministry", "province", "dr", "city", "county")  # display order, senior first (as topology.commands)
+LEVELS = tuple(lv.value for lv in LEVEL_NAMES)  # display order, senior first
 LEVEL_RANK = {lv.value: LEVEL_ORDER[lv] for lv in Level}
-LEVEL_ZH = {"ministry": "部", "province": "省", "dr": "灾备", "city": "市", "county": "县"}
-KIND_ZH = {"device": "设备", "link": "链路", "srlg": "共享风险组"}
+LEVEL_ZH = {lv.value: zh for lv, (zh, _) in LEVEL_NAMES.items()}
 
 
 def quiet_gc(func):

@@ -87,9 +87,14 @@ def seeded(env):
             sql(node, engine, f"drop database if exists {db}" + (" with (force)" if engine == "postgresql" else ""))
 
 
-def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore(seeded):
-    env = seeded
-    r = netops("backup", "run", "--scope", "guangdong", "--kind", "files", "--kind", "databases", "--json", env=env)
+@pytest.fixture(scope="module")
+def backed_up(seeded):
+    """The province's files and databases in its backup store (and off-site): what restores and drills need."""
+    return netops("backup", "run", "--scope", "guangdong", "--kind", "files", "--kind", "databases", "--json", env=seeded)
+
+
+def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore(seeded, backed_up):
+    env, r = seeded, backed_up
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     rep = json.loads(r.stdout)["servers"]
     [gd] = rep["stores"]
@@ -131,14 +136,14 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
 
 def drill(env, name) -> dict:
     r = netops("drill", "run", name, "--json", env=env)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1) and r.stdout, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     jn = json.loads(r.stdout)
     assert jn["cleanup_ok"] and Path(jn["report"]).read_text().count("RTO") >= 1
     assert r.returncode == 0 and jn["passed"], json.dumps(jn["steps"], ensure_ascii=False, indent=1)[-4000:]
     return jn
 
 
-def test_county_database_drill_restores_on_the_standby_within_targets(seeded):
+def test_county_database_drill_restores_on_the_standby_within_targets(seeded, backed_up):
     jn = drill(seeded, "county-db-lost")
     assert 0 < jn["rto_seconds"] <= 300 and 0 < jn["rpo_seconds"] <= 86400
     assert [r["asset"] for r in jn["restored"]] == ["panyu-db1:mariadb:shebao"] and jn["restored"][0]["to"] == "guangzhou-db1"
@@ -149,7 +154,7 @@ def test_county_database_drill_restores_on_the_standby_within_targets(seeded):
     assert r.stdout.strip() != "active"
 
 
-def test_city_router_drill_loses_exactly_the_counties_the_topology_names(seeded):
+def test_city_router_drill_loses_exactly_the_counties_the_topology_names(seeded, backed_up):
     from jinbao_netops.topology.analysis import impact
     from jinbao_netops.topology.graph import build
 
@@ -160,7 +165,7 @@ def test_city_router_drill_loses_exactly_the_counties_the_topology_names(seeded)
     assert all(r["ok"] for r in json.loads(netops("lab", "reach", "--json").stdout)["rows"])  # links are back
 
 
-def test_province_dc_drill_restores_at_the_dr_site_from_the_offsite_copy(seeded):
+def test_province_dc_drill_restores_at_the_dr_site_from_the_offsite_copy(seeded, backed_up):
     jn = drill(seeded, "province-dc-lost")
     assert [(r["asset"], r["repo"], r["to"]) for r in jn["restored"]] == [("gd-db1:postgresql:shebao", "gd-dr-bak1", "gd-dr-bak1")]
     # the province's store is back on the network: the config archive reaches it again

@@ -106,14 +106,6 @@ def _template_dir(opts: Options) -> Path:
     return opts.templates or (Path(os.environ[TEMPLATES_ENV]) if os.environ.get(TEMPLATES_ENV) else rd.TEMPLATES)
 
 
-def _ministry_router(inv: Inventory):
-    routers = [inv.devices[d] for d in sorted(inv.devices_by_site.get(inv.ministry.id, []))
-               if inv.devices[d].role == Role.router]
-    if not routers:
-        raise UsageError(f"site '{inv.ministry.id}': the ministry has no router to check reachability against")
-    return routers[0]
-
-
 # --- checks ----------------------------------------------------------------------------------
 
 def _snmp_ifname(access: Access, dev, address, port: int = 161) -> str:
@@ -166,7 +158,7 @@ def checks(access: Access, link, ends: list[End], addrs: dict, county: End, acti
             ifname = _snmp_ifname(access, e.device, addrs[str(e.end)].ip, snmp_port)
             add(f"{e.device.id} SNMP ifName of {addrs[str(e.end)].ip} = {name} 网管可见", ifname == name,
                 f"ipAdEntIfIndex → ifName {ifname or '(none)'}")
-    mr = _ministry_router(access.inv)
+    mr = access.inv.first(access.inv.ministry.id, Role.router)  # what the county must reach
     p = county.plat
     if p.ping:
         cmd = p.ping.format(source=county.device.loopback, target=mr.loopback)
