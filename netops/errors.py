@@ -19,7 +19,7 @@ from __future__ import annotations
 
 OK, FINDINGS, BAD_INPUT, PARTIAL, FAILED, INTERRUPTED = 0, 1, 2, 3, 4, 130
 
-EXIT_CODES_HELP = ("exit status: 0 ok, 1 findings, 2 bad input or usage, 3 partial (some targets unreachable), "
+EXIT_CODES_HELP = ("Exit status: 0 ok, 1 findings, 2 bad input or usage, 3 partial (some targets unreachable), "
                    "4 the command itself failed, 130 interrupted")
 
 

@@ -29,8 +29,8 @@ def shared_srlg(name, doc):
         doc["links"]["panyu-up2"]["srlg"] = "panyu-ct"
 
 
-def one_line_error(r, *fragments):
-    assert r.returncode == 2, (r.stdout, r.stderr)
+def one_line_error(r, *fragments, code=2):
+    assert r.returncode == code, (r.stdout, r.stderr)
     assert r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 1, r.stderr
@@ -165,7 +165,7 @@ def test_draw_every_format(netops, tmp_path):
 def test_draw_without_dot_is_one_line(netops, tmp_path):
     env = clean_env(PATH=str(tmp_path))  # python is run by absolute path; no dot on this PATH
     r = netops("topology", "draw", "--out", str(tmp_path / "x.svg"), env=env)
-    one_line_error(r, "Graphviz 'dot' is not installed")
+    one_line_error(r, "Graphviz 'dot' is not installed", code=4)  # a missing tool: the command itself failed
     assert not (tmp_path / "x.svg").exists()
     r = netops("topology", "draw", "--format", "dot", "--out", str(tmp_path / "x.dot"), env=env)
     assert r.returncode == 0 and (tmp_path / "x.dot").read_text(encoding="utf-8").startswith("digraph")

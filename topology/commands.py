@@ -28,7 +28,7 @@ def register(nouns, common) -> None:
     verbs.required = True
 
     def verb(name, func, help, statuses):
-        v = verbs.add_parser(name, parents=[common], help=help, description=help, epilog=f"{statuses} Every verb: {EXIT_CODES_HELP}.")
+        v = verbs.add_parser(name, parents=[common], help=help, description=help, epilog=f"{statuses} {EXIT_CODES_HELP}.")
         v.set_defaults(func=func)
         return v
 
