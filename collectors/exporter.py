@@ -13,10 +13,11 @@ import time
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from . import IF_STATUS
 from .targets import LABELS
 
 IF_LABELS = (*LABELS, "interface", "alias")
-STATUS = {"up": 1, "down": 2, "testing": 3, "unknown": 4, "dormant": 5, "notPresent": 6, "lowerLayerDown": 7}
+STATUS = {name: value for value, name in IF_STATUS.items()}
 COUNTER_HELP = {
     "in_octets": "Octets received (ifHCInOctets)",
     "out_octets": "Octets sent (ifHCOutOctets)",

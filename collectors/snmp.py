@@ -48,7 +48,7 @@ from pysnmp.proto import errind, rfc1905
 from jinbao_netops.inventory.loader import paused_gc
 from jinbao_netops.inventory.platforms import PLATFORMS
 
-from . import wire
+from . import IF_STATUS, wire
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
@@ -82,7 +82,6 @@ HR_STORAGE = {
     "used": "1.3.6.1.2.1.25.2.3.1.6",
 }
 HR_STORAGE_RAM = "1.3.6.1.2.1.25.2.1.2"
-OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
 
 AUTH = {"SHA": usmHMACSHAAuthProtocol, "SHA-256": usmHMAC192SHA256AuthProtocol,
         "SHA-512": usmHMAC384SHA512AuthProtocol}
@@ -363,8 +362,8 @@ class Poller:
         for i in indexes:
             lab = st.labels.get(i, {"name": str(i), "alias": ""})
             rec = {"name": lab["name"], "alias": lab["alias"],
-                   "admin_status": OPER_STATUS.get(poll["admin_status"].get(i), "unknown"),
-                   "oper_status": OPER_STATUS.get(poll["oper_status"].get(i), "unknown"),
+                   "admin_status": IF_STATUS.get(poll["admin_status"].get(i), "unknown"),
+                   "oper_status": IF_STATUS.get(poll["oper_status"].get(i), "unknown"),
                    "speed_bps": poll["speed_mbps"].get(i, 0) * 1_000_000 if poll["speed_mbps"].get(i) is not None else None,
                    "counters": {}}
             for c, (_, bits) in IF_COUNTERS.items():

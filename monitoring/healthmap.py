@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from jinbao_netops import procs
+from jinbao_netops.collectors import IF_STATUS
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import LEVEL_ORDER, LinkState
 from jinbao_netops.inventory.store import Inventory
@@ -287,14 +288,13 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
             "sources": [{k: f[k] for k in ("url", "scope", "ok", "error", "seconds")} for f in fetched]}
 
 
-_OPER = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
 
 
 def _oper(v: float | None) -> str | None:
     """ifOperStatus / ifAdminStatus as its MIB name."""
     if v is None:
         return None
-    name = _OPER.get(v)  # 1.0 == 1: float values find the int keys
+    name = IF_STATUS.get(v)  # 1.0 == 1: float values find the int keys
     return name if name is not None else str(int(v))
 
 
