@@ -63,7 +63,6 @@ def cmd_drill_list(args, out: Out) -> int:
 
 def cmd_drill_run(args, out: Out) -> int:
     from .drill import load_scenario, plan, run
-    from .jobs import ssh_shell
 
     inv = load(args.inventory)
     sc = load_scenario(inv, args.scenario)
@@ -77,7 +76,7 @@ def cmd_drill_run(args, out: Out) -> int:
                 out.print(f"  {i}. {s}")
         return OK
     with Access(inv, args.environ) as access, out.progress(f"drill {sc['id']} 演练", total=6) as step:
-        jn = run(inv, sc, ssh_shell(access), step)
+        jn = run(access, sc, progress=step)
     if out.json_mode:
         out.json(jn)
     else:

@@ -5,7 +5,6 @@ RTO = fault → service verified; RPO = fault − time of the newest restorable 
 """
 from __future__ import annotations
 
-import html
 import json
 import subprocess
 import time
@@ -14,15 +13,16 @@ from pathlib import Path
 
 import yaml
 
+from jinbao_netops import escape
+from jinbao_netops.access import Access
 from jinbao_netops.inventory import Inventory, Level
 from jinbao_netops.files import write_atomic
-from jinbao_netops.errors import DeviceError, UsageError
+from jinbao_netops.errors import DeviceError, NetopsError, UsageError
 
 from . import catalogue
 from .databases import ENGINES
-from .jobs import Shell, sh
+from .jobs import Shell, sh, ssh_shell
 from .remote import state_dir
-from .restic import ResticError
 
 SCENARIOS = Path(__file__).with_name("scenarios")
 KINDS = ("database_restore", "router_failover")
@@ -109,8 +109,8 @@ class Journal:
         return self.marks[name]
 
 
-class DrillFailed(Exception):
-    pass
+class DrillFailed(NetopsError):
+    """The drill cannot go on (a precondition or a step failed): the journal says where."""
 
 
 # --- lab actions (the only ones a drill takes) ----------------------------------------------------
@@ -171,18 +171,21 @@ def plan(sc: dict) -> list[str]:
     return lines
 
 
-def run(inv: Inventory, sc: dict, shell: Shell, progress=lambda n=1, label=None: None) -> dict:
+def run(access: Access, sc: dict, shell: Shell | None = None, progress=lambda n=1, label=None: None) -> dict:
+    """Run a drill scenario on the lab twin; devices are reached through ``access`` (``shell``
+    replaces its OpenSSH streams)."""
+    inv, shell = access.inv, shell or ssh_shell(access)
     j = Journal(sc)
     actions = LabActions(inv)
     undo: list[tuple[str, callable]] = []
     verdict = {"ok": False}
     try:
-        try:
-            kind = {"database_restore": _database_restore, "router_failover": _router_failover}[sc["kind"]]
-            verdict = kind(inv, sc, shell, actions, j, undo, progress)
-        except (DrillFailed, DeviceError, ResticError, OSError, subprocess.SubprocessError) as e:
-            j.step("abort", f"drill failed 演练失败: {e}", ok=False)
-    finally:
+        kind = {"database_restore": _database_restore, "router_failover": _router_failover}[sc["kind"]]
+        verdict = kind(access, sc, shell, actions, j, undo, progress)
+    except (NetopsError, OSError, subprocess.SubprocessError) as e:  # the lab, a device, restic, a step
+        verdict = {"ok": False, "aborted_at": j.steps[-1]["step"] if j.steps else "start", "error": str(e)}
+        j.step("abort", f"drill aborted 演练中止: {e}", ok=False)
+    finally:  # the steady state comes back whatever happened; its own failures are recorded, never raised
         for what, fn in reversed(undo):
             try:
                 fn()
@@ -190,7 +193,10 @@ def run(inv: Inventory, sc: dict, shell: Shell, progress=lambda n=1, label=None:
             except Exception as e:  # cleanup goes on: every undo is tried
                 j.step("cleanup", what, ok=False, error=str(e))
         if undo:
-            settled = _settled(inv, sc, actions)
+            try:
+                settled = _settled(inv, sc, actions)
+            except (NetopsError, OSError, subprocess.SubprocessError) as e:
+                settled = [f"the steady state could not be checked: {e}"]
             j.step("cleanup", "the scope is back to its steady state 范围内已恢复稳态", ok=not settled, problems=settled)
         progress(1, "cleanup")
     return finish(sc, j, verdict)
@@ -230,7 +236,7 @@ def _inject(sc, actions: LabActions, j: Journal, undo: list) -> None:
     j.step("fault", "fault injected 故障已注入", **{k: v for k, v in fault.items()}, fault_time=t)
 
 
-def _database_restore(inv, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
+def _database_restore(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
     from .restore import Refused, restore
 
     src, svc, standby = sc["source"], sc["service"], sc["standby"]
@@ -267,7 +273,7 @@ def _database_restore(inv, sc, shell, actions: LabActions, j: Journal, undo: lis
         db = cat[a]["database"]
         undo.append((f"drop restored {db} on {standby}", lambda d=db: sh(shell, standby, eng.drop(d))))
         try:
-            res = restore(inv, a, standby, shell=shell, from_dr=bool(sc.get("from_dr")))
+            res = restore(access, a, standby, shell=shell, from_dr=bool(sc.get("from_dr")))
         except Refused as e:
             raise DrillFailed(f"restore refused: {e}") from None
         restored.append(res)
@@ -290,10 +296,11 @@ def _database_restore(inv, sc, shell, actions: LabActions, j: Journal, undo: lis
             "restored": [{k: r[k] for k in ("asset", "snapshot", "repo", "to", "time", "tables")} for r in restored]}
 
 
-def _router_failover(inv, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
+def _router_failover(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
     from jinbao_netops.topology.analysis import impact
     from jinbao_netops.topology.graph import build
 
+    inv = access.inv
     router = sc["router"]
     expected = sorted(impact(build(inv), router)["cut_off"].get("county", []))
 
@@ -334,12 +341,13 @@ def finish(sc: dict, j: Journal, verdict: dict) -> dict:
     cleanup_ok = all(s["ok"] for s in j.steps if s["phase"] == "cleanup")
     steps_ok = all(s["ok"] for s in j.steps)
     passed = bool(verdict.get("ok")) and steps_ok and cleanup_ok and all(within.values())
+    outcome = "passed" if passed else "aborted" if "aborted_at" in verdict else "failed"
     stamp = datetime.fromtimestamp(j.t0, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     folder = state_dir() / "drills" / f"{sc['id']}-{stamp}"
     journal = {"scenario": {k: v for k, v in sc.items() if not k.startswith("_")}, "file": sc["_path"],
                "started": datetime.fromtimestamp(j.t0, timezone.utc).isoformat(timespec="seconds"),
                "steps": j.steps, "rto_seconds": rto, "rpo_seconds": rpo, "targets": targets, "within_targets": within,
-               "cleanup_ok": cleanup_ok, "passed": passed,
+               "cleanup_ok": cleanup_ok, "passed": passed, "verdict": outcome,
                **{k: v for k, v in verdict.items() if k not in ("ok", "rto_seconds", "rpo_seconds")}}
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "journal.json", json.dumps(journal, ensure_ascii=False, indent=1, default=str))
@@ -349,9 +357,10 @@ def finish(sc: dict, j: Journal, verdict: dict) -> dict:
 
 
 def render_html(jn: dict) -> str:
-    e = html.escape
+    e = escape.html
     sc = jn["scenario"]
-    verdict = "通过 PASSED" if jn["passed"] else "未通过 FAILED"
+    verdict = {"passed": "通过 PASSED", "failed": "未通过 FAILED",
+               "aborted": f"中止 ABORTED at: {jn.get('aborted_at')}"}[jn["verdict"]]
 
     def sec(v):
         return "—" if v is None else f"{v:.1f} s"

@@ -85,3 +85,47 @@ def test_verdict_and_report(tmp_path, monkeypatch):
     dirty = finish(sc, j, {"ok": True, "rto_seconds": 1.0, "rpo_seconds": 1.0})
     assert not dirty["passed"] and not dirty["cleanup_ok"]
     assert "&lt;b&gt;" in render_html({**good, "scenario": {**good["scenario"], "name": "<b>"}})
+
+
+def test_a_lab_failure_mid_drill_still_writes_the_journal_and_restores_the_steady_state(tmp_path, monkeypatch):
+    """The lab fails while the fault is being injected: the drill is 'aborted' with the step it reached,
+    the fault is undone, and a failing steady-state check after it does not hide the original error."""
+    from jinbao_netops.access import Access
+    from jinbao_netops.backup import catalogue, drill
+    from jinbao_netops.errors import LabError
+
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
+    with catalogue.edit() as cat:
+        cat["assets"]["panyu-db1:mariadb:shebao"] = {"device": "panyu-db1", "service": "mariadb", "database": "shebao",
+                                                      "snapshot": "abcd1234", "verify_ok": True}
+    calls = []
+
+    class Lab:
+        def __init__(self, inv):
+            pass
+
+        def active(self, node, service):
+            return True
+
+        def run(self, node, *cmd, check=True):
+            calls.append((node, cmd))
+            if cmd[:2] == ("systemctl", "stop"):
+                raise LabError(f"node {node!r} is not running")
+            return ""
+
+    monkeypatch.setattr(drill, "LabActions", Lab)
+    monkeypatch.setattr(drill, "_settled", lambda *a: (_ for _ in ()).throw(LabError("the lab is gone")))
+    jn = drill.run(Access(INV, {}), load_scenario(INV, "county-db-lost"), shell=lambda d: ["false"])
+    assert jn["verdict"] == "aborted" and not jn["passed"]
+    assert jn["aborted_at"].startswith("mariadb active on panyu-db1") and "is not running" in jn["error"]
+    assert [s["phase"] for s in jn["steps"]] == ["steady", "abort", "cleanup", "cleanup"]
+    assert ("panyu-db1", ("systemctl", "start", "mariadb")) in calls  # the fault undone
+    assert "the steady state could not be checked: the lab is gone" in json.dumps(jn["steps"][-1], ensure_ascii=False)
+    saved = json.loads(open(jn["journal"]).read())
+    assert saved["verdict"] == "aborted" and "中止 ABORTED" in open(jn["report"]).read()
+
+
+def test_drill_list_names_the_built_in_scenarios(netops):
+    r = netops("drill", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(s["id"] for s in json.loads(r.stdout)) == ["city-router-lost", "county-db-lost", "province-dc-lost"]
