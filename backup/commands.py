@@ -1,6 +1,7 @@
 """`netops backup run | status | verify | restore`."""
 from __future__ import annotations
 
+from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
@@ -71,9 +72,9 @@ def cmd_drill_run(args, out: Out) -> int:
         if out.json_mode:
             out.json({"scenario": sc["id"], "dry_run": True, "steps": steps})
         else:
-            out.print(f"{sc['name']} ({sc['id']}), scope {sc['scope']} — dry run 预演，不做任何改动")
+            out.print(f"{escape.rich(sc['name'])} ({sc['id']}), scope {sc['scope']} — dry run 预演，不做任何改动")
             for i, s in enumerate(steps, 1):
-                out.print(f"  {i}. {s}")
+                out.print(f"  {i}. {escape.rich(s)}")
         return OK
     with Access(inv, args.environ) as access, out.progress(f"drill {sc['id']} 演练", total=6) as step:
         jn = run(access, sc, progress=step)
@@ -81,11 +82,12 @@ def cmd_drill_run(args, out: Out) -> int:
         out.json(jn)
     else:
         for s in jn["steps"]:
-            out.print(f"+{s['offset_s']:7.1f} s  {'✓' if s['ok'] else '✗'} [{s['phase']}] {s['step']}")
+            step = escape.rich(f"[{s['phase']}] {s['step']}")
+            out.print(f"+{s['offset_s']:7.1f} s  {'✓' if s['ok'] else '✗'} {step}")
         fmt = lambda v: "—" if v is None else f"{v:.1f} s"  # noqa: E731
         out.print(f"RTO {fmt(jn['rto_seconds'])} (target {fmt(jn['targets'].get('rto_seconds'))}), "
                   f"RPO {fmt(jn['rpo_seconds'])} (target {fmt(jn['targets'].get('rpo_seconds'))})")
-        out.print(("[green]通过 PASSED[/]" if jn["passed"] else "[red]未通过 FAILED[/]") + f" — report 报告: {jn['report']}")
+        out.print(("[green]通过 PASSED[/]" if jn["passed"] else "[red]未通过 FAILED[/]") + f" — report 报告: {escape.rich(jn['report'])}")
     return OK if jn["passed"] else FINDINGS
 
 
@@ -194,12 +196,12 @@ def cmd_verify(args, out: Out) -> int:
         for r in results:
             for c in r["checks"]:
                 out.print(f"{c['repo']}: restic check --read-data-subset={c['subset']} "
-                          + ("✓" if c["ok"] else "✗ " + "; ".join(c["errors"][:3])))
+                          + ("✓" if c["ok"] else "✗ " + escape.rich("; ".join(c["errors"][:3]))))
         out.table("恢复校验 Restore verification", ["asset 资产", "snapshot", "result 结果"],
                   [[e["asset"], e["snapshot"], "✓ " + (f"{e['tables']} tables match 表一致" if "tables" in e else
                                                        f"{e.get('files', 0)} files") if e["ok"] else "✗ " + (e.get("error") or "")]
                    for r in results for e in r["assets"]])
-        out.print(f"evidence 证据: {evidence}")
+        out.print(f"evidence 证据: {escape.rich(evidence)}")
     return OK if ok else FINDINGS
 
 
@@ -229,9 +231,9 @@ def _print_servers(out: Out, rep: dict) -> None:
                                                         "bytes", "s"], rows)
     for s in rep["stores"]:
         out.print(f"{s['store']}: " + ("off-site copy 异地副本 → " + s["dr"] if s["copied"] else "no off-site copy 无异地副本")
-                  + (f" ✗ {s['error']}" if s["error"] else ""))
+                  + (f" ✗ {escape.rich(s['error'])}" if s["error"] else ""))
     for d, e in rep["discovery_errors"].items():
-        out.print(f"✗ {d}: {e}")
+        out.print(f"✗ {d}: {escape.rich(e)}")
     out.print(f"{rep['ok']} ok, {rep['failed']} failed in {rep['seconds']} s")
 
 
@@ -246,10 +248,10 @@ def _print_configs(out: Out, rep: dict) -> None:
             out.print(f"[bold]--- {d['device']}[/]")
             out.print(d["diff"], markup=False)
     for s in rep["stores"]:
-        offsite = (f"; off-site copy 异地副本 → {s['dr_store']} " + ("✓" if s["offsite"] else f"✗ {s['offsite_error']}")
+        offsite = (f"; off-site copy 异地副本 → {s['dr_store']} " + ("✓" if s["offsite"] else f"✗ {escape.rich(s['offsite_error'])}")
                    if s["dr_store"] else "; no DR store 无灾备存储")
         out.print(f"{s['store']}: " + (f"commit {s['commit'][:12]}" if s["commit"] else "no change 无变更，未提交")
-                  + ("" if s["pushed"] else f" ✗ {s['error']}") + (offsite if s["pushed"] else ""))
+                  + ("" if s["pushed"] else f" ✗ {escape.rich(s['error'])}") + (offsite if s["pushed"] else ""))
     if rep["unassigned"]:
         out.print("no backup store above 无备份存储: " + ", ".join(rep["unassigned"]))
-    out.print(f"{rep['ok']} ok, {rep['failed']} failed, {rep['changed']} changed in {rep['seconds']} s; report {rep['report']}")
+    out.print(f"{rep['ok']} ok, {rep['failed']} failed, {rep['changed']} changed in {rep['seconds']} s; report {escape.rich(rep['report'])}")

@@ -7,6 +7,11 @@ from .loader import paused_gc
 from .store import Inventory
 
 
+# the host variables that are templates (the credential references, as lookups); the inventory plugin
+# lets Ansible evaluate these and nothing else
+CREDENTIAL_VARS = ("ansible_ssh_private_key_file", "ansible_password")
+
+
 def hostvars(inv: Inventory, device_id: str) -> dict:
     d = inv.devices[device_id]
     site = inv.sites[d.site]

@@ -6,6 +6,7 @@ from collections import Counter
 from rich.console import Console
 from rich.tree import Tree
 
+from jinbao_netops import escape
 from jinbao_netops.errors import UsageError
 
 from jinbao_netops.output import Out
@@ -94,7 +95,7 @@ def cmd_show(args, out: Out) -> int:
         if out.json_mode:
             out.json(rec)
             return 0
-        out.print(f"[bold]{rec['name']}[/] ({rec['id']}, {rec['level']}, block {rec['block']})"
+        out.print(f"[bold]{escape.rich(rec['name'])}[/] ({rec['id']}, {rec['level']}, block {rec['block']})"
                   f"  上级 parent: {rec['parent'] or '-'}" + (f"  归属 homing: {rec['homing']}" if rec["homing"] else ""))
         out.table("设备 Devices", ["id", "名称 name", "role", "platform", "management", "services", "interfaces"],
                   [[d["id"], d["name"], d["role"], d["platform"], d["management"], ",".join(d["services"]),
@@ -108,7 +109,7 @@ def cmd_show(args, out: Out) -> int:
         out.json({"network": inv.network.model_dump(mode="json"), **counts})
         return 0
     n = inv.network
-    out.print(f"[bold]{n.name}[/] ({n.id})  national {n.address_plan.national}, management {n.address_plan.management}")
+    out.print(f"[bold]{escape.rich(n.name)}[/] ({n.id})  national {n.address_plan.national}, management {n.address_plan.management}")
     rows = []
     for level in sorted({s.level for s in inv.sites.values()}, key=lambda lv: LEVEL_ORDER[lv]):
         sites = [s for s in inv.sites.values() if s.level == level]
@@ -137,11 +138,11 @@ def cmd_graph(args, out: Out) -> int:
     def add(tree: Tree, n: dict) -> None:
         s = inv.sites[n["id"]]
         extra = " [yellow]双归属 dual-homed[/]" if s.homing == "dual" else ""
-        branch = tree.add(f"[bold]{n['name']}[/] [dim]{n['id']} · {n['level']} · {len(n['devices'])} devices[/]{extra}")
+        branch = tree.add(f"[bold]{escape.rich(n['name'])}[/] [dim]{n['id']} · {n['level']} · {len(n['devices'])} devices[/]{extra}")
         for c in n["children"]:
             add(branch, c)
 
-    tree = Tree(f"[bold]{inv.network.name}[/]")
+    tree = Tree(f"[bold]{escape.rich(inv.network.name)}[/]")
     add(tree, data)
     console = out.console
     if not console.is_terminal:  # piped or captured: rich would crop every line at 80 columns

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from .platforms import PLATFORMS
 
@@ -28,6 +38,36 @@ def _ip_text(v):
         raise ValueError(f"write the address as text (e.g. 10.44.0.0/16 or 10.254.44.11), not {type(v).__name__} {v!r}")
     return v
 
+
+# Unicode categories free text never carries: control (Cc: line breaks, tabs, NUL…), format (Cf: bidi
+# overrides, zero-width characters), line and paragraph separators, surrogates.
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def _free_text(forbidden: str = ""):
+    """A validator for text a person types: it reaches router configs, lab commands, reports and
+    screens, so it is data only: no control or invisible character, nor ``forbidden`` characters."""
+
+    def check(v: str) -> str:
+        bad = next((c for c in v if unicodedata.category(c) in _INVISIBLE or c in forbidden), None)
+        if bad is not None:
+            what = f"{bad!r}" if bad in forbidden else f"control or invisible character U+{ord(bad):04X}"
+            raise ValueError(f"{what} is not allowed here (free text is data, never syntax)")
+        if v != v.strip():
+            raise ValueError("leading or trailing spaces are not allowed")
+        return v
+
+    return AfterValidator(check)
+
+
+# a display name (Chinese): shown in reports, diagrams, the map
+DisplayName = Annotated[str, Field(min_length=1, max_length=64), _free_text()]
+# an interface description: also a line of router configuration (VRP, Comware, IOS, FRR — where '?' asks
+# the CLI for help and '"' cannot be quoted) and the interface's alias in the lab (ifAlias: 64 at most;
+# set through `ip -batch`, which cuts a line at any '#')
+Description = Annotated[str, Field(min_length=1, max_length=64), _free_text('"?#')]
+# a short label that names a thing (a carrier, a shared-risk group)
+Label = Annotated[str, Field(min_length=1, max_length=64), _free_text('"?')]
 
 IPv4Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_ip_text)]
 IPv4Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_ip_text)]
@@ -178,7 +218,7 @@ class Alerting(BaseModel):
     """Where Alertmanager delivers: one webhook URL for every receiver (team), ``{receiver}`` standing for
     the team's name (e.g. ``guangdong-county-ops``). The default reaches nobody: set the NOC's hook."""
     model_config = ConfigDict(extra="forbid")
-    webhook: str = "http://127.0.0.1:9095/alerts/{receiver}"
+    webhook: Annotated[str, _free_text()] = "http://127.0.0.1:9095/alerts/{receiver}"
 
     @field_validator("webhook")
     @classmethod
@@ -194,7 +234,7 @@ class Alerting(BaseModel):
 
 class Network(_Obj):
     id: Annotated[str, Field(pattern=SITE_ID)]
-    name: Annotated[str, Field(min_length=1)]
+    name: DisplayName
     address_plan: AddressPlan
     ospf: Ospf = Ospf()
     alerting: Alerting = Alerting()
@@ -208,7 +248,7 @@ class Pools(BaseModel):
 
 class Site(_Obj):
     id: Annotated[str, Field(pattern=SITE_ID)] = ""  # the mapping key: pinyin, also an Ansible group name
-    name: Annotated[str, Field(min_length=1)]
+    name: DisplayName
     level: Level
     parent: str | None = None
     code: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] | None = None  # administrative division code
@@ -231,12 +271,12 @@ class Site(_Obj):
 class Interface(BaseModel):
     model_config = ConfigDict(extra="forbid")
     address: IPv4Interface | None = None
-    description: str | None = None
+    description: Description | None = None
 
 
 class Device(_Obj):
     id: Annotated[str, Field(pattern=DEVICE_ID)] = ""  # the mapping key: pinyin, a valid hostname
-    name: str | None = None  # Chinese display name
+    name: DisplayName | None = None  # Chinese display name
     site: str
     role: Role
     platform: str
@@ -287,8 +327,8 @@ class Link(_Obj):
     b: Endpoint
     kind: LinkKind
     bandwidth_mbps: Annotated[int, Field(gt=0)]
-    carrier: str | None = None
-    srlg: str | None = None  # shared-risk group: lines that fail together (same carrier duct, same conduit)
+    carrier: Label | None = None
+    srlg: Label | None = None  # shared-risk group: lines that fail together (same carrier duct, same conduit)
     state: LinkState = LinkState.active
 
     @field_validator("a", "b", mode="before")

@@ -6,6 +6,7 @@ import shlex
 import subprocess
 
 from jinbao_netops.errors import FINDINGS, UsageError
+from jinbao_netops import escape
 from jinbao_netops.inventory import load
 from jinbao_netops.output import Out
 
@@ -49,7 +50,7 @@ def cmd_up(args, out: Out) -> int:
     if out.json_mode:
         out.json({"ok": True, **res})
     else:
-        out.print(("[green]✓[/] " if res["changed"] else "= ") + res["message"] +
+        out.print(("[green]✓[/] " if res["changed"] else "= ") + escape.rich(res["message"]) +
                   (f" in {res['seconds']} s" if res.get("seconds") else ""))
     return 0
 
@@ -59,7 +60,7 @@ def cmd_down(args, out: Out) -> int:
     if out.json_mode:
         out.json({"ok": True, **res})
     else:
-        out.print("[green]✓[/] " + res["message"] + f" (removed {res['removed']})")
+        out.print("[green]✓[/] " + escape.rich(res["message"]) + f" (removed {escape.rich(res['removed'])})")
     return 0
 
 
@@ -145,5 +146,5 @@ def cmd_image(args, out: Out) -> int:
     if out.json_mode:
         out.json({"image": str(path), "built": built})
     else:
-        out.print(f"{'built' if built else 'cached'} base image: {path}")
+        out.print(f"{'built' if built else 'cached'} base image: {escape.rich(path)}")
     return 0

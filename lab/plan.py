@@ -15,6 +15,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from jinbao_netops import escape
+
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
 
@@ -262,19 +264,25 @@ def _routing(inv: Inventory, nodes: dict[str, Node]) -> None:
                                         if i.address and i.address.network == itf.address.network)
 
 
-_env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
-                   lstrip_blocks=True, keep_trailing_newline=True)
-_env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
+def _env(target) -> Environment:
+    """A Jinja environment for one target syntax: every value goes through its escape function."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True, **escape.jinja(target))
+    env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
+    return env
+
+
+_frr_env, _conf_env = _env(escape.cli), _env(escape.conf)
 
 
 def render_frr(inv: Inventory, node: Node) -> str:
-    return _env.get_template("frr.conf.j2").render(node=node, ospf=inv.network.ospf,
+    return _frr_env.get_template("frr.conf.j2").render(node=node, ospf=inv.network.ospf,
                                                    loopback_area=inv.site_area(node.site))
 
 
 def render_snmpd(node: Node, secrets: dict[str, str]) -> str:
     """The node's snmpd.conf from its plan and the lab's generated values."""
     s = node.snmp
-    return _env.get_template("snmpd.conf.j2").render(
+    return _conf_env.get_template("snmpd.conf.j2").render(
         device=node.device, snmp=s, auth_key=secrets[s.auth_key], priv_key=secrets[s.priv_key],
         community=secrets[s.community] if s.community else None)

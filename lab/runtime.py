@@ -24,7 +24,7 @@ from pathlib import Path
 
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
-from jinbao_netops import procs
+from jinbao_netops import escape, procs
 from jinbao_netops.errors import LabError, UsageError
 
 from . import plan as planmod
@@ -324,7 +324,7 @@ class Lab:
                     continue  # declared but not cabled to anything: no netdev in the twin
                 alias = nif.name if nif.linux != nif.name else nif.description
                 if alias:
-                    inner.append(f'link set {nif.linux} alias "{alias}"')
+                    inner.append(f"link set {nif.linux} alias {escape.ip_batch(alias)}")
                 inner.append(f"link set {nif.linux} up")
                 # hosts are configured from outside; routers get their addresses from FRR (zebra)
                 if node.image != "frr" and nif.address:

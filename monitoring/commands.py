@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from jinbao_netops import escape
 from jinbao_netops.inventory import Role, load
 from jinbao_netops.errors import FINDINGS, OK
 from jinbao_netops.output import Out
@@ -109,9 +110,9 @@ def cmd_up(args, out: Out) -> int:
     if out.json_mode:
         out.json({"ok": True, **res})
         return OK
-    out.print(("[green]✓[/] " if res["changed"] else "= ") + res["message"])
+    out.print(("[green]✓[/] " if res["changed"] else "= ") + escape.rich(res["message"]))
     for line in res["changed"]:
-        out.print(f"  · {line}")
+        out.print(f"  · {escape.rich(line)}")
     out.table("监控端点 / endpoints", ["站点 site", "监控主机 monitor", "Prometheus", "Alertmanager"],
               [[k, e["monitor"], e["prometheus"], e["alertmanager"]] for k, e in res["endpoints"].items()])
     return OK
@@ -124,7 +125,7 @@ def cmd_down(args, out: Out) -> int:
     if out.json_mode:
         out.json({"ok": True, **res})
     else:
-        out.print("[green]✓[/] " + res["message"])
+        out.print("[green]✓[/] " + escape.rich(res["message"]))
     return OK
 
 
@@ -156,7 +157,7 @@ def cmd_status(args, out: Out) -> int:
                                                               "state 状态", "detail 详情", "alerts 告警"], rows)
         down = [t for s in st["servers"] for t in s["prometheus"].get("targets_down", [])]
         for t in down:
-            out.print(f"  target down 目标不可达: {t}")
+            out.print(f"  target down 目标不可达: {escape.rich(t)}")
         firing = sum(len(s["prometheus"].get("firing", [])) for s in st["servers"])
         out.print(("[green]✓[/] stack up 监控栈运行中" if st["up"] else "[red]✗[/] stack not (fully) up 监控栈未完全运行") +
                   f"; {len(down)} targets down 目标不可达, {firing} alerts firing 告警")

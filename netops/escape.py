@@ -1,14 +1,28 @@
 """One escape function per target syntax: text a person typed (a name, a description, a carrier) or
 a device sent is data, and every renderer of a syntax passes it through that syntax's function here
 — never a quoting rule of its own at the call site. The inventory model already rejects control
-characters in free text; these functions are the second line (defence in depth).
+characters in free text (and what a syntax cannot carry, such as '"' and '?' in a description);
+these functions are the second line, so a value that slipped past the model still cannot add a line,
+a word or a tag to what is rendered.
+
+Targets: Rich console markup, HTML, the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
+(VRP, Comware, IOS and FRR's vtysh), an ``ip -batch`` word, a value of a line-based daemon
+configuration (snmpd.conf), and the Jinja environments that render those files (``jinja``).
 """
 from __future__ import annotations
 
 import html as _html
 import shlex
+import unicodedata
 
 from rich.markup import escape as _rich_escape
+
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def one_line(text: object) -> str:
+    """The text on one line: every control or invisible character (line breaks among them) a space."""
+    return "".join(" " if unicodedata.category(c) in _INVISIBLE else c for c in str(text))
 
 
 def rich(text: object) -> str:
@@ -24,3 +38,40 @@ def html(text: object) -> str:
 def shell(text: object) -> str:
     """One POSIX shell word."""
     return shlex.quote(str(text))
+
+
+def dot(text: object) -> str:
+    """A Graphviz DOT double-quoted string: a line break becomes DOT's own \\n (the suite writes
+    two-line labels), any other control or invisible character a space."""
+    lines = str(text).replace("\\", "\\\\").replace('"', '\\"').split("\n")
+    return '"' + "\\n".join(one_line(line) for line in lines) + '"'
+
+
+def dot_html(text: object) -> str:
+    """Text inside a Graphviz HTML-like label (``label=<…>``: XML, so one line of escaped text)."""
+    return html(one_line(text))
+
+
+def cli(text: object) -> str:
+    """Free text at the end of a line of device configuration (``description …``): one line, and no
+    character the vendor CLIs interpret — ``?`` (context help in VRP, Comware and IOS), ``"`` (quoting)."""
+    return one_line(text).replace("?", "？").replace('"', "'")
+
+
+def conf(text: object) -> str:
+    """A value at the end of a line of a line-based daemon configuration (snmpd.conf ``sysLocation``):
+    one line; a leading ``#`` or quote cannot turn it into a comment or a quoted token."""
+    return one_line(text).replace('"', "'").lstrip("#").strip()
+
+
+def ip_batch(text: object) -> str:
+    """One word of ``ip -batch`` input: iproute2 cuts a line at any ``#`` (quoted or not), splits on
+    blanks and honours "…" and '…' quotes without escapes — so the text is one line, double-quoted,
+    with no double quote and no ``#`` inside."""
+    return '"' + one_line(text).replace('"', "'").replace("#", "＃") + '"'
+
+
+def jinja(target) -> dict:
+    """Keyword arguments for a Jinja environment rendering one target syntax: every ``{{ value }}``
+    goes through ``target`` (e.g. ``Environment(..., **escape.jinja(escape.cli))``)."""
+    return {"finalize": lambda v: v if v is None else target(v)}

@@ -15,6 +15,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from . import escape
+
 class Out:
     """Where a verb's output goes. ``capture``: the JSON document is kept in ``captured`` instead of
     printed (the cycle runs verbs and collects their results this way)."""
@@ -47,11 +49,12 @@ class Out:
             self.err.print(msg)
 
     def table(self, title: str, columns: list[str], rows: list[list]) -> None:
+        """A table of data: every cell is text as given (escaped, never read as Rich markup)."""
         t = Table(title=title, title_justify="left", header_style="bold")
         for c in columns:
             t.add_column(c)
         for r in rows:
-            t.add_row(*("" if v is None else str(v) for v in r))
+            t.add_row(*("" if v is None else escape.rich(v) for v in r))
         self.console.print(t)
 
     @contextmanager

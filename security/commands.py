@@ -82,5 +82,5 @@ def cmd_audit(args, out: Out) -> int:
             out.print(f"[red]无法连接 unreachable (not assessed):[/] {h['host']}: {escape.rich(h['error'])}")
     for label, path in (("HTML report 报告", args.html), ("JSON report", args.save)):
         if path:
-            out.print(f"{label}: {Path(path).resolve()}")
+            out.print(f"{label}: {escape.rich(Path(path).resolve())}")
     return code

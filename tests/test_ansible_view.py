@@ -135,3 +135,26 @@ def test_invalid_inventory_fails_with_the_problem_line():
     assert r.returncode != 0
     assert line in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_a_name_that_looks_like_a_template_stays_data(tmp_path):
+    """Reproduced: a name holding `{{ lookup('pipe', …) }}` ran a command as root when a playbook read the
+    variable. Only the credential references are templates; everything else is data."""
+    import shutil
+
+    inv = tmp_path / "inv"
+    shutil.copytree(REPO / "inventory" / "default", inv)
+    import os
+
+    marker = Path(f"/tmp/jb-pwned-{os.getpid()}")
+    evil = "{{ lookup('pipe','touch " + str(marker) + "') }}"
+    text = (inv / "guangdong.yml").read_text(encoding="utf-8")
+    (inv / "guangdong.yml").write_text(text.replace("name: 花都区社会保险经办中心", f'name: "{evil}"', 1), encoding="utf-8")
+    assert load(inv).sites["huadu"].name == evil  # a legal display name: the defence is in what reads it
+    r = subprocess.run([str(Path(sys.executable).parent / "ansible"), "huadu-srv1", "-m", "ansible.builtin.debug",
+                        "-a", "msg={{ netops_site_name }}|{{ ansible_ssh_private_key_file }}"], cwd=REPO,
+                       env=clean_env(NETOPS_INVENTORY=str(inv), NETOPS_SSH_KEY="/the/key"), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert evil in r.stdout and "|/the/key" in r.stdout  # the name verbatim, the credential reference resolved
+    assert not marker.exists()

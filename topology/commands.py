@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jinbao_netops import escape
 from jinbao_netops.inventory import Level, load
 from jinbao_netops.inventory.model import LEVEL_NAMES
 from jinbao_netops.files import write_atomic
@@ -108,7 +109,7 @@ def cmd_path(args, out: Out) -> int:
         return code
     s = topo.inv.sites[args.site]
     homing = {"dual": "双归属 dual-homed", "single": "单归属 single-homed"}.get(rec["homing"] or "", "")
-    out.print(f"[bold]{s.name}[/] ({s.id}, {LEVEL_ZH[s.level.value]} {s.level.value}"
+    out.print(f"[bold]{escape.rich(s.name)}[/] ({s.id}, {LEVEL_ZH[s.level.value]} {s.level.value}"
               + (f", {homing}" if homing else "") + ") → 部中心 ministry"
               + (f"   上联 uplinks: {', '.join(rec['uplinks'])}" if rec["uplinks"] else ""))
     if not rec["reachable"]:

@@ -11,12 +11,12 @@ the ministry, plus the sites its subtree links to (a dual-homed county's second 
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 import shutil
 import subprocess
 
+from jinbao_netops import escape
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState
 from jinbao_netops.errors import ToolError, UsageError
 
@@ -57,16 +57,6 @@ def scope_sites(topo: Topology, scope: str | None) -> set[str]:
     return out
 
 
-def _q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _h(text: str) -> str:
-    """Text inside a DOT HTML-like label."""
-    return html.escape(str(text), quote=True)
-
-
 def _mbps(n: int) -> str:
     return f"{n // 1000}G" if n >= 1000 and n % 1000 == 0 else f"{n}M"
 
@@ -76,7 +66,7 @@ class _Html(str):
 
 
 def _attrs(**kw) -> str:
-    return "[" + ", ".join(f"{k}={v if isinstance(v, _Html) else _q(v)}" for k, v in kw.items() if v is not None) + "]"
+    return "[" + ", ".join(f"{k}={v if isinstance(v, _Html) else escape.dot(v)}" for k, v in kw.items() if v is not None) + "]"
 
 
 def spof_marks(topo: Topology) -> tuple[set[str], set[str]]:
@@ -98,7 +88,7 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
     if scope:
         title += f" — {inv.sites[scope].name} ({scope})"
     lines = [
-        f"digraph {_q(inv.network.id if inv.network else 'jinbao')} {{",
+        f"digraph {escape.dot(inv.network.id if inv.network else 'jinbao')} {{",
         f"  graph {_attrs(rankdir='TB', newrank='true', compound='true', nodesep='0.25', ranksep='0.8', fontname=FONT, fontsize='16', labelloc='t', label=title)};",
         f"  node {_attrs(shape='box', style='rounded,filled', fillcolor='white', fontname=FONT, fontsize='10', margin='0.08,0.04')};",
         f"  edge {_attrs(dir='none', fontname=FONT, fontsize='8', color='#4a4a4a')};",
@@ -116,23 +106,23 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
             tags.append("⇈ 双归属 dual-homed")
         elif site.level == Level.county:
             tags.append("单归属 single-homed")
-        label = f"<<B>{_h(site.name)}</B><BR/>{_h(sid)} · {_h(' · '.join(tags))}"
+        label = f"<<B>{escape.dot_html(site.name)}</B><BR/>{escape.dot_html(sid)} · {escape.dot_html(' · '.join(tags))}"
         if others and not hosts:
             label += f"<BR/><FONT POINT-SIZE=\"9\">+{len(others)} 主机 hosts</FONT>"
         label = _Html(label + ">")
         style = "filled,dashed" if site.level == Level.dr else ("filled,bold" if dual else "filled")
         cls = f"site level-{lv}" + (" dual" if dual else "") + (" dr" if site.level == Level.dr else "")
-        lines.append(f"  subgraph {_q('cluster_' + sid)} {{")
+        lines.append(f"  subgraph {escape.dot('cluster_' + sid)} {{")
         border = "#2e7d32" if dual else ("#b8860b" if site.level == Level.dr else "#5b6b7b")
         lines.append("    graph " + _attrs(id="site-" + sid, **{"class": cls}, label=label, style=style,
                                           fillcolor=DUAL_FILL if dual else SITE_FILL[lv], color=border,
                                           fontsize="11") + ";")
         if not drawn:  # a site without devices still shows (an empty box needs one invisible node)
-            lines.append(f"    {_q('empty:' + sid)} {_attrs(label='(无设备 no devices)', shape='plaintext', style='', fontsize='9')};")
+            lines.append(f"    {escape.dot('empty:' + sid)} {_attrs(label='(无设备 no devices)', shape='plaintext', style='', fontsize='9')};")
         for d in drawn:
             n = g.nodes[d]
             is_spof = d in spof_devs
-            lines.append("    " + _q(d) + " " + _attrs(
+            lines.append("    " + escape.dot(d) + " " + _attrs(
                 id="dev-" + d, **{"class": f"device role-{n['role']}" + (" spof" if is_spof else "")},
                 label=f"{n['name']}\n{d}",
                 color=RED if is_spof else "#333333", fillcolor=RED_FILL if is_spof else "white",
@@ -143,7 +133,7 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
                 ranks.setdefault(LEVEL_RANK[lv], []).append(d)
         lines.append("  }")
     for rank in sorted(ranks):
-        lines.append("  { rank=same; " + "; ".join(_q(d) for d in ranks[rank]) + "; }")
+        lines.append("  { rank=same; " + "; ".join(escape.dot(d) for d in ranks[rank]) + "; }")
     for lk in sorted(inv.links.values(), key=lambda x: x.id):
         a, b = lk.a.device, lk.b.device
         if a not in shown or b not in shown:
@@ -155,7 +145,7 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
         is_spof = lk.id in spof_links
         cls = f"link kind-{lk.kind.value}" + (" planned" if planned else "") + (" spof" if is_spof else "")
         label = None if lk.kind == LinkKind.lan else _mbps(lk.bandwidth_mbps) + (" 规划" if planned else "")
-        lines.append(f"  {_q(a)} -> {_q(b)} " + _attrs(
+        lines.append(f"  {escape.dot(a)} -> {escape.dot(b)} " + _attrs(
             id="link-" + lk.id, **{"class": cls}, label=label,
             style="dashed" if planned else ("bold" if is_spof else None),
             color=RED if is_spof else (PLANNED if planned else None),
@@ -307,11 +297,11 @@ def to_html(topo: Topology, scope: str | None = None, hosts: bool = False, svg: 
     n_spof = len(analysis(topo).spof_list)
     return (
         "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)} · 拓扑 topology</title><style>{_CSS}</style></head><body>\n"
-        f"<header><h1>{html.escape(title)} · 拓扑 topology</h1>"
+        f"<title>{escape.html(title)} · 拓扑 topology</title><style>{_CSS}</style></head><body>\n"
+        f"<header><h1>{escape.html(title)} · 拓扑 topology</h1>"
         f"<span>{len(sites)} 站点 sites · {n_spof} 单点故障 single points of failure</span>"
         "<input id=\"find\" placeholder=\"查找站点 find site (id / 名称)\"><button id=\"reset\">复位 reset</button>"
-        f"<span class=\"legend\">{html.escape(LEGEND)} · 拖动平移 drag to pan · 滚轮缩放 wheel to zoom · 点击站点 click a site</span>"
+        f"<span class=\"legend\">{escape.html(LEGEND)} · 拖动平移 drag to pan · 滚轮缩放 wheel to zoom · 点击站点 click a site</span>"
         "</header>\n<main><div id=\"view\">" + _inline_svg(svg) + "</div>"
         "<aside id=\"info\"><p class=\"muted\">点击站点查看设备与链路 click a site to see its devices and links</p></aside></main>\n"
         f"<script id=\"topo-data\" type=\"application/json\">{data}</script>\n<script>{_JS}</script>\n</body></html>\n")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
+from jinbao_netops import escape
 from jinbao_netops.inventory import Inventory
 from jinbao_netops.inventory.model import Role
 from jinbao_netops.errors import UsageError
@@ -133,7 +134,7 @@ def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool
 
 def _env(template_dir: Path) -> Environment:
     env = Environment(loader=FileSystemLoader(template_dir), undefined=StrictUndefined, trim_blocks=True,
-                      lstrip_blocks=True, keep_trailing_newline=True)
+                      lstrip_blocks=True, keep_trailing_newline=True, **escape.jinja(escape.cli))
     env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
     return env
 

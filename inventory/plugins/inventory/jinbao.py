@@ -24,9 +24,14 @@ import os
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
-try:  # ansible-core ≥ 2.19 templates only strings marked as trusted
+try:  # ansible-core ≥ 2.19 templates only strings marked as trusted: the rest stays data
     from ansible.template import trust_as_template
-except ImportError:  # older releases template every inventory string
+
+    def untrusted(value):
+        return value
+except ImportError:  # older releases template every string not marked unsafe
+    from ansible.utils.unsafe_proxy import wrap_var as untrusted
+
     def trust_as_template(value):
         return value
 
@@ -41,7 +46,7 @@ class InventoryModule(BaseInventoryPlugin):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         from jinbao_netops.inventory import InventoryError, load
-        from jinbao_netops.inventory.ansible_view import build
+        from jinbao_netops.inventory.ansible_view import CREDENTIAL_VARS, build
 
         src = os.environ.get("NETOPS_INVENTORY") or self.get_option("path")
         try:
@@ -58,10 +63,9 @@ class InventoryModule(BaseInventoryPlugin):
             for host in group.get("hosts", []):
                 self.inventory.add_host(host, group=name)
             for k, v in group.get("vars", {}).items():
-                self.inventory.set_variable(name, k, v)
+                self.inventory.set_variable(name, k, untrusted(v))
         for host, hv in hostvars.items():
             for k, v in hv.items():
-                # credential references are lookups the view wrote itself (never user text)
-                if isinstance(v, str) and v.startswith("{{"):
-                    v = trust_as_template(v)
-                self.inventory.set_variable(host, k, v)
+                # only the credential references are templates, lookups the view wrote itself; every
+                # other value (names people typed among them) is data Ansible never evaluates
+                self.inventory.set_variable(host, k, trust_as_template(v) if k in CREDENTIAL_VARS else untrusted(v))
