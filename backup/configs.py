@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shlex
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, ToolError
 from jinbao_netops.inventory import Device, Inventory
@@ -138,9 +138,9 @@ class Archive:
 
 def ensure_bare(access: Access | None, store: str | None, path: str) -> None:
     """Create the bare repository on the store if missing (idempotent); a local path when no store."""
-    script = (f"test -d {shlex.quote(path)}/objects || "
-              f"{{ sudo install -d -o $(id -u) -g $(id -g) {shlex.quote(os.path.dirname(path))} && "
-              f"git init -q --bare -b main {shlex.quote(path)}; }}")
+    script = (f"test -d {escape.shell(path)}/objects || "
+              f"{{ sudo install -d -o $(id -u) -g $(id -g) {escape.shell(os.path.dirname(path))} && "
+              f"git init -q --bare -b main {escape.shell(path)}; }}")
     if store is None:
         if not Path(path, "objects").is_dir():
             subprocess.run(["git", "init", "-q", "--bare", "-b", "main", path], check=True, capture_output=True)

@@ -17,6 +17,7 @@ from typing import Callable
 
 import yaml
 
+from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory import Inventory
@@ -103,7 +104,7 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
         found = by_store.setdefault(store.id, [])
         if "files" in kinds:
             paths = pol["paths"].get(dev.role.value, pol["paths"]["default"])
-            rel = " ".join(p.lstrip("/") for p in paths)
+            rel = " ".join(escape.shell(p.lstrip("/")) for p in paths)
             found.append(Asset(f"{did}:files", did, dev.site, prov, "files",
                                f"sudo tar --numeric-owner --ignore-failed-read -C / -cf - {rel}", f"/{did}/files.tar"))
         if "databases" in kinds and did in pol["basebackup"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import UsageError
 
@@ -86,7 +87,7 @@ def restore(access: Access, asset: str, to: str, *, snapshot: str | None = None,
     else:
         folder = f"{RESTORE_DIR}/{asset.replace(':', '_')}/{sid}"
         stream_restore(repo, snap["id"], entry["filename"], shell, to,
-                       f"sudo install -d -m 0700 {folder} && sudo tar -C {folder} -xf -")
+                       f"sudo install -d -m 0700 {escape.shell(folder)} && sudo tar -C {escape.shell(folder)} -xf -")
         out.update(folder=folder)
     out["seconds"] = round(time.monotonic() - t0, 3)
     return out

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import subprocess
 
 from jinbao_netops.errors import FINDINGS, UsageError
@@ -116,7 +115,7 @@ def cmd_env(args, out: Out) -> int:
         out.json(env)
     else:
         for k, v in env.items():
-            print(f"export {k}={shlex.quote(v)}")
+            print(f"export {k}={escape.shell(v)}")
     return 0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import paramiko
 
+from . import escape
 from .errors import DeviceError, UsageError
 
 
@@ -168,7 +169,7 @@ class ExecSession:
     def cli(self, command: str, check: bool = True) -> str:
         """A CLI command (the platform's ``cli_exec`` wraps it; a Linux host runs it as is)."""
         wrap = self.plat.cli_exec
-        return self.run(wrap.format(command=shlex.quote(command)) if wrap else command, check=check)
+        return self.run(wrap.format(command=escape.shell(command)) if wrap else command, check=check)
 
     def show_running(self) -> str:
         return self.cli(self.plat.show_running)
@@ -431,7 +432,7 @@ class Access:
 
     def ssh_command(self, device: str, timeout: float = 10) -> str:
         """The same as one string without the host (GIT_SSH_COMMAND, restic's sftp wrapper)."""
-        return shlex.join(["ssh", *self.ssh_options(device, timeout)])
+        return " ".join(escape.shell(a) for a in ["ssh", *self.ssh_options(device, timeout)])
 
     def ssh_argv(self, device: str, timeout: float = 10) -> list[str]:
         """The OpenSSH command line that runs one shell line on ``device`` (append the line)."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
+
+from jinbao_netops import escape
 
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
@@ -17,7 +18,7 @@ PAM_FILES = "/etc/pam.d/common-auth /etc/pam.d/common-password /etc/pam.d/system
 
 
 def sections(params: dict) -> dict[str, str]:
-    q = lambda xs: " ".join(shlex.quote(str(x)) for x in xs)
+    q = lambda xs: " ".join(escape.shell(x) for x in xs)
     admins = q([params["dengbao_sysadmin"], params["dengbao_secadmin"], params["dengbao_auditadmin"]])
     units = q([*params["dengbao_forbidden_services"], "ssh", "sshd", "auditd", "rsyslog", "chrony", "chronyd", "nftables"])
     return {
