@@ -71,11 +71,9 @@ def test_national_address_plan(national):
         assert province_area(prov) == int(code) and inv.site_area(f"p{code}c01") == int(code)
         assert inv.site_area(py) == 0  # province cores sit in the backbone
         assert inv.sites[f"{py}_zaibei"].parent == py
-    for s in inv.sites.values():  # cities /20-/22, counties /24-/28
-        if s.level == Level.city:
-            assert 20 <= s.block.prefixlen <= 22
-        if s.level == Level.county:
-            assert 24 <= s.block.prefixlen <= 28
+    prefixes = {lv: {s.block.prefixlen for s in inv.sites.values() if s.level == lv} for lv in (Level.city, Level.county)}
+    assert prefixes[Level.city] and prefixes[Level.city] <= set(range(20, 23))  # cities /20-/22
+    assert prefixes[Level.county] and prefixes[Level.county] <= set(range(24, 29))  # counties /24-/28
     assert all(d.management in inv.network.address_plan.management for d in inv.devices.values())
 
 
@@ -102,11 +100,12 @@ def test_national_homing(national):
     for s in single:
         assert sum(lk.state == LinkState.active for lk in uplinks[s.id]) == 1, s.id
     # every city is uplinked to its province core and its DR router
-    for s in inv.sites.values():
-        if s.level == Level.city:
-            far = {inv.site_of(e.device).level for d in inv.devices_by_site[s.id]
-                   for lk in inv.links_by_device.get(d, []) for e in inv.links[lk].ends()}
-            assert {Level.province, Level.dr} <= far, s.id
+    cities = [s for s in inv.sites.values() if s.level == Level.city]
+    assert len(cities) == 340
+    for s in cities:
+        far = {inv.site_of(e.device).level for d in inv.devices_by_site[s.id]
+               for lk in inv.links_by_device.get(d, []) for e in inv.links[lk].ends()}
+        assert {Level.province, Level.dr} <= far, s.id
 
 
 def test_deterministic_for_a_seed():
