@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,11 +18,9 @@ from jinbao_netops.inventory.store import province_area
 @pytest.fixture(scope="module")
 def national(tmp_path_factory):
     out = tmp_path_factory.mktemp("national") / "inv"
-    t0 = time.perf_counter()
     files = generate()
-    elapsed = time.perf_counter() - t0
     write(files, out)
-    return load(out), files, elapsed
+    return load(out), files
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +42,7 @@ def test_small_set_is_valid_and_sized(small):
 
 
 def test_national_set_is_valid_and_sized(national):
-    inv, files, _ = national
+    inv, files = national
     c = levels(inv)
     assert c[Level.province] == 32 and c[Level.dr] == 32 and c[Level.city] == 340 and c[Level.county] == 2850
     assert 9_500 <= len(inv.devices) <= 10_500
@@ -55,10 +52,6 @@ def test_national_set_is_valid_and_sized(national):
     assert roles["backup_store"] == 64 and roles["monitor"] == 33
     assert roles["database"] > 32 + 340  # provinces, cities and some counties (mariadb)
     assert any("mariadb" in d.services for d in inv.devices.values())
-
-
-def test_national_generation_is_fast(national):
-    assert national[2] < 3.0
 
 
 def test_national_address_plan(national):
