@@ -4,14 +4,13 @@ Prints one JSON line. The anchor, measured in the same run, is one plain `ssh ne
 round trip (median of 5): the least any SSH-based check of a host pays. Then
   * the whole embedded default (40 nodes: 22 servers, 18 FRR routers) through run_audit();
   * 100 host audits (the 40 nodes cycled, the same engine function per host) at the same concurrency,
-    for the goal of 100 hosts in <= 60 s.
+    for the goal of 100 hosts in <= 60 s: ``ok`` when met with every host audited; exit status 1 when not.
 
     eval "$(.venv/bin/netops lab env)"; .venv/bin/python bench/bench_audit.py [--parallel 16]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from benchlib import finish
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,7 @@ from jinbao_netops.security.audit import audit_host, run_audit, session_runner
 from jinbao_netops.security.catalogue import load_catalogue
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--parallel", type=int, default=16)
     ap.add_argument("--hosts", type=int, default=100)
@@ -59,7 +60,7 @@ def main() -> None:
         recs = list(pool.map(lambda d: audit_host(inv, cat, d, run), targets))
     wall_n = time.monotonic() - t0
     per_n = [r["seconds"] for r in recs]
-    print(json.dumps({
+    return finish({
         "bench": "audit", "parallel": a.parallel, "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0],
         "anchor_ssh_roundtrip_s": round(statistics.median(rtt), 3),
         "lab_hosts": len(rep["hosts"]), "lab_unreachable": len(rep["summary"]["unreachable"]), "lab_wall_s": round(lab_wall, 2),
@@ -67,8 +68,8 @@ def main() -> None:
         "n_hosts": a.hosts, "n_unreachable": sum(r["status"] != "ok" for r in recs), "n_wall_s": round(wall_n, 2),
         "n_per_host_median_s": round(statistics.median(per_n), 3), "n_per_host_max_s": round(max(per_n), 3),
         "goal_s": 60, "ok": wall_n <= 60 and all(r["status"] == "ok" for r in recs),
-    }, ensure_ascii=False))
+    })
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

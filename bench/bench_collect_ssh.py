@@ -10,12 +10,14 @@ Anchor: the same N logins by `xargs -P WORKERS ssh HOST '<linux health command>'
 one exec each: the least an SSH collection of a host pays). With two or more CPUs the simulator is
 pinned to the last CPU and the clients to the others; the simulator's CPU is reported.
 
+Goal: every device complete in both rounds and the first round within ``--goal-s`` (15 s): ``ok``,
+and exit status 1 when not.
+
 Prints ONE JSON line. Usage: .venv/bin/python bench/bench_collect_ssh.py [--devices 200] [--workers 32]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import socket
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchlib import finish
 
 
 from jinbao_netops.testing.simssh import SshSim
@@ -96,8 +100,7 @@ def main() -> int:
     out["ratio_vs_plain_ssh"] = round(first_wall / wall_plain, 2)
     out["ok"] = first_complete == complete == a.devices and first_wall <= a.goal_s
     out["load1_end"] = os.getloadavg()[0]
-    print(json.dumps(out))
-    return 0
+    return finish(out)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@
    ``scrape_samples_scraped`` / ``scrape_duration_seconds``), bytes of all 32 federation answers, and
    that ``ministry:netops_snmp_up:count`` counts every device below the provinces.
 
+Goal: what the ministry pulls is the aggregates only — every series of the ``province:*`` answer is a
+``province:`` record of the generated rules — and, in part 3, it federates every province. ``ok`` says
+whether that holds (the figures are reported against the anchor); the exit status is 1 when not.
+
 Prints ONE JSON line. Usage: .venv/bin/python bench/bench_monitor.py [--provinces N] [--no-national]
 """
 from __future__ import annotations
@@ -33,7 +37,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-
+from benchlib import finish
 
 from jinbao_netops.inventory import load
 from jinbao_netops.monitoring import generate as gen
@@ -165,7 +169,7 @@ def national(inv, mon: Path, tmp: Path) -> dict:
             "province_tier_series": tier_series, "ready_s": round(ready_s, 1)}
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--provinces", type=int, default=32)
     ap.add_argument("--no-national", action="store_true", help="skip part 3 (the ministry federating every province)")
@@ -227,26 +231,32 @@ def main() -> None:
                 url = f"http://127.0.0.1:{port}/federate?" + urllib.parse.urlencode({"match[]": match})
                 runs = [fetch(url) for _ in range(5)]
                 data = runs[-1][0]
-                series = sum(1 for ln in data.decode().splitlines() if ln and not ln.startswith("#"))
-                return {"bytes": len(data), "series": series, "ms": round(min(t for _, t in runs) * 1000, 2)}
+                samples = [ln for ln in data.decode().splitlines() if ln and not ln.startswith("#")]
+                return ({"bytes": len(data), "series": len(samples), "ms": round(min(t for _, t in runs) * 1000, 2)},
+                        {ln.split("{", 1)[0] for ln in samples})
 
-            agg = federate('{__name__=~"province:.*"}')
-            full = federate('{__name__=~".+"}')
+            agg, agg_names = federate('{__name__=~"province:.*"}')
+            full, _ = federate('{__name__=~".+"}')
         finally:
             proc.terminate()
             proc.wait(timeout=30)
             exp.shutdown()
         nat = None if args.no_national else national(inv, tmp / "mon", tmp)
-    print(json.dumps({
+        records = {r["record"] for g in yaml.safe_load((pdir / "rules/records.yml").read_text())["groups"]
+                   for r in g["rules"] if r.get("record", "").startswith("province:")}
+    aggregates_only = bool(agg_names) and agg_names <= records
+    return finish({
         "bench": "monitor", "provinces": len(provs), "devices": len(inv.devices), "files": len(written),
         "generate_s": round(t_gen, 2), "generate_cpu_s": round(c_gen, 2), "promtool_check_all_s": round(t_check, 2),
         "largest_province": prov, "province_devices": len(gen.collector_devices(inv, prov)),
         "federate_aggregates": agg, "anchor_federate_full_detail": full,
         "bytes_ratio_full_over_aggregates": round(full["bytes"] / agg["bytes"], 1),
         "national_aggregate_series_est": agg["series"] * len(provs), "national_federation": nat,
+        "aggregates_only": aggregates_only,
+        "ok": aggregates_only and (nat is None or nat["province_targets"] == len(provs)),
         "load1": round(os.getloadavg()[0], 1),
-    }, ensure_ascii=False))
+    })
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

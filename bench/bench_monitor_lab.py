@@ -10,7 +10,8 @@ down) and the clock runs, polled every 0.2 s, until
   - Guangdong's Alertmanager holds it (``alertmanager_s``);
 then the link is restored and the alert left to resolve. The stack is taken down at the end.
 
-Takes the lab tests' session lock (never runs beside a lab test session). Prints ONE JSON line.
+Takes the lab tests' session lock (never runs beside a lab test session). Prints ONE JSON line;
+``ok`` is whether every run's ``firing_s`` met the goal, and the exit status is 1 when not.
 Usage: .venv/bin/python bench/bench_monitor_lab.py [--runs 3] [--scrape-interval 5] [--max-for 10]
                                                   [--evaluation-interval S]
 """
@@ -28,6 +29,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from benchlib import finish
+
 REPO = Path(__file__).resolve().parent.parent
 
 from jinbao_netops import inventory
@@ -43,7 +46,7 @@ def netops(*args: str) -> dict:
     return json.loads(p.stdout)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scrape-interval", type=int, default=5)
@@ -52,7 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     with open(state_root() / ".test-session.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        print(json.dumps(measure(args)))
+        return finish(measure(args))
 
 
 def measure(args) -> dict:
@@ -117,10 +120,10 @@ def measure(args) -> dict:
         "for_s": args.max_for, "goal_s": goal,
         "median": med, "max_firing_s": max(r["firing_s"] for r in runs), "anchor_collector_s": med["collector_s"],
         "firing_after_collector_s": round(med["firing_s"] - med["collector_s"], 2),
-        "within_goal": all(r["firing_s"] <= goal for r in runs), "monitor_up_s": round(up_s, 1), "all": runs,
+        "ok": all(r["firing_s"] <= goal for r in runs), "monitor_up_s": round(up_s, 1), "all": runs,
         "load1": round(os.getloadavg()[0], 1),
     }
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

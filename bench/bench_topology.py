@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import resource
@@ -28,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 import networkx as nx
+from benchlib import finish
 
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.generate import generate, write
@@ -159,8 +159,7 @@ def main() -> int:
         "cpus": os.cpu_count(), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "loadavg_1m_start": round(loadavg, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(result, ensure_ascii=False))
-    return 0 if result["ok"] else 1
+    return finish(result)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class Chromium:
             pages = self._wait(lambda: [t for t in json.loads(_get(f"http://127.0.0.1:{port}/json/list"))
                                         if t["type"] == "page"], 300)
             self.ws = self._conn.enter_context(connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
+            self.call("Page.addScriptToEvaluateOnNewDocument", source=_RECORD_ERRORS)
         except BaseException:
             self.close()
             raise
@@ -91,6 +92,31 @@ class Chromium:
                 raise AssertionError(f"page: `{expr}` not true within {seconds:.0f} s")
             time.sleep(0.25)
 
+    def errors(self) -> list[str]:
+        """The page's uncaught errors and unhandled promise rejections so far."""
+        return self.eval("window.__cdpErrors")
+
+    def center(self, selector: str) -> tuple[float, float]:
+        """The viewport coordinates of the middle of the first element matching ``selector``."""
+        x, y = self.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                         " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        return x, y
+
+    def mouse(self, kind: str, x: float, y: float, **extra) -> None:
+        """A real mouse event (``mousePressed``, ``mouseMoved``, ``mouseReleased``, ``mouseWheel``) at (x, y),
+        handled by the page before this returns."""
+        self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
+
+    def click(self, x: float, y: float) -> None:
+        for kind in ("mousePressed", "mouseReleased"):
+            self.mouse(kind, x, y, button="left", clickCount=1)
+
+    def enter(self, text: str) -> None:
+        """Type ``text`` into the focused element, then press Enter."""
+        self.call("Input.insertText", text=text)
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13)
+
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         return write_atomic(path, base64.b64decode(data))
@@ -111,6 +137,12 @@ class Chromium:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# installed in every page before its own scripts run: what errors() reports
+_RECORD_ERRORS = """window.__cdpErrors = [];
+addEventListener('error', e => window.__cdpErrors.push(String(e.message)));
+addEventListener('unhandledrejection', e => window.__cdpErrors.push('unhandled rejection: ' + String(e.reason)));"""
 
 
 def _get(url: str) -> bytes:

@@ -12,7 +12,7 @@ from conftest import REPO, clean_env
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.ansible_view import build
 
-GOLDEN = Path(__file__).parent / "golden" / "ansible_graph.txt"
+GOLDEN = Path(__file__).parent / "golden" / "ansible_graph.txt"  # rewritten only by tests/golden/regenerate.py
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
 
 

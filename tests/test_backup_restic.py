@@ -99,18 +99,21 @@ def test_a_backup_killed_with_sigkill_leaves_the_repo_usable(env):
     repo = local("gd-bak1", env / "primary")
     repo.ensure()
     # a child process backs up an endless-ish stream; it is killed mid-stream
-    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r});"
-              "from backup.jobs import Asset, backup_asset; from backup.restic import Repo;"
+    script = ("from jinbao_netops.backup.jobs import Asset, backup_asset; from jinbao_netops.backup.restic import Repo;"
               f"backup_asset(Repo('gd-bak1', {str(env / 'primary')!r}, {PW!r}), Asset('n1:files', 'n1', 'huadu', 'guangdong',"
               "'files', 'head -c 200000000 /dev/urandom', '/n1/files.tar'), lambda d: ['sh', '-c'])")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the killed run's restic is ours to reap, as init would
     child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, env=os.environ.copy())
+    # killed mid-stream: once it holds the repository's lock and has stored its first pack of data
+    def under_way():
+        return list((env / "primary/locks").glob("*")) and any(p.is_file() for p in (env / "primary/data").rglob("*"))
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list((env / "primary/locks").glob("*")):
+    while not under_way() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert list((env / "primary/locks").glob("*")), "the backup never started"
-    time.sleep(1)
+    assert under_way(), "the backup never got under way"
+    assert child.poll() is None, "the backup finished before it was killed"
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     try:

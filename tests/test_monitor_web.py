@@ -356,6 +356,7 @@ def test_page_in_headless_chromium(prometheus, tmp_path):
             assert "SNMP 无响应" in page.eval("document.getElementById('detail').innerText")
             shot = page.screenshot(tmp_path / "healthmap.png")
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+            assert page.errors() == []
             print(f"screenshot 截图: {shot}")
     finally:
         _stop_and_heal(server, prometheus)
@@ -403,6 +404,7 @@ def test_large_inventory_draws_one_province_at_a_time(tmp_path):
             page.eval(f"document.querySelector('g.site[data-site=\"{provs[1]}\"]').dispatchEvent(new MouseEvent('click'))")
             assert page.eval(drawn) == sorted({big.ministry.id, *provs, *big.descendants(provs[1])})
             assert page.eval("[...document.querySelectorAll('g.site')].every(g => g.dataset.health === 'unknown')")
+            assert page.errors() == []
     finally:
         server.shutdown()
         server.server_close()

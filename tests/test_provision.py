@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, clean_env
+from golden.regenerate import PROVISION_LINKS, VENDORS, provision_golden, render_link
 
 from jinbao_netops import inventory
 from jinbao_netops.inventory.model import LinkState
@@ -19,8 +20,6 @@ from jinbao_netops.lab.plan import build
 from jinbao_netops.topology.provision import allocate as al
 from jinbao_netops.topology.provision import render as rd
 
-VENDORS = REPO / "tests/fixtures/provision/vendors"
-GOLDEN = REPO / "tests/golden/provision"
 
 
 @pytest.fixture
@@ -169,12 +168,6 @@ def test_unreachable_device_pushes_nothing(vendors_copy, netops):
 
 # --- rendering ------------------------------------------------------------------------------
 
-def _rendered(root: Path, link_id: str):
-    inv, a = al.reserve(root, link_id)
-    link = inv.links[link_id]
-    return inv, a, {e.device: rd.render_end(inv, link, e, a.ends) for e in link.ends()}
-
-
 # how each platform writes the address, the OSPF area and the bandwidth (checked on the parsed tree)
 SYNTAX = {
     "frr": ("ip address {a.ip}/{a.network.prefixlen}", "ip ospf area 0.0.0.44", "bandwidth {bw}"),
@@ -184,12 +177,11 @@ SYNTAX = {
 }
 
 
-@pytest.mark.parametrize("root, link_id", [(None, "longgang-up2"), (VENDORS, "xa-up"), (VENDORS, "xb-up"),
-                                           (VENDORS, "xc-up")])
+@pytest.mark.parametrize("root, link_id", PROVISION_LINKS)
 def test_render_round_trip_and_golden(root, link_id, tmp_path):
     copy = tmp_path / "inv"
-    shutil.copytree(root or inventory.DEFAULT_INVENTORY, copy)
-    inv, alloc, texts = _rendered(copy, link_id)
+    shutil.copytree(root, copy)
+    inv, alloc, texts = render_link(copy, link_id)
     link = inv.links[link_id]
     for end in link.ends():
         dev = inv.devices[end.device]
@@ -201,15 +193,13 @@ def test_render_round_trip_and_golden(root, link_id, tmp_path):
         lines = [c.line for c in stanza.children]
         assert all(w in lines for w in want), (dev.platform, lines)
         assert f"description {inv.interface(end).description}" in lines
-        golden = GOLDEN / f"{link_id}-{end.device}.cfg"
-        if os.environ.get("NETOPS_UPDATE_GOLDEN"):
-            golden.parent.mkdir(parents=True, exist_ok=True)
-            golden.write_text(texts[end.device], encoding="utf-8")
-        assert texts[end.device] == golden.read_text(encoding="utf-8"), f"{golden} differs"
+        # only compared here: tests/golden/regenerate.py rewrites the goldens, showing the diff for review
+        golden = provision_golden(link_id, end.device)
+        assert texts[end.device] == golden.read_text(encoding="utf-8"), f"{golden} differs (tests/golden/regenerate.py)"
 
 
 def test_frr_render_matches_what_the_lab_renders_with_the_link_active(default_copy):
-    inv, alloc, texts = _rendered(default_copy, "longgang-up2")
+    inv, alloc, texts = render_link(default_copy, "longgang-up2")
     with al.locked(default_copy):
         active = al.record_link(default_copy, "longgang-up2", {k: str(v) for k, v in alloc.ends.items()},
                                 LinkState.active)
@@ -252,7 +242,7 @@ def test_an_intended_undo_line_asks_for_absence():
 
 def test_provision_check_on_the_vendor_fixture_renders_without_a_device(vendors_copy):
     # rendering alone needs no device: every platform template renders both ends
-    inv, alloc, texts = _rendered(vendors_copy, "xa-up")
+    inv, alloc, texts = render_link(vendors_copy, "xa-up")
     assert set(texts) == {"xa-r1", "sz-r1"}
     with pytest.raises(UsageError, match="platform 'hp_comware' has no link template"):
         rd.render_end(inv, inv.links["xa-up"], inv.links["xa-up"].a, alloc.ends, template_dir=Path("/nonexistent"))

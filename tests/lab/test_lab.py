@@ -136,11 +136,11 @@ def test_routers_run_the_rendered_config(lab):
         assert not missing, (r, missing)
     costs = netops("lab", "exec", "guangzhou-r1", "--", "vtysh", "-c", "show ip ospf interface json", check=True).stdout
     by_if = {name: i["cost"] for name, i in json.loads(costs)["interfaces"].items()}
-    for name, itf in INV.devices["guangzhou-r1"].interfaces.items():
-        link = next((lk for lk in INV.links.values() if (lk.a.device, lk.a.interface) == ("guangzhou-r1", name)
-                     or (lk.b.device, lk.b.interface) == ("guangzhou-r1", name)), None)
-        if link and itf.address:
-            assert by_if[name] == 100_000 // link.bandwidth_mbps, (name, by_if[name])
+    links = {name: next(lk for lk in INV.links.values() if ("guangzhou-r1", name) in ((lk.a.device, lk.a.interface),
+                                                                                      (lk.b.device, lk.b.interface)))
+             for name, itf in INV.devices["guangzhou-r1"].interfaces.items() if itf.address}
+    assert len(links) == 6, sorted(links)  # every addressed interface carries a link: the LAN, uplinks, counties
+    assert {name: by_if.get(name) for name in links} == {name: 100_000 // lk.bandwidth_mbps for name, lk in links.items()}
 
 
 def test_every_county_reaches_the_ministry(lab):
