@@ -38,7 +38,7 @@ def edit():
         fcntl.flock(lock, fcntl.LOCK_EX)
         cat = load()
         yield cat
-        write_atomic(p, json.dumps(cat, ensure_ascii=False, indent=1, sort_keys=True))
+        write_atomic(p, json.dumps(cat, ensure_ascii=False, indent=1, sort_keys=True), 0o640)
         export(cat)
 
 

@@ -26,6 +26,7 @@ from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, ToolError
 from jinbao_netops.inventory import Device, Inventory
+from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.files import write_atomic
 
 from . import catalogue, filters
@@ -97,7 +98,7 @@ class Archive:
             self._lock = None
 
     def write(self, rel: str, text: str) -> None:
-        write_atomic(self.dir / rel, text)
+        write_atomic(self.dir / rel, text, 0o640)  # a running config as the device holds it
 
     def stage(self, rels: list[str]) -> dict[str, str]:
         """Stage the files; returns rel → unified diff for each that changed."""
@@ -285,7 +286,7 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access |
             ok = text is not None and sr.error is None
             results.append(DeviceResult(d.id, sid, ok, changed=ok and rel in diffs,
                                         error=err or (sr.error if text is not None else None),
-                                        seconds=round(secs, 3), diff=diffs.get(rel, "") if ok else ""))
+                                        seconds=round(secs, 3), diff=redact(d.platform, diffs.get(rel, "")) if ok else ""))
     report = {
         "kind": "configs", "started": started.isoformat(timespec="seconds"), "scope": scope,
         "seconds": round(time.monotonic() - t0, 3),
@@ -323,4 +324,4 @@ def _catalogue(inv: Inventory, ds: list[Device], fetched: dict, rels: dict[str, 
 
 def _save_report(folder: Path, report: dict) -> Path:
     path = folder / f"configs-{report['started'].replace(':', '')}-{os.getpid()}.json"
-    return write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1))
+    return write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1), 0o640)

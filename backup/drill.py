@@ -350,8 +350,8 @@ def finish(sc: dict, j: Journal, verdict: dict) -> dict:
                "cleanup_ok": cleanup_ok, "passed": passed, "verdict": outcome,
                **{k: v for k, v in verdict.items() if k not in ("ok", "rto_seconds", "rpo_seconds")}}
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "journal.json", json.dumps(journal, ensure_ascii=False, indent=1, default=str))
-    write_atomic(folder / "report.html", render_html(journal))
+    write_atomic(folder / "journal.json", json.dumps(journal, ensure_ascii=False, indent=1, default=str), 0o640)
+    write_atomic(folder / "report.html", render_html(journal), 0o640)
     journal["journal"], journal["report"] = str(folder / "journal.json"), str(folder / "report.html")
     return journal
 

@@ -5,6 +5,8 @@ parsers and rule packs are per platform, the code that drives them is one.
 """
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 
 
@@ -46,6 +48,8 @@ class Platform:
     snmp_mem_oid: str | None = None
     # SSH health collection: (command, parser name in collectors/parsers.py) run in one session
     ssh_health: tuple[tuple[str, str], ...] = ()
+    # configuration lines that carry a secret (a password, a key, a community): ^(kept part)secret
+    secrets: tuple[str, ...] = ()
 
     @property
     def session(self) -> str:
@@ -55,6 +59,23 @@ class Platform:
 
 
 _NET = "ansible.netcommon.network_cli"
+# configuration lines that carry a secret, per platform: group 1 is kept, the secret after it is shown as
+# <redacted> — in the config archive, audit findings and excerpts, reports, change records and diffs
+_FRR_SECRETS = (r"^(\s*(?:enable )?password )\S+", r"^(\s*ip ospf authentication-key )\S+",
+                r"^(\s*ip ospf message-digest-key \d+ md5 )\S+", r"^(\s*neighbor \S+ password )\S+",
+                r"^(\s*key-string )\S+")
+_IOS_SECRETS = (r"^(\s*enable (?:secret|password)(?: \d+)? )\S+",
+                r"^(\s*username \S+ (?:privilege \d+ )?(?:secret|password)(?: \d+)? )\S+",
+                r"^(\s*snmp-server community )\S+", r"^(\s*(?:ip ospf )?(?:authentication-key|key-string)(?: \d+)? )\S+",
+                r"^(\s*(?:ip ospf )?message-digest-key \d+ md5(?: \d+)? )\S+", r"^(\s*neighbor \S+ password(?: \d+)? )\S+",
+                r"^(\s*(?:pre-shared-key|key)(?: \d+)? )\S+$", r"^(\s*password(?: \d+)? )\S+",
+                r"^(\s*snmp-server user \S+ \S+ v3 auth \S+ )\S+", r"^(\s*snmp-server user .* priv \S+(?: \d+)? )\S+")
+_VRP_SECRETS = (r"^(.*\b(?:cipher|irreversible-cipher|simple) )\S+",
+                r"^(\s*snmp-agent community (?:read|write) )(?!cipher |simple )\S+",
+                r"^(\s*snmp-agent usm-user v3 \S+ (?:authentication-mode|privacy-mode) \S+ )(?!cipher |simple )\S+")
+_COMWARE_SECRETS = (r"^(.*\b(?:cipher|simple|hash) )(?!authentication-mode )\S+",
+                    r"^(\s*snmp-agent community (?:read|write) )(?!cipher |simple )\S+",
+                    r"^(\s*snmp-agent usm-user v3 .*\bauthentication-mode \S+ )\S+", r"^(.* privacy-mode \S+ )\S+")
 # load, memory, root file system and failed units of a Linux host in one round trip
 LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
 _LINUX = ((LINUX_HEALTH, "linux"),)
@@ -75,7 +96,7 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
-                             ("display ospf peer brief", "ospf_vrp"))),
+                             ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -89,7 +110,7 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8",       # hh3cEntityExtMemUsage
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
-                             ("display ospf peer", "ospf_comware"))),
+                             ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
@@ -97,14 +118,14 @@ PLATFORMS: dict[str, Platform] = {
                  ping="ping {target} source {source} repeat 3", ping_ok=r"Success rate is 100 percent",
                  confirm="configure confirm", revert="configure revert now", snmp_enterprise="1.3.6.1.4.1.9",
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
-                             ("show ip ospf neighbor", "ospf_ios"))),
+                             ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
                  snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
                  # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
                  ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
-                 ping="ping -c 3 -W 1 -I {source} {target}"),
+                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
@@ -113,3 +134,27 @@ PLATFORMS: dict[str, Platform] = {
                  ssh_health=_LINUX),
     )
 }
+
+
+REDACTED = "<redacted>"
+
+
+@functools.cache
+def _secret_patterns(platform: str) -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(rx) for rx in PLATFORMS[platform].secrets)
+
+
+def redact(platform: str, text: str) -> str:
+    """``text`` (a configuration, an excerpt, a diff) with every secret the platform's lines carry
+    replaced by <redacted>; line by line, a diff's leading +/- kept."""
+    patterns = _secret_patterns(platform)
+    if not patterns:
+        return text
+    out = []
+    for line in text.split("\n"):
+        mark = line[:1] if line[:1] in "+-" and not line.startswith(("+++", "---")) else ""
+        body = line[len(mark):]
+        for rx in patterns:
+            body = rx.sub(lambda m: m.group(1) + REDACTED, body)
+        out.append(mark + body)
+    return "\n".join(out)

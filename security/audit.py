@@ -18,6 +18,7 @@ from pathlib import Path
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.model import LEVEL_ORDER, Level
+from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.inventory.store import Inventory
 
 from . import devicerules, hostchecks
@@ -100,14 +101,17 @@ def audit_server(cat: Catalogue, params: dict, output: str, ts: str) -> list[dic
 
 
 def audit_network(cat: Catalogue, platform: str, params: dict, config: str, command: str, ts: str) -> list[dict]:
+    """The rules judge the configuration as the device holds it; what the report shows of it (the
+    findings' matched lines, the excerpt) has every secret the platform's lines carry redacted."""
     out = []
+    shown = redact(platform, config)
     for c in cat.scope("network"):
         if not c.automatable:
             r = _manual(c)
         else:
             subs, reason = devicerules.evaluate(platform, c.id, config, params)
             matched = "\n".join(s["detail"] for s in subs or [])
-            r = _result(c, subs, reason, command, matched or config[:EXCERPT], ts)
+            r = _result(c, subs, reason, command, matched or shown[:EXCERPT], ts)
         out.append(_row(c, r))
     return out
 

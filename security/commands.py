@@ -58,9 +58,9 @@ def cmd_audit(args, out: Out) -> int:
     if previous is not None:
         report["diff"] = diff(previous, report)
     if args.save:
-        write_atomic(args.save, json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+        write_atomic(args.save, json.dumps(report, ensure_ascii=False, indent=1) + "\n", 0o640)
     if args.html:
-        write_atomic(args.html, render(report))
+        write_atomic(args.html, render(report), 0o640)
     s = report["summary"]
     code = PARTIAL if s["unreachable"] else FINDINGS if s["verdicts"][FAIL] else OK
     if out.json_mode:

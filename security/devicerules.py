@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jinbao_netops.inventory.platforms import redact
+
 
 @dataclass(frozen=True)
 class Req:
@@ -137,7 +139,12 @@ def blocks(lines: list[str], header: str) -> list[list[str]]:
 
 
 def evaluate(platform: str, control_id: str, text: str, params: dict):
-    """Sub-findings for one control on one config, or (None, reason) when not applicable."""
+    """Sub-findings for one control on one config, or (None, reason) when not applicable. A finding's
+    detail quotes the matched lines with the platform's secrets redacted."""
+
+    def shown(line: str) -> str:
+        return redact(platform, line.strip())
+
     rule = RULES.get(platform, {}).get(control_id)
     if rule is None:
         return None, f"no rule for {platform}"
@@ -150,15 +157,15 @@ def evaluate(platform: str, control_id: str, text: str, params: dict):
             bl = blocks(lines, r.header)
             hits = [next((m for m in (re.match(r.regex, ln) for ln in b) if m), None) for b in bl]
             ok = bool(bl) and all(m is not None and (r.test is None or r.test(m, params)) for m in hits)
-            detail = f"{sum(h is not None for h in hits)}/{len(bl)} blocks " + "; ".join(m.group(0).strip() for m in hits if m)
+            detail = f"{sum(h is not None for h in hits)}/{len(bl)} blocks " + "; ".join(shown(m.group(0)) for m in hits if m)
         else:
             ms = [m for m in (re.match(r.regex, ln.strip()) for ln in lines) if m]
             if r.kind == "present":
                 ok = any(r.test is None or r.test(m, params) for m in ms)
-                detail = ms[0].group(0).strip() if ms else "missing 未配置"
+                detail = shown(ms[0].group(0)) if ms else "missing 未配置"
             else:
                 ok = not ms
-                detail = "; ".join(m.string.strip() for m in ms) or "absent 未配置"
+                detail = "; ".join(shown(m.string) for m in ms) or "absent 未配置"
         subs.append({"label": r.label, "ok": ok, "detail": detail[:200]})
     return subs, ""
 

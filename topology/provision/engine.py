@@ -19,6 +19,7 @@ from pathlib import Path
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.access import Access
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
+from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import DeviceError, UsageError
 
@@ -94,7 +95,7 @@ def history(cdir: Path) -> list[dict]:
 
 def _append_record(cdir: Path, record: dict) -> None:
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
-    fd = os.open(cdir / "links.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(cdir / "links.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -260,12 +261,13 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
         if opts.check and not opts.changes:
             bfile = None
         else:
-            write_atomic(bfile, e.backup)
+            write_atomic(bfile, e.backup, 0o600)  # a whole running config, secrets included
         e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
         e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
         result["devices"][e.device.id] = {"platform": e.device.platform, "backup": str(bfile) if bfile else None,
-                                          "diff": rd.diff_text(e.changes, e.plat.negate),
-                                          "commands": rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit)}
+                                          "diff": [redact(e.device.platform, x) for x in rd.diff_text(e.changes, e.plat.negate)],
+                                          "commands": [redact(e.device.platform, x) for x in
+                                                       rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit)]}
     opts.step(1, "diff 差异")
     if opts.check:
         return {**result, "result": "check", "ok": True}
@@ -276,7 +278,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
         for e in ends:
             if e.changes:
                 e.pushed = True
-                e.session.configure(result["devices"][e.device.id]["commands"], arm_minutes=opts.arm_minutes)
+                e.session.configure(rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit), arm_minutes=opts.arm_minutes)
         opts.step(1, "pushed 已下发")
         evidence = verify(access, link, ends, addrs, county, action == "provision", opts.verify_timeout, opts.snmp_port)
     except DeviceError as x:
