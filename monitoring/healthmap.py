@@ -32,7 +32,7 @@ from pathlib import Path
 from jinbao_netops import procs
 from jinbao_netops.collectors import IF_STATUS
 from jinbao_netops.inventory import load
-from jinbao_netops.inventory.model import LEVEL_ORDER, LinkState
+from jinbao_netops.inventory.model import LEVEL_NAMES, LEVEL_ORDER, LinkState, level_label
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
@@ -88,6 +88,7 @@ def topology(inv: Inventory, refresh: int = REFRESH_SECONDS) -> dict:
              for lk in sorted(inv.links.values(), key=lambda lk: lk.id)]
     net = inv.network
     return {"network": {"id": net.id if net else "", "name": net.name if net else ""}, "refresh_seconds": refresh,
+            "levels": {lv.value: level_label(lv) for lv in LEVEL_NAMES},  # the labels, from the inventory's one table
             "sites": sites, "devices": devices, "links": links}
 
 

@@ -7,7 +7,6 @@ const SVG = "http://www.w3.org/2000/svg";
 const BOX_W = 128, BOX_H = 40, SLOT = 142, ROW = 120, LEFT = 96, TOP = 30;
 const HEALTH_ZH = { ok: "正常 OK", warn: "告警 Warning", down: "故障 Down", unknown: "未知 Unknown",
                     saturated: "拥塞 Saturated", planned: "规划中 Planned" };
-const LEVEL_ZH = { ministry: "部 Ministry", province: "省 Province", dr: "灾备 DR", city: "市 City", county: "县 County" };
 const ROLE_ZH = { router: "路由器", firewall: "防火墙", switch: "交换机", server: "服务器", database: "数据库",
                   backup_store: "备份存储", monitor: "监控" };
 
@@ -64,7 +63,7 @@ function draw() {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   // rank labels from the levels present in each row
   const rows = {};
-  for (const s of sites) (rows[pos[s.id].depth] = rows[pos[s.id].depth] || new Set()).add(LEVEL_ZH[s.level] || s.level);
+  for (const s of sites) (rows[pos[s.id].depth] = rows[pos[s.id].depth] || new Set()).add(topo.levels[s.level] || s.level);
   for (const [d, names] of Object.entries(rows))
     svg.append(el("svg:text", { class: "rank-label", x: 8, y: TOP + d * ROW + BOX_H / 2 + 4, text: [...names].join(" · ") }));
   // inter-site links (a LAN inside a site is in the site's detail), parallel ones side by side
@@ -93,7 +92,7 @@ function draw() {
                                onclick: () => select(s.id) },
       el("svg:rect", { x: p.x - BOX_W / 2, y: p.y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: 6 }),
       el("svg:text", { x: p.x, y: p.y - 3, text: shorten(s.name) }),
-      el("svg:text", { class: "sub", x: p.x, y: p.y + 12, text: `${s.id} · ${(LEVEL_ZH[s.level] || s.level).split(" ")[0]}` }),
+      el("svg:text", { class: "sub", x: p.x, y: p.y + 12, text: `${s.id} · ${(topo.levels[s.level] || s.level).split(" ")[0]}` }),
       el("svg:title", { text: s.name }));
     siteEls[s.id] = node;
     svg.append(node);
@@ -162,7 +161,7 @@ function detail(id) {
   const s = topo.sites.find(x => x.id === id);
   const h = (health && health.sites[id]) || { health: "unknown", reasons: [] };
   const box = document.getElementById("detail");
-  const parts = [el("h2", {}, dot(h.health), `${s.name} `, el("small", { text: `${s.id} · ${LEVEL_ZH[s.level]} · ${HEALTH_ZH[h.health]}` }))];
+  const parts = [el("h2", {}, dot(h.health), `${s.name} `, el("small", { text: `${s.id} · ${topo.levels[s.level]} · ${HEALTH_ZH[h.health]}` }))];
   if (h.reasons.length) parts.push(el("ul", { class: "reasons" }, ...h.reasons.map(r => el("li", { text: r }))));
   const rows = [el("tr", {}, ...["设备 device", "角色 role", "平台 platform", "管理 mgmt", "状态 state"].map(t => el("th", { text: t })))];
   const ifRows = [el("tr", {}, ...["设备 device", "接口 interface", "管理 admin", "运行 oper", "利用率 util"].map(t => el("th", { text: t })))];

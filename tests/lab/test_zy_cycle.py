@@ -8,6 +8,7 @@ the lab tests pass in any order.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,8 @@ def fresh_lab_after(lab):
 
 
 def test_the_main_job_runs_every_step(lab, fresh_lab_after, tmp_path):
-    out = tmp_path / "out"
-    r = netops("cycle", "--json", "--out", str(out), timeout=3000)
+    out, state = tmp_path / "out", tmp_path / "backup-state"
+    r = netops("cycle", "--json", "--out", str(out), env={"NETOPS_BACKUP_STATE": str(state)}, timeout=3000)
     rep = json.loads(r.stdout)
     steps = {s["key"]: s for s in rep["steps"]}
     failed = {k: (s["rc"], s["error"]) for k, s in steps.items() if s["rc"] and not (k in REPORTS and s["rc"] == 1)}
@@ -48,6 +49,13 @@ def test_the_main_job_runs_every_step(lab, fresh_lab_after, tmp_path):
     assert steps["drill"]["result"]["passed"] is True
     for f in ("topology.html", "audit.html", "audit.json", "monitoring/ministry/prometheus.yml", "inventory/network.yml"):
         assert (out / f).is_file(), f
-    # the lab's credentials reached the steps without being printed
-    secrets = json.loads(netops("lab", "env", "--json", check=True).stdout)
-    assert not any(v in r.stdout + r.stderr for k, v in secrets.items() if k != "ANSIBLE_SSH_COMMON_ARGS")
+    # the lab's credentials reached the steps without being printed or written into any artefact
+    env = json.loads(netops("lab", "env", "--json", check=True).stdout)
+    secrets = [v for k, v in env.items() if k not in ("ANSIBLE_SSH_COMMON_ARGS", "NETOPS_SSH_KEY")]
+    secrets += [ln for ln in Path(env["NETOPS_SSH_KEY"]).read_text().splitlines() if len(ln) > 40]  # the key itself
+    assert len(secrets) >= 5
+    artefacts = [f for d in (out, state) for f in d.rglob("*") if f.is_file() and ".git" not in f.parts]
+    assert len(artefacts) > 20
+    for text, where in [(r.stdout + r.stderr, "the cycle's output"), *((f.read_bytes().decode(errors="replace"), f)
+                                                                      for f in artefacts)]:
+        assert not [s for s in secrets if s in text], where
