@@ -2,7 +2,6 @@
 inventory, and the live stack in the lab twin."""
 from __future__ import annotations
 
-import sys
 
 from jinbao_netops import escape
 from jinbao_netops.inventory import Role, load
@@ -44,15 +43,15 @@ def register(nouns, common) -> None:
     u.add_argument("--collect-interval", type=float, metavar="S",
                    help="seconds between the collectors' rounds (default: the scrape interval)")
     lab_opt(u)
-    u.set_defaults(func=_guard(cmd_up))
+    u.set_defaults(func=cmd_up)
     d = verbs.add_parser("down", parents=[common], help="stop the stack and remove everything `monitor up` installed")
     lab_opt(d)
-    d.set_defaults(func=_guard(cmd_down))
+    d.set_defaults(func=cmd_down)
     s = verbs.add_parser("status", parents=[common],
                          help="each Prometheus, Alertmanager and collector: running, ready, targets up/down, alerts "
                               "(exit 1 if anything is down or an alert is firing)")
     lab_opt(s)
-    s.set_defaults(func=_guard(cmd_status))
+    s.set_defaults(func=cmd_status)
     healthmap.register_verb(verbs, common)
 
 
@@ -60,20 +59,6 @@ def _timing(args) -> gen.Timing:
     fed = args.federate_interval or (min(gen.FEDERATE_INTERVAL, args.scrape_interval * 2))
     return gen.Timing(scrape=args.scrape_interval, federate=fed, max_for=args.max_for,
                       evaluate=args.evaluation_interval).check()
-
-
-def _guard(func):
-    def run(args, out: Out) -> int:
-        from .stack import MonitorError
-
-        try:
-            return func(args, out)
-        except MonitorError as e:
-            if out.json_mode:
-                out.json({"ok": False, "error": str(e)})
-            print(f"netops monitor: {e}", file=sys.stderr)
-            return FINDINGS
-    return run
 
 
 def _stack(args):

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from pathlib import Path
 
 from conftest import REPO
 
@@ -16,9 +15,13 @@ ROOMS = ("netops", "inventory", "topology", "lab", "collectors", "backup", "secu
 
 
 def test_a_clean_venv_with_the_suite_imports_nothing_from_outside_it(tmp_path):
-    wheel_dir = tmp_path / "wheel"
+    import shutil
+
+    src, wheel_dir = tmp_path / "src", tmp_path / "wheel"  # built from a copy: setuptools writes build/ beside the source
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "out", ".hypothesis", "build", "*.egg-info",
+                                                              "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(wheel_dir), str(REPO)], check=True, capture_output=True, timeout=600)
+                    "--wheel-dir", str(wheel_dir), str(src)], check=True, capture_output=True, timeout=600)
     [wheel] = wheel_dir.glob("jinbao_netops-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"jinbao_netops"}
