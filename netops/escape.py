@@ -26,8 +26,10 @@ def one_line(text: object) -> str:
 
 
 def rich(text: object) -> str:
-    """Rich console markup: ``[`` that could open a tag is escaped (``番禺[/]区`` prints as typed)."""
-    return _rich_escape(str(text))
+    """Rich console markup: ``[`` that could open a tag is escaped (``番禺[/]区`` prints as typed), and
+    control characters are spaces (a tab or an ESC sequence would otherwise move the cursor or
+    shrink the cell's measured width until its text is cut)."""
+    return _rich_escape(one_line(text))
 
 
 def html(text: object) -> str:

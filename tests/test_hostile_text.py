@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import subprocess
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +34,7 @@ VENDORS = REPO / "tests/fixtures/provision/vendors"
 TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40) | st.sampled_from([
     "x\nusername evil privilege 15", "a\r\nip route 0.0.0.0 0.0.0.0 1.2.3.4", "x\u2028extend pwn /bin/sh -c id",
     'q" ; netns exec x touch /tmp/p', "help?", "番禺[/]区", "{{ lookup('pipe','id') }}", "<script>alert(1)</script>",
-    "\u202eevil", "#comment", "\\\\", "'\"'"])
+    "\u202eevil", "\t0", "\x1b[2J", "#comment", "\\\\", "'\"'"])
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -202,6 +203,7 @@ def test_console_tables_print_text_as_typed(text):
     printed = out.console.file.getvalue()
     visible = [c for c in text if c.isprintable() and not c.isspace()]
     assert all(c in printed for c in visible)  # markup characters too: nothing was read as a tag
+    assert not [c for c in printed if c != "\n" and unicodedata.category(c) == "Cc"]  # no ESC sequence reaches the terminal
 
 
 def test_site_name_with_markup_prints_as_typed(netops, tmp_path):

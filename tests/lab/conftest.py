@@ -40,6 +40,15 @@ def rebuild_lab(lab: dict) -> None:
     lab["env"].update(json.loads(netops("lab", "env", "--json", check=True).stdout))
 
 
+@pytest.fixture
+def fresh(lab):
+    """Nodes as the lab built them: if an earlier test hardened them (a server carries the hardening's
+    sshd drop-in), the lab is rebuilt."""
+    r = netops("lab", "exec", "huadu-srv1", "--", "test", "-e", "/etc/ssh/sshd_config.d/10-dengbao.conf")
+    if r.returncode == 0:
+        rebuild_lab(lab)
+
+
 def until(what: str, fn, timeout: float):
     """Poll ``fn`` every second until it returns something truthy; fail naming ``what`` and the last value."""
     deadline = time.monotonic() + timeout

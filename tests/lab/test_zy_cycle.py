@@ -1,6 +1,7 @@
 """The README's main job, end to end on the default lab: `netops cycle` with every step's outcome.
 
-It shares the session's lab (already up: the cycle's `lab up` must change nothing) and runs late
+It shares the session's lab (already up: the cycle's `lab up` must change nothing; rebuilt first if an
+earlier test hardened it, so the cycle's hardening has something to do) and runs late
 (pytest orders files by name), but it does not rely on that: afterwards it puts the lab back as the
 session found it (the cycle provisions links, hardens servers and starts the monitoring stack), so
 the lab tests pass in any order.
@@ -25,7 +26,7 @@ def fresh_lab_after(lab):
     rebuild_lab(lab)
 
 
-def test_the_main_job_runs_every_step(lab, fresh_lab_after, tmp_path):
+def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     out, state = tmp_path / "out", tmp_path / "backup-state"
     r = netops("cycle", "--json", "--out", str(out), env={"NETOPS_BACKUP_STATE": str(state)}, timeout=3000)
     rep = json.loads(r.stdout)
