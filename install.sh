@@ -14,7 +14,7 @@ fi
 PACKAGES=(
     python3 python3-venv python3-dev gcc git ca-certificates
     debootstrap systemd-container iproute2 iputils-ping util-linux mount openssh-client
-    snmp graphviz restic
+    snmp snmpd graphviz restic
     prometheus prometheus-alertmanager
     prometheus-snmp-exporter
     chromium fonts-wqy-microhei
@@ -28,6 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # snmpd is for the collector's interop tests, which start their own on a loopback port: the daemon the
+    # package starts is not wanted on this host
+    if [[ " ${missing[*]} " == *" snmpd "* ]]; then
+        systemctl disable --now snmpd 2>/dev/null || true
+    fi
 fi
 
 PYTHON=${PYTHON:-/usr/bin/python3}

@@ -115,7 +115,6 @@ def main() -> int:
                                     "cpu_us_per_useful_varbind": round(cpu / useful * 1e6, 2),
                                     "simulator_cpu_s": round(proc_cpu(r.proc.pid) - s0, 2)}
         poller.close()
-        loop.run_until_complete(asyncio.sleep(0.1))  # let the engine's timer task finish cancelling
         loop.close()
 
         # --- the anchor: snmp_exporter ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""SNMP polling with pysnmp 7 asyncio: one engine per process, many targets at once.
+"""SNMP polling with asyncio: one UDP socket per process, many targets at once.
 
 Per target and cycle:
 1. one GET of the scalars (sysUpTime, sysName, sysObjectID, ifTableLastChange);
@@ -9,8 +9,8 @@ Per target and cycle:
 4. CPU/memory: the vendor entity columns the platform table names for the sysObjectID's enterprise,
    else HOST-RESOURCES-MIB.
 
-Requests go through the purpose-built codec in collectors/wire.py (SNMPv2c, and SNMPv3 authPriv with
-SHA, SHA-256 or SHA-512 and AES-128; SHA/AES is the inventory's default); AES-192/256 through pysnmp.
+Requests go through the purpose-built codec in collectors/wire.py: SNMPv2c, and SNMPv3 authPriv with
+SHA or SHA-224/256/384/512 and AES-128/192/256 (SHA/AES is the inventory's default).
 
 Every request has its own timeout and retry count (counted into the self-metrics), every device a hard
 deadline and the cycle one more; a device that does not answer only costs its own deadline.
@@ -24,26 +24,6 @@ import asyncio
 import functools
 import time
 from dataclasses import dataclass, field
-
-from pyasn1.type import univ
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-    usmAesCfb128Protocol,
-    usmAesCfb192Protocol,
-    usmAesCfb256Protocol,
-    usmHMAC192SHA256AuthProtocol,
-    usmHMAC384SHA512AuthProtocol,
-    usmHMACSHAAuthProtocol,
-)
-from pysnmp.proto import errind, rfc1905
 
 from jinbao_netops.inventory.loader import paused_gc
 from jinbao_netops.inventory.platforms import PLATFORMS
@@ -83,10 +63,6 @@ HR_STORAGE = {
 }
 HR_STORAGE_RAM = "1.3.6.1.2.1.25.2.1.2"
 
-AUTH = {"SHA": usmHMACSHAAuthProtocol, "SHA-256": usmHMAC192SHA256AuthProtocol,
-        "SHA-512": usmHMAC384SHA512AuthProtocol}
-PRIV = {"AES": usmAesCfb128Protocol, "AES-192": usmAesCfb192Protocol, "AES-256": usmAesCfb256Protocol}
-
 
 class SnmpError(Exception):
     pass
@@ -102,8 +78,8 @@ class Target:
     user: str = ""
     auth_key: str = ""
     priv_key: str = ""
-    auth_protocol: str = "SHA"
-    priv_protocol: str = "AES"
+    auth_protocol: str = "SHA"   # wire.AUTH
+    priv_protocol: str = "AES"   # wire.PRIV
     community: str = ""
     context: str = ""            # SNMPv3 context name (empty on most devices)
     labels: dict = field(default_factory=dict)  # level/province/city/county/site
@@ -155,19 +131,6 @@ def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
 
-def _value(v):
-    """pysnmp value → Python (None for the no-such/end-of-view exceptions)."""
-    if v.tagSet in (rfc1905.endOfMibView.tagSet, rfc1905.noSuchObject.tagSet, rfc1905.noSuchInstance.tagSet):
-        return None
-    if isinstance(v, univ.ObjectIdentifier):
-        return str(v)
-    if isinstance(v, univ.OctetString):
-        return bytes(v).decode("utf-8", "replace")
-    if isinstance(v, univ.Integer):
-        return int(v)
-    return v.prettyPrint()
-
-
 def vendor_platform(sys_object_id: str | None, hint: str) -> str | None:
     """The platform whose enterprise prefixes sysObjectID; the inventory's own platform wins a tie."""
     if not sys_object_id:
@@ -191,80 +154,28 @@ def advance(prev_raw: int | None, prev_total: int | None, raw: int, bits: int, r
 
 
 class Poller:
-    """One SNMP engine, many targets; keeps each target's cache and counter state between cycles."""
+    """One codec client, many targets; keeps each target's cache and counter state between cycles."""
 
     def __init__(self, concurrency: int = 256):
         self.wire = wire.Client()
-        self._engine = None          # pysnmp, only for the USM protocols the codec does not speak
         self.state: dict[str, _State] = {}
-        self._transports: dict[tuple, UdpTransportTarget] = {}
-        self._auth: dict[str, object] = {}
         self.concurrency = concurrency
 
-    @property
-    def engine(self) -> SnmpEngine:
-        if self._engine is None:
-            self._engine = SnmpEngine()
-        return self._engine
-
     def close(self) -> None:
-        """Release the sockets (and pysnmp's timer; call from inside the loop the poller ran in)."""
+        """Release the socket."""
         self.wire.close()
-        if self._engine is not None:
-            self._engine.close_dispatcher()
 
     # --- one request -----------------------------------------------------------------------------
-    @staticmethod
-    def _fast(t: Target) -> bool:
-        return t.version == "v2c" or (t.auth_protocol in wire.AUTH and t.priv_protocol == "AES")
-
-    def _auth_data(self, t: Target):
-        key = (t.version, t.user, t.auth_key, t.priv_key, t.auth_protocol, t.priv_protocol, t.community)
-        if key not in self._auth:
-            if t.version == "v2c":
-                self._auth[key] = CommunityData(t.community, mpModel=1)
-            else:
-                self._auth[key] = UsmUserData(t.user, t.auth_key, t.priv_key,
-                                              authProtocol=AUTH[t.auth_protocol], privProtocol=PRIV[t.priv_protocol])
-        return self._auth[key]
-
-    async def _transport(self, t: Target):
-        key = (t.address, t.port, t.timeout)
-        if key not in self._transports:
-            self._transports[key] = await UdpTransportTarget.create((t.address, t.port), timeout=t.timeout, retries=0)
-        return self._transports[key]
-
-    async def _pysnmp(self, t: Target, oids: list[tuple], bulk: bool):
-        """One attempt through pysnmp: its varbinds as (OID tuple, Python value), None on a timeout."""
-        vbs_in = [ObjectType(ObjectIdentity(".".join(map(str, o)))) for o in oids]
-        auth, transport = self._auth_data(t), await self._transport(t)
-        if bulk:
-            err, status, index, vbs = await bulk_cmd(self.engine, auth, transport, ContextData(contextName=t.context), 0,
-                                                     t.max_repetitions, *vbs_in, lookupMib=False)
-        else:
-            err, status, index, vbs = await get_cmd(self.engine, auth, transport, ContextData(contextName=t.context),
-                                                    *vbs_in, lookupMib=False)
-        if isinstance(err, errind.RequestTimedOut):
-            return None
-        if err:
-            raise SnmpError(str(err))
-        if status:
-            raise SnmpError(f"{status.prettyPrint()} at varbind {int(index)}")
-        return [(tuple(vb[0]), _value(vb[1])) for vb in vbs]
-
     async def _request(self, t: Target, stats: Stats, sem: asyncio.Semaphore, oids: list[tuple], bulk: bool):
         for attempt in range(t.retries + 1):
             stats.pdus += 1
             stats.retries += attempt > 0
             async with sem:
-                if self._fast(t):
-                    try:
-                        vbs = await self.wire.request(t, wire.GETBULK if bulk else wire.GET, oids,
-                                                      0, t.max_repetitions if bulk else 0, t.timeout)
-                    except wire.WireError as e:
-                        raise SnmpError(str(e)) from None
-                else:
-                    vbs = await self._pysnmp(t, oids, bulk)
+                try:
+                    vbs = await self.wire.request(t, wire.GETBULK if bulk else wire.GET, oids,
+                                                  0, t.max_repetitions if bulk else 0, t.timeout)
+                except wire.WireError as e:
+                    raise SnmpError(str(e)) from None
             if vbs is None:
                 stats.timeouts += 1
                 continue

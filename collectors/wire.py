@@ -1,12 +1,12 @@
 """A minimal SNMP wire codec for the poller's hot loop: BER for SNMPv2c and SNMPv3 USM messages
-(HMAC-SHA-96, HMAC-192-SHA-256 or HMAC-384-SHA-512 authentication, AES-128-CFB privacy; RFC 3412/3414/
-3826/7860), and an asyncio UDP client.
+(HMAC-SHA-96 and the RFC 7860 HMAC-SHA-2 authentication protocols, AES-128/192/256-CFB privacy; RFC 3412/
+3414/3826/7860), and an asyncio UDP client.
 
 pysnmp's generic pyasn1 decoder costs ~170 µs of CPU per varbind; this codec walks the response bytes
 once, caches decoded OIDs, and hands back plain Python values. It covers what the collector sends
-(GET and GETBULK of plain OIDs) and what agents answer (Response and Report PDUs); the poller keeps
-pysnmp for AES-192/256. The simulated agents (tests/support/simagent.py FastResponder) use the same
-encoder and decoder to answer at the rate the benchmarks need.
+(GET and GETBULK of plain OIDs) and what agents answer (Response and Report PDUs). The simulated agents
+(tests/support/simagent.py FastResponder) use the same encoder and decoder to answer at the rate the
+benchmarks need.
 """
 from __future__ import annotations
 
@@ -31,9 +31,16 @@ USM_REASON = {"1": "unsupportedSecLevels", "2": "notInTimeWindows", "3": "unknow
               "5": "wrongDigests", "6": "decryptionErrors"}
 UNSIGNED = (0x41, 0x42, 0x43, 0x46, 0x47)       # Counter32, Gauge32, TimeTicks, Counter64, UInteger32
 MAX_SIZE = 65507
-# USM authentication: hash and MAC length (HMAC-SHA-96, RFC 7860's HMAC-192-SHA-256 and HMAC-384-SHA-512);
-# the same hash localizes the keys (RFC 3414 A.2, RFC 7860 9.3)
-AUTH = {"SHA": (hashlib.sha1, 12), "SHA-256": (hashlib.sha256, 24), "SHA-512": (hashlib.sha512, 48)}
+# USM authentication, named as net-snmp names it: hash and MAC length (HMAC-SHA-96, RFC 7860's HMAC-128-SHA-224,
+# HMAC-192-SHA-256, HMAC-256-SHA-384, HMAC-384-SHA-512); the same hash localizes the keys (RFC 3414 A.2, RFC 7860 9.3)
+AUTH = {"SHA": (hashlib.sha1, 12), "SHA-224": (hashlib.sha224, 16), "SHA-256": (hashlib.sha256, 24),
+        "SHA-384": (hashlib.sha384, 32), "SHA-512": (hashlib.sha512, 48)}
+# USM privacy, AES-CFB (RFC 3826): key length, and how a localized key shorter than that is extended. AES-192/256
+# extend it the standard way (draft-blumenthal-aes-usm-04: append the hash of the key so far; net-snmp, gosnmp);
+# the "-C" variants the Cisco way (draft-reeder-snmpv3-usm-3desede: password-to-key again on the key so far),
+# named as net-snmp's createUser and snmpcmd -x name them (snmp_exporter: AES192C, AES256C).
+PRIV = {"AES": (16, False), "AES-192": (24, False), "AES-256": (32, False), "AES-192-C": (24, True),
+        "AES-256-C": (32, True)}
 
 
 class WireError(Exception):
@@ -195,20 +202,35 @@ def read_pdu(buf: bytes, i: int):
 _KU: dict[tuple, bytes] = {}
 
 
-def localized_key(password: str, engine_id: bytes, auth: str = "SHA") -> bytes:
-    """RFC 3414 A.2 password-to-key with the authentication protocol's hash, localized to the agent's
-    engine ID (AES-128 uses the first 16 bytes of the privacy key)."""
-    pw, h = password.encode(), AUTH[auth][0]
-    ku = _KU.get((pw, auth))
+def _localize(secret: bytes, engine_id: bytes, auth: str) -> bytes:
+    """RFC 3414 A.2: the secret to Ku (cached) with the authentication protocol's hash, localized to the engine ID."""
+    h = AUTH[auth][0]
+    ku = _KU.get((secret, auth))
     if ku is None:
-        if not pw:
+        if not secret:
             raise WireError("empty USM key")
-        ku = _KU[(pw, auth)] = h((pw * (1048576 // len(pw) + 1))[:1048576]).digest()
+        ku = _KU[(secret, auth)] = h((secret * (1048576 // len(secret) + 1))[:1048576]).digest()
     return h(ku + engine_id + ku).digest()
 
 
+def localized_key(password: str, engine_id: bytes, auth: str = "SHA") -> bytes:
+    """The authentication key: the password localized to the agent's engine ID (RFC 3414 A.2, RFC 7860 9.3)."""
+    return _localize(password.encode(), engine_id, auth)
+
+
+def privacy_key(password: str, engine_id: bytes, auth: str = "SHA", priv: str = "AES") -> bytes:
+    """The AES key: the password localized like the authentication key, then extended to the cipher's key length
+    the way PRIV names (standard, or Cisco's for the "-C" variants) and cut to it."""
+    size, cisco = PRIV[priv]
+    key = localized_key(password, engine_id, auth)
+    while len(key) < size:
+        key += _localize(key, engine_id, auth) if cisco else AUTH[auth][0](key).digest()
+    return key[:size]
+
+
 def aes_cfb(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
-    c = Cipher(algorithms.AES(key[:16]), CFB(iv))
+    """AES-CFB128 with a 16, 24 or 32 byte key (AES-128, -192, -256)."""
+    c = Cipher(algorithms.AES(key), CFB(iv))
     op = c.encryptor() if encrypt else c.decryptor()
     return op.update(data) + op.finalize()
 
@@ -219,7 +241,7 @@ def v2c_message(community: bytes, body: bytes) -> bytes:
 
 def v3_message(msg_id: int, flags: int, engine_id: bytes, boots: int, etime: int, user: bytes, scoped: bytes,
                auth_key: bytes | None = None, priv_key: bytes | None = None, auth: str = "SHA") -> bytes:
-    """An SNMPv3 message; authenticated when ``auth_key`` is given, encrypted when ``priv_key`` is."""
+    """An SNMPv3 message; authenticated when ``auth_key`` is given, encrypted when ``priv_key`` (privacy_key) is."""
     salt = os.urandom(8) if priv_key else b""
     data = tlv(0x04, aes_cfb(priv_key, boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + salt, scoped, True)) \
         if priv_key else scoped
@@ -393,10 +415,13 @@ class Client:
                 if eng is None:
                     return None
             auth = t.auth_protocol
-            keys = eng.keys.get((auth, t.auth_key, t.priv_key))
+            keys = eng.keys.get((auth, t.priv_protocol, t.auth_key, t.priv_key))
             if keys is None:
-                keys = eng.keys[(auth, t.auth_key, t.priv_key)] = (localized_key(t.auth_key, eng.engine_id, auth),
-                                                                   localized_key(t.priv_key, eng.engine_id, auth))
+                if auth not in AUTH or t.priv_protocol not in PRIV:
+                    raise WireError(f"unsupported USM protocols {auth}/{t.priv_protocol}")
+                keys = eng.keys[(auth, t.priv_protocol, t.auth_key, t.priv_key)] = (
+                    localized_key(t.auth_key, eng.engine_id, auth),
+                    privacy_key(t.priv_key, eng.engine_id, auth, t.priv_protocol))
             rid = self._id()
             scoped = tlv(0x30, tlv(0x04, eng.engine_id) + tlv(0x04, t.context.encode()) + pdu(tag, rid, a, b, vbs))
             msg = v3_message(rid, 0x07, eng.engine_id, eng.boots, eng.now(), t.user.encode(), scoped, *keys, auth)

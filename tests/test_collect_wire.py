@@ -1,5 +1,6 @@
 """The poller's own SNMP codec against pysnmp's (pyasn1) encoder and decoder: every value type, long
-lengths, multi-byte OID arcs, v2c and v3 messages, HMAC-SHA-96 and AES-128-CFB with the RFC 3414 keys."""
+lengths, multi-byte OID arcs, v2c and v3 messages; HMAC-SHA-96 and AES-CFB with the RFC 3414 keys, and the
+keys net-snmp localizes (RFC 7860 SHA-2, AES-192/256 in the standard and the Cisco key extension)."""
 from __future__ import annotations
 
 import pytest
@@ -67,22 +68,47 @@ def test_usm_keys_and_privacy_round_trip():
     key = wire.localized_key("maplesyrup", bytes.fromhex("000000000000000000000002"))
     assert key.hex() == "6695febc9288e36282235fc7151f128497b38f3f"
     engine, user = bytes.fromhex("8000a0b403010203040506"), b"netops"
-    auth, priv = wire.localized_key("authkey-1", engine), wire.localized_key("privkey-1", engine)
+    auth = wire.localized_key("authkey-1", engine)
     scoped = wire.tlv(0x30, wire.tlv(4, engine) + wire.tlv(4, b"ctx")
                       + wire.pdu(wire.GET, 9, 0, 0, wire.null_varbinds([(1, 3, 6, 1, 2, 1, 1, 5, 0)])))
-    msg = wire.v3_message(9, 0x07, engine, 3, 1000, user, scoped, auth, priv)
-    m = wire.read_v3(msg)
-    assert (m.msg_id, m.flags, m.engine_id, m.boots, m.time, m.user) == (9, 7, engine, 3, 1000, user)
-    assert scoped not in msg  # encrypted
-    wire.verify(m, auth)
-    buf, i, ctx = wire.scoped_pdu(m, priv)
-    assert ctx == b"ctx" and wire.read_pdu(buf, i)[:4] == (wire.GET, 9, 0, 0)
+    for name in wire.PRIV:
+        priv = wire.privacy_key("privkey-1", engine, "SHA", name)
+        assert len(priv) == wire.PRIV[name][0]
+        msg = wire.v3_message(9, 0x07, engine, 3, 1000, user, scoped, auth, priv)
+        m = wire.read_v3(msg)
+        assert (m.msg_id, m.flags, m.engine_id, m.boots, m.time, m.user) == (9, 7, engine, 3, 1000, user)
+        assert scoped not in msg  # encrypted
+        wire.verify(m, auth)
+        buf, i, ctx = wire.scoped_pdu(m, priv)
+        assert ctx == b"ctx" and wire.read_pdu(buf, i)[:4] == (wire.GET, 9, 0, 0)
     with pytest.raises(wire.WireError, match="wrong digest"):
         wire.verify(m, wire.localized_key("another-key", engine))
     tampered = bytearray(msg)
     tampered[-1] ^= 1
     with pytest.raises(wire.WireError, match="wrong digest"):
         wire.verify(wire.read_v3(bytes(tampered)), auth)
+
+
+# Keys as Debian's net-snmp 5.9.3 snmpd stored them (usmUser lines of its persistent snmpd.conf) for
+# `createUser uN AUTH "authpass-1" PRIV "privpass-1"` under engine ID 80001f88806e7fe149867a106b00000000
+NET_SNMP_ENGINE = bytes.fromhex("80001f88806e7fe149867a106b00000000")
+NET_SNMP_KEYS = [
+    ("SHA", "AES-256", "1ce5a436b6a452df25793ba11e25712085d28acf",
+     "a9d2abff533919b14ad75447cfa6d7fcd8735a9246e110055d63fc9b2dcff674"),
+    ("SHA", "AES-256-C", "1ce5a436b6a452df25793ba11e25712085d28acf",
+     "a9d2abff533919b14ad75447cfa6d7fcd8735a92aca192e35ec8fcf0c9cb8477"),
+    ("SHA-224", "AES-192", "332ef3e26bcb3858e346a91ff685a632e626a16688718b5d6fa0d50e",
+     "7aed9a1a7a11fad1853b6b40e4481d598628f30aedb49163"),
+    ("SHA-384", "AES-256", "dc190448bae93d28e0563106e25d13accdfc8940635d06eb20a2d39deaf7c5e9"
+                           "e46c0fb400014b518bc524593a7a0583",
+     "9571514054d644a262f5eaa29312e52a1d17ef9f3597659f7aa28e07384843e7"),
+]
+
+
+@pytest.mark.parametrize(("auth", "priv", "auth_key", "priv_key"), NET_SNMP_KEYS, ids=[f"{a}-{p}" for a, p, *_ in NET_SNMP_KEYS])
+def test_keys_as_net_snmp_localizes_them(auth, priv, auth_key, priv_key):
+    assert wire.localized_key("authpass-1", NET_SNMP_ENGINE, auth).hex() == auth_key
+    assert wire.privacy_key("privpass-1", NET_SNMP_ENGINE, auth, priv).hex() == priv_key
 
 
 def test_garbage_is_a_wire_error_not_a_crash():

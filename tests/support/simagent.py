@@ -291,7 +291,7 @@ def serve(config: str) -> None:
 
     cfg = json.loads(Path(config).read_text())
     engine_id = bytes.fromhex(cfg["engine_id"])
-    keys = (wire.localized_key(cfg["auth_key"], engine_id), wire.localized_key(cfg["priv_key"], engine_id))
+    keys = (wire.localized_key(cfg["auth_key"], engine_id), wire.privacy_key(cfg["priv_key"], engine_id))
     user = cfg["user"].encode()
     started = time.monotonic()
     recordings: dict[str, Recording] = {}
