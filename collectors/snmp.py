@@ -96,6 +96,7 @@ class Stats:
     retries: int = 0
     timeouts: int = 0
     varbinds: int = 0
+    dropped: dict = field(default_factory=dict)  # answers dropped, by wire.DROP_REASONS reason
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Poller:
             async with sem:
                 try:
                     vbs = await self.wire.request(t, wire.GETBULK if bulk else wire.GET, oids,
-                                                  0, t.max_repetitions if bulk else 0, t.timeout)
+                                                  0, t.max_repetitions if bulk else 0, t.timeout, stats.dropped)
                 except wire.WireError as e:
                     raise SnmpError(str(e)) from None
             if vbs is None:
@@ -181,7 +182,9 @@ class Poller:
                 continue
             stats.varbinds += len(vbs)
             return vbs
-        raise SnmpError(f"no response after {t.retries + 1} attempts of {t.timeout:g} s")
+        dropped = ", ".join(f"{n} {r}" for r, n in sorted(stats.dropped.items()))
+        raise SnmpError(f"no response after {t.retries + 1} attempts of {t.timeout:g} s"
+                        + (f" (answers dropped: {dropped})" if dropped else ""))
 
     async def walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict[str, dict[int | tuple, object]]:
         """GETBULK several columns side by side until each leaves its subtree; row index → value."""

@@ -13,7 +13,8 @@ from typing import get_args
 
 import pytest
 
-from jinbao_netops.collectors.snmp import Poller, Target
+from jinbao_netops.collectors import wire
+from jinbao_netops.collectors.snmp import SYS_NAME, Poller, Target, _oid
 from jinbao_netops.inventory.model import SnmpCredentials
 
 SNMPD = "/usr/sbin/snmpd"   # install.sh installs it (package snmpd) and leaves its own daemon disabled
@@ -88,7 +89,7 @@ def test_every_usm_protocol_against_net_snmp(snmpd, auth, priv):
     assert res.system["name"] == "netops-interop" and res.system["object_id"].startswith("1.3.6.1.4.1.8072.")
     lo = [i for i in res.interfaces.values() if i["name"] == "lo"]
     assert len(lo) == 1 and lo[0]["oper_status"] == "up" and lo[0]["counters"]["in_octets"] >= 0
-    assert res.stats.timeouts == 0
+    assert res.stats.timeouts == 0 and res.stats.dropped == {}
 
 
 def test_standard_and_cisco_key_extensions_are_told_apart(snmpd):
@@ -100,3 +101,23 @@ def test_standard_and_cisco_key_extensions_are_told_apart(snmpd):
         res = poll(target(snmpd, auth, other, user=USERS[auth, priv], timeout=1, retries=0, deadline=10))
         assert not res.ok and res.error == "no response after 1 attempts of 1 s", (auth, priv, res.error)
 
+
+def test_the_agents_clock_is_followed(snmpd):
+    """The engine boots and time net-snmp sends are what the client keeps, and its answers stay in the window
+    over successive requests of one client."""
+    async def main():
+        c = wire.Client()
+        t = target(snmpd, "SHA-256", "AES-256", timeout=2)
+        try:
+            first = await c.request(t, wire.GET, [_oid(SYS_NAME)], 0, 0, 2)
+            eng = c._engines[(ADDRESS, snmpd)]
+            latest = eng.latest
+            await asyncio.sleep(1.1)
+            second = await c.request(t, wire.GET, [_oid(SYS_NAME)], 0, 0, 2)
+            return first, second, latest, eng, c.dropped
+        finally:
+            c.close()
+
+    first, second, latest, eng, dropped = asyncio.run(main())
+    assert first == second == [(_oid(SYS_NAME), "netops-interop")]
+    assert eng.boots >= 1 and eng.latest >= latest and sum(dropped.values()) == 0
