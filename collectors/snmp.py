@@ -13,7 +13,8 @@ Requests go through the purpose-built codec in collectors/wire.py: SNMPv2c, and 
 SHA or SHA-224/256/384/512 and AES-128/192/256 (SHA/AES is the inventory's default).
 
 Every request has its own timeout and retry count (counted into the self-metrics), every device a hard
-deadline and the cycle one more; a device that does not answer only costs its own deadline.
+deadline and the cycle one more; a device that does not answer, or answers garbage, only costs its own
+deadline: whatever goes wrong while polling one device is that device's error, never the cycle's.
 
 Counters are exported monotonic: deltas are accumulated across polls, a counter that went back without
 a restart wrapped (at 2^32 or 2^64), one that went back with sysUpTime is counted from zero.
@@ -132,6 +133,16 @@ def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
 
+def _int(v) -> int | None:
+    """A value used as a number, or None: an agent may answer any type for any OID."""
+    return v if isinstance(v, int) else None
+
+
+def _str(v) -> str | None:
+    """A value used as text (a label), or None."""
+    return v if isinstance(v, str) else None
+
+
 def vendor_platform(sys_object_id: str | None, hint: str) -> str | None:
     """The platform whose enterprise prefixes sysObjectID; the inventory's own platform wins a tie."""
     if not sys_object_id:
@@ -235,6 +246,8 @@ class Poller:
             res.error = str(e)
         except OSError as e:
             res.error = f"transport: {e}"
+        except Exception as e:  # a defect met on this device's answers costs this device, never the cycle
+            res.error = f"internal error: {type(e).__name__}: {e}"
         res.duration_s = time.monotonic() - start
         st = self.state.setdefault(t.device, _State())
         st.timeouts_total += res.stats.timeouts
@@ -245,12 +258,13 @@ class Poller:
         sem = asyncio.Semaphore(t.inflight)
         stats = res.stats
         scal = {".".join(map(str, o)): v for o, v in await self._request(t, stats, sem, [_oid(o) for o in SCALARS], bulk=False)}
-        uptime, last_change = scal.get(SYS_UPTIME), scal.get(IF_TABLE_LAST_CHANGE)
+        uptime, last_change = _int(scal.get(SYS_UPTIME)), scal.get(IF_TABLE_LAST_CHANGE)
         if uptime is None:
-            raise SnmpError("no sysUpTime in the answer")
+            raise SnmpError("no numeric sysUpTime in the answer")
         restarted = st.uptime is not None and uptime < st.uptime
-        vendor = vendor_platform(scal.get(SYS_OBJECT_ID), t.platform)
-        res.system = {"uptime_s": uptime / 100, "name": scal.get(SYS_NAME), "object_id": scal.get(SYS_OBJECT_ID),
+        object_id = _str(scal.get(SYS_OBJECT_ID))
+        vendor = vendor_platform(object_id, t.platform)
+        res.system = {"uptime_s": uptime / 100, "name": _str(scal.get(SYS_NAME)), "object_id": object_id,
                       "vendor": vendor}
         res.restarted = restarted
         stale = not st.labels or restarted or last_change != st.last_change
@@ -265,23 +279,24 @@ class Poller:
         got = dict(zip(jobs, await asyncio.gather(*jobs.values())))
         if stale:
             lab = got["labels"]
-            st.labels = {i: {"name": lab["name"].get(i, str(i)), "alias": lab["alias"].get(i, "")}
+            st.labels = {i: {"name": _str(lab["name"].get(i)) or str(i), "alias": _str(lab["alias"].get(i)) or ""}
                          for i in set(lab["name"]) | set(lab["alias"])}
             st.label_walks += 1
             res.labels_walked = True
         st.uptime, st.last_change = uptime, last_change
 
         poll = got["poll"]
-        indexes = sorted(set().union(*(poll[c].keys() for c in poll)))
+        indexes = sorted(i for i in set().union(*(poll[c].keys() for c in poll)) if isinstance(i, int))
         for i in indexes:
             lab = st.labels.get(i, {"name": str(i), "alias": ""})
+            speed = _int(poll["speed_mbps"].get(i))
             rec = {"name": lab["name"], "alias": lab["alias"],
-                   "admin_status": IF_STATUS.get(poll["admin_status"].get(i), "unknown"),
-                   "oper_status": IF_STATUS.get(poll["oper_status"].get(i), "unknown"),
-                   "speed_bps": poll["speed_mbps"].get(i, 0) * 1_000_000 if poll["speed_mbps"].get(i) is not None else None,
+                   "admin_status": IF_STATUS.get(_int(poll["admin_status"].get(i)), "unknown"),
+                   "oper_status": IF_STATUS.get(_int(poll["oper_status"].get(i)), "unknown"),
+                   "speed_bps": speed * 1_000_000 if speed is not None else None,
                    "counters": {}}
             for c, (_, bits) in IF_COUNTERS.items():
-                raw = poll[c].get(i)
+                raw = _int(poll[c].get(i))
                 if raw is None:
                     continue
                 key = (c, i)
@@ -299,9 +314,9 @@ class Poller:
             h = got["host"]
             loads = [v for v in h["load"].values() if isinstance(v, int)]
             res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None
-            for i, descr in sorted(h["descr"].items()):
-                units = h["units"].get(i) or 1
-                size, used = h["size"].get(i), h["used"].get(i)
+            for i, descr in sorted((i, d) for i, d in h["descr"].items() if isinstance(i, int) and isinstance(d, str)):
+                units = _int(h["units"].get(i)) or 1
+                size, used = _int(h["size"].get(i)), _int(h["used"].get(i))
                 if size is None or used is None:
                     continue
                 res.storage.append({"storage": descr, "type": h["type"].get(i), "size_bytes": size * units,

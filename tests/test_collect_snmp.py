@@ -1,14 +1,21 @@
 """The SNMP poller against snmpsim's full responder: several agents on loopback addresses, v3 authPriv
-and v2c, Huawei/H3C entity MIBs, the label cache, counter wraps, agent restarts and dead agents."""
+and v2c, Huawei/H3C entity MIBs, the label cache, counter wraps, agent restarts, dead agents, answers of
+the wrong type, and one agent answering garbage among 50."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from jinbao_netops.testing.simagent import Agent, FastResponder, Responder
-from jinbao_netops.collectors.snmp import Poller, advance, vendor_platform
+from jinbao_netops.collectors import wire
+from jinbao_netops.collectors.snmp import Poller, Target, advance, vendor_platform
+from jinbao_netops.testing.mutate import damaged
+from jinbao_netops.testing.simagent import Agent, FastResponder, Responder, ScriptedAgent
 
 
 def free_port() -> int:
@@ -207,3 +214,66 @@ def test_sha2_and_aes256_through_the_codec(tmp_path):
         bad.user, bad.auth_protocol = "netops-s256", "SHA-512"  # the agent expects SHA-256 for this user
         res = s.cycle([bad])[0]
         assert not res.ok and res.error
+
+
+def test_answers_of_the_wrong_type_cost_only_that_device(tmp_path):
+    """An agent may answer any type for any OID: text where a number belongs fails that device (sysUpTime) or
+    leaves that value out (an interface's speed and counter), and never the cycle."""
+    port = free_port()
+    fleet = [Agent("typed", "127.0.1.40", port, ports=2),
+             Agent("uptime-text", "127.0.1.41", port, ports=2, extra={"1.3.6.1.2.1.1.3.0": (4, "a long time")}),
+             Agent("speed-text", "127.0.1.42", port, ports=2,
+                   extra={"1.3.6.1.2.1.31.1.1.1.15.1": (4, "1000"), "1.3.6.1.2.1.31.1.1.1.6.1": (4, "many")})]
+    with FastResponder(fleet, workdir=str(tmp_path / "sim")) as r:
+        res = run(Session(), r, [a.name for a in fleet])
+    assert res["typed"].ok and res["typed"].interfaces[1]["speed_bps"] == 1_000_000_000
+    assert not res["uptime-text"].ok and res["uptime-text"].error == "no numeric sysUpTime in the answer"
+    odd = res["speed-text"]
+    assert odd.ok and odd.interfaces[1]["speed_bps"] is None and "in_octets" not in odd.interfaces[1]["counters"]
+    assert odd.interfaces[2]["speed_bps"] == 1_000_000_000 and odd.interfaces[2]["counters"]["in_octets"] == 2_000_000
+
+
+@pytest.fixture(scope="module")
+def fleet49():
+    port = free_port()
+    with FastResponder([Agent(f"d{i:02d}", f"127.0.3.{i + 1}", port) for i in range(49)]) as r:
+        yield r
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_one_device_answering_garbage_costs_only_itself(fleet49, data):
+    """50 devices, one of which answers every request with garbage: first an unauthenticated answer whose last
+    varbind is cut short (its IndexError lost the whole cycle before), then damaged answers hypothesis draws. The
+    other 49 complete, the bad one fails with the reasons its answers were dropped, nothing is left waiting and
+    memory stays bounded."""
+    cut = wire.tlv(0x30, wire.tlv(0x06, wire.oid_body((1, 3, 6, 1, 2, 1, 1, 5, 0))) + wire.tlv(0x04, b"x")) + b"\x30\x0c\x06"
+
+    def garbage(agent, req):
+        if len(agent.requests) == 1:
+            return [agent.response(req, flags=0x00, varbinds=cut)]
+        flags = data.draw(st.sampled_from([0x00, 0x01, 0x03]), "flags")
+        return [data.draw(damaged(agent.response(req, flags=flags)), "answer")]
+
+    s = Session()
+    bad = ScriptedAgent(garbage)
+    host, port = s.loop.run_until_complete(bad.start("127.0.4.50"))
+    targets = [fleet49.target(a, timeout=5, retries=1, deadline=30) for a in fleet49.agents]
+    targets.append(Target("garbage", host, port=port, user="netops", auth_key="authkey-sim-1", priv_key="privkey-sim-1",
+                          timeout=0.5, retries=2, deadline=30))
+    tracemalloc.start()
+    try:
+        results = {x.device: x for x in s.cycle(targets, deadline=60)}
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        bad.close()
+        s.poller.close()
+    good = [x for n, x in results.items() if n != "garbage"]
+    assert len(good) == 49 and all(x.ok and sorted(x.interfaces) == [1, 2, 3, 4] for x in good), \
+        [(x.device, x.error) for x in good if not x.ok]
+    err = results["garbage"].error
+    assert not results["garbage"].ok and re.fullmatch(
+        r"no response after 3 attempts of 0\.5 s \(answers dropped: .+\)|agent refused the request: .+", err), err
+    assert results["garbage"].stats.dropped and not s.poller.wire._waiting
+    assert peak < 64 << 20

@@ -54,6 +54,7 @@ class Agent:
     alias_prefix: str = "uplink"
     community: str | None = None   # v2c agent when set
     answer: bool = True            # False: the endpoint is bound by a silent socket
+    extra: dict = field(default_factory=dict)  # OID → (snmprec tag, value): recorded instead of, or next to, the above
 
 
 def snmprec(a: Agent) -> str:
@@ -95,6 +96,9 @@ def snmprec(a: Agent) -> str:
         put("1.3.6.1.2.1.25.2.3.1.5.1", 2, 1000)
         put("1.3.6.1.2.1.25.2.3.1.6.1", 2, a.mem * 10)
         put("1.3.6.1.2.1.25.3.3.1.2.196608", 2, a.cpu)
+    rec = [r for r in rec if ".".join(map(str, r[0])) not in a.extra]
+    for oid, (tag, value) in a.extra.items():
+        put(oid, tag, value)
     rec.sort()
     return "".join(f"{'.'.join(map(str, o))}|{t}|{v}\n" for o, t, v in rec)
 
@@ -306,9 +310,11 @@ class ScriptedAgent(asyncio.DatagramProtocol):
 
     def response(self, req: Request, text: str = "genuine", flags: int = 0x03, engine_id: bytes | None = None,
                  boots: int | None = None, etime: int | None = None, user: bytes | None = None,
-                 auth_key: bytes | None = None) -> bytes:
-        """A Response to ``req``: ``text`` for every OID it asked for; authPriv unless ``flags`` say otherwise."""
-        vbs = b"".join(wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(o)) + wire.tlv(0x04, text.encode())) for o in req.oids)
+                 auth_key: bytes | None = None, varbinds: bytes | None = None) -> bytes:
+        """A Response to ``req``: ``text`` for every OID it asked for (or the encoded ``varbinds``); authPriv unless
+        ``flags`` say otherwise."""
+        vbs = varbinds if varbinds is not None else b"".join(
+            wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(o)) + wire.tlv(0x04, text.encode())) for o in req.oids)
         scoped = wire.tlv(0x30, wire.tlv(0x04, self.engine_id) + wire.tlv(0x04, req.context)
                           + wire.pdu(wire.RESPONSE, req.rid, 0, 0, vbs))
         return self._message(req, scoped, flags, engine_id, boots, etime, user, auth_key)
