@@ -49,8 +49,9 @@ def poll(t: Target):
 
 @pytest.fixture(scope="module")
 def snmpd(tmp_path_factory):
-    """snmpd in the foreground on ADDRESS:port, reading only its own configuration (-C -c), its persistent
-    state (engine ID, localized keys) in a directory of its own; stopped by its pid."""
+    """snmpd in the foreground on ADDRESS:port, reading only its own configuration (-C -c), without the SMUX
+    listener (-I -smux: TCP 199 on the host), its persistent state (engine ID, localized keys) in a directory of
+    its own; stopped by its pid. Root is not needed."""
     d = tmp_path_factory.mktemp("snmpd")
     (d / "persist").mkdir()
     (d / "mibs").mkdir()
@@ -59,8 +60,8 @@ def snmpd(tmp_path_factory):
         f'createUser {u} {a} "{AUTH_KEY}" {p} "{PRIV_KEY}"\nrouser {u} priv\n' for (a, p), u in USERS.items()))
     port = free_port()
     with open(d / "snmpd.log", "w") as log:
-        proc = subprocess.Popen([SNMPD, "-f", "-Lo", "-C", "-c", str(conf), f"udp:{ADDRESS}:{port}"], stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
+        proc = subprocess.Popen([SNMPD, "-f", "-Lo", "-C", "-I", "-smux", "-c", str(conf), f"udp:{ADDRESS}:{port}"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "SNMP_PERSISTENT_DIR": str(d / "persist"), "MIBS": "",
                                      "MIBDIRS": str(d / "mibs")})
     try:
