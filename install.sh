@@ -29,9 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # snmpd is for the collector's interop tests, which start their own on a loopback port: the daemon the
-    # package starts is not wanted on this host
+    # package enables and starts is not wanted on this host (disable alone also works where systemd is not
+    # running, where disable --now fails as a whole)
     if [[ " ${missing[*]} " == *" snmpd "* ]]; then
-        systemctl disable --now snmpd 2>/dev/null || true
+        systemctl disable snmpd >/dev/null 2>&1 || true
+        systemctl stop snmpd 2>/dev/null || true
     fi
 fi
 
