@@ -40,6 +40,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchlib import finish
+
 from jinbao_netops.collectors import wire
 from jinbao_netops.collectors.snmp import IF_COUNTERS, IF_LABELS, IF_STATE, SYS_UPTIME, Poller, _oid
 from jinbao_netops.testing.simagent import Agent, FastResponder, Recording, Responder, snmprec
@@ -196,8 +198,7 @@ def main() -> int:
     out["ok"] = (full and out["cpu_ratio_warm"] <= 1.0 and out["cpu_ratio_cold"] <= 1.0
                  and max(out["ours_cold"]["wall_s"], out["ours_warm"]["wall_s"]) <= a.goal_wall_s)
     out["load1_end"] = os.getloadavg()[0]
-    print(json.dumps(out))
-    return 0 if out["ok"] else 1
+    return finish(out)
 
 
 if __name__ == "__main__":
