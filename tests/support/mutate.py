@@ -1,7 +1,10 @@
 """Hypothesis strategies that damage an SNMP message the way a broken or hostile agent would: truncated, a bit
-flipped, a TLV's tag or length replaced (huge and invalid lengths included), bytes inserted. Every result
-differs from the message it was made from."""
+flipped, a TLV's tag or length replaced (huge and invalid lengths included), bytes inserted. A damage is
+drawn without seeing the message (so a test can apply it to one it only has later, such as an answer to a
+request with a fresh ID) and always changes it."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from hypothesis import strategies as st
 
@@ -13,6 +16,7 @@ LENGTHS = st.one_of(
     st.integers(1, 4).flatmap(lambda k: st.integers(0, 256 ** k - 1).map(lambda n: bytes((0x80 | k,)) + n.to_bytes(k, "big"))),
     st.sampled_from([b"\x80", b"\x84\xff\xff\xff\xff", b"\x85\x00\x00\x00\x00\x10", b"\xff"]),
 )
+AT = st.integers(0, 1 << 16)  # a position, taken modulo what the message has
 
 
 def tlv_starts(buf: bytes) -> list[tuple[int, int]]:
@@ -37,18 +41,39 @@ def tlv_starts(buf: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def _put(buf: bytes, at: int, new: bytes, upto: int | None = None) -> bytes:
-    return buf[:at] + new + buf[at + 1 if upto is None else upto:]
+def _flip(buf: bytes, at: int, mask: int) -> bytes:
+    return buf[:at] + bytes((buf[at] ^ mask,)) + buf[at + 1:]
+
+
+class Damage(NamedTuple):
+    kind: str     # truncate, flip, tag, length, insert
+    at: int
+    value: object
+
+    def __call__(self, buf: bytes) -> bytes:
+        starts = tlv_starts(buf) or [(0, 1)]
+        if self.kind == "truncate":
+            return buf[:self.at % len(buf)]
+        if self.kind == "flip":
+            return _flip(buf, self.at % len(buf), 1 << self.value)
+        if self.kind == "tag":
+            return _flip(buf, starts[self.at % len(starts)][0], self.value)
+        if self.kind == "length":
+            tag_at, contents = starts[self.at % len(starts)]
+            out = buf[:tag_at + 1] + self.value + buf[contents:]
+            return out if out != buf else _flip(buf, tag_at + 1, 1)
+        return buf[:self.at % (len(buf) + 1)] + self.value + buf[self.at % (len(buf) + 1):]
+
+
+DAMAGES = st.one_of(
+    st.builds(Damage, st.just("truncate"), AT, st.none()),
+    st.builds(Damage, st.just("flip"), AT, st.integers(0, 7)),
+    st.builds(Damage, st.just("tag"), AT, st.integers(1, 255)),
+    st.builds(Damage, st.just("length"), AT, LENGTHS),
+    st.builds(Damage, st.just("insert"), AT, st.binary(min_size=1, max_size=16)),
+)
 
 
 def damaged(buf: bytes) -> st.SearchStrategy[bytes]:
-    """``buf`` truncated, with a bit flipped, a tag or a length replaced, or bytes inserted."""
-    starts = tlv_starts(buf)
-    n = len(buf)
-    return st.one_of(
-        st.integers(0, n - 1).map(lambda k: buf[:k]),
-        st.tuples(st.integers(0, n - 1), st.integers(0, 7)).map(lambda p: _put(buf, p[0], bytes((buf[p[0]] ^ 1 << p[1],)))),
-        st.tuples(st.sampled_from(starts), st.integers(0, 255)).map(lambda p: _put(buf, p[0][0], bytes((p[1],)))),
-        st.tuples(st.sampled_from(starts), LENGTHS).map(lambda p: _put(buf, p[0][0] + 1, p[1], p[0][1])),
-        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=16)).map(lambda p: buf[:p[0]] + p[1] + buf[p[0]:]),
-    ).filter(lambda m: m != buf)
+    """``buf`` with one drawn damage."""
+    return DAMAGES.map(lambda d: d(buf))
