@@ -14,7 +14,7 @@ fi
 PACKAGES=(
     python3 python3-venv python3-dev gcc git ca-certificates
     debootstrap systemd-container iproute2 iputils-ping util-linux mount openssh-client
-    snmp graphviz restic
+    snmp snmpd graphviz restic
     prometheus prometheus-alertmanager
     prometheus-snmp-exporter
     chromium fonts-wqy-microhei
@@ -28,6 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # snmpd is for the collector's interop tests, which start their own on a loopback port: the daemon the
+    # package enables and starts is not wanted on this host (disable alone also works where systemd is not
+    # running, where disable --now fails as a whole)
+    if [[ " ${missing[*]} " == *" snmpd "* ]]; then
+        systemctl disable snmpd >/dev/null 2>&1 || true
+        systemctl stop snmpd 2>/dev/null || true
+    fi
 fi
 
 PYTHON=${PYTHON:-/usr/bin/python3}

@@ -222,7 +222,7 @@ def cmd_serve(args, out: Out) -> int:
             start = time.monotonic()
             results, health, shell, took = await _round(poller, targets, dbs, sshs, access,
                                                         deadline=0.9 * args.interval)
-            snap.update([(t.labels, r) for t, r in zip(targets, results)], health, took, shell)
+            snap.update([(t.labels, r) for t, r in zip(targets, results)], health, took, shell, poller.wire.dropped)
             n += 1
             problems = ([f"{t.device}: {r.error}" for t, r in zip(targets, results) if not r.ok]
                         + [f"{h['device']}/{h['service']}: {h['error']}" for h in health if not h["up"]]

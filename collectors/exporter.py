@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from . import IF_STATUS
 from .targets import LABELS
+from .wire import DROP_REASONS
 
 IF_LABELS = (*LABELS, "interface", "alias")
 STATUS = {name: value for value, name in IF_STATUS.items()}
@@ -47,10 +48,14 @@ class Snapshot(Collector):
         self.db: list = []            # collectors.db health records
         self.ssh: list = []           # collectors.ssh records
         self.self_totals: dict = {}   # device → accumulated self-metric counters
+        self.dropped: dict = dict.fromkeys(DROP_REASONS, 0)  # the SNMP client's dropped answers by reason, so far
         self.round = {"duration_s": 0.0, "finished": 0.0, "targets": 0, "failed": 0}
 
-    def update(self, snmp: list, db: list, duration_s: float, ssh: list = ()) -> None:
+    def update(self, snmp: list, db: list, duration_s: float, ssh: list = (), dropped: dict | None = None) -> None:
+        """The round's results; ``dropped`` is the SNMP client's running count of dropped answers by reason."""
         with self._lock:
+            if dropped is not None:
+                self.dropped = dict(dropped)
             for labels, r in snmp:
                 tot = self.self_totals.setdefault(labels["device"], {"pdus": 0, "retries": 0, "timeouts": 0, "varbinds": 0})
                 for k in tot:
@@ -63,8 +68,13 @@ class Snapshot(Collector):
     def collect(self):
         with self._lock:
             snmp, db, ssh = list(self.snmp), list(self.db), list(self.ssh)
-            totals, rnd = dict(self.self_totals), dict(self.round)
+            totals, rnd, dropped = dict(self.self_totals), dict(self.round), dict(self.dropped)
         yield from snmp_families(snmp, totals)
+        c = CounterMetricFamily("netops_snmp_dropped_packets", "SNMP answers the collector dropped (not what the "
+                                "request asked for, or undecodable), by reason", labels=["reason"])
+        for reason, n in dropped.items():
+            c.add_metric([reason], n)
+        yield c
         yield from ssh_families(ssh)
         from .db import db_families
 

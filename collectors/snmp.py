@@ -1,4 +1,4 @@
-"""SNMP polling with pysnmp 7 asyncio: one engine per process, many targets at once.
+"""SNMP polling with asyncio: one UDP socket per process, many targets at once.
 
 Per target and cycle:
 1. one GET of the scalars (sysUpTime, sysName, sysObjectID, ifTableLastChange);
@@ -9,11 +9,12 @@ Per target and cycle:
 4. CPU/memory: the vendor entity columns the platform table names for the sysObjectID's enterprise,
    else HOST-RESOURCES-MIB.
 
-Requests go through the purpose-built codec in collectors/wire.py (SNMPv2c, and SNMPv3 authPriv with
-SHA, SHA-256 or SHA-512 and AES-128; SHA/AES is the inventory's default); AES-192/256 through pysnmp.
+Requests go through the purpose-built codec in collectors/wire.py: SNMPv2c, and SNMPv3 authPriv with
+SHA or SHA-224/256/384/512 and AES-128/192/256 (SHA/AES is the inventory's default).
 
 Every request has its own timeout and retry count (counted into the self-metrics), every device a hard
-deadline and the cycle one more; a device that does not answer only costs its own deadline.
+deadline and the cycle one more; a device that does not answer, or answers garbage, only costs its own
+deadline: whatever goes wrong while polling one device is that device's error, never the cycle's.
 
 Counters are exported monotonic: deltas are accumulated across polls, a counter that went back without
 a restart wrapped (at 2^32 or 2^64), one that went back with sysUpTime is counted from zero.
@@ -24,26 +25,6 @@ import asyncio
 import functools
 import time
 from dataclasses import dataclass, field
-
-from pyasn1.type import univ
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-    usmAesCfb128Protocol,
-    usmAesCfb192Protocol,
-    usmAesCfb256Protocol,
-    usmHMAC192SHA256AuthProtocol,
-    usmHMAC384SHA512AuthProtocol,
-    usmHMACSHAAuthProtocol,
-)
-from pysnmp.proto import errind, rfc1905
 
 from jinbao_netops.inventory.loader import paused_gc
 from jinbao_netops.inventory.platforms import PLATFORMS
@@ -83,10 +64,6 @@ HR_STORAGE = {
 }
 HR_STORAGE_RAM = "1.3.6.1.2.1.25.2.1.2"
 
-AUTH = {"SHA": usmHMACSHAAuthProtocol, "SHA-256": usmHMAC192SHA256AuthProtocol,
-        "SHA-512": usmHMAC384SHA512AuthProtocol}
-PRIV = {"AES": usmAesCfb128Protocol, "AES-192": usmAesCfb192Protocol, "AES-256": usmAesCfb256Protocol}
-
 
 class SnmpError(Exception):
     pass
@@ -102,8 +79,8 @@ class Target:
     user: str = ""
     auth_key: str = ""
     priv_key: str = ""
-    auth_protocol: str = "SHA"
-    priv_protocol: str = "AES"
+    auth_protocol: str = "SHA"   # wire.AUTH
+    priv_protocol: str = "AES"   # wire.PRIV
     community: str = ""
     context: str = ""            # SNMPv3 context name (empty on most devices)
     labels: dict = field(default_factory=dict)  # level/province/city/county/site
@@ -120,6 +97,7 @@ class Stats:
     retries: int = 0
     timeouts: int = 0
     varbinds: int = 0
+    dropped: dict = field(default_factory=dict)  # answers dropped, by wire.DROP_REASONS reason
 
 
 @dataclass
@@ -155,17 +133,14 @@ def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
 
-def _value(v):
-    """pysnmp value → Python (None for the no-such/end-of-view exceptions)."""
-    if v.tagSet in (rfc1905.endOfMibView.tagSet, rfc1905.noSuchObject.tagSet, rfc1905.noSuchInstance.tagSet):
-        return None
-    if isinstance(v, univ.ObjectIdentifier):
-        return str(v)
-    if isinstance(v, univ.OctetString):
-        return bytes(v).decode("utf-8", "replace")
-    if isinstance(v, univ.Integer):
-        return int(v)
-    return v.prettyPrint()
+def _int(v) -> int | None:
+    """A value used as a number, or None: an agent may answer any type for any OID."""
+    return v if isinstance(v, int) else None
+
+
+def _str(v) -> str | None:
+    """A value used as text (a label), or None."""
+    return v if isinstance(v, str) else None
 
 
 def vendor_platform(sys_object_id: str | None, hint: str) -> str | None:
@@ -191,86 +166,36 @@ def advance(prev_raw: int | None, prev_total: int | None, raw: int, bits: int, r
 
 
 class Poller:
-    """One SNMP engine, many targets; keeps each target's cache and counter state between cycles."""
+    """One codec client, many targets; keeps each target's cache and counter state between cycles."""
 
     def __init__(self, concurrency: int = 256):
         self.wire = wire.Client()
-        self._engine = None          # pysnmp, only for the USM protocols the codec does not speak
         self.state: dict[str, _State] = {}
-        self._transports: dict[tuple, UdpTransportTarget] = {}
-        self._auth: dict[str, object] = {}
         self.concurrency = concurrency
 
-    @property
-    def engine(self) -> SnmpEngine:
-        if self._engine is None:
-            self._engine = SnmpEngine()
-        return self._engine
-
     def close(self) -> None:
-        """Release the sockets (and pysnmp's timer; call from inside the loop the poller ran in)."""
+        """Release the socket."""
         self.wire.close()
-        if self._engine is not None:
-            self._engine.close_dispatcher()
 
     # --- one request -----------------------------------------------------------------------------
-    @staticmethod
-    def _fast(t: Target) -> bool:
-        return t.version == "v2c" or (t.auth_protocol in wire.AUTH and t.priv_protocol == "AES")
-
-    def _auth_data(self, t: Target):
-        key = (t.version, t.user, t.auth_key, t.priv_key, t.auth_protocol, t.priv_protocol, t.community)
-        if key not in self._auth:
-            if t.version == "v2c":
-                self._auth[key] = CommunityData(t.community, mpModel=1)
-            else:
-                self._auth[key] = UsmUserData(t.user, t.auth_key, t.priv_key,
-                                              authProtocol=AUTH[t.auth_protocol], privProtocol=PRIV[t.priv_protocol])
-        return self._auth[key]
-
-    async def _transport(self, t: Target):
-        key = (t.address, t.port, t.timeout)
-        if key not in self._transports:
-            self._transports[key] = await UdpTransportTarget.create((t.address, t.port), timeout=t.timeout, retries=0)
-        return self._transports[key]
-
-    async def _pysnmp(self, t: Target, oids: list[tuple], bulk: bool):
-        """One attempt through pysnmp: its varbinds as (OID tuple, Python value), None on a timeout."""
-        vbs_in = [ObjectType(ObjectIdentity(".".join(map(str, o)))) for o in oids]
-        auth, transport = self._auth_data(t), await self._transport(t)
-        if bulk:
-            err, status, index, vbs = await bulk_cmd(self.engine, auth, transport, ContextData(contextName=t.context), 0,
-                                                     t.max_repetitions, *vbs_in, lookupMib=False)
-        else:
-            err, status, index, vbs = await get_cmd(self.engine, auth, transport, ContextData(contextName=t.context),
-                                                    *vbs_in, lookupMib=False)
-        if isinstance(err, errind.RequestTimedOut):
-            return None
-        if err:
-            raise SnmpError(str(err))
-        if status:
-            raise SnmpError(f"{status.prettyPrint()} at varbind {int(index)}")
-        return [(tuple(vb[0]), _value(vb[1])) for vb in vbs]
-
     async def _request(self, t: Target, stats: Stats, sem: asyncio.Semaphore, oids: list[tuple], bulk: bool):
         for attempt in range(t.retries + 1):
             stats.pdus += 1
             stats.retries += attempt > 0
             async with sem:
-                if self._fast(t):
-                    try:
-                        vbs = await self.wire.request(t, wire.GETBULK if bulk else wire.GET, oids,
-                                                      0, t.max_repetitions if bulk else 0, t.timeout)
-                    except wire.WireError as e:
-                        raise SnmpError(str(e)) from None
-                else:
-                    vbs = await self._pysnmp(t, oids, bulk)
+                try:
+                    vbs = await self.wire.request(t, wire.GETBULK if bulk else wire.GET, oids,
+                                                  0, t.max_repetitions if bulk else 0, t.timeout, stats.dropped)
+                except wire.WireError as e:
+                    raise SnmpError(str(e)) from None
             if vbs is None:
                 stats.timeouts += 1
                 continue
             stats.varbinds += len(vbs)
             return vbs
-        raise SnmpError(f"no response after {t.retries + 1} attempts of {t.timeout:g} s")
+        dropped = ", ".join(f"{n} {r}" for r, n in sorted(stats.dropped.items()))
+        raise SnmpError(f"no response after {t.retries + 1} attempts of {t.timeout:g} s"
+                        + (f" (answers dropped: {dropped})" if dropped else ""))
 
     async def walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict[str, dict[int | tuple, object]]:
         """GETBULK several columns side by side until each leaves its subtree; row index → value."""
@@ -321,6 +246,8 @@ class Poller:
             res.error = str(e)
         except OSError as e:
             res.error = f"transport: {e}"
+        except Exception as e:  # a defect met on this device's answers costs this device, never the cycle
+            res.error = f"internal error: {type(e).__name__}: {e}"
         res.duration_s = time.monotonic() - start
         st = self.state.setdefault(t.device, _State())
         st.timeouts_total += res.stats.timeouts
@@ -331,12 +258,13 @@ class Poller:
         sem = asyncio.Semaphore(t.inflight)
         stats = res.stats
         scal = {".".join(map(str, o)): v for o, v in await self._request(t, stats, sem, [_oid(o) for o in SCALARS], bulk=False)}
-        uptime, last_change = scal.get(SYS_UPTIME), scal.get(IF_TABLE_LAST_CHANGE)
+        uptime, last_change = _int(scal.get(SYS_UPTIME)), scal.get(IF_TABLE_LAST_CHANGE)
         if uptime is None:
-            raise SnmpError("no sysUpTime in the answer")
+            raise SnmpError("no numeric sysUpTime in the answer")
         restarted = st.uptime is not None and uptime < st.uptime
-        vendor = vendor_platform(scal.get(SYS_OBJECT_ID), t.platform)
-        res.system = {"uptime_s": uptime / 100, "name": scal.get(SYS_NAME), "object_id": scal.get(SYS_OBJECT_ID),
+        object_id = _str(scal.get(SYS_OBJECT_ID))
+        vendor = vendor_platform(object_id, t.platform)
+        res.system = {"uptime_s": uptime / 100, "name": _str(scal.get(SYS_NAME)), "object_id": object_id,
                       "vendor": vendor}
         res.restarted = restarted
         stale = not st.labels or restarted or last_change != st.last_change
@@ -351,23 +279,24 @@ class Poller:
         got = dict(zip(jobs, await asyncio.gather(*jobs.values())))
         if stale:
             lab = got["labels"]
-            st.labels = {i: {"name": lab["name"].get(i, str(i)), "alias": lab["alias"].get(i, "")}
+            st.labels = {i: {"name": _str(lab["name"].get(i)) or str(i), "alias": _str(lab["alias"].get(i)) or ""}
                          for i in set(lab["name"]) | set(lab["alias"])}
             st.label_walks += 1
             res.labels_walked = True
         st.uptime, st.last_change = uptime, last_change
 
         poll = got["poll"]
-        indexes = sorted(set().union(*(poll[c].keys() for c in poll)))
+        indexes = sorted(i for i in set().union(*(poll[c].keys() for c in poll)) if isinstance(i, int))
         for i in indexes:
             lab = st.labels.get(i, {"name": str(i), "alias": ""})
+            speed = _int(poll["speed_mbps"].get(i))
             rec = {"name": lab["name"], "alias": lab["alias"],
-                   "admin_status": IF_STATUS.get(poll["admin_status"].get(i), "unknown"),
-                   "oper_status": IF_STATUS.get(poll["oper_status"].get(i), "unknown"),
-                   "speed_bps": poll["speed_mbps"].get(i, 0) * 1_000_000 if poll["speed_mbps"].get(i) is not None else None,
+                   "admin_status": IF_STATUS.get(_int(poll["admin_status"].get(i)), "unknown"),
+                   "oper_status": IF_STATUS.get(_int(poll["oper_status"].get(i)), "unknown"),
+                   "speed_bps": speed * 1_000_000 if speed is not None else None,
                    "counters": {}}
             for c, (_, bits) in IF_COUNTERS.items():
-                raw = poll[c].get(i)
+                raw = _int(poll[c].get(i))
                 if raw is None:
                     continue
                 key = (c, i)
@@ -385,9 +314,9 @@ class Poller:
             h = got["host"]
             loads = [v for v in h["load"].values() if isinstance(v, int)]
             res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None
-            for i, descr in sorted(h["descr"].items()):
-                units = h["units"].get(i) or 1
-                size, used = h["size"].get(i), h["used"].get(i)
+            for i, descr in sorted((i, d) for i, d in h["descr"].items() if isinstance(i, int) and isinstance(d, str)):
+                units = _int(h["units"].get(i)) or 1
+                size, used = _int(h["size"].get(i)), _int(h["used"].get(i))
                 if size is None or used is None:
                     continue
                 res.storage.append({"storage": descr, "type": h["type"].get(i), "size_bytes": size * units,

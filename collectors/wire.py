@@ -1,16 +1,23 @@
 """A minimal SNMP wire codec for the poller's hot loop: BER for SNMPv2c and SNMPv3 USM messages
-(HMAC-SHA-96, HMAC-192-SHA-256 or HMAC-384-SHA-512 authentication, AES-128-CFB privacy; RFC 3412/3414/
-3826/7860), and an asyncio UDP client.
+(HMAC-SHA-96 and the RFC 7860 HMAC-SHA-2 authentication protocols, AES-128/192/256-CFB privacy; RFC 3412/
+3414/3826/7860), and an asyncio UDP client.
 
 pysnmp's generic pyasn1 decoder costs ~170 µs of CPU per varbind; this codec walks the response bytes
 once, caches decoded OIDs, and hands back plain Python values. It covers what the collector sends
-(GET and GETBULK of plain OIDs) and what agents answer (Response and Report PDUs); the poller keeps
-pysnmp for AES-192/256. The simulated agents (tests/support/simagent.py FastResponder) use the same
-encoder and decoder to answer at the rate the benchmarks need.
+(GET and GETBULK of plain OIDs) and what agents answer (Response and Report PDUs). The simulated agents
+(tests/support/simagent.py FastResponder) use the same encoder and decoder to answer at the rate the
+benchmarks need.
+
+Every decoding failure is a WireError, whatever the bytes: lengths, tags, integers and OID arcs are
+bounds-checked. An answer that is not what the request asked for (undecodable, not authenticated and
+encrypted as the request was, another engine or user, a wrong digest, outside the time window, no
+request waiting for it) is dropped, counted by reason in ``Client.dropped``, and the request keeps
+waiting for the genuine answer.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -31,13 +38,34 @@ USM_REASON = {"1": "unsupportedSecLevels", "2": "notInTimeWindows", "3": "unknow
               "5": "wrongDigests", "6": "decryptionErrors"}
 UNSIGNED = (0x41, 0x42, 0x43, 0x46, 0x47)       # Counter32, Gauge32, TimeTicks, Counter64, UInteger32
 MAX_SIZE = 65507
-# USM authentication: hash and MAC length (HMAC-SHA-96, RFC 7860's HMAC-192-SHA-256 and HMAC-384-SHA-512);
-# the same hash localizes the keys (RFC 3414 A.2, RFC 7860 9.3)
-AUTH = {"SHA": (hashlib.sha1, 12), "SHA-256": (hashlib.sha256, 24), "SHA-512": (hashlib.sha512, 48)}
+# USM authentication, named as net-snmp names it: hash and MAC length (HMAC-SHA-96, RFC 7860's HMAC-128-SHA-224,
+# HMAC-192-SHA-256, HMAC-256-SHA-384, HMAC-384-SHA-512); the same hash localizes the keys (RFC 3414 A.2, RFC 7860 9.3)
+AUTH = {"SHA": (hashlib.sha1, 12), "SHA-224": (hashlib.sha224, 16), "SHA-256": (hashlib.sha256, 24),
+        "SHA-384": (hashlib.sha384, 32), "SHA-512": (hashlib.sha512, 48)}
+# USM privacy, AES-CFB (RFC 3826): key length, and how a localized key shorter than that is extended. AES-192/256
+# extend it the standard way (draft-blumenthal-aes-usm-04: append the hash of the key so far; net-snmp, gosnmp);
+# the "-C" variants the Cisco way (draft-reeder-snmpv3-usm-3desede: password-to-key again on the key so far),
+# named as net-snmp's createUser and snmpcmd -x name them (snmp_exporter: AES192C, AES256C).
+PRIV = {"AES": (16, False), "AES-192": (24, False), "AES-256": (32, False), "AES-192-C": (24, True),
+        "AES-256-C": (32, True)}
+MAX_INT = 2147483647                      # msgID, snmpEngineBoots, snmpEngineTime: INTEGER (0..2147483647)
+TIME_WINDOW = 150                         # seconds (RFC 3414 3.2.7)
+# why the client dropped an answer (Client.dropped, the netops_snmp_dropped_packets_total{reason} self-metric); the
+# USM ones are RFC 3414's usmStats counters
+DROP_REASONS = ("malformed", "unmatched", "unsupported_sec_level", "unknown_engine_id", "unknown_user_name",
+                "wrong_digest", "not_in_time_window", "decryption_error")
 
 
 class WireError(Exception):
-    """A message that cannot be decoded, fails authentication, or an agent's refusal."""
+    """A message that cannot be decoded, or an agent's refusal."""
+
+
+class Dropped(WireError):
+    """An answer the client drops (one of DROP_REASONS) while the request keeps waiting."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 # --- BER -----------------------------------------------------------------------------------------
@@ -81,16 +109,21 @@ def oid_body(oid: tuple[int, ...]) -> bytes:
 
 
 def oid_tuple(body: bytes) -> tuple[int, ...]:
+    """The arcs of an OBJECT IDENTIFIER's contents: at most 128 sub-identifiers of 32 bits (RFC 2578 7.1.3)."""
     t = _OID_DEC.get(body)
     if t is None:
+        if not body or len(body) > 640 or body[-1] & 0x80:
+            raise WireError("bad OID")
         arcs, v = [], 0
         for c in body:
             v = (v << 7) | (c & 0x7F)
             if not c & 0x80:
                 arcs.append(v)
                 v = 0
-        if not arcs:
-            raise WireError("empty OID")
+            elif v > 0x1FFFFFF:  # the next 7 bits would take it past 32
+                raise WireError("OID sub-identifier out of range")
+        if len(arcs) > 127:
+            raise WireError("OID too long")
         first = arcs[0]
         t = (min(first // 40, 2), first - 40 * min(first // 40, 2), *arcs[1:])
         if len(_OID_DEC) > 200_000:
@@ -103,13 +136,15 @@ def header(buf: bytes, i: int) -> tuple[int, int, int]:
     """(tag, start of contents, end of contents) of the TLV at ``i``."""
     try:
         tag, n = buf[i], buf[i + 1]
-        i += 2
-        if n & 0x80:
-            k = n & 0x7F
-            n = int.from_bytes(buf[i:i + k], "big")
-            i += k
     except IndexError:
         raise WireError("truncated message") from None
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        if not 0 < k <= 3:  # no indefinite form in SNMP, and a datagram is shorter than 2^24
+            raise WireError("bad length")
+        n = int.from_bytes(buf[i:i + k], "big")
+        i += k
     if i + n > len(buf):
         raise WireError("truncated message")
     return tag, i, i + n
@@ -124,6 +159,8 @@ def expect(buf: bytes, i: int, tag: int) -> tuple[int, int]:
 
 def read_int(buf: bytes, i: int) -> tuple[int, int]:
     s, e = expect(buf, i, 0x02)
+    if not 0 < e - s <= 9:
+        raise WireError("bad INTEGER")
     return int.from_bytes(buf[s:e], "big", signed=True), e
 
 
@@ -133,41 +170,59 @@ def read_octets(buf: bytes, i: int) -> tuple[bytes, int]:
 
 
 def varbinds(buf: bytes, i: int, end: int) -> list[tuple[tuple[int, ...], object]]:
-    """The varbind list's (OID, value): ints, str for strings and OIDs, None for the exceptions."""
+    """The varbind list's (OID, value): ints, str for strings and OIDs, None for the exceptions. Each varbind's
+    SEQUENCE must hold exactly its name and value, integers at most 9 bytes (a Counter64 with its sign octet)."""
     out = []
     dec = _OID_DEC
-    while i < end:
-        # SEQUENCE { OID, value }: headers inlined, this is the hot loop
-        n = buf[i + 1]
-        i += 2 if n < 0x80 else 2 + (n & 0x7F)
-        n = buf[i + 1]
-        if buf[i] != 0x06 or n & 0x80:
-            raise WireError("bad varbind")
-        body = buf[i + 2:i + 2 + n]
-        oid = dec.get(body) or oid_tuple(body)
-        i += 2 + n
-        tag, n = buf[i], buf[i + 1]
-        i += 2
-        if n & 0x80:
-            k = n & 0x7F
-            n = int.from_bytes(buf[i:i + k], "big")
-            i += k
-        if tag in UNSIGNED:
-            v = int.from_bytes(buf[i:i + n], "big")
-        elif tag == 0x02:
-            v = int.from_bytes(buf[i:i + n], "big", signed=True)
-        elif tag == 0x04:
-            v = buf[i:i + n].decode("utf-8", "replace")
-        elif tag == 0x06:
-            v = ".".join(map(str, oid_tuple(buf[i:i + n])))
-        elif tag == 0x40:
-            v = ".".join(map(str, buf[i:i + n]))
-        elif tag in (NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW, 0x05):
-            v = None
-        else:
-            v = buf[i:i + n]
-        i += n
-        out.append((oid, v))
+    try:
+        while i < end:
+            # SEQUENCE { OID, value }: headers inlined, this is the hot loop
+            n = buf[i + 1]
+            if buf[i] != 0x30:
+                raise WireError("bad varbind")
+            if n < 0x80:
+                i += 2
+            else:
+                k = n & 0x7F
+                n = int.from_bytes(buf[i + 2:i + 2 + k], "big")
+                i += 2 + k
+            stop = i + n
+            n = buf[i + 1]
+            if buf[i] != 0x06 or n & 0x80:
+                raise WireError("bad varbind")
+            body = buf[i + 2:i + 2 + n]
+            oid = dec.get(body) or oid_tuple(body)
+            i += 2 + n
+            tag, n = buf[i], buf[i + 1]
+            i += 2
+            if n & 0x80:
+                k = n & 0x7F
+                n = int.from_bytes(buf[i:i + k], "big")
+                i += k
+            if i + n != stop:
+                raise WireError("bad varbind")
+            if tag in UNSIGNED:
+                if n > 9:
+                    raise WireError("bad integer value")
+                v = int.from_bytes(buf[i:stop], "big")
+            elif tag == 0x02:
+                if n > 9:
+                    raise WireError("bad integer value")
+                v = int.from_bytes(buf[i:stop], "big", signed=True)
+            elif tag == 0x04:
+                v = buf[i:stop].decode("utf-8", "replace")
+            elif tag == 0x06:
+                v = ".".join(map(str, oid_tuple(buf[i:stop])))
+            elif tag == 0x40:
+                v = ".".join(map(str, buf[i:stop]))
+            elif tag in (NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW, 0x05):
+                v = None
+            else:
+                v = buf[i:stop]
+            i = stop
+            out.append((oid, v))
+    except IndexError:
+        raise WireError("truncated varbind") from None
     if i != end:
         raise WireError("varbind list overruns its sequence")
     return out
@@ -191,24 +246,70 @@ def read_pdu(buf: bytes, i: int):
     return tag, rid, a, b, vs, ve
 
 
+def decode_pdu(buf: bytes, i: int):
+    """(tag, request-id, error-status, error-index, varbinds) of the PDU at ``i``."""
+    tag, rid, a, b, vs, ve = read_pdu(buf, i)
+    return tag, rid, a, b, varbinds(buf, vs, ve)
+
+
+def answer(status: int, index: int, vbs: list):
+    """A Response's varbinds, or its error-status as a WireError."""
+    if status:
+        name = ERROR_STATUS[status] if 0 < status < len(ERROR_STATUS) else str(status)
+        raise WireError(f"{name} at varbind {index}")
+    return vbs
+
+
+def report_reason(vbs: list) -> str:
+    """What a Report PDU says: the usmStats counter it carries (e.g. notInTimeWindows), else its first OID."""
+    oid = ".".join(map(str, vbs[0][0])) if vbs else ""
+    return USM_REASON.get(oid[len(USM_STATS):].split(".")[0], oid) if oid.startswith(USM_STATS) else oid
+
+
+def message_id(data: bytes) -> int:
+    """The message ID (v3) or request ID (v2c), in clear in either version: what matches an answer to its request."""
+    s, _ = expect(data, 0, 0x30)
+    version, i = read_int(data, s)
+    if version == 3:
+        hs, _ = expect(data, i, 0x30)
+        return read_int(data, hs)[0]
+    _, j = read_octets(data, i)
+    return read_pdu(data, j)[1]
+
+
 # --- USM -----------------------------------------------------------------------------------------
 _KU: dict[tuple, bytes] = {}
 
 
-def localized_key(password: str, engine_id: bytes, auth: str = "SHA") -> bytes:
-    """RFC 3414 A.2 password-to-key with the authentication protocol's hash, localized to the agent's
-    engine ID (AES-128 uses the first 16 bytes of the privacy key)."""
-    pw, h = password.encode(), AUTH[auth][0]
-    ku = _KU.get((pw, auth))
+def _localize(secret: bytes, engine_id: bytes, auth: str) -> bytes:
+    """RFC 3414 A.2: the secret to Ku (cached) with the authentication protocol's hash, localized to the engine ID."""
+    h = AUTH[auth][0]
+    ku = _KU.get((secret, auth))
     if ku is None:
-        if not pw:
+        if not secret:
             raise WireError("empty USM key")
-        ku = _KU[(pw, auth)] = h((pw * (1048576 // len(pw) + 1))[:1048576]).digest()
+        ku = _KU[(secret, auth)] = h((secret * (1048576 // len(secret) + 1))[:1048576]).digest()
     return h(ku + engine_id + ku).digest()
 
 
+def localized_key(password: str, engine_id: bytes, auth: str = "SHA") -> bytes:
+    """The authentication key: the password localized to the agent's engine ID (RFC 3414 A.2, RFC 7860 9.3)."""
+    return _localize(password.encode(), engine_id, auth)
+
+
+def privacy_key(password: str, engine_id: bytes, auth: str = "SHA", priv: str = "AES") -> bytes:
+    """The AES key: the password localized like the authentication key, then extended to the cipher's key length
+    the way PRIV names (standard, or Cisco's for the "-C" variants) and cut to it."""
+    size, cisco = PRIV[priv]
+    key = localized_key(password, engine_id, auth)
+    while len(key) < size:
+        key += _localize(key, engine_id, auth) if cisco else AUTH[auth][0](key).digest()
+    return key[:size]
+
+
 def aes_cfb(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
-    c = Cipher(algorithms.AES(key[:16]), CFB(iv))
+    """AES-CFB128 with a 16, 24 or 32 byte key (AES-128, -192, -256)."""
+    c = Cipher(algorithms.AES(key), CFB(iv))
     op = c.encryptor() if encrypt else c.decryptor()
     return op.update(data) + op.finalize()
 
@@ -219,7 +320,7 @@ def v2c_message(community: bytes, body: bytes) -> bytes:
 
 def v3_message(msg_id: int, flags: int, engine_id: bytes, boots: int, etime: int, user: bytes, scoped: bytes,
                auth_key: bytes | None = None, priv_key: bytes | None = None, auth: str = "SHA") -> bytes:
-    """An SNMPv3 message; authenticated when ``auth_key`` is given, encrypted when ``priv_key`` is."""
+    """An SNMPv3 message; authenticated when ``auth_key`` is given, encrypted when ``priv_key`` (privacy_key) is."""
     salt = os.urandom(8) if priv_key else b""
     data = tlv(0x04, aes_cfb(priv_key, boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + salt, scoped, True)) \
         if priv_key else scoped
@@ -241,20 +342,31 @@ class V3:
 
 
 def read_v3(buf: bytes) -> V3:
+    """The header and USM parameters of an SNMPv3 message (version 3, one flags octet, the user-based security
+    model, engine boots and time in their range)."""
     m = V3()
     m.buf = buf
     s, _ = expect(buf, 0, 0x30)
-    _, i = read_int(buf, s)
+    version, i = read_int(buf, s)
+    if version != 3:
+        raise WireError("not an SNMPv3 message")
     hs, he = expect(buf, i, 0x30)
     m.msg_id, j = read_int(buf, hs)
     _, j = read_int(buf, j)
     flags, j = read_octets(buf, j)
-    m.flags = flags[0] if flags else 0
+    if len(flags) != 1:
+        raise WireError("bad msgFlags")
+    m.flags = flags[0]
+    model, j = read_int(buf, j)
+    if model != 3:
+        raise WireError("not the user-based security model")
     us, ue = expect(buf, he, 0x04)
     ss, _ = expect(buf, us, 0x30)
     m.engine_id, j = read_octets(buf, ss)
     m.boots, j = read_int(buf, j)
     m.time, j = read_int(buf, j)
+    if not (0 <= m.boots <= MAX_INT and 0 <= m.time <= MAX_INT):
+        raise WireError("engine boots or time out of range")
     m.user, j = read_octets(buf, j)
     a_s, a_e = expect(buf, j, 0x04)
     m.auth, m.auth_at = buf[a_s:a_e], a_s
@@ -263,13 +375,13 @@ def read_v3(buf: bytes) -> V3:
     return m
 
 
-def verify(m: V3, auth_key: bytes, auth: str = "SHA") -> None:
+def authentic(m: V3, auth_key: bytes, auth: str = "SHA") -> bool:
+    """Whether the message carries the right HMAC of itself (RFC 3414 6.3.2, RFC 7860 4.2.2)."""
     h, n = AUTH[auth]
     if len(m.auth) != n:
-        raise WireError("unauthenticated message")
+        return False
     zeroed = m.buf[:m.auth_at] + bytes(n) + m.buf[m.auth_at + n:]
-    if not hmac.compare_digest(hmac.new(auth_key, zeroed, h).digest()[:n], m.auth):
-        raise WireError("wrong digest")
+    return hmac.compare_digest(hmac.new(auth_key, zeroed, h).digest()[:n], m.auth)
 
 
 def scoped_pdu(m: V3, priv_key: bytes | None) -> tuple[bytes, int, bytes]:
@@ -289,18 +401,100 @@ def scoped_pdu(m: V3, priv_key: bytes | None) -> tuple[bytes, int, bytes]:
     return buf, j, ctx
 
 
-# --- client --------------------------------------------------------------------------------------
-class _Engine:
-    """What discovery told us about one agent: engine ID, boots, time (and when), localized keys."""
-    __slots__ = ("at", "boots", "engine_id", "keys", "time")
+# --- what the client accepts ------------------------------------------------------------------------
+class Engine:
+    """What the client knows of one agent (RFC 3414 2.3): engine ID, its boots and time as of ``at``, the latest
+    engine time received in an authenticated message (None until one is: discovery is not authenticated), the keys
+    localized to it."""
+    __slots__ = ("at", "boots", "engine_id", "keys", "latest", "time")
 
     def __init__(self, engine_id: bytes, boots: int, etime: int):
         self.engine_id, self.boots, self.time, self.at, self.keys = engine_id, boots, etime, time.monotonic(), {}
+        self.latest: int | None = None
 
     def now(self) -> int:
         return self.time + int(time.monotonic() - self.at)
 
+    def timely(self, boots: int, etime: int) -> bool:
+        """RFC 3414 3.2.7b, on an authenticated message from this engine: the local notion follows a message only if
+        it is newer than the latest received (so an older one never moves the clock back), and the message is in the
+        time window if it has our boots (not the latched maximum) and a time at most 150 s behind our notion."""
+        if self.latest is None or boots > self.boots or (boots == self.boots and etime > self.latest):
+            self.boots, self.time, self.latest, self.at = boots, etime, etime, time.monotonic()
+            return boots != MAX_INT  # the message is our notion now
+        return self.boots != MAX_INT and boots == self.boots and etime >= self.now() - TIME_WINDOW
 
+
+def open_v2c(data: bytes, community: bytes, rid: int):
+    """An answer to a v2c request: (error-status, error-index, varbinds), or Dropped."""
+    try:
+        s, _ = expect(data, 0, 0x30)
+        version, i = read_int(data, s)
+        got, i = read_octets(data, i)
+        tag, r, status, index, vs, ve = read_pdu(data, i)
+        if version != 1 or got != community or tag != RESPONSE or r != rid:
+            raise Dropped("unmatched")
+        return status, index, varbinds(data, vs, ve)
+    except Dropped:
+        raise
+    except WireError:
+        raise Dropped("malformed") from None
+
+
+def open_discovery(data: bytes) -> tuple[bytes, int, int]:
+    """The engine ID, boots and time an agent's answer to discovery tells (RFC 3414 4; not authenticated), or Dropped."""
+    try:
+        m = read_v3(data)
+    except WireError:
+        raise Dropped("malformed") from None
+    if not m.engine_id:
+        raise Dropped("malformed")
+    return m.engine_id, m.boots, m.time
+
+
+def open_v3(data: bytes, eng: Engine, user: bytes, keys: tuple[bytes, bytes], auth: str, rid: int):
+    """An answer to an authPriv request, checked as RFC 3412 7.2 and RFC 3414 3.2 say and in that order: security
+    level, engine ID and user as discovered, authentication, timeliness, decryption. (PDU type, error-status,
+    error-index, varbinds) of a Response to request ``rid`` or of a Report; else Dropped.
+
+    Below authPriv only a Report passes: in clear, an agent's refusal of a request it could not authenticate
+    (unknown engine or user, wrong digest...: it carries no data and never moves the clock), or authenticated,
+    its notInTimeWindows (RFC 3414 3.2.7a sends it authNoPriv; a message in clear is not trusted to say it)."""
+    try:
+        m = read_v3(data)
+        level = m.flags & 3
+        if level != 3:
+            tag, _, status, index, vbs = decode_pdu(*scoped_pdu(m, None)[:2])
+    except WireError:
+        raise Dropped("malformed") from None
+    if level != 3:
+        if tag != REPORT or (level == 0 and report_reason(vbs) == "notInTimeWindows"):
+            raise Dropped("unsupported_sec_level")
+        if level == 0:
+            return tag, status, index, vbs
+    if m.engine_id != eng.engine_id:
+        raise Dropped("unknown_engine_id")
+    if m.user != user:
+        raise Dropped("unknown_user_name")
+    if not authentic(m, keys[0], auth):
+        raise Dropped("wrong_digest")
+    if not eng.timely(m.boots, m.time):
+        raise Dropped("not_in_time_window")
+    if level == 3:
+        try:
+            buf, i, _ = scoped_pdu(m, keys[1])
+        except WireError:
+            raise Dropped("decryption_error") from None
+        try:
+            tag, got, status, index, vbs = decode_pdu(buf, i)
+        except WireError:
+            raise Dropped("malformed") from None
+        if tag != REPORT and (tag != RESPONSE or got != rid):
+            raise Dropped("unmatched")
+    return tag, status, index, vbs
+
+
+# --- client --------------------------------------------------------------------------------------
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, client: Client):
         self.client = client
@@ -313,13 +507,15 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class Client:
-    """One UDP socket for every target; answers matched to requests by message/request ID."""
+    """One UDP socket for every target; answers matched to requests by message/request ID and source address,
+    then checked by the request's own ``open_*``; ``dropped`` counts what was dropped, by reason."""
 
     def __init__(self):
         self._transport = None
-        self._waiting: dict[int, tuple[asyncio.Future, tuple]] = {}
+        self._waiting: dict[int, tuple] = {}     # ID → (future, address, check, the caller's drop counts)
         self._next = int.from_bytes(os.urandom(3), "big")
-        self._engines: dict[tuple, _Engine] = {}
+        self._engines: dict[tuple, Engine] = {}
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
 
     async def _open(self):
         if self._transport is None:
@@ -343,26 +539,32 @@ class Client:
         self._next = (self._next + 1) & 0x7FFFFFFF
         return self._next
 
-    def _received(self, data: bytes, addr) -> None:
-        try:  # the message ID (v3) or request ID (v2c) is in clear in either version
-            s, _ = expect(data, 0, 0x30)
-            version, i = read_int(data, s)
-            if version == 3:
-                hs, _ = expect(data, i, 0x30)
-                key, _ = read_int(data, hs)
-            else:
-                _, j = read_octets(data, i)
-                _, key, *_ = read_pdu(data, j)
-        except (WireError, IndexError):
-            return
-        hit = self._waiting.get(key)
-        if hit and hit[1] == addr[:2] and not hit[0].done():
-            hit[0].set_result(data)
+    def _drop(self, reason: str, counts: dict | None) -> None:
+        self.dropped[reason] += 1
+        if counts is not None:
+            counts[reason] = counts.get(reason, 0) + 1
 
-    async def _exchange(self, addr: tuple, key: int, msg: bytes, timeout: float) -> bytes | None:
+    def _received(self, data: bytes, addr) -> None:
+        try:
+            key = message_id(data)
+        except WireError:
+            return self._drop("malformed", None)
+        hit = self._waiting.get(key)
+        if hit is None or hit[1] != addr[:2] or hit[0].done():
+            return self._drop("unmatched", None)
+        fut, _, check, counts = hit
+        try:
+            fut.set_result(check(data))
+        except Dropped as e:
+            self._drop(e.reason, counts)
+        except Exception as e:  # a defect, not a drop: the request fails with it, the socket serves the others
+            fut.set_exception(e)
+
+    async def _exchange(self, addr: tuple, key: int, msg: bytes, timeout: float, check, counts: dict | None):
+        """Send ``msg`` and wait for the first answer ``check`` accepts (its result), or None after ``timeout``."""
         await self._open()
         fut = asyncio.get_running_loop().create_future()
-        self._waiting[key] = (fut, addr)
+        self._waiting[key] = (fut, addr, check, counts)
         try:
             self._transport.sendto(msg, addr)
             return await asyncio.wait_for(fut, timeout)
@@ -371,81 +573,60 @@ class Client:
         finally:
             self._waiting.pop(key, None)
 
-    async def request(self, t, tag: int, oids: list[tuple], a: int, b: int, timeout: float):
-        """One request to target ``t`` (collectors.snmp.Target); its varbinds, or None on a timeout.
-        SNMPv3: discovery and time synchronisation happen here, once per agent (and again on a
-        notInTimeWindow report), without counting as the caller's request."""
+    async def request(self, t, tag: int, oids: list[tuple], a: int, b: int, timeout: float, dropped: dict | None = None):
+        """One request to target ``t`` (collectors.snmp.Target); its varbinds, or None on a timeout. Answers dropped
+        on the way are counted into ``dropped`` too. SNMPv3: discovery and time synchronisation happen here, once
+        per agent (and again on an unknownEngineIDs or notInTimeWindows report), without counting as the caller's
+        request."""
         addr = (t.address, t.port)
         vbs = null_varbinds(oids)
         if t.version == "v2c":
-            rid = self._id()
-            data = await self._exchange(addr, rid, v2c_message(t.community.encode(), pdu(tag, rid, a, b, vbs)), timeout)
-            if data is None:
-                return None
-            s, _ = expect(data, 0, 0x30)
-            _, i = read_int(data, s)
-            _, i = read_octets(data, i)
-            return self._answer(data, i)
+            rid, community = self._id(), t.community.encode()
+            got = await self._exchange(addr, rid, v2c_message(community, pdu(tag, rid, a, b, vbs)), timeout,
+                                       functools.partial(open_v2c, community=community, rid=rid), dropped)
+            return None if got is None else answer(*got)
+        user, auth = t.user.encode(), t.auth_protocol
+        rediscover = False
         for _ in range(3):
             eng = self._engines.get(addr)
-            if eng is None:
-                eng = await self._discover(addr, timeout)
+            if eng is None or rediscover:
+                eng = await self._discover(addr, timeout, dropped)
                 if eng is None:
                     return None
-            auth = t.auth_protocol
-            keys = eng.keys.get((auth, t.auth_key, t.priv_key))
+            keys = eng.keys.get((auth, t.priv_protocol, t.auth_key, t.priv_key))
             if keys is None:
-                keys = eng.keys[(auth, t.auth_key, t.priv_key)] = (localized_key(t.auth_key, eng.engine_id, auth),
-                                                                   localized_key(t.priv_key, eng.engine_id, auth))
+                if auth not in AUTH or t.priv_protocol not in PRIV:
+                    raise WireError(f"unsupported USM protocols {auth}/{t.priv_protocol}")
+                keys = eng.keys[(auth, t.priv_protocol, t.auth_key, t.priv_key)] = (
+                    localized_key(t.auth_key, eng.engine_id, auth),
+                    privacy_key(t.priv_key, eng.engine_id, auth, t.priv_protocol))
             rid = self._id()
             scoped = tlv(0x30, tlv(0x04, eng.engine_id) + tlv(0x04, t.context.encode()) + pdu(tag, rid, a, b, vbs))
-            msg = v3_message(rid, 0x07, eng.engine_id, eng.boots, eng.now(), t.user.encode(), scoped, *keys, auth)
-            data = await self._exchange(addr, rid, msg, timeout)
-            if data is None:
+            msg = v3_message(rid, 0x07, eng.engine_id, eng.boots, eng.now(), user, scoped, *keys, auth)
+            got = await self._exchange(addr, rid, msg, timeout,
+                                       functools.partial(open_v3, eng=eng, user=user, keys=keys, auth=auth, rid=rid),
+                                       dropped)
+            if got is None:
                 return None
-            m = read_v3(data)
-            if m.flags & 1:
-                verify(m, keys[0], auth)
-                eng.boots, eng.time, eng.at = m.boots, m.time, time.monotonic()
-            buf, i, _ = scoped_pdu(m, keys[1])
-            try:
-                return self._answer(buf, i)
-            except _Resync as e:
-                if e.reason == "unknownEngineIDs":
-                    self._engines.pop(addr, None)
-                elif e.reason != "notInTimeWindows":
-                    raise WireError(f"agent refused the request: usmStats{e.reason[0].upper()}{e.reason[1:]}") from None
+            kind, status, index, vbs_in = got
+            if kind == RESPONSE:
+                return answer(status, index, vbs_in)
+            reason = report_reason(vbs_in)
+            if reason == "unknownEngineIDs":
+                rediscover = True
+            elif reason != "notInTimeWindows":  # authenticated (open_v3 drops it otherwise): the clock has moved
+                what = f"usmStats{reason[0].upper()}{reason[1:]}" if reason in USM_REASON.values() else reason
+                raise WireError(f"agent refused the request: {what or 'a Report without varbinds'}")
         raise WireError("agent keeps refusing the request's time window")
 
-    async def _discover(self, addr: tuple, timeout: float) -> _Engine | None:
+    async def _discover(self, addr: tuple, timeout: float, dropped: dict | None) -> Engine | None:
         rid = self._id()
         scoped = tlv(0x30, tlv(0x04, b"") + tlv(0x04, b"") + pdu(GET, rid, 0, 0, b""))
-        data = await self._exchange(addr, rid, v3_message(rid, 0x04, b"", 0, 0, b"", scoped), timeout)
-        if data is None:
+        got = await self._exchange(addr, rid, v3_message(rid, 0x04, b"", 0, 0, b"", scoped), timeout, open_discovery,
+                                   dropped)
+        if got is None:
             return None
-        m = read_v3(data)
-        if not m.engine_id:
-            raise WireError("agent answered discovery without an engine ID")
-        eng = self._engines[addr] = _Engine(m.engine_id, m.boots, m.time)
+        eng = self._engines.get(addr)
+        if eng is None or eng.engine_id != got[0]:  # the same engine keeps its clock: it never moves back
+            eng = self._engines[addr] = Engine(*got)
         return eng
-
-    @staticmethod
-    def _answer(buf: bytes, i: int):
-        tag, _, status, index, vs, ve = read_pdu(buf, i)
-        vbs = varbinds(buf, vs, ve)
-        if tag == REPORT:
-            oid = ".".join(map(str, vbs[0][0])) if vbs else ""
-            reason = USM_REASON.get(oid[len(USM_STATS):].split(".")[0], oid) if oid.startswith(USM_STATS) else oid
-            raise _Resync(reason)
-        if tag != RESPONSE:
-            raise WireError(f"unexpected PDU 0x{tag:02x}")
-        if status:
-            name = ERROR_STATUS[status] if status < len(ERROR_STATUS) else str(status)
-            raise WireError(f"{name} at varbind {index}")
-        return vbs
-
-
-class _Resync(WireError):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason

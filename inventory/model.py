@@ -166,9 +166,11 @@ class SecretRef(BaseModel):
 class SnmpCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
-    auth_protocol: Literal["SHA", "SHA-256", "SHA-512"] = "SHA"
+    # net-snmp's names (snmpcmd -a/-x, snmpd createUser); AES-192/256 extend the key the standard (Blumenthal) way,
+    # AES-192-C/AES-256-C the Cisco way (snmp_exporter's AES192C/AES256C)
+    auth_protocol: Literal["SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] = "SHA"
     auth_key: SecretRef
-    priv_protocol: Literal["AES", "AES-192", "AES-256"] = "AES"
+    priv_protocol: Literal["AES", "AES-192", "AES-256", "AES-192-C", "AES-256-C"] = "AES"
     priv_key: SecretRef
     community: SecretRef | None = None  # only used by devices whose snmp_version is v2c
 

@@ -10,6 +10,7 @@ from jinbao_netops import inventory
 from jinbao_netops.collectors.exporter import Snapshot
 from jinbao_netops.collectors.snmp import Result, Stats
 from jinbao_netops.collectors.targets import labels, snmp_targets
+from jinbao_netops.collectors.wire import DROP_REASONS
 from jinbao_netops.inventory.model import Level
 
 from conftest import clean_env
@@ -70,7 +71,8 @@ def test_metrics_text():
                   {"neighbor_id": "10.44.254.4", "state": "init", "interface": "eth3", "full": False}]},
              {"device": "huadu-r1", **labels(INV, "huadu-r1"), "platform": "frr", "ok": False, "error": "timeout"}]
     snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5, shell)
-    snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5, shell)  # self-metric counters accumulate
+    snap.update([(lab, ok), (labels(INV, "huadu-r1"), dead)], db, 1.5, shell,  # self-metric counters accumulate
+                {**dict.fromkeys(DROP_REASONS, 0), "wrong_digest": 3, "malformed": 1})  # the client's own running count
     fams = {f.name: f for f in text_string_to_metric_families(render(snap))}
 
     def value(name: str, **want):
@@ -109,6 +111,11 @@ def test_metrics_text():
     # a device that did not answer has no stale values, only up=0 and its self-metrics
     assert not [s for s in fams["netops_device_uptime_seconds"].samples if s.labels["device"] == "huadu-r1"]
     assert value("netops_snmp_timeouts_total", device="huadu-r1") == 4
+    # answers the SNMP client dropped, by reason, every reason present from the start
+    assert fams["netops_snmp_dropped_packets"].type == "counter"
+    assert value("netops_snmp_dropped_packets_total", reason="wrong_digest") == 3
+    assert value("netops_snmp_dropped_packets_total", reason="malformed") == 1
+    assert {s.labels["reason"] for s in fams["netops_snmp_dropped_packets"].samples if s.name.endswith("_total")} == set(DROP_REASONS)
 
 
 def test_cli_bad_input_is_one_line(netops):

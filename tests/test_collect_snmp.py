@@ -1,14 +1,21 @@
 """The SNMP poller against snmpsim's full responder: several agents on loopback addresses, v3 authPriv
-and v2c, Huawei/H3C entity MIBs, the label cache, counter wraps, agent restarts and dead agents."""
+and v2c, Huawei/H3C entity MIBs, the label cache, counter wraps, agent restarts, dead agents, answers of
+the wrong type, and one agent answering garbage among 50."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from jinbao_netops.testing.simagent import Agent, FastResponder, Responder
-from jinbao_netops.collectors.snmp import Poller, advance, vendor_platform
+from jinbao_netops.collectors import wire
+from jinbao_netops.collectors.snmp import Poller, Target, advance, vendor_platform
+from jinbao_netops.testing.mutate import DAMAGES
+from jinbao_netops.testing.simagent import Agent, FastResponder, Responder, ScriptedAgent
 
 
 def free_port() -> int:
@@ -180,25 +187,91 @@ def test_thirty_percent_dead_cycle_completes_with_complete_live_data(tmp_path):
         assert x.interfaces[48]["counters"]["in_octets"] == 48_000_000 and x.interfaces[48]["name"] == "GE0/0/48"
 
 
-def test_sha2_through_the_codec_and_aes256_through_pysnmp(tmp_path):
-    """SHA-256/SHA-512 with AES-128 go through the codec; AES-256 is not in it and goes through pysnmp.
-    Same answers either way, from snmpsim (pysnmp's agent side)."""
+# snmpsim's protocol names → the inventory's (net-snmp's); snmpsim's AES192/AES256 are the Cisco key extension
+SNMPSIM_USERS = {"netops-s256": ("SHA256", "AES", "SHA-256", "AES"), "netops-s512": ("SHA512", "AES", "SHA-512", "AES"),
+                 "netops-s224": ("SHA224", "AES192BLMT", "SHA-224", "AES-192"),
+                 "netops-s384": ("SHA384", "AES256BLMT", "SHA-384", "AES-256"),
+                 "netops-a256": ("SHA", "AES256BLMT", "SHA", "AES-256"), "netops-a256c": ("SHA", "AES256", "SHA", "AES-256-C"),
+                 "netops-a192c": ("SHA", "AES192", "SHA", "AES-192-C")}
+
+
+def test_sha2_and_aes256_through_the_codec(tmp_path):
+    """SHA-2 and AES-192/256, in both key extensions, through the codec; the same answers from snmpsim (pysnmp's
+    agent side) as with the default SHA/AES. Real net-snmp: tests/test_collect_snmpd.py."""
     port = free_port()
     a = Agent("strong", "127.0.1.30", port, ports=3)
-    users = (("netops-s256", "SHA256", "AES"), ("netops-s512", "SHA512", "AES"), ("netops-a256", "SHA256", "AES256"))
+    users = tuple((u, auth, priv) for u, (auth, priv, _, _) in SNMPSIM_USERS.items())
     with Responder([a], workdir=str(tmp_path / "sim"), more_users=users) as r:
         s = Session()
-        for user, auth, priv, fast in (("netops-s256", "SHA-256", "AES", True), ("netops-s512", "SHA-512", "AES", True),
-                                       ("netops-a256", "SHA-256", "AES-256", False)):
+        for user, (_, _, auth, priv) in SNMPSIM_USERS.items():
             t = r.target(a, timeout=2, retries=2, deadline=30)
             t.user, t.auth_protocol, t.priv_protocol, t.device = user, auth, priv, user
-            assert s.poller._fast(t) is fast
             res = s.cycle([t])[0]
             assert res.ok, (user, res.error)
             assert res.system["name"] == "strong" and sorted(res.interfaces) == [1, 2, 3]
             assert res.interfaces[2]["counters"]["in_octets"] == 2_000_000 and res.interfaces[2]["alias"] == "uplink-2"
-        assert s.poller._engine is not None  # pysnmp was used for AES-256
         bad = r.target(a, timeout=0.5, retries=0, deadline=5)
         bad.user, bad.auth_protocol = "netops-s256", "SHA-512"  # the agent expects SHA-256 for this user
         res = s.cycle([bad])[0]
         assert not res.ok and res.error
+
+
+def test_answers_of_the_wrong_type_cost_only_that_device(tmp_path):
+    """An agent may answer any type for any OID: text where a number belongs fails that device (sysUpTime) or
+    leaves that value out (an interface's speed and counter), and never the cycle."""
+    port = free_port()
+    fleet = [Agent("typed", "127.0.1.40", port, ports=2),
+             Agent("uptime-text", "127.0.1.41", port, ports=2, extra={"1.3.6.1.2.1.1.3.0": (4, "a long time")}),
+             Agent("speed-text", "127.0.1.42", port, ports=2,
+                   extra={"1.3.6.1.2.1.31.1.1.1.15.1": (4, "1000"), "1.3.6.1.2.1.31.1.1.1.6.1": (4, "many")})]
+    with FastResponder(fleet, workdir=str(tmp_path / "sim")) as r:
+        res = run(Session(), r, [a.name for a in fleet])
+    assert res["typed"].ok and res["typed"].interfaces[1]["speed_bps"] == 1_000_000_000
+    assert not res["uptime-text"].ok and res["uptime-text"].error == "no numeric sysUpTime in the answer"
+    odd = res["speed-text"]
+    assert odd.ok and odd.interfaces[1]["speed_bps"] is None and "in_octets" not in odd.interfaces[1]["counters"]
+    assert odd.interfaces[2]["speed_bps"] == 1_000_000_000 and odd.interfaces[2]["counters"]["in_octets"] == 2_000_000
+
+
+@pytest.fixture(scope="module")
+def fleet49():
+    port = free_port()
+    with FastResponder([Agent(f"d{i:02d}", f"127.0.3.{i + 1}", port) for i in range(49)]) as r:
+        yield r
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([0x00, 0x01, 0x03]), DAMAGES), min_size=3, max_size=3))
+def test_one_device_answering_garbage_costs_only_itself(fleet49, plan):
+    """50 devices, one of which answers each request with garbage only: an unauthenticated answer whose last
+    varbind is cut short (its IndexError lost the whole cycle before), then answers at the security levels
+    ``plan`` draws, each with the damage drawn for it. The other 49 complete, the bad one fails with the
+    reasons its answers were dropped, nothing is left waiting and memory stays bounded."""
+    cut = wire.tlv(0x30, wire.tlv(0x06, wire.oid_body((1, 3, 6, 1, 2, 1, 1, 5, 0))) + wire.tlv(0x04, b"x")) + b"\x30\x0c\x06"
+
+    def garbage(agent, req):
+        return [agent.response(req, flags=0x00, varbinds=cut)] + [
+            damage(agent.response(req, flags=flags)) for flags, damage in plan]
+
+    s = Session()
+    bad = ScriptedAgent(garbage)
+    host, port = s.loop.run_until_complete(bad.start("127.0.4.50"))
+    targets = [fleet49.target(a, timeout=5, retries=1, deadline=30) for a in fleet49.agents]
+    targets.append(Target("garbage", host, port=port, user="netops", auth_key="authkey-sim-1", priv_key="privkey-sim-1",
+                          timeout=2, retries=0, deadline=30))
+    tracemalloc.start()
+    try:
+        results = {x.device: x for x in s.cycle(targets, deadline=60)}
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        bad.close()
+        s.poller.close()
+    good = [x for n, x in results.items() if n != "garbage"]
+    assert len(good) == 49 and all(x.ok and sorted(x.interfaces) == [1, 2, 3, 4] for x in good), \
+        [(x.device, x.error) for x in good if not x.ok]
+    err = results["garbage"].error
+    assert not results["garbage"].ok and re.fullmatch(
+        r"no response after 1 attempts of 2 s \(answers dropped: .+\)|agent refused the request: .+", err), err
+    assert results["garbage"].stats.dropped and not s.poller.wire._waiting
+    assert peak < 64 << 20

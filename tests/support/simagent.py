@@ -9,9 +9,13 @@ agent, by its community.
 against. ``FastResponder`` serves the same recordings from ``python -m jinbao_netops.testing.simagent`` with the
 collector's own codec (collectors/wire.py) and answer caching: snmpsim answers a few hundred varbinds a
 second, too few to simulate thousands of 48-port devices in one benchmark run.
+
+``ScriptedAgent`` is one SNMPv3 agent in the test's own event loop whose answers a test writes: genuine ones,
+and forged, stale, replayed or damaged ones next to them.
 """
 from __future__ import annotations
 
+import asyncio
 import bisect
 import hashlib
 import json
@@ -24,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from jinbao_netops.inventory.platforms import PLATFORMS
 
@@ -49,6 +54,7 @@ class Agent:
     alias_prefix: str = "uplink"
     community: str | None = None   # v2c agent when set
     answer: bool = True            # False: the endpoint is bound by a silent socket
+    extra: dict = field(default_factory=dict)  # OID → (snmprec tag, value): recorded instead of, or next to, the above
 
 
 def snmprec(a: Agent) -> str:
@@ -90,6 +96,9 @@ def snmprec(a: Agent) -> str:
         put("1.3.6.1.2.1.25.2.3.1.5.1", 2, 1000)
         put("1.3.6.1.2.1.25.2.3.1.6.1", 2, a.mem * 10)
         put("1.3.6.1.2.1.25.3.3.1.2.196608", 2, a.cpu)
+    rec = [r for r in rec if ".".join(map(str, r[0])) not in a.extra]
+    for oid, (tag, value) in a.extra.items():
+        put(oid, tag, value)
     rec.sort()
     return "".join(f"{'.'.join(map(str, o))}|{t}|{v}\n" for o, t, v in rec)
 
@@ -160,8 +169,6 @@ class Responder:
 
     def _wait_ready(self, timeout: float) -> None:
         """Until the last agent answers a v3 GET (the responder binds endpoints one by one)."""
-        import asyncio
-
         from jinbao_netops.collectors.snmp import SYS_NAME, Poller, Stats, _oid
 
         last = self.live()[-1] if self.live() else None
@@ -235,6 +242,90 @@ class FastResponder(Responder):
         return [sys.executable, "-m", "jinbao_netops.testing.simagent", str(path)]
 
 
+def report_scoped(engine_id: bytes, rid: int, reason: str) -> bytes:
+    """The scoped PDU of an agent's Report naming usmStats ``reason`` (e.g. notInTimeWindows)."""
+    oid = tuple(int(x) for x in (wire.USM_STATS + {v: k for k, v in wire.USM_REASON.items()}[reason] + ".0").split("."))
+    vb = wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(oid)) + wire.unsigned(1, 0x41))
+    return wire.tlv(0x30, wire.tlv(0x04, engine_id) + wire.tlv(0x04, b"") + wire.pdu(wire.REPORT, rid, 0, 0, vb))
+
+
+class Request(NamedTuple):
+    """An authenticated request a ScriptedAgent decrypted."""
+    msg_id: int
+    rid: int
+    context: bytes
+    oids: list
+
+
+class ScriptedAgent(asyncio.DatagramProtocol):
+    """An SNMPv3 agent (the codec's encoder) in the caller's event loop: it answers discovery as agents do, and
+    each authPriv request it can authenticate and decrypt with the datagrams ``script(agent, request)`` returns.
+    ``response`` and ``report`` build genuine answers; their keywords forge one field each."""
+
+    def __init__(self, script: Callable[["ScriptedAgent", Request], list[bytes]], user: str = "netops",
+                 auth_key: str = "authkey-sim-1", priv_key: str = "privkey-sim-1", auth: str = "SHA", priv: str = "AES",
+                 boots: int = 5):
+        self.script, self.user, self.auth, self.boots = script, user.encode(), auth, boots
+        self.engine_id = bytes.fromhex("8000a0b40301") + os.urandom(6)
+        self.keys = (wire.localized_key(auth_key, self.engine_id, auth),
+                     wire.privacy_key(priv_key, self.engine_id, auth, priv))
+        self.started = time.monotonic() - 1000  # up for a while
+        self.requests: list[Request] = []
+        self.transport = None
+
+    async def start(self, address: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        self.transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: self,
+                                                                                       local_addr=(address, port))
+        return self.transport.get_extra_info("sockname")[:2]
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def now(self) -> int:
+        return int(time.monotonic() - self.started)
+
+    def datagram_received(self, data, addr):
+        m = wire.read_v3(data)
+        if not m.flags & 1:  # discovery: the engine ID, boots and time, in clear
+            rid = wire.read_pdu(*wire.scoped_pdu(m, None)[:2])[1]
+            out = [wire.v3_message(m.msg_id, 0, self.engine_id, self.boots, self.now(), b"",
+                                   report_scoped(self.engine_id, rid, "unknownEngineIDs"))]
+        elif wire.authentic(m, self.keys[0], self.auth):
+            buf, i, ctx = wire.scoped_pdu(m, self.keys[1])
+            _, rid, _, _, vbs = wire.decode_pdu(buf, i)
+            req = Request(m.msg_id, rid, ctx, [o for o, _ in vbs])
+            self.requests.append(req)
+            out = self.script(self, req)
+        else:
+            return
+        for d in out:
+            self.transport.sendto(d, addr)
+
+    def _message(self, req: Request, scoped: bytes, flags: int, engine_id: bytes | None, boots: int | None,
+                 etime: int | None, user: bytes | None, auth_key: bytes | None) -> bytes:
+        return wire.v3_message(req.msg_id, flags, engine_id or self.engine_id, self.boots if boots is None else boots,
+                               self.now() if etime is None else etime, self.user if user is None else user, scoped,
+                               (auth_key or self.keys[0]) if flags & 1 else None, self.keys[1] if flags & 2 else None,
+                               self.auth)
+
+    def response(self, req: Request, text: str = "genuine", flags: int = 0x03, engine_id: bytes | None = None,
+                 boots: int | None = None, etime: int | None = None, user: bytes | None = None,
+                 auth_key: bytes | None = None, varbinds: bytes | None = None) -> bytes:
+        """A Response to ``req``: ``text`` for every OID it asked for (or the encoded ``varbinds``); authPriv unless
+        ``flags`` say otherwise."""
+        vbs = varbinds if varbinds is not None else b"".join(
+            wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(o)) + wire.tlv(0x04, text.encode())) for o in req.oids)
+        scoped = wire.tlv(0x30, wire.tlv(0x04, self.engine_id) + wire.tlv(0x04, req.context)
+                          + wire.pdu(wire.RESPONSE, req.rid, 0, 0, vbs))
+        return self._message(req, scoped, flags, engine_id, boots, etime, user, auth_key)
+
+    def report(self, req: Request, reason: str, flags: int = 0x01, boots: int | None = None,
+               etime: int | None = None) -> bytes:
+        """A Report to ``req`` naming usmStats ``reason``, authenticated (as notInTimeWindows is) unless ``flags``
+        say otherwise."""
+        return self._message(req, report_scoped(self.engine_id, req.rid, reason), flags, None, boots, etime, None, None)
+
+
 # --- the fast responder process ------------------------------------------------------------------
 TAGS = {"2": lambda v: wire.integer(int(v)), "4": lambda v: wire.tlv(0x04, v.encode()),
         "6": lambda v: wire.tlv(0x06, wire.oid_body(tuple(int(x) for x in v.split(".")))),
@@ -287,21 +378,16 @@ class Recording:
 
 def serve(config: str) -> None:
     """Answer every endpoint in the JSON ``config`` until killed."""
-    import asyncio
-
     cfg = json.loads(Path(config).read_text())
     engine_id = bytes.fromhex(cfg["engine_id"])
-    keys = (wire.localized_key(cfg["auth_key"], engine_id), wire.localized_key(cfg["priv_key"], engine_id))
+    keys = (wire.localized_key(cfg["auth_key"], engine_id), wire.privacy_key(cfg["priv_key"], engine_id))
     user = cfg["user"].encode()
     started = time.monotonic()
     recordings: dict[str, Recording] = {}
 
     def usm_report(m: "wire.V3", rid: int, reason: str, auth: bool) -> bytes:
-        oid = tuple(int(x) for x in (wire.USM_STATS + {v: k for k, v in wire.USM_REASON.items()}[reason] + ".0").split("."))
-        vb = wire.tlv(0x30, wire.tlv(0x06, wire.oid_body(oid)) + wire.unsigned(1, 0x41))
-        scoped = wire.tlv(0x30, wire.tlv(0x04, engine_id) + wire.tlv(0x04, b"") + wire.pdu(wire.REPORT, rid, 0, 0, vb))
         return wire.v3_message(m.msg_id, 0x01 if auth else 0x00, engine_id, 1, int(time.monotonic() - started),
-                               m.user, scoped, keys[0] if auth else None)
+                               m.user, report_scoped(engine_id, rid, reason), keys[0] if auth else None)
 
     def answer(data: bytes, rec: Recording, community: str | None) -> bytes | None:
         s, _ = wire.expect(data, 0, 0x30)
@@ -320,9 +406,7 @@ def serve(config: str) -> None:
             return usm_report(m, wire.read_pdu(buf, j)[1], "unknownEngineIDs", False)
         if m.user != user:
             return usm_report(m, 0, "unknownUserNames", False)
-        try:
-            wire.verify(m, keys[0])
-        except wire.WireError:
+        if not wire.authentic(m, keys[0]):
             return usm_report(m, 0, "wrongDigests", False)
         buf, j, ctx = wire.scoped_pdu(m, keys[1])
         tag, rid, a, b, vs, ve = wire.read_pdu(buf, j)
@@ -343,7 +427,7 @@ def serve(config: str) -> None:
         def datagram_received(self, data, addr):
             try:
                 out = answer(data, self.rec, self.community)
-            except (wire.WireError, IndexError, ValueError):
+            except wire.WireError:
                 return  # as an agent does with garbage: drop it
             if out:
                 self.transport.sendto(out, addr)
