@@ -16,12 +16,12 @@ import yaml
 from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.inventory import Inventory, Level
+from jinbao_netops.inventory.engines import ENGINES
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import DeviceError, NetopsError, UsageError
 
 from . import catalogue
-from .databases import ENGINES
-from .jobs import Shell, sh, ssh_shell
+from .jobs import Shell, runner, ssh_shell
 from .remote import state_dir
 
 SCENARIOS = Path(__file__).with_name("scenarios")
@@ -241,6 +241,7 @@ def _database_restore(access: Access, sc, shell, actions: LabActions, j: Journal
 
     src, svc, standby = sc["source"], sc["service"], sc["standby"]
     eng = ENGINES[svc]
+    on_standby = runner(shell, standby)
     cat = catalogue.load()["assets"]
     assets = sorted(a for a, e in cat.items() if e.get("device") == src and e.get("service") == svc and e.get("database")
                     and e.get("snapshot"))  # the dumps (a base backup is the whole cluster, not one database)
@@ -266,12 +267,12 @@ def _database_restore(access: Access, sc, shell, actions: LabActions, j: Journal
         actions.run(standby, "systemctl", "start", svc)
         j.step("recover", f"{svc} started on standby {standby} 备用节点启动数据库引擎")
     for a in assets:
-        if sh(shell, standby, eng.exists(cat[a]["database"])).strip():
+        if eng.exists(on_standby, cat[a]["database"]):
             raise DrillFailed(f"standby {standby} already holds database {cat[a]['database']}: not a standby")
     restored, snap_times = [], []
     for a in assets:
         db = cat[a]["database"]
-        undo.append((f"drop restored {db} on {standby}", lambda d=db: sh(shell, standby, eng.drop(d))))
+        undo.append((f"drop restored {db} on {standby}", lambda d=db: on_standby(eng.drop(d))))
         try:
             res = restore(access, a, standby, shell=shell, from_dr=bool(sc.get("from_dr")))
         except Refused as e:
@@ -288,7 +289,7 @@ def _database_restore(access: Access, sc, shell, actions: LabActions, j: Journal
     t_verified = j.mark("verified")
     progress(1, "verify")
     # steady state after: the standby serves each database
-    serving = all(sh(shell, standby, eng.exists(r["database"])).strip() for r in restored) and actions.active(standby, svc)
+    serving = all(eng.exists(on_standby, r["database"]) for r in restored) and actions.active(standby, svc)
     j.step("steady_after", f"{standby} serves the restored databases 备用节点提供服务", ok=serving)
     rto = t_verified - j.marks["fault"]
     rpo = j.marks["fault"] - min(snap_times)

@@ -21,9 +21,9 @@ from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory import Inventory
+from jinbao_netops.inventory.engines import ENGINES, Run
 
 from . import catalogue
-from .databases import ENGINES, parse_fingerprint
 from .remote import dr_store_of, store_of
 from .restic import Repo, ResticError
 
@@ -85,6 +85,11 @@ def sh(shell: Shell, device: str, command: str, timeout: float = 120, input: byt
     return p.stdout.decode(errors="replace")
 
 
+def runner(shell: Shell, device: str, timeout: float = 120) -> Run:
+    """Runs the engine table's commands on ``device`` (each one's script on its stdin)."""
+    return lambda cmd: sh(shell, device, cmd.line, timeout, None if cmd.input is None else cmd.input.encode())
+
+
 def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, pol: dict
              ) -> tuple[dict[str, list[Asset]], dict[str, str]]:
     """store id → assets of the scope's servers; device → error for nodes that could not be listed."""
@@ -110,17 +115,17 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
         if "databases" in kinds and did in pol["basebackup"]:
             role = inv.credentials[dev.credentials].username
             found.append(Asset(f"{did}:postgresql:basebackup", did, dev.site, prov, "databases",
-                               ENGINES["postgresql"].basebackup(role), f"/{did}/postgresql/base.tar", "postgresql"))
+                               ENGINES["postgresql"].basebackup(role).line, f"/{did}/postgresql/base.tar", "postgresql"))
         if "databases" in kinds:
             for svc in dev.services:
                 eng = ENGINES[svc]
                 try:
-                    dbs = sh(shell, did, eng.list_databases()).split()
+                    dbs = eng.databases(runner(shell, did))
                 except DeviceError as e:
                     errors[did] = str(e)
                     continue
                 for db in dbs:
-                    found.append(Asset(f"{did}:{svc}:{db}", did, dev.site, prov, "databases", eng.dump(db),
+                    found.append(Asset(f"{did}:{svc}:{db}", did, dev.site, prov, "databases", eng.dump(db).line,
                                        f"/{did}/{svc}/{db}.{eng.dump_ext}", svc, db))
     return by_store, errors
 
@@ -142,7 +147,7 @@ def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) 
     res = AssetResult(asset.id, False)
     try:
         if asset.database:
-            res.fingerprint = parse_fingerprint(sh(shell, asset.device, ENGINES[asset.service].fingerprint(asset.database)))
+            res.fingerprint = ENGINES[asset.service].fingerprint(runner(shell, asset.device), asset.database)
         src = subprocess.Popen([*shell(asset.device), asset.stream], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             tags = [a for t in asset.tags() for a in ("--tag", t)]

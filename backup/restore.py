@@ -9,10 +9,10 @@ import time
 from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import UsageError
+from jinbao_netops.inventory.engines import ENGINES
 
 from . import catalogue
-from .databases import ENGINES, parse_fingerprint
-from .jobs import Shell, sh, ssh_shell
+from .jobs import Shell, runner, ssh_shell
 from .remote import dr_store_of, store_of
 from .restic import Repo, tags_of
 from .verify import stream_restore
@@ -75,13 +75,14 @@ def restore(access: Access, asset: str, to: str, *, snapshot: str | None = None,
     if entry.get("database"):
         eng = ENGINES[entry["service"]]
         db = entry["database"]
-        if sh(shell, to, eng.exists(db)).strip():
+        run = runner(shell, to)
+        if eng.exists(run, db):
             if not force:
                 raise Refused(f"{to}: database {db} exists ({entry['service']}); use --force to replace it")
-            sh(shell, to, eng.drop(db))
-        sh(shell, to, eng.create(db))
-        stream_restore(repo, snap["id"], entry["filename"], shell, to, eng.load(db))
-        got = parse_fingerprint(sh(shell, to, eng.fingerprint(db)))
+            run(eng.drop(db))
+        run(eng.create(db))
+        stream_restore(repo, snap["id"], entry["filename"], shell, to, eng.load(db).line)
+        got = eng.fingerprint(run, db)
         want = entry.get("fingerprints", {}).get(sid)
         out.update(database=db, tables=len(got), matches_source=got == want, fingerprint=got)
     else:

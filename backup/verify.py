@@ -15,10 +15,10 @@ from pathlib import Path
 
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.files import write_atomic
+from jinbao_netops.inventory.engines import ENGINES
 
 from . import catalogue
-from .databases import ENGINES, parse_fingerprint
-from .jobs import Shell, sh
+from .jobs import Shell, runner
 from .remote import state_dir
 from .restic import Repo, ResticError
 
@@ -54,11 +54,12 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
         return ev
     eng = ENGINES[entry["service"]]
     scratch = f"netops_verify_{entry['database']}"[:60]
+    run = runner(shell, entry["device"])
     try:
-        sh(shell, entry["device"], eng.drop(scratch))
-        sh(shell, entry["device"], eng.create(scratch))
-        stream_restore(repo, snap, fname, shell, entry["device"], eng.load(scratch))
-        got = parse_fingerprint(sh(shell, entry["device"], eng.fingerprint(scratch)))
+        run(eng.drop(scratch))
+        run(eng.create(scratch))
+        stream_restore(repo, snap, fname, shell, entry["device"], eng.load(scratch).line)
+        got = eng.fingerprint(run, scratch)
         want = entry.get("fingerprints", {}).get(snap)
         ev.update(scratch=scratch, node=entry["device"], tables=len(got), restored_fingerprint=got,
                   source_fingerprint=want)
@@ -73,7 +74,7 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
         ev["error"] = str(e)
     finally:
         try:
-            sh(shell, entry["device"], eng.drop(scratch))
+            run(eng.drop(scratch))
         except DeviceError:
             pass
     return ev

@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 
+from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import Level
@@ -51,7 +52,8 @@ def register(nouns, common) -> None:
     tuning(s)
     s.set_defaults(func=cmd_serve)
     pl = verbs.add_parser("prepare-lab", parents=[common],
-                          help="create the least-privilege database monitoring role in the lab twin; prints shell exports")
+                          help="create the least-privilege database monitoring role in the lab twin; names the "
+                               "variable that holds its password (netops lab env exports it)")
     pl.add_argument("--lab", metavar="NAME", help="lab name (default: the inventory's network id)")
     pl.set_defaults(func=cmd_prepare_lab)
 
@@ -243,7 +245,7 @@ def cmd_serve(args, out: Out) -> int:
 def cmd_prepare_lab(args, out: Out) -> int:
     from jinbao_netops.lab.runtime import Lab
 
-    from .db import prepare_lab
+    from .db import ROLE, prepare_lab
 
     inv = load(args.inventory)
     lab = Lab.open(inv, args.lab)
@@ -251,7 +253,9 @@ def cmd_prepare_lab(args, out: Out) -> int:
     report = prepare_lab(inv, lab, out.note)
     if out.json_mode:
         out.json(report)
-    else:
-        for k, v in report["env"].items():
-            print(f"export {k}={v}")
+    else:  # the password itself is never printed: `netops lab env` exports it with the lab's other credentials
+        for p in report["problems"]:
+            out.print(f"✗ {escape.rich(p)}")
+        out.print(f"数据库监控角色 monitoring role {ROLE}: {len(report['prepared'])} 个数据库已就绪 ready; "
+                  f"口令在 password in {', '.join(report['password_env'])} (eval \"$(netops lab env)\")")
     return OK if report["ok"] else FINDINGS

@@ -2,24 +2,27 @@
 
 PostgreSQL: the role is a member of ``pg_monitor`` (reads pg_stat_* and sizes); MariaDB: the user has
 ``PROCESS, REPLICA MONITOR`` only. The role's name is ``netops_monitor``; its password is the inventory
-profile's ``db_password`` reference. ``prepare_lab`` creates the role in the lab twin, makes
-the servers listen on their management address and admits the role from the management network.
+profile's ``db_password`` reference. What each engine is asked (health, replication, sizes) and how
+the role is set up come from the engine table (``inventory/engines.py``). ``prepare_lab`` creates
+the role in the lab twin, makes the servers listen on their management address and admits the role
+from exactly the inventory's management network (``address_plan.management``).
 """
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from jinbao_netops.access import secret
 from jinbao_netops.errors import UsageError
+from jinbao_netops.inventory.engines import ENGINES, number
 
 from .targets import LABELS, labels
 
 ROLE = "netops_monitor"
-PORTS = {"postgresql": 5432, "mariadb": 3306}
 
 
 @dataclass
@@ -50,83 +53,35 @@ def targets(inv, devices: list[str], environ=None) -> list[DbTarget]:
     return out
 
 
-PG_QUERIES = {
-    "connections": "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
-    "max_connections": "SELECT setting::int FROM pg_settings WHERE name = 'max_connections'",
-    "in_recovery": "SELECT pg_is_in_recovery()::int",
-    "replica_lag_s": "SELECT COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float "
-                     "WHERE pg_is_in_recovery() UNION ALL SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0)::float "
-                     "FROM pg_stat_replication WHERE NOT pg_is_in_recovery()",
-    "replicas": "SELECT count(*) FROM pg_stat_replication",
-    "xact_commit": "SELECT COALESCE(sum(xact_commit), 0)::bigint FROM pg_stat_database",
-    "xact_rollback": "SELECT COALESCE(sum(xact_rollback), 0)::bigint FROM pg_stat_database",
-    "deadlocks": "SELECT COALESCE(sum(deadlocks), 0)::bigint FROM pg_stat_database",
-    "longest_xact_s": "SELECT COALESCE(max(EXTRACT(EPOCH FROM now() - xact_start)), 0)::float FROM pg_stat_activity "
-                      "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()",
-}
+def _rows(cursor, query: str) -> list[dict]:
+    cursor.execute(query)
+    names = [d[0].lower() for d in cursor.description or []]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def check_postgresql(t: DbTarget) -> dict:
-    import psycopg
-
-    with psycopg.connect(host=t.address, port=PORTS["postgresql"], user=ROLE, password=t.password,
-                         dbname="postgres", connect_timeout=max(1, int(t.timeout)), application_name="netops-collect",
-                         options=f"-c statement_timeout={int(t.timeout * 1000)}") as conn:
-        m = {k: conn.execute(q).fetchone()[0] for k, q in PG_QUERIES.items()}
-        sizes = dict(conn.execute("SELECT datname, pg_database_size(datname) FROM pg_database "
-                                  "WHERE datallowconn ORDER BY datname").fetchall())
-    return {"role": "replica" if m["in_recovery"] else "primary", "metrics": {k: float(v) for k, v in m.items()},
-            "database_size_bytes": sizes}
-
-
-def check_mariadb(t: DbTarget) -> dict:
-    import pymysql
-
-    conn = pymysql.connect(host=t.address, port=PORTS["mariadb"], user=ROLE, password=t.password,
-                           connect_timeout=t.timeout, read_timeout=t.timeout)
+def check_engine(t: DbTarget) -> dict:
+    """Health, replication and sizes from the engine table's queries, as the monitoring role."""
+    eng = ENGINES[t.service]
+    conn = eng.connect(t.address, eng.port, ROLE, t.password, t.timeout)
     try:
-        with conn.cursor() as c:
-            c.execute("SHOW GLOBAL STATUS")
-            st = {k.lower(): v for k, v in c.fetchall()}
-            c.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_connections', 'innodb_buffer_pool_size')")
-            var = {k.lower(): v for k, v in c.fetchall()}
-            c.execute("SHOW ALL REPLICAS STATUS")
-            cols = [d[0].lower() for d in c.description or []]
-            replicas = [dict(zip(cols, row)) for row in c.fetchall()]
+        with closing(conn.cursor()) as c:
+            [health] = _rows(c, eng.health_query())
+            m = {k: number(v) for k, v in health.items()}
+            m.update(eng.replication_metrics(_rows(c, eng.replication)))
+            sizes = {}
+            if eng.sizes:
+                c.execute(eng.sizes)
+                sizes = dict(c.fetchall())
     finally:
         conn.close()
-
-    def num(d, k):
-        try:
-            return float(d.get(k) or 0)
-        except ValueError:
-            return 0.0
-
-    m = {"threads_connected": num(st, "threads_connected"), "threads_running": num(st, "threads_running"),
-         "max_connections": num(var, "max_connections"), "uptime_s": num(st, "uptime"),
-         "questions": num(st, "questions"),
-         "innodb_buffer_pool_size_bytes": num(var, "innodb_buffer_pool_size"),
-         "innodb_buffer_pool_pages_total": num(st, "innodb_buffer_pool_pages_total"),
-         "innodb_buffer_pool_pages_free": num(st, "innodb_buffer_pool_pages_free"),
-         "innodb_row_lock_waits": num(st, "innodb_row_lock_waits"),
-         "innodb_deadlocks": num(st, "innodb_deadlocks"),
-         "replicas_configured": float(len(replicas))}
-    if replicas:
-        r = replicas[0]
-        m["replica_io_running"] = float(r.get("slave_io_running") == "Yes")
-        m["replica_sql_running"] = float(r.get("slave_sql_running") == "Yes")
-        m["replica_lag_s"] = num(r, "seconds_behind_master")
-    return {"role": "replica" if replicas else "primary", "metrics": m, "database_size_bytes": {}}
-
-
-CHECKS = {"postgresql": check_postgresql, "mariadb": check_mariadb}
+    return {"role": "replica" if m[eng.replica_metric] else "primary", "metrics": m, "database_size_bytes": sizes}
 
 
 def check(t: DbTarget) -> dict:
     start = time.monotonic()
     rec = t.record()
     try:
-        rec.update(CHECKS[t.service](t), up=True, error=None)
+        rec.update(check_engine(t), up=True, error=None)
     except Exception as e:  # any driver error means "not healthy"; the message says which
         rec.update(up=False, error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
                    role=None, metrics={}, database_size_bytes={})
@@ -205,32 +160,17 @@ def db_families(health: list[dict]):
 
 
 # --- the lab twin: the monitoring role, listening on the management address ---------------------------
-PG_SETUP = r"""set -e
-conf=$(ls -d /etc/postgresql/*/main | head -1)
-cat > "$conf/conf.d/90-netops-monitor.conf" <<EOF
-listen_addresses = 'localhost,{address}'
-EOF
-grep -q '{role} .*{net}' "$conf/pg_hba.conf" || echo 'host all {role} {net} scram-sha-256' >> "$conf/pg_hba.conf"
-runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qc "DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN; END IF; END \$\$;"
-runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qc "ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'; GRANT pg_monitor TO {role};"
-systemctl restart postgresql
-"""
-
-MARIADB_SETUP = r"""set -e
-cat > /etc/mysql/mariadb.conf.d/90-netops-monitor.cnf <<EOF
-[mysqld]
-bind-address = 0.0.0.0
-EOF
-mariadb -e "CREATE USER IF NOT EXISTS '{role}'@'{host}' IDENTIFIED BY '{password}';
-  ALTER USER '{role}'@'{host}' IDENTIFIED BY '{password}';
-  GRANT PROCESS, REPLICA MONITOR ON *.* TO '{role}'@'{host}';"
-systemctl restart mariadb
-"""
+def _error_line(text: str, password: str) -> str:
+    """The client's error line (psql and mariadb may quote the failing statement after it), the
+    password blotted out should it appear."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()] or ["failed"]
+    return next((ln for ln in lines if "ERROR" in ln), lines[-1]).replace(password, "********")
 
 
 def prepare_lab(inv, lab, note=lambda m: None) -> dict:
-    """Create the monitoring role on every lab database server (additive, idempotent)."""
+    """Create the monitoring role on every lab database server (additive, idempotent). The password
+    goes to the engine's SQL client on stdin, never in a command line; the report names the variable
+    that holds it (``netops lab env`` exports it), never its value."""
     refs = [inv.credentials[dev.credentials].db_password for dev in inv.devices.values() if dev.services]
     if None in refs or any(r.vault for r in refs):
         raise UsageError(f"{inv.root}: credentials: field 'db_password': every profile used by a database server "
@@ -241,18 +181,18 @@ def prepare_lab(inv, lab, note=lambda m: None) -> dict:
         raise UsageError(f"lab {lab.name!r} has no value for {', '.join(missing)} (it was built from another "
                          "inventory); rebuild it: netops lab down && netops lab up")
     mgmt = inv.network.address_plan.management
-    host_pattern = ".".join(str(mgmt.network_address).split(".")[:2]) + ".%"  # 10.254.%
     done, problems = [], []
     for d, dev in sorted(inv.devices.items()):
         for svc in dev.services:
-            ref = inv.credentials[dev.credentials].db_password
-            script = (PG_SETUP if svc == "postgresql" else MARIADB_SETUP).format(
-                role=ROLE, password=values[ref.env], address=dev.management, net=mgmt, host=host_pattern)
+            eng = ENGINES[svc]
+            password = values[inv.credentials[dev.credentials].db_password.env]
             note(f"prepare {d} {svc}")
-            r = lab.node(d).exec(["sh", "-c", script], timeout=90)
-            if r.returncode != 0:
-                problems.append(f"{d} {svc}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+            for cmd in (eng.monitor_role(ROLE, password, mgmt), eng.listen_on(dev.management, mgmt, ROLE)):
+                r = lab.node(d).exec(list(cmd.argv), input=cmd.input, timeout=90)
+                if r.returncode != 0:
+                    problems.append(f"{d} {svc}: {_error_line(r.stderr or r.stdout, password)}")
+                    break
             else:
                 done.append(f"{d}/{svc}")
     return {"ok": not problems, "prepared": done, "problems": problems,
-            "env": {r.env: values[r.env] for r in refs}}  # one entry per variable
+            "password_env": sorted({r.env for r in refs})}

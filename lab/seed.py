@@ -5,40 +5,40 @@ backup to protect or a drill to restore. `netops lab seed` gives every database 
 inventory a small insured-persons database: PostgreSQL gets `cbry` (参保人员, insured persons),
 MariaDB gets `jfjl` (缴费记录, contribution records). Identity-card numbers start with the
 administrative division code of the server's site (or the nearest site above it that has one).
-Idempotent: a database that already holds its table is left alone.
+Idempotent: a database that already holds its table is left alone. The SQL runs as the engine's
+administrator through the engine table's admin invocation, the script on the client's stdin.
 """
 from __future__ import annotations
+
+from jinbao_netops.inventory.engines import ENGINES, Command
+
+from .runtime import LabError
 
 DATABASE = "shebao"
 ROWS = {"postgresql": 5000, "mariadb": 3000}
 
+# {prefix}: the division code as the engine's string literal; {rows}: how many rows
 SQL = {
     "postgresql": (
-        "CREATE TABLE IF NOT EXISTS cbry (id int PRIMARY KEY, sfzh char(18), xm text, jfjs numeric(12,2));"
-        "INSERT INTO cbry SELECT g, '{prefix}' || lpad(g::text, 12, '0'),"
-        " '参保人' || g, g * 1.5 FROM generate_series(1, {rows}) g ON CONFLICT DO NOTHING;"
-        "SELECT count(*) FROM cbry;"),
+        "CREATE TABLE IF NOT EXISTS cbry (id int PRIMARY KEY, sfzh char(18), xm text, jfjs numeric(12,2));\n"
+        "INSERT INTO cbry SELECT g, {prefix} || lpad(g::text, 12, '0'),"
+        " '参保人' || g, g * 1.5 FROM generate_series(1, {rows}) g ON CONFLICT DO NOTHING;\n"
+        "SELECT count(*) FROM cbry;\n"),
     "mariadb": (
-        "CREATE TABLE IF NOT EXISTS jfjl (id int PRIMARY KEY, sfzh char(18), je decimal(12,2));"
-        "INSERT IGNORE INTO jfjl SELECT seq, concat('{prefix}', lpad(seq, 12, '0')),"
-        " seq * 2.5 FROM seq_1_to_{rows};"
-        "SELECT count(*) FROM jfjl;"),
-}
-
-# how to run SQL as the engine's administrator inside a node (local socket, no password)
-CREATE = {
-    "postgresql": ["sh", "-c", "runuser -u postgres -- psql -AtXq -c 'SELECT 1' -d {db} >/dev/null 2>&1 || "
-                               "runuser -u postgres -- createdb {db}"],
-    "mariadb": ["mariadb", "-e", "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"],
-}
-RUN = {
-    "postgresql": ["runuser", "-u", "postgres", "--", "psql", "-AtXq", "-v", "ON_ERROR_STOP=1", "-d", "{db}", "-c", "{sql}"],
-    "mariadb": ["mariadb", "-NB", "{db}", "-e", "{sql}"],
+        "CREATE TABLE IF NOT EXISTS jfjl (id int PRIMARY KEY, sfzh char(18), je decimal(12,2));\n"
+        "INSERT IGNORE INTO jfjl SELECT seq, concat({prefix}, lpad(seq, 12, '0')),"
+        " seq * 2.5 FROM seq_1_to_{rows};\n"
+        "SELECT count(*) FROM jfjl;\n"),
 }
 
 
-def _fill(argv: list[str], **kw) -> list[str]:
-    return [a.replace("{db}", kw["db"]).replace("{sql}", kw.get("sql", "")) for a in argv]
+def _runner(lab, node: str):
+    def run(cmd: Command) -> str:
+        r = lab.node(node).exec(list(cmd.argv), input=cmd.input, timeout=120)
+        if r.returncode != 0:
+            raise LabError(((r.stderr or r.stdout).strip().splitlines() or ["failed"])[-1])
+        return r.stdout
+    return run
 
 
 def seed(inv, lab, note=lambda m: None) -> list[dict]:
@@ -46,19 +46,18 @@ def seed(inv, lab, note=lambda m: None) -> list[dict]:
     records = []
     for dev_id, dev in sorted(inv.devices.items()):
         for svc in dev.services:
-            if svc not in SQL:
-                continue
+            eng = ENGINES[svc]
             code = next((s.code for s in [inv.sites[dev.site], *inv.ancestors(dev.site)] if s.code), "")
             prefix = (code + "000000")[:6]  # the administrative division code of the nearest site that has one
             note(f"seed {dev_id} {svc}")
             rec = {"device": dev_id, "service": svc, "database": DATABASE, "ok": False, "rows": 0, "error": None}
-            r = lab.node(dev_id).exec(_fill(CREATE[svc], db=DATABASE), timeout=60)
-            if r.returncode == 0:
-                sql = SQL[svc].format(prefix=prefix, rows=ROWS[svc])
-                r = lab.node(dev_id).exec(_fill(RUN[svc], db=DATABASE, sql=sql), timeout=120)
-            if r.returncode == 0:
-                rec.update(ok=True, rows=int(r.stdout.split()[-1]))
-            else:
-                rec["error"] = ((r.stderr or r.stdout).strip().splitlines() or ["failed"])[-1]
+            run = _runner(lab, dev_id)
+            try:
+                if not eng.exists(run, DATABASE):
+                    run(eng.create(DATABASE))
+                out = run(eng.sql(SQL[svc].format(prefix=eng.literal(prefix), rows=ROWS[svc]), DATABASE))
+                rec.update(ok=True, rows=int(out.split()[-1]))
+            except LabError as e:
+                rec["error"] = str(e)
             records.append(rec)
     return records

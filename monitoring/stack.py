@@ -308,7 +308,7 @@ class Stack:
         rep = prepare_lab(self.inv, self.lab)
         if not rep["ok"]:
             raise MonitorError(f"preparing the database monitoring role failed: {'; '.join(rep['problems'])}")
-        return {**os.environ, **self.lab.env(), **rep["env"]}
+        return {**os.environ, **self.lab.env()}  # the lab's env holds the role's password too
 
     def _wait_ready(self, running: dict, started: dict[str, subprocess.Popen], servers: list[Server]) -> None:
         urls = [f"{s.url(c)}/-/ready" for s in servers for c in UNITS]

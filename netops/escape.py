@@ -7,7 +7,9 @@ a word or a tag to what is rendered.
 
 Targets: Rich console markup, HTML, the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
 (VRP, Comware, IOS and FRR's vtysh), an ``ip -batch`` word, a value of a line-based daemon
-configuration (snmpd.conf), and the Jinja environments that render those files (``jinja``).
+configuration (snmpd.conf), the Jinja environments that render those files (``jinja``), and what
+the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
+connection-string value.
 """
 from __future__ import annotations
 
@@ -77,3 +79,30 @@ def jinja(target) -> dict:
     """Keyword arguments for a Jinja environment rendering one target syntax: every ``{{ value }}``
     goes through ``target`` (e.g. ``Environment(..., **escape.jinja(escape.cli))``)."""
     return {"finalize": lambda v: v if v is None else target(v)}
+
+
+def _no_nul(text: object) -> str:
+    from .errors import UsageError
+
+    text = str(text)
+    if "\0" in text:
+        raise UsageError(f"{text!r}: a NUL character cannot be passed to a database")
+    return text
+
+
+def sql_identifier(text: object, quote: str) -> str:
+    """An SQL identifier (a database, table or role name): enclosed in ``quote`` (a double quote for
+    PostgreSQL, a backtick for MariaDB), the quote doubled inside."""
+    return quote + _no_nul(text).replace(quote, quote * 2) + quote
+
+
+def sql_string(text: object, prefix: str = "") -> str:
+    """An SQL string literal whose backslashes are escapes (PostgreSQL's ``E'…'``, given ``prefix="E"``;
+    MariaDB's default sql_mode): backslashes doubled, quotes doubled."""
+    return f"{prefix}'" + _no_nul(text).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def conninfo(text: object) -> str:
+    """A value in a libpq connection string (``dbname=…``): single-quoted, backslash and quote
+    escaped with a backslash."""
+    return "'" + _no_nul(text).replace("\\", "\\\\").replace("'", "\\'") + "'"

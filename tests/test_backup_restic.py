@@ -16,6 +16,7 @@ import pytest
 from jinbao_netops.backup import catalogue
 from jinbao_netops.backup.jobs import Asset, policy, run_store
 from jinbao_netops.backup.restic import Repo
+from jinbao_netops.inventory.engines import ENGINES
 
 LOCAL = lambda device: ["sh", "-c"]  # noqa: E731  every "node" is this machine
 
@@ -176,8 +177,28 @@ def test_a_declared_base_backup_is_a_database_asset_of_its_server():
     [a] = by_store["gd-bak1"]
     assert (a.id, a.kind, a.service, a.database, a.filename) == (
         "gd-db1:postgresql:basebackup", "databases", "postgresql", None, "/gd-db1/postgresql/base.tar")
+    assert a.stream == ENGINES["postgresql"].basebackup("netops").line  # the engine table's, as the operator
     assert "pg_basebackup -h /var/run/postgresql -U netops" in a.stream and "-D - -F tar -X fetch" in a.stream
-    assert "create role %I login replication" in a.stream and "superuser" not in a.stream
+    assert "LOGIN REPLICATION" in a.stream and "superuser" not in a.stream.lower()
     assert not errors
     with pytest.raises(UsageError, match=r"policy.yml: basebackup: 'panyu-db1' is not a PostgreSQL server"):
         discover(inv, "gd-db1", ["databases"], lambda d: ["true"], {**pol, "basebackup": ["panyu-db1"]})
+
+
+def test_every_database_a_server_lists_is_one_asset_dumped_by_the_engine_table(tmp_path):
+    """Names come whole, spaces and all (a listing split on whitespace made two assets of "社保 2024")."""
+    from jinbao_netops import inventory
+    from jinbao_netops.backup.jobs import discover
+
+    inv = inventory.load(inventory.DEFAULT_INVENTORY)
+    names, seen = ["shebao", "社保 2024"], tmp_path / "seen"
+    listing = "".join(n.encode().hex() + "\\n" for n in names)
+    # the "node" records the command line and the script on its stdin, and answers the listing
+    node = ["sh", "-c", f'printf "%s\\n" "$1" > {seen}; cat >> {seen}; printf "{listing}"', "sh"]
+    by_store, errors = discover(inv, "panyu-db1", ["databases"], lambda device: node, {**policy(), "basebackup": []})
+    assert not errors
+    eng = ENGINES["mariadb"]
+    assert [(a.id, a.stream, a.filename) for a in by_store["gd-bak1"]] == [
+        (f"panyu-db1:mariadb:{n}", eng.dump(n).line, f"/panyu-db1/mariadb/{n}.sql") for n in names]
+    listed = eng.sql(eng.list_databases)
+    assert seen.read_text() == listed.line + "\n" + listed.input

@@ -30,7 +30,12 @@ def env(lab):
     p = netops("collect", "prepare-lab", "--json", env=lab["env"], timeout=600, check=True)
     rep = json.loads(p.stdout)
     assert rep["ok"] and len(rep["prepared"]) == len(DBS)
-    return {**lab["env"], **rep["env"]}
+    # the role's password is the lab's (exported by `lab env`), never printed
+    password = lab["env"]["NETOPS_DB_MONITOR_PASSWORD"]
+    assert rep["password_env"] == ["NETOPS_DB_MONITOR_PASSWORD"] and password not in p.stdout + p.stderr
+    text = netops("collect", "prepare-lab", env=lab["env"], timeout=600, check=True)
+    assert password not in text.stdout + text.stderr and "NETOPS_DB_MONITOR_PASSWORD" in text.stdout
+    return lab["env"]
 
 
 def once(env, *args) -> dict:
