@@ -98,6 +98,7 @@ class Archive:
             self._lock = None
 
     def write(self, rel: str, text: str) -> None:
+        (self.dir / rel).parent.mkdir(parents=True, exist_ok=True)  # SITE/ inside the working clone
         write_atomic(self.dir / rel, text, 0o640)  # a running config as the device holds it
 
     def stage(self, rels: list[str]) -> dict[str, str]:
@@ -323,5 +324,6 @@ def _catalogue(inv: Inventory, ds: list[Device], fetched: dict, rels: dict[str, 
 
 
 def _save_report(folder: Path, report: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)  # under the backup state directory
     path = folder / f"configs-{report['started'].replace(':', '')}-{os.getpid()}.json"
     return write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1), 0o640)

@@ -119,6 +119,7 @@ def _ssh_wrapper(access: Access, store: str) -> str:
     script = f"#!/bin/sh\nexec /usr/bin/{command} \"$@\"\n"
     path = d / "ssh"
     if not path.exists() or path.read_text() != script:
+        d.mkdir(parents=True, exist_ok=True)  # under the backup state directory
         write_atomic(path, script, mode=0o755)
     return str(d)
 

@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jinbao_netops.files import fsync_dir, write_atomic
+
 # (division code, pinyin, Chinese name, prefecture-level divisions, county-level divisions) — the real
 # shares are used as weights when spreading the requested city and county totals over provinces.
 PROVINCES: list[tuple[str, str, str, int, int]] = [
@@ -438,18 +440,18 @@ def counts_of(provinces: int = 32, cities: int | None = NATIONAL_CITIES, countie
 
 def write(files: dict[str, str], out: str | os.PathLike, force: bool = False) -> Path:
     """Write ``files`` as the directory ``out``, atomically: a reader sees the old directory or the
-    complete new one, never a half-written one. A non-empty ``out`` is replaced only with ``force``.
-    Raises FileExistsError (refusing to clobber) or OSError; nothing is left behind on failure."""
+    complete new one, never a half-written one. ``out``'s parent must exist. A non-empty ``out`` is
+    replaced only with ``force``. Raises FileExistsError (refusing to clobber) or OSError; nothing is
+    left behind on failure."""
     target = Path(out)
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise FileExistsError(f"{target}: exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not force:
         raise FileExistsError(f"{target}: directory is not empty; use --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+            write_atomic(tmp / name, text)  # fsynced, like the directory
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if target.exists():
             aside = tmp.with_name(tmp.name + ".old")  # unique because tmp is
@@ -462,6 +464,7 @@ def write(files: dict[str, str], out: str | os.PathLike, force: bool = False) ->
             shutil.rmtree(aside, ignore_errors=True)
         else:
             os.rename(tmp, target)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

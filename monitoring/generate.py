@@ -22,7 +22,7 @@ import yaml
 
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.files import write_atomic
+from jinbao_netops.files import out_path, write_atomic, write_error
 from jinbao_netops.errors import UsageError
 
 from . import rules
@@ -221,11 +221,13 @@ def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing =
 
 
 def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> list[Path]:
-    """Write every file (each atomically); returns the paths written."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"monitor generate: --out {out_dir} exists and is not a directory")
+    """Write every file (each atomically) into ``out_dir``, whose parent must exist; returns the paths written."""
+    out_dir = out_path(out_dir, "--out", directory=True)
     written = []
-    for rel, text in files(inv, advance, timing).items():
-        written.append(write_atomic(out_dir / rel, text))
+    try:
+        for rel, text in files(inv, advance, timing).items():
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            written.append(write_atomic(out_dir / rel, text))
+    except OSError as e:
+        raise write_error(out_dir, e) from None
     return written

@@ -261,6 +261,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
         if opts.check and not opts.changes:
             bfile = None
         else:
+            bfile.parent.mkdir(parents=True, exist_ok=True)  # the change directory's backups/
             write_atomic(bfile, e.backup, 0o600)  # a whole running config, secrets included
         e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
         e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
