@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from jinbao_netops.errors import UsageError
+from jinbao_netops.files import recover
 
 from .model import _ENDPOINT, Credentials, Device, Link, Network, Site, _Obj
 from .store import Inventory
@@ -207,8 +208,21 @@ def load(path: str | os.PathLike | None = None) -> Inventory:
     Raises InventoryError listing every problem found.
     """
     path = Path(path or os.environ.get("NETOPS_INVENTORY") or DEFAULT_INVENTORY)
+    complete_interrupted(path)
     with paused_gc():
         return _load(path)
+
+
+def complete_interrupted(path: Path) -> None:
+    """Before anything reads the inventory: complete a multi-file change (``files.commit``, e.g. a
+    link's provisioning) that a killed run left half-applied, so no reader ever sees some of its files
+    old and some new."""
+    where = path if path.is_dir() else path.parent
+    try:
+        recover(where)
+    except OSError as e:
+        raise InventoryError([f"{where}: document: field '(journal)': an interrupted change could not be completed "
+                              f"未完成的变更无法补全: {e.strerror or e} (run netops as the inventory's owner)"]) from None
 
 
 @contextmanager

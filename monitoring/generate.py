@@ -15,6 +15,7 @@ Prometheus alerts to the ministry's.
 """
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import yaml
 
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.files import out_path, write_atomic, write_error
+from jinbao_netops.files import commit, out_path, write_error
 from jinbao_netops.errors import UsageError
 
 from . import rules
@@ -221,13 +222,17 @@ def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing =
 
 
 def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> list[Path]:
-    """Write every file (each atomically) into ``out_dir``, whose parent must exist; returns the paths written."""
+    """Write every file into ``out_dir`` as one change (``files.commit``): a failure, a full disk for
+    one, leaves the directory as it was. Its parent must exist; ``out_dir`` itself is created.
+    Returns the paths written."""
     out_dir = out_path(out_dir, "--out", directory=True)
-    written = []
+    texts = files(inv, advance, timing)
+    created = not out_dir.exists()
     try:
-        for rel, text in files(inv, advance, timing).items():
-            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            written.append(write_atomic(out_dir / rel, text))
+        out_dir.mkdir(exist_ok=True)
+        return commit(out_dir, texts)
     except OSError as e:
+        if created:  # nothing of this run may stay behind: the directory is empty again
+            with suppress(OSError):
+                out_dir.rmdir()
         raise write_error(out_dir, e) from None
-    return written
