@@ -85,6 +85,9 @@ DUAL_SHARE = 0.35      # counties with two active uplinks (to two cities of the 
 PLANNED_SHARE = 0.03   # single-homed counties with a planned (not yet built) second uplink
 DATABASE_SHARE = 0.15  # counties that also run a mariadb database
 LEGACY_V2C = 0.05      # county routers still on SNMP v2c
+# about what the address plan can number (3 × the real network): larger requests are refused before
+# any work instead of running until a pool is exhausted
+MAX_CITIES, MAX_COUNTIES = 1_000, 10_000
 
 
 class GenerateError(ValueError):
@@ -289,6 +292,10 @@ def _generate(provinces: int, cities: int | None, counties: int | None,
         raise GenerateError(f"every province needs a city: cities ({cities}) must be at least provinces ({provinces})")
     if counties < 0:
         raise GenerateError(f"counties must not be negative, not {counties}")
+    for what, n, most, real in (("cities", cities, MAX_CITIES, NATIONAL_CITIES),
+                                ("counties", counties, MAX_COUNTIES, NATIONAL_COUNTIES)):
+        if n > most:
+            raise GenerateError(f"--{what} {n}: at most {most:,} 最多 (the real network has {real:,})")
     g = _Gen(seed)
     rng = g.rng
     chosen = PROVINCES[:provinces]
