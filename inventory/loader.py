@@ -34,7 +34,7 @@ class InventoryError(UsageError):
         super().__init__(problems=problems)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Escape line breaks and other unprintable characters that came from the input (keys, values)."""
     if text.isprintable():
         return text
@@ -247,7 +247,7 @@ def _where(fname: str, node: object) -> str:
     return f"{fname}:{line}" if line else fname
 
 
-def _pydantic_problems(where: str, obj: str, err: ValidationError) -> list[str]:
+def schema_problems(where: str, obj: str, err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -280,7 +280,7 @@ def _build(cls: type[_Obj], raw: object, file: str, line: int, key: str | None, 
     try:
         o = cls.model_validate(data)
     except ValidationError as e:
-        problems.extend(_pydantic_problems(where, obj, e))
+        problems.extend(schema_problems(where, obj, e))
         return None
     o._file, o._line = file, line
     return o
@@ -394,6 +394,6 @@ def _load(path: Path) -> Inventory:
             problems.append(f"{path}: document: field 'network': no file declares the 'network' section")
         problems.extend(validate(inv))
     if problems:
-        raise InventoryError([_one_line(p) for p in problems])
+        raise InventoryError([one_line(p) for p in problems])
     inv.index()
     return inv
