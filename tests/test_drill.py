@@ -72,7 +72,7 @@ def _alias_bomb(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _limited(netops_args, tmp_path, memory=1 << 30):
+def _limited(netops_args, memory=1 << 30):
     """The CLI under a 1 GiB address-space limit: an unbounded expansion is a MemoryError, not a swapped-out host."""
     import resource
     import subprocess
@@ -97,7 +97,7 @@ def _limited(netops_args, tmp_path, memory=1 << 30):
 def test_hostile_scenario_files_are_one_line_exit_2(tmp_path, content, message):
     path = tmp_path / "s.yml"
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
-    r = _limited(["drill", "run", str(path), "--dry-run"], tmp_path)
+    r = _limited(["drill", "run", str(path), "--dry-run"])
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith(f"{path}{message}"), r.stderr
 
