@@ -1,15 +1,23 @@
 """The backup catalogue: per asset its last success, size, duration, last verification and copies,
 kept on the ops host (state dir) and exported as Prometheus metrics (textfile format) so
 "backup stale" alerts can fire.
+
+A catalogue that does not read is an error, never an empty catalogue (that would report every
+backup as missing and let the next run overwrite the history): it stays as it is until
+`netops backup status --rebuild` (``backup.rebuild``) rebuilds it from the repositories and keeps
+it aside.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
+from jinbao_netops.errors import NetopsError
 from jinbao_netops.files import write_atomic
 
 from .remote import state_dir
@@ -29,27 +37,85 @@ def path() -> Path:
     return state_dir() / "catalogue.json"
 
 
+class CatalogueError(NetopsError):
+    """The catalogue cannot be read or is not a catalogue: the command stops (exit status 4) and the
+    file is left as it is, for ``rebuild`` to keep aside."""
+
+
 @contextmanager
-def edit():
-    """Read-modify-write of the catalogue under an exclusive lock; written atomically, metrics refreshed."""
+def _locked():
     p = path()
-    p.parent.mkdir(parents=True, exist_ok=True)
+    p.parent.mkdir(parents=True, exist_ok=True)  # the backup state directory
     with open(p.parent / ".catalogue.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield p
+
+
+@contextmanager
+def edit():
+    """Read-modify-write of the catalogue under an exclusive lock; written atomically, metrics refreshed.
+    A corrupt catalogue raises CatalogueError before anything is written."""
+    with _locked() as p:
         cat = load()
         yield cat
-        write_atomic(p, json.dumps(cat, ensure_ascii=False, indent=1, sort_keys=True), 0o640)
-        export(cat)
+        _write(p, cat)
 
 
 def load() -> dict:
+    """The catalogue; empty before the first backup. Never guessed: a file that does not read as a
+    catalogue is a CatalogueError naming what is wrong (without its content)."""
+    p = path()
     try:
-        cat = json.loads(path().read_text())
-    except (OSError, ValueError):
-        cat = {}
+        cat = _parse(p.read_bytes())
+    except FileNotFoundError:
+        return {"assets": {}, "verify_round": 0}
+    except OSError as e:
+        raise CatalogueError(f"{p}: cannot read the backup catalogue 无法读取备份目录: {e.strerror or e}") from None
+    except ValueError as e:
+        raise CatalogueError(f"{p}: the backup catalogue is corrupt 备份目录已损坏 ({e}); left as it is — "
+                             "`netops backup status --rebuild` rebuilds it from the backup repositories "
+                             "and keeps this file aside") from None
+    return cat
+
+
+def _parse(raw: bytes) -> dict:
+    try:
+        cat = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON: {e.msg}, line {e.lineno} column {e.colno}") from None
+    if not isinstance(cat, dict):
+        raise ValueError("not a JSON object")
     cat.setdefault("assets", {})
     cat.setdefault("verify_round", 0)
+    if not isinstance(cat["assets"], dict) or not all(isinstance(a, dict) for a in cat["assets"].values()):
+        raise ValueError("field 'assets': not an object of asset entries")
+    if not isinstance(cat["verify_round"], int):
+        raise ValueError("field 'verify_round': not an integer")
     return cat
+
+
+def replace(cat: dict) -> Path | None:
+    """Install a rebuilt catalogue. The file it replaces — corrupt or not — is kept beside it
+    (``catalogue.json.corrupt-<time>`` or ``.replaced-<time>``), never lost; returns that path."""
+    with _locked() as p:
+        aside = None
+        if p.exists():
+            try:
+                _parse(p.read_bytes())
+                why = "replaced"
+            except (OSError, ValueError):
+                why = "corrupt"
+            aside = p.with_name(f"{p.name}.{why}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")
+            os.link(p, aside)  # the old file under its new name first: a crash leaves both names
+        _write(p, cat)
+        return aside
+
+
+def _write(p: Path, cat: dict) -> None:
+    write_atomic(p, json.dumps(cat, ensure_ascii=False, indent=1, sort_keys=True), 0o640)
+    export(cat)
 
 
 def derived(a: dict) -> dict:

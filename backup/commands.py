@@ -26,7 +26,10 @@ def register(nouns, common) -> None:
                    help="what to back up (repeatable; default: all kinds)")
     r.add_argument("--workers", type=int, default=32, metavar="N", help="devices fetched at once (default 32)")
     r.add_argument("--timeout", type=float, default=30, metavar="S", help="per-device timeout in seconds (default 30)")
-    verb("status", cmd_status, "the catalogue: per asset last success, size, duration, verification, copies (3-2-1)")
+    st = verb("status", cmd_status, "the catalogue: per asset last success, size, duration, verification, copies (3-2-1)")
+    st.add_argument("--rebuild", action="store_true",
+                    help="rebuild the catalogue from the stores' restic repositories and config archives (after "
+                         "it was found corrupt); the file it replaces is kept beside it 从备份仓库重建备份目录")
     v = verb("verify", cmd_verify, "restic check (rotating data subset) and a test restore of every asset's newest snapshot")
     v.add_argument("--scope", metavar="SITE", help="only the assets of this site (and below) or device")
     rs = verb("restore", cmd_restore, "restore an asset (database or files) to a node")
@@ -92,12 +95,13 @@ def cmd_drill_run(args, out: Out) -> int:
 
 
 def cmd_run(args, out: Out) -> int:
-
+    from . import catalogue
     from .configs import backup_configs, network_devices
 
     if args.workers < 1 or args.timeout <= 0:
         raise UsageError("--workers must be ≥ 1 and --timeout > 0")
     inv = load(args.inventory)
+    catalogue.load()  # a corrupt catalogue stops the run before any backup is taken, not after
     kinds = args.kind or list(KINDS)
     reports = {}
     with Access(inv, args.environ, timeout=args.timeout) as access:
@@ -133,6 +137,12 @@ def cmd_status(args, out: Out) -> int:
     from . import catalogue
 
     inv = load(args.inventory)
+    rebuilt = None
+    if args.rebuild:
+        from .rebuild import rebuild
+
+        with Access(inv, args.environ) as access:
+            rebuilt = rebuild(inv, access)
     cat = catalogue.load()
     rows = []
     for aid, a in sorted(cat["assets"].items()):
@@ -142,9 +152,11 @@ def cmd_status(args, out: Out) -> int:
                                                              "verified_at", "verify_error")},
                      "verify_ok": a.get("verify_ok"), "copies": d["copies"], "ok_321": bool(d["ok_321"])})
     stale = [r["asset"] for r in rows if not r["last_ok"] or r["verify_ok"] is False]
+    code = PARTIAL if rebuilt and rebuilt["problems"] else FINDINGS if stale else OK
     if out.json_mode:
-        out.json({"assets": rows, "problems": stale, "catalogue": str(catalogue.path()), "inventory": str(inv.root)})
-        return FINDINGS if stale else OK
+        out.json({"assets": rows, "problems": stale, "catalogue": str(catalogue.path()), "inventory": str(inv.root),
+                  **({"rebuild": rebuilt} if rebuilt else {})})
+        return code
 
     def ago(t):
         return "-" if not t else f"{int(time.time() - t)} s ago"
@@ -155,7 +167,16 @@ def cmd_status(args, out: Out) -> int:
                 {True: "✓ " + ago(r["verified_at"]), False: "✗ " + (r["verify_error"] or "")}.get(r["verify_ok"], "-"),
                 r["copies"], "✓" if r["ok_321"] else "✗"] for r in rows])
     out.print(f"{len(rows)} assets, {len(stale)} with problems 有问题; catalogue {catalogue.path()}")
-    return FINDINGS if stale else OK
+    if rebuilt:
+        out.print(("重建 rebuilt from " + (", ".join(rebuilt["read"]) or "no repository 无仓库")) if rebuilt["installed"]
+                  else "未重建 not rebuilt: a store could not be read and the catalogue is good 目录完好，保持不变")
+        for p in rebuilt["problems"]:
+            out.print(f"✗ {p}", markup=False)
+        if rebuilt["aside"]:
+            out.print(f"previous catalogue kept 原目录已保留: {rebuilt['aside']}", markup=False)
+        if rebuilt["installed"]:
+            out.print(f"not in the repositories 仓库中没有: {rebuilt['lost']}", markup=False)
+    return code
 
 
 def cmd_verify(args, out: Out) -> int:

@@ -98,6 +98,7 @@ class Archive:
             self._lock = None
 
     def write(self, rel: str, text: str) -> None:
+        (self.dir / rel).parent.mkdir(parents=True, exist_ok=True)  # SITE/ inside the working clone
         write_atomic(self.dir / rel, text, 0o640)  # a running config as the device holds it
 
     def stage(self, rels: list[str]) -> dict[str, str]:
@@ -129,6 +130,22 @@ class Archive:
         if self.git("rev-parse", "-q", "--verify", "HEAD", check=False).returncode == 0:
             _git(self.dir, "push", "-q", remote, "HEAD:refs/heads/main", env=env)
 
+    def files(self) -> dict[str, tuple[int, int]]:
+        """Each archived file at HEAD → (its size, the Unix time of the commit that last changed it)."""
+        if self.head() is None:
+            return {}
+        out = {}
+        for line in self.git("ls-tree", "-r", "-l", "HEAD").stdout.splitlines():
+            meta, rel = line.split("\t", 1)
+            out[rel] = (int(meta.split()[3]), int(self.git("log", "-1", "--format=%ct", "--", rel).stdout))
+        return out
+
+    def remote_head(self, remote: str, ssh_command: str | None = None) -> str | None:
+        """The commit another repository's main branch points at (None: it has none)."""
+        env = {**self.env, "GIT_SSH_COMMAND": ssh_command} if ssh_command else self.env
+        out = _git(self.dir, "ls-remote", remote, "refs/heads/main", env=env).stdout.split()
+        return out[0] if out else None
+
     def head(self) -> str | None:
         p = self.git("rev-parse", "-q", "--verify", "HEAD", check=False)
         return p.stdout.strip() or None
@@ -137,8 +154,12 @@ class Archive:
         return self.git("log", f"-{n}", "--format=%H %s", check=False).stdout.splitlines()
 
 
-def ensure_bare(access: Access | None, store: str | None, path: str) -> None:
-    """Create the bare repository on the store if missing (idempotent); a local path when no store."""
+BARE = f"{STORE_ROOT}/configs.git"  # a store's archive
+
+
+def ensure_bare(access: Access | None, store: str | None, remote: str) -> None:
+    """Create the bare repository on the store if missing (idempotent); the local ``remote`` when no store."""
+    path = BARE if store else remote
     script = (f"test -d {escape.shell(path)}/objects || "
               f"{{ sudo install -d -o $(id -u) -g $(id -g) {escape.shell(os.path.dirname(path))} && "
               f"git init -q --bare -b main {escape.shell(path)}; }}")
@@ -147,6 +168,13 @@ def ensure_bare(access: Access | None, store: str | None, path: str) -> None:
             subprocess.run(["git", "init", "-q", "--bare", "-b", "main", path], check=True, capture_output=True)
         return
     access.session(store).run(script, timeout=30)
+
+
+def archive_exists(access: Access | None, store: str | None, remote: str) -> bool:
+    """Whether ``ensure_bare`` ever created the repository (a store never backed up to has none)."""
+    if store is None:
+        return Path(remote, "objects").is_dir()
+    return access.session(store).run(f"test -d {escape.shell(BARE)}/objects && echo yes || true", timeout=30).strip() == "yes"
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -200,12 +228,12 @@ def network_devices(inv: Inventory, scope: str | None) -> list[Device]:
     return [inv.devices[d] for d in inv.scope(scope) if inv.devices[d].platform_info.kind == "network"]
 
 
-def _remote(access: Access, sid: str, remotes: dict[str, str] | None) -> tuple[str, str | None, str | None]:
+def remote_of(access: Access, sid: str, remotes: dict[str, str] | None) -> tuple[str, str | None, str | None]:
     """A store's archive: (git URL, the store to create it on, GIT_SSH_COMMAND); ``remotes`` overrides (tests)."""
     if remotes is not None:
         return remotes[sid], None, None
     lg = access.login(sid)
-    return f"{lg.username}@{lg.host}:{STORE_ROOT}/configs.git", sid, access.ssh_command(sid)
+    return f"{lg.username}@{lg.host}:{BARE}", sid, access.ssh_command(sid)
 
 
 def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access | None = None,
@@ -243,9 +271,9 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access |
         dr = dr_store_of(inv, inv.devices[sid])
         sr.dr_store = dr.id if dr else None
         try:
-            remote, store, ssh_cmd = _remote(access, sid, remotes)
+            remote, store, ssh_cmd = remote_of(access, sid, remotes)
             sr.remote = remote
-            ensure_bare(access, store, f"{STORE_ROOT}/configs.git" if store else remote)
+            ensure_bare(access, store, remote)
             archive = Archive(workdir / sid, remote, ssh_cmd)
             archive.open()
             for d in ds:
@@ -265,8 +293,8 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access |
                 sr.offsite_error = f"no repository given for DR store {dr.id}"
             elif dr is not None:
                 try:
-                    dr_remote, dr_store, dr_ssh = _remote(access, dr.id, remotes)
-                    ensure_bare(access, dr_store, f"{STORE_ROOT}/configs.git" if dr_store else dr_remote)
+                    dr_remote, dr_store, dr_ssh = remote_of(access, dr.id, remotes)
+                    ensure_bare(access, dr_store, dr_remote)
                     archive.push_offsite(dr_remote, dr_ssh)
                     sr.offsite = True
                 except (ArchiveError, DeviceError, OSError) as e:
@@ -323,5 +351,6 @@ def _catalogue(inv: Inventory, ds: list[Device], fetched: dict, rels: dict[str, 
 
 
 def _save_report(folder: Path, report: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)  # under the backup state directory
     path = folder / f"configs-{report['started'].replace(':', '')}-{os.getpid()}.json"
     return write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1), 0o640)

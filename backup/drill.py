@@ -11,12 +11,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jinbao_netops import escape
 from jinbao_netops.access import Access
-from jinbao_netops.inventory import Inventory, Level
+from jinbao_netops.inventory import Inventory, InventoryError, Level
 from jinbao_netops.inventory.engines import ENGINES
+from jinbao_netops.inventory.loader import one_line, read_yaml, schema_problems
+from jinbao_netops.inventory.model import DEVICE_ID, IFACE_NAME, SITE_ID, Service
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import DeviceError, NetopsError, UsageError
 
@@ -25,7 +29,6 @@ from .jobs import Shell, runner, ssh_shell
 from .remote import state_dir
 
 SCENARIOS = Path(__file__).with_name("scenarios")
-KINDS = ("database_restore", "router_failover")
 
 
 # --- scenarios ---------------------------------------------------------------------------------
@@ -40,53 +43,90 @@ def scenario_path(name: str) -> Path:
     raise UsageError(f"scenario {name!r}: no such file or built-in scenario (built-in: {known})")
 
 
+UNIT = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$"  # a systemd unit name
+MAX_SCENARIO_BYTES = 64 << 10                 # a scenario is a page of YAML
+Seconds = Annotated[float, Field(gt=0, le=30 * 86400)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Fault(_Strict):
+    stop_services: dict[Annotated[str, Field(pattern=DEVICE_ID)],
+                        Annotated[list[Annotated[str, Field(pattern=UNIT)]], Field(min_length=1, max_length=20)]] = {}
+    links_down: dict[Annotated[str, Field(pattern=DEVICE_ID)],
+                     Literal["all"] | Annotated[list[Annotated[str, Field(pattern=IFACE_NAME)]],
+                                                Field(min_length=1, max_length=64)]] = {}
+
+
+class Targets(_Strict):
+    rto_seconds: Seconds | None = None
+    rpo_seconds: Seconds | None = None
+
+
+class Scenario(_Strict):
+    """A drill scenario file: typed, every field bounded; what it names is checked against the inventory."""
+    id: Annotated[str, Field(pattern=DEVICE_ID)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: Literal["database_restore", "router_failover"]
+    scope: Annotated[str, Field(pattern=SITE_ID)]
+    fault: Fault
+    targets: Targets
+    source: Annotated[str, Field(pattern=DEVICE_ID)] | None = None    # database_restore
+    service: Service | None = None
+    standby: Annotated[str, Field(pattern=DEVICE_ID)] | None = None
+    from_dr: bool = False
+    router: Annotated[str, Field(pattern=DEVICE_ID)] | None = None    # router_failover
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        need = ("source", "service", "standby") if self.kind == "database_restore" else ("router",)
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"@{missing[0]}: required for kind {self.kind}")
+        if not self.fault.stop_services and not self.fault.links_down:
+            raise ValueError("@fault: no fault: give stop_services or links_down")
+        return self
+
+
 def load_scenario(inv: Inventory, name: str) -> dict:
+    """A scenario by built-in name or file, read like the inventory (``read_yaml``: a regular UTF-8
+    file, size and aliases bounded), typed (``Scenario``), and checked against the inventory; every
+    problem is one line ``FILE:LINE: scenario 'ID': field 'F': …`` (exit status 2)."""
     path = scenario_path(name)
+    raw = read_yaml(path, Scenario.model_fields, "not a drill scenario 不是演练场景", MAX_SCENARIO_BYTES)
+    if isinstance(raw, InventoryError):
+        raise UsageError(problems=raw.problems)
+    if raw is None:
+        raise UsageError(f"{path}: document: field '(file)': empty; a drill scenario is expected 需要演练场景")
+    obj = f"scenario '{raw['id'] if isinstance(raw.get('id'), str) else '?'}'"
     try:
-        sc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise UsageError(f"{path}: {str(e).splitlines()[0]}") from None
+        sc = Scenario.model_validate(dict(raw))
+    except ValidationError as e:
+        raise UsageError(problems=[one_line(p) for p in schema_problems(f"{path}:{raw.line}", obj, e)]) from None
 
-    def bad(field: str, msg: str):
-        raise UsageError(f"{path}: scenario {sc.get('id', '?') if isinstance(sc, dict) else '?'}: {field}: {msg}")
+    def line(field: str) -> int:
+        value = raw.get(field)
+        return getattr(value, "line", 0) or raw.line
 
-    if not isinstance(sc, dict):
-        bad("(file)", "a mapping is expected")
-    for f in ("id", "name", "kind", "scope", "fault", "targets"):
-        if f not in sc:
-            bad(f, "missing")
-    if sc["kind"] not in KINDS:
-        bad("kind", f"one of {', '.join(KINDS)}")
-    if sc["scope"] not in inv.sites:
-        bad("scope", f"no site {sc['scope']!r} in the inventory")
-    in_scope = set(inv.scope(sc["scope"]))
-    fault = sc["fault"] if isinstance(sc["fault"], dict) else bad("fault", "a mapping is expected")
-    unknown = set(fault) - {"stop_services", "links_down"}
-    if unknown:
-        bad("fault", f"unknown fault type(s) {', '.join(sorted(unknown))}; use stop_services, links_down")
-    named = {*fault.get("stop_services", {}), *fault.get("links_down", {})}
-    if sc["kind"] == "database_restore":
-        for f in ("source", "service", "standby"):
-            if f not in sc:
-                bad(f, "missing")
-        if sc["service"] not in ENGINES:
-            bad("service", f"one of {', '.join(ENGINES)}")
-        named |= {sc["source"], sc["standby"]}
+    problems = []
+    if sc.scope not in inv.sites:
+        problems.append(("scope", f"no site {sc.scope!r} in the inventory"))
     else:
-        if "router" not in sc:
-            bad("router", "missing")
-        named.add(sc["router"])
-    for dev in sorted(named):
-        if dev not in inv.devices:
-            bad("fault", f"no device {dev!r} in the inventory")
-        if dev not in in_scope:
-            bad("scope", f"{dev} is outside the scope {sc['scope']}: drills never touch nodes outside their scope")
-    targets = sc["targets"] if isinstance(sc["targets"], dict) else bad("targets", "a mapping is expected")
-    for k, v in targets.items():
-        if k not in ("rto_seconds", "rpo_seconds") or not isinstance(v, (int, float)) or v <= 0:
-            bad(f"targets.{k}", "rto_seconds / rpo_seconds, a positive number")
-    sc["_path"] = str(path)
-    return sc
+        in_scope = set(inv.scope(sc.scope))
+        named = {"fault": [*sc.fault.stop_services, *sc.fault.links_down],
+                 **{f: [getattr(sc, f)] for f in ("source", "standby", "router") if getattr(sc, f)}}
+        for field, devs in named.items():
+            for dev in devs:
+                if dev not in inv.devices:
+                    problems.append((field, f"no device {dev!r} in the inventory"))
+                elif dev not in in_scope:
+                    problems.append((field, f"{dev} is outside the scope {sc.scope}: drills never touch nodes "
+                                            "outside their scope"))
+    if problems:
+        raise UsageError(problems=[f"{path}:{line(f)}: {obj}: field '{f}': {msg}" for f, msg in problems])
+    return {**sc.model_dump(exclude_none=True), "_path": str(path)}
 
 
 # --- the journal ---------------------------------------------------------------------------------

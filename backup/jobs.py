@@ -28,6 +28,7 @@ from .remote import dr_store_of, store_of
 from .restic import Repo, ResticError
 
 Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
+BASEBACKUP = "basebackup"           # DEVICE:postgresql:basebackup, the asset of a pg_basebackup
 POLICY = Path(__file__).with_name("policy.yml")
 
 
@@ -67,6 +68,15 @@ class Asset:
     def tags(self) -> list[str]:
         return [f"asset={self.id}", f"kind={self.kind}", f"site={self.site}", f"province={self.province}",
                 f"device={self.device}"]
+
+
+def service_of(asset_id: str) -> tuple[str | None, str | None]:
+    """The (service, database) an asset id of ``discover`` names: DEVICE:files has neither, a base
+    backup only its service."""
+    parts = asset_id.split(":")
+    if len(parts) != 3:
+        return None, None
+    return parts[1], None if parts[2] == BASEBACKUP else parts[2]
 
 
 def ssh_shell(access: Access) -> Shell:
@@ -114,7 +124,7 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
                                f"sudo tar --numeric-owner --ignore-failed-read -C / -cf - {rel}", f"/{did}/files.tar"))
         if "databases" in kinds and did in pol["basebackup"]:
             role = inv.credentials[dev.credentials].username
-            found.append(Asset(f"{did}:postgresql:basebackup", did, dev.site, prov, "databases",
+            found.append(Asset(f"{did}:postgresql:{BASEBACKUP}", did, dev.site, prov, "databases",
                                ENGINES["postgresql"].basebackup(role).line, f"/{did}/postgresql/base.tar", "postgresql"))
         if "databases" in kinds:
             for svc in dev.services:

@@ -72,6 +72,14 @@ class Repo:
             raise ResticError(f"{self.name}: restic {args[0]}: {err[-1] if err else f'exit {p.returncode}'}")
         return p
 
+    def exists(self) -> bool:
+        """Whether the repository has been created (a store that was never backed up to has none);
+        DeviceError when its store cannot be reached."""
+        if self.access is None:
+            return os.path.exists(os.path.join(self.url, "config"))
+        return self.access.session(self.name).run(f"test -e {STORE_ROOT}/restic/config && echo yes || true",
+                                                  timeout=30).strip() == "yes"
+
     def ensure(self) -> None:
         """The repository exists (created on first use) and holds no stale lock of a killed run."""
         self._store_root()
@@ -119,6 +127,7 @@ def _ssh_wrapper(access: Access, store: str) -> str:
     script = f"#!/bin/sh\nexec /usr/bin/{command} \"$@\"\n"
     path = d / "ssh"
     if not path.exists() or path.read_text() != script:
+        d.mkdir(parents=True, exist_ok=True)  # under the backup state directory
         write_atomic(path, script, mode=0o755)
     return str(d)
 

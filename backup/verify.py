@@ -108,6 +108,7 @@ def record(results: list[dict]) -> Path:
     now = time.time()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = state_dir() / "evidence" / f"verify-{stamp}-{os.getpid()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(results, ensure_ascii=False, indent=1), 0o640)
     with catalogue.edit() as cat:
         cat["verify_round"] += 1

@@ -8,6 +8,7 @@ from rich.tree import Tree
 
 from jinbao_netops import escape
 from jinbao_netops.errors import UsageError
+from jinbao_netops.files import out_path, write_error
 
 from jinbao_netops.output import Out
 
@@ -154,6 +155,7 @@ def cmd_graph(args, out: Out) -> int:
 def cmd_generate(args, out: Out) -> int:
     from .generate import GenerateError, _generate, write
 
+    out_path(args.out, "--out", directory=True)
     try:
         files, counts = _generate(args.provinces, args.cities, args.counties, args.seed)
     except GenerateError as e:
@@ -163,7 +165,7 @@ def cmd_generate(args, out: Out) -> int:
     except FileExistsError as e:
         raise UsageError(str(e)) from None
     except OSError as e:
-        raise UsageError(f"{args.out}: cannot write: {e.strerror or e}") from None
+        raise write_error(args.out, e) from None
     if out.json_mode:
         out.json({"ok": True, "out": str(target), "seed": args.seed, "files": len(files), **counts})
     else:

@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jinbao_netops.files import fsync_dir, write_atomic
+
 # (division code, pinyin, Chinese name, prefecture-level divisions, county-level divisions) — the real
 # shares are used as weights when spreading the requested city and county totals over provinces.
 PROVINCES: list[tuple[str, str, str, int, int]] = [
@@ -83,6 +85,9 @@ DUAL_SHARE = 0.35      # counties with two active uplinks (to two cities of the 
 PLANNED_SHARE = 0.03   # single-homed counties with a planned (not yet built) second uplink
 DATABASE_SHARE = 0.15  # counties that also run a mariadb database
 LEGACY_V2C = 0.05      # county routers still on SNMP v2c
+# about what the address plan can number (3 × the real network): larger requests are refused before
+# any work instead of running until a pool is exhausted
+MAX_CITIES, MAX_COUNTIES = 1_000, 10_000
 
 
 class GenerateError(ValueError):
@@ -287,6 +292,10 @@ def _generate(provinces: int, cities: int | None, counties: int | None,
         raise GenerateError(f"every province needs a city: cities ({cities}) must be at least provinces ({provinces})")
     if counties < 0:
         raise GenerateError(f"counties must not be negative, not {counties}")
+    for what, n, most, real in (("cities", cities, MAX_CITIES, NATIONAL_CITIES),
+                                ("counties", counties, MAX_COUNTIES, NATIONAL_COUNTIES)):
+        if n > most:
+            raise GenerateError(f"--{what} {n}: at most {most:,} 最多 (the real network has {real:,})")
     g = _Gen(seed)
     rng = g.rng
     chosen = PROVINCES[:provinces]
@@ -438,18 +447,18 @@ def counts_of(provinces: int = 32, cities: int | None = NATIONAL_CITIES, countie
 
 def write(files: dict[str, str], out: str | os.PathLike, force: bool = False) -> Path:
     """Write ``files`` as the directory ``out``, atomically: a reader sees the old directory or the
-    complete new one, never a half-written one. A non-empty ``out`` is replaced only with ``force``.
-    Raises FileExistsError (refusing to clobber) or OSError; nothing is left behind on failure."""
+    complete new one, never a half-written one. ``out``'s parent must exist. A non-empty ``out`` is
+    replaced only with ``force``. Raises FileExistsError (refusing to clobber) or OSError; nothing is
+    left behind on failure."""
     target = Path(out)
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise FileExistsError(f"{target}: exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not force:
         raise FileExistsError(f"{target}: directory is not empty; use --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+            write_atomic(tmp / name, text)  # fsynced, like the directory
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if target.exists():
             aside = tmp.with_name(tmp.name + ".old")  # unique because tmp is
@@ -462,6 +471,7 @@ def write(files: dict[str, str], out: str | os.PathLike, force: bool = False) ->
             shutil.rmtree(aside, ignore_errors=True)
         else:
             os.rename(tmp, target)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

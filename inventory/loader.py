@@ -5,9 +5,11 @@ inventory through ``load()``; nothing else parses the inventory YAML.
 """
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from jinbao_netops.errors import UsageError
+from jinbao_netops.files import recover
 
 from .model import _ENDPOINT, Credentials, Device, Link, Network, Site, _Obj
 from .store import Inventory
@@ -31,7 +34,7 @@ class InventoryError(UsageError):
         super().__init__(problems=problems)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Escape line breaks and other unprintable characters that came from the input (keys, values)."""
     if text.isprintable():
         return text
@@ -115,19 +118,98 @@ def _deepest_line(text: str, limit: int = 50) -> int:
     return 1
 
 
-def read_yaml(path: Path) -> object:
-    """Parse one YAML file; returns (not raises) an InventoryError with a one-line message on bad YAML."""
+MAX_BYTES = 16 << 20          # per file: 45 × the largest province file of the national inventory
+MAX_ALIAS_NODES = 100_000     # nodes aliases may add when the document is walked as a tree
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def _alias_problem(root: yaml.Node) -> tuple[str, yaml.Node] | None:
+    """What aliases do to the document walked as a tree (what validating, printing or dumping it costs):
+    a problem and the node it concerns when they add more than MAX_ALIAS_NODES nodes (an alias bomb:
+    a few lines, billions of nodes) or loop back into themselves. Linear in the distinct nodes."""
+    size: dict[int, int] = {}  # id → nodes in its expanded subtree (Python ints do not overflow)
+    shared: yaml.Node | None = None  # the first node referenced more than once
+    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while todo:
+        node, done = todo.pop()
+        if done:
+            size[id(node)] = 1 + sum(size[id(k)] for k in _children(node))
+        elif id(node) not in size:  # first reached (document order): its anchor, if it has one
+            size[id(node)] = -1
+            todo.append((node, True))
+            todo.extend((k, False) for k in reversed(_children(node)))
+        elif size[id(node)] == -1:  # not finished: we are inside it, so an alias inside its own anchor
+            return "an alias refers to the node that contains it (recursive alias)", node
+        else:
+            shared = shared or node
+    if size[id(root)] - len(size) > MAX_ALIAS_NODES:
+        return (f"aliases expand the document by more than {MAX_ALIAS_NODES:,} nodes (an alias bomb)", shared or root)
+    return None
+
+
+def read_yaml(path: Path, sections=SECTIONS, unlike: str = "not an inventory file 不是清单文件",
+              max_bytes: int = MAX_BYTES) -> object:
+    """Parse one YAML file the user gave, safely: a readable regular file (never a FIFO, a device, a
+    directory or a dangling link), at most ``max_bytes``, UTF-8, aliases bounded (``_alias_problem``),
+    no duplicate keys, no arbitrary tags. The document must be empty or a mapping with at least one
+    of ``sections`` as a key; anything else is reported as ``unlike``, without quoting the file (an
+    ``-i /etc/shadow`` must not echo a line of it). Returns the data, or (not raises) an InventoryError
+    with a one-line message."""
+    def bad(msg: str, line: int | None = None) -> InventoryError:
+        if line is None:
+            return InventoryError([f"{path}: document: field '(file)': {msg}"])
+        return InventoryError([f"{path}:{line}: YAML error: {msg}"])
+
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block the open
     except OSError as e:
-        return InventoryError([f"{path}: document: field '(file)': cannot read: {e.strerror or e}"])
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            return bad("a dangling symbolic link 符号链接指向不存在的文件")
+        if e.errno == errno.ELOOP:
+            return bad("a symbolic link loop 符号链接循环")
+        if e.errno == errno.ENXIO:
+            return bad("a socket, not a regular file 不是普通文件")
+        return bad(f"cannot read 无法读取: {e.strerror or e}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device",
+                    stat.S_IFBLK: "a device"}.get(stat.S_IFMT(st.st_mode), "a special file")
+            return bad(f"{kind}, not a regular file 不是普通文件")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as e:
+        return bad(f"cannot read 无法读取: {e.strerror or e}")
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:
+        return bad(f"larger than {max_bytes:,} bytes 文件过大")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        return InventoryError([f"{path}:{line}: YAML error: not UTF-8 text ({e.reason} at byte {e.start})"])
+        return bad(f"not UTF-8 text ({e.reason} at byte {e.start})", line)
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if not (isinstance(node, yaml.MappingNode)
+                and any(isinstance(k, yaml.ScalarNode) and k.value in sections for k, _ in node.value)):
+            got = "a mapping without any of them" if isinstance(node, yaml.MappingNode) else \
+                {yaml.SequenceNode: "a list", yaml.ScalarNode: "text"}[type(node)]
+            return InventoryError([f"{path}: document: field '(top level)': expected a mapping of sections "
+                                   f"({', '.join(sections)}), got {got}: {unlike}"])
+        if "&" in text:  # anchors, so maybe aliases
+            alias = _alias_problem(node)
+            if alias:
+                return bad(alias[0], alias[1].start_mark.line + 1)
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         if mark is not None:
@@ -136,19 +218,23 @@ def read_yaml(path: Path) -> object:
             line = text.count("\n", 0, e.position) + 1
         else:
             line = 1
-        what = getattr(e, "problem", None) or getattr(e, "reason", None) or str(e).splitlines()[0]
-        return InventoryError([f"{path}:{line}: YAML error: {what}"])
+        return bad(getattr(e, "problem", None) or getattr(e, "reason", None) or str(e).splitlines()[0], line)
     except RecursionError:
-        return InventoryError([f"{path}:{_deepest_line(text)}: YAML error: nested too deeply"])
+        return bad("nested too deeply", _deepest_line(text))
+    finally:
+        loader.dispose()
 
 
 def inventory_files(path: Path) -> list[Path]:
+    """The files of an inventory: a directory's ``*.yml``/``*.yaml`` entries (hidden ones — editor
+    locks, the suite's staging — are not part of it), or the one file named. An entry that is not a
+    readable regular file is reported by ``read_yaml``, never skipped."""
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and not p.name.startswith("."))
         if not files:
             raise InventoryError([f"{path}: no .yml files in this directory"])
         return files
-    if path.is_file():
+    if path.exists() or path.is_symlink():
         return [path]
     raise InventoryError([f"{path}: no such inventory file or directory"])
 
@@ -161,7 +247,7 @@ def _where(fname: str, node: object) -> str:
     return f"{fname}:{line}" if line else fname
 
 
-def _pydantic_problems(where: str, obj: str, err: ValidationError) -> list[str]:
+def schema_problems(where: str, obj: str, err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -194,7 +280,7 @@ def _build(cls: type[_Obj], raw: object, file: str, line: int, key: str | None, 
     try:
         o = cls.model_validate(data)
     except ValidationError as e:
-        problems.extend(_pydantic_problems(where, obj, e))
+        problems.extend(schema_problems(where, obj, e))
         return None
     o._file, o._line = file, line
     return o
@@ -207,8 +293,21 @@ def load(path: str | os.PathLike | None = None) -> Inventory:
     Raises InventoryError listing every problem found.
     """
     path = Path(path or os.environ.get("NETOPS_INVENTORY") or DEFAULT_INVENTORY)
+    complete_interrupted(path)
     with paused_gc():
         return _load(path)
+
+
+def complete_interrupted(path: Path) -> None:
+    """Before anything reads the inventory: complete a multi-file change (``files.commit``, e.g. a
+    link's provisioning) that a killed run left half-applied, so no reader ever sees some of its files
+    old and some new."""
+    where = path if path.is_dir() else path.parent
+    try:
+        recover(where)
+    except OSError as e:
+        raise InventoryError([f"{where}: document: field '(journal)': an interrupted change could not be completed "
+                              f"未完成的变更无法补全: {e.strerror or e} (run netops as the inventory's owner)"]) from None
 
 
 @contextmanager
@@ -243,11 +342,6 @@ def _load(path: Path) -> Inventory:
             incomplete = True
             continue
         if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            problems.append(f"{fname}: document: field '(top level)': expected a mapping of sections "
-                            f"({', '.join(SECTIONS)}), got {type(doc).__name__}")
-            incomplete = True
             continue
         for section, body in doc.items():
             line = getattr(doc, "line", 0)
@@ -300,6 +394,6 @@ def _load(path: Path) -> Inventory:
             problems.append(f"{path}: document: field 'network': no file declares the 'network' section")
         problems.extend(validate(inv))
     if problems:
-        raise InventoryError([_one_line(p) for p in problems])
+        raise InventoryError([one_line(p) for p in problems])
     inv.index()
     return inv

@@ -15,6 +15,7 @@ Prometheus alerts to the ministry's.
 """
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import yaml
 
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops.files import write_atomic
+from jinbao_netops.files import commit, out_path, write_error
 from jinbao_netops.errors import UsageError
 
 from . import rules
@@ -221,11 +222,17 @@ def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing =
 
 
 def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> list[Path]:
-    """Write every file (each atomically); returns the paths written."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"monitor generate: --out {out_dir} exists and is not a directory")
-    written = []
-    for rel, text in files(inv, advance, timing).items():
-        written.append(write_atomic(out_dir / rel, text))
-    return written
+    """Write every file into ``out_dir`` as one change (``files.commit``): a failure, a full disk for
+    one, leaves the directory as it was. Its parent must exist; ``out_dir`` itself is created.
+    Returns the paths written."""
+    out_dir = out_path(out_dir, "--out", directory=True)
+    texts = files(inv, advance, timing)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(exist_ok=True)
+        return commit(out_dir, texts)
+    except OSError as e:
+        if created:  # nothing of this run may stay behind: the directory is empty again
+            with suppress(OSError):
+                out_dir.rmdir()
+        raise write_error(out_dir, e) from None

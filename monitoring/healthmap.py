@@ -10,13 +10,26 @@ CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents
 Health words: ``ok`` (green), ``warn`` (amber), ``down`` (red), ``unknown`` (grey: no data — the
 province's Prometheus unreachable, its collector down, or the device not scraped); links also
 ``saturated`` (utilisation at or above ``SATURATED``) and ``planned``.
+
+Who may ask (docs/SECURITY.md): it listens on loopback unless ``--allow-remote`` says otherwise, and
+then only with an access token (``--token-file``: a 0600 file or stdin; never an argument or an
+environment variable). Every request's ``Host`` must name the server — the address it arrived at,
+the ``--listen`` name, ``localhost`` on loopback, this host's names on a wildcard address — or it
+is answered 421 (a DNS-rebinding page cannot read the map through a victim's browser). With a
+token, the page is reached after a login form (or ``?token=`` once), which sets an HttpOnly,
+SameSite=Strict session cookie; scripts send ``Authorization: Bearer TOKEN``.
 """
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
+import ipaddress
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -29,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-from jinbao_netops import procs
+from jinbao_netops import escape, procs
 from jinbao_netops.collectors import IF_STATUS
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import LEVEL_NAMES, LEVEL_ORDER, LinkState, level_label
@@ -318,27 +331,133 @@ class HealthMap:
             return self._health[1]
 
 
-def make_server(hm: HealthMap, host: str, port: int) -> ThreadingHTTPServer:
+COOKIE = "netops_map"
+TOKEN_MIN = 16  # characters of an access token
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    "Cache-Control": "no-store"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is this machine's loopback: no other machine reaches it."""
+    try:
+        return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
+def server_names(host: str) -> set[str]:
+    """The names a request's Host may give besides the address it arrived at: the listen name, and
+    ``localhost`` on loopback or this host's names on a wildcard address."""
+    names = {host.lower()}
+    if host in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    elif is_loopback(host):
+        names.add("localhost")
+    return names
+
+
+def _session(token: str) -> str:
+    """The cookie value: derived from the token, so the browser never stores the token itself."""
+    return hmac.new(token.encode(), b"jinbao-netops health map session", hashlib.sha256).hexdigest()
+
+
+def login_page(error: str = "") -> bytes:
+    msg = f'<p class="error">{escape.html(error)}</p>' if error else ""
+    return f"""<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>健康地图 登录 · Health map login</title>
+<style>body{{font-family:sans-serif;margin:4em auto;max-width:28em}}input{{width:100%;padding:.4em;margin:.4em 0}}.error{{color:#b22}}</style>
+</head><body><h1>金保工程 健康地图 <small>Health map</small></h1>
+<p>请输入访问令牌 / Enter the map's access token (the operator's <code>--token-file</code>).</p>{msg}
+<form method="post" action="/login"><input type="password" name="token" id="token" autocomplete="current-password" autofocus>
+<input type="submit" value="登录 / Log in"></form></body></html>
+""".encode()
+
+
+def make_server(hm: HealthMap, host: str, port: int, token: str | None = None) -> ThreadingHTTPServer:
+    """The map's HTTP server on ``host:port``. Every request's Host is checked (421 otherwise); with
+    ``token`` every request but the login needs the session cookie or ``Authorization: Bearer``."""
     static = resources.files("jinbao_netops.monitoring") / "static"
+    names = server_names(host)
+    session = _session(token) if token else None
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            path = urllib.parse.urlsplit(self.path).path
-            if path == "/api/topology":
+            url = urllib.parse.urlsplit(self.path)
+            if not self._host_ok():
+                return
+            if token and not self._authorised():
+                given = urllib.parse.parse_qs(url.query).get("token", [""])[0]
+                if given and hmac.compare_digest(given.encode(), token.encode()):  # ?token= once: a cookie, a clean URL
+                    return self._logged_in()
+                if url.path in ("/", "/index.html"):
+                    return self._send(401, "text/html", login_page("令牌错误 / wrong token" if given else ""))
+                return self._send(401, "text/plain", b"401 unauthorised: log in at / first\n")
+            if url.path == "/api/topology":
                 self._send(200, "application/json", hm.topology)
-            elif path == "/api/health":
+            elif url.path == "/api/health":
                 self._send(200, "application/json", hm.health())
-            elif path in STATIC:
-                name, ctype = STATIC[path]
+            elif url.path in STATIC:
+                name, ctype = STATIC[url.path]
                 self._send(200, ctype, (static / name).read_bytes())
             else:
                 self._send(404, "text/plain", b"not found\n")
+
+        def do_POST(self):
+            if not self._host_ok():
+                return
+            if urllib.parse.urlsplit(self.path).path != "/login" or not token:
+                return self._send(404, "text/plain", b"not found\n")
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= 4096:
+                return self._send(400, "text/plain", b"400 bad request\n")
+            given = urllib.parse.parse_qs(self.rfile.read(length).decode(errors="replace")).get("token", [""])[0]
+            if hmac.compare_digest(given.encode(), token.encode()):
+                return self._logged_in()
+            self._send(401, "text/html", login_page("令牌错误 / wrong token"))
+
+        def _host_ok(self) -> bool:
+            """The Host names this server (the address the request came to, or one of ``names``): a page
+            served from another name (DNS rebinding) gets 421 and nothing else."""
+            try:
+                parts = urllib.parse.urlsplit("//" + (self.headers.get("Host") or ""))
+                name, hport = (parts.hostname or "").rstrip("."), parts.port
+            except ValueError:  # a malformed Host
+                name, hport = "", None
+            ok = bool(name) and hport in (None, self.server.server_address[1])
+            if ok and name not in names:
+                try:
+                    ok = ipaddress.ip_address(name) == ipaddress.ip_address(self.connection.getsockname()[0])
+                except ValueError:
+                    ok = False
+            if not ok:
+                self._send(421, "text/plain", b"421 misdirected request: this server does not serve that Host\n")
+            return ok
+
+        def _authorised(self) -> bool:
+            auth = self.headers.get("Authorization") or ""
+            if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
+                return True
+            cookies = dict(c.strip().partition("=")[::2] for c in (self.headers.get("Cookie") or "").split(";"))
+            return hmac.compare_digest(cookies.get(COOKIE, "").encode(), session.encode())
+
+        def _logged_in(self):
+            """The session cookie, and on to the map (always /: nothing from the request picks where)."""
+            self.send_response(303)
+            self.send_header("Location", "/")
+            self.send_header("Set-Cookie", f"{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict")
+            self.send_header("Content-Length", "0")
+            for k, v in SECURITY_HEADERS.items():
+                self.send_header(k, v)
+            self.end_headers()
 
         def _send(self, code: int, ctype: str, body: bytes):
             self.send_response(code)
             self.send_header("Content-Type", f"{ctype}; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
+            for k, v in SECURITY_HEADERS.items():
+                self.send_header(k, v)
             self.end_headers()
             self.wfile.write(body)
 
@@ -356,7 +475,14 @@ def register_verb(verbs, common) -> None:
     w = verbs.add_parser("web", parents=[common], help="serve the live health map (four levels coloured by Prometheus)",
                          description="Serve the live health map: the four-level topology coloured by live health from "
                                      "each province's Prometheus, firing alerts, a site's devices and interfaces on click.")
-    w.add_argument("--listen", default="127.0.0.1:8470", metavar="ADDR:PORT", help="where to serve (default 127.0.0.1:8470)")
+    w.add_argument("--listen", default="127.0.0.1:8470", metavar="ADDR:PORT",
+                   help="where to serve (default 127.0.0.1:8470); an address beyond loopback needs --allow-remote "
+                        "and --token-file")
+    w.add_argument("--allow-remote", action="store_true",
+                   help="allow --listen beyond loopback (other machines reach the map; a token is then required)")
+    w.add_argument("--token-file", metavar="PATH",
+                   help="the access token: a file only its owner can read (chmod 600), or - for stdin; the page asks "
+                        "for it once, scripts send 'Authorization: Bearer TOKEN' 访问令牌"),
     w.add_argument("--prometheus", action="append", default=[], metavar="[SITE=]URL",
                    help="a Prometheus to read, repeatable; SITE= names the site it covers (without: the whole "
                         "network). Default: each province's and the ministry's Prometheus, where `netops monitor up` runs them")
@@ -399,11 +525,44 @@ def _listen(spec: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def read_token(path: str) -> str:
+    """The access token from ``path`` (a regular file of the running user that no one else may read)
+    or stdin (``-``): its first line, at least TOKEN_MIN printable characters."""
+    if path == "-":
+        text = sys.stdin.readline()
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError as e:
+            raise UsageError(f"{path}: --token-file: cannot read 无法读取: {e.strerror or e}") from None
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or st.st_uid != os.geteuid():
+                raise UsageError(f"{path}: --token-file: must be a regular file of this user that no one else may read "
+                                 "(chmod 600) 令牌文件权限过宽")
+            text = fh.read(4096).decode(errors="replace").split("\n", 1)[0]
+    token = text.strip()
+    if len(token) < TOKEN_MIN or not token.isprintable() or any(c.isspace() for c in token):
+        raise UsageError(f"{path}: --token-file: the token must be at least {TOKEN_MIN} printable characters without "
+                         "spaces (e.g. `openssl rand -hex 16`) 令牌太短")
+    return token
+
+
+def _access(args, host: str) -> str | None:
+    """The token the map requires (None: none), refusing a listen address beyond loopback without
+    --allow-remote and a token."""
+    if not is_loopback(host) and not (args.allow_remote and args.token_file):
+        raise UsageError(f"monitor web: --listen {args.listen}: beyond loopback other machines reach the map; that needs "
+                         "--allow-remote and --token-file (docs/SECURITY.md) 远程访问需要 --allow-remote 与访问令牌")
+    return read_token(args.token_file) if args.token_file else None
+
+
 def cmd_web(args, out: Out) -> int:
     inv = load(args.inventory)
     if args.refresh < 1:
         raise UsageError("monitor web: --refresh must be at least 1 second")
     host, port = _listen(args.listen)
+    token = None if args.stop else _access(args, host)
     sources = parse_sources(inv, args.prometheus) or default_sources(inv)
     if args.stop or args.detach:
         if port == 0:
@@ -416,19 +575,19 @@ def cmd_web(args, out: Out) -> int:
                 out.print(f"健康地图已停止 / health map stopped (pid {stopped})" if stopped else
                           f"端口 {port} 上没有后台健康地图 / no detached health map on port {port}")
             return OK
-        return _detach(args, host, port, out)
+        return _detach(args, host, port, token, out)
     hm = HealthMap(inv, sources, args.refresh)
     gc.freeze()  # the inventory lives as long as the server: keep it out of every refresh's GC passes
     try:
-        server = make_server(hm, host, port)
+        server = make_server(hm, host, port, token)
     except OSError as e:
         raise UsageError(f"monitor web: --listen {args.listen}: {e.strerror or e}") from None
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_address[1]}/"
+    url = _url(host, server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         if args.check:
-            return _check(inv, url, out)
+            return _check(inv, _url(host, server.server_address[1], local=True), token, out)
         srcs = [{"scope": s.scope or "*", "prometheus": s.url} for s in sources]
         if out.json_mode:
             # one line, flushed: a script reads the address and leaves the server running
@@ -474,24 +633,44 @@ def _stop(port: int) -> int | None:
     return pid
 
 
-def _detach(args, host: str, port: int, out: Out) -> int:
-    """The same command without --detach, in its own session, logging to the run directory."""
+def _url(host: str, port: int, local: bool = False) -> str:
+    """The map's address: on a wildcard address this host's name (``local``: loopback, to reach it from here)."""
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if local else socket.getfqdn()
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
+
+
+def _read_map(url: str, token: str | None, timeout: float) -> bytes:
+    """One of the map's own pages, as a script reads it (the token as a bearer header)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read()
+
+
+def _detach(args, host: str, port: int, token: str | None, out: Out) -> int:
+    """The same command without --detach, in its own session, logging to the run directory; the token
+    goes to it on stdin, never on its command line."""
     argv = [sys.executable, "-m", "jinbao_netops.cli", "monitor", "web", "--json", "--listen", f"{host}:{port}",
             "--refresh", str(args.refresh), *(["-i", args.inventory] if args.inventory else []),
+            *(["--allow-remote"] if args.allow_remote else []), *(["--token-file", "-"] if token else []),
             *(x for p in args.prometheus for x in ("--prometheus", p))]
     run = _run_dir()
     run.mkdir(parents=True, exist_ok=True)
     log = run / f"healthmap-{port}.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if token else subprocess.DEVNULL, stdout=fh, stderr=fh,
+                                start_new_session=True)
+    if token:
+        proc.stdin.write(f"{token}\n".encode())
+        proc.stdin.close()
+    url, probe = _url(host, port), _url(host, port, local=True)
     for _ in range(300):
         if proc.poll() is not None:
             tail = (log.read_text().strip().splitlines() or ["exited"])[-1]
             raise UsageError(f"monitor web --detach: the server exited {proc.returncode}: {tail}")
         try:
-            with urllib.request.urlopen(url + "api/topology", timeout=2):
-                break
+            _read_map(probe + "api/topology", token, 2)
+            break
         except OSError:
             time.sleep(0.1)
     else:
@@ -510,11 +689,10 @@ def _firing(health: dict) -> int:
     return sum(a["state"] == "firing" and not a["suppressed"] for a in health["alerts"])
 
 
-def _check(inv: Inventory, url: str, out: Out) -> int:
+def _check(inv: Inventory, url: str, token: str | None, out: Out) -> int:
     """Read the page and both APIs through the server, as a browser would."""
     def get(path: str) -> bytes:
-        with urllib.request.urlopen(url + path, timeout=QUERY_TIMEOUT * 3) as r:
-            return r.read()
+        return _read_map(url + path, token, QUERY_TIMEOUT * 3)
 
     page = get("")
     topo = json.loads(get("api/topology"))

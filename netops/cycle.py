@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import escape
 from .errors import FINDINGS, OK, NetopsError
+from .files import out_path
 from .output import Out
 
 SUITE = Path(__file__).resolve().parents[1]  # the repository: playbooks/ and the Ansible inventory plugin
@@ -158,8 +159,8 @@ class Run:
 def cmd_cycle(args, out: Out) -> int:
     from jinbao_netops.inventory import load
 
-    out_dir = Path(args.out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_path(args.out, "--out", directory=True).resolve()
+    out_dir.mkdir(exist_ok=True)
     inv_path = working_inventory(args, out_dir, out)
     inv = load(inv_path)
     run = Run(inv_path, out)

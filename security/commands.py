@@ -7,7 +7,7 @@ from pathlib import Path
 from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
-from jinbao_netops.files import write_atomic
+from jinbao_netops.files import out_path, write_atomic, write_error
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
@@ -49,6 +49,7 @@ def cmd_audit(args, out: Out) -> int:
     previous = _previous(args.diff) if args.diff else None
     if args.configs and not Path(args.configs).is_dir():
         raise UsageError(f"{args.configs}: --configs: not a directory")
+    outputs = {opt: out_path(path, opt) for opt, path in (("--save", args.save), ("--html", args.html)) if path}
     n = len(inv.scope(args.scope))
     with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
@@ -57,10 +58,12 @@ def cmd_audit(args, out: Out) -> int:
         report = run_audit(inv, args.scope, run=run, parallel=args.parallel, progress=advance)
     if previous is not None:
         report["diff"] = diff(previous, report)
-    if args.save:
-        write_atomic(args.save, json.dumps(report, ensure_ascii=False, indent=1) + "\n", 0o640)
-    if args.html:
-        write_atomic(args.html, render(report), 0o640)
+    for opt, path in outputs.items():
+        try:
+            write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1) + "\n" if opt == "--save" else render(report),
+                         0o640)
+        except OSError as e:
+            raise write_error(path, e) from None
     s = report["summary"]
     code = PARTIAL if s["unreachable"] else FINDINGS if s["verdicts"][FAIL] else OK
     if out.json_mode:

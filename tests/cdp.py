@@ -1,8 +1,8 @@
 """A minimal Chrome DevTools protocol client: real headless Chromium (Debian `chromium`) for page tests.
 
 Only loopback: DevTools listens on 127.0.0.1, every host name and address other than localhost and
-127.0.0.1 resolves to nothing, and background networking is off, so a page reaches nothing but the
-server under test on loopback.
+127.0.0.1 (and names a test maps to a loopback address) resolves to nothing, and background networking
+is off, so a page reaches nothing but the server under test on loopback.
 """
 from __future__ import annotations
 
@@ -24,16 +24,20 @@ from jinbao_netops.files import write_atomic
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
          "--disable-default-apps", "--disable-domain-reliability", "--no-pings", "--metrics-recording-only",
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1", "--window-size=1960,1000", "--lang=zh-CN"]
+         "--window-size=1960,1000", "--lang=zh-CN"]
 
 
 class Chromium:
-    def __init__(self):
+    def __init__(self, hosts: dict[str, str] | None = None):
+        """``hosts``: names resolved to loopback addresses (a DNS-rebinding page); all others resolve to nothing."""
         self.profile = Path(tempfile.mkdtemp(prefix="netops-chromium-"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.proc = subprocess.Popen(["chromium", *FLAGS, "--remote-debugging-address=127.0.0.1",
+        rules = [f"MAP {name} {addr}" for name, addr in (hosts or {}).items() if addr.startswith("127.")]
+        rules += ["MAP * ~NOTFOUND", "EXCLUDE localhost", "EXCLUDE 127.0.0.1"]
+        self.proc = subprocess.Popen(["chromium", *FLAGS, f"--host-resolver-rules={', '.join(rules)}",
+                                      "--remote-debugging-address=127.0.0.1",
                                       f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._id = 0

@@ -43,7 +43,7 @@ targets: {{rto_seconds: 60}}
 
 
 def test_a_scenario_touching_a_node_outside_its_scope_is_refused(tmp_path):
-    with pytest.raises(UsageError, match=r"s.yml: scenario t: scope: guangzhou-db1 is outside the scope panyu"):
+    with pytest.raises(UsageError, match=r"s.yml:1: scenario 't': field 'standby': guangzhou-db1 is outside the scope panyu"):
         load_scenario(INV, write(tmp_path, BASE.format(standby="guangzhou-db1")))
 
 
@@ -51,13 +51,55 @@ def test_a_scenario_touching_a_node_outside_its_scope_is_refused(tmp_path):
     (("kind: database_restore", "kind: chaos"), "kind"),
     (("service: mariadb", "service: oracle"), "service"),
     (("rto_seconds: 60", "rto_seconds: -1"), "targets.rto_seconds"),
-    (("stop_services", "unplug"), "fault"),
+    (("rto_seconds: 60", "rto_seconds: 1e12"), "targets.rto_seconds"),
+    (("stop_services", "unplug"), "fault.unplug"),
     (("scope: panyu", "scope: atlantis"), "scope"),
+    (("id: t", "id: [t]"), "id"),
+    (("standby: {standby}\n", ""), "standby"),
+    (("[mariadb]", "mariadb"), "fault.stop_services.panyu-db1"),
 ])
-def test_bad_scenarios_name_file_and_field(tmp_path, edit, field):
-    text = BASE.format(standby="panyu-r1").replace(*edit)
-    with pytest.raises(UsageError, match=rf"s.yml: scenario t: {field}:"):
+def test_bad_scenarios_name_file_object_and_field(tmp_path, edit, field):
+    text = BASE.replace(*edit).format(standby="panyu-r1")
+    with pytest.raises(UsageError, match=rf"s.yml:\d+: scenario '.*': field '{field}': ") as e:
         load_scenario(INV, write(tmp_path, text))
+    assert len(e.value.lines()) == 1
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A few hundred bytes that expand to 9**9 (387 million) strings when walked."""
+    lines = ['x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _limited(netops_args, memory=1 << 30):
+    """The CLI under a 1 GiB address-space limit: an unbounded expansion is a MemoryError, not a swapped-out host."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    return subprocess.run([sys.executable, "-m", "jinbao_netops.cli", *netops_args], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (memory, memory)))
+
+
+@pytest.mark.parametrize("content, message", [
+    # the alias bomb reached 2.2 GB, then a MemoryError traceback
+    (_alias_bomb() + BASE.replace("name: t", "name: *a9").format(standby="panyu-r1"),
+     ":1: YAML error: aliases expand the document by more than 100,000 nodes (an alias bomb)"),
+    ("id: t\nname: \xe9t\xe9\n".encode("latin-1"), ":2: YAML error: not UTF-8 text (invalid continuation byte at byte 12)"),
+    (b"x" * (64 << 10) + b": 1\n", ": document: field '(file)': larger than 65,536 bytes"),
+    ("- a list, not a scenario\n", ": document: field '(top level)': expected a mapping of sections (id, name, kind, "),
+    ("id: &a [t, *a]\n", ":1: YAML error: an alias refers to the node that contains it (recursive alias)"),
+])
+def test_hostile_scenario_files_are_one_line_exit_2(tmp_path, content, message):
+    path = tmp_path / "s.yml"
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    r = _limited(["drill", "run", str(path), "--dry-run"])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith(f"{path}{message}"), r.stderr
 
 
 def test_cli_dry_run_touches_nothing_and_bad_scenario_is_exit_2(netops, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -188,15 +187,15 @@ def test_forced_write_keeps_old_tree_when_swap_fails(tmp_path, monkeypatch):
 
 def test_write_is_atomic_when_a_file_fails(tmp_path, monkeypatch):
     out = tmp_path / "inv"
-    real, written = Path.write_text, []
+    real, written = gen.write_atomic, []
 
-    def flaky(self, *a, **kw):
+    def flaky(path, *a, **kw):
         if written:
             raise OSError(28, "No space left on device")
-        written.append(self)
-        return real(self, *a, **kw)
+        written.append(path)
+        return real(path, *a, **kw)
 
-    monkeypatch.setattr(Path, "write_text", flaky)
+    monkeypatch.setattr(gen, "write_atomic", flaky)
     with pytest.raises(OSError):
         write(FILES, out)
     assert written and list(tmp_path.iterdir()) == []
@@ -227,7 +226,11 @@ def test_cli_generate(netops, tmp_path):
 
 @pytest.mark.parametrize("args, msg", [(["--provinces", "40"], "provinces must be between 1 and 32"),
                                        (["--provinces", "2", "--cities", "1"], "every province needs a city"),
-                                       (["--provinces", "1", "--cities", "100"], "do not fit the address plan")])
+                                       (["--provinces", "1", "--cities", "100"], "do not fit the address plan"),
+                                       # ran 17 s and 0.5 GB before the address plan gave up
+                                       (["--counties", "999999999"], "inventory generate: --counties 999999999: at most "
+                                                                     "10,000 最多 (the real network has 2,850)"),
+                                       (["--cities", "5000"], "--cities 5000: at most 1,000")])
 def test_cli_generate_bad_sizes(netops, tmp_path, args, msg):
     r = netops("inventory", "generate", "--out", str(tmp_path / "x"), *args)
     assert r.returncode == 2

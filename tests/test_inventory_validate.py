@@ -193,3 +193,84 @@ def test_missing_inventory_path(netops, tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == f"{tmp_path / 'nope'}: no such inventory file or directory"
     assert "Traceback" not in r.stderr
+
+
+# --- hostile files: every .yml entry is read or reported, never skipped, never echoed ---------------
+
+def _special(kind: str, path: Path) -> None:
+    import os
+
+    if kind == "dangling link":
+        path.symlink_to(path.parent / "gone.yml")
+    elif kind == "link loop":
+        path.symlink_to(path)
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind, why", [
+    ("dangling link", "a dangling symbolic link 符号链接指向不存在的文件"),
+    ("link loop", "a symbolic link loop 符号链接循环"),
+    ("FIFO", "a FIFO, not a regular file 不是普通文件"),
+    ("directory", "a directory, not a regular file 不是普通文件"),
+])
+def test_a_yml_entry_that_is_not_a_readable_file_is_an_error(netops, tmp_path, kind, why):
+    """With guangdong.yml a dangling link, 9 of 17 sites validated as "valid" (the file was skipped)."""
+    inv = tmp_path / "inv"
+    shutil.copytree(DEFAULT_INVENTORY, inv)
+    (inv / "guangdong.yml").unlink()
+    _special(kind, inv / "guangdong.yml")
+    r = netops("inventory", "validate", "-i", str(inv))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [f"{inv / 'guangdong.yml'}: document: field '(file)': {why}"]
+    # named directly, too (a directory so named is an inventory directory, here an empty one)
+    direct = "no .yml files in this directory" if kind == "directory" else f"document: field '(file)': {why}"
+    r = netops("inventory", "validate", "-i", str(inv / "guangdong.yml"))
+    assert r.returncode == 2 and r.stderr.splitlines() == [f"{inv / 'guangdong.yml'}: {direct}"]
+
+
+def test_hidden_entries_are_not_part_of_the_inventory(netops, tmp_path):
+    inv = tmp_path / "inv"
+    shutil.copytree(DEFAULT_INVENTORY, inv)
+    (inv / ".#guangdong.yml").symlink_to("root@host.1234:1700000000")  # an editor's lock while guangdong.yml is open
+    assert netops("inventory", "validate", "-i", str(inv)).returncode == 0
+
+
+def test_a_file_that_is_no_inventory_is_not_quoted(netops, tmp_path):
+    """`-i /etc/shadow` answered with its first line, the password hash included, as an 'unknown section'."""
+    shadow = tmp_path / "shadow"
+    shadow.write_text("root:$y$j9T$SALTsalt$HASHhashHASH:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\n")
+    for extra in ((), ("--json",)):
+        r = netops("inventory", "validate", "-i", str(shadow), *extra)
+        assert r.returncode == 2 and "HASHhash" not in r.stdout + r.stderr and "19700" not in r.stdout + r.stderr
+        assert r.stderr.splitlines() == [
+            f"{shadow}: document: field '(top level)': expected a mapping of sections (network, credentials, sites, "
+            "devices, links), got a mapping without any of them: not an inventory file 不是清单文件"]
+
+
+@pytest.mark.parametrize("text, want", [
+    ("x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+     + "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)) + "sites: {bu: *a9}\n",
+     "inv.yml:1: YAML error: aliases expand the document by more than 100,000 nodes (an alias bomb)"),
+    ("sites: &s {x: *s}\n", "inv.yml:1: YAML error: an alias refers to the node that contains it (recursive alias)"),
+    ("sites: {}\n" + "#" * (16 << 20) + "\n", "inv.yml: document: field '(file)': larger than 16,777,216 bytes 文件过大"),
+])
+def test_bounded_yaml(netops, tmp_path, text, want):
+    (tmp_path / "inv.yml").write_text(text)
+    r = netops("inventory", "validate", "-i", str(tmp_path / "inv.yml"))
+    assert r.returncode == 2 and r.stderr.splitlines() == [f"{tmp_path}/{want}"], r.stderr[-1000:]
+
+
+def test_anchors_and_aliases_within_bounds_still_load(tmp_path):
+    from jinbao_netops.inventory import load
+
+    inv = tmp_path / "inv"
+    shutil.copytree(DEFAULT_INVENTORY, inv)
+    gd = inv / "guangdong.yml"
+    text = gd.read_text(encoding="utf-8")
+    assert text.count("carrier: china_telecom") > 2
+    text = text.replace("carrier: china_telecom", "carrier: &ct china_telecom", 1).replace("carrier: china_telecom", "carrier: *ct")
+    gd.write_text(text, encoding="utf-8")
+    assert load(inv).links["longgang-up1"].carrier == "china_telecom"

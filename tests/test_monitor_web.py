@@ -444,3 +444,153 @@ def test_alerts_suppressed_by_a_real_alertmanager_do_not_colour(tmp_path):
     assert {a["device"]: a["suppressed"] for a in h["alerts"]} == {"guangzhou-r1": False, "panyu-r1": True}
     assert h["alerts"][-1]["device"] == "panyu-r1"  # held-back alerts after the live ones
     assert h["sites"]["panyu"]["health"] == "ok" and h["sites"]["guangzhou"]["health"] == "down"
+
+
+# --- the map is not an open door: loopback by default, Host checked, a token beyond loopback -------------
+
+def _serve(token=None, host="127.0.0.1"):
+    server = web.make_server(web.HealthMap(INV, [web.Source(f"http://127.0.0.1:{free_port()}")]), host, 0, token)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _request(port, path="/", host=None, method="GET", body=None, headers=()):
+    """(status, headers, body) of one request with the Host header given as is."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True)
+        conn.putheader("Host", host if host is not None else f"127.0.0.1:{port}")
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.putheader("Content-Length", str(len(body or b"")))
+        conn.endheaders(body)
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def test_a_host_header_that_does_not_name_the_server_is_421():
+    """A DNS-rebinding page (evil.example resolving to 127.0.0.1) read the map through the victim's browser."""
+    server = _serve()
+    port = server.server_address[1]
+    try:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+            assert _request(port, "/api/topology", host)[0] == 200, host
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", f"10.0.0.1:{port}", "", "[::1"):
+            status, headers, body = _request(port, "/api/topology", host)
+            assert status == 421 and b"sites" not in body, host
+            assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_with_a_token_every_request_needs_the_session_or_the_bearer():
+    token = "s3cret-token-0123456789"
+    server = _serve(token)
+    port = server.server_address[1]
+    try:
+        status, _, body = _request(port, "/")
+        assert status == 401 and b'name="token"' in body and b'id="map"' not in body  # the login form, not the map
+        assert _request(port, "/api/health")[0] == 401 and _request(port, "/app.js")[0] == 401
+        assert _request(port, "/api/topology", headers=[("Authorization", "Bearer nope-nope-nope-nope")])[0] == 401
+        assert _request(port, "/api/topology", headers=[("Authorization", f"Bearer {token}")])[0] == 200
+        form = [("Content-Type", "application/x-www-form-urlencoded")]
+        status, _, body = _request(port, "/login", method="POST", body=b"token=wrong-wrong-wrong", headers=form)
+        assert status == 401 and "令牌错误 / wrong token".encode() in body
+        status, headers, _ = _request(port, "/login", method="POST", body=f"token={token}".encode(), headers=form)
+        assert status == 303 and headers["Location"] == "/"
+        cookie = headers["Set-Cookie"]
+        assert cookie.endswith("; Path=/; HttpOnly; SameSite=Strict") and token not in cookie
+        session = cookie.split(";")[0]
+        assert _request(port, "/api/health", headers=[("Cookie", f"a=b; {session}")])[0] == 200
+        status, headers, _ = _request(port, f"/?token={token}")  # once, from a link: a cookie and a clean URL
+        assert status == 303 and headers["Location"] == "/" and headers["Set-Cookie"].split(";")[0] == session
+        assert _request(port, "/", f"evil.example:{port}", headers=[("Cookie", session)])[0] == 421  # Host first
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _token_file(tmp_path, token="0123456789abcdef0123", mode=0o600, name="token"):
+    f = tmp_path / name
+    f.write_text(token + "\n")
+    f.chmod(mode)
+    return str(f)
+
+
+@pytest.mark.parametrize("extra, err", [
+    ([":0"], "--listen :0: beyond loopback other machines reach the map; that needs --allow-remote and --token-file"),
+    (["0.0.0.0:0"], "beyond loopback"),
+    (["0.0.0.0:0", "--allow-remote"], "needs --allow-remote and --token-file"),
+    (["0.0.0.0:0", "--allow-remote", "--token-file", "{open}"], "--token-file: must be a regular file of this user that "
+                                                                 "no one else may read (chmod 600)"),
+    (["0.0.0.0:0", "--allow-remote", "--token-file", "{short}"], "--token-file: the token must be at least 16"),
+])
+def test_listening_beyond_loopback_needs_the_flag_and_a_token(tmp_path, capsys, extra, err):
+    """`--listen :PORT` bound every interface with no authentication."""
+    files = {"open": _token_file(tmp_path, mode=0o644), "short": _token_file(tmp_path, "short", name="short")}
+    argv = ["monitor", "web", "--check", "--prometheus", f"http://127.0.0.1:{free_port()}", "--listen",
+            *(a.format(**files) for a in extra)]
+    assert main(argv) == 2
+    e = capsys.readouterr().err
+    assert e.count("\n") == 1 and err in e and "0123456789abcdef" not in e
+
+
+def test_remote_listen_with_a_token_serves_on_every_interface(tmp_path, capsys):
+    """--allow-remote with a 0600 token file: bound to the wildcard address, read with the token."""
+    assert main(["monitor", "web", "--check", "--json", "--listen", "0.0.0.0:0", "--allow-remote", "--token-file",
+                 _token_file(tmp_path), "--prometheus", f"http://127.0.0.1:{free_port()}"]) == 3  # served; Prometheus down
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["served"] and rep["url"].startswith("http://127.0.0.1:")
+
+
+def test_the_token_reaches_a_detached_map_on_stdin_not_argv(netops, tmp_path):
+    from conftest import clean_env
+
+    env = clean_env(NETOPS_RUN_DIR=str(tmp_path))
+    port = free_port()
+    token = "0123456789abcdef0123"
+    spec = ["--listen", f"127.0.0.1:{port}", "--prometheus", f"http://127.0.0.1:{free_port()}"]
+    r = netops("monitor", "web", "--detach", "--json", *spec, "--token-file", _token_file(tmp_path, token), env=env)
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = json.loads(r.stdout)["pid"]
+        assert token not in open(f"/proc/{pid}/cmdline").read() and token not in open(f"/proc/{pid}/environ").read()
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            get(f"http://127.0.0.1:{port}/api/topology")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/topology", headers={"Authorization": f"Bearer {token}"})
+        assert len(json.loads(urllib.request.urlopen(req, timeout=10).read())["sites"]) == 17
+    finally:
+        assert netops("monitor", "web", "--stop", *spec, env=env).returncode == 0
+
+
+def test_login_and_rebinding_in_headless_chromium():
+    """Real Chromium: a page from a rebinding name gets the 421, not the map; the map asks for the token,
+    keeps the session in a cookie the page's scripts cannot read, and a ?token= link leaves no token in the URL."""
+    token = "0123456789abcdef0123"
+    server = _serve(token)
+    port = server.server_address[1]
+    try:
+        with Chromium(hosts={"rebind.test": "127.0.0.1"}) as page:
+            page.goto(f"http://rebind.test:{port}/")
+            page.wait_for("document.readyState === 'complete' && document.body.innerText.includes('421')", 30)
+            assert not page.eval("!!document.getElementById('map')")
+            page.goto(f"http://127.0.0.1:{port}/#site=huadu")
+            page.wait_for("!!document.getElementById('token')", 30)
+            page.eval("document.getElementById('token').value = 'wrong-wrong-wrong-wrong'; document.forms[0].submit()")
+            page.wait_for("document.body.innerText.includes('wrong token')", 30)
+            page.eval(f"document.getElementById('token').value = '{token}'; document.forms[0].submit()")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            assert page.eval("document.querySelectorAll('g.site').length") == 17
+            assert page.eval("document.cookie") == ""  # HttpOnly: no script of the page sees the session
+        with Chromium() as page:
+            page.goto(f"http://127.0.0.1:{port}/?token={token}")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            assert page.eval("location.href") == f"http://127.0.0.1:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -69,6 +69,38 @@ def test_inventory_edit_keeps_comments_and_order(default_copy):
     assert (default_copy / "guangdong.yml").read_text(encoding="utf-8").splitlines() == before
 
 
+def test_a_link_edit_killed_between_its_files_is_completed_by_the_next_load(default_copy, monkeypatch, netops):
+    """The links of guangdong in a file of their own: decommissioning longgang-up1 edits the addresses
+    in guangdong.yml and the state in guangdong-links.yml. A Ctrl-C between the two renames left the
+    addresses gone and the link active: an inventory that no longer validated, every command exit 2."""
+    gd = default_copy / "guangdong.yml"
+    text = gd.read_text(encoding="utf-8")
+    cut = text.index("\nlinks:\n") + 1
+    gd.write_text(text[:cut], encoding="utf-8")
+    (default_copy / "guangdong-links.yml").write_text(text[cut:], encoding="utf-8")
+    real, renamed = os.replace, []
+
+    def replace(src, dst, **kw):  # the second file renamed into the inventory directory: Ctrl-C
+        if Path(dst).parent == default_copy:
+            renamed.append(dst)
+            if len(renamed) == 2:
+                raise KeyboardInterrupt
+        return real(src, dst, **kw)
+
+    with monkeypatch.context() as m, al.locked(default_copy):
+        m.setattr(os, "replace", replace)
+        with pytest.raises(KeyboardInterrupt):
+            al.record_link(default_copy, "longgang-up1", {"longgang-r1:eth1": None, "shenzhen-r1:eth5": None},
+                           LinkState.planned)
+    r = netops("inventory", "validate", "-i", str(default_copy))  # the next command completes the change first
+    assert r.returncode == 0, r.stderr
+    inv = inventory.load(default_copy)
+    link = inv.links["longgang-up1"]
+    assert link.state == LinkState.planned and inv.interface(link.a).address is None is inv.interface(link.b).address
+    assert sorted(p.name for p in default_copy.iterdir()) == ["guangdong-links.yml", "guangdong.yml", "ministry.yml",
+                                                              "network.yml", "sichuan.yml"]
+
+
 def test_block_style_interface_and_flow_style_link_are_edited(vendors_copy):
     with al.locked(vendors_copy):
         inv = al.record_link(vendors_copy, "xb-up", {"xb-r1:GigabitEthernet0/1": "10.44.255.5/31",

@@ -210,6 +210,36 @@ def test_session_lost_at_confirm_rolls_back_what_it_can(net):
     assert inventory.load(net["dir"]).links["xb-up"].state == LinkState.planned
 
 
+def test_ctrl_c_mid_push_rolls_back_records_and_stops(net, monkeypatch):
+    """Ctrl-C while the second end takes its lines: both ends are put back (the first was armed and
+    changed, the second got its lines before the interrupt), the change record says so, and the
+    KeyboardInterrupt goes on to the CLI (exit 130). It escaped past the DeviceError handler before,
+    leaving both devices changed and nothing recorded."""
+    from jinbao_netops.access import CliSession
+
+    fakes = net["fakes"]
+    before = {d: (fakes[d].running(), fakes[d].saved) for d in ("xa-r1", "sz-r1")}
+    real, pushed = CliSession.configure, []
+
+    def configure(self, commands, arm_minutes=None):
+        out = real(self, commands, arm_minutes=arm_minutes)
+        pushed.append(commands)
+        if len(pushed) == 2:  # the second end's lines sent: Ctrl-C (Comware's reverse lines come later)
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(CliSession, "configure", configure)
+    with pytest.raises(KeyboardInterrupt):
+        en.change(net["dir"], "xa-up", "provision", net["opts"]())
+    for dev, (running, saved) in before.items():
+        assert (fakes[dev].running(), fakes[dev].saved) == (running, saved), dev
+        assert SAVE[fakes[dev].style] not in fakes[dev].received
+    [rec] = en.history(net["dir"] / "changes")
+    assert rec["result"] == "interrupted" and rec["ok"] is False and rec["link"] == "xa-up"
+    assert {r["device"]: r["identical"] for r in rec["rollback"]} == {"xa-r1": True, "sz-r1": True}
+    assert inventory.load(net["dir"]).links["xa-up"].state == LinkState.planned
+
+
 def test_a_line_the_device_refuses_fails_the_push_and_rolls_back(net):
     """Comware says `% Unrecognized command found at '^' position.`: the push stops there and what
     was applied is undone (Comware has no immediate native revert: the lines, then the commit)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from jinbao_netops import escape
 from jinbao_netops.inventory import Level, load
 from jinbao_netops.inventory.model import LEVEL_NAMES
-from jinbao_netops.files import write_atomic
+from jinbao_netops.files import out_path, write_atomic, write_error
 from jinbao_netops.errors import EXIT_CODES_HELP, FINDINGS, OK, UsageError
 from jinbao_netops.output import Out
 
@@ -221,6 +221,8 @@ def cmd_draw(args, out: Out) -> int:
     topo = _topology(args)
     if args.scope:
         topo.site(args.scope)  # unknown site → one line, exit 2, before any work
+    if args.out != "-":  # a bad path too
+        target = out_path(args.out or f"topology-{args.scope or topo.graph.name}.{fmt}", "--out")
     n_sites = len(dr.scope_sites(topo, args.scope))
     if n_sites > BIG_DRAWING and fmt != "dot":
         out.note(f"drawing {n_sites} sites with dot takes a minute or more 站点较多，请稍候; "
@@ -230,8 +232,10 @@ def cmd_draw(args, out: Out) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return OK
-    target = Path(args.out or f"topology-{args.scope or topo.graph.name}.{fmt}")
-    _write_atomic(target, data)
+    try:
+        write_atomic(target, data)
+    except OSError as e:
+        raise write_error(target, e) from None
     n_spof = len(an.spof(topo))
     if out.json_mode:
         out.json({"ok": True, "out": str(target), "format": fmt, "bytes": len(data), "sites": n_sites,
@@ -240,10 +244,3 @@ def cmd_draw(args, out: Out) -> int:
         out.print(f"[green]✓[/] wrote 已生成 {target} ({fmt}, {n_sites} 站点 sites, "
                   f"{n_spof} 单点故障 single points of failure in the network)")
     return OK
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    try:
-        write_atomic(target, data)
-    except OSError as e:
-        raise UsageError(f"{target}: cannot write: {e.strerror or e}") from None

@@ -196,6 +196,7 @@ function detail(id) {
 async function refresh() {
   try {
     const r = await fetch("api/health", { cache: "no-store" });
+    if (r.status === 401) return location.reload();  // the session ended (a new token): the login page
     if (!r.ok) throw new Error(r.status);
     health = await r.json();
     paint();

@@ -101,6 +101,7 @@ def test_router_stopped_turns_its_site_red(healthmap):
             assert page.eval("document.querySelector('path.link[data-link=\"huadu-up1\"]').dataset.health") == "down"
             page.eval(f"document.querySelector('g.site[data-site=\"{SITE}\"]').dispatchEvent(new MouseEvent('click'))")
             assert ROUTER in page.eval("document.getElementById('detail').innerText")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = page.screenshot(ARTIFACTS / f"healthmap-{SITE}-down.png")
             print(f"\nscreenshot 截图: {shot}")
             assert shot.stat().st_size > 20_000

@@ -4,7 +4,8 @@ Allocation is keyed by link id: the link's addresses live in the inventory itsel
 interfaces), so a rerun finds them there and returns the same ones. Concurrent runs serialise on
 an flock of the inventory directory and re-read the inventory under it. Files are edited line by
 line (comments and order stay), the edited inventory is loaded by the one loader from a temporary
-copy, and only then does the file replace the original atomically.
+copy, and only then do the files replace the originals, as one journalled change (a run killed
+midway is completed by the next load).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from jinbao_netops.inventory import Inventory, InventoryError, load
 from jinbao_netops.inventory.loader import inventory_files
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState
-from jinbao_netops.files import write_atomic
+from jinbao_netops.files import commit
 from jinbao_netops.errors import UsageError
 
 
@@ -202,7 +203,8 @@ def edit_link(inv: Inventory, link, addresses: dict[str, str | None], state: Lin
 
 def write_checked(root: Path, new_texts: dict[Path, str], expect) -> Inventory:
     """Load the edited inventory from a temporary copy with the one loader, check ``expect(inv)``,
-    then replace each file atomically. Returns the inventory as now written."""
+    then replace the files as one journalled change (``files.commit``). Returns the inventory as now
+    written."""
     files = inventory_files(root)
     with tempfile.TemporaryDirectory(prefix="netops-inv-") as tmp:
         tdir = Path(tmp)
@@ -219,8 +221,8 @@ def write_checked(root: Path, new_texts: dict[Path, str], expect) -> Inventory:
         problem = expect(trial)
         if problem:
             raise UsageError(f"{root}: the line edit did not give the intended inventory: {problem}")
-    for f, text in new_texts.items():
-        write_atomic(f, text, mode=f.stat().st_mode & 0o777)
+    idir = inventory_dir(root)  # every file at once: a run killed midway is completed by the next load
+    commit(idir, {str(f.relative_to(idir)): text for f, text in new_texts.items()})
     return load(root)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jinbao_netops.files import out_path
 from jinbao_netops.inventory.loader import DEFAULT_INVENTORY
 from jinbao_netops.errors import FINDINGS, OK
 from jinbao_netops.output import Out
@@ -40,7 +41,7 @@ def _root(args) -> Path:
 
 
 def _opts(args, step) -> Options:
-    return Options(check=args.check, changes=Path(args.changes) if args.changes else None,
+    return Options(check=args.check, changes=out_path(args.changes, "--changes", directory=True) if args.changes else None,
                    verify_timeout=args.verify_timeout, step=step)
 
 

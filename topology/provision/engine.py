@@ -261,6 +261,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
         if opts.check and not opts.changes:
             bfile = None
         else:
+            bfile.parent.mkdir(parents=True, exist_ok=True)  # the change directory's backups/
             write_atomic(bfile, e.backup, 0o600)  # a whole running config, secrets included
         e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
         e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
@@ -274,6 +275,30 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
     target = LinkState.active if action == "provision" else LinkState.planned
     if not any(e.changes for e in ends) and link.state == target:
         return {**result, "result": "no_change", "ok": True}
+    try:
+        evidence = _push(link, action, addrs, ends, county, opts, access, result)
+    except KeyboardInterrupt:  # Ctrl-C mid-change: undo what reached the devices, record it, then stop (exit 130)
+        result["verification"] = [{"check": "interrupted 已中断", "ok": False, "evidence": "KeyboardInterrupt (Ctrl-C)"}]
+        result["rollback"] = _rollback(ends)
+        result["result"], result["ok"] = "interrupted", False
+        _append_record(cdir, result)
+        raise
+    if not all(c["ok"] for c in evidence):
+        result["rollback"] = _rollback(ends)
+        result["result"], result["ok"] = "rolled_back", False
+        _append_record(cdir, result)
+        return result
+    with al.locked(root):
+        al.record_link(root, link.id, {k: (str(v) if action == "provision" else None) for k, v in addrs.items()}, target)
+    result["result"], result["ok"] = "applied", True
+    _append_record(cdir, result)
+    opts.step(1, "saved 已保存")
+    return result
+
+
+def _push(link, action, addrs, ends, county, opts, access: Access, result: dict) -> list[dict]:
+    """Push each end's commands armed, verify, and when every check passes confirm and save each end.
+    Returns the evidence (also in ``result``); a device failing is a failed check, not an exception."""
     try:
         for e in ends:
             if e.changes:
@@ -293,17 +318,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
                 e.saved = True
         except DeviceError as x:  # a session lost now: roll back what can be (an armed timer does the rest)
             evidence.append({"check": "confirm and save 确认并保存", "ok": False, "evidence": str(x)})
-    if not all(c["ok"] for c in evidence):
-        result["rollback"] = _rollback(ends)
-        result["result"], result["ok"] = "rolled_back", False
-        _append_record(cdir, result)
-        return result
-    with al.locked(root):
-        al.record_link(root, link.id, {k: (str(v) if action == "provision" else None) for k, v in addrs.items()}, target)
-    result["result"], result["ok"] = "applied", True
-    _append_record(cdir, result)
-    opts.step(1, "saved 已保存")
-    return result
+    return evidence
 
 
 # --- finding the link ---------------------------------------------------------------------------

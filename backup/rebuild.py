@@ -1,0 +1,128 @@
+"""Rebuilding the backup catalogue from the backups themselves: `netops backup status --rebuild`.
+
+Each province store's restic repository names every snapshot's asset in its tags (asset, kind,
+site, province, device); its DR store's copies carry the original's id; each store's config archive
+holds one file per device (SITE/DEVICE.cfg). From them every asset gets its newest backup, its time,
+size and copies again. Two things live only in the catalogue and cannot come back: the verification
+state (run `netops backup verify`) and the source fingerprints of database dumps (recorded again by
+the next `netops backup run`). The file it replaces is kept aside by ``catalogue.replace``.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from jinbao_netops.access import Access
+from jinbao_netops.errors import DeviceError
+from jinbao_netops.inventory import Inventory
+
+from . import catalogue
+from .configs import Archive, ArchiveError, archive_exists, remote_of
+from .jobs import service_of
+from .remote import dr_store_of, state_dir, store_of
+from .restic import Repo, ResticError, tags_of
+
+LOST = ("verification state (run `netops backup verify`); database fingerprints (recorded by the next "
+        "`netops backup run`) 校验状态与数据库指纹不在仓库中")
+
+
+def _time(snap: dict) -> float:
+    return datetime.fromisoformat(snap["time"]).timestamp()
+
+
+def from_snapshots(repo: Repo, dr: str | None, copied: set[str]) -> dict[str, dict]:
+    """asset id → entry, from the newest snapshot of each asset in ``repo``; ``copied``: the ids of the
+    snapshots the DR store ``dr`` holds a copy of."""
+    newest: dict[str, dict] = {}
+    for snap in repo.snapshots():
+        aid = tags_of(snap).get("asset")
+        if aid and (aid not in newest or _time(snap) > _time(newest[aid])):
+            newest[aid] = snap
+    out = {}
+    for aid, snap in newest.items():
+        tags, summary = tags_of(snap), snap.get("summary") or {}  # restic ≥ 0.17 records a summary
+        service, database = service_of(aid)
+        when = _time(snap)
+        out[aid] = {"device": tags.get("device"), "site": tags.get("site"), "province": tags.get("province"),
+                    "kind": tags.get("kind"), "store": repo.name, "dr_store": dr,
+                    "last_attempt": when, "last_ok": True, "last_success": when, "snapshot": snap["id"][:8],
+                    "size": summary.get("total_bytes_processed"),
+                    "duration": (datetime.fromisoformat(summary["backup_end"]).timestamp()
+                                 - datetime.fromisoformat(summary["backup_start"]).timestamp())
+                    if "backup_end" in summary else None,
+                    "offsite": snap["id"][:8] in copied, "service": service, "database": database,
+                    "filename": (snap.get("paths") or [None])[0]}
+    return out
+
+
+def from_archive(inv: Inventory, archive: Archive, store: str, dr: str | None, dr_head: str | None) -> dict[str, dict]:
+    """DEVICE:config → entry, from the files at the archive's HEAD (``dr_head``: the DR copy's HEAD).
+    A device's last success is the last commit that changed its file: a run that changed nothing commits nothing."""
+    head = archive.head()
+    out = {}
+    for rel, (size, when) in archive.files().items():
+        dev = Path(rel).stem
+        if dev not in inv.devices:
+            continue  # an archived device the inventory no longer has
+        site = inv.devices[dev].site
+        out[f"{dev}:config"] = {"device": dev, "site": site, "province": (inv.province_of(site) or inv.sites[site]).id,
+                                "kind": "configs", "store": store, "dr_store": dr, "last_attempt": when, "last_ok": True,
+                                "last_success": when, "snapshot": head[:12], "size": size, "duration": None,
+                                "offsite": dr_head == head, "filename": rel}
+    return out
+
+
+def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | None = None,
+            remotes: dict[str, str] | None = None) -> dict:
+    """Read every province store's repository and archive (``repos`` and ``remotes`` replace the
+    access layer's, tests) and install the catalogue they give. A store that cannot be read is a
+    problem; the rebuilt catalogue then replaces only a corrupt one (a partial rebuild is better than
+    none, never better than a good one). Returns {assets, read, problems, installed, aside (the file
+    replaced, kept), lost}."""
+    assets: dict[str, dict] = {}
+    problems: list[str] = []
+    read: list[str] = []
+    for sid in sorted({st.id for s in inv.sites if (st := store_of(inv, s))}):
+        drdev = dr_store_of(inv, inv.devices[sid])
+        dr = drdev.id if drdev else None
+        try:
+            repo = repos[sid] if repos is not None else Repo.on_store(access, sid)
+            if repo.exists():
+                copied: set[str] = set()
+                try:
+                    dr_repo = (repos.get(dr) if repos is not None else Repo.on_store(access, dr)) if dr else None
+                    if dr_repo is not None and dr_repo.exists():
+                        copied = {s.get("original", "")[:8] for s in dr_repo.snapshots()}
+                except (DeviceError, ResticError) as e:
+                    problems.append(f"{dr}: restic repository 备份仓库 (off-site copies unknown): {e}")
+                assets.update(from_snapshots(repo, dr, copied))
+                read.append(f"{sid} restic")
+        except (DeviceError, ResticError) as e:
+            problems.append(f"{sid}: restic repository 备份仓库: {e}")
+        archive = None
+        try:
+            remote, store, ssh = remote_of(access, sid, remotes)
+            if archive_exists(access, store, remote):
+                archive = Archive(state_dir() / "configs" / sid, remote, ssh)
+                archive.open()
+                dr_head = None
+                if dr:
+                    dr_remote, dr_store, dr_ssh = remote_of(access, dr, remotes)
+                    dr_head = archive.remote_head(dr_remote, dr_ssh) if archive_exists(access, dr_store, dr_remote) else None
+                assets.update(from_archive(inv, archive, sid, dr, dr_head))
+                read.append(f"{sid} configs.git")
+        except (ArchiveError, DeviceError, OSError) as e:
+            problems.append(f"{sid}: config archive 配置归档: {e}")
+        finally:
+            if archive:
+                archive.close()
+    keep = False
+    if problems:
+        try:
+            catalogue.load()
+            keep = True  # a good catalogue stays
+        except catalogue.CatalogueError:
+            pass
+    aside = None if keep else catalogue.replace({"assets": assets, "verify_round": 0})
+    return {"assets": len(assets), "read": read, "problems": problems, "installed": not keep,
+            "aside": str(aside) if aside else None, "lost": LOST}

@@ -1,0 +1,139 @@
+"""The backup catalogue is honest: a corrupt one is an error that keeps the file, never an empty
+catalogue; it is rebuilt from real restic repositories and git archives on request, the old file
+kept aside."""
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from conftest import clean_env
+
+from jinbao_netops import inventory
+from jinbao_netops.backup import catalogue
+from jinbao_netops.backup.configs import backup_configs
+from jinbao_netops.backup.jobs import Asset, policy, run_store
+from jinbao_netops.backup.rebuild import rebuild
+from jinbao_netops.backup.restic import Repo
+
+INV = inventory.load(inventory.DEFAULT_INVENTORY)
+PW = secrets.token_hex(16)
+LOCAL = lambda device: ["sh", "-c"]  # noqa: E731  every "node" is this machine
+CORRUPT = b'{"assets": {"huadu-srv1:files": {"device": "huadu-srv1", "snap'  # a write cut short
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("RESTIC_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "state"
+
+
+@pytest.mark.parametrize("content, why", [
+    (CORRUPT, "not JSON: Unterminated string starting at, line 1 column 58"),
+    (b"\xff\xfe{}", "not UTF-8 at byte 0"),
+    (b'["assets"]', "not a JSON object"),
+    (b'{"assets": {"a": 1}}', "field 'assets': not an object of asset entries"),
+])
+def test_a_corrupt_catalogue_fails_loudly_and_stays(netops, tmp_path, content, why):
+    """It was read as empty: `backup status` said 0 assets (exit 0) and the next run overwrote it."""
+    (tmp_path / "catalogue.json").write_bytes(content)
+    env = clean_env(NETOPS_BACKUP_STATE=str(tmp_path))
+    for verb in (["backup", "status"], ["backup", "run", "--kind", "files"], ["backup", "verify"]):
+        r = netops(*verb, env=env)
+        assert r.returncode == 4 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.splitlines() == [
+            f"netops: {tmp_path / 'catalogue.json'}: the backup catalogue is corrupt 备份目录已损坏 ({why}); left as "
+            "it is — `netops backup status --rebuild` rebuilds it from the backup repositories and keeps this file aside"]
+    assert (tmp_path / "catalogue.json").read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalogue.json"]  # nothing written beside it
+
+
+def test_a_catalogue_edit_never_overwrites_a_corrupt_one(state):
+    state.mkdir()
+    (state / "catalogue.json").write_bytes(CORRUPT)
+    with pytest.raises(catalogue.CatalogueError), catalogue.edit() as cat:
+        cat["assets"]["x"] = {}
+    assert (state / "catalogue.json").read_bytes() == CORRUPT
+
+
+def _backed_up(state, tmp_path):
+    """gd-bak1: two server assets in restic with the off-site copy on gd-dr-bak1, and the guangdong
+    routers' configs in git, pushed to both stores; sichuan's stores never backed up to."""
+    data = tmp_path / "src"
+    data.mkdir()
+    (data / "a.conf").write_text("x = 1\n" * 100)
+    repos = {sid: Repo(sid, str(tmp_path / "restic" / sid), PW) for sid in ("gd-bak1", "gd-dr-bak1", "sc-bak1", "sc-dr-bak1")}
+    assets = [Asset("huadu-srv1:files", "huadu-srv1", "huadu", "guangdong", "files", f"tar -C {data} -cf - .",
+                    "/huadu-srv1/files.tar"),
+              Asset("panyu-db1:mariadb:jfjl", "panyu-db1", "panyu", "guangdong", "databases", "echo dump",
+                    "/panyu-db1/mariadb/jfjl.sql", "mariadb", "jfjl")]
+    out = run_store(repos["gd-bak1"], repos["gd-dr-bak1"], assets, LOCAL, policy(), ["files", "databases"])
+    assert out["copied"] and all(a["ok"] for a in out["assets"]), out
+    remotes = {sid: str(tmp_path / "git" / sid / "configs.git") for sid in repos}
+    rep = backup_configs(INV, "guangdong", fetcher=lambda d: f"hostname {d.id}\ninterface eth0\n", remotes=remotes)
+    assert rep["failed"] == 0 and rep["ok"] > 5
+    return repos, remotes
+
+
+KEPT = ("device", "site", "province", "kind", "store", "dr_store", "snapshot", "offsite", "filename", "service",
+        "database", "last_ok")
+
+
+def test_rebuild_from_the_repositories_keeps_the_corrupt_file_aside(state, tmp_path):
+    repos, remotes = _backed_up(state, tmp_path)
+    before = catalogue.load()["assets"]
+    (state / "catalogue.json").write_bytes(CORRUPT)
+
+    res = rebuild(INV, None, repos=repos, remotes=remotes)
+    assert res["problems"] == [] and res["installed"] and res["read"] == ["gd-bak1 restic", "gd-bak1 configs.git"]
+    after = catalogue.load()["assets"]
+    assert sorted(after) == sorted(before) and len(after) == res["assets"]
+    for aid, entry in before.items():
+        assert {k: after[aid].get(k) for k in KEPT} == {k: entry.get(k) for k in KEPT}, aid
+        assert abs(after[aid]["last_success"] - entry["last_success"]) < 120
+    assert after["huadu-srv1:files"]["offsite"] is True and catalogue.derived(after["huadu-srv1:files"])["ok_321"] == 1
+    assert after["guangzhou-r1:config"]["size"] == before["guangzhou-r1:config"]["size"]
+    assert "verify_ok" not in after["huadu-srv1:files"]  # not in any repository: honestly unknown
+    # the corrupt file is kept, byte for byte, and reported
+    aside = state / res["aside"].rsplit("/", 1)[1]
+    assert aside.name.startswith("catalogue.json.corrupt-") and aside.read_bytes() == CORRUPT
+    assert 'asset="huadu-srv1:files"' in (state / "metrics/netops_backup.prom").read_text()
+
+
+def test_a_store_that_cannot_be_read_leaves_a_good_catalogue_alone(state, tmp_path):
+    repos, remotes = _backed_up(state, tmp_path)
+    good = (state / "catalogue.json").read_bytes()
+    repos["gd-bak1"] = Repo("gd-bak1", repos["gd-bak1"].url, "not-the-password")
+    res = rebuild(INV, None, repos=repos, remotes=remotes)
+    assert not res["installed"] and res["aside"] is None
+    assert len(res["problems"]) == 1 and res["problems"][0].startswith("gd-bak1: restic repository 备份仓库: gd-bak1: restic")
+    assert (state / "catalogue.json").read_bytes() == good
+    # a corrupt one is replaced by what could be read (the configs), and kept aside
+    (state / "catalogue.json").write_bytes(CORRUPT)
+    res = rebuild(INV, None, repos=repos, remotes=remotes)
+    assert res["installed"] and res["read"] == ["gd-bak1 configs.git"] and res["problems"]
+    cat = catalogue.load()["assets"]
+    assert cat and all(a["kind"] == "configs" for a in cat.values())
+    assert json.loads(good)["assets"]["guangzhou-r1:config"]["snapshot"] == cat["guangzhou-r1:config"]["snapshot"]
+
+
+def test_backup_status_rebuild(state, tmp_path, monkeypatch, capsys):
+    """The verb: rebuilt, the old file named, what the repositories cannot give back said; then the table."""
+    from jinbao_netops.backup import rebuild as rb
+    from jinbao_netops.cli import main
+
+    repos, remotes = _backed_up(state, tmp_path)
+    (state / "catalogue.json").write_bytes(CORRUPT)
+    real = rb.rebuild
+    monkeypatch.setattr(rb, "rebuild", lambda inv, access: real(inv, access, repos=repos, remotes=remotes))
+    assert main(["backup", "status", "--rebuild"]) == 0  # nothing failed or stale: verification is unknown, not failed
+    out = capsys.readouterr().out
+    [aside] = state.glob("catalogue.json.corrupt-*")
+    assert "重建 rebuilt from gd-bak1 restic, gd-bak1 configs.git" in out and f"原目录已保留: {aside}" in out
+    assert "not in the repositories 仓库中没有: verification state" in out and "huadu-srv1:files" in out
+    assert main(["backup", "status", "--rebuild", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    replaced = state / doc["rebuild"]["aside"].rsplit("/", 1)[1]  # a good catalogue replaced: kept too
+    assert doc["rebuild"]["installed"] and replaced.name.startswith("catalogue.json.replaced-") and replaced.exists()
+    assert len(doc["assets"]) == doc["rebuild"]["assets"] and aside.read_bytes() == CORRUPT
