@@ -177,6 +177,11 @@ class Poller:
         """Release the socket."""
         self.wire.close()
 
+    async def get(self, t: Target, oids: list[str]) -> dict[str, object]:
+        """One GET (with the target's timeout and retries): OID → value, None where the agent has no such object."""
+        vbs = await self._request(t, Stats(), asyncio.Semaphore(1), [_oid(o) for o in oids], bulk=False)
+        return {".".join(map(str, o)): v for o, v in vbs}
+
     # --- one request -----------------------------------------------------------------------------
     async def _request(self, t: Target, stats: Stats, sem: asyncio.Semaphore, oids: list[tuple], bulk: bool):
         for attempt in range(t.retries + 1):

@@ -3,13 +3,13 @@ roll back or save, record. One code path for every platform (the platform table 
 templates carry the differences)."""
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import getpass
 import json
 import os
 import re
 import socket
-import subprocess
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -18,6 +18,8 @@ from pathlib import Path
 
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.access import Access
+from jinbao_netops.collectors.snmp import Poller, SnmpError
+from jinbao_netops.collectors.targets import snmp_targets
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.files import write_atomic
@@ -110,19 +112,27 @@ def _template_dir(opts: Options) -> Path:
 # --- checks ----------------------------------------------------------------------------------
 
 def _snmp_ifname(access: Access, dev, address, port: int = 161) -> str:
-    """ifName of the interface that carries ``address``, over SNMPv3 (IP-MIB ipAdEntIfIndex, IF-MIB ifName)."""
-    snmp = access.inv.credentials[dev.credentials].snmp
-    auth = ["-v3", "-l", "authPriv", "-u", snmp.user, "-a", snmp.auth_protocol,
-            "-A", access.secret(dev.credentials, "snmp.auth_key", snmp.auth_key),
-            "-x", snmp.priv_protocol, "-X", access.secret(dev.credentials, "snmp.priv_key", snmp.priv_key)]
+    """ifName of the interface that carries ``address`` (IP-MIB ipAdEntIfIndex, IF-MIB ifName), asked
+    through the collectors' own SNMPv3 client: keys from the credential references, never in argv."""
+    target, = snmp_targets(access.inv, [dev.id], access.environ, port=port, timeout=2.0, retries=1)
+    index_oid = f"1.3.6.1.2.1.4.20.1.2.{address}"
 
-    def get(oid: str) -> str:
-        p = subprocess.run(["snmpget", "-On", "-Oqv", "-t", "2", "-r", "1", *auth, f"udp:{dev.management}:{port}", oid],
-                           capture_output=True, text=True, timeout=30)
-        return p.stdout.strip() if p.returncode == 0 else ""
+    async def ask() -> object:
+        poller = Poller(concurrency=1)
+        try:  # the client's socket belongs to this event loop: closed in it
+            idx = (await poller.get(target, [index_oid])).get(index_oid)
+            if not isinstance(idx, int):
+                return None
+            name_oid = f"1.3.6.1.2.1.31.1.1.1.1.{idx}"
+            return (await poller.get(target, [name_oid])).get(name_oid)
+        finally:
+            poller.close()
 
-    idx = get(f"1.3.6.1.2.1.4.20.1.2.{address}")
-    return get(f"1.3.6.1.2.1.31.1.1.1.1.{idx}").strip('"') if idx.isdigit() else ""
+    try:
+        name = asyncio.run(ask())
+    except SnmpError:
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def _names(plat, name: str) -> set[str]:
