@@ -65,6 +65,8 @@ FAILURES = {
     ("monitor", "down"): (["-i", NOWHERE], 2, "no such inventory"),
     ("monitor", "status"): (["-i", NOWHERE], 2, "no such inventory"),
     ("monitor", "web"): (["--listen", "nowhere"], 2, "--listen 'nowhere'"),
+    ("serve", "run"): (["--scope", "nope", "--state", "{dir}"], 2, "nope"),
+    ("serve", "status"): (["--schedule", "{file}"], 2, "not a serve schedule"),
 }
 
 
