@@ -47,7 +47,7 @@ from .output import Out
 SCHEDULE = Path(__file__).with_name("schedule.yml")
 STATE_ENV = "NETOPS_SERVE_STATE"
 STATE_DEFAULT = Path("/var/lib/jinbao-netops/serve")
-LISTEN_DEFAULT = "127.0.0.1:9469"
+LISTEN_DEFAULT = "127.0.0.1:9472"   # beside the collector (9469) on the ops host
 MAX_SCHEDULE_BYTES = 64 * 1024
 RETRY_FIRST = 60            # seconds before the first retry of a failed run; doubles per failure
 KILL_WAIT = 10              # seconds between Ctrl-C and SIGKILL for a job that must end
