@@ -27,7 +27,8 @@ def register(nouns, common) -> None:
     p.add_argument("--html", metavar="PATH", help="write the self-contained HTML report here")
     p.add_argument("--save", metavar="PATH", help="write the JSON report here (for a later --diff)")
     p.add_argument("--diff", metavar="PREVIOUS.json", help="show what changed since a previous JSON report")
-    p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH")
+    p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH (and a router's "
+                                                                 "Linux host collection from DIR/<device>.host)")
     p.add_argument("--parallel", type=int, default=16, metavar="N", help="hosts audited at once (default 16)")
     p.set_defaults(func=cmd_audit)
 
@@ -54,7 +55,8 @@ def cmd_audit(args, out: Out) -> int:
     with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
         if args.configs:
-            run = file_runner(Path(args.configs), run)
+            run = file_runner(Path(args.configs), run, {d for d in inv.scope(args.scope)
+                                                         if inv.devices[d].platform_info.kind == "network"})
         report = run_audit(inv, args.scope, run=run, parallel=args.parallel, progress=advance)
     if previous is not None:
         report["diff"] = diff(previous, report)

@@ -112,6 +112,7 @@ def test_cli_audits_saved_configs_and_exit_codes(netops, tmp_path: Path):
     cfgs = tmp_path / "configs"
     cfgs.mkdir()
     shutil.copy(FIX / "frr-compliant.cfg", cfgs / "huadu-r1.cfg")
+    shutil.copy(FIX / "frr-host-hardened.txt", cfgs / "huadu-r1.host")  # its Linux host's collection output
     r = netops("audit", "--scope", "huadu-r1", "--configs", str(cfgs), "--save", str(tmp_path / "a.json"),
                "--html", str(tmp_path / "a.html"), "--json", env=clean_env(NETOPS_SSH_KEY="/nonexistent"))
     assert r.returncode == 0, r.stderr
