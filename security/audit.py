@@ -21,7 +21,7 @@ from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.inventory.store import Inventory
 
-from . import devicerules, hostchecks
+from . import devicerules, hostchecks, records
 from .catalogue import (
     FAIL,
     MANUAL,
@@ -97,12 +97,25 @@ def _host_result(c: Control, check, reason: str, facts: dict, params: dict, plat
                    redact(platform, "".join(f"[{s}]\n{facts.get(s, '')}" for s in used)), ts)
 
 
-def audit_server(cat: Catalogue, params: dict, output: str, ts: str, platform: str = "debian") -> list[dict]:
+def _records_result(c: Control, rec: records.Records, host: str, params: dict, ts: str) -> dict:
+    """A control judged on the suite's own records; unreadable records are no evidence: 需人工举证, with why."""
+    if rec.error:
+        r = _manual(c)
+        r["evidence"]["excerpt"] = f"需人工举证 — the suite's records cannot be read 无法读取备份记录: {rec.error}"
+        return r
+    subs = records.CHECKS[c.id](rec, host, params)
+    return _result(c, subs, "", rec.source, records.excerpt(subs), ts)
+
+
+def audit_server(cat: Catalogue, params: dict, output: str, ts: str, rec: records.Records, host: str,
+                 platform: str = "debian") -> list[dict]:
     facts = hostchecks.split(output)
     out = []
     for c in cat.scope("server"):
         if not c.automatable:
             r = _manual(c)
+        elif c.id in records.CHECKS:
+            r = _records_result(c, rec, host, params, ts)
         else:
             r = _host_result(c, hostchecks.CHECKS[c.id], hostchecks.NA_REASONS.get(c.id, ""), facts, params, platform, ts)
         out.append(_row(c, r))
@@ -144,39 +157,42 @@ def _collect_host(run, device: str, params: dict) -> str:
     return output
 
 
-def audit_host(inv: Inventory, cat: Catalogue, device: str, run) -> dict:
+def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Records) -> dict:
     d = inv.devices[device]
     site = inv.sites[d.site]
     plat = d.platform_info
-    rec = {"host": device, "name": d.name or device, "address": str(d.management), "site": site.id, "site_name": site.name,
+    out = {"host": device, "name": d.name or device, "address": str(d.management), "site": site.id, "site_name": site.name,
            "level": site.level.value, "lineage": inv.lineage(site.id), "platform": d.platform, "kind": plat.kind,
            "status": "ok", "error": None, "started": now(), "seconds": 0.0, "results": []}
     t0 = time.monotonic()
     try:
         params = host_params(inv, device)
         if plat.kind == "server":
-            rec["results"] = audit_server(cat, params, _collect_host(run, device, params), now(), d.platform)
+            out["results"] = audit_server(cat, params, _collect_host(run, device, params), now(), rec, device, d.platform)
         else:
             config = run(device, plat.show_running, None)
             host = _collect_host(run, device, params) if devicerules.on_host(d.platform) else ""
-            rec["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now(), host)
+            out["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now(), host)
     except DeviceError as e:
-        rec.update(status="unreachable", error=e.detail)
-    rec["seconds"] = round(time.monotonic() - t0, 3)
-    return rec
+        out.update(status="unreachable", error=e.detail)
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out
 
 
-def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None) -> dict:
-    """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions)."""
+def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None,
+              rec: records.Records | None = None) -> dict:
+    """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions), ``rec``
+    are the suite's own records (default: the ops host's backup catalogue and drill journals)."""
     if run is None:
         with Access(inv) as access:
-            return run_audit(inv, scope, session_runner(access), parallel, progress)
+            return run_audit(inv, scope, session_runner(access), parallel, progress, rec)
+    rec = records.load() if rec is None else rec
     cat = load_catalogue()
     hosts = inv.scope(scope)
     started, t0 = now(), time.monotonic()
     results: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futs = {pool.submit(audit_host, inv, cat, h, run): h for h in hosts}
+        futs = {pool.submit(audit_host, inv, cat, h, run, rec): h for h in hosts}
         for fut in as_completed(futs):
             rec = fut.result()
             results[rec["host"]] = rec

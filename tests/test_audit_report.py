@@ -7,6 +7,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from conftest import clean_env
 
 from jinbao_netops import inventory
@@ -17,6 +18,12 @@ from jinbao_netops.security.report import render
 
 FIX = Path(__file__).parent / "fixtures/security"
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
+
+
+@pytest.fixture(autouse=True)
+def no_backup_records(tmp_path, monkeypatch):
+    """An ops host with no backups on record (the machine's own state never leaks into a test)."""
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "backup-state"))
 
 
 def fake_runner(hardened: set[str] = frozenset(), down: set[str] = frozenset()):
