@@ -118,7 +118,7 @@ def audit_server(cat: Catalogue, params: dict, output: str, ts: str, rec: record
             r = _records_result(c, rec, host, params, ts)
         else:
             r = _host_result(c, hostchecks.CHECKS[c.id], hostchecks.NA_REASONS.get(c.id, ""), facts, params, platform, ts)
-        out.append(_row(c, r))
+        out.append(_row(c, r, platform))
     return out
 
 
@@ -140,13 +140,13 @@ def audit_network(cat: Catalogue, platform: str, params: dict, config: str, comm
             subs, reason = devicerules.evaluate(platform, c.id, config, params)
             matched = "\n".join(s["detail"] for s in subs or [])
             r = _result(c, subs, reason, command, matched or shown[:EXCERPT], ts)
-        out.append(_row(c, r))
+        out.append(_row(c, r, platform))
     return out
 
 
-def _row(c: Control, r: dict) -> dict:
+def _row(c: Control, r: dict, platform: str) -> dict:
     return {"id": c.id, "clause": c.clause, "item": c.item, "title_zh": c.title_zh, "title_en": c.title_en,
-            "automatable": c.automatable, "verdict_en": VERDICT_EN[r["verdict"]], "fix": c.fix, **r}
+            "automatable": c.automatable, "verdict_en": VERDICT_EN[r["verdict"]], "fix": c.fix_for(platform), **r}
 
 
 def _collect_host(run, device: str, params: dict) -> str:

@@ -12,7 +12,8 @@ from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
 from .audit import diff, file_runner, run_audit, session_runner
-from .catalogue import FAIL, PASS, VERDICTS
+from . import workbook
+from .catalogue import FAIL, PASS, VERDICTS, load_catalogue
 from .catalogue import PARTIAL as V_PARTIAL
 from .report import render
 
@@ -26,6 +27,8 @@ def register(nouns, common) -> None:
     p.add_argument("--scope", metavar="SITE", help="a site (with everything below it) or one device; default: all")
     p.add_argument("--html", metavar="PATH", help="write the self-contained HTML report here")
     p.add_argument("--save", metavar="PATH", help="write the JSON report here (for a later --diff)")
+    p.add_argument("--xlsx", metavar="PATH", help="write the evaluator's record here: an .xlsx workbook shaped like a "
+                                                  "GB/T 28448-2019 测评记录 (record, 差距分析 gap analysis, summary per level)")
     p.add_argument("--diff", metavar="PREVIOUS.json", help="show what changed since a previous JSON report")
     p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH (and a router's "
                                                                  "Linux host collection from DIR/<device>.host)")
@@ -50,7 +53,8 @@ def cmd_audit(args, out: Out) -> int:
     previous = _previous(args.diff) if args.diff else None
     if args.configs and not Path(args.configs).is_dir():
         raise UsageError(f"{args.configs}: --configs: not a directory")
-    outputs = {opt: out_path(path, opt) for opt, path in (("--save", args.save), ("--html", args.html)) if path}
+    outputs = {opt: out_path(path, opt) for opt, path in (("--save", args.save), ("--html", args.html), ("--xlsx", args.xlsx))
+               if path}
     n = len(inv.scope(args.scope))
     with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
@@ -60,10 +64,11 @@ def cmd_audit(args, out: Out) -> int:
         report = run_audit(inv, args.scope, run=run, parallel=args.parallel, progress=advance)
     if previous is not None:
         report["diff"] = diff(previous, report)
+    renderers = {"--save": lambda: json.dumps(report, ensure_ascii=False, indent=1) + "\n", "--html": lambda: render(report),
+                 "--xlsx": lambda: workbook.render(report, load_catalogue())}
     for opt, path in outputs.items():
         try:
-            write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1) + "\n" if opt == "--save" else render(report),
-                         0o640)
+            write_atomic(path, renderers[opt](), 0o640)
         except OSError as e:
             raise write_error(path, e) from None
     s = report["summary"]
@@ -85,7 +90,7 @@ def cmd_audit(args, out: Out) -> int:
     for h in report["hosts"]:
         if h["status"] != "ok":
             out.print(f"[red]无法连接 unreachable (not assessed):[/] {h['host']}: {escape.rich(h['error'])}")
-    for label, path in (("HTML report 报告", args.html), ("JSON report", args.save)):
+    for label, path in (("HTML report 报告", args.html), ("JSON report", args.save), ("测评记录 evaluator's record (xlsx)", args.xlsx)):
         if path:
             out.print(f"{label}: {escape.rich(Path(path).resolve())}")
     return code
