@@ -12,7 +12,7 @@ from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
 from .audit import diff, file_runner, run_audit, session_runner
-from . import workbook
+from . import history, workbook
 from .catalogue import FAIL, PASS, VERDICTS, load_catalogue
 from .catalogue import PARTIAL as V_PARTIAL
 from .report import render
@@ -33,7 +33,17 @@ def register(nouns, common) -> None:
     p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH (and a router's "
                                                                  "Linux host collection from DIR/<device>.host)")
     p.add_argument("--parallel", type=int, default=16, metavar="N", help="hosts audited at once (default 16)")
+    p.add_argument("--history", metavar="DIR", help="keep this audit's JSON report in DIR as audit-<time>.json "
+                                                    "(default with --save: audit-history/ beside the saved report)")
     p.set_defaults(func=cmd_audit)
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")  # optional: `netops audit` alone runs the audit
+    t = verbs.add_parser("trend", parents=[common], help="how the 符合 counts moved per clause and level over the saved audits",
+                         description="Read the saved audits (netops audit --save/--history) and show, per clause and "
+                                     "level, the 符合 count of each audit and its change since the first.")
+    t.add_argument("--history", metavar="DIR", default=str(history.DEFAULT),
+                   help=f"the audit history directory (default: {history.DEFAULT}, the cycle's)")
+    t.add_argument("--last", type=int, default=6, metavar="N", help="audits shown as columns in the table (default 6; --json has all)")
+    t.set_defaults(func=cmd_trend)
 
 
 def _previous(path: str) -> dict:
@@ -55,6 +65,9 @@ def cmd_audit(args, out: Out) -> int:
         raise UsageError(f"{args.configs}: --configs: not a directory")
     outputs = {opt: out_path(path, opt) for opt, path in (("--save", args.save), ("--html", args.html), ("--xlsx", args.xlsx))
                if path}
+    keep_in = history.history_dir(args.history, outputs.get("--save"))
+    if args.history:
+        out_path(args.history, "--history", directory=True)
     n = len(inv.scope(args.scope))
     with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
@@ -71,6 +84,11 @@ def cmd_audit(args, out: Out) -> int:
             write_atomic(path, renderers[opt](), 0o640)
         except OSError as e:
             raise write_error(path, e) from None
+    if keep_in is not None:
+        try:
+            history.keep(keep_in, report)
+        except OSError as e:
+            raise write_error(keep_in, e) from None
     s = report["summary"]
     code = PARTIAL if s["unreachable"] else FINDINGS if s["verdicts"][FAIL] else OK
     if out.json_mode:
@@ -94,3 +112,19 @@ def cmd_audit(args, out: Out) -> int:
         if path:
             out.print(f"{label}: {escape.rich(Path(path).resolve())}")
     return code
+
+
+def cmd_trend(args, out: Out) -> int:
+    if args.last < 1:
+        raise UsageError(f"--last: must be at least 1, not {args.last}")
+    result = {"history": args.history, **history.trend(history.load(Path(args.history)))}
+    if out.json_mode:
+        out.json(result)
+        return OK
+    shown = result["audits"][-args.last:]
+    out.table(f"符合趋势 Compliant counts over {len(result['audits'])} audits ({escape.rich(args.history)})",
+              ["clause", "level", *(a["finished"][:16] for a in shown), "Δ"],
+              [[row["clause"], row["level"],
+                *("-" if s["pass"] is None else f"{s['pass']}/{s['total']}" for s in row["series"][-args.last:]),
+                f"{row['delta_pass']:+d}"] for row in result["trend"]])
+    return OK
