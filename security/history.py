@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinbao_netops.errors import UsageError
 from jinbao_netops.files import write_atomic
-from jinbao_netops.inventory.model import LEVEL_ORDER, Level
+from jinbao_netops.inventory.model import LEVEL_NAMES, Level
 
 from .catalogue import PASS, VERDICTS
 
@@ -104,7 +104,7 @@ def _clause_key(clause: str) -> tuple:
 
 
 def _level_key(level: str) -> int:
-    return -1 if level == ALL else LEVEL_ORDER[Level(level)]
+    return -1 if level == ALL else list(LEVEL_NAMES).index(Level(level))  # senior first
 
 
 def trend(saved: list[tuple[Path, dict]]) -> dict:

@@ -14,7 +14,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
 from jinbao_netops import escape
-from jinbao_netops.inventory.model import LEVEL_ORDER, Level, level_label
+from jinbao_netops.inventory.model import LEVEL_NAMES, Level, level_label
 from jinbao_netops.inventory.platforms import redact
 
 from .catalogue import FAIL, MANUAL, PARTIAL, VERDICT_EN, VERDICTS, Catalogue
@@ -104,7 +104,8 @@ def render(report: dict, cat: Catalogue) -> bytes:
     _sheet(wb, RECORD, RECORD_HEAD, record, [6, 28, 11, 20, 8, 12, 12, 34, 46, 70, 14, 22])
     _sheet(wb, GAPS, GAP_HEAD, gaps, [6, 28, 8, 12, 12, 34, 14, 60, 60])
     summary = []
-    levels = sorted(report["rollup"]["levels"], key=lambda lv: LEVEL_ORDER[Level(lv["level"])])  # 部 → 省 → 市 → 县
+    senior_first = list(LEVEL_NAMES)  # 部 → 省 → 灾备 → 市 → 县
+    levels = sorted(report["rollup"]["levels"], key=lambda lv: senior_first.index(Level(lv["level"])))
     for lv in [*levels, {"level": None, "hosts": report["summary"]["hosts"], "unreachable": len(report["summary"]["unreachable"]),
                          "verdicts": report["summary"]["verdicts"]}]:
         summary.append([level_label(lv["level"]) if lv["level"] else "全部 all", lv["hosts"], lv["unreachable"],

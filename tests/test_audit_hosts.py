@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import time
-
 from pathlib import Path
 
+import pytest
+
 from jinbao_netops import inventory
-from jinbao_netops.security import hostchecks
-from jinbao_netops.security import records
+from jinbao_netops.security import hostchecks, records
 from jinbao_netops.security.audit import audit_server
 from jinbao_netops.security.catalogue import (
     FAIL,
@@ -102,3 +102,13 @@ def test_top_log_host_is_not_applicable_for_forwarding():
     v = verdicts("debian12-hardened.txt", "bu-mon1")
     assert v["log-forwarding"]["verdict"] == NA and v["time-sync"]["verdict"] == NA
     assert "top" in v["time-sync"]["evidence"]["excerpt"]
+
+
+@pytest.mark.parametrize("fixture", ["debian12-hardened.txt", "debian12-lab-fresh.txt", "openeuler-noncompliant.txt"])
+@pytest.mark.parametrize("host", ["bu-mon1", "gd-db1"])
+def test_not_applicable_only_with_its_reason(fixture, host):
+    """A server control is 不适用 only where NA_REASONS says why (the top of the log or time chain),
+    and then the reason is the evidence."""
+    for cid, r in verdicts(fixture, host).items():
+        if r["verdict"] == NA:
+            assert cid in hostchecks.NA_REASONS and r["evidence"]["excerpt"] == hostchecks.NA_REASONS[cid], cid

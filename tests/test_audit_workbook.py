@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from jinbao_netops import inventory
+from jinbao_netops import escape, inventory
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.security import records
 from jinbao_netops.security.audit import run_audit
@@ -126,3 +128,15 @@ def test_cli_writes_the_workbook_atomically_and_names_it(netops, tmp_path: Path)
     assert str(tmp_path / "a.xlsx") in r.stdout.replace("\n", "")
     r = netops("audit", "--scope", "huadu-r1", "--xlsx", str(tmp_path / "nodir" / "a.xlsx"), env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--xlsx" in r.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=60) | st.sampled_from(HOSTILE))
+def test_any_text_reads_back_as_the_same_text(text):
+    """Whatever a host or device sends, the cell reads back as text: the same characters, less those
+    XML cannot carry (spaces instead), never a formula."""
+    rep = run_audit(INV, "panyu-db1", run=runner({"panyu-db1": text}), rec=NO_RECORDS)
+    cell = load_workbook(BytesIO(render(rep, load_catalogue())))[RECORD].cell(row=2, column=10)
+    want, formula_like = escape.cell(text)
+    assert (cell.data_type == "s" or (want == "" and cell.value is None)) and bool(cell.quotePrefix) == formula_like
+    assert (cell.value or "") == want.replace("\r\n", "\n").replace("\r", "\n")
