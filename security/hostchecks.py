@@ -345,9 +345,13 @@ def time_sync(f, p):
 
 
 def _chronyc_has(f, server: str) -> dict:
-    """What the running chronyd reports: the server among its sources (`chronyc -n sources`)."""
+    """What the running chronyd reports: the server among its sources (`chronyc -n sources`). In a
+    container too: chronyd can follow its source there without setting the clock (chronyd -x)."""
     src = [ln.split()[1] for ln in f.get("chronyc", "").splitlines() if re.match(r"^[\^=#][*+\-?x~ ]\s", ln) and len(ln.split()) > 1]
-    return _sub(f"chronyc: chronyd uses {server} 运行中的时间源", server in src, ",".join(src) or f.get("chronyc", "").strip()[:120] or "none")
+    container = f.get("virt", "").strip() not in ("", "none")
+    return _sub(f"chronyc: chronyd uses {server} 运行中的时间源", server in src,
+                (",".join(src) or f.get("chronyc", "").strip()[:120] or "none")
+                + (" (container: run chronyd -x to follow the source without setting the clock)" if container and not src else ""))
 
 
 def time_sync_effective(f, p):
