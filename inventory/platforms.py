@@ -63,7 +63,11 @@ _NET = "ansible.netcommon.network_cli"
 # <redacted> — in the config archive, audit findings and excerpts, reports, change records and diffs
 _FRR_SECRETS = (r"^(\s*(?:enable )?password )\S+", r"^(\s*ip ospf authentication-key )\S+",
                 r"^(\s*ip ospf message-digest-key \d+ md5 )\S+", r"^(\s*neighbor \S+ password )\S+",
-                r"^(\s*key-string )\S+")
+                r"^(\s*key-string )\S+",
+                # its host's snmpd.conf, as the audit collects it (keys are cut on the host already)
+                r"^(\s*createUser\s+\S+\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
+                r"^(\s*createUser\s+\S+\s+\S+\s+<redacted>\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
+                r"^(\s*(?:ro|rw)community6?\s+)\S+", r"^(\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+)\S+")
 _IOS_SECRETS = (r"^(\s*enable (?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*username \S+ (?:privilege \d+ )?(?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*snmp-server community )\S+", r"^(\s*(?:ip ospf )?(?:authentication-key|key-string)(?: \d+)? )\S+",

@@ -45,6 +45,12 @@ def sections(params: dict) -> dict[str, str]:
         "rsyslog": "grep -hsvE '^\\s*(#|$)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf | grep -E '@|omfwd|[Tt]arget='",
         "logrotate": "grep -HsvE '^\\s*(#|$)' /etc/logrotate.d/rsyslog /etc/logrotate.d/syslog /etc/logrotate.conf",
         "chrony": "grep -hsE '^\\s*(server|pool|peer)\\s' /etc/chrony/chrony.conf /etc/chrony.conf /etc/chrony/sources.d/*.sources /etc/chrony/conf.d/*.conf",
+        "chronyc": "chronyc -n sources",
+        # the configuration the running snmpd loaded (its -c FILE, else the default), keys cut before they leave the host
+        "snmpd": "p=$(ps -o args= -C snmpd | head -n 1); echo \"${p:-none}\"; c=$(echo \"$p\" | sed -n 's/.* -c *\\([^ ]*\\).*/\\1/p'); "
+                 "for f in ${c:-/etc/snmp/snmpd.conf} /etc/snmp/snmpd.conf.d/*.conf; do [ -f \"$f\" ] && grep -vE '^\\s*(#|$)' \"$f\"; done"
+                 " | sed -E 's/^(\\s*createUser\\s+\\S+\\s+\\S+)\\s+(\"[^\"]*\"|\\S+)(\\s+(\\S+)\\s+(\"[^\"]*\"|\\S+))?/\\1 *** \\4 ***/;"
+                 " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/'",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
     }
@@ -336,6 +342,61 @@ def time_sync(f, p):
             _sub("no other time sources 无其他时间源", not others, ",".join(others) or "none"),
             _sub("chrony enabled 开机启动", enabled == "enabled" and (active == "active" or container),
                  f"{active}/{enabled}" + (" (container: the clock is the host's)" if container else ""))], ["chrony", "units", "virt"]
+
+
+def _chronyc_has(f, server: str) -> dict:
+    """What the running chronyd reports: the server among its sources (`chronyc -n sources`). In a
+    container too: chronyd can follow its source there without setting the clock (chronyd -x)."""
+    src = [ln.split()[1] for ln in f.get("chronyc", "").splitlines() if re.match(r"^[\^=#][*+\-?x~ ]\s", ln) and len(ln.split()) > 1]
+    container = f.get("virt", "").strip() not in ("", "none")
+    return _sub(f"chronyc: chronyd uses {server} 运行中的时间源", server in src,
+                (",".join(src) or f.get("chronyc", "").strip()[:120] or "none")
+                + (" (container: run chronyd -x to follow the source without setting the clock)" if container and not src else ""))
+
+
+def time_sync_effective(f, p):
+    """The configured source (time_sync) and the source the running chronyd actually uses."""
+    subs, used = time_sync(f, p)
+    if subs is None:
+        return subs, used
+    return [*subs, _chronyc_has(f, p["dengbao_ntp_server"])], [*used, "chronyc"]
+
+
+def _snmpd(f) -> tuple[bool, list[str]]:
+    """(snmpd running, the lines of the configuration it loaded)."""
+    lines = f.get("snmpd", "").splitlines()
+    return bool(lines) and re.search(r"\bsnmpd\b", lines[0]) is not None, lines[1:]
+
+
+def _snmp_priv(conf: list[str]) -> dict:
+    """A v3 user created with a privacy protocol that the access lines admit only at level priv, and no
+    access line admitting less."""
+    created = {m.group(1) for m in (re.match(r"^\s*createUser\s+(\S+)\s+\S+\s+\S+\s+(AES|DES)", ln, re.I) for ln in conf) if m}
+    access = [m for m in (re.match(r"^\s*(r[ow]user)\s+(?:-s\s+usm\s+)?(\S+)(?:\s+(\S+))?", ln) for ln in conf) if m]
+    priv = {m.group(2) for m in access if m.group(3) == "priv"}
+    weaker = [m.group(0).strip() for m in access if m.group(3) != "priv"]
+    return _sub("SNMPv3 user with privacy (authPriv) 加密", bool(created & priv) and not weaker,
+                "; ".join(weaker) or ",".join(sorted(created & priv)) or "none")
+
+
+def snmp_v3_only(f, p):
+    running, conf = _snmpd(f)
+    communities = [ln.strip() for ln in conf if re.match(r"^\s*((ro|rw)community6?|com2sec6?|trapcommunity)\b", ln)]
+    return [_sub("snmpd running 运行中", running, (f.get("snmpd", "").splitlines() or ["none"])[0][:120]),
+            _sub("no v1/v2c community 无团体名", not communities, "; ".join(communities) or "none"),
+            _snmp_priv(conf)], ["snmpd"]
+
+
+def encrypted_management(f, p):
+    """Management traffic encrypted: SNMP only with privacy, SSH without weak algorithms."""
+    crypto, used = ssh_strong_crypto(f, p)
+    return [_snmp_priv(_snmpd(f)[1]), *crypto], ["snmpd", *used]
+
+
+def unused_services(f, p):
+    ports, a = high_risk_ports(f, p)
+    packages, b = minimal_install(f, p)
+    return [*ports, *packages], [*a, *b]
 
 
 def audit_protection(f, p):

@@ -1,10 +1,13 @@
 """Server checks on collected outputs: a fresh lab node, a hardened node, a non-compliant openEuler host."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
+
 from jinbao_netops import inventory
-from jinbao_netops.security import hostchecks
+from jinbao_netops.security import hostchecks, records
 from jinbao_netops.security.audit import audit_server
 from jinbao_netops.security.catalogue import (
     FAIL,
@@ -22,8 +25,13 @@ CAT = load_catalogue()
 
 
 def verdicts(fixture: str, host: str = "gd-db1", **override) -> dict[str, dict]:
+    """The fixture's host output; the backup records hold a fresh, verified, off-site copy of the host."""
     params = {**host_params(INV, host), **override}
-    rows = audit_server(CAT, params, (FIX / fixture).read_text(), "2026-11-23T00:00:00+00:00")
+    now = time.time()
+    backup = {"device": host, "last_ok": True, "last_success": now - 3600, "snapshot": "a1b2c3d4", "offsite": True,
+              "dr_store": "gd-dr-bak1", "verified_at": now - 600, "verify_ok": True}
+    rec = records.from_catalogue({"assets": {f"{host}:files": backup}}, [], "backup catalogue test", now)
+    rows = audit_server(CAT, params, (FIX / fixture).read_text(), "2026-11-23T00:00:00+00:00", rec, host)
     return {r["id"]: r for r in rows}
 
 
@@ -42,7 +50,8 @@ def test_fresh_lab_node_fails_the_expected_controls():
     bad = {k for k, r in v.items() if r["verdict"] in (FAIL, PARTIAL)}
     assert bad == expected_bad
     assert {k for k, r in v.items() if r["verdict"] == PASS} == {"no-empty-password", "ssh-remote-mgmt", "minimal-install",
-                                                                 "high-risk-ports", "audit-protection"}
+                                                                 "high-risk-ports", "audit-protection",
+                                                                 "data-backup", "data-offsite"}  # from the backup records
     # the container cannot run auditd; the evidence says so instead of pretending
     assert "container" in " ".join(f["detail"] for f in v["audit-daemon"]["findings"])
 
@@ -93,3 +102,13 @@ def test_top_log_host_is_not_applicable_for_forwarding():
     v = verdicts("debian12-hardened.txt", "bu-mon1")
     assert v["log-forwarding"]["verdict"] == NA and v["time-sync"]["verdict"] == NA
     assert "top" in v["time-sync"]["evidence"]["excerpt"]
+
+
+@pytest.mark.parametrize("fixture", ["debian12-hardened.txt", "debian12-lab-fresh.txt", "openeuler-noncompliant.txt"])
+@pytest.mark.parametrize("host", ["bu-mon1", "gd-db1"])
+def test_not_applicable_only_with_its_reason(fixture, host):
+    """A server control is 不适用 only where NA_REASONS says why (the top of the log or time chain),
+    and then the reason is the evidence."""
+    for cid, r in verdicts(fixture, host).items():
+        if r["verdict"] == NA:
+            assert cid in hostchecks.NA_REASONS and r["evidence"]["excerpt"] == hostchecks.NA_REASONS[cid], cid
