@@ -65,6 +65,8 @@ FAILURES = {
     ("monitor", "down"): (["-i", NOWHERE], 2, "no such inventory"),
     ("monitor", "status"): (["-i", NOWHERE], 2, "no such inventory"),
     ("monitor", "web"): (["--listen", "nowhere"], 2, "--listen 'nowhere'"),
+    ("zones", "check"): (["--scope", "nope"], 2, "--scope 'nope'"),
+    ("zones", "rules"): (["gd-r1"], 2, "device 'gd-r1': a router, not a boundary device"),
 }
 
 
