@@ -81,6 +81,10 @@ _VRP_SECRETS = (r"^(.*\b(?:cipher|irreversible-cipher|simple) )\S+",
 _COMWARE_SECRETS = (r"^(.*\b(?:cipher|simple|hash) )(?!authentication-mode )\S+",
                     r"^(\s*snmp-agent community (?:read|write) )(?!cipher |simple )\S+",
                     r"^(\s*snmp-agent usm-user v3 .*\bauthentication-mode \S+ )\S+", r"^(.* privacy-mode \S+ )\S+")
+_ASA_SECRETS = (r"^(\s*enable password )\S+", r"^(\s*passwd )\S+", r"^(\s*username \S+ password )\S+",
+                r"^(\s*snmp-server community )\S+", r"^(\s*snmp-server host .* community )\S+",
+                r"^(\s*snmp-server user .* auth \S+ )\S+", r"^(\s*snmp-server user .* priv \S+(?: \d+)? )\S+",
+                r"^(\s*(?:ikev1 |ikev2 (?:local|remote)-authentication )?pre-shared-key )\S+", r"^(\s*key )\S+")
 # load, memory, root file system and failed units of a Linux host in one round trip
 LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
 _LINUX = ((LINUX_HEALTH, "linux"),)
@@ -129,6 +133,12 @@ PLATFORMS: dict[str, Platform] = {
                  confirm="configure confirm", revert="configure revert now", snmp_enterprise="1.3.6.1.4.1.9",
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
+        # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
+        # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
+        Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
+                 paging_off="terminal pager 0", show_running="show running-config", save="write memory",
+                 show_ospf_neighbor="show ospf neighbor", ssh_health=(("show cpu usage", "cpu_asa"),),
+                 secrets=_ASA_SECRETS, zone_rules="asa"),
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",

@@ -1,6 +1,7 @@
 """`netops zones check` (static) and the boundary devices' rules rendered from the zone policy: every
 path between zones passes a boundary device; the rules are exactly the policy's flows, default deny,
-in each syntax (nftables checked by `nft -c` where it is installed, vendor text by a parser here);
+in each syntax (nftables checked by `nft -c` where it is installed, Huawei USG, H3C SecPath and Cisco
+ASA text by a parser here);
 a hostile description cannot add a line."""
 from __future__ import annotations
 
@@ -215,6 +216,48 @@ def test_a_hostile_description_cannot_add_an_nft_statement(text, tmp_path):
     assert nft_lines(hostile)[6:] == [*NFT_RULES, "}", "}"]
     if shutil.which("nft"):
         assert nft_check(hostile, tmp_path).returncode == 0
+
+
+def asa_rules(text: str) -> dict[str, list[str]]:
+    """An ASA config's interfaces (name → lines) and access lists (name → entries, then where applied)."""
+    out: dict[str, list[str]] = {}
+    for stanza in rd.parse(text).children:
+        words = stanza.line.split()
+        if words[0] == "interface":
+            out[stanza.line] = [c.line for c in stanza.children]
+        elif words[0] == "access-list":
+            out.setdefault(words[1], []).append(" ".join(words[2:]))
+        elif words[0] == "access-group":
+            out.setdefault(words[1], []).append(" ".join(["applied", *words[2:]]))
+        else:
+            out.setdefault("(other)", []).append(stanza.line)
+    return out
+
+
+ASA = {
+    "interface GigabitEthernet1/0/1": ["nameif internet", "security-level 0"],
+    "interface GigabitEthernet1/0/2": ["nameif dmz", "security-level 50"],
+    "netops-internet-in": ["remark portal-query: 12333门户经前置机查询",
+                           "extended permit tcp host 10.44.3.10 host 10.44.4.10 eq 8443",
+                           "extended deny ip any any", "applied in interface internet"],
+    "netops-dmz-in": ["extended deny ip any any", "applied in interface dmz"],
+}
+
+
+def test_asa_rules_are_inbound_lists_of_exactly_the_flows_then_deny():
+    syntax, text = render_on("cisco_asa")
+    assert syntax == "asa" and asa_rules(text) == ASA
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_a_hostile_description_cannot_add_an_asa_line(text):
+    _, benign = render_on("cisco_asa")
+    _, hostile = render_on("cisco_asa", text)
+    assert len(hostile.splitlines()) == len(benign.splitlines())
+    got = asa_rules(hostile)
+    assert " ".join(got["netops-internet-in"][0].split()) == " ".join(f"remark portal-query: {escape.cli(text)}".split())
+    assert {k: v[1:] if k == "netops-internet-in" else v for k, v in got.items()} == \
+        {k: v[1:] if k == "netops-internet-in" else v for k, v in ASA.items()}
 
 
 def test_rules_cli(netops, tmp_path):

@@ -33,7 +33,8 @@ def register(nouns, common) -> None:
     v = verbs.add_parser(
         "rules", parents=[common], help="a boundary device's rules rendered from the zone policy (default deny)",
         description="A boundary device's rules, rendered from the zone policy, default deny, minimal: nftables on "
-                    "Linux and FRR nodes, security-policy on Huawei USG (VRP) and H3C SecPath (Comware). Text only: "
+                    "Linux and FRR nodes, security-policy on Huawei USG (VRP) and H3C SecPath (Comware), inbound "
+                    "access lists on Cisco ASA. Text only: "
                     "pushing them is not implemented yet.",
         epilog=f"{EXIT_CODES_HELP}.")
     v.add_argument("device", help="boundary device id, e.g. gd-fw1")

@@ -276,7 +276,7 @@ def rules_for(topo: Topology, device: str) -> list[Rule]:
 # --- rules as text --------------------------------------------------------------------------------
 TEMPLATES = Path(__file__).parent / "provision" / "templates" / "zones"
 # each rule syntax's escape function (netops/escape.py): every value a template prints passes through it
-SYNTAX_ESCAPE = {"nftables": escape.nft, "usg": escape.cli, "secpath": escape.cli}
+SYNTAX_ESCAPE = {"nftables": escape.nft, "usg": escape.cli, "secpath": escape.cli, "asa": escape.cli}
 
 
 def render(topo: Topology, device: str) -> tuple[str, list[Rule], str]:
@@ -292,8 +292,11 @@ def render(topo: Topology, device: str) -> tuple[str, list[Rule], str]:
     by_zone: dict[str, list[str]] = defaultdict(list)
     for name in dev.interfaces:
         by_zone[dev.interface_zone(name).value].append(name)
-    zones = [{"name": names.get(z, z), "builtin": z in names, "interfaces": sorted(by_zone[z])}
+    zones = [{"zone": z, "name": names.get(z, z), "builtin": z in names, "interfaces": sorted(by_zone[z])}
              for z in ZONES if z in by_zone]
+    # an interface's own name where a syntax names interfaces (ASA's nameif): its zone's, numbered if shared
+    nameif = {i: z["name"] if len(z["interfaces"]) == 1 else f"{z['name']}{n}"
+              for z in zones for n, i in enumerate(z["interfaces"], 1)}
 
     def vendor_zones(ifaces: list[str]) -> list[str]:
         return sorted({names.get(dev.interface_zone(i).value, dev.interface_zone(i).value) for i in ifaces})
@@ -303,5 +306,5 @@ def render(topo: Topology, device: str) -> tuple[str, list[Rule], str]:
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True, **escape.jinja(SYNTAX_ESCAPE[plat.zone_rules]))
     text = env.get_template(f"{plat.zone_rules}.j2").render(device={"id": dev.id, "name": dev.name or ""},
-                                                            zones=zones, rules=ctx_rules)
+                                                            zones=zones, nameif=nameif, rules=ctx_rules)
     return plat.zone_rules, rules, text
