@@ -404,7 +404,6 @@ class FlowEnd(BaseModel):
 class Flow(_Obj):
     """A flow allowed across zone boundaries (the zone policy; everything else is denied). ``from``
     opens the connection to ``to`` (the direction); the boundary lets its replies back and nothing else."""
-    model_config = ConfigDict(populate_by_name=True)
     id: Annotated[str, Field(pattern=FLOW_ID)] = ""
     description: Description | None = None
     from_: FlowEnd = Field(alias="from")

@@ -87,7 +87,10 @@ class ZoneView:
             g.add_node(d.id, zone=d.zone.value, boundary=d.boundary)
         # (node, neighbour) → the node's interfaces on that edge (a boundary device's side of a crossing)
         self.ifaces: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for lid, lk in ((lk.id, lk) for lk in inv.links.values()):
+        # every link of the topology's graph, planned ones too: a line that will carry traffic once
+        # active already joins what it joins
+        for _, _, lid in topo.graph.edges(keys=True):
+            lk = inv.links[lid]
             zone = inv.devices[lk.a.device].interface_zone(lk.a.interface)
             if lk.kind == LinkKind.lan:
                 addr = inv.interface(lk.a).address or inv.interface(lk.b).address
@@ -238,11 +241,12 @@ def check(topo: Topology, scope: list[str] | None = None) -> dict:
         return keep is None or any(n in keep for n in nodes)
 
     violations = [b.as_dict() for b in view.bridges() if shown(b.path)]
-    carried: dict[str, set[str]] = defaultdict(set)
+    carried: dict[str, set[str]] = defaultdict(set)  # flow → the boundary devices whose rules carry it
+    for dev, rules in view.rules.items():
+        for r in rules:
+            carried[r.flow].add(dev)
     for flow in topo.inv.zone_policy.values():
-        carriers = view.flow_rules(flow)
-        carried[flow.id] = set(carriers)
-        if not carriers and keep is None:
+        if not carried[flow.id] and keep is None:
             violations.append({"kind": "uncarried", "flow": flow.id, "zones": [flow.from_.zone.value, flow.to.zone.value],
                                "message": f"flow {flow.id}: no boundary device carries it (no path from "
                                           f"{flow.from_.zone.value} to {flow.to.zone.value} with matching hosts)"})
