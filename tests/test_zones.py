@@ -109,6 +109,39 @@ def test_rules_are_the_policy_flows_on_the_boundaries_they_cross():
     }
 
 
+SECOND_DC = """  gd-gap2: {site: guangdong, role: gap_gateway, platform: debian, management: 10.254.44.30, credentials: ops,
+            interfaces: {eth0: {address: 10.44.2.3/29}, eth1: {address: 10.44.6.2/24, zone: dmz}}}
+  gd-fw2: {site: guangdong, role: firewall, platform: hp_comware, management: 10.254.44.31, credentials: ops, zone: dmz,
+           interfaces: {GE1/0/1: {address: 10.44.5.1/24, zone: internet}, GE1/0/2: {address: 10.44.6.1/24}}}
+  gd-web2: {site: guangdong, role: server, platform: debian, management: 10.254.44.32, credentials: ops, zone: internet,
+            interfaces: {eth0: {address: 10.44.5.10/24}}}
+  gd-qz2: {site: guangdong, role: server, platform: debian, management: 10.254.44.33, credentials: ops, zone: dmz,
+           interfaces: {eth0: {address: 10.44.6.10/24}}}
+"""
+SECOND_LINKS = """  gd-gap2-up: {a: "gd-gap2:eth0", b: "gd-r1:eth4", kind: lan, bandwidth_mbps: 1000}
+  gd-gap2-dmz: {a: "gd-gap2:eth1", b: "gd-fw2:GE1/0/2", kind: lan, bandwidth_mbps: 1000}
+  gd-qz2-lan: {a: "gd-qz2:eth0", b: "gd-fw2:GE1/0/2", kind: lan, bandwidth_mbps: 1000}
+  gd-web2-lan: {a: "gd-web2:eth0", b: "gd-fw2:GE1/0/1", kind: lan, bandwidth_mbps: 1000}
+"""
+
+
+def test_a_flow_without_sites_joins_each_side_to_its_nearest_counterpart(tmp_path):
+    """Two DCs, each a 外网 and a DMZ: each 12333 server reaches its own front end through its own
+    firewall — not the other DC's, through both 网闸 and the business network."""
+    text = ZONED.read_text(encoding="utf-8").replace("\nlinks:\n", "\n" + SECOND_DC + "\nlinks:\n").replace(
+        "\nzone_policy:\n", SECOND_LINKS + "\nzone_policy:\n")
+    f = tmp_path / "inventory.yml"
+    f.write_text(text, encoding="utf-8")
+    view = zones.ZoneView(build(load(f)))
+    got = {d: [(r.flow, r.sources, r.destinations) for r in rs] for d, rs in view.rules.items()}
+    assert got["gd-fw1"] == [("portal-query", ["10.44.3.10"], ["10.44.4.10"])]
+    assert got["gd-fw2"] == [("portal-query", ["10.44.5.10"], ["10.44.6.10"])]
+    # the business side has one region: from it, both front ends are nearest, each through its own 网闸
+    assert got["gd-gap1"] == [("qz-sync", ["10.44.4.10"], ["10.44.0.10"]), ("ops-ping", None, ["10.44.4.10"])]
+    assert got["gd-gap2"] == [("ops-ping", None, ["10.44.6.10"])]  # qz-sync is via gd-gap1 only
+    assert zones.check(view.topo)["ok"]
+
+
 NFT_RULES = [
     'iifname { "eth1" } oifname { "eth0" } ip saddr { 10.44.4.10 } ip daddr { 10.44.0.10 } tcp dport { 5432 } '
     'ct state new accept comment "qz-sync"',

@@ -151,12 +151,16 @@ class ZoneView:
         return [r for r, reg in self.regions.items() if zone in reg.zones]
 
     def crossings(self, sources: list[str], targets: list[str]) -> list[list[str]]:
-        """Shortest region-graph paths from any of ``sources`` to any of ``targets`` (regions)."""
+        """From each of ``sources`` to the nearest of ``targets`` (regions), every shortest region-graph
+        path: a province's 外网 reaches its own DMZ through its own firewall, not another province's
+        DMZ through the business network (name a site in the policy to mean another)."""
         rg = self.region_graph
         out = []
         for s in sources:
+            hops = nx.single_source_shortest_path_length(rg, s)
+            near = min((hops[t] for t in targets if t in hops and t != s), default=None)
             for t in targets:
-                if s != t and nx.has_path(rg, s, t):
+                if t != s and hops.get(t) == near:
                     out.extend(nx.all_shortest_paths(rg, s, t))
         return out
 
