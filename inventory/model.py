@@ -104,12 +104,39 @@ PARENT_LEVELS = {
 
 class Role(str, Enum):
     router = "router"
-    firewall = "firewall"
+    firewall = "firewall"        # a boundary device (see BOUNDARY_ROLES)
+    gap_gateway = "gap_gateway"  # 网闸: a boundary device that passes only a declared exchange, one way
     switch = "switch"
     server = "server"
     database = "database"
     backup_store = "backup_store"
     monitor = "monitor"
+
+
+# the only devices whose interfaces may sit in two zones: every crossing between zones passes one
+BOUNDARY_ROLES = (Role.firewall, Role.gap_gateway)
+
+
+class Zone(str, Enum):
+    """Security zones (GB/T 22239-2019 8.1.3: boundary protection between them). ``business`` 业务专网
+    carries the social-security business (everything, when an inventory names no zones); ``internet``
+    外网 the public services (12333 web and mobile); ``dmz`` 前置区 the front-end servers where data is
+    staged between the two; ``management`` 管理网 the out-of-band management network (every device's
+    ``management`` address is in it)."""
+    business = "business"
+    internet = "internet"
+    dmz = "dmz"
+    management = "management"
+
+
+ZONE_NAMES = {Zone.business: ("业务专网", "business"), Zone.internet: ("外网", "internet"),
+              Zone.dmz: ("前置区", "DMZ"), Zone.management: ("管理网", "management")}
+
+
+def zone_label(zone: Zone | str) -> str:
+    """'外网 internet': the zone as reports show it."""
+    zh, en = ZONE_NAMES[Zone(zone)]
+    return f"{zh} {en}"
 
 
 class LinkKind(str, Enum):
@@ -274,6 +301,7 @@ class Interface(BaseModel):
     model_config = ConfigDict(extra="forbid")
     address: IPv4Interface | None = None
     description: Description | None = None
+    zone: Zone | None = None  # None: the device's zone; another zone only on a boundary device
 
 
 class Device(_Obj):
@@ -287,6 +315,7 @@ class Device(_Obj):
     credentials: str
     snmp_version: Literal["v3", "v2c"] = "v3"
     services: list[Service] = []
+    zone: Zone = Zone.business
     interfaces: dict[Annotated[str, Field(pattern=IFACE_NAME)], Interface] = {}
 
     @field_validator("platform")
@@ -310,6 +339,13 @@ class Device(_Obj):
     @property
     def platform_info(self):
         return PLATFORMS[self.platform]
+
+    @property
+    def boundary(self) -> bool:
+        return self.role in BOUNDARY_ROLES
+
+    def interface_zone(self, name: str) -> Zone:
+        return self.interfaces[name].zone or self.zone
 
 
 class Endpoint(BaseModel):
@@ -351,3 +387,37 @@ class Link(_Obj):
 
     def ends(self) -> tuple[Endpoint, Endpoint]:
         return (self.a, self.b)
+
+
+FLOW_ID = r"^[a-z][a-z0-9-]{0,31}$"  # also a rule / access-list name on the boundary devices
+
+
+class FlowEnd(BaseModel):
+    """One side of a flow: a zone, narrowed to the devices of a role and/or the sites under ``site``.
+    Without ``role`` the side is the whole zone (matched by the boundary's interface, any address)."""
+    model_config = ConfigDict(extra="forbid")
+    zone: Zone
+    role: Role | None = None
+    site: str | None = None
+
+
+class Flow(_Obj):
+    """A flow allowed across zone boundaries (the zone policy; everything else is denied). ``from``
+    opens the connection to ``to`` (the direction); the boundary lets its replies back and nothing else."""
+    id: Annotated[str, Field(pattern=FLOW_ID)] = ""
+    description: Description | None = None
+    from_: FlowEnd = Field(alias="from")
+    to: FlowEnd
+    protocol: Literal["tcp", "udp", "icmp"]
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+    via: list[str] = []  # boundary device ids; empty: every boundary device between the two zones
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.from_.zone == self.to.zone:
+            raise ValueError(f"@to.zone: the flow stays in zone {self.to.zone.value}; a flow crosses a boundary")
+        if (self.protocol == "icmp") == bool(self.ports):
+            raise ValueError("@ports: give destination ports for tcp and udp, none for icmp")
+        if len(set(self.ports)) != len(self.ports):
+            raise ValueError("@ports: a port is listed twice")
+        return self

@@ -50,6 +50,11 @@ class Platform:
     ssh_health: tuple[tuple[str, str], ...] = ()
     # configuration lines that carry a secret (a password, a key, a community): ^(kept part)secret
     secrets: tuple[str, ...] = ()
+    # --- zone rules on a boundary device (topology/zones): the syntax its rules render in (a template
+    # topology/provision/templates/zones/<syntax>.j2; None: this platform is no boundary device), and the
+    # vendor's names for the suite's zones ((zone, name) pairs; a zone not listed keeps its own name)
+    zone_rules: str | None = None
+    zone_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def session(self) -> str:
@@ -80,6 +85,10 @@ _VRP_SECRETS = (r"^(.*\b(?:cipher|irreversible-cipher|simple) )\S+",
 _COMWARE_SECRETS = (r"^(.*\b(?:cipher|simple|hash) )(?!authentication-mode )\S+",
                     r"^(\s*snmp-agent community (?:read|write) )(?!cipher |simple )\S+",
                     r"^(\s*snmp-agent usm-user v3 .*\bauthentication-mode \S+ )\S+", r"^(.* privacy-mode \S+ )\S+")
+_ASA_SECRETS = (r"^(\s*enable password )\S+", r"^(\s*passwd )\S+", r"^(\s*username \S+ password )\S+",
+                r"^(\s*snmp-server community )\S+", r"^(\s*snmp-server host .* community )\S+",
+                r"^(\s*snmp-server user .* auth \S+ )\S+", r"^(\s*snmp-server user .* priv \S+(?: \d+)? )\S+",
+                r"^(\s*(?:ikev1 |ikev2 (?:local|remote)-authentication )?pre-shared-key )\S+", r"^(\s*key )\S+")
 # load, memory, root file system and failed units of a Linux host in one round trip
 LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
 _LINUX = ((LINUX_HEALTH, "linux"),)
@@ -100,7 +109,9 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
-                             ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS),
+                             ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS,
+                 # a firewall on VRP is a USG: security zones and security-policy rules
+                 zone_rules="usg", zone_names=(("business", "trust"), ("internet", "untrust"), ("dmz", "dmz"))),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -114,7 +125,10 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8",       # hh3cEntityExtMemUsage
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
-                             ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS),
+                             ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS,
+                 # a firewall on Comware is a SecPath: security zones and security-policy ip rules
+                 zone_rules="secpath", zone_names=(("business", "Trust"), ("internet", "Untrust"), ("dmz", "DMZ"),
+                                                   ("management", "Management"))),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
@@ -123,19 +137,25 @@ PLATFORMS: dict[str, Platform] = {
                  confirm="configure confirm", revert="configure revert now", snmp_enterprise="1.3.6.1.4.1.9",
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
+        # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
+        # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
+        Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
+                 paging_off="terminal pager 0", show_running="show running-config", save="write memory",
+                 show_ospf_neighbor="show ospf neighbor", ssh_health=(("show cpu usage", "cpu_asa"),),
+                 secrets=_ASA_SECRETS, zone_rules="asa"),
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
                  snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
                  # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
                  ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
-                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS),
+                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
-                 ssh_health=_LINUX),
+                 ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
-                 ssh_health=_LINUX),
+                 ssh_health=_LINUX, zone_rules="nftables"),
         Platform("kylin", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
-                 ssh_health=_LINUX),
+                 ssh_health=_LINUX, zone_rules="nftables"),
     )
 }
 

@@ -6,7 +6,8 @@ these functions are the second line, so a value that slipped past the model stil
 a word or a tag to what is rendered.
 
 Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stays text), the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
-(VRP, Comware, IOS and FRR's vtysh), an ``ip -batch`` word, a value of a line-based daemon
+(VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
+``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
@@ -86,6 +87,12 @@ def ip_batch(text: object) -> str:
     blanks and honours "…" and '…' quotes without escapes — so the text is one line, double-quoted,
     with no double quote and no ``#`` inside."""
     return '"' + one_line(text).replace('"', "'").replace("#", "＃") + '"'
+
+
+def nft(text: object) -> str:
+    """A word or the inside of a double-quoted string of an nftables ruleset (``nft -f``): one line (a
+    line break would start a new rule), no double quote (nft strings have no escapes)."""
+    return one_line(text).replace('"', "'")
 
 
 def jinja(target) -> dict:

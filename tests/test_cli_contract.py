@@ -68,6 +68,8 @@ FAILURES = {
     ("monitor", "web"): (["--listen", "nowhere"], 2, "--listen 'nowhere'"),
     ("serve", "run"): (["--scope", "nope", "--state", "{dir}"], 2, "nope"),
     ("serve", "status"): (["--schedule", "{file}"], 2, "not a serve schedule"),
+    ("zones", "check"): (["--scope", "nope"], 2, "--scope 'nope'"),
+    ("zones", "rules"): (["gd-r1"], 2, "device 'gd-r1': a router, not a boundary device"),
 }
 
 

@@ -63,6 +63,10 @@ def test_cisco_ios():
         ("10.51.254.2", "full", "GigabitEthernet0/1"), ("10.51.254.3", "full", "Serial0/0/0")]
 
 
+def test_cisco_asa():
+    assert parse("cisco_asa", {"show cpu usage": fixture("cisco_asa_show_cpu_usage")})["cpu_ratio"] == 0.07
+
+
 def test_garbage_gives_empty_not_wrong():
     for name, fn in PARSERS.items():
         rec = fn("% Unrecognized command found at '^' position.\n")
