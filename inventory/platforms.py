@@ -91,6 +91,7 @@ _ASA_SECRETS = (r"^(\s*enable password )\S+", r"^(\s*passwd )\S+", r"^(\s*userna
                 r"^(\s*(?:ikev1 |ikev2 (?:local|remote)-authentication )?pre-shared-key )\S+", r"^(\s*key )\S+")
 # load, memory, root file system and failed units of a Linux host in one round trip
 LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
+VTYSH = "vtysh -H /dev/null"  # FRR's shell, keeping no history
 _LINUX = ((LINUX_HEALTH, "linux"),)
 
 PLATFORMS: dict[str, Platform] = {
@@ -143,12 +144,13 @@ PLATFORMS: dict[str, Platform] = {
                  paging_off="terminal pager 0", show_running="show running-config", save="write memory",
                  show_ospf_neighbor="show ospf neighbor", ssh_health=(("show cpu usage", "cpu_asa"),),
                  secrets=_ASA_SECRETS, zone_rules="asa"),
-        # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
+        # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c; no history
+        # file either: vtysh appends every -c command to ~/.history_frr, a write on each read-only audit and poll).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
-                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
+                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec=f"{VTYSH} -c {{command}}",
                  # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
-                 ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
+                 ssh_health=((f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
                  ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),

@@ -38,6 +38,7 @@ def failed_labels(v: dict) -> set[str]:
 @pytest.mark.parametrize("platform,fixture,host", [("huawei_vrp", "vrp-compliant.cfg", None),
                                                    ("hp_comware", "comware-compliant.cfg", None),
                                                    ("cisco_ios", "ios-compliant.cfg", None),
+                                                   ("cisco_asa", "asa-compliant.cfg", None),
                                                    ("frr", "frr-compliant.cfg", "frr-host-hardened.txt")])
 def test_compliant_configs_pass(platform, fixture, host):
     v = run(platform, fixture, host)
@@ -95,6 +96,14 @@ PLANTED = {
         "net-snmpv3:snmp-server group v3 priv", "net-syslog:logging host", "net-ntp:ntp server", "net-banner:banner login/motd",
         "net-vty-acl:line vty access-class in", "net-unused-services:ip http server off",
         "net-unused-services:tcp/udp small servers off", "net-encrypted-transport:SNMPv3 priv group 加密"},
+    ("cisco_asa", "asa-noncompliant.cfg"): {
+        "net-ssh-only:ssh version 2", "net-ssh-only:no telnet access 关闭telnet",
+        "net-aaa-lockout:aaa authentication ssh console LOCAL", "net-aaa-lockout:aaa local authentication attempts max-fail 登录失败锁定",
+        "net-idle-timeout:ssh timeout ≤ limit", "net-idle-timeout:console timeout ≤ limit",
+        "net-snmpv3:no snmp-server community 无团体名", "net-snmpv3:snmp-server group v3 priv", "net-syslog:logging host",
+        "net-ntp:ntp server", "net-banner:banner login/motd", "net-vty-acl:no ssh from anywhere 不允许任意地址",
+        "net-unused-services:http server (ASDM) off", "net-unused-services:tftp server off",
+        "net-encrypted-transport:SNMPv3 priv group 加密"},
     ("frr", "frr-noncompliant.cfg"): {
         "net-ssh-only:no vty password (telnet vty login) 无telnet口令", "net-ssh-only:no 'no login' on vty",
         "net-idle-timeout:line vty exec-timeout ≤ limit", "net-syslog:log syslog", "net-banner:banner motd",

@@ -24,7 +24,7 @@ def test_every_platform_names_existing_parsers():
 
 
 def test_frr_router_ospf_and_linux_health():
-    rec = parse("frr", {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"),
+    rec = parse("frr", {"vtysh -H /dev/null -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"),
                         LINUX_HEALTH: fixture("linux_health"), "ip -s -j link": fixture("frr_ip_link")})
     assert len(rec["interfaces"]) == 4 and rec["interfaces"][1]["counters"]["in_octets"] == 32196
     assert [(n["neighbor_id"], n["state"], n["interface"], n["full"]) for n in rec["ospf_neighbors"]] == [
@@ -81,7 +81,7 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path):
     from jinbao_netops.inventory.model import Credentials, SecretRef
     from jinbao_netops.testing.simssh import SshSim, keypair
 
-    outputs = {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health"),
+    outputs = {"vtysh -H /dev/null -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health"),
                "ip -s -j link": fixture("frr_ip_link")}
     with SshSim({"r1": ("127.0.5.1", outputs), "srv1": ("127.0.5.2", outputs)}, free_port()) as sim:
         inv = sim.inventory({"r1": "frr", "srv1": "debian", "badkey": "debian", "nobody": "debian"},
