@@ -6,6 +6,7 @@ CPU/memory/temperature/fans/power, a restricted view, GBK text, a slow table, po
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from jinbao_netops.collectors.targets import labels, snmp_targets
 from jinbao_netops.errors import NetopsError
 from jinbao_netops.testing.simagent import Agent, FastResponder, Recording, ScriptedAgent, snmprec
 
+from conftest import clean_env
 from test_collect_snmp import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -259,3 +261,28 @@ def test_credentials_follow_the_declared_access(tmp_path):
     text = str(e.value) + "".join(getattr(e.value, "problems", []))
     assert "device 'huadu-r1': field 'access': ssh needs ssh_key or password in credentials profile 'legacy'" in text
     assert "field 'snmp_version': v3 needs snmp.user, snmp.auth_key, snmp.priv_key in credentials profile 'legacy'" in text
+
+
+def test_collect_once_shows_vendor_health(tmp_path, netops):
+    """`netops collect once` on the recordings: CPU, memory and temperature of a Huawei device polled on its
+    own port, a v2c-only H3C device without SSH, and no device down while it answers."""
+    port = free_port()
+    path, raw = inventory_with(tmp_path, port)
+    addr = {d: raw["devices"][d]["management"] for d in ("panyu-r1", "huadu-r1")}
+    fleet = [Agent("panyu-r1", addr["panyu-r1"], port, recording=str(REC / "huawei-s5720.snmprec")),
+             Agent("huadu-r1", addr["huadu-r1"], port, recording=str(REC / "h3c-s6520.snmprec"), community="legacy-ro")]
+    env = clean_env(NETOPS_SNMP_AUTH_KEY="authkey-sim-1", NETOPS_SNMP_PRIV_KEY="privkey-sim-1",
+                    NETOPS_SNMP_COMMUNITY="legacy-ro")
+    with FastResponder(fleet, workdir=str(tmp_path / "sim")):
+        # guangzhou-r1 has no agent: down, and the round partial (3)
+        args = ("collect", "once", "-i", str(path), "--scope", "guangzhou", "--no-db", "--no-ssh", "--timeout", "1",
+                "--retries", "0", "--device-deadline", "5")
+        r = netops(*args, "--json", env=env)
+        got = {d["device"]: d for d in json.loads(r.stdout)["devices"]}
+        table = netops(*args, env=env).stdout
+    assert r.returncode == 3 and not got["guangzhou-r1"]["ok"]
+    pan, hd = got["panyu-r1"], got["huadu-r1"]
+    assert pan["ok"] and (pan["cpu_ratio"], pan["memory_ratio"]) == (0.23, 0.41)
+    assert pan["environment"]["temperature"] == {"67108873": 43} and len(pan["interfaces"]) == 60
+    assert hd["ok"] and hd["snmp_version"] == "v2c" and hd["environment"]["temperature"] == {"12": 42}
+    assert "temp °C" in table and " 43 " in table and " 42 " in table
