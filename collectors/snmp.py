@@ -142,7 +142,7 @@ class Result:
     cpu_ratio: float | None = None
     memory_ratio: float | None = None
     storage: list = field(default_factory=list)
-    environment: dict = field(default_factory=dict)  # "temperature" / "fan" / "power" → {sensor index: value}
+    environment: dict = field(default_factory=dict)  # EnvSensor kind → {sensor index: value}
     tables: dict = field(default_factory=dict)       # table → None (fresh this poll) or why it is not
     duration_s: float = 0.0
     stats: Stats = field(default_factory=Stats)
@@ -389,7 +389,8 @@ class Poller:
                         for i, v in h[f"env/{n}"].items() if isinstance(v, int) and v not in e.absent}
                 if vals:
                     res.environment.setdefault(e.kind, {}).update(
-                        vals if e.kind == "temperature" else {i: v in e.ok for i, v in vals.items()})
+                        {i: v in e.ok for i, v in vals.items()} if e.state else
+                        {i: v * e.scale for i, v in vals.items()} if e.scale != 1 else vals)
             return
         loads = [v for v in h["load"].values() if isinstance(v, int)]
         res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None

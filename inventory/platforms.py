@@ -14,12 +14,19 @@ from dataclasses import dataclass
 class EnvSensor:
     """One environment column of a vendor MIB, indexed by entity (or the MIB's own sensor index).
 
-    ``kind`` "temperature": the value is degrees Celsius; "fan" / "power": the value is a state, ``ok`` lists
-    the states that mean working. A value in ``absent`` means "no such sensor here" and is dropped."""
+    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by ifIndex):
+    the value × ``scale`` is the measure; "fan" / "power": the value is a state, ``ok`` lists the states that
+    mean working. A value in ``absent`` means "no such sensor here" and is dropped."""
     kind: str
     oid: str
     ok: tuple[int, ...] = ()
     absent: tuple[int, ...] = ()
+    scale: float = 1
+
+    @property
+    def state(self) -> bool:
+        """The value is a state (working or not), not a measure."""
+        return self.kind in ("fan", "power")
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,10 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.25506.2.6.1.1.1.1.12", absent=(65535,)),  # hh3cEntityExtTemperature
                            # HH3C-LSW-DEV-ADM-MIB: active(1), deactive(2), not-install(3), unsupport(4)
                            EnvSensor("fan", "1.3.6.1.4.1.25506.8.35.9.1.1.1.2", ok=(1,), absent=(3, 4)),  # hh3cDevMFanStatus
-                           EnvSensor("power", "1.3.6.1.4.1.25506.8.35.9.1.2.1.2", ok=(1,), absent=(3, 4))),  # hh3cDevMPowerStatus
+                           EnvSensor("power", "1.3.6.1.4.1.25506.8.35.9.1.2.1.2", ok=(1,), absent=(3, 4)),  # hh3cDevMPowerStatus
+                           # HH3C-TRANSCEIVER-INFO-MIB, per ifIndex, hundredths of dBm; 2147483647: no reading
+                           EnvSensor("rx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.12", absent=(2147483647,), scale=0.01),
+                           EnvSensor("tx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.9", absent=(2147483647,), scale=0.01)),
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
                              ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",

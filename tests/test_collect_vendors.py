@@ -152,8 +152,12 @@ def test_temperature_fans_and_power_for_every_vendor(vendors):
     """Defect 7: Huawei (0 °C = no sensor), H3C (65535 = not supported), Cisco ENVMON (notPresent dropped)."""
     assert vendors["s5720"].environment == {"temperature": {"67108873": 43}, "fan": {"0.1": True, "0.2": False},
                                             "power": {"0.1": True, "0.2": True}}
-    assert vendors["s6520"].environment == {"temperature": {"12": 42}, "fan": {"1": True, "2": True},
-                                            "power": {"1": True, "2": False}}
+    s6520 = vendors["s6520"].environment
+    assert {k: s6520[k] for k in ("temperature", "fan", "power")} == {
+        "temperature": {"12": 42}, "fan": {"1": True, "2": True}, "power": {"1": True, "2": False}}
+    # optical power per port (ifIndex): port 2's fibre is degrading (-18.75 dBm), port 3 has no reading
+    assert s6520["rx_power"] == pytest.approx({"1": -4.12, "2": -18.75, "4": -3.85, "25": -0.87, "26": -0.94})
+    assert s6520["tx_power"]["25"] == pytest.approx(0.52) and "3" not in s6520["tx_power"]
     assert vendors["c9300"].environment == {"temperature": {"1008": 31, "1009": 48}, "fan": {"1011": True, "1012": True},
                                             "power": {"1014": True, "1015": False}}
     fams = render(list(vendors.values()))
