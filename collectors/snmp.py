@@ -327,13 +327,14 @@ class Poller:
         for name, part in got.items():
             if name.startswith("interfaces/"):
                 poll.update(part)
-        indexes = sorted(i for i in set().union(*(poll[c].keys() for c in poll)) if isinstance(i, int))
+        ids = {i for i in set().union(*(poll[c].keys() for c in poll)) if isinstance(i, int)}
         # an interface without its HC counter or ifHighSpeed: the 32-bit ifTable columns, from now on every poll
-        if not st.legacy and res.tables.get("interfaces") is None and any(poll["in_octets"].get(i) is None or poll["speed_mbps"].get(i) is None for i in indexes):
+        if not st.legacy and res.tables.get("interfaces") is None and (
+                ids.difference(poll["in_octets"]) or ids.difference(poll["speed_mbps"])):
             st.legacy = True
             got.update(await self._tables({"interfaces/legacy": self.walk(t, stats, sem, IF_LEGACY)}, end, res))
             poll.update(got.get("interfaces/legacy", {}))
-        if "labels" not in got and any(i not in st.labels for i in indexes):  # a new interface: name it now
+        if "labels" not in got and ids.difference(st.labels):  # a new interface: name it now
             got.update(await self._tables({"labels": self.walk(t, stats, sem, IF_LABELS)}, end, res))
         if "labels" in got:
             lab = got["labels"]
@@ -345,7 +346,7 @@ class Poller:
             res.labels_walked = True
         st.uptime = uptime if uptime is not None else st.uptime
         st.last_change = last_change
-        self._interfaces(st, res, poll, indexes, restarted)
+        self._interfaces(st, res, poll, sorted(ids), restarted)
         if "health" in got:
             self._health(plat, got["health"], res)
 
