@@ -191,14 +191,16 @@ class SecretRef(BaseModel):
 
 
 class SnmpCredentials(BaseModel):
+    """What SNMP needs: the v3 user and keys for devices polled with v3, the community for v2c ones; which of
+    them a profile must give follows the devices that use it (validate.py)."""
     model_config = ConfigDict(extra="forbid")
-    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] | None = None
     # net-snmp's names (snmpcmd -a/-x, snmpd createUser); AES-192/256 extend the key the standard (Blumenthal) way,
     # AES-192-C/AES-256-C the Cisco way (snmp_exporter's AES192C/AES256C)
     auth_protocol: Literal["SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] = "SHA"
-    auth_key: SecretRef
+    auth_key: SecretRef | None = None
     priv_protocol: Literal["AES", "AES-192", "AES-256", "AES-192-C", "AES-256-C"] = "AES"
-    priv_key: SecretRef
+    priv_key: SecretRef | None = None
     community: SecretRef | None = None  # only used by devices whose snmp_version is v2c
 
 
@@ -210,12 +212,7 @@ class Credentials(_Obj):
     snmp: SnmpCredentials | None = None
     db_password: SecretRef | None = None  # the least-privilege monitoring role on the device's databases
     restic_password: SecretRef | None = None  # the restic repositories on a backup store
-
-    @model_validator(mode="after")
-    def _some_login(self):
-        if self.ssh_key is None and self.password is None:
-            raise ValueError("@ssh_key: give ssh_key or password")
-        return self
+    # ssh_key or password: required where a device using the profile is reached by SSH (validate.py)
 
 
 class AddressPlan(BaseModel):
@@ -313,7 +310,12 @@ class Device(_Obj):
     management: IPv4Address
     loopback: IPv4Address | None = None
     credentials: str
+    # how the suite reaches the device: a device reached by SNMP only needs no SSH login, and the reverse
+    access: Annotated[list[Literal["ssh", "snmp"]], Field(min_length=1)] = ["ssh", "snmp"]
     snmp_version: Literal["v3", "v2c"] = "v3"
+    snmp_port: Annotated[int, Field(ge=1, le=65535)] = 161
+    snmp_timeout: Annotated[float, Field(gt=0, le=60)] | None = None  # per request attempt; None: the collector's
+    snmp_retries: Annotated[int, Field(ge=0, le=10)] | None = None     # None: the collector's --retries
     services: list[Service] = []
     zone: Zone = Zone.business
     interfaces: dict[Annotated[str, Field(pattern=IFACE_NAME)], Interface] = {}
@@ -334,6 +336,8 @@ class Device(_Obj):
             raise ValueError(f"@services: services run on servers, not on platform {self.platform}")
         if len(set(self.services)) != len(self.services):
             raise ValueError("@services: a service is listed twice")
+        if len(set(self.access)) != len(self.access):
+            raise ValueError("@access: a way of access is listed twice")
         return self
 
     @property

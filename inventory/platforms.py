@@ -11,6 +11,25 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class EnvSensor:
+    """One environment column of a vendor MIB, indexed by entity (or the MIB's own sensor index).
+
+    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by ifIndex):
+    the value × ``scale`` is the measure; "fan" / "power": the value is a state, ``ok`` lists the states that
+    mean working. A value in ``absent`` means "no such sensor here" and is dropped."""
+    kind: str
+    oid: str
+    ok: tuple[int, ...] = ()
+    absent: tuple[int, ...] = ()
+    scale: float = 1
+
+    @property
+    def state(self) -> bool:
+        """The value is a state (working or not), not a measure."""
+        return self.kind in ("fan", "power")
+
+
+@dataclass(frozen=True)
 class Platform:
     name: str
     kind: str                 # "network" (a router/switch/firewall OS) or "server" (a Linux host)
@@ -46,6 +65,11 @@ class Platform:
     # vendor CPU / memory utilisation columns (percent per entity); None: HOST-RESOURCES-MIB
     snmp_cpu_oid: str | None = None
     snmp_mem_oid: str | None = None
+    # memory as used / free amounts per entity (CISCO-PROCESS-MIB) where the vendor gives no percentage
+    snmp_mem_used_oid: str | None = None
+    snmp_mem_free_oid: str | None = None
+    # temperature, fan and power-supply columns of the vendor's entity / environment MIB
+    snmp_env: tuple[EnvSensor, ...] = ()
     # SSH health collection: (command, parser name in collectors/parsers.py) run in one session
     ssh_health: tuple[tuple[str, str], ...] = ()
     # configuration lines that carry a secret (a password, a key, a community): ^(kept part)secret
@@ -109,6 +133,10 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_enterprise="1.3.6.1.4.1.2011",
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
+                 # HUAWEI-ENTITY-EXTENT-MIB: 0 °C is what an entity without a sensor (chassis, card slot) reports
+                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
+                           EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
+                           EnvSensor("power", "1.3.6.1.4.1.2011.5.25.31.1.1.18.1.6", ok=(1,))),  # hwEntityPwrState supply(1)
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
                              ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS,
                  # a firewall on VRP is a USG: security zones and security-policy rules
@@ -125,6 +153,13 @@ PLATFORMS: dict[str, Platform] = {
                  ping_ok=r" 0.0% packet loss",
                  snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8",       # hh3cEntityExtMemUsage
+                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.25506.2.6.1.1.1.1.12", absent=(65535,)),  # hh3cEntityExtTemperature
+                           # HH3C-LSW-DEV-ADM-MIB: active(1), deactive(2), not-install(3), unsupport(4)
+                           EnvSensor("fan", "1.3.6.1.4.1.25506.8.35.9.1.1.1.2", ok=(1,), absent=(3, 4)),  # hh3cDevMFanStatus
+                           EnvSensor("power", "1.3.6.1.4.1.25506.8.35.9.1.2.1.2", ok=(1,), absent=(3, 4)),  # hh3cDevMPowerStatus
+                           # HH3C-TRANSCEIVER-INFO-MIB, per ifIndex, hundredths of dBm; 2147483647: no reading
+                           EnvSensor("rx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.12", absent=(2147483647,), scale=0.01),
+                           EnvSensor("tx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.9", absent=(2147483647,), scale=0.01)),
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
                              ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS,
                  # a firewall on Comware is a SecPath: security zones and security-policy ip rules
@@ -136,6 +171,13 @@ PLATFORMS: dict[str, Platform] = {
                  commit_confirm_at="enter", show_interface="show interfaces {name}",
                  ping="ping {target} source {source} repeat 3", ping_ok=r"Success rate is 100 percent",
                  confirm="configure confirm", revert="configure revert now", snmp_enterprise="1.3.6.1.4.1.9",
+                 snmp_cpu_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.8",         # cpmCPUTotal5minRev
+                 snmp_mem_used_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.12",   # cpmCPUMemoryUsed (KB)
+                 snmp_mem_free_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.13",   # cpmCPUMemoryFree (KB)
+                 # CISCO-ENVMON-MIB: states normal(1), warning(2), critical(3), shutdown(4), notPresent(5), notFunctioning(6)
+                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.9.9.13.1.3.1.3"),             # ciscoEnvMonTemperatureStatusValue
+                           EnvSensor("fan", "1.3.6.1.4.1.9.9.13.1.4.1.3", ok=(1,), absent=(5,)),   # ciscoEnvMonFanState
+                           EnvSensor("power", "1.3.6.1.4.1.9.9.13.1.5.1.3", ok=(1,), absent=(5,))),  # ciscoEnvMonSupplyState
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
         # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a

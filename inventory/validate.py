@@ -139,11 +139,7 @@ def _devices(inv: Inventory, p: _Problems) -> None:
         if cred_known is False:
             p.add(d, "device", "credentials", f"unknown credentials profile {d.credentials!r}")
         elif cred_known:
-            cred = inv.credentials[d.credentials]
-            if cred.snmp is None:
-                p.add(d, "device", "credentials", f"profile {d.credentials!r} has no snmp section")
-            elif d.snmp_version == "v2c" and cred.snmp.community is None:
-                p.add(d, "device", "snmp_version", f"v2c needs snmp.community in credentials profile {d.credentials!r}")
+            _credentials(d, inv.credentials[d.credentials], p)
         if net:
             if d.management not in net.address_plan.management:
                 p.add(d, "device", "management", f"{d.management} is outside the management pool {net.address_plan.management}")
@@ -170,6 +166,22 @@ def _devices(inv: Inventory, p: _Problems) -> None:
             net_ = itf.address.network
             if net_.prefixlen < 31 and ip in (net_.network_address, net_.broadcast_address):
                 p.add(d, "device", f"interfaces.{name}.address", f"{ip} is the network or broadcast address of {net_}")
+
+
+def _credentials(d, cred, p: _Problems) -> None:
+    """The secrets the device's declared access uses, and only those, are in its credentials profile."""
+    if "ssh" in d.access and cred.ssh_key is None and cred.password is None:
+        p.add(d, "device", "access", f"ssh needs ssh_key or password in credentials profile {d.credentials!r}")
+    if "snmp" not in d.access:
+        return
+    if cred.snmp is None:
+        p.add(d, "device", "credentials", f"profile {d.credentials!r} has no snmp section")
+    elif d.snmp_version == "v2c" and cred.snmp.community is None:
+        p.add(d, "device", "snmp_version", f"v2c needs snmp.community in credentials profile {d.credentials!r}")
+    elif d.snmp_version == "v3":
+        missing = [f"snmp.{k}" for k in ("user", "auth_key", "priv_key") if getattr(cred.snmp, k) is None]
+        if missing:
+            p.add(d, "device", "snmp_version", f"v3 needs {', '.join(missing)} in credentials profile {d.credentials!r}")
 
 
 def _links(inv: Inventory, p: _Problems) -> None:
