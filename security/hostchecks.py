@@ -11,6 +11,7 @@ import re
 
 from jinbao_netops import escape
 
+from . import sudopolicy
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
 MARK = "@@@dengbao "
@@ -31,11 +32,17 @@ def sections(params: dict) -> dict[str, str]:
         "faillock": "grep -vE '^\\s*(#|$)' /etc/security/faillock.conf",
         "pwhistory": "grep -vE '^\\s*(#|$)' /etc/security/pwhistory.conf",
         "login_defs": "grep -E '^\\s*(PASS_MAX_DAYS|PASS_MIN_DAYS|PASS_WARN_AGE|UMASK)\\s' /etc/login.defs",
+        # per account: name, password state (never the hash), min, max, warn days, login shell
+        "aging": "awk -F: 'NR==FNR {sh[$1]=$7; next} {st = ($2 == \"\") ? \"empty\" : ($2 ~ /^[!*]/) ? \"locked\" : \"password\"; "
+                 "print $1, st, ($4 == \"\" ? \"-\" : $4), ($5 == \"\" ? \"-\" : $5), ($6 == \"\" ? \"-\" : $6), sh[$1]}' "
+                 "/etc/passwd /etc/shadow",
         "shell_env": "grep -HsE '^\\s*(readonly\\s+TMOUT|(export\\s+)?TMOUT=|umask\\s)' /etc/profile /etc/bash.bashrc /etc/profile.d/*.sh",
         "accounts": "awk -F: '$3==0{print \"uid0 \" $1}' /etc/passwd; awk -F: '$2==\"\"{print \"empty \" $1}' /etc/shadow",
         "perms": "stat -c '%a %U:%G %n' /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/ssh/sshd_config /var/log/audit",
-        "admins": f"for u in {admins}; do getent passwd \"$u\" || echo \"missing $u\"; done",
-        "sudoers": "grep -rhvE '^\\s*(#([^i]|$)|$)' /etc/sudoers /etc/sudoers.d/",
+        "admins": f"for u in {admins}; do getent passwd \"$u\" || echo \"missing $u\"; echo \"groups $u $(id -nG \"$u\" 2>/dev/null)\"; done",
+        # the effective policy, as sudo itself resolves it, of every account that may run anything
+        "sudo": "for u in $(cut -d: -f1 /etc/passwd); do [ \"$u\" = root ] && continue; o=$(sudo -l -U \"$u\" 2>&1); "
+                f"case $o in *'may run the following'*) printf '{sudopolicy.HEADER}%s\\n%s\\n' \"$u\" \"$o\";; esac; done",
         "units": f"for u in {units}; do case $u in *.*) n=$u;; *) n=$u.service;; esac; "
                  f"echo \"$u $(systemctl is-active $n 2>/dev/null) $(systemctl is-enabled $n 2>/dev/null)\"; done",
         "packages": f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {q(params['dengbao_forbidden_packages'])} 2>/dev/null"
@@ -155,12 +162,32 @@ def pw_history(f, p):
                  f"remember={remember}")], ["pam", "pwhistory"]
 
 
+NO_LOGIN = re.compile(r"/(nologin|false|sync|halt|shutdown)$")
+
+
 def pw_aging(f, p):
+    """Each login account with a password, from its own /etc/shadow fields; login.defs only for new accounts.
+    An account without a usable password (locked, key-only) has nothing to age and is named as such."""
+    mx, mn, warn = p["dengbao_pass_max_days"], p["dengbao_pass_min_days"], p["dengbao_pass_warn_age"]
     d = _kv(f.get("login_defs", ""))
-    mx, mn, warn = (_int(d.get(k), None) for k in ("pass_max_days", "pass_min_days", "pass_warn_age"))
-    return [_sub(f"PASS_MAX_DAYS ≤ {p['dengbao_pass_max_days']}", mx is not None and 0 < mx <= p["dengbao_pass_max_days"], f"PASS_MAX_DAYS={mx}"),
-            _sub(f"PASS_MIN_DAYS ≥ {p['dengbao_pass_min_days']}", mn is not None and mn >= p["dengbao_pass_min_days"], f"PASS_MIN_DAYS={mn}"),
-            _sub(f"PASS_WARN_AGE ≥ {p['dengbao_pass_warn_age']}", warn is not None and warn >= p["dengbao_pass_warn_age"], f"PASS_WARN_AGE={warn}")], ["login_defs"]
+    dmx, dmn, dwarn = (_int(d.get(k), None) for k in ("pass_max_days", "pass_min_days", "pass_warn_age"))
+    subs = [_sub(f"login.defs defaults for new accounts ≤ {mx}/≥ {mn}/≥ {warn} days 新账户默认值",
+                 dmx is not None and 0 < dmx <= mx and (dmn or 0) >= mn and (dwarn or 0) >= warn,
+                 f"PASS_MAX_DAYS={dmx} PASS_MIN_DAYS={dmn} PASS_WARN_AGE={dwarn}")]
+    keyonly = []
+    for line in f.get("aging", "").splitlines():
+        parts = line.split()
+        if len(parts) < 6 or NO_LOGIN.search(parts[5]):
+            continue
+        user, state, amin, amax, awarn = parts[0], parts[1], *(_int(v, None) for v in parts[2:5])
+        if state != "password":
+            keyonly.append(f"{user}({state})")
+            continue
+        subs.append(_sub(f"{user}: max ≤ {mx}, min ≥ {mn}, warn ≥ {warn} days 口令有效期", amax is not None and 0 < amax <= mx
+                         and (amin or 0) >= mn and (awarn or 0) >= warn, f"min={amin} max={amax} warn={awarn}"))
+    if keyonly:
+        subs[0]["detail"] += f"; no password to age (key-only or locked) 无口令: {','.join(keyonly)}"
+    return subs, ["login_defs", "aging"]
 
 
 def no_empty_password(f, p):
@@ -228,21 +255,36 @@ def ssh_root_login(f, p):
                  f"maxauthtries={s.get('maxauthtries')}")], ["sshd"]
 
 
-def _sudo_rules(f: dict, user: str) -> list[str]:
-    return [ln.strip() for ln in f.get("sudoers", "").splitlines() if ln.split() and ln.split()[0] in (user, f"%{user}")]
+ROLES = ("sysadmin", "secadmin", "auditadmin")
+JOBS = {"sysadmin": "系统管理员可管理业务服务 system administrator manages the node's services",
+        "secadmin": "安全管理员可管理账户 security administrator manages accounts",
+        "auditadmin": "审计管理员可读日志 audit administrator reads the logs"}
+
+
+def _groups(f: dict) -> dict[str, list[str]]:
+    return {ln.split()[1]: ln.split()[2:] for ln in f.get("admins", "").splitlines() if ln.startswith("groups ") and len(ln.split()) > 1}
+
+
+def sudo_judgement(f: dict, p: dict) -> sudopolicy.Judgement:
+    """The effective sudo policy (``sudo -l -U`` per account) judged for the three roles and the operator."""
+    wrappers = {p["dengbao_service_wrapper"]: "sysadmin", p["dengbao_account_wrapper"]: "secadmin"}
+    return sudopolicy.assess(sudopolicy.listings(f.get("sudo", "")), {r: p[f"dengbao_{r}"] for r in ROLES},
+                             p["dengbao_operator"], wrappers, _groups(f), p["dengbao_log_groups"])
 
 
 def separation_of_duties(f, p):
-    names = [p["dengbao_sysadmin"], p["dengbao_secadmin"], p["dengbao_auditadmin"]]
     missing = [ln.split()[1] for ln in f.get("admins", "").splitlines() if ln.startswith("missing ")]
-    rules = {u: _sudo_rules(f, u) for u in names}
-    unrestricted = [u for u in names if any(re.search(r"\)\s*(NOPASSWD:\s*)?ALL\s*$", r) for r in rules[u])]
-    audit_writes = [r for r in rules[p["dengbao_auditadmin"]] if re.search(r"\b(rm|truncate|tee|vi|auditctl|service|systemctl)\b", r)]
-    return [_sub("三权 accounts exist 三类管理员账户", not missing, ",".join(missing) or "all present"),
-            _sub("each admin has its own sudo rules 权限分离", all(rules[u] for u in names),
-                 "; ".join(f"{u}:{len(r)}" for u, r in rules.items())),
-            _sub("no admin has unrestricted sudo 无全权账户", not unrestricted, ",".join(unrestricted) or "none"),
-            _sub("audit admin cannot change logs 审计员只读", not audit_writes, "; ".join(audit_writes) or "read-only")], ["admins", "sudoers"]
+    j = sudo_judgement(f, p)
+    subs = [_sub("三权 accounts exist 三类管理员账户", not missing, ",".join(missing) or "all present")]
+    subs += [_sub(JOBS[r], j.jobs[r][0] and p[f"dengbao_{r}"] not in missing, j.jobs[r][1]) for r in ROLES]
+    subs += [_sub(f"{p[f'dengbao_{r}']}: no escape from its duty 无越权/逃逸途径", not j.escapes[p[f"dengbao_{r}"]],
+                  "; ".join(j.escapes[p[f"dengbao_{r}"]]) or "none") for r in ROLES]
+    subs += [_sub("no right shared between roles 角色间无重叠权限", not j.overlaps, "; ".join(j.overlaps) or "none"),
+             _sub("no other account may use sudo 无其他提权账户", not j.others, "; ".join(j.others) or "none"),
+             _sub(f"automation account {p['dengbao_operator']} bounded 自动化账户权限受限", not j.operator,
+                  ("; ".join(j.operator) + " — kept for Ansible become: key-only login, documented in the README "
+                   "(自动化账户保留 root 权限，仅密钥登录，已书面说明)") if j.operator else "none")]
+    return subs, ["admins", "sudo"]
 
 
 def umask(f, p):
@@ -341,9 +383,10 @@ def time_sync(f, p):
 def audit_protection(f, p):
     perm = next((ln.split() for ln in f.get("perms", "").splitlines() if ln.endswith("/var/log/audit")), None)
     ok = perm is not None and len(perm) == 3 and int(perm[0], 8) & 0o027 == 0 and perm[1].startswith("root:")
-    audit_writes = [r for r in _sudo_rules(f, p["dengbao_auditadmin"]) if re.search(r"\b(rm|truncate|tee|auditctl|systemctl)\b", r)]
+    auditor = p["dengbao_auditadmin"]
+    rights = [g.text for g in sudo_judgement(f, p).grants.get(auditor, [])]
     return [_sub("/var/log/audit ≤ 750 root 审计记录受保护", ok, " ".join(perm[:2]) if perm else "missing"),
-            _sub("audit admin has no write commands 审计员无删改权限", not audit_writes, "; ".join(audit_writes) or "none")], ["perms", "sudoers"]
+            _sub("audit admin has no sudo rights (reads by group) 审计员无删改权限", not rights, "; ".join(rights) or "none")], ["perms", "sudo"]
 
 
 def minimal_install(f, p):
