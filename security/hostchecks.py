@@ -26,7 +26,8 @@ def sections(params: dict) -> dict[str, str]:
         "os": "grep -E '^(ID|ID_LIKE|VERSION_ID)=' /etc/os-release",
         "virt": "systemd-detect-virt -c",
         "sshd": "sshd -T | grep -Ei '^(permitrootlogin|passwordauthentication|permitemptypasswords|maxauthtries|"
-                "clientaliveinterval|clientalivecountmax|ciphers|macs|kexalgorithms|listenaddress) '",
+                "clientaliveinterval|clientalivecountmax|ciphers|macs|kexalgorithms|listenaddress|x11forwarding|allowagentforwarding|"
+                "allowtcpforwarding|maxsessions|loglevel|banner) '",
         "pam": f"grep -HsvE '^\\s*(#|$)' {PAM_FILES}",
         "pwquality": "cat /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf 2>/dev/null | grep -vE '^\\s*(#|$)'",
         "faillock": "grep -vE '^\\s*(#|$)' /etc/security/faillock.conf",
@@ -38,7 +39,11 @@ def sections(params: dict) -> dict[str, str]:
                  "/etc/passwd /etc/shadow",
         "shell_env": "grep -HsE '^\\s*(readonly\\s+TMOUT|(export\\s+)?TMOUT=|umask\\s)' /etc/profile /etc/bash.bashrc /etc/profile.d/*.sh",
         "accounts": "awk -F: '$3==0{print \"uid0 \" $1}' /etc/passwd; awk -F: '$2==\"\"{print \"empty \" $1}' /etc/shadow",
-        "perms": "stat -c '%a %U:%G %n' /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/ssh/sshd_config /var/log/audit",
+        "perms": "stat -c '%a %U:%G %n' /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/ssh/sshd_config /var/log/audit "
+                 "/etc/sudoers.d /etc/crontab",
+        # the home directories of the people's accounts (UID ≥ 1000)
+        "homes": "for d in $(awk -F: '!($3 < 1000) && $3 != 65534 {print $6}' /etc/passwd | sort -u); do "
+                 "[ -d \"$d\" ] && stat -c '%a %U:%G %n' \"$d\"; done",
         "admins": f"for u in {admins}; do getent passwd \"$u\" || echo \"missing $u\"; echo \"groups $u $(id -nG \"$u\" 2>/dev/null)\"; done",
         # the effective policy, as sudo itself resolves it, of every account that may run anything
         "sudo": "for u in $(cut -d: -f1 /etc/passwd); do [ \"$u\" = root ] && continue; o=$(sudo -l -U \"$u\" 2>&1); "
@@ -255,6 +260,17 @@ def ssh_root_login(f, p):
                  f"maxauthtries={s.get('maxauthtries')}")], ["sshd"]
 
 
+def ssh_session(f, p):
+    s = _sshd(f)
+    subs = [_sub(f"{k} no", s.get(k) == "no", f"{k}={s.get(k)}") for k in ("x11forwarding", "allowagentforwarding", "allowtcpforwarding")]
+    return subs + [
+        _sub(f"MaxSessions ≤ {p['dengbao_ssh_max_sessions']}", 0 < _int(s.get("maxsessions"), 99) <= p["dengbao_ssh_max_sessions"],
+             f"maxsessions={s.get('maxsessions')}"),
+        _sub("login banner 登录警示", s.get("banner", "none") != "none", f"banner={s.get('banner')}"),
+        _sub("LogLevel VERBOSE (key fingerprints logged) 详细日志", str(s.get("loglevel")).lower() in ("verbose", "debug", "debug1", "debug2", "debug3"),
+             f"loglevel={s.get('loglevel')}")], ["sshd"]
+
+
 ROLES = ("sysadmin", "secadmin", "auditadmin")
 JOBS = {"sysadmin": "系统管理员可管理业务服务 system administrator manages the node's services",
         "secadmin": "安全管理员可管理账户 security administrator manages accounts",
@@ -296,18 +312,29 @@ def umask(f, p):
             _sub(f"profile umask {p['dengbao_umask']}", bool(um) and all(ok(v) for v in um), f"umask={um or 'unset'}")], ["login_defs", "shell_env"]
 
 
-PERM_MAX = {"/etc/passwd": 0o644, "/etc/group": 0o644, "/etc/shadow": 0o640, "/etc/gshadow": 0o640, "/etc/ssh/sshd_config": 0o600}
+PERM_MAX = {"/etc/passwd": 0o644, "/etc/group": 0o644, "/etc/shadow": 0o640, "/etc/gshadow": 0o640, "/etc/ssh/sshd_config": 0o600,
+            "/etc/sudoers.d": 0o750, "/etc/crontab": 0o600}
+OPTIONAL = {"/etc/crontab"}  # no cron installed: nothing to protect
+HOME_MAX = 0o750
 
 
 def file_permissions(f, p):
-    subs = []
+    seen = {}
     for line in f.get("perms", "").splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] in PERM_MAX:
-            mode = int(parts[0], 8)
-            subs.append(_sub(f"{parts[2]} ≤ {PERM_MAX[parts[2]]:o}", mode & ~PERM_MAX[parts[2]] == 0 and parts[1].startswith("root:"),
-                             f"{parts[0]} {parts[1]}"))
-    return subs or [_sub("stat of identity files", False, "no output")], ["perms"]
+            seen[parts[2]] = parts
+    subs = []
+    for path, most in PERM_MAX.items():
+        if path not in seen:
+            subs.append(_sub(f"{path} ≤ {most:o}", path in OPTIONAL, "absent"))
+            continue
+        mode, owner, _ = seen[path]
+        subs.append(_sub(f"{path} ≤ {most:o}", int(mode, 8) & ~most == 0 and owner.startswith("root:"), f"{mode} {owner}"))
+    wide = [f"{ln.split()[2]} {ln.split()[0]}" for ln in f.get("homes", "").splitlines()
+            if len(ln.split()) == 3 and int(ln.split()[0], 8) & ~HOME_MAX]
+    subs.append(_sub(f"home directories ≤ {HOME_MAX:o} 家目录权限", not wide, ", ".join(wide) or "all"))
+    return subs, ["perms", "homes"]
 
 
 AUDIT_KEYS = {
@@ -435,7 +462,8 @@ NA_REASONS = {
 CHECKS = {
     "pw-quality": pw_quality, "pw-history": pw_history, "pw-aging": pw_aging, "no-empty-password": no_empty_password,
     "login-lockout": login_lockout, "idle-timeout": idle_timeout, "ssh-remote-mgmt": ssh_remote_mgmt,
-    "ssh-strong-crypto": ssh_strong_crypto, "ssh-root-login": ssh_root_login, "separation-of-duties": separation_of_duties,
+    "ssh-strong-crypto": ssh_strong_crypto, "ssh-root-login": ssh_root_login, "ssh-session": ssh_session,
+    "separation-of-duties": separation_of_duties,
     "umask": umask, "file-permissions": file_permissions, "audit-rules": audit_rules, "audit-daemon": audit_daemon,
     "log-forwarding": log_forwarding, "log-retention": log_retention, "time-sync": time_sync,
     "audit-protection": audit_protection, "minimal-install": minimal_install, "high-risk-ports": high_risk_ports,

@@ -36,7 +36,7 @@ def test_script_is_read_only():
 
 def test_fresh_lab_node_fails_the_expected_controls():
     v = verdicts("debian12-lab-fresh.txt", "huadu-srv1")
-    expected_bad = {"pw-quality", "pw-history", "pw-aging", "login-lockout", "idle-timeout", "ssh-strong-crypto", "ssh-root-login",
+    expected_bad = {"pw-quality", "pw-history", "pw-aging", "login-lockout", "idle-timeout", "ssh-strong-crypto", "ssh-root-login", "ssh-session",
                     "separation-of-duties", "umask", "file-permissions", "audit-rules", "audit-daemon", "log-forwarding",
                     "log-retention", "time-sync", "mgmt-access"}
     bad = {k for k, r in v.items() if r["verdict"] in (FAIL, PARTIAL)}

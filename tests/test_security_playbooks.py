@@ -102,7 +102,7 @@ def _as_sudo_l(sudoers: str) -> str:
 def test_rendered_templates_pass_the_audit_checks():
     params = yaml.safe_load(PARAMS.read_text())
     facts = _facts_from_rendered("debian")
-    for check in ("login-lockout", "pw-history", "pw-quality", "ssh-root-login", "ssh-strong-crypto", "audit-rules"):
+    for check in ("login-lockout", "pw-history", "pw-quality", "ssh-root-login", "ssh-strong-crypto", "ssh-session", "audit-rules"):
         subs, _ = hostchecks.CHECKS[check](facts, params)
         assert hostchecks.verdict(subs) == "符合", (check, subs)
     # every role can do its job and nothing else; only the deploy role's automation account stays broad
