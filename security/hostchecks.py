@@ -54,6 +54,7 @@ def sections(params: dict) -> dict[str, str]:
                     f" || rpm -q {q(params['dengbao_forbidden_packages'])} 2>/dev/null | grep -v 'not installed'",
         "audit_rules": "cat /etc/audit/rules.d/*.rules 2>/dev/null | grep -vE '^\\s*(#|$)'",
         "auditctl": "auditctl -s",
+        "auditctl_rules": "auditctl -l",
         "rsyslog": "grep -hsvE '^\\s*(#|$)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf | grep -E '@|omfwd|[Tt]arget='",
         "logrotate": "grep -HsvE '^\\s*(#|$)' /etc/logrotate.d/rsyslog /etc/logrotate.d/syslog /etc/logrotate.conf",
         "chrony": "grep -hsE '^\\s*(server|pool|peer)\\s' /etc/chrony/chrony.conf /etc/chrony.conf /etc/chrony/sources.d/*.sources /etc/chrony/conf.d/*.conf",
@@ -337,19 +338,51 @@ def file_permissions(f, p):
     return subs, ["perms", "homes"]
 
 
-AUDIT_KEYS = {
-    "identity": (r"/etc/passwd", r"/etc/shadow", r"/etc/group", r"/etc/gshadow"),
-    "privileged": (r"euid=0.*execve|execve.*euid=0|/usr/bin/sudo",),
-    "time_change": (r"adjtimex|settimeofday|clock_settime",),
-    "sudoers": (r"/etc/sudoers",),
-    "logins": (r"/var/log/faillog|/var/log/lastlog|/var/run/faillock|/run/faillock",),
+# rule family → what must be there: (what, pattern, both ABIs). A syscall rule counts only with its
+# arch=b64 and arch=b32 forms (a 32-bit program would slip past a b64-only rule).
+AUDIT_RULES = {
+    "identity": [(w, rf"-w {w}\b", False) for w in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")],
+    "privileged": [("execve by euid 0", r"-S \S*execve.*euid=0|euid=0.*-S \S*execve", True)],
+    "time_change": [("adjtimex/settimeofday/clock_settime", r"-S \S*(adjtimex|settimeofday|clock_settime)", True)],
+    "sudoers": [("/etc/sudoers", r"-w /etc/sudoers\b", False), ("/etc/sudoers.d", r"-w /etc/sudoers\.d\b", False)],
+    "logins": [("lastlog/faillock", r"-w (/var/log/lastlog|/var/log/faillog|(/var)?/run/faillock)\b", False)],
+    "session": [(w, rf"-w {w}\b", False) for w in ("(/var)?/run/utmp", "/var/log/wtmp", "/var/log/btmp")],
+    "perm_mod": [("chmod", r"-S \S*chmod", True), ("chown", r"-S \S*chown", True), ("setxattr", r"-S \S*setxattr", True)],
+    "delete": [("unlink", r"-S \S*unlink", True), ("rename", r"-S \S*rename", True)],
+    "access": [("failed open EACCES", r"exit=-EACCES", True), ("failed open EPERM", r"exit=-EPERM", True)],
+    "modules": [("init_module/finit_module", r"-S \S*init_module", True), ("delete_module", r"-S \S*delete_module", True)],
+    "network": [("sethostname", r"-S \S*sethostname", True), ("/etc/hosts", r"-w /etc/hosts\b", False)],
 }
 
 
+def _rule_present(lines: list[str], pattern: str, pair: bool) -> bool:
+    hits = [ln for ln in lines if re.search(pattern, ln)]
+    if not pair:
+        return bool(hits)
+    return all(any(f"arch={a}" in ln for ln in hits) for a in ("b64", "b32"))
+
+
 def audit_rules(f, p):
-    rules = f.get("audit_rules", "")
-    return [_sub(f"{name} 审计规则", all(re.search(pat, rules) for pat in AUDIT_KEYS[name]))
-            for name in p["dengbao_audit_rules"] if name in AUDIT_KEYS], ["audit_rules"]
+    """Each rule's presence in the kernel's loaded rules (auditctl -l) where kernel audit runs; else in
+    the rules files, with the reason the loaded rules cannot be read."""
+    status = _kv(f.get("auditctl", ""))
+    if status.get("enabled") in ("1", "2"):  # kernel audit runs: what it enforces is what counts
+        lines, source = f.get("auditctl_rules", "").splitlines(), "auditctl -l"
+        immutable = status.get("enabled") == "2"
+    else:
+        lines = f.get("audit_rules", "").splitlines()
+        virt = f.get("virt", "").strip()
+        why = f"container {virt}: no kernel audit" if virt not in ("", "none") else "kernel audit not enabled"
+        source = f"/etc/audit/rules.d ({why}; the loaded rules cannot be read 无法读取内核规则)"
+        immutable = any(re.match(r"^\s*-e\s+2\b", ln) for ln in lines)
+    subs = []
+    for name in p["dengbao_audit_rules"]:
+        if name == "immutable":
+            subs.append(_sub("rules immutable (-e 2) 审计规则不可修改", immutable, source))
+        elif name in AUDIT_RULES:
+            missing = [what for what, pat, pair in AUDIT_RULES[name] if not _rule_present(lines, pat, pair)]
+            subs.append(_sub(f"{name} 审计规则", not missing, (f"missing: {', '.join(missing)}; " if missing else "") + source))
+    return subs, ["audit_rules", "auditctl", "auditctl_rules", "virt"]
 
 
 def audit_daemon(f, p):

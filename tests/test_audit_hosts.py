@@ -118,3 +118,35 @@ def test_an_account_left_at_never_expires_fails_even_with_good_defaults():
     rows = {r["id"]: r for r in audit_server(CAT, params, text, "2026-11-23T00:00:00+00:00")}
     assert rows["pw-aging"]["verdict"] == PARTIAL
     assert [s["detail"] for s in rows["pw-aging"]["findings"] if not s["ok"]] == ["min=0 max=99999 warn=7"]
+
+
+def _audit_rules(facts: dict) -> dict[str, dict]:
+    subs, _ = hostchecks.CHECKS["audit-rules"](facts, host_params(INV, "gd-db1"))
+    return {s["label"].split()[0]: s for s in subs}
+
+
+def test_audit_rules_need_both_abis_and_immutability():
+    hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
+    b64_only = "\n".join(ln for ln in hardened["audit_rules"].splitlines() if "arch=b32" not in ln and ln != "-e 2")
+    container = {"virt": "systemd-nspawn\n", "auditctl": "Error sending status request (Operation not permitted)\n",
+                 "auditctl_rules": "You must be root to run this program.\n"}
+    subs = _audit_rules({**hardened, **container, "audit_rules": b64_only})
+    assert not subs["perm_mod"]["ok"] and "chmod" in subs["perm_mod"]["detail"]
+    assert not subs["rules"]["ok"]  # -e 2 gone
+    assert subs["identity"]["ok"] and subs["sudoers"]["ok"]  # watches have no ABI
+    assert "container" in subs["identity"]["detail"]  # read from the file, and says why
+
+
+def test_loaded_rules_win_over_the_rules_file_where_kernel_audit_runs():
+    hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
+    loaded = [ln for ln in hardened["auditctl_rules"].splitlines() if "key=delete" not in ln]
+    facts = {**hardened, "auditctl_rules": "\n".join(loaded) + "\n"}
+    subs = _audit_rules(facts)
+    assert not subs["delete"]["ok"] and "auditctl -l" in subs["delete"]["detail"]  # in the file, not in the kernel
+    assert subs["perm_mod"]["ok"] and subs["rules"]["ok"]  # enabled 2: immutable
+
+
+def test_kernel_audit_with_no_rules_loaded_fails_whatever_the_file_says():
+    hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
+    subs = _audit_rules({**hardened, "auditctl": "enabled 1\n", "auditctl_rules": "No rules\n"})
+    assert not any(s["ok"] for s in subs.values())
