@@ -58,6 +58,8 @@ def sections(params: dict) -> dict[str, str]:
         "rsyslog": "grep -hsvE '^\\s*(#|$)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf | grep -E '@|omfwd|[Tt]arget='",
         "logrotate": "grep -HsvE '^\\s*(#|$)' /etc/logrotate.d/rsyslog /etc/logrotate.d/syslog /etc/logrotate.conf",
         "chrony": "grep -hsE '^\\s*(server|pool|peer)\\s' /etc/chrony/chrony.conf /etc/chrony.conf /etc/chrony/sources.d/*.sources /etc/chrony/conf.d/*.conf",
+        "sysctl_file": "cat /usr/lib/sysctl.d/*.conf /etc/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null | grep -vE '^\\s*([#;]|$)'",
+        "sysctl": f"sysctl {q(params['dengbao_sysctl'])}",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
     }
@@ -455,6 +457,22 @@ def minimal_install(f, p):
     return [_sub("no clear-text/unneeded service packages 最小安装", not installed, ",".join(installed) or "none")], ["packages"]
 
 
+def kernel_params(f, p):
+    """The running kernel's values; in a container (read-only /proc/sys, the host's kernel) 不适用, once the
+    file a real host would load is there."""
+    want = {k: str(v) for k, v in p["dengbao_sysctl"].items()}
+    shipped = _kv(f.get("sysctl_file", ""), r"\s*=\s*")
+    wrong_file = [f"{k}={shipped.get(k)}" for k, v in want.items() if shipped.get(k) != v]
+    if f.get("virt", "").strip() not in ("", "none"):
+        if not wrong_file:
+            return None, ["sysctl_file", "virt"]
+        return [_sub("sysctl file shipped 内核参数文件", False, ", ".join(wrong_file))], ["sysctl_file", "virt"]
+    live = _kv(f.get("sysctl", ""), r"\s*=\s*")
+    wrong_live = [f"{k}={live.get(k)}" for k, v in want.items() if live.get(k) != v]
+    return [_sub("running kernel values 运行值", not wrong_live, ", ".join(wrong_live) or "all as required"),
+            _sub("sysctl file for the next boot 持久配置", not wrong_file, ", ".join(wrong_file) or "all as required")], ["sysctl", "sysctl_file"]
+
+
 def _listening(f) -> set[int]:
     ports = set()
     for line in f.get("listen", "").splitlines():
@@ -488,6 +506,8 @@ def mgmt_access(f, p):
 
 
 NA_REASONS = {
+    "kernel-params": "container: /proc/sys is read-only and the kernel is the host's; /etc/sysctl.d/90-dengbao.conf is "
+                     "shipped for a real host 容器内不适用（内核参数属宿主机）",
     "log-forwarding": "this host is the top of the log chain 本机为最上级日志服务器",
     "time-sync": "this host is the top time source; set dengbao_ntp_server for its upstream 本机为最上级时间源",
 }
@@ -500,7 +520,7 @@ CHECKS = {
     "umask": umask, "file-permissions": file_permissions, "audit-rules": audit_rules, "audit-daemon": audit_daemon,
     "log-forwarding": log_forwarding, "log-retention": log_retention, "time-sync": time_sync,
     "audit-protection": audit_protection, "minimal-install": minimal_install, "high-risk-ports": high_risk_ports,
-    "mgmt-access": mgmt_access,
+    "mgmt-access": mgmt_access, "kernel-params": kernel_params,
 }
 
 

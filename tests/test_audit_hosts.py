@@ -38,7 +38,7 @@ def test_fresh_lab_node_fails_the_expected_controls():
     v = verdicts("debian12-lab-fresh.txt", "huadu-srv1")
     expected_bad = {"pw-quality", "pw-history", "pw-aging", "login-lockout", "idle-timeout", "ssh-strong-crypto", "ssh-root-login", "ssh-session",
                     "separation-of-duties", "umask", "file-permissions", "audit-rules", "audit-daemon", "log-forwarding",
-                    "log-retention", "time-sync", "mgmt-access"}
+                    "log-retention", "time-sync", "mgmt-access", "kernel-params"}
     bad = {k for k, r in v.items() if r["verdict"] in (FAIL, PARTIAL)}
     assert bad == expected_bad
     assert {k for k, r in v.items() if r["verdict"] == PASS} == {"no-empty-password", "ssh-remote-mgmt", "minimal-install",
@@ -150,3 +150,15 @@ def test_kernel_audit_with_no_rules_loaded_fails_whatever_the_file_says():
     hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
     subs = _audit_rules({**hardened, "auditctl": "enabled 1\n", "auditctl_rules": "No rules\n"})
     assert not any(s["ok"] for s in subs.values())
+
+
+def test_kernel_params_are_read_from_the_running_kernel_and_not_applicable_only_in_a_container():
+    hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
+    params = host_params(INV, "gd-db1")
+    off = hardened["sysctl"].replace("kernel.randomize_va_space = 2", "kernel.randomize_va_space = 0")
+    subs, _ = hostchecks.CHECKS["kernel-params"]({**hardened, "sysctl": off}, params)
+    assert hostchecks.verdict(subs) == PARTIAL and subs[0]["detail"] == "kernel.randomize_va_space=0"  # file right, kernel not
+    container = {**hardened, "virt": "systemd-nspawn\n", "sysctl": "sysctl: permission denied on key ...\n"}
+    assert hostchecks.CHECKS["kernel-params"](container, params)[0] is None
+    v = verdicts("debian12-lab-fresh.txt", "huadu-srv1")  # a container without the file: the file is ours to ship
+    assert v["kernel-params"]["verdict"] == FAIL
