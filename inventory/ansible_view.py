@@ -3,6 +3,7 @@ groups by level, role and platform, and per-host variables. The inventory plugin
 ``netops inventory show --ansible`` both print this one structure."""
 from __future__ import annotations
 
+from .engines import ENGINES
 from .loader import paused_gc
 from .store import Inventory
 
@@ -36,6 +37,7 @@ def hostvars(inv: Inventory, device_id: str, admin_keys: dict[str, str] | None =
         "netops_level": site.level.value,
         "netops_lineage": inv.lineage(site.id),
         "netops_services": list(d.services),
+        "netops_service_ports": sorted(ENGINES[s].port for s in d.services if s in ENGINES),
         "netops_snmp_version": d.snmp_version,
     }
     if plat.ansible_network_os:

@@ -494,14 +494,47 @@ def high_risk_ports(f, p):
     return [_sub("no high-risk port listening 高危端口关闭", not open_, ",".join(map(str, open_)) or "none")], ["listen"]
 
 
+_ALWAYS = re.compile(r'^(iif "?lo"? accept|ct state [\w,]*(established|related)[\w,]* accept|meta l4proto \{?[ \w,-]*icmp[ \w,-]*\}? accept'
+                     r'|ip protocol icmp accept|.* drop|.* reject.*)$')
+
+
+def _input_chains(ruleset: str) -> list[tuple[str, list[str]]]:
+    """(policy, rules) of every chain hooked on input, from `nft list ruleset`."""
+    chains, cur = [], None
+    for raw in ruleset.splitlines():
+        line = raw.strip()
+        if line.startswith("chain "):
+            cur = None
+        elif "hook input" in line:
+            cur = ("drop" if "policy drop" in line else "accept", [])
+            chains.append(cur)
+        elif cur is not None and line and line != "}":
+            cur[1].append(line)
+    return chains
+
+
+def _dport(rule: str, port: int) -> bool:
+    return bool(re.search(rf"dport ({port}\b|\{{[^}}]*\b{port}\b[^}}]*\}})", rule))
+
+
 def mgmt_access(f, p):
+    """Default deny on input, and each management port accepted only from the management network."""
     net = ipaddress.ip_network(p["dengbao_mgmt_network"])
-    rules = f.get("nft", "")
-    subs = []
+    chains = _input_chains(f.get("nft", ""))
+    deny = [rules for policy, rules in chains if policy == "drop"]
+    subs = [_sub("input default deny 默认拒绝", bool(deny), f"{len(deny)} of {len(chains)} input chains with policy drop")]
     for port in p["dengbao_mgmt_ports"]:
-        ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules)
-                  or re.search(rf"dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) ip saddr != {re.escape(str(net))} .*drop", rules))
-        subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok))
+        if deny:
+            opened = [r for rules in deny for r in rules if r.endswith("accept") and not _ALWAYS.match(r)
+                      and (_dport(r, port) or "dport" not in r)]
+            sources = [re.search(r"ip saddr (\S+)", r) for r in opened]
+            ok = bool(opened) and all(m and ipaddress.ip_network(m.group(1), strict=False).subnet_of(net) for m in sources)
+            detail = "; ".join(opened) or "not accepted"
+        else:  # policy accept: only a drop of everyone else closes the port
+            rules = f.get("nft", "")
+            ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules))
+            detail = "policy accept with a drop rule" if ok else "open to all"
+        subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok, detail))
     return subs, ["nft"]
 
 

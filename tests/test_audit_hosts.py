@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from jinbao_netops import inventory
 from jinbao_netops.security import hostchecks
 from jinbao_netops.security.audit import audit_server
@@ -162,3 +164,27 @@ def test_kernel_params_are_read_from_the_running_kernel_and_not_applicable_only_
     assert hostchecks.CHECKS["kernel-params"](container, params)[0] is None
     v = verdicts("debian12-lab-fresh.txt", "huadu-srv1")  # a container without the file: the file is ours to ship
     assert v["kernel-params"]["verdict"] == FAIL
+
+
+NFT = """table inet dengbao {
+	chain input {
+		type filter hook input priority filter; policy %s;
+%s
+	}
+}
+"""
+BASE = 'iif "lo" accept\nct state established,related accept\nmeta l4proto { icmp, ipv6-icmp } accept\n'
+
+
+@pytest.mark.parametrize("policy, rules, bad", [
+    ("drop", BASE + "ip saddr 10.254.0.0/16 tcp dport { 22, 5432 } accept\nip saddr 10.254.0.0/16 udp dport 161 accept", set()),
+    ("accept", "ip saddr != 10.254.0.0/16 tcp dport 22 drop\nip saddr != 10.254.0.0/16 udp dport 161 drop", {"default"}),
+    ("drop", BASE + "tcp dport 22 accept\nip saddr 10.254.0.0/16 udp dport 161 accept", {"22"}),
+    ("drop", BASE + "ip saddr 0.0.0.0/0 accept\nip saddr 10.254.0.0/16 tcp dport 22 accept", {"22", "161"}),
+    ("drop", BASE + "ip saddr 10.254.0.0/16 tcp dport 22 accept", {"161"}),  # not accepted at all: SNMP cannot be managed
+    ("accept", "", {"default", "22", "161"}),
+])
+def test_mgmt_access_wants_default_deny_and_management_only_ports(policy, rules, bad):
+    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % (policy, rules)}, host_params(INV, "gd-db1"))
+    failed = {("default" if "default" in s["label"] else s["label"].split()[1]) for s in subs if not s["ok"]}
+    assert failed == bad, subs

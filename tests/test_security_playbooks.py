@@ -82,7 +82,7 @@ def _facts_from_rendered(platform: str) -> dict:
         "sshd": "".join(f"{k} {v}\n" for k, v in sshd.items()),
         "shell_env": f"/etc/profile.d/dengbao.sh:TMOUT={params['dengbao_idle_timeout']}\n/etc/profile.d/dengbao.sh:readonly TMOUT\n",
         "audit_rules": render("dengbao_audit", "dengbao.rules.j2", platform),
-        "nft": render("dengbao_firewall", "nftables.conf.j2", platform),
+        "nft": render("dengbao_firewall", "nftables.conf.j2", platform, netops_role="monitor", netops_service_ports=[5432]),
         "sudo": _as_sudo_l(render("dengbao_accounts", "sudoers.j2", platform)),
         "admins": "sysadmin:x:1\ngroups sysadmin sysadmin\nsecadmin:x:2\ngroups secadmin secadmin\nauditadmin:x:3\n"
                   f"groups auditadmin auditadmin {' '.join(params['dengbao_log_groups'])}\n",
