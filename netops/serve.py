@@ -23,7 +23,6 @@ The rules that make it a service rather than a loop:
 """
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import random
@@ -39,7 +38,7 @@ from typing import Annotated, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from . import procs
+from . import metricshttp, procs
 from .errors import FAILED, FINDINGS, OK, NetopsError, UsageError
 from .files import write_atomic
 from .output import Out
@@ -388,30 +387,13 @@ def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def serve_metrics(service: Service, listen: str) -> http.server.ThreadingHTTPServer:
+def serve_metrics(service: Service, listen: str):
     host, _, port = listen.rpartition(":")
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            data = service.metrics().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *a):
-            pass
-
     try:
-        server = http.server.ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        srv = metricshttp.server(host or "127.0.0.1", int(port), lambda: service.metrics().encode())
     except (OSError, ValueError) as e:
         raise UsageError(f"--listen {listen}: cannot listen there ({e})") from None
-    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
-    return server
+    return metricshttp.serve_in_background(srv)
 
 
 # --- the CLI ---------------------------------------------------------------------------------------
