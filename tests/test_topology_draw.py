@@ -7,6 +7,7 @@ import re
 import subprocess
 import xml.etree.ElementTree as ET
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from cdp import Chromium
@@ -252,3 +253,26 @@ def test_dot_quotes_hostile_names(topo):
     assert "&lt;b&gt;name&lt;/b&gt;" in text and '"r\\"1\\\\\\nhuadu-r1"' in text
     svg = ET.fromstring(dr.render(text, "svg"))  # dot accepts it and the SVG is well-formed
     assert 'A "quoted" <b>name</b> \\ & more' in "".join(groups(svg, "cluster")["site-huadu"].itertext())
+
+
+def test_zones_shade_devices_and_boundaries_get_a_double_border():
+    zoned = build(load(Path(__file__).parent / "fixtures/zones/inventory.yml"))
+    root = ET.fromstring(dr.draw(zoned, "svg", hosts=True))
+    devs = {gid.removeprefix("dev-"): g for gid, g in groups(root, "device").items()}
+    fills = {d: {e.get("fill") for e in g if e.tag in (f"{SVG}path", f"{SVG}polygon")} - {"none", None}
+             for d, g in devs.items()}
+    for d, zone in (("gd-web1", "internet"), ("gd-qz1", "dmz"), ("gd-fw1", "dmz"), ("bu-r1", "business")):
+        assert f"zone-{zone}" in devs[d].get("class").split(), d
+        if "spof" not in devs[d].get("class"):
+            assert fills[d] == {dr.ZONE_FILL[dr.Zone(zone)][0]}, (d, fills[d])
+    outlines = {d: sum(e.tag in (f"{SVG}path", f"{SVG}polygon") for e in g) for d, g in devs.items()}
+    for d in ("gd-fw1", "gd-gap1"):
+        assert "boundary" in devs[d].get("class").split() and outlines[d] == 2, d
+    assert outlines["gd-web1"] == 1 and "boundary" not in devs["gd-web1"].get("class").split()
+    legend = "".join(root.find(f".//{SVG}g[@id='legend']").itertext())
+    assert "外网 internet" in legend and "前置区 DMZ" in legend
+
+
+def test_one_zone_draws_no_zone_layer(topo, svg_root):
+    assert not [g for g in groups(svg_root, "device").values() if "zone-business" in g.get("class").split()]
+    assert "安全区域" not in "".join(svg_root.find(f".//{SVG}g[@id='legend']").itertext())

@@ -4,7 +4,9 @@ interactive HTML page (the SVG inline, with a little inline JS/CSS: pan, zoom, c
 Layout: one box per site (Chinese name, pinyin id, level), its routers inside; ranked by level —
 ministry on top, province and DR sites, cities, counties at the bottom. Single points of failure
 (routers, links, shared-risk groups from ``analysis.spof``) are red; planned links dashed; dual-homed
-counties green with a "双归属 dual-homed" tag; DR sites yellow with a dashed border.
+counties green with a "双归属 dual-homed" tag; DR sites yellow with a dashed border. When the
+inventory has more than one security zone, every device is shaded by its zone (业务专网 blue, 前置区
+orange, 外网 purple) and boundary devices (firewalls, 网闸) get a double border and a "边界 boundary" tag.
 
 ``--scope SITE`` draws the site's subtree, its ancestors and the sites on its shortest paths up to
 the ministry, plus the sites its subtree links to (a dual-homed county's second city).
@@ -17,7 +19,7 @@ import shutil
 import subprocess
 
 from jinbao_netops import escape
-from jinbao_netops.inventory.model import Level, LinkKind, LinkState
+from jinbao_netops.inventory.model import BOUNDARY_ROLES, Level, LinkKind, LinkState, Zone, zone_label
 from jinbao_netops.errors import ToolError, UsageError
 
 from .analysis import analysis, site_ref
@@ -29,6 +31,8 @@ RED, RED_FILL = "#d62728", "#fde2e2"
 PLANNED = "#8c8c8c"
 SITE_FILL = {"ministry": "#dde8f8", "province": "#eaf1fb", "dr": "#fff3cc", "city": "#f4f6f8", "county": "#ffffff"}
 DUAL_FILL = "#e3f4e1"
+ZONE_FILL = {Zone.business: ("#e6effa", "蓝 blue"), Zone.dmz: ("#fde9d4", "橙 orange"),
+             Zone.internet: ("#eadcf5", "紫 purple"), Zone.management: ("#eeeeee", "灰 grey")}
 DOT_TIMEOUT_S = 600
 LEGEND = ("红色 red: 单点故障 single point of failure · 虚线 dashed: 规划链路 planned link · "
           "绿色 green: 双归属区县 dual-homed county · 黄色虚框 yellow dashed: 灾备中心 DR site")
@@ -69,6 +73,15 @@ def _attrs(**kw) -> str:
     return "[" + ", ".join(f"{k}={v if isinstance(v, _Html) else escape.dot(v)}" for k, v in kw.items() if v is not None) + "]"
 
 
+def zone_layer(inv) -> tuple[dict[str, Zone], str]:
+    """(device → the zone it is shaded by, the legend's zone part): empty when the inventory has one zone."""
+    zones = {d: dev.zone for d, dev in inv.devices.items()}
+    if len(set(zones.values())) < 2:
+        return {}, ""
+    legend = " · ".join(f"{ZONE_FILL[z][1]}: {zone_label(z)}" for z in Zone if z in set(zones.values()))
+    return zones, f" · 安全区域 zones: {legend} · 双框 double border: 边界设备 boundary device"
+
+
 def spof_marks(topo: Topology) -> tuple[set[str], set[str]]:
     """(devices, links) that are single points of failure; an SRLG marks all its active links."""
     devs, links = set(), set()
@@ -84,6 +97,7 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
     spof_devs, spof_links = spof_marks(topo)
     g = topo.graph
     shown: set[str] = set()
+    zones, zone_legend = zone_layer(inv)
     title = inv.network.name if inv.network else "jinbao"
     if scope:
         title += f" — {inv.sites[scope].name} ({scope})"
@@ -122,11 +136,16 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
         for d in drawn:
             n = g.nodes[d]
             is_spof = d in spof_devs
+            zone = zones.get(d)
+            boundary = bool(zones) and inv.devices[d].role in BOUNDARY_ROLES
+            cls = f"device role-{n['role']}" + (f" zone-{zone.value}" if zone else "") + (" boundary" if boundary else "")
             lines.append("    " + escape.dot(d) + " " + _attrs(
-                id="dev-" + d, **{"class": f"device role-{n['role']}" + (" spof" if is_spof else "")},
-                label=f"{n['name']}\n{d}",
-                color=RED if is_spof else "#333333", fillcolor=RED_FILL if is_spof else "white",
+                id="dev-" + d, **{"class": cls + (" spof" if is_spof else "")},
+                label=f"{n['name']}\n{d}" + ("\n边界 boundary" if boundary else ""),
+                color=RED if is_spof else "#333333",
+                fillcolor=RED_FILL if is_spof else (ZONE_FILL[zone][0] if zone else "white"),
                 penwidth="2.5" if is_spof else "1", fontcolor=RED if is_spof else "black",
+                peripheries="2" if boundary else None,
                 shape="box" if n["transit"] else "note"))
             shown.add(d)
             if n["transit"] or d in topo.anchors[sid]:
@@ -152,7 +171,7 @@ def to_dot(topo: Topology, scope: str | None = None, hosts: bool = False) -> str
             fontcolor=RED if is_spof else (PLANNED if planned else None),
             penwidth="2.5" if is_spof else None,
             constraint="false" if ra == rb else None))
-    lines.append(f"  \"@legend\" {_attrs(shape='plaintext', style='', label=LEGEND, fontsize='10', id='legend')};")
+    lines.append(f"  \"@legend\" {_attrs(shape='plaintext', style='', label=LEGEND + zone_legend, fontsize='10', id='legend')};")
     lines.append('  { rank=sink; "@legend"; }')
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -205,6 +224,7 @@ def page_data(topo: Topology, sites: set[str]) -> dict:
             "uplinks": topo.uplinks(sid),
             "devices": [{"id": d, "name": inv.devices[d].name, "role": inv.devices[d].role.value,
                          "platform": inv.devices[d].platform, "management": str(inv.devices[d].management),
+                         "zone": zone_label(inv.devices[d].zone),
                          "spof_cuts_off": cuts_off.get(d, [])} for d in devs],
             "links": [{"id": lid, "a": str(inv.links[lid].a), "b": str(inv.links[lid].b),
                        "kind": inv.links[lid].kind.value, "bandwidth_mbps": inv.links[lid].bandwidth_mbps,
@@ -259,9 +279,9 @@ function show(id){
   h += s.cut_by.length ? '<p class="bad">单点故障可切断 cut off by: ' + s.cut_by.map(esc).join(', ') + '</p>'
        : (s.level === 'ministry' ? '' : '<p class="ok">无单点故障 no single point of failure</p>');
   h += '<p>上联 uplinks: ' + (s.uplinks.length ? s.uplinks.map(esc).join(', ') : '—') + '</p>';
-  h += '<h2>设备 Devices</h2>' + table(['id', '名称 name', 'role', 'platform', 'management'], s.devices.map(d =>
+  h += '<h2>设备 Devices</h2>' + table(['id', '名称 name', 'role', 'platform', 'management', '区域 zone'], s.devices.map(d =>
     [esc(d.id) + (d.spof_cuts_off.length ? ' <span class="bad" title="' + esc(d.spof_cuts_off.map(x => x.id).join(', ')) + '">SPOF</span>' : ''),
-     esc(d.name), esc(d.role), esc(d.platform), esc(d.management)]));
+     esc(d.name), esc(d.role), esc(d.platform), esc(d.management), esc(d.zone)]));
   h += '<h2>链路 Links</h2>' + table(['id', 'a', 'b', 'kind', 'Mbit/s', 'carrier', 'srlg', 'state'], s.links.map(l =>
     [esc(l.id), esc(l.a), esc(l.b), esc(l.kind), esc(l.bandwidth_mbps), esc(l.carrier), esc(l.srlg),
      l.state === 'planned' ? '<i>' + esc(l.state) + '</i>' : esc(l.state)]));
@@ -295,13 +315,14 @@ def to_html(topo: Topology, scope: str | None = None, hosts: bool = False, svg: 
     inv = topo.inv
     title = (inv.network.name if inv.network else "jinbao") + (f" — {inv.sites[scope].name}" if scope else "")
     n_spof = len(analysis(topo).spof_list)
+    legend = LEGEND + zone_layer(inv)[1]
     return (
         "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
         f"<title>{escape.html(title)} · 拓扑 topology</title><style>{_CSS}</style></head><body>\n"
         f"<header><h1>{escape.html(title)} · 拓扑 topology</h1>"
         f"<span>{len(sites)} 站点 sites · {n_spof} 单点故障 single points of failure</span>"
         "<input id=\"find\" placeholder=\"查找站点 find site (id / 名称)\"><button id=\"reset\">复位 reset</button>"
-        f"<span class=\"legend\">{escape.html(LEGEND)} · 拖动平移 drag to pan · 滚轮缩放 wheel to zoom · 点击站点 click a site</span>"
+        f"<span class=\"legend\">{escape.html(legend)} · 拖动平移 drag to pan · 滚轮缩放 wheel to zoom · 点击站点 click a site</span>"
         "</header>\n<main><div id=\"view\">" + _inline_svg(svg) + "</div>"
         "<aside id=\"info\"><p class=\"muted\">点击站点查看设备与链路 click a site to see its devices and links</p></aside></main>\n"
         f"<script id=\"topo-data\" type=\"application/json\">{data}</script>\n<script>{_JS}</script>\n</body></html>\n")
