@@ -45,7 +45,8 @@ from pathlib import Path
 from jinbao_netops import escape, procs
 from jinbao_netops.collectors import IF_STATUS
 from jinbao_netops.inventory import load
-from jinbao_netops.inventory.model import LEVEL_NAMES, LEVEL_ORDER, LinkState, level_label
+from jinbao_netops.inventory.model import (BOUNDARY_ROLES, LEVEL_NAMES, LEVEL_ORDER, LinkState, Zone, level_label,
+                                          zone_label)
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
@@ -87,13 +88,21 @@ def _province(inv: Inventory, site_id: str) -> str | None:
     return p.id if p else None
 
 
+def _zones(dev) -> set[Zone]:
+    return {dev.zone, *(dev.interface_zone(i) for i in dev.interfaces)}
+
+
 def topology(inv: Inventory, refresh: int = REFRESH_SECONDS) -> dict:
     sites = []
     for s in inv.sites_in_order():
+        devs = sorted(inv.devices_by_site.get(s.id, []))
         sites.append({"id": s.id, "name": s.name, "level": s.level.value, "parent": s.parent, "rank": LEVEL_ORDER[s.level],
-                      "province": _province(inv, s.id), "devices": sorted(inv.devices_by_site.get(s.id, []))})
+                      "province": _province(inv, s.id), "devices": devs,
+                      # the security zones its devices sit in (a boundary device: each of its interfaces' zones)
+                      "zones": sorted({z.value for d in devs for z in _zones(inv.devices[d])})})
     devices = {d.id: {"name": d.name or d.id, "site": d.site, "role": d.role.value, "platform": d.platform,
-                      "management": str(d.management), "services": list(d.services), "interfaces": sorted(d.interfaces)}
+                      "management": str(d.management), "services": list(d.services), "interfaces": sorted(d.interfaces),
+                      "zone": d.zone.value, "boundary": d.role in BOUNDARY_ROLES}
                for d in sorted(inv.devices.values(), key=lambda d: d.id)}
     links = [{"id": lk.id, "kind": lk.kind.value, "state": lk.state.value, "bandwidth_mbps": lk.bandwidth_mbps,
               "carrier": lk.carrier, "ends": [{"device": e.device, "interface": e.interface, "site": inv.devices[e.device].site}
@@ -102,6 +111,7 @@ def topology(inv: Inventory, refresh: int = REFRESH_SECONDS) -> dict:
     net = inv.network
     return {"network": {"id": net.id if net else "", "name": net.name if net else ""}, "refresh_seconds": refresh,
             "levels": {lv.value: level_label(lv) for lv in LEVEL_NAMES},  # the labels, from the inventory's one table
+            "zones": {z.value: zone_label(z) for z in Zone},
             "sites": sites, "devices": devices, "links": links}
 
 

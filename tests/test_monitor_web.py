@@ -594,3 +594,32 @@ def test_login_and_rebinding_in_headless_chromium():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_zones_ring_their_sites_and_show_in_the_detail():
+    """A province DC with a 外网 segment and a 前置区: the API gives each device's zone, the page rings the
+    site in both zones' colours and its detail names each device's zone (real Chromium)."""
+    zoned = load(Path(__file__).parent / "fixtures/zones/inventory.yml")
+    t = web.topology(zoned)
+    gd = next(s for s in t["sites"] if s["id"] == "guangdong")
+    assert gd["zones"] == ["business", "dmz", "internet"]
+    assert t["devices"]["gd-web1"]["zone"] == "internet" and t["devices"]["gd-fw1"]["boundary"] is True
+    assert not t["devices"]["gd-web1"]["boundary"]
+    assert next(s for s in t["sites"] if s["id"] == "bu")["zones"] == ["business"]
+    server = web.make_server(web.HealthMap(zoned, [web.Source(f"http://127.0.0.1:{free_port()}")]), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Chromium() as page:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            rings = "s => [...document.querySelectorAll(`g.site[data-site=\"${s}\"] rect.zone`)].map(r => r.getAttribute('class'))"
+            assert page.eval(f"({rings})('guangdong')") == ["zone zone-dmz", "zone zone-internet"]
+            assert page.eval(f"({rings})('bu')") == []
+            assert page.eval("getComputedStyle(document.querySelector('rect.zone-internet')).stroke") == "rgb(142, 68, 173)"
+            page.eval("document.querySelector('g.site[data-site=\"guangdong\"]').dispatchEvent(new MouseEvent('click'))")
+            detail = page.eval("document.getElementById('detail').innerText")
+            assert "外网 internet" in detail and "前置区 DMZ · 边界 boundary" in detail
+            assert page.errors() == []
+    finally:
+        server.shutdown()
+        server.server_close()

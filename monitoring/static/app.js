@@ -88,12 +88,16 @@ function draw() {
   svg.append(g);
   for (const s of sites) {
     const p = pos[s.id];
+    // a site with devices outside the 业务专网 gets a ring shaded by its other zone(s)
+    const outside = s.zones.filter(z => z !== "business");
     const node = el("svg:g", { class: "site", "data-site": s.id, "data-health": "unknown", "data-level": s.level, tabindex: 0,
-                               onclick: () => select(s.id) },
-      el("svg:rect", { x: p.x - BOX_W / 2, y: p.y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: 6 }),
+                               "data-zones": s.zones.join(" "), onclick: () => select(s.id) },
+      ...outside.map((z, i) => el("svg:rect", { class: `zone zone-${z}`, x: p.x - BOX_W / 2 - 3 - 3 * i, y: p.y - BOX_H / 2 - 3 - 3 * i,
+                                                width: BOX_W + 6 + 6 * i, height: BOX_H + 6 + 6 * i, rx: 8 })),
+      el("svg:rect", { class: "box", x: p.x - BOX_W / 2, y: p.y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: 6 }),
       el("svg:text", { x: p.x, y: p.y - 3, text: shorten(s.name) }),
       el("svg:text", { class: "sub", x: p.x, y: p.y + 12, text: `${s.id} · ${(topo.levels[s.level] || s.level).split(" ")[0]}` }),
-      el("svg:title", { text: s.name }));
+      el("svg:title", { text: s.name + (outside.length ? "\n" + s.zones.map(z => topo.zones[z]).join(" · ") : "") }));
     siteEls[s.id] = node;
     svg.append(node);
   }
@@ -163,7 +167,7 @@ function detail(id) {
   const box = document.getElementById("detail");
   const parts = [el("h2", {}, dot(h.health), `${s.name} `, el("small", { text: `${s.id} · ${topo.levels[s.level]} · ${HEALTH_ZH[h.health]}` }))];
   if (h.reasons.length) parts.push(el("ul", { class: "reasons" }, ...h.reasons.map(r => el("li", { text: r }))));
-  const rows = [el("tr", {}, ...["设备 device", "角色 role", "平台 platform", "管理 mgmt", "状态 state"].map(t => el("th", { text: t })))];
+  const rows = [el("tr", {}, ...["设备 device", "角色 role", "平台 platform", "管理 mgmt", "区域 zone", "状态 state"].map(t => el("th", { text: t })))];
   const ifRows = [el("tr", {}, ...["设备 device", "接口 interface", "管理 admin", "运行 oper", "利用率 util"].map(t => el("th", { text: t })))];
   for (const did of s.devices) {
     const d = topo.devices[did];
@@ -171,6 +175,7 @@ function detail(id) {
     const dbs = Object.entries(dh.databases).map(([svc, up]) => `${svc} ${up ? "✓" : "✗"}`).join(" ");
     rows.push(el("tr", {}, el("td", {}, dot(dh.health), `${did}`), el("td", { text: `${ROLE_ZH[d.role] || ""} ${d.role}` }),
       el("td", { text: d.platform }), el("td", { text: d.management }),
+      el("td", { text: topo.zones[d.zone] + (d.boundary ? " · 边界 boundary" : "") }),
       el("td", { text: `${HEALTH_ZH[dh.health]}${dh.reason ? " — " + dh.reason : ""}${dbs ? " · " + dbs : ""}` })));
     const names = d.interfaces.length ? d.interfaces : Object.keys(dh.interfaces);
     for (const n of names) {
