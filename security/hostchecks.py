@@ -11,6 +11,7 @@ import re
 
 from jinbao_netops import escape
 
+from . import logstore
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
 MARK = "@@@dengbao "
@@ -44,6 +45,7 @@ def sections(params: dict) -> dict[str, str]:
         "auditctl": "auditctl -s",
         "rsyslog": "grep -hsvE '^\\s*(#|$)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf | grep -E '@|omfwd|[Tt]arget='",
         "logrotate": "grep -HsvE '^\\s*(#|$)' /etc/logrotate.d/rsyslog /etc/logrotate.d/syslog /etc/logrotate.conf",
+        "logstore": logstore.STORE_FACTS,
         "chrony": "grep -hsE '^\\s*(server|pool|peer)\\s' /etc/chrony/chrony.conf /etc/chrony.conf /etc/chrony/sources.d/*.sources /etc/chrony/conf.d/*.conf",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
@@ -294,18 +296,29 @@ def audit_daemon(f, p):
 
 
 def log_forwarding(f, p):
+    """The effective forwarding: an action to the log host over TLS that checks the log host's certificate
+    name (RFC 5425), queued on disk across restarts — a plain UDP or TCP rule forwards, but proves neither."""
     host = p["dengbao_log_host"]
     if not host:
         return None, ["rsyslog"]  # this host is the top of the log chain
     active = _units(f).get("rsyslog", ("",))[0] == "active"
     fwd = f.get("rsyslog", "")
     hit = re.search(rf"(@@?\[?{re.escape(host)}\]?(:\d+)?\b|target=\"{re.escape(host)}\")", fwd)
+    action = next((ln for ln in fwd.splitlines() if f'target="{host}"' in ln), "")
+    tls = all(x in action for x in ('StreamDriver="gtls"', 'StreamDriverMode="1"', 'StreamDriverAuthMode="x509/name"',
+                                    'StreamDriverPermittedPeers=', 'protocol="tcp"'))
+    queued = "queue.filename=" in action and 'queue.saveOnShutdown="on"' in action
     return [_sub("rsyslog active 日志服务运行", active),
-            _sub(f"*.* forwarded to {host} 转发至省级日志服务器", bool(hit), (hit.group(0) if hit else "no forwarding rule"))], ["units", "rsyslog"]
+            _sub(f"*.* forwarded to {host} 转发至省级日志服务器", bool(hit), (hit.group(0) if hit else "no forwarding rule")),
+            _sub("over TLS, log host's certificate checked 加密传输并认证日志服务器", tls, action.strip()[:200] or "no action to the log host"),
+            _sub("disk-assisted queue kept across restarts 磁盘队列防丢失", queued, "queue.filename, saveOnShutdown" if queued else "none")], \
+        ["units", "rsyslog"]
 
 
 def log_retention(f, p):
-    """rotate × period of the syslog files; a file inherits logrotate.conf's global settings."""
+    """Where the logs are: the local syslog files (rotate × period; a file inherits logrotate.conf's global
+    settings); on a log host its store (rotation, compression, the hash chain's seal, every sender present);
+    on a sender, its log host's store as this audit read it (``dengbao_log_store``, set by the audit engine)."""
     days_per = {"daily": 1, "weekly": 7, "monthly": 31, "yearly": 365}
     files: dict[str, dict] = {}
     for line in f.get("logrotate", "").splitlines():
@@ -320,7 +333,21 @@ def log_retention(f, p):
     kept = [{**glob, **b} for name, b in files.items() if "syslog" in name]
     best = max((b["period"] * b["rotate"] for b in kept), default=0)
     want = p["dengbao_log_retention_days"]
-    return [_sub(f"syslog rotation keeps ≥ {want} days 日志保存期限", best >= want, f"{best} days")], ["logrotate"]
+    subs = [_sub(f"syslog rotation keeps ≥ {want} days 日志保存期限", best >= want, f"{best} days")]
+    senders = p.get("dengbao_log_senders") or []
+    if senders:
+        st = logstore.store_state(f.get("logstore", ""), want)
+        rot, missing = st["rotation"], sorted(set(senders) - set(st["sources"]))
+        subs += [_sub(f"log store keeps ≥ {want} days, compressed 日志服务器保存期限", st["retention_ok"],
+                      f"{rot['kept_days']} days, compress={rot['compress']} ({logstore.ROTATE})"),
+                 _sub("hash chain sealed at each rotation 防篡改哈希链", st["sealed"], logstore.SEAL if st["sealed"] else "no seal"),
+                 _sub("every sender's logs in the store 各来源日志已入库", not missing,
+                      f"missing: {', '.join(missing)}" if missing else f"{len(senders)} sources")]
+    store = p.get("dengbao_log_store")
+    if p["dengbao_log_host"]:
+        subs.append(_sub("the log host keeps this host's logs 日志服务器保存本机日志", bool(store and store["ok"]),
+                         store["detail"] if store else "the log host's store was not read in this audit"))
+    return subs, ["logrotate", "logstore"]
 
 
 def time_sync(f, p):

@@ -328,6 +328,36 @@ def search_script(sources: list[str], since: date, pattern: str, limit: int, sto
     ]) + "\n"
 
 
+# ------------------------------------------------------------------------------------ the audit's view
+# One command of the audit's read-only collection (security/hostchecks.py): the store's rotation, whether
+# the seal runs at rotation, and which sources have files in the store.
+STORE_FACTS = (f"grep -vE '^\\s*(#|$)' {ROTATE}; test -x {SEAL} && echo 'seal installed'; "
+               f"ls -1 {STORE} 2>/dev/null | sed -n 's/^\\([a-z][a-z0-9-]*\\)\\.log\\(-[0-9]\\{{8\\}}\\(\\.gz\\)\\{{0,1\\}}\\)\\{{0,1\\}}$/source \\1/p' | sort -u")
+
+
+def store_state(text: str, retention_days: int) -> dict:
+    """The store as the audit read it (STORE_FACTS' output): rotation, seal, sources present."""
+    lines = text.splitlines()
+    rot = parse_rotate("\n".join(ln for ln in lines if not ln.startswith(("source ", "seal "))))
+    sealed = "seal installed" in lines and any(SEAL in ln for ln in lines)
+    return {"rotation": rot, "retention_ok": rot["kept_days"] >= retention_days and rot["compress"], "sealed": sealed,
+            "sources": sorted(ln.split()[1] for ln in lines if ln.startswith("source ") and len(ln.split()) == 2)}
+
+
+def sender_evidence(loghost: str, state: dict | None, device: str, retention_days: int) -> dict:
+    """Whether ``loghost``'s store, as read by this audit, keeps ``device``'s logs for the retention period."""
+    if state is None:
+        return {"host": loghost, "ok": False, "detail": f"log host {loghost} could not be read 日志服务器无法读取"}
+    problems = [f"rotation keeps {state['rotation']['kept_days']} days" + ("" if state["rotation"]["compress"] else ", uncompressed")
+                ] if not state["retention_ok"] else []
+    if not state["sealed"]:
+        problems.append("no hash chain seal")
+    if device not in state["sources"]:
+        problems.append(f"no file for {device} in {STORE}")
+    return {"host": loghost, "ok": not problems,
+            "detail": "; ".join(problems) or f"{STORE}/{device}.log kept {state['rotation']['kept_days']} ≥ {retention_days} days, sealed"}
+
+
 # ------------------------------------------------------------------------------------ parsing
 def line_time(line: str) -> datetime | None:
     head = line.split(" ", 1)[0]

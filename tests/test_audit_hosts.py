@@ -47,8 +47,11 @@ def test_fresh_lab_node_fails_the_expected_controls():
     assert "container" in " ".join(f["detail"] for f in v["audit-daemon"]["findings"])
 
 
+KEPT = {"host": "gd-mon1", "ok": True, "detail": "/var/log/remote/gd-db1.log kept 180 ≥ 180 days, sealed"}
+
+
 def test_hardened_node_passes_every_automatable_control():
-    v = verdicts("debian12-hardened.txt", "gd-db1")
+    v = verdicts("debian12-hardened.txt", "gd-db1", dengbao_log_store=KEPT)
     expected = {c.id: PASS if c.automatable else MANUAL for c in CAT.scope("server")}
     assert PASS in expected.values() and MANUAL in expected.values()
     assert {cid: v[cid]["verdict"] for cid in expected} == expected, \
@@ -93,3 +96,37 @@ def test_top_log_host_is_not_applicable_for_forwarding():
     v = verdicts("debian12-hardened.txt", "bu-mon1")
     assert v["log-forwarding"]["verdict"] == NA and v["time-sync"]["verdict"] == NA
     assert "top" in v["time-sync"]["evidence"]["excerpt"]
+
+
+def test_log_verdicts_rest_on_the_transport_and_on_the_log_hosts_store():
+    hardened = (FIX / "debian12-hardened.txt").read_text()
+    udp = hardened.replace(next(ln for ln in hardened.splitlines() if 'target="10.254.44.15"' in ln),
+                           '*.* action(type="omfwd" target="10.254.44.15" port="514" protocol="udp")')
+    params = {**host_params(INV, "gd-db1"), "dengbao_log_store": KEPT}
+    v = {r["id"]: r for r in audit_server(CAT, params, udp, "2026-11-23T00:00:00+00:00")}
+    assert v["log-forwarding"]["verdict"] == PARTIAL  # forwards, but neither authenticated nor queued
+    assert {f["label"] for f in v["log-forwarding"]["findings"] if not f["ok"]} == {
+        "over TLS, log host's certificate checked 加密传输并认证日志服务器", "disk-assisted queue kept across restarts 磁盘队列防丢失"}
+    # the local files alone never make log retention 符合: the log host's store must keep this host's logs
+    for store in (None, {"host": "gd-mon1", "ok": False, "detail": "no file for gd-db1 in /var/log/remote"}):
+        v = verdicts("debian12-hardened.txt", "gd-db1", **({"dengbao_log_store": store} if store else {}))
+        assert v["log-retention"]["verdict"] == PARTIAL
+        assert not v["log-retention"]["findings"][-1]["ok"]
+
+
+def test_a_log_hosts_store_is_checked_for_rotation_seal_and_every_sender():
+    from jinbao_netops.security import logstore
+
+    base = (FIX / "debian12-hardened.txt").read_text()
+    good = "\n".join(logstore.render_logrotate({"dengbao_log_retention_days": 180}).splitlines()[1:])
+    facts = f"{hostchecks.MARK}logstore\n{good}\nseal installed\nsource gd-db1\nsource huadu-srv1\n"
+    params = {**host_params(INV, "gd-mon1"), "dengbao_log_senders": ["gd-db1", "huadu-srv1"], "dengbao_log_store": KEPT}
+
+    def retention(text):
+        return {r["id"]: r for r in audit_server(CAT, params, base + text, "2026-11-23T00:00:00+00:00")}["log-retention"]
+
+    assert retention(facts)["verdict"] == PASS
+    r = retention(facts.replace("source huadu-srv1\n", "").replace("rotate 180", "rotate 30"))
+    bad = {f["label"]: f["detail"] for f in r["findings"] if not f["ok"]}
+    assert r["verdict"] == PARTIAL and "missing: huadu-srv1" in bad["every sender's logs in the store 各来源日志已入库"]
+    assert bad["log store keeps ≥ 180 days, compressed 日志服务器保存期限"].startswith("30 days")
