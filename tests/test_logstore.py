@@ -199,3 +199,17 @@ def test_rsyslog_strings_are_one_closed_constant(text):
     assert re.fullmatch(r'(?:[^"\\]|\\["\\])*', body, re.DOTALL)  # every quote and backslash inside is escaped
     unescaped = re.sub(r"\\(.)", r"\1", body)
     assert unescaped == escape.one_line(text).replace("%", "％")
+
+
+def test_the_playbooks_filter_renders_through_the_same_functions(monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dengbao_logs", Path(__file__).parents[1] / "playbooks/filter_plugins/dengbao_logs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.delenv("NETOPS_INVENTORY", raising=False)
+    f = mod.FilterModule().filters()["dengbao_log_files"]
+    inv = load(None)
+    assert f("gd-mon1", "receiver") == logstore.render_receiver(inv, "gd-mon1")
+    assert f("huadu-srv1", "receiver") == {}  # not a log host: no receiver files
+    assert f("huadu-srv1", "sender") == logstore.render_sender(inv, "huadu-srv1")

@@ -33,6 +33,10 @@ def stored(source: str) -> str:
     return sh(LOGHOST, f"cd {logstore.STORE} && zcat -f -- {source}.log {source}.log-* 2>/dev/null; true").stdout
 
 
+def of_loghost(stdout: str) -> dict:
+    return next(h for h in json.loads(stdout)["log_hosts"] if h["log_host"] == LOGHOST)
+
+
 def send_raw(node: str, line: str) -> subprocess.CompletedProcess:
     """One syslog line over TLS to the log host with the node's own certificate (what a forger can do)."""
     addr = INV.devices[LOGHOST].management
@@ -98,8 +102,8 @@ def test_status_and_search_read_the_store(store):
     assert [(x["log_host"], x["source"]) for x in rows] == [(LOGHOST, SENDER)] and f"search-{tag}" in rows[0]["line"]
     r = netops("logs", "status", "--scope", "guangdong", "--json", env=store["env"])
     assert r.returncode in (0, 1), r.stderr  # routers send no syslog in the lab yet: their silence is a finding
-    h = json.loads(r.stdout)["log_hosts"][0]
-    assert h["log_host"] == LOGHOST and h["rotation"]["kept_days"] >= 180 and h["retention_ok"]
+    h = of_loghost(r.stdout)
+    assert h["rotation"]["kept_days"] >= 180 and h["retention_ok"]
     by = {s["source"]: s for s in h["sources"]}
     assert by[SENDER]["last_message"] and not by[SENDER]["gap"] and by[SENDER]["bytes"] > 0
 
@@ -121,7 +125,7 @@ def test_verify_finds_a_modified_line(store):
     assert rot.returncode == 0, rot.stdout + rot.stderr
     r = netops("logs", "verify", "--scope", "guangdong", "--json", env=store["env"])
     assert r.returncode == 0, r.stdout + r.stderr
-    h = json.loads(r.stdout)["log_hosts"][0]
+    h = of_loghost(r.stdout)
     assert h["ok"] and h["days"] >= 1
     day = h["last_day"]
     f = f"{logstore.STORE}/{SENDER}.log-{day}.gz"
@@ -129,7 +133,7 @@ def test_verify_finds_a_modified_line(store):
     assert edit.returncode == 0, edit.stderr
     r = netops("logs", "verify", "--scope", "guangdong", "--json", env=store["env"])
     assert r.returncode == 1, r.stdout + r.stderr
-    broken = json.loads(r.stdout)["log_hosts"][0]["broken"]
+    broken = of_loghost(r.stdout)["broken"]
     assert broken["day"] == day and broken["file"] == f"{logstore.STORE}/{SENDER}.log-{day}"
     r = netops("logs", "verify", "--scope", "guangdong", env=store["env"])
     assert r.returncode == 1 and f"{SENDER}.log-{day}" in r.stdout
