@@ -296,8 +296,8 @@ def audit_daemon(f, p):
 
 
 def log_forwarding(f, p):
-    """The effective forwarding: an action to the log host over TLS that checks the log host's certificate
-    name (RFC 5425), queued on disk across restarts — a plain UDP or TCP rule forwards, but proves neither."""
+    """The effective forwarding: a RELP action to the log host over TLS that checks the log host's certificate
+    name, queued on disk across restarts — a plain UDP or TCP rule forwards, but proves neither."""
     host = p["dengbao_log_host"]
     if not host:
         return None, ["rsyslog"]  # this host is the top of the log chain
@@ -305,12 +305,11 @@ def log_forwarding(f, p):
     fwd = f.get("rsyslog", "")
     hit = re.search(rf"(@@?\[?{re.escape(host)}\]?(:\d+)?\b|target=\"{re.escape(host)}\")", fwd)
     action = next((ln for ln in fwd.splitlines() if f'target="{host}"' in ln), "")
-    tls = all(x in action for x in ('StreamDriver="gtls"', 'StreamDriverMode="1"', 'StreamDriverAuthMode="x509/name"',
-                                    'StreamDriverPermittedPeers=', 'protocol="tcp"'))
+    tls = all(x in action for x in ('type="omrelp"', 'tls="on"', 'tls.authMode="name"', 'tls.permittedPeer=['))
     queued = "queue.filename=" in action and 'queue.saveOnShutdown="on"' in action
     return [_sub("rsyslog active 日志服务运行", active),
             _sub(f"*.* forwarded to {host} 转发至省级日志服务器", bool(hit), (hit.group(0) if hit else "no forwarding rule")),
-            _sub("over TLS, log host's certificate checked 加密传输并认证日志服务器", tls, action.strip()[:200] or "no action to the log host"),
+            _sub("RELP over TLS, log host's certificate checked 可靠加密传输并认证日志服务器", tls, action.strip()[:200] or "no action to the log host"),
             _sub("disk-assisted queue kept across restarts 磁盘队列防丢失", queued, "queue.filename, saveOnShutdown" if queued else "none")], \
         ["units", "rsyslog"]
 

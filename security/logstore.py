@@ -4,15 +4,17 @@ Who sends to whom comes from the inventory and the parameters, resolved per host
 the audit resolve them (``catalogue.host_params``): a device's log host is ``dengbao_log_host``,
 by default its province's monitor (a province's monitor sends to the ministry's).
 
-* Servers send over TCP with TLS (RFC 5425, rsyslog ``gtls``), mutual ``x509/name`` authentication:
-  the log host admits only the certificate names of the devices that send to it (the allowlist),
-  and files every message under the device the *source address* belongs to in the inventory —
-  never under the hostname the message claims (shown beside it as ``claimed``). Senders queue with
-  disk assistance, so a log host restart loses nothing.
+* Servers send with RELP over TLS (rsyslog ``omrelp``/``imrelp``), mutual authentication by
+  certificate name: the log host admits only the certificate names of the devices that send to it
+  (the allowlist), and files every message under the device the *source address* belongs to in the
+  inventory — never under the hostname the message claims (shown beside it as ``claimed``). RELP,
+  not plain syslog over TLS (RFC 5425), because RELP acknowledges every message: what was in flight
+  when the log host went away is sent again, where a TLS stream can lose what sat in the socket
+  buffer. Senders queue with disk assistance, so a log host restart loses nothing.
 * Network devices send plain syslog over UDP (what VRP, Comware and IOS offer everywhere); only
   their management addresses are admitted, filed the same way.
 * A province log host relays the security-relevant streams (auth, authpriv, audit, sudo) to the
-  ministry's log host over the same TLS transport.
+  ministry's log host over the same RELP/TLS transport.
 * Files: ``/var/log/remote/<device>.log``; logrotate rotates daily to ``<device>.log-YYYYMMDD``,
   compressed, kept ``dengbao_log_retention_days``. Each rotation seals the day into a hash chain
   beside the logs (``.chain/``): a manifest of every rotated file's content hash, and a chain line
@@ -40,9 +42,9 @@ CHAIN = f"{STORE}/.chain"
 SEAL = "/usr/local/sbin/dengbao-log-seal"
 ROTATE = "/etc/logrotate.d/dengbao-remote"
 RECEIVE = "/etc/rsyslog.d/10-dengbao-receive.conf"
-TLS_GLOBAL = "/etc/rsyslog.d/05-dengbao-tls.conf"
 FORWARD = "/etc/rsyslog.d/90-dengbao-forward.conf"
-TABLES = {"tls": "/etc/rsyslog.d/dengbao-senders-tls.json", "udp": "/etc/rsyslog.d/dengbao-senders-udp.json"}
+OMRELP = "/etc/rsyslog.d/05-dengbao-omrelp.conf"  # loaded before any file that forwards or relays
+TABLES = {"relp": "/etc/rsyslog.d/dengbao-senders-relp.json", "udp": "/etc/rsyslog.d/dengbao-senders-udp.json"}
 GENESIS = "0" * 64
 SECURITY_FILTER = 'prifilt("auth,authpriv.*") or re_match($programname, "^(audit|sudo|dengbao-log-seal)")'
 ROTATED = re.compile(r"^(?P<src>[a-z][a-z0-9-]{0,39})\.log-(?P<day>\d{8})(?:\.gz)?$")
@@ -52,7 +54,7 @@ ROTATED = re.compile(r"^(?P<src>[a-z][a-z0-9-]{0,39})\.log-(?P<day>\d{8})(?:\.gz
 class Sender:
     device: str
     address: str
-    transport: str  # "tls" (servers) or "udp" (network devices)
+    transport: str  # "relp" (servers: RELP over TLS) or "udp" (network devices)
 
 
 # ------------------------------------------------------------------------------------ who sends where
@@ -77,7 +79,7 @@ def log_hosts(inv: Inventory, scope: str | None = None) -> dict[str, list[Sender
         up = log_host_of(inv, did)
         if up is None or (up not in hosts and did not in hosts):
             continue
-        kind = "tls" if inv.devices[did].platform_info.kind == "server" else "udp"
+        kind = "relp" if inv.devices[did].platform_info.kind == "server" else "udp"
         out.setdefault(up, []).append(Sender(did, str(inv.devices[did].management), kind))
     return out
 
@@ -92,37 +94,31 @@ def _q(text) -> str:
     return escape.rsyslog(text)
 
 
-def _tls_paths(p: dict) -> dict[str, str]:
+def _tls(p: dict, peers: list[str]) -> str:
+    """RELP's TLS: this host's certificate and key, the CA, and the certificate names it admits."""
     d = p["dengbao_log_tls_dir"].rstrip("/")
-    return {"ca": f"{d}/ca.crt", "cert": f"{d}/node.crt", "key": f"{d}/node.key"}
+    return (f'tls="on" tls.caCert={_q(d + "/ca.crt")} tls.myCert={_q(d + "/node.crt")} tls.myPrivKey={_q(d + "/node.key")} '
+            f'tls.authMode="name" tls.permittedPeer=[{", ".join(_q(x) for x in peers)}]')
 
 
-def _forward_action(target: str, peer: str, p: dict, queue: str, template: str | None = None) -> str:
-    """One omfwd action on one line (the audit reads it line by line): TLS, the peer's certificate name
-    checked, a disk-assisted queue kept across restarts, retried forever."""
+def forward_action(target: str, peer: str, p: dict, queue: str, template: str | None = None) -> str:
+    """One omrelp action on one line (the audit reads it line by line): RELP over TLS, the peer's certificate
+    name checked, a disk-assisted queue kept across restarts, retried forever."""
     tpl = f" template={_q(template)}" if template else ""
-    return (f'action(type="omfwd" target={_q(target)} port="{int(p["dengbao_log_tls_port"])}" protocol="tcp"{tpl} '
-            f'StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers={_q(peer)} '
+    return (f'action(type="omrelp" target={_q(target)} port="{int(p["dengbao_log_relp_port"])}"{tpl} {_tls(p, [peer])} '
             f'queue.type="LinkedList" queue.filename={_q(queue)} queue.maxDiskSpace={_q(p["dengbao_log_queue_max"])} '
             f'queue.saveOnShutdown="on" action.resumeRetryCount="-1" action.resumeInterval="5")')
 
 
 def render_sender(inv: Inventory, device: str) -> dict[str, str]:
-    """The rsyslog files of a server: its TLS identity, and every message to its log host."""
+    """The rsyslog file of a server: every message to its log host (none at the top of the chain)."""
     p = host_params(inv, device)
-    files = {TLS_GLOBAL: render_tls_global(p)}
     loghost = log_host_of(inv, device)
-    if loghost:
-        files[FORWARD] = ("# managed by jinbao-netops — 日志经 TLS 转发至日志服务器 (等保 8.1.4.3 c, 8.1.5.4 c)\n"
-                          + "*.* " + _forward_action(str(inv.devices[loghost].management), loghost, p, "dengbao_fwd") + "\n")
-    return files
-
-
-def render_tls_global(p: dict) -> str:
-    t = _tls_paths(p)
-    return ("# managed by jinbao-netops — this host's TLS identity (certificate name = its inventory id)\n"
-            f"global(DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile={_q(t['ca'])}\n"
-            f"       DefaultNetstreamDriverCertFile={_q(t['cert'])} DefaultNetstreamDriverKeyFile={_q(t['key'])})\n")
+    if not loghost:
+        return {}
+    return {OMRELP: '# managed by jinbao-netops\nmodule(load="omrelp")\n',
+            FORWARD: "# managed by jinbao-netops — 日志经 RELP/TLS 转发至日志服务器 (等保 8.1.4.3 c, 8.1.5.4 c)\n"
+                     + "*.* " + forward_action(str(inv.devices[loghost].management), loghost, p, "dengbao_fwd") + "\n"}
 
 
 def lookup_table(items: list[Sender]) -> str:
@@ -132,18 +128,16 @@ def lookup_table(items: list[Sender]) -> str:
 
 
 def render_receiver(inv: Inventory, loghost: str) -> dict[str, str]:
-    """The log host's files: TLS and UDP inputs admitting only its senders, filing by the sender's
+    """The log host's files: RELP/TLS and UDP inputs admitting only its senders, filing by the sender's
     inventory id, the relay of security streams upward, rotation, and the seal script."""
     p = host_params(inv, loghost)
     items = senders(inv, loghost)
-    tls = [s for s in items if s.transport == "tls"]
+    relp = [s for s in items if s.transport == "relp"]
     udp = [s for s in items if s.transport == "udp"]
     upper = log_host_of(inv, loghost)
     lines = [
-        "# managed by jinbao-netops — 日志服务器接收 (安全管理中心 8.1.5.4 c/d): TLS from the inventory's servers,",
+        "# managed by jinbao-netops — 日志服务器接收 (安全管理中心 8.1.5.4 c/d): RELP/TLS from the inventory's servers,",
         "# UDP from its network devices; filed by the authenticated source, never by the claimed hostname",
-        f'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/name"'
-        f' PermittedPeer=[{", ".join(_q(s.device) for s in tls)}])',
         'template(name="DengbaoFile" type="string" string="' + STORE + '/%$.src%.log")',
         'template(name="DengbaoLine" type="string" string="%timegenerated:::date-rfc3339% %$.src% claimed=%hostname% '
         '%syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n")',
@@ -152,8 +146,8 @@ def render_receiver(inv: Inventory, loghost: str) -> dict[str, str]:
         lines += ['template(name="DengbaoRelay" type="string" string="<%pri%>%timereported:::date-rfc3339% %$.src% %syslogtag%'
                   '%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n")',
                   'ruleset(name="dengbao_relay") {',
-                  f"  {_forward_action(str(inv.devices[upper].management), upper, p, 'dengbao_relay', 'DengbaoRelay')}", "}"]
-    for kind, group in (("tls", tls), ("udp", udp)):
+                  f"  {forward_action(str(inv.devices[upper].management), upper, p, 'dengbao_relay', 'DengbaoRelay')}", "}"]
+    for kind, group in (("relp", relp), ("udp", udp)):
         if not group:
             continue
         lines += [f'lookup_table(name="dengbao_{kind}" file={_q(TABLES[kind])} reloadOnHUP="on")',
@@ -165,11 +159,12 @@ def render_receiver(inv: Inventory, loghost: str) -> dict[str, str]:
         if upper:
             lines.append(f"  if {SECURITY_FILTER} then call dengbao_relay")
         lines += ["  stop", "}"]
-    if tls:
-        lines.append(f'input(type="imtcp" port="{int(p["dengbao_log_tls_port"])}" ruleset="dengbao_tls")')
+    if relp:
+        lines += ['module(load="imrelp")', f'input(type="imrelp" port="{int(p["dengbao_log_relp_port"])}" ruleset="dengbao_relp" '
+                  f'{_tls(p, [s.device for s in relp])})']
     if udp:
         lines += ['module(load="imudp")', f'input(type="imudp" port="{int(p["dengbao_log_port"])}" ruleset="dengbao_udp")']
-    return {RECEIVE: "\n".join(lines) + "\n", TABLES["tls"]: lookup_table(tls), TABLES["udp"]: lookup_table(udp),
+    return {RECEIVE: "\n".join(lines) + "\n", TABLES["relp"]: lookup_table(relp), TABLES["udp"]: lookup_table(udp),
             ROTATE: render_logrotate(p), SEAL: seal_script()}
 
 

@@ -106,7 +106,7 @@ def test_log_verdicts_rest_on_the_transport_and_on_the_log_hosts_store():
     v = {r["id"]: r for r in audit_server(CAT, params, udp, "2026-11-23T00:00:00+00:00")}
     assert v["log-forwarding"]["verdict"] == PARTIAL  # forwards, but neither authenticated nor queued
     assert {f["label"] for f in v["log-forwarding"]["findings"] if not f["ok"]} == {
-        "over TLS, log host's certificate checked 加密传输并认证日志服务器", "disk-assisted queue kept across restarts 磁盘队列防丢失"}
+        "RELP over TLS, log host's certificate checked 可靠加密传输并认证日志服务器", "disk-assisted queue kept across restarts 磁盘队列防丢失"}
     # the local files alone never make log retention 符合: the log host's store must keep this host's logs
     for store in (None, {"host": "gd-mon1", "ok": False, "detail": "no file for gd-db1 in /var/log/remote"}):
         v = verdicts("debian12-hardened.txt", "gd-db1", **({"dengbao_log_store": store} if store else {}))

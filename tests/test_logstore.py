@@ -154,18 +154,21 @@ def inv():
 def test_the_receiver_admits_exactly_its_senders_and_files_by_source(inv):
     files = logstore.render_receiver(inv, "gd-mon1")
     conf = files[logstore.RECEIVE]
-    peers = re.search(r"PermittedPeer=\[(.*?)\]", conf).group(1)
+    relp_input = next(ln for ln in conf.splitlines() if ln.startswith('input(type="imrelp"'))
+    peers = re.search(r"tls\.permittedPeer=\[(.*?)\]", relp_input).group(1)
     servers = sorted(d for d in inv.scope("guangdong") if inv.devices[d].platform_info.kind == "server" and d != "gd-mon1")
     assert json.loads(f"[{peers}]") == servers
+    assert 'tls="on"' in relp_input and 'tls.authMode="name"' in relp_input and 'port="2514"' in relp_input
     assert "sc-db1" not in conf and "bu-srv1" not in conf  # another province's and the ministry's are not admitted
-    tls = json.loads(files[logstore.TABLES["tls"]])
-    assert {r["value"]: r["index"] for r in tls["table"]} == {d: str(inv.devices[d].management) for d in servers}
-    assert tls["nomatch"] == ""
+    relp = json.loads(files[logstore.TABLES["relp"]])
+    assert {r["value"]: r["index"] for r in relp["table"]} == {d: str(inv.devices[d].management) for d in servers}
+    assert relp["nomatch"] == ""
     assert 'if $.src == "" then stop' in conf and "%$.src%.log" in conf and "%HOSTNAME%.log" not in conf.upper()
     udp = json.loads(files[logstore.TABLES["udp"]])
     assert {r["value"] for r in udp["table"]} == {d for d in inv.scope("guangdong") if inv.devices[d].platform_info.kind != "server"}
-    # security streams relayed to the ministry's log host over TLS, peer name checked
-    assert 'StreamDriverPermittedPeers="bu-mon1"' in conf and "call dengbao_relay" in conf
+    # security streams relayed to the ministry's log host over RELP/TLS, its certificate name checked
+    relay = next(ln for ln in conf.splitlines() if 'type="omrelp"' in ln)
+    assert 'target="10.254.0.22"' in relay and 'tls.permittedPeer=["bu-mon1"]' in relay and "call dengbao_relay" in conf
     assert "rotate 180" in files[logstore.ROTATE] and "compress" in files[logstore.ROTATE]
 
 
@@ -174,21 +177,27 @@ def test_the_ministry_receives_from_the_province_log_hosts_and_relays_nothing(in
     assert '"gd-mon1"' in conf and '"sc-mon1"' in conf and "dengbao_relay" not in conf
 
 
-def test_a_sender_forwards_over_tls_with_a_disk_assisted_queue(inv):
-    fwd = logstore.render_sender(inv, "huadu-srv1")[logstore.FORWARD]
-    action = fwd.splitlines()[1]
-    for part in ('target="10.254.44.15"', 'port="6514"', 'protocol="tcp"', 'StreamDriver="gtls"', 'StreamDriverMode="1"',
-                 'StreamDriverAuthMode="x509/name"', 'StreamDriverPermittedPeers="gd-mon1"', 'queue.filename="dengbao_fwd"',
+def test_a_sender_forwards_with_relp_over_tls_and_a_disk_assisted_queue(inv):
+    files = logstore.render_sender(inv, "huadu-srv1")
+    action = files[logstore.FORWARD].splitlines()[1]
+    for part in ('type="omrelp"', 'target="10.254.44.15"', 'port="2514"', 'tls="on"', 'tls.authMode="name"',
+                 'tls.permittedPeer=["gd-mon1"]', 'tls.myPrivKey="/etc/jinbao-netops/tls/node.key"', 'queue.filename="dengbao_fwd"',
                  'queue.saveOnShutdown="on"', 'action.resumeRetryCount="-1"'):
         assert part in action, part
-    assert logstore.FORWARD not in logstore.render_sender(inv, "bu-mon1")  # the top of the chain forwards nowhere
+    assert files[logstore.OMRELP].endswith('module(load="omrelp")\n')
+    assert logstore.render_sender(inv, "bu-mon1") == {}  # the top of the chain forwards nowhere
 
 
 def test_hostile_parameters_stay_inside_their_rsyslog_strings():
     hostile = '/etc/x"\n) module(load="omprog" binary="/bin/sh -c id") #%hostname%\\'
-    text = logstore.render_tls_global({"dengbao_log_tls_dir": hostile})
-    assert "omprog" in text and text.count("\n") == 3 and 'module(load="omprog"' not in text
-    assert "%hostname%" not in text
+    p = {"dengbao_log_tls_dir": hostile, "dengbao_log_relp_port": 2514, "dengbao_log_queue_max": '1g" queue.type="Direct'}
+    text = logstore.forward_action("10.0.0.1", 'peer"]', p, "q")
+    assert "\n" not in text and 'module(load="omprog"' not in text and "%hostname%" not in text
+    # every value is one string constant: outside them, only the action's own keywords remain
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    assert outside == ('action(type="" target="" port="" tls="" tls.caCert="" tls.myCert="" tls.myPrivKey="" tls.authMode="" '
+                       'tls.permittedPeer=[""] queue.type="" queue.filename="" queue.maxDiskSpace="" queue.saveOnShutdown="" '
+                       'action.resumeRetryCount="" action.resumeInterval="")')
 
 
 @given(st.text())

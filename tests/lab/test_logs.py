@@ -9,19 +9,20 @@ import re
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from jinbao_netops import inventory
+from jinbao_netops import escape, inventory
 from jinbao_netops.security import logstore
+from jinbao_netops.security.catalogue import host_params
 
 from .conftest import REPO, netops, until
 
 pytestmark = pytest.mark.lab
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 SENDER, OTHER, OUTSIDER, LOGHOST = "huadu-srv1", "gd-db1", "sc-db1", "gd-mon1"
-TLS = "/etc/jinbao-netops/tls"
 
 
 def sh(node: str, script: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -37,11 +38,20 @@ def of_loghost(stdout: str) -> dict:
     return next(h for h in json.loads(stdout)["log_hosts"] if h["log_host"] == LOGHOST)
 
 
-def send_raw(node: str, line: str) -> subprocess.CompletedProcess:
-    """One syslog line over TLS to the log host with the node's own certificate (what a forger can do)."""
-    addr = INV.devices[LOGHOST].management
-    return sh(node, f"printf '%s\\n' '{line}' | timeout 20 openssl s_client -quiet -no_ign_eof -connect {addr}:6514 "
-                    f"-cert {TLS}/node.crt -key {TLS}/node.key -CAfile {TLS}/ca.crt -verify_return_error >/dev/null 2>&1; true")
+@contextmanager
+def forwarding_as(node: str, claimed: str):
+    """An extra rsyslog action on ``node``: messages tagged ``jbtest`` go to the guangdong log host as the
+    production action sends them (RELP over TLS, the node's own certificate), claiming hostname ``claimed``."""
+    p = host_params(INV, node)
+    action = logstore.forward_action(str(INV.devices[LOGHOST].management), LOGHOST, p, "jbtest_q", "JbTestForge")
+    conf = (f'template(name="JbTestForge" type="string" string="<13>Dec  3 00:00:00 {claimed} jbtest: %msg%\\n")\n'
+            f'if $programname == "jbtest" then {{\n  {action}\n  stop\n}}\n')
+    path = "/etc/rsyslog.d/95-jbtest.conf"
+    assert sh(node, f"printf '%s' {escape.shell(conf)} > {path} && rsyslogd -N1 && systemctl restart rsyslog").returncode == 0
+    try:
+        yield lambda text: sh(node, f"logger -t jbtest {escape.shell(text)}")
+    finally:
+        sh(node, f"rm -f {path}; systemctl restart rsyslog")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +63,7 @@ def store(lab):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     # every server's forwarding connects: its rsyslog restart message reaches the store under its own name
     until("every guangdong server heard by the log host",
-          lambda: all(stored(s.device) for s in logstore.senders(INV, LOGHOST) if s.transport == "tls"), 120)
+          lambda: all(stored(s.device) for s in logstore.senders(INV, LOGHOST) if s.transport == "relp"), 120)
     return lab
 
 
@@ -74,22 +84,23 @@ def test_a_log_host_restart_loses_nothing(store):
 
 def test_a_node_outside_the_allowlist_is_refused_and_a_forged_hostname_is_filed_under_the_sender(store):
     tag = uuid.uuid4().hex[:12]
-    # the same client, certificate and CA: the allowlisted sender gets through, claiming another's name …
-    send_raw(SENDER, f"<13>Dec  3 00:00:00 {OTHER} forger: forged-{tag}")
-    until("the forged line filed", lambda: f"forged-{tag}" in stored(SENDER), 60)
-    line = next(ln for ln in stored(SENDER).splitlines() if f"forged-{tag}" in ln)
-    assert line.split()[1] == SENDER and f"claimed={OTHER}" in line
-    # … another province's server, with a valid lab certificate but not on this log host's allowlist, is refused:
-    # rsyslog says so naming the certificate, and once a later allowlisted line is in, the outsider's is nowhere
-    send_raw(OUTSIDER, f"<13>Dec  3 00:00:00 {OUTSIDER} outsider: outsider-{tag}")
-    until("the log host refusing the outsider's certificate by name",
-          lambda: OUTSIDER in sh(LOGHOST, "journalctl -u rsyslog --no-pager -n 300 | grep -iE 'not permitted|not authorized'; true").stdout,
-          60)
-    send_raw(SENDER, f"<13>Dec  3 00:00:00 {SENDER} after: after-{tag}")
-    until("the line sent after the outsider's", lambda: f"after-{tag}" in stored(SENDER), 60)
-    holders = sh(LOGHOST, f"grep -rlE 'outsider-{tag}|forged-{tag}' {logstore.STORE}; true").stdout.split()
-    assert holders == [f"{logstore.STORE}/{SENDER}.log"]
+    # the allowlisted sender gets through claiming another's name, and is filed under its own …
+    with forwarding_as(SENDER, claimed=OTHER) as send:
+        send(f"forged-{tag}")
+        until("the forged line filed", lambda: f"forged-{tag}" in stored(SENDER), 60)
+    forged = [ln for ln in stored(SENDER).splitlines() if f"forged-{tag}" in ln and f"claimed={OTHER}" in ln]
+    assert forged and all(ln.split()[1] == SENDER for ln in forged)
     assert f"forged-{tag}" not in stored(OTHER)
+    # … another province's server, sending the same way with a valid lab certificate, is not on this log host's
+    # allowlist: it is refused, and once a later allowlisted line is in, the outsider's is nowhere in the store
+    with forwarding_as(OUTSIDER, claimed=OUTSIDER) as send:
+        send(f"outsider-{tag}")
+        refusals = f"journalctl -u rsyslog --no-pager -n 300 | grep -iE 'relp.*(auth|permit|peer)' | grep -E '{OUTSIDER}|{INV.devices[OUTSIDER].management}'; true"
+        until("the log host refusing the outsider, naming it", lambda: sh(LOGHOST, refusals).stdout.strip(), 90)
+        assert sh(SENDER, f"logger 'after-{tag}'").returncode == 0
+        until("a later line from an allowlisted sender", lambda: f"after-{tag}" in stored(SENDER), 60)
+        holders = sh(LOGHOST, f"grep -rlE 'outsider-{tag}|forged-{tag}' {logstore.STORE}; true").stdout.split()
+        assert holders == [f"{logstore.STORE}/{SENDER}.log"]
 
 
 def test_status_and_search_read_the_store(store):
