@@ -103,6 +103,20 @@ def test_a_node_outside_the_allowlist_is_refused_and_a_forged_hostname_is_filed_
         assert holders == [f"{logstore.STORE}/{SENDER}.log"]
 
 
+def test_the_ministry_receives_the_security_streams_only(store):
+    tag, top = uuid.uuid4().hex[:12], logstore.log_host_of(INV, LOGHOST)
+    assert top == "bu-mon1"
+
+    def at_ministry() -> str:
+        return sh(top, f"cat {logstore.STORE}/{LOGHOST}.log 2>/dev/null; true").stdout
+
+    assert sh(SENDER, f"logger -p user.notice 'plain-{tag}' && logger -p authpriv.notice 'auth-{tag}'").returncode == 0
+    until("the authpriv line relayed to the ministry", lambda: f"auth-{tag}" in at_ministry(), 90)
+    line = next(ln for ln in at_ministry().splitlines() if f"auth-{tag}" in ln)
+    assert line.split()[1] == LOGHOST and f"claimed={SENDER}" in line  # the province's authenticated source travels up
+    assert f"plain-{tag}" in stored(SENDER) and f"plain-{tag}" not in at_ministry()
+
+
 def test_status_and_search_read_the_store(store):
     tag = uuid.uuid4().hex[:12]
     assert sh(SENDER, f"logger -t searchtest 'search-{tag}'").returncode == 0
