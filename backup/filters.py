@@ -20,6 +20,7 @@ VOLATILE: dict[str, list[str]] = {
                   r"^! No configuration change since last restart"],
     "huawei_vrp": [r"^!Software Version ", r"^!Last configuration was (updated|saved) at ", r"^!Time:"],
     "hp_comware": [r"^\s*#?\s*(current|system) time\b", r"^\s*uptime is "],
+    "cisco_asa": [r"^: Saved$", r"^: Written by ", r"^: (Serial Number|Hardware): ", r"^Cryptochecksum:"],
 }
 
 _VOLATILE = {p: re.compile("|".join(f"(?:{r})" for r in rs)) for p, rs in VOLATILE.items()}

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 from jinbao_netops import inventory
 from jinbao_netops.access import Access
+from jinbao_netops.security import records
 from jinbao_netops.security.audit import audit_host, run_audit, session_runner
 from jinbao_netops.security.catalogue import load_catalogue
 
@@ -53,11 +54,11 @@ def main() -> int:
     lab_wall = time.monotonic() - t0
     per = [h["seconds"] for h in rep["hosts"]]
 
-    cat, ids = load_catalogue(), sorted(inv.devices)
+    cat, ids, rec = load_catalogue(), sorted(inv.devices), records.load()
     targets = [ids[i % len(ids)] for i in range(a.hosts)]
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=a.parallel) as pool:
-        recs = list(pool.map(lambda d: audit_host(inv, cat, d, run), targets))
+        recs = list(pool.map(lambda d: audit_host(inv, cat, d, run, rec), targets))
     wall_n = time.monotonic() - t0
     per_n = [r["seconds"] for r in recs]
     return finish({

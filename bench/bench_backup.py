@@ -3,7 +3,7 @@
 configs: N FRR devices backed up by the suite's config archive run (backup.configs.backup_configs:
          concurrent SSH pull with the platform table's command, filter, redaction, one git archive per
          province store, push, off-site push to the DR store, catalogue, report) — against the anchor:
-         the same N pulls by plain OpenSSH, `xargs -P W ssh HOST "vtysh -c 'show running-config'"`
+         the same N pulls by plain OpenSSH, `xargs -P W ssh HOST "vtysh -H /dev/null -c 'show running-config'"`
          into files, with the suite's own ssh options. The devices are the default inventory's
          provincial routers' sites, N/16 devices each, at
          --simulator (default): jinbao_netops.testing.simssh on 127.7.x.y answering the recorded running config

@@ -3,7 +3,7 @@ against plain OpenSSH in the same run.
 
 The devices are jinbao_netops.testing.simssh.SshSim on loopback addresses (one process; public-key login; the
 platform table's health commands answered with the recorded outputs in tests/fixtures/collect/):
-half FRR routers (`vtysh -c 'show ip ospf neighbor'`, `ip -s -j link` and the Linux health command), half Debian servers
+half FRR routers (`vtysh -H /dev/null -c 'show ip ospf neighbor'`, `ip -s -j link` and the Linux health command), half Debian servers
 (the Linux health command). Timed: ``collect_all`` over all N with ``--workers`` threads, every output
 parsed; then a second round on the sessions the first one kept open (as ``collect serve`` does).
 Anchor: the same N logins by `xargs -P WORKERS ssh HOST '<linux health command>'` (OpenSSH,
@@ -35,7 +35,7 @@ from jinbao_netops.collectors.ssh import SshTarget, collect_all
 from jinbao_netops.inventory.platforms import LINUX_HEALTH, PLATFORMS
 
 FIX = Path(__file__).resolve().parent.parent / "tests/fixtures/collect"
-OUTPUTS = {"frr_show_ip_ospf_neighbor": "vtysh -c 'show ip ospf neighbor'", "frr_ip_link": "ip -s -j link",
+OUTPUTS = {"frr_show_ip_ospf_neighbor": "vtysh -H /dev/null -c 'show ip ospf neighbor'", "frr_ip_link": "ip -s -j link",
            "linux_health": LINUX_HEALTH}
 
 

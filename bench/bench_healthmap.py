@@ -49,9 +49,9 @@ def answers(inv, prov: str) -> dict[str, str]:
         base = {"level": inv.sites[d.site].level.value, "province": prov, "city": lin.get("city", ""),
                 "county": lin.get("county", ""), "site": d.site, "device": did}
         series["snmp_up"].append((base, 1))
-        for ifname in d.interfaces:
+        for n, ifname in enumerate(d.interfaces, 1):
             for key in ("oper", "admin"):
-                series[key].append(({**base, "interface": ifname, "alias": ""}, 1))
+                series[key].append(({**base, "ifindex": str(n), "interface": ifname}, 1))
             series["util"].append(({"device": did, "interface": ifname}, 0.05))
         for svc in d.services:
             series["db_up"].append(({**base, "service": svc}, 1))

@@ -63,8 +63,8 @@ def exposition(inv, prov: str) -> str:
         for svc in d.services:
             lines.append(f'netops_db_up{{{lab},service="{svc}"}} 1')
             lines.append(f'netops_db_replication_lag_seconds{{{lab},service="{svc}"}} 0')
-        for ifname in d.interfaces:
-            il = f'{lab},interface="{ifname}",alias=""'
+        for n, ifname in enumerate(d.interfaces, 1):
+            il = f'{lab},ifindex="{n}",interface="{ifname}"'
             lines += [f"netops_interface_oper_status{{{il}}} 1", f"netops_interface_admin_status{{{il}}} 1",
                       f"netops_interface_speed_bits_per_second{{{il}}} 1e9",
                       f"netops_interface_in_bytes_total{{{il}}} {t * 1000}", f"netops_interface_out_bytes_total{{{il}}} {t * 800}",

@@ -121,6 +121,7 @@ def result_record(t, r) -> dict:
     ifs = list(r.interfaces.values())
     return {"device": t.device, **t.labels, "address": t.address, "snmp_version": t.version, "ok": r.ok,
             "error": r.error, "system": r.system, "cpu_ratio": r.cpu_ratio, "memory_ratio": r.memory_ratio,
+            "environment": r.environment, "tables": r.tables,
             "interfaces": ifs, "storage": r.storage, "duration_s": round(r.duration_s, 3),
             "stats": vars(r.stats), "labels_walked": r.labels_walked}
 
@@ -150,13 +151,17 @@ def cmd_once(args, out: Out) -> int:
     for r in recs:
         ifs = r["interfaces"]
         up = sum(i["oper_status"] == "up" for i in ifs)
+        uptime, temps = r["system"].get("uptime_s"), r["environment"].get("temperature", {}).values()
+        missing = [f"{t}: {why}" for t, why in r["tables"].items() if why]
         rows.append([r["device"], r["site"], "✓" if r["ok"] else "✗", r["system"].get("vendor") or "",
-                     f"{r['system']['uptime_s']:.0f}" if r["ok"] else "", f"{up}/{len(ifs)}" if r["ok"] else "",
+                     f"{uptime:.0f}" if uptime is not None else "", f"{up}/{len(ifs)}" if r["ok"] else "",
                      _bytes(sum(i["counters"].get("in_octets", 0) for i in ifs)),
                      _bytes(sum(i["counters"].get("out_octets", 0) for i in ifs)),
-                     _pct(r["cpu_ratio"]), _pct(r["memory_ratio"]), f"{r['duration_s']:.2f}", r["error"] or ""])
+                     _pct(r["cpu_ratio"]), _pct(r["memory_ratio"]), f"{max(temps)}" if temps else "",
+                     f"{r['duration_s']:.2f}", "; ".join(filter(None, [r["error"], *missing]))])
     out.table("SNMP 设备健康 device health", ["device 设备", "site 站点", "up", "vendor", "uptime s", "if up 接口",
-                                          "in 入", "out 出", "cpu", "mem 内存", "poll s", "error 错误"], rows)
+                                          "in 入", "out 出", "cpu", "mem 内存", "temp °C 温度", "poll s",
+                                          "error 错误"], rows)
     if args.interfaces:
         out.table("接口 Interfaces", ["device", "interface", "alias", "admin", "oper", "speed", "in bytes", "out bytes",
                                     "in err", "out err"],

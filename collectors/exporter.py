@@ -17,7 +17,14 @@ from . import IF_STATUS
 from .targets import LABELS
 from .wire import DROP_REASONS
 
-IF_LABELS = (*LABELS, "interface", "alias")
+# an interface's identity is its ifIndex; its name stays on the series (links and rules join on it); its
+# description and ifDescr only on netops_interface_info, so editing a description churns no series
+IF_LABELS = (*LABELS, "ifindex", "interface")
+ENVIRONMENT = {"temperature": ("netops_device_temperature_celsius", "Temperature per sensor (vendor entity / environment MIB)"),
+               "fan": ("netops_device_fan_ok", "1 if the fan works (vendor fan state), 0 if not"),
+               "power": ("netops_device_power_supply_ok", "1 if the power supply works (vendor state), 0 if not"),
+               "rx_power": ("netops_device_optical_rx_power_dbm", "Optical transceiver receive power; sensor is the ifIndex"),
+               "tx_power": ("netops_device_optical_tx_power_dbm", "Optical transceiver transmit power; sensor is the ifIndex")}
 STATUS = {name: value for value, name in IF_STATUS.items()}
 COUNTER_HELP = {
     "in_octets": "Octets received (ifHCInOctets)",
@@ -104,7 +111,12 @@ def snmp_families(snmp: list, totals: dict):
         "sused": GaugeMetricFamily("netops_storage_used_bytes", "hrStorageUsed × units", labels=[*lab, "storage"]),
         "oper": GaugeMetricFamily("netops_interface_oper_status", "ifOperStatus (1 up, 2 down, 7 lowerLayerDown…)", labels=list(IF_LABELS)),
         "admin": GaugeMetricFamily("netops_interface_admin_status", "ifAdminStatus (1 up, 2 down)", labels=list(IF_LABELS)),
-        "speed": GaugeMetricFamily("netops_interface_speed_bits_per_second", "ifHighSpeed × 10^6", labels=list(IF_LABELS)),
+        "speed": GaugeMetricFamily("netops_interface_speed_bits_per_second", "ifHighSpeed × 10^6 (else ifSpeed)", labels=list(IF_LABELS)),
+        "ifinfo": GaugeMetricFamily("netops_interface_info", "ifAlias and ifDescr of an interface",
+                                    labels=[*IF_LABELS, "alias", "descr"]),
+        "table": GaugeMetricFamily("netops_snmp_table_up", "1 if the table answered in full in the last round",
+                                   labels=[*lab, "table"]),
+        **{k: GaugeMetricFamily(n, h, labels=[*lab, "sensor"]) for k, (n, h) in ENVIRONMENT.items()},
     }
     counters = {c: CounterMetricFamily(counter_metric(c), h + "; monotonic across wraps and agent restarts",
                                        labels=list(IF_LABELS)) for c, h in COUNTER_HELP.items()}
@@ -120,7 +132,13 @@ def snmp_families(snmp: list, totals: dict):
         if not r.ok:
             continue
         s = r.system
-        fam["uptime"].add_metric(lv, s["uptime_s"])
+        if s["uptime_s"] is not None:
+            fam["uptime"].add_metric(lv, s["uptime_s"])
+        for table, why in r.tables.items():
+            fam["table"].add_metric([*lv, table], 0 if why else 1)
+        for kind, sensors in r.environment.items():
+            for sensor, v in sensors.items():
+                fam[kind].add_metric([*lv, sensor], float(v))
         fam["info"].add_metric([*lv, s["name"] or "", s["object_id"] or "", s["vendor"] or ""], 1)
         if r.cpu_ratio is not None:
             fam["cpu"].add_metric(lv, r.cpu_ratio)
@@ -130,7 +148,8 @@ def snmp_families(snmp: list, totals: dict):
             fam["ssize"].add_metric([*lv, st["storage"]], st["size_bytes"])
             fam["sused"].add_metric([*lv, st["storage"]], st["used_bytes"])
         for i in r.interfaces.values():
-            il = [*lv, i["name"], i["alias"]]
+            il = [*lv, str(i["index"]), i["name"]]
+            fam["ifinfo"].add_metric([*il, i["alias"], i["descr"]], 1)
             fam["oper"].add_metric(il, STATUS.get(i["oper_status"], 4))
             fam["admin"].add_metric(il, STATUS.get(i["admin_status"], 4))
             if i["speed_bps"] is not None:

@@ -66,6 +66,10 @@ def cpu_ios(text: str) -> dict:
     return {"cpu_ratio": _pct(text, r"one minute:\s*(\d+)%")}
 
 
+def cpu_asa(text: str) -> dict:
+    return {"cpu_ratio": _pct(text, r"\b1 minute:\s*(\d+)%")}
+
+
 def linux(text: str) -> dict:
     """/proc/loadavg, free -b, df -P -B1 /, systemctl --failed --no-legend --plain."""
     out: dict = {}
@@ -106,4 +110,4 @@ def links_linux(text: str) -> dict:
 
 
 PARSERS = {f.__name__: f for f in (ospf_frr, ospf_ios, ospf_vrp, ospf_comware, cpu_vrp, mem_vrp, cpu_comware,
-                                   mem_comware, cpu_ios, linux, links_linux)}
+                                   mem_comware, cpu_ios, cpu_asa, linux, links_linux)}

@@ -1,13 +1,18 @@
 """SNMP polling with asyncio: one UDP socket per process, many targets at once.
 
 Per target and cycle:
-1. one GET of the scalars (sysUpTime, sysName, sysObjectID, ifTableLastChange);
-2. the label columns (ifName, ifAlias) are walked only when the cache is empty or the scalars say the
-   table changed (sysUpTime went back = agent restart, ifTableLastChange moved);
+1. one GET of the scalars (sysUpTime, sysName, sysObjectID, ifTableLastChange); an agent whose view hides
+   the system group still answers it, and is up: reachability and data are separate facts;
+2. the label columns (ifName, ifAlias, ifDescr — the name where ifXTable is absent) are walked when the
+   cache is empty, the agent restarted (sysUpTime went back), ifTableLastChange moved, an ifIndex is not
+   in the cache, or ``label_refresh`` seconds have passed (many agents do not implement ifTableLastChange);
 3. the counter/state columns are walked with GETBULK, several columns per PDU, split into at most
-   ``inflight`` concurrent walks (the per-device in-flight limit);
-4. CPU/memory: the vendor entity columns the platform table names for the sysObjectID's enterprise,
-   else HOST-RESOURCES-MIB.
+   ``inflight`` concurrent walks (the per-device in-flight limit); a device that showed an interface
+   without an HC counter or ifHighSpeed also gets the ifTable's 32-bit counters and ifSpeed from then on;
+4. health: the vendor columns the platform table names for the sysObjectID's enterprise (CPU, memory,
+   temperature, fans, power supplies), else HOST-RESOURCES-MIB.
+Each of these tables is walked on its own until the device deadline: what answered is kept, what did not
+is named in ``Result.tables`` (per-table freshness) instead of costing the device's whole round.
 
 Requests go through the purpose-built codec in collectors/wire.py: SNMPv2c, and SNMPv3 authPriv with
 SHA or SHA-224/256/384/512 and AES-128/192/256 (SHA/AES is the inventory's default).
@@ -37,7 +42,9 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 IF_TABLE_LAST_CHANGE = "1.3.6.1.2.1.31.1.5.0"
 SCALARS = (SYS_UPTIME, SYS_OBJECT_ID, SYS_NAME, IF_TABLE_LAST_CHANGE)
 
-IF_LABELS = {"name": "1.3.6.1.2.1.31.1.1.1.1", "alias": "1.3.6.1.2.1.31.1.1.1.18"}
+IF_LABELS = {"name": "1.3.6.1.2.1.31.1.1.1.1",       # ifName (ifXTable)
+             "alias": "1.3.6.1.2.1.31.1.1.1.18",     # ifAlias (ifXTable)
+             "descr": "1.3.6.1.2.1.2.2.1.2"}         # ifDescr: the name where ifXTable is absent
 # counter column → (OID, width in bits)
 IF_COUNTERS = {
     "in_octets": ("1.3.6.1.2.1.31.1.1.1.6", 64),        # ifHCInOctets
@@ -49,11 +56,21 @@ IF_COUNTERS = {
     "in_discards": ("1.3.6.1.2.1.2.2.1.13", 32),
     "out_discards": ("1.3.6.1.2.1.2.2.1.19", 32),
 }
+# the ifTable's 32-bit counters, read for the interfaces without an HC counter (no ifXTable, some sub-interfaces)
+IF_COUNTERS_32 = {
+    "in_octets": "1.3.6.1.2.1.2.2.1.10",                # ifInOctets
+    "out_octets": "1.3.6.1.2.1.2.2.1.16",               # ifOutOctets
+    "in_unicast_packets": "1.3.6.1.2.1.2.2.1.11",       # ifInUcastPkts
+    "out_unicast_packets": "1.3.6.1.2.1.2.2.1.17",      # ifOutUcastPkts
+}
 IF_STATE = {
     "admin_status": "1.3.6.1.2.1.2.2.1.7",
     "oper_status": "1.3.6.1.2.1.2.2.1.8",
     "speed_mbps": "1.3.6.1.2.1.31.1.1.1.15",            # ifHighSpeed
 }
+IF_SPEED_32 = "1.3.6.1.2.1.2.2.1.5"                     # ifSpeed (bit/s, saturates at 4.29 Gbit/s)
+# the legacy columns, walked only for devices that showed an interface without the HC/ifXTable column
+IF_LEGACY = {**{f"{c}_32": o for c, o in IF_COUNTERS_32.items()}, "speed_bps_32": IF_SPEED_32}
 HR_CPU = {"load": "1.3.6.1.2.1.25.3.3.1.2"}            # hrProcessorLoad (percent per CPU)
 HR_STORAGE = {
     "type": "1.3.6.1.2.1.25.2.3.1.2",
@@ -89,6 +106,7 @@ class Target:
     timeout: float = 1.0         # per request attempt
     retries: int = 1
     deadline: float = 10.0       # the whole poll of this device
+    label_refresh: float = 3600.0  # the interface labels are walked again at least this often (seconds)
 
 
 @dataclass
@@ -105,7 +123,9 @@ class _State:
     """What a target's previous polls left: label cache, raw counters, exported totals."""
     uptime: int | None = None
     last_change: int | None = None
-    labels: dict = field(default_factory=dict)   # ifIndex → {"name", "alias"}
+    labels: dict = field(default_factory=dict)   # ifIndex → {"name", "alias", "descr"}
+    labels_at: float = 0.0                       # monotonic time of the last label walk
+    legacy: bool = False                         # some interface needs the 32-bit ifTable columns
     raw: dict = field(default_factory=dict)      # (column, ifIndex) → last raw value
     total: dict = field(default_factory=dict)    # (column, ifIndex) → exported monotonic total
     timeouts_total: int = 0
@@ -115,13 +135,15 @@ class _State:
 @dataclass
 class Result:
     device: str
-    ok: bool
+    ok: bool                    # the device answered (reachability); what it answered is in ``tables``
     error: str | None = None
     system: dict = field(default_factory=dict)
     interfaces: dict = field(default_factory=dict)   # ifIndex → dict
     cpu_ratio: float | None = None
     memory_ratio: float | None = None
     storage: list = field(default_factory=list)
+    environment: dict = field(default_factory=dict)  # EnvSensor kind → {sensor index: value}
+    tables: dict = field(default_factory=dict)       # table → None (fresh this poll) or why it is not
     duration_s: float = 0.0
     stats: Stats = field(default_factory=Stats)
     labels_walked: bool = False
@@ -230,20 +252,12 @@ class Poller:
                 break
         return out
 
-    async def _split_walk(self, t: Target, stats: Stats, sem, columns: dict[str, str]) -> dict:
-        """The columns in up to ``inflight`` groups walked concurrently."""
-        names = list(columns)
-        k = max(1, min(t.inflight, len(names)))
-        groups = [names[i::k] for i in range(k)]
-        parts = await asyncio.gather(*(self.walk(t, stats, sem, {n: columns[n] for n in g}) for g in groups))
-        return {n: v for part in parts for n, v in part.items()}
-
     # --- one device ------------------------------------------------------------------------------
     async def poll(self, t: Target) -> Result:
         start = time.monotonic()
         res = Result(t.device, ok=False)
         try:
-            await asyncio.wait_for(self._poll(t, res), t.deadline)
+            await self._poll(t, res, start + t.deadline)
             res.ok = True
         except asyncio.TimeoutError:
             res.error = f"deadline {t.deadline:g} s exceeded"
@@ -258,50 +272,104 @@ class Poller:
         st.timeouts_total += res.stats.timeouts
         return res
 
-    async def _poll(self, t: Target, res: Result) -> None:
+    async def _tables(self, jobs: dict, end: float, res: Result) -> dict:
+        """Run the table walks at once until ``end``; what answered in time, each failure in ``res.tables``."""
+        tasks = {name: asyncio.ensure_future(job) for name, job in jobs.items()}
+        done, pending = await asyncio.wait(tasks.values(), timeout=max(0.0, end - time.monotonic()))
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        got = {}
+        for name, task in tasks.items():
+            table = name.split("/")[0]
+            if task not in done:
+                res.tables[table] = "deadline exceeded"
+            elif task.exception() is not None:
+                e = task.exception()
+                if not isinstance(e, (SnmpError, OSError)):
+                    raise e
+                res.tables[table] = str(e)
+            else:
+                got[name] = task.result()
+                res.tables.setdefault(table, None)
+        return got
+
+    async def _poll(self, t: Target, res: Result, end: float) -> None:
         st = self.state.setdefault(t.device, _State())
         sem = asyncio.Semaphore(t.inflight)
         stats = res.stats
-        scal = {".".join(map(str, o)): v for o, v in await self._request(t, stats, sem, [_oid(o) for o in SCALARS], bulk=False)}
-        uptime, last_change = _int(scal.get(SYS_UPTIME)), scal.get(IF_TABLE_LAST_CHANGE)
-        if uptime is None:
-            raise SnmpError("no numeric sysUpTime in the answer")
-        restarted = st.uptime is not None and uptime < st.uptime
+        answer = await asyncio.wait_for(self._request(t, stats, sem, [_oid(o) for o in SCALARS], bulk=False),
+                                        max(0.0, end - time.monotonic()))
+        scal = {".".join(map(str, o)): v for o, v in answer}
+        # a view may hide the system group: the device answered all the same, only the restart check is blind
+        uptime, last_change = _int(scal.get(SYS_UPTIME)), _int(scal.get(IF_TABLE_LAST_CHANGE))
+        res.tables["system"] = None if uptime is not None else "no numeric sysUpTime in the answer"
+        restarted = st.uptime is not None and uptime is not None and uptime < st.uptime
         object_id = _str(scal.get(SYS_OBJECT_ID))
         vendor = vendor_platform(object_id, t.platform)
-        res.system = {"uptime_s": uptime / 100, "name": _str(scal.get(SYS_NAME)), "object_id": object_id,
-                      "vendor": vendor}
+        res.system = {"uptime_s": uptime / 100 if uptime is not None else None, "name": _str(scal.get(SYS_NAME)),
+                      "object_id": object_id, "vendor": vendor}
         res.restarted = restarted
-        stale = not st.labels or restarted or last_change != st.last_change
-        jobs = {"poll": self._split_walk(t, stats, sem, {**{n: o for n, (o, _) in IF_COUNTERS.items()}, **IF_STATE})}
+        now = time.monotonic()
+        stale = (not st.labels or restarted or now - st.labels_at >= t.label_refresh
+                 or (last_change is not None and last_change != st.last_change))
+        columns = {**{n: o for n, (o, _) in IF_COUNTERS.items()}, **IF_STATE, **(IF_LEGACY if st.legacy else {})}
+        names = list(columns)
+        k = max(1, min(t.inflight, len(names)))
+        jobs = {f"interfaces/{g}": self.walk(t, stats, sem, {n: columns[n] for n in names[g::k]}) for g in range(k)}
         if stale:
             jobs["labels"] = self.walk(t, stats, sem, IF_LABELS)
         plat = PLATFORMS.get(vendor) if vendor else None
-        if plat and plat.snmp_cpu_oid:
-            jobs["vendor"] = self.walk(t, stats, sem, {"cpu": plat.snmp_cpu_oid, "mem": plat.snmp_mem_oid})
+        if plat and (plat.snmp_cpu_oid or plat.snmp_env):
+            vendor_cols = {"cpu": plat.snmp_cpu_oid, "mem": plat.snmp_mem_oid, "mem_used": plat.snmp_mem_used_oid,
+                           "mem_free": plat.snmp_mem_free_oid, **{f"env/{n}": e.oid for n, e in enumerate(plat.snmp_env)}}
+            jobs["health"] = self.walk(t, stats, sem, {n: o for n, o in vendor_cols.items() if o})
         else:
-            jobs["host"] = self.walk(t, stats, sem, {**HR_CPU, **HR_STORAGE})
-        got = dict(zip(jobs, await asyncio.gather(*jobs.values())))
-        if stale:
+            jobs["health"] = self.walk(t, stats, sem, {**HR_CPU, **HR_STORAGE})
+        got = await self._tables(jobs, end, res)
+        poll: dict[str, dict] = {n: {} for n in columns}
+        for name, part in got.items():
+            if name.startswith("interfaces/"):
+                poll.update(part)
+        ids = {i for i in set().union(*(poll[c].keys() for c in poll)) if isinstance(i, int)}
+        # an interface without its HC counter or ifHighSpeed: the 32-bit ifTable columns, from now on every poll
+        if not st.legacy and res.tables.get("interfaces") is None and (
+                ids.difference(poll["in_octets"]) or ids.difference(poll["speed_mbps"])):
+            st.legacy = True
+            got.update(await self._tables({"interfaces/legacy": self.walk(t, stats, sem, IF_LEGACY)}, end, res))
+            poll.update(got.get("interfaces/legacy", {}))
+        if "labels" not in got and ids.difference(st.labels):  # a new interface: name it now
+            got.update(await self._tables({"labels": self.walk(t, stats, sem, IF_LABELS)}, end, res))
+        if "labels" in got:
             lab = got["labels"]
-            st.labels = {i: {"name": _str(lab["name"].get(i)) or str(i), "alias": _str(lab["alias"].get(i)) or ""}
-                         for i in set(lab["name"]) | set(lab["alias"])}
+            st.labels = {i: {"name": _str(lab["name"].get(i)) or _str(lab["descr"].get(i)) or str(i),
+                             "alias": _str(lab["alias"].get(i)) or "", "descr": _str(lab["descr"].get(i)) or ""}
+                         for i in set(lab["name"]) | set(lab["alias"]) | set(lab["descr"]) if isinstance(i, int)}
+            st.labels_at = now
             st.label_walks += 1
             res.labels_walked = True
-        st.uptime, st.last_change = uptime, last_change
+        st.uptime = uptime if uptime is not None else st.uptime
+        st.last_change = last_change
+        self._interfaces(st, res, poll, sorted(ids), restarted)
+        if "health" in got:
+            self._health(plat, got["health"], res)
 
-        poll = got["poll"]
-        indexes = sorted(i for i in set().union(*(poll[c].keys() for c in poll)) if isinstance(i, int))
+    @staticmethod
+    def _interfaces(st: _State, res: Result, poll: dict, indexes: list[int], restarted: bool) -> None:
         for i in indexes:
-            lab = st.labels.get(i, {"name": str(i), "alias": ""})
+            lab = st.labels.get(i) or {"name": str(i), "alias": "", "descr": ""}
             speed = _int(poll["speed_mbps"].get(i))
-            rec = {"name": lab["name"], "alias": lab["alias"],
+            speed_bps = speed * 1_000_000 if speed is not None else _int(poll.get("speed_bps_32", {}).get(i))
+            rec = {"index": i, "name": lab["name"], "alias": lab["alias"], "descr": lab["descr"],
                    "admin_status": IF_STATUS.get(_int(poll["admin_status"].get(i)), "unknown"),
                    "oper_status": IF_STATUS.get(_int(poll["oper_status"].get(i)), "unknown"),
-                   "speed_bps": speed * 1_000_000 if speed is not None else None,
+                   "speed_bps": speed_bps,
                    "counters": {}}
             for c, (_, bits) in IF_COUNTERS.items():
                 raw = _int(poll[c].get(i))
+                if raw is None and c in IF_COUNTERS_32:
+                    raw, bits = _int(poll.get(f"{c}_32", {}).get(i)), 32
                 if raw is None:
                     continue
                 key = (c, i)
@@ -310,24 +378,37 @@ class Poller:
                 rec["counters"][c] = st.total[key]
             res.interfaces[i] = rec
 
-        if "vendor" in got:
-            cpu = [v for v in got["vendor"]["cpu"].values() if isinstance(v, int)]
-            mem = [v for v in got["vendor"]["mem"].values() if isinstance(v, int)]
+    @staticmethod
+    def _health(plat, h: dict, res: Result) -> None:
+        if "load" not in h:  # the vendor's entity / process MIB
+            cpu = [v for v in h.get("cpu", {}).values() if isinstance(v, int)]
             res.cpu_ratio = max(cpu) / 100 if cpu else None
-            res.memory_ratio = max(mem) / 100 if mem else None
-        else:
-            h = got["host"]
-            loads = [v for v in h["load"].values() if isinstance(v, int)]
-            res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None
-            for i, descr in sorted((i, d) for i, d in h["descr"].items() if isinstance(i, int) and isinstance(d, str)):
-                units = _int(h["units"].get(i)) or 1
-                size, used = _int(h["size"].get(i)), _int(h["used"].get(i))
-                if size is None or used is None:
-                    continue
-                res.storage.append({"storage": descr, "type": h["type"].get(i), "size_bytes": size * units,
-                                    "used_bytes": used * units})
-                if h["type"].get(i) == HR_STORAGE_RAM and size:
-                    res.memory_ratio = used / size
+            if "mem" in h:
+                mem = [v for v in h["mem"].values() if isinstance(v, int)]
+                res.memory_ratio = max(mem) / 100 if mem else None
+            elif "mem_used" in h:
+                ratios = [u / (u + f) for i, u in h["mem_used"].items()
+                          if isinstance(u, int) and isinstance(f := h["mem_free"].get(i), int) and u + f > 0]
+                res.memory_ratio = max(ratios) if ratios else None
+            for n, e in enumerate(plat.snmp_env):
+                vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): v
+                        for i, v in h[f"env/{n}"].items() if isinstance(v, int) and v not in e.absent}
+                if vals:
+                    res.environment.setdefault(e.kind, {}).update(
+                        {i: v in e.ok for i, v in vals.items()} if e.state else
+                        {i: v * e.scale for i, v in vals.items()} if e.scale != 1 else vals)
+            return
+        loads = [v for v in h["load"].values() if isinstance(v, int)]
+        res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None
+        for i, descr in sorted((i, d) for i, d in h["descr"].items() if isinstance(i, int) and isinstance(d, str)):
+            units = _int(h["units"].get(i)) or 1
+            size, used = _int(h["size"].get(i)), _int(h["used"].get(i))
+            if size is None or used is None:
+                continue
+            res.storage.append({"storage": descr, "type": h["type"].get(i), "size_bytes": size * units,
+                                "used_bytes": used * units})
+            if h["type"].get(i) == HR_STORAGE_RAM and size:
+                res.memory_ratio = used / size
 
     # --- one cycle -------------------------------------------------------------------------------
     async def cycle(self, targets: list[Target], deadline: float = 50.0, on_done=None) -> list[Result]:

@@ -31,7 +31,7 @@ class SshTarget:
 
 def targets(inv, devices: list[str], timeout: float = 20.0) -> list[SshTarget]:
     return [SshTarget(d, inv.devices[d].platform, labels(inv, d), timeout)
-            for d in devices if inv.devices[d].platform_info.ssh_health]
+            for d in devices if inv.devices[d].platform_info.ssh_health and "ssh" in inv.devices[d].access]
 
 
 def parse(platform: str, outputs: dict[str, str]) -> dict:

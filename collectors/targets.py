@@ -19,16 +19,21 @@ def labels(inv: Inventory, device: str) -> dict[str, str]:
 
 
 def snmp_targets(inv: Inventory, devices: list[str], environ=None, **opts) -> list[Target]:
+    """The SNMP targets among ``devices`` (those whose access includes snmp); ``opts`` are the collector's
+    defaults, a device's own snmp_timeout / snmp_retries win."""
     out = []
     for d in devices:
         dev = inv.devices[d]
+        if "snmp" not in dev.access:
+            continue
         cred = inv.credentials[dev.credentials]
         snmp = cred.snmp
         if snmp is None:
             raise UsageError(f"{inv.root}: credentials {dev.credentials!r}: field 'snmp': not set (device {d!r})")
-        t = Target(device=d, address=str(dev.management), platform=dev.platform, version=dev.snmp_version,
-                   user=snmp.user, auth_protocol=snmp.auth_protocol, priv_protocol=snmp.priv_protocol,
-                   labels=labels(inv, d), **opts)
+        own = {k: v for k, v in (("timeout", dev.snmp_timeout), ("retries", dev.snmp_retries)) if v is not None}
+        t = Target(device=d, address=str(dev.management), port=dev.snmp_port, platform=dev.platform,
+                   version=dev.snmp_version, user=snmp.user or "", auth_protocol=snmp.auth_protocol,
+                   priv_protocol=snmp.priv_protocol, labels=labels(inv, d), **{**opts, **own})
         if dev.snmp_version == "v2c":
             t.community = secret(inv, dev.credentials, "snmp.community", snmp.community, environ)
         else:

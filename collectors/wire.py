@@ -169,6 +169,15 @@ def read_octets(buf: bytes, i: int) -> tuple[bytes, int]:
     return buf[s:e], e
 
 
+def legacy_text(b: bytes) -> str:
+    """An OCTET STRING that is not UTF-8: GB18030 (a superset of GBK and GB2312, what Chinese gear sends in
+    descriptions), else the bytes in hex, never replacement characters."""
+    try:
+        return b.decode("gb18030")
+    except UnicodeDecodeError:
+        return b.hex(":")
+
+
 def varbinds(buf: bytes, i: int, end: int) -> list[tuple[tuple[int, ...], object]]:
     """The varbind list's (OID, value): ints, str for strings and OIDs, None for the exceptions. Each varbind's
     SEQUENCE must hold exactly its name and value, integers at most 9 bytes (a Counter64 with its sign octet)."""
@@ -210,7 +219,10 @@ def varbinds(buf: bytes, i: int, end: int) -> list[tuple[tuple[int, ...], object
                     raise WireError("bad integer value")
                 v = int.from_bytes(buf[i:stop], "big", signed=True)
             elif tag == 0x04:
-                v = buf[i:stop].decode("utf-8", "replace")
+                try:
+                    v = buf[i:stop].decode("utf-8")
+                except UnicodeDecodeError:
+                    v = legacy_text(buf[i:stop])
             elif tag == 0x06:
                 v = ".".join(map(str, oid_tuple(buf[i:stop])))
             elif tag == 0x40:

@@ -3,16 +3,24 @@ groups by level, role and platform, and per-host variables. The inventory plugin
 ``netops inventory show --ansible`` both print this one structure."""
 from __future__ import annotations
 
+from .engines import ENGINES
 from .loader import paused_gc
 from .store import Inventory
 
 
 # the host variables that are templates (the credential references, as lookups); the inventory plugin
 # lets Ansible evaluate these and nothing else
-CREDENTIAL_VARS = ("ansible_ssh_private_key_file", "ansible_password")
+CREDENTIAL_VARS = ("ansible_ssh_private_key_file", "ansible_password", "netops_admin_key_files")
 
 
-def hostvars(inv: Inventory, device_id: str) -> dict:
+def admin_key_files(inv: Inventory) -> dict[str, str]:
+    """People's SSH keys: credential profiles no device connects with (the 三权 administrators), username →
+    the reference to the private key file (hardening installs its .pub for that account on the servers)."""
+    used = {d.credentials for d in inv.devices.values()}
+    return {c.username: c.ssh_key.ansible_expr() for c in inv.credentials.values() if c.id not in used and c.ssh_key}
+
+
+def hostvars(inv: Inventory, device_id: str, admin_keys: dict[str, str] | None = None) -> dict:
     d = inv.devices[device_id]
     site = inv.sites[d.site]
     plat = d.platform_info
@@ -29,6 +37,7 @@ def hostvars(inv: Inventory, device_id: str) -> dict:
         "netops_level": site.level.value,
         "netops_lineage": inv.lineage(site.id),
         "netops_services": list(d.services),
+        "netops_service_ports": sorted(ENGINES[s].port for s in d.services if s in ENGINES),
         "netops_snmp_version": d.snmp_version,
     }
     if plat.ansible_network_os:
@@ -41,6 +50,7 @@ def hostvars(inv: Inventory, device_id: str) -> dict:
         v["netops_loopback"] = str(d.loopback)
     if plat.kind == "server":
         v["ansible_become"] = True
+        v["netops_admin_key_files"] = admin_key_files(inv) if admin_keys is None else admin_keys
     return v
 
 
@@ -69,7 +79,8 @@ def _build(inv: Inventory) -> dict:
         for name, hosts in sorted(groups.items()):
             out[name] = {"hosts": sorted(hosts)}
             top.append(name)
+    admin_keys = admin_key_files(inv)
     for did in sorted(inv.devices):
-        out["_meta"]["hostvars"][did] = hostvars(inv, did)
+        out["_meta"]["hostvars"][did] = hostvars(inv, did, admin_keys)
     out["all"] = {"children": top}
     return out

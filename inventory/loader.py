@@ -19,11 +19,12 @@ from pydantic import ValidationError
 from jinbao_netops.errors import UsageError
 from jinbao_netops.files import recover
 
-from .model import _ENDPOINT, Credentials, Device, Link, Network, Site, _Obj
+from .model import _ENDPOINT, Credentials, Device, Flow, Link, Network, Site, _Obj
 from .store import Inventory
 
-SECTIONS = {"network": Network, "credentials": Credentials, "sites": Site, "devices": Device, "links": Link}
-NOUN = {"credentials": "credentials", "sites": "site", "devices": "device", "links": "link"}
+SECTIONS = {"network": Network, "credentials": Credentials, "sites": Site, "devices": Device, "links": Link,
+            "zone_policy": Flow}
+NOUN = {"credentials": "credentials", "sites": "site", "devices": "device", "links": "link", "zone_policy": "flow"}
 DEFAULT_INVENTORY = Path(__file__).parent / "default"
 
 

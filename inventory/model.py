@@ -104,12 +104,39 @@ PARENT_LEVELS = {
 
 class Role(str, Enum):
     router = "router"
-    firewall = "firewall"
+    firewall = "firewall"        # a boundary device (see BOUNDARY_ROLES)
+    gap_gateway = "gap_gateway"  # 网闸: a boundary device that passes only a declared exchange, one way
     switch = "switch"
     server = "server"
     database = "database"
     backup_store = "backup_store"
     monitor = "monitor"
+
+
+# the only devices whose interfaces may sit in two zones: every crossing between zones passes one
+BOUNDARY_ROLES = (Role.firewall, Role.gap_gateway)
+
+
+class Zone(str, Enum):
+    """Security zones (GB/T 22239-2019 8.1.3: boundary protection between them). ``business`` 业务专网
+    carries the social-security business (everything, when an inventory names no zones); ``internet``
+    外网 the public services (12333 web and mobile); ``dmz`` 前置区 the front-end servers where data is
+    staged between the two; ``management`` 管理网 the out-of-band management network (every device's
+    ``management`` address is in it)."""
+    business = "business"
+    internet = "internet"
+    dmz = "dmz"
+    management = "management"
+
+
+ZONE_NAMES = {Zone.business: ("业务专网", "business"), Zone.internet: ("外网", "internet"),
+              Zone.dmz: ("前置区", "DMZ"), Zone.management: ("管理网", "management")}
+
+
+def zone_label(zone: Zone | str) -> str:
+    """'外网 internet': the zone as reports show it."""
+    zh, en = ZONE_NAMES[Zone(zone)]
+    return f"{zh} {en}"
 
 
 class LinkKind(str, Enum):
@@ -164,14 +191,16 @@ class SecretRef(BaseModel):
 
 
 class SnmpCredentials(BaseModel):
+    """What SNMP needs: the v3 user and keys for devices polled with v3, the community for v2c ones; which of
+    them a profile must give follows the devices that use it (validate.py)."""
     model_config = ConfigDict(extra="forbid")
-    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] | None = None
     # net-snmp's names (snmpcmd -a/-x, snmpd createUser); AES-192/256 extend the key the standard (Blumenthal) way,
     # AES-192-C/AES-256-C the Cisco way (snmp_exporter's AES192C/AES256C)
     auth_protocol: Literal["SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] = "SHA"
-    auth_key: SecretRef
+    auth_key: SecretRef | None = None
     priv_protocol: Literal["AES", "AES-192", "AES-256", "AES-192-C", "AES-256-C"] = "AES"
-    priv_key: SecretRef
+    priv_key: SecretRef | None = None
     community: SecretRef | None = None  # only used by devices whose snmp_version is v2c
 
 
@@ -183,12 +212,7 @@ class Credentials(_Obj):
     snmp: SnmpCredentials | None = None
     db_password: SecretRef | None = None  # the least-privilege monitoring role on the device's databases
     restic_password: SecretRef | None = None  # the restic repositories on a backup store
-
-    @model_validator(mode="after")
-    def _some_login(self):
-        if self.ssh_key is None and self.password is None:
-            raise ValueError("@ssh_key: give ssh_key or password")
-        return self
+    # ssh_key or password: required where a device using the profile is reached by SSH (validate.py)
 
 
 class AddressPlan(BaseModel):
@@ -274,6 +298,7 @@ class Interface(BaseModel):
     model_config = ConfigDict(extra="forbid")
     address: IPv4Interface | None = None
     description: Description | None = None
+    zone: Zone | None = None  # None: the device's zone; another zone only on a boundary device
 
 
 class Device(_Obj):
@@ -285,8 +310,14 @@ class Device(_Obj):
     management: IPv4Address
     loopback: IPv4Address | None = None
     credentials: str
+    # how the suite reaches the device: a device reached by SNMP only needs no SSH login, and the reverse
+    access: Annotated[list[Literal["ssh", "snmp"]], Field(min_length=1)] = ["ssh", "snmp"]
     snmp_version: Literal["v3", "v2c"] = "v3"
+    snmp_port: Annotated[int, Field(ge=1, le=65535)] = 161
+    snmp_timeout: Annotated[float, Field(gt=0, le=60)] | None = None  # per request attempt; None: the collector's
+    snmp_retries: Annotated[int, Field(ge=0, le=10)] | None = None     # None: the collector's --retries
     services: list[Service] = []
+    zone: Zone = Zone.business
     interfaces: dict[Annotated[str, Field(pattern=IFACE_NAME)], Interface] = {}
 
     @field_validator("platform")
@@ -305,11 +336,20 @@ class Device(_Obj):
             raise ValueError(f"@services: services run on servers, not on platform {self.platform}")
         if len(set(self.services)) != len(self.services):
             raise ValueError("@services: a service is listed twice")
+        if len(set(self.access)) != len(self.access):
+            raise ValueError("@access: a way of access is listed twice")
         return self
 
     @property
     def platform_info(self):
         return PLATFORMS[self.platform]
+
+    @property
+    def boundary(self) -> bool:
+        return self.role in BOUNDARY_ROLES
+
+    def interface_zone(self, name: str) -> Zone:
+        return self.interfaces[name].zone or self.zone
 
 
 class Endpoint(BaseModel):
@@ -351,3 +391,37 @@ class Link(_Obj):
 
     def ends(self) -> tuple[Endpoint, Endpoint]:
         return (self.a, self.b)
+
+
+FLOW_ID = r"^[a-z][a-z0-9-]{0,31}$"  # also a rule / access-list name on the boundary devices
+
+
+class FlowEnd(BaseModel):
+    """One side of a flow: a zone, narrowed to the devices of a role and/or the sites under ``site``.
+    Without ``role`` the side is the whole zone (matched by the boundary's interface, any address)."""
+    model_config = ConfigDict(extra="forbid")
+    zone: Zone
+    role: Role | None = None
+    site: str | None = None
+
+
+class Flow(_Obj):
+    """A flow allowed across zone boundaries (the zone policy; everything else is denied). ``from``
+    opens the connection to ``to`` (the direction); the boundary lets its replies back and nothing else."""
+    id: Annotated[str, Field(pattern=FLOW_ID)] = ""
+    description: Description | None = None
+    from_: FlowEnd = Field(alias="from")
+    to: FlowEnd
+    protocol: Literal["tcp", "udp", "icmp"]
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+    via: list[str] = []  # boundary device ids; empty: every boundary device between the two zones
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.from_.zone == self.to.zone:
+            raise ValueError(f"@to.zone: the flow stays in zone {self.to.zone.value}; a flow crosses a boundary")
+        if (self.protocol == "icmp") == bool(self.ports):
+            raise ValueError("@ports: give destination ports for tcp and udp, none for icmp")
+        if len(set(self.ports)) != len(self.ports):
+            raise ValueError("@ports: a port is listed twice")
+        return self

@@ -11,6 +11,25 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class EnvSensor:
+    """One environment column of a vendor MIB, indexed by entity (or the MIB's own sensor index).
+
+    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by ifIndex):
+    the value × ``scale`` is the measure; "fan" / "power": the value is a state, ``ok`` lists the states that
+    mean working. A value in ``absent`` means "no such sensor here" and is dropped."""
+    kind: str
+    oid: str
+    ok: tuple[int, ...] = ()
+    absent: tuple[int, ...] = ()
+    scale: float = 1
+
+    @property
+    def state(self) -> bool:
+        """The value is a state (working or not), not a measure."""
+        return self.kind in ("fan", "power")
+
+
+@dataclass(frozen=True)
 class Platform:
     name: str
     kind: str                 # "network" (a router/switch/firewall OS) or "server" (a Linux host)
@@ -46,10 +65,20 @@ class Platform:
     # vendor CPU / memory utilisation columns (percent per entity); None: HOST-RESOURCES-MIB
     snmp_cpu_oid: str | None = None
     snmp_mem_oid: str | None = None
+    # memory as used / free amounts per entity (CISCO-PROCESS-MIB) where the vendor gives no percentage
+    snmp_mem_used_oid: str | None = None
+    snmp_mem_free_oid: str | None = None
+    # temperature, fan and power-supply columns of the vendor's entity / environment MIB
+    snmp_env: tuple[EnvSensor, ...] = ()
     # SSH health collection: (command, parser name in collectors/parsers.py) run in one session
     ssh_health: tuple[tuple[str, str], ...] = ()
     # configuration lines that carry a secret (a password, a key, a community): ^(kept part)secret
     secrets: tuple[str, ...] = ()
+    # --- zone rules on a boundary device (topology/zones): the syntax its rules render in (a template
+    # topology/provision/templates/zones/<syntax>.j2; None: this platform is no boundary device), and the
+    # vendor's names for the suite's zones ((zone, name) pairs; a zone not listed keeps its own name)
+    zone_rules: str | None = None
+    zone_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def session(self) -> str:
@@ -63,7 +92,11 @@ _NET = "ansible.netcommon.network_cli"
 # <redacted> — in the config archive, audit findings and excerpts, reports, change records and diffs
 _FRR_SECRETS = (r"^(\s*(?:enable )?password )\S+", r"^(\s*ip ospf authentication-key )\S+",
                 r"^(\s*ip ospf message-digest-key \d+ md5 )\S+", r"^(\s*neighbor \S+ password )\S+",
-                r"^(\s*key-string )\S+")
+                r"^(\s*key-string )\S+",
+                # its host's snmpd.conf, as the audit collects it (keys are cut on the host already)
+                r"^(\s*createUser\s+\S+\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
+                r"^(\s*createUser\s+\S+\s+\S+\s+<redacted>\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
+                r"^(\s*(?:ro|rw)community6?\s+)\S+", r"^(\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+)\S+")
 _IOS_SECRETS = (r"^(\s*enable (?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*username \S+ (?:privilege \d+ )?(?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*snmp-server community )\S+", r"^(\s*(?:ip ospf )?(?:authentication-key|key-string)(?: \d+)? )\S+",
@@ -76,8 +109,13 @@ _VRP_SECRETS = (r"^(.*\b(?:cipher|irreversible-cipher|simple) )\S+",
 _COMWARE_SECRETS = (r"^(.*\b(?:cipher|simple|hash) )(?!authentication-mode )\S+",
                     r"^(\s*snmp-agent community (?:read|write) )(?!cipher |simple )\S+",
                     r"^(\s*snmp-agent usm-user v3 .*\bauthentication-mode \S+ )\S+", r"^(.* privacy-mode \S+ )\S+")
+_ASA_SECRETS = (r"^(\s*enable password )\S+", r"^(\s*passwd )\S+", r"^(\s*username \S+ password )\S+",
+                r"^(\s*snmp-server community )\S+", r"^(\s*snmp-server host .* community )\S+",
+                r"^(\s*snmp-server user .* auth \S+ )\S+", r"^(\s*snmp-server user .* priv \S+(?: \d+)? )\S+",
+                r"^(\s*(?:ikev1 |ikev2 (?:local|remote)-authentication )?pre-shared-key )\S+", r"^(\s*key )\S+")
 # load, memory, root file system and failed units of a Linux host in one round trip
 LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
+VTYSH = "vtysh -H /dev/null"  # FRR's shell, keeping no history
 _LINUX = ((LINUX_HEALTH, "linux"),)
 
 PLATFORMS: dict[str, Platform] = {
@@ -95,8 +133,14 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_enterprise="1.3.6.1.4.1.2011",
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
+                 # HUAWEI-ENTITY-EXTENT-MIB: 0 °C is what an entity without a sensor (chassis, card slot) reports
+                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
+                           EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
+                           EnvSensor("power", "1.3.6.1.4.1.2011.5.25.31.1.1.18.1.6", ok=(1,))),  # hwEntityPwrState supply(1)
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
-                             ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS),
+                             ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS,
+                 # a firewall on VRP is a USG: security zones and security-policy rules
+                 zone_rules="usg", zone_names=(("business", "trust"), ("internet", "untrust"), ("dmz", "dmz"))),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -109,29 +153,53 @@ PLATFORMS: dict[str, Platform] = {
                  ping_ok=r" 0.0% packet loss",
                  snmp_cpu_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.6",       # hh3cEntityExtCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.25506.2.6.1.1.1.1.8",       # hh3cEntityExtMemUsage
+                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.25506.2.6.1.1.1.1.12", absent=(65535,)),  # hh3cEntityExtTemperature
+                           # HH3C-LSW-DEV-ADM-MIB: active(1), deactive(2), not-install(3), unsupport(4)
+                           EnvSensor("fan", "1.3.6.1.4.1.25506.8.35.9.1.1.1.2", ok=(1,), absent=(3, 4)),  # hh3cDevMFanStatus
+                           EnvSensor("power", "1.3.6.1.4.1.25506.8.35.9.1.2.1.2", ok=(1,), absent=(3, 4)),  # hh3cDevMPowerStatus
+                           # HH3C-TRANSCEIVER-INFO-MIB, per ifIndex, hundredths of dBm; 2147483647: no reading
+                           EnvSensor("rx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.12", absent=(2147483647,), scale=0.01),
+                           EnvSensor("tx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.9", absent=(2147483647,), scale=0.01)),
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
-                             ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS),
+                             ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS,
+                 # a firewall on Comware is a SecPath: security zones and security-policy ip rules
+                 zone_rules="secpath", zone_names=(("business", "Trust"), ("internet", "Untrust"), ("dmz", "DMZ"),
+                                                   ("management", "Management"))),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
                  commit_confirm_at="enter", show_interface="show interfaces {name}",
                  ping="ping {target} source {source} repeat 3", ping_ok=r"Success rate is 100 percent",
                  confirm="configure confirm", revert="configure revert now", snmp_enterprise="1.3.6.1.4.1.9",
+                 snmp_cpu_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.8",         # cpmCPUTotal5minRev
+                 snmp_mem_used_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.12",   # cpmCPUMemoryUsed (KB)
+                 snmp_mem_free_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.13",   # cpmCPUMemoryFree (KB)
+                 # CISCO-ENVMON-MIB: states normal(1), warning(2), critical(3), shutdown(4), notPresent(5), notFunctioning(6)
+                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.9.9.13.1.3.1.3"),             # ciscoEnvMonTemperatureStatusValue
+                           EnvSensor("fan", "1.3.6.1.4.1.9.9.13.1.4.1.3", ok=(1,), absent=(5,)),   # ciscoEnvMonFanState
+                           EnvSensor("power", "1.3.6.1.4.1.9.9.13.1.5.1.3", ok=(1,), absent=(5,))),  # ciscoEnvMonSupplyState
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
-        # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c).
+        # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
+        # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
+        Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
+                 paging_off="terminal pager 0", show_running="show running-config", save="write memory",
+                 show_ospf_neighbor="show ospf neighbor", ssh_health=(("show cpu usage", "cpu_asa"),),
+                 secrets=_ASA_SECRETS, zone_rules="asa"),
+        # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c; no history
+        # file either: vtysh appends every -c command to ~/.history_frr, a write on each read-only audit and poll).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
                  show_running="show running-config", save="write memory",
-                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec="vtysh -c {command}",
+                 snmp_enterprise="1.3.6.1.4.1.8072", cli_exec=f"{VTYSH} -c {{command}}",
                  # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
-                 ssh_health=(("vtysh -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
-                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS),
+                 ssh_health=((f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
+                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
-                 ssh_health=_LINUX),
+                 ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
-                 ssh_health=_LINUX),
+                 ssh_health=_LINUX, zone_rules="nftables"),
         Platform("kylin", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
-                 ssh_health=_LINUX),
+                 ssh_health=_LINUX, zone_rules="nftables"),
     )
 }
 

@@ -7,7 +7,20 @@ from pathlib import Path
 
 from jinbao_netops.errors import UsageError
 
-from .model import LEVEL_ORDER, Credentials, Device, Endpoint, Interface, Level, Link, LinkKind, Network, Role, Site
+from .model import (
+    LEVEL_ORDER,
+    Credentials,
+    Device,
+    Endpoint,
+    Flow,
+    Interface,
+    Level,
+    Link,
+    LinkKind,
+    Network,
+    Role,
+    Site,
+)
 
 
 @dataclass
@@ -18,6 +31,7 @@ class Inventory:
     sites: dict[str, Site] = field(default_factory=dict)
     devices: dict[str, Device] = field(default_factory=dict)
     links: dict[str, Link] = field(default_factory=dict)
+    zone_policy: dict[str, Flow] = field(default_factory=dict)  # the flows allowed across zones (default deny)
     broken: set[str] = field(default_factory=set)  # ids whose own schema failed (loading only)
     # (device, interface) ends named by links whose own schema failed (loading only): cross-checks
     # treat those interfaces as linked and their sites' homing as unknown instead of adding noise

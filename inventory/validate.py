@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from .model import PARENT_LEVELS, Level, LinkKind, LinkState, _Obj
+from .model import BOUNDARY_ROLES, PARENT_LEVELS, Level, LinkKind, LinkState, _Obj
 from .store import Inventory, province_area
 
 
@@ -24,6 +24,8 @@ def validate(inv: Inventory) -> list[str]:
     _devices(inv, p)
     _links(inv, p)
     _homing(inv, p)
+    _zones(inv, p)
+    _policy(inv, p)
     return list(p)
 
 
@@ -137,11 +139,7 @@ def _devices(inv: Inventory, p: _Problems) -> None:
         if cred_known is False:
             p.add(d, "device", "credentials", f"unknown credentials profile {d.credentials!r}")
         elif cred_known:
-            cred = inv.credentials[d.credentials]
-            if cred.snmp is None:
-                p.add(d, "device", "credentials", f"profile {d.credentials!r} has no snmp section")
-            elif d.snmp_version == "v2c" and cred.snmp.community is None:
-                p.add(d, "device", "snmp_version", f"v2c needs snmp.community in credentials profile {d.credentials!r}")
+            _credentials(d, inv.credentials[d.credentials], p)
         if net:
             if d.management not in net.address_plan.management:
                 p.add(d, "device", "management", f"{d.management} is outside the management pool {net.address_plan.management}")
@@ -168,6 +166,22 @@ def _devices(inv: Inventory, p: _Problems) -> None:
             net_ = itf.address.network
             if net_.prefixlen < 31 and ip in (net_.network_address, net_.broadcast_address):
                 p.add(d, "device", f"interfaces.{name}.address", f"{ip} is the network or broadcast address of {net_}")
+
+
+def _credentials(d, cred, p: _Problems) -> None:
+    """The secrets the device's declared access uses, and only those, are in its credentials profile."""
+    if "ssh" in d.access and cred.ssh_key is None and cred.password is None:
+        p.add(d, "device", "access", f"ssh needs ssh_key or password in credentials profile {d.credentials!r}")
+    if "snmp" not in d.access:
+        return
+    if cred.snmp is None:
+        p.add(d, "device", "credentials", f"profile {d.credentials!r} has no snmp section")
+    elif d.snmp_version == "v2c" and cred.snmp.community is None:
+        p.add(d, "device", "snmp_version", f"v2c needs snmp.community in credentials profile {d.credentials!r}")
+    elif d.snmp_version == "v3":
+        missing = [f"snmp.{k}" for k in ("user", "auth_key", "priv_key") if getattr(cred.snmp, k) is None]
+        if missing:
+            p.add(d, "device", "snmp_version", f"v3 needs {', '.join(missing)} in credentials profile {d.credentials!r}")
 
 
 def _links(inv: Inventory, p: _Problems) -> None:
@@ -278,3 +292,63 @@ def _homing(inv: Inventory, p: _Problems) -> None:
         if s.level == Level.county and s.homing == "dual" and len(uplinks[s.id]) < 2:
             have = ", ".join(sorted(uplinks[s.id])) or "none"
             p.add(s, "site", "homing", f"declared dual-homed but has {len(uplinks[s.id])} active uplink(s) ({have})")
+
+
+_BOUNDARY = " or ".join(r.value for r in BOUNDARY_ROLES)
+
+
+def _zones(inv: Inventory, p: _Problems) -> None:
+    """Every device and subnet in exactly one zone; only a boundary device has interfaces in two, and
+    a link between two zones ends on one (on its interface in the other end's zone)."""
+    reported: set[tuple[str, str]] = set()  # interfaces already named in a problem: one defect, one line
+    for d in inv.devices.values():
+        if d.boundary:
+            continue
+        for name, itf in d.interfaces.items():
+            if itf.zone is not None and itf.zone != d.zone:
+                p.add(d, "device", f"interfaces.{name}.zone", f"{itf.zone.value}, but the device is in zone "
+                      f"{d.zone.value}: only a boundary device ({_BOUNDARY}) has interfaces in two zones 非边界设备不得跨区")
+                reported.add((d.id, name))
+    for link in inv.links.values():
+        ends = link.ends()
+        if not all(e.device in inv.devices and e.interface in inv.devices[e.device].interfaces for e in ends):
+            continue  # an unknown end is reported by _links
+        if any((e.device, e.interface) in reported for e in ends):
+            continue
+        za, zb = (inv.devices[e.device].interface_zone(e.interface) for e in ends)
+        if za == zb:
+            continue
+        reported.update((e.device, e.interface) for e in ends)
+        where = f"joins zone {za.value} ({link.a}) and zone {zb.value} ({link.b})"
+        boundary = [side for side, e in (("a", link.a), ("b", link.b)) if inv.devices[e.device].boundary]
+        if not boundary:
+            p.add(link, "link", "b", f"{where} without a boundary device ({_BOUNDARY}) 跨区链路须终结于边界设备")
+        else:
+            p.add(link, "link", boundary[0], f"{where}: a boundary device's interface is in the zone of what it "
+                  "faces 边界设备接口应属于对端所在安全区")
+    # a subnet is in one zone: interfaces sharing one (a LAN) agree, linked or not
+    subnet_zone: dict = {}
+    for d in inv.devices.values():
+        for name, itf in d.interfaces.items():
+            if itf.address is None or (d.id, name) in reported:
+                continue
+            zone = d.interface_zone(name)
+            first = subnet_zone.setdefault(itf.address.network, (zone, f"{d.id}:{name}"))
+            if first[0] != zone:
+                p.add(d, "device", f"interfaces.{name}.zone", f"{zone.value}, but subnet {itf.address.network} is in "
+                      f"zone {first[0].value} ({first[1]}): a subnet is in exactly one zone 子网只属于一个安全区")
+
+
+def _policy(inv: Inventory, p: _Problems) -> None:
+    """The zone policy's references resolve: sites, and ``via`` boundary devices."""
+    for f in inv.zone_policy.values():
+        for side, end in (("from", f.from_), ("to", f.to)):
+            if end.site is not None and _known(inv, end.site, inv.sites) is False:
+                p.add(f, "flow", f"{side}.site", f"unknown site {end.site!r}")
+        for i, dev in enumerate(f.via):
+            known = _known(inv, dev, inv.devices)
+            if known is False:
+                p.add(f, "flow", f"via.{i}", f"unknown device {dev!r}")
+            elif known and not inv.devices[dev].boundary:
+                p.add(f, "flow", f"via.{i}", f"device {dev!r} is a {inv.devices[dev].role.value}, not a boundary "
+                      f"device ({_BOUNDARY})")

@@ -53,14 +53,15 @@ class Login:
 class Snmp:
     """The node's snmpd: the suite's SNMPv3 user (and a v2c community where the inventory asks),
     with the references of the keys the lab generates."""
-    user: str
+    user: str | None            # None: the profile gives no SNMPv3 user (a v2c-only device)
     auth_protocol: str
     priv_protocol: str
-    auth_key: str
-    priv_key: str
+    auth_key: str | None
+    priv_key: str | None
     community: str | None       # reference of the v2c community, None for v3 only
     location: str               # the site's display name
     management: str             # the management network (v2c is answered from there only)
+    port: int = 161             # the device's snmp_port
 
 
 @dataclass
@@ -174,7 +175,7 @@ def _access(inv: Inventory, node: Node) -> None:
     if snmp is not None:
         node.snmp = Snmp(snmp.user, snmp.auth_protocol, snmp.priv_protocol, _ref(snmp.auth_key), _ref(snmp.priv_key),
                          _ref(snmp.community) if d.snmp_version == "v2c" else None, inv.sites[d.site].name,
-                         str(inv.network.address_plan.management))
+                         str(inv.network.address_plan.management), d.snmp_port)
 
 
 def _secrets(inv: Inventory) -> list[Secret]:
@@ -284,5 +285,5 @@ def render_snmpd(node: Node, secrets: dict[str, str]) -> str:
     """The node's snmpd.conf from its plan and the lab's generated values."""
     s = node.snmp
     return _conf_env.get_template("snmpd.conf.j2").render(
-        device=node.device, snmp=s, auth_key=secrets[s.auth_key], priv_key=secrets[s.priv_key],
+        device=node.device, snmp=s, auth_key=secrets.get(s.auth_key), priv_key=secrets.get(s.priv_key),
         community=secrets[s.community] if s.community else None)

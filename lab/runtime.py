@@ -678,7 +678,7 @@ class Node:
 
     def ospf_full(self) -> int:
         """OSPF neighbours in state Full, as the node's FRR reports them."""
-        r = self.exec(["vtysh", "-c", "show ip ospf neighbor json"])
+        r = self.exec(["vtysh", "-H", "/dev/null", "-c", "show ip ospf neighbor json"])
         try:
             data = json.loads(r.stdout or "{}")
         except ValueError:

@@ -5,8 +5,9 @@ host, which has no node exporter. Usage: python -m monitoring.textfile --listen 
 from __future__ import annotations
 
 import argparse
-import http.server
 from pathlib import Path
+
+from jinbao_netops import metricshttp
 
 
 def body(directory: Path) -> bytes:
@@ -20,23 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dir", required=True, type=Path)
     args = ap.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            data = body(args.dir)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *a):
-            pass
-
-    http.server.ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+    metricshttp.server(host, int(port), lambda: body(args.dir)).serve_forever()
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def steps(inv, out_dir: Path) -> list[Step]:
              ["!ansible-playbook", "-i", str(SUITE / "inventory/jinbao.yml"), "playbooks/deploy.yml", "playbooks/harden.yml"]),
         Step("audit", "等保审计 Audit after hardening",
              ["audit", "--diff", str(out_dir / "audit-before.json"), "--save", str(out_dir / "audit.json"),
-              "--html", str(out_dir / "audit.html")], REPORT),
+              "--html", str(out_dir / "audit.html"), "--xlsx", str(out_dir / "audit.xlsx")], REPORT),
         Step("monitor-generate", "监控配置 Monitoring configuration", ["monitor", "generate", "--out", str(out_dir / "monitoring")]),
         # the lab's timing: faults show within seconds (production defaults: 30 s scrapes, the rules' own for:)
         Step("monitor-up", "启动监控 Monitoring stack up",

@@ -5,8 +5,9 @@ characters in free text (and what a syntax cannot carry, such as '"' and '?' in 
 these functions are the second line, so a value that slipped past the model still cannot add a line,
 a word or a tag to what is rendered.
 
-Targets: Rich console markup, HTML, the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
-(VRP, Comware, IOS and FRR's vtysh), an ``ip -batch`` word, a value of a line-based daemon
+Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stays text), the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
+(VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
+``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), an rsyslog RainerScript string constant, the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
@@ -37,6 +38,19 @@ def rich(text: object) -> str:
 def html(text: object) -> str:
     """HTML text or a double-quoted attribute value."""
     return _html.escape(str(text), quote=True)
+
+
+CELL_MAX = 32767          # the most characters a spreadsheet cell holds
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+
+
+def cell(text: object) -> tuple[str, bool]:
+    """A spreadsheet cell's text: the characters XML 1.0 cannot carry (controls other than tab and line
+    breaks) as spaces, cut to a cell's size; and whether it must be marked as text because a
+    spreadsheet would read it as a formula (the writer stores it as a string with a quote prefix)."""
+    s = "".join(" " if (unicodedata.category(c) in _INVISIBLE and c not in "\t\n\r") or c in "\ufffe\uffff" else c
+                for c in str(text))[:CELL_MAX]
+    return s, s.startswith(FORMULA_START)
 
 
 def shell(text: object) -> str:
@@ -80,6 +94,12 @@ def ip_batch(text: object) -> str:
     blanks and honours "…" and '…' quotes without escapes — so the text is one line, double-quoted,
     with no double quote and no ``#`` inside."""
     return '"' + one_line(text).replace('"', "'").replace("#", "＃") + '"'
+
+
+def nft(text: object) -> str:
+    """A word or the inside of a double-quoted string of an nftables ruleset (``nft -f``): one line (a
+    line break would start a new rule), no double quote (nft strings have no escapes)."""
+    return one_line(text).replace('"', "'")
 
 
 def jinja(target) -> dict:

@@ -21,7 +21,7 @@ from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.inventory.store import Inventory
 
-from . import devicerules, hostchecks, logstore
+from . import devicerules, hostchecks, logstore, records
 from .catalogue import (
     FAIL,
     MANUAL,
@@ -59,14 +59,16 @@ def session_runner(access: Access) -> Callable[[str, str, str | None], str]:
     return run
 
 
-def file_runner(config_dir: Path, servers):
-    """Network configs from DIR/<device>.cfg (backups; a missing file is unreachable); servers through `servers`."""
+def file_runner(config_dir: Path, servers, network: set[str]):
+    """The ``network`` devices from files: the config from DIR/<device>.cfg (backups) and, for a router
+    on Linux, its host's collection output from DIR/<device>.host (a missing file is unreachable);
+    servers through ``servers``."""
     def run(device: str, command: str, stdin: str | None = None) -> str:
-        if stdin is not None:
+        if device not in network:
             return servers(device, command, stdin)
-        f = config_dir / f"{device}.cfg"
+        f = config_dir / f"{device}.{'cfg' if stdin is None else 'host'}"
         if not f.is_file():
-            raise DeviceError(device, f"{f}: no saved configuration")
+            raise DeviceError(device, f"{f}: no saved {'configuration' if stdin is None else 'host collection'}")
         return f.read_text(encoding="utf-8", errors="replace")
     return run
 
@@ -85,75 +87,111 @@ def _result(c: Control, subs, reason: str, command: str | None, output: str, ts:
     return {"verdict": verdict, "findings": subs or [], "evidence": {"command": command, "excerpt": excerpt, "timestamp": ts}}
 
 
-def audit_server(cat: Catalogue, params: dict, output: str, ts: str) -> list[dict]:
-    facts = hostchecks.split(output)
+def _host_result(c: Control, check, reason: str, facts: dict, params: dict, platform: str, ts: str) -> dict:
+    """One hostchecks check over a Linux host's collected sections; the evidence quotes the sections
+    it used, and the findings their details, redacted for the platform."""
+    subs, used = check(facts, params)
+    subs = subs if subs is None else [{**f, "detail": redact(platform, f["detail"])} for f in subs]
     secs = hostchecks.sections(params)
+    return _result(c, subs, reason, " ; ".join(secs[s] for s in used),
+                   redact(platform, "".join(f"[{s}]\n{facts.get(s, '')}" for s in used)), ts)
+
+
+def _records_result(c: Control, rec: records.Records, host: str, params: dict, ts: str) -> dict:
+    """A control judged on the suite's own records; unreadable records are no evidence: 需人工举证, with why."""
+    if rec.error:
+        r = _manual(c)
+        r["evidence"]["excerpt"] = f"需人工举证 — the suite's records cannot be read 无法读取备份记录: {rec.error}"
+        return r
+    subs = records.CHECKS[c.id](rec, host, params)
+    return _result(c, subs, "", rec.source, records.excerpt(subs), ts)
+
+
+def audit_server(cat: Catalogue, params: dict, output: str, ts: str, rec: records.Records, host: str,
+                 platform: str = "debian") -> list[dict]:
+    facts = hostchecks.split(output)
     out = []
     for c in cat.scope("server"):
         if not c.automatable:
             r = _manual(c)
+        elif c.id in records.CHECKS:
+            r = _records_result(c, rec, host, params, ts)
         else:
-            subs, used = hostchecks.CHECKS[c.id](facts, params)
-            r = _result(c, subs, hostchecks.NA_REASONS.get(c.id, ""), " ; ".join(secs[s] for s in used),
-                        "".join(f"[{s}]\n{facts.get(s, '')}" for s in used), ts)
-        out.append(_row(c, r))
+            r = _host_result(c, hostchecks.CHECKS[c.id], hostchecks.NA_REASONS.get(c.id, ""), facts, params, platform, ts)
+        out.append(_row(c, r, platform))
     return out
 
 
-def audit_network(cat: Catalogue, platform: str, params: dict, config: str, command: str, ts: str) -> list[dict]:
-    """The rules judge the configuration as the device holds it; what the report shows of it (the
+def audit_network(cat: Catalogue, platform: str, params: dict, config: str, command: str, ts: str,
+                  host_output: str = "") -> list[dict]:
+    """The rules judge the configuration as the device holds it, and what the platform leaves to its
+    Linux host on that host's collected state (``host_output``); what the report shows of either (the
     findings' matched lines, the excerpt) has every secret the platform's lines carry redacted."""
     out = []
     shown = redact(platform, config)
+    facts = hostchecks.split(host_output)
     for c in cat.scope("network"):
+        rule = devicerules.rule(platform, c.id)
         if not c.automatable:
             r = _manual(c)
+        elif isinstance(rule, devicerules.OnHost):
+            r = _host_result(c, rule.check, rule.na_reason, facts, params, platform, ts)
         else:
             subs, reason = devicerules.evaluate(platform, c.id, config, params)
             matched = "\n".join(s["detail"] for s in subs or [])
             r = _result(c, subs, reason, command, matched or shown[:EXCERPT], ts)
-        out.append(_row(c, r))
+        out.append(_row(c, r, platform))
     return out
 
 
-def _row(c: Control, r: dict) -> dict:
+def _row(c: Control, r: dict, platform: str) -> dict:
     return {"id": c.id, "clause": c.clause, "item": c.item, "title_zh": c.title_zh, "title_en": c.title_en,
-            "automatable": c.automatable, "verdict_en": VERDICT_EN[r["verdict"]], "fix": c.fix, **r}
+            "automatable": c.automatable, "verdict_en": VERDICT_EN[r["verdict"]], "fix": c.fix_for(platform), **r}
 
 
-def audit_host(inv: Inventory, cat: Catalogue, device: str, run, extra: dict | None = None) -> dict:
+def _collect_host(run, device: str, params: dict) -> str:
+    """The read-only collection script's output from a Linux host (a server, or a router's host OS)."""
+    output = run(device, SERVER_COLLECT, hostchecks.script(params))
+    if hostchecks.MARK not in output:
+        raise DeviceError(device, "the collection script did not run (sudo -n refused?)")
+    return output
+
+
+def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Records, extra: dict | None = None) -> dict:
     """One host; ``extra``: parameters the engine adds from other hosts (the log store's view)."""
     d = inv.devices[device]
     site = inv.sites[d.site]
     plat = d.platform_info
-    rec = {"host": device, "name": d.name or device, "address": str(d.management), "site": site.id, "site_name": site.name,
+    out = {"host": device, "name": d.name or device, "address": str(d.management), "site": site.id, "site_name": site.name,
            "level": site.level.value, "lineage": inv.lineage(site.id), "platform": d.platform, "kind": plat.kind,
            "status": "ok", "error": None, "started": now(), "seconds": 0.0, "results": []}
     t0 = time.monotonic()
     try:
         params = {**host_params(inv, device), **(extra or {})}
         if plat.kind == "server":
-            output = run(device, SERVER_COLLECT, hostchecks.script(params))
-            if hostchecks.MARK not in output:
-                raise DeviceError(device, "the collection script did not run (sudo -n refused?)")
-            rec["results"] = audit_server(cat, params, output, now())
+            output = _collect_host(run, device, params)
+            out["results"] = audit_server(cat, params, output, now(), rec, device, d.platform)
             if params.get("dengbao_log_senders"):
-                rec["log_store"] = logstore.store_state(hostchecks.split(output).get("logstore", ""),
+                out["log_store"] = logstore.store_state(hostchecks.split(output).get("logstore", ""),
                                                         params["dengbao_log_retention_days"])
         else:
             config = run(device, plat.show_running, None)
-            rec["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now())
+            host = _collect_host(run, device, params) if devicerules.on_host(d.platform) else ""
+            out["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now(), host)
     except DeviceError as e:
-        rec.update(status="unreachable", error=e.detail)
-    rec["seconds"] = round(time.monotonic() - t0, 3)
-    return rec
+        out.update(status="unreachable", error=e.detail)
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out
 
 
-def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None) -> dict:
-    """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions)."""
+def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None,
+              rec: records.Records | None = None) -> dict:
+    """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions), ``rec``
+    are the suite's own records (default: the ops host's backup catalogue and drill journals)."""
     if run is None:
         with Access(inv) as access:
-            return run_audit(inv, scope, session_runner(access), parallel, progress)
+            return run_audit(inv, scope, session_runner(access), parallel, progress, rec)
+    rec = records.load() if rec is None else rec
     cat = load_catalogue()
     hosts = inv.scope(scope)
     started, t0 = now(), time.monotonic()
@@ -166,16 +204,16 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
 
     def wave(devices: list[str], extra) -> None:
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futs = {pool.submit(audit_host, inv, cat, h, run, extra(h)): h for h in devices}
+            futs = {pool.submit(audit_host, inv, cat, h, run, rec, extra(h)): h for h in devices}
             for fut in as_completed(futs):
-                rec = fut.result()
-                if rec["host"] in first:
-                    stores[rec["host"]] = rec.get("log_store")
-                if rec["host"] not in hosts:
+                host = fut.result()
+                if host["host"] in first:
+                    stores[host["host"]] = host.get("log_store")
+                if host["host"] not in hosts:
                     continue  # a log host outside the scope: read for its store only
-                results[rec["host"]] = rec
+                results[host["host"]] = host
                 if progress:
-                    progress(1, f"{rec['host']} {'✗ unreachable' if rec['status'] != 'ok' else ''}")
+                    progress(1, f"{host['host']} {'✗ unreachable' if host['status'] != 'ok' else ''}")
 
     def store_view(h: str) -> dict:
         lh = logstore.log_host_of(inv, h) if inv.devices[h].platform_info.kind == "server" else None

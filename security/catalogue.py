@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from jinbao_netops.inventory.model import Role
+from jinbao_netops.inventory.platforms import PLATFORMS
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.errors import UsageError
 
@@ -41,6 +42,11 @@ class Control:
     fix: str
     automatable: bool
     evidence: str | None = None
+    fixes: tuple[tuple[str, str], ...] = ()   # (platform, remediation) where it differs from ``fix``
+
+    def fix_for(self, platform: str) -> str:
+        """The remediation on ``platform``: its own commands, else the control's ``fix``."""
+        return dict(self.fixes).get(platform, self.fix)
 
     @property
     def tag(self) -> str:
@@ -82,9 +88,13 @@ def load_catalogue(path: Path = CATALOGUE, params: Path = PARAMS) -> Catalogue:
     for i, raw in enumerate(data.get("controls") or []):
         where = f"{path}: controls[{i}]"
         try:
-            c = Control(**{**raw, "params": tuple(raw.get("params") or ()), "item": raw.get("item")})
-        except TypeError as e:
+            c = Control(**{**raw, "params": tuple(raw.get("params") or ()), "item": raw.get("item"),
+                           "fixes": tuple((raw.get("fixes") or {}).items())})
+        except (TypeError, AttributeError) as e:
             raise UsageError(f"{where}: {e}") from None
+        for plat, text in c.fixes:
+            if plat not in PLATFORMS or not isinstance(text, str):
+                raise UsageError(f"{where} {c.id!r}: field 'fixes': {plat!r}: not a platform with a remediation text")
         if c.id in seen:
             raise UsageError(f"{where} {c.id!r}: field 'id': duplicate")
         if c.scope not in ("server", "network"):

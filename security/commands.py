@@ -12,7 +12,8 @@ from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
 from .audit import diff, file_runner, run_audit, session_runner
-from .catalogue import FAIL, PASS, VERDICTS
+from . import history, workbook
+from .catalogue import FAIL, PASS, VERDICTS, load_catalogue
 from .catalogue import PARTIAL as V_PARTIAL
 from .report import render
 
@@ -26,10 +27,23 @@ def register(nouns, common) -> None:
     p.add_argument("--scope", metavar="SITE", help="a site (with everything below it) or one device; default: all")
     p.add_argument("--html", metavar="PATH", help="write the self-contained HTML report here")
     p.add_argument("--save", metavar="PATH", help="write the JSON report here (for a later --diff)")
+    p.add_argument("--xlsx", metavar="PATH", help="write the evaluator's record here: an .xlsx workbook shaped like a "
+                                                  "GB/T 28448-2019 测评记录 (record, 差距分析 gap analysis, summary per level)")
     p.add_argument("--diff", metavar="PREVIOUS.json", help="show what changed since a previous JSON report")
-    p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH")
+    p.add_argument("--configs", metavar="DIR", help="read network-device configs from DIR/<device>.cfg instead of SSH (and a router's "
+                                                                 "Linux host collection from DIR/<device>.host)")
     p.add_argument("--parallel", type=int, default=16, metavar="N", help="hosts audited at once (default 16)")
+    p.add_argument("--history", metavar="DIR", help="keep this audit's JSON report in DIR as audit-<time>.json "
+                                                    "(default with --save: audit-history/ beside the saved report)")
     p.set_defaults(func=cmd_audit)
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")  # optional: `netops audit` alone runs the audit
+    t = verbs.add_parser("trend", parents=[common], help="how the 符合 counts moved per clause and level over the saved audits",
+                         description="Read the saved audits (netops audit --save/--history) and show, per clause and "
+                                     "level, the 符合 count of each audit and its change since the first.")
+    t.add_argument("--history", metavar="DIR", default=str(history.DEFAULT),
+                   help=f"the audit history directory (default: {history.DEFAULT}, the cycle's)")
+    t.add_argument("--last", type=int, default=6, metavar="N", help="audits shown as columns in the table (default 6; --json has all)")
+    t.set_defaults(func=cmd_trend)
 
 
 def _previous(path: str) -> dict:
@@ -49,21 +63,32 @@ def cmd_audit(args, out: Out) -> int:
     previous = _previous(args.diff) if args.diff else None
     if args.configs and not Path(args.configs).is_dir():
         raise UsageError(f"{args.configs}: --configs: not a directory")
-    outputs = {opt: out_path(path, opt) for opt, path in (("--save", args.save), ("--html", args.html)) if path}
+    outputs = {opt: out_path(path, opt) for opt, path in (("--save", args.save), ("--html", args.html), ("--xlsx", args.xlsx))
+               if path}
+    keep_in = history.history_dir(args.history, outputs.get("--save"))
+    if args.history:
+        out_path(args.history, "--history", directory=True)
     n = len(inv.scope(args.scope))
     with Access(inv, args.environ) as access, out.progress("审计 auditing", n) as advance:
         run = session_runner(access)
         if args.configs:
-            run = file_runner(Path(args.configs), run)
+            run = file_runner(Path(args.configs), run, {d for d in inv.scope(args.scope)
+                                                         if inv.devices[d].platform_info.kind == "network"})
         report = run_audit(inv, args.scope, run=run, parallel=args.parallel, progress=advance)
     if previous is not None:
         report["diff"] = diff(previous, report)
+    renderers = {"--save": lambda: json.dumps(report, ensure_ascii=False, indent=1) + "\n", "--html": lambda: render(report),
+                 "--xlsx": lambda: workbook.render(report, load_catalogue())}
     for opt, path in outputs.items():
         try:
-            write_atomic(path, json.dumps(report, ensure_ascii=False, indent=1) + "\n" if opt == "--save" else render(report),
-                         0o640)
+            write_atomic(path, renderers[opt](), 0o640)
         except OSError as e:
             raise write_error(path, e) from None
+    if keep_in is not None:
+        try:
+            history.keep(keep_in, report)
+        except OSError as e:
+            raise write_error(keep_in, e) from None
     s = report["summary"]
     code = PARTIAL if s["unreachable"] else FINDINGS if s["verdicts"][FAIL] else OK
     if out.json_mode:
@@ -83,7 +108,23 @@ def cmd_audit(args, out: Out) -> int:
     for h in report["hosts"]:
         if h["status"] != "ok":
             out.print(f"[red]无法连接 unreachable (not assessed):[/] {h['host']}: {escape.rich(h['error'])}")
-    for label, path in (("HTML report 报告", args.html), ("JSON report", args.save)):
+    for label, path in (("HTML report 报告", args.html), ("JSON report", args.save), ("测评记录 evaluator's record (xlsx)", args.xlsx)):
         if path:
             out.print(f"{label}: {escape.rich(Path(path).resolve())}")
     return code
+
+
+def cmd_trend(args, out: Out) -> int:
+    if args.last < 1:
+        raise UsageError(f"--last: must be at least 1, not {args.last}")
+    result = {"history": args.history, **history.trend(history.load(Path(args.history)))}
+    if out.json_mode:
+        out.json(result)
+        return OK
+    shown = result["audits"][-args.last:]
+    out.table(f"符合趋势 Compliant counts over {len(result['audits'])} audits ({escape.rich(args.history)})",
+              ["clause", "level", *(a["finished"][:16] for a in shown), "Δ"],
+              [[row["clause"], row["level"],
+                *("-" if s["pass"] is None else f"{s['pass']}/{s['total']}" for s in row["series"][-args.last:]),
+                f"{row['delta_pass']:+d}"] for row in result["trend"]])
+    return OK

@@ -5,7 +5,8 @@ A requirement is one of
   absent(regex)             no line matches
   each(header, regex)       every block whose header matches (e.g. each VTY line) has a matching line
 An optional test(match, params) checks the numbers (lockout count, timeout). A control the platform
-delegates to its host OS (FRR: sshd, snmpd, chrony, PAM) is 不适用 with the reason.
+leaves to its Linux host (FRR: sshd, snmpd, chrony, PAM) is judged on that host's effective state,
+read with the servers' collection script (hostchecks) in the same session: an ``OnHost`` rule.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jinbao_netops.inventory.platforms import redact
+
+from . import hostchecks
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,12 @@ def _loghost_ok(m: re.Match, p: dict) -> bool:
     return m.group(1) == p["dengbao_log_host"]
 
 
-HOST_OS = "provided by the router's Linux host (sshd/snmpd/chrony/PAM), audited with the server controls 由宿主Linux提供"
+@dataclass(frozen=True)
+class OnHost:
+    """A control the platform leaves to its Linux host: a hostchecks check over the host's collected
+    sections; ``na_reason`` when the check finds the control not applicable (the top time source)."""
+    check: Callable[[dict, dict], tuple[list[dict] | None, list[str]]]
+    na_reason: str = ""
 
 VTY_HUAWEI = r"^user-interface vty "
 VTY_LINE = r"^line vty "
@@ -115,18 +123,38 @@ RULES: dict[str, dict[str, list[Req] | str]] = {
                                 absent("finger off", r"^(ip|service) finger")],
         "net-encrypted-transport": [present("SNMPv3 priv group 加密", r"^snmp-server group \S+ v3 priv")],
     },
+    # ASA OS: management access is per interface (ssh/telnet/http ADDRESS MASK IFNAME), timeouts in minutes
+    "cisco_asa": {
+        "net-ssh-only": [present("ssh version 2", r"^ssh version 2\s*$"),
+                         absent("no telnet access 关闭telnet", r"^telnet \d+\.\d+\.\d+\.\d+ ")],
+        "net-aaa-lockout": [present("aaa authentication ssh console LOCAL", r"^aaa authentication ssh console "),
+                            present("aaa local authentication attempts max-fail 登录失败锁定",
+                                    r"^aaa local authentication attempts max-fail (\d+)", _deny_ok)],
+        "net-idle-timeout": [present("ssh timeout ≤ limit", r"^ssh timeout (\d+)()\s*$", _minutes_ok),
+                             present("console timeout ≤ limit", r"^console timeout (\d+)()\s*$", _minutes_ok)],
+        "net-snmpv3": [absent("no snmp-server community 无团体名", r"^snmp-server (community |host \S+ \S+ community )"),
+                       present("snmp-server group v3 priv", r"^snmp-server group \S+ v3 priv")],
+        "net-syslog": [present("logging host", r"^logging host \S+ \d+\.\d+\.\d+\.\d+")],
+        "net-ntp": [present("ntp server", r"^ntp server \S+")],
+        "net-banner": [present("banner login/motd", r"^banner (login|motd) ")],
+        "net-vty-acl": [present("ssh from the management network only", r"^ssh \d+\.\d+\.\d+\.\d+ \d+\.\d+\.\d+\.\d+ \S+"),
+                        absent("no ssh from anywhere 不允许任意地址", r"^ssh 0\.0\.0\.0 0\.0\.0\.0 ")],
+        "net-unused-services": [absent("http server (ASDM) off", r"^http server enable"),
+                                absent("tftp server off", r"^tftp-server ")],
+        "net-encrypted-transport": [present("SNMPv3 priv group 加密", r"^snmp-server group \S+ v3 priv")],
+    },
     "frr": {
         "net-ssh-only": [absent("no vty password (telnet vty login) 无telnet口令", r"^\s*(enable )?password "),
                          absent("no 'no login' on vty", r"^no login")],
-        "net-aaa-lockout": HOST_OS,
+        "net-aaa-lockout": OnHost(hostchecks.login_lockout),
         "net-idle-timeout": [each("line vty exec-timeout ≤ limit", r"^line vty", r"^\s+exec-timeout (\d+)(?: (\d+))?", _minutes_ok)],
-        "net-snmpv3": HOST_OS,
+        "net-snmpv3": OnHost(hostchecks.snmp_v3_only),
         "net-syslog": [present("log syslog", r"^log syslog")],
-        "net-ntp": HOST_OS,
+        "net-ntp": OnHost(hostchecks.time_sync_effective, hostchecks.NA_REASONS["time-sync"]),
         "net-banner": [present("banner motd", r"^banner motd (line|file) ")],
         "net-vty-acl": [each("line vty access-class", r"^line vty", r"^\s+access-class \S+")],
-        "net-unused-services": HOST_OS,
-        "net-encrypted-transport": HOST_OS,
+        "net-unused-services": OnHost(hostchecks.unused_services),
+        "net-encrypted-transport": OnHost(hostchecks.encrypted_management),
     },
 }
 
@@ -145,21 +173,28 @@ def blocks(lines: list[str], header: str) -> list[list[str]]:
     return out
 
 
+def on_host(platform: str) -> bool:
+    """Whether some control of the platform is judged on its Linux host (the host is then collected too)."""
+    return any(isinstance(r, OnHost) for r in RULES.get(platform, {}).values())
+
+
+def rule(platform: str, control_id: str) -> list[Req] | OnHost | None:
+    return RULES.get(platform, {}).get(control_id)
+
+
 def evaluate(platform: str, control_id: str, text: str, params: dict):
-    """Sub-findings for one control on one config, or (None, reason) when not applicable. A finding's
-    detail quotes the matched lines with the platform's secrets redacted."""
+    """Sub-findings for one control's config rule on one config, or (None, reason) when the platform
+    has no rule for it. A finding's detail quotes the matched lines with the platform's secrets redacted."""
 
     def shown(line: str) -> str:
         return redact(platform, line.strip())
 
-    rule = RULES.get(platform, {}).get(control_id)
-    if rule is None:
-        return None, f"no rule for {platform}"
-    if isinstance(rule, str):
-        return None, rule
+    reqs = rule(platform, control_id)
+    if reqs is None:
+        return None, f"no rule for {platform} 该平台无此检查规则"
     lines = text.splitlines()
     subs = []
-    for r in rule:
+    for r in reqs:
         if r.kind == "each":
             bl = blocks(lines, r.header)
             hits = [next((m for m in (re.match(r.regex, ln) for ln in b) if m), None) for b in bl]

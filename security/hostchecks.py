@@ -11,7 +11,7 @@ import re
 
 from jinbao_netops import escape
 
-from . import logstore
+from . import logstore, sudopolicy
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
 MARK = "@@@dengbao "
@@ -26,27 +26,47 @@ def sections(params: dict) -> dict[str, str]:
         "os": "grep -E '^(ID|ID_LIKE|VERSION_ID)=' /etc/os-release",
         "virt": "systemd-detect-virt -c",
         "sshd": "sshd -T | grep -Ei '^(permitrootlogin|passwordauthentication|permitemptypasswords|maxauthtries|"
-                "clientaliveinterval|clientalivecountmax|ciphers|macs|kexalgorithms|listenaddress) '",
+                "clientaliveinterval|clientalivecountmax|ciphers|macs|kexalgorithms|listenaddress|x11forwarding|allowagentforwarding|"
+                "allowtcpforwarding|maxsessions|loglevel|banner) '",
         "pam": f"grep -HsvE '^\\s*(#|$)' {PAM_FILES}",
         "pwquality": "cat /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf 2>/dev/null | grep -vE '^\\s*(#|$)'",
         "faillock": "grep -vE '^\\s*(#|$)' /etc/security/faillock.conf",
         "pwhistory": "grep -vE '^\\s*(#|$)' /etc/security/pwhistory.conf",
         "login_defs": "grep -E '^\\s*(PASS_MAX_DAYS|PASS_MIN_DAYS|PASS_WARN_AGE|UMASK)\\s' /etc/login.defs",
+        # per account: name, password state (never the hash), min, max, warn days, login shell
+        "aging": "awk -F: 'NR==FNR {sh[$1]=$7; next} {st = ($2 == \"\") ? \"empty\" : ($2 ~ /^[!*]/) ? \"locked\" : \"password\"; "
+                 "print $1, st, ($4 == \"\" ? \"-\" : $4), ($5 == \"\" ? \"-\" : $5), ($6 == \"\" ? \"-\" : $6), sh[$1]}' "
+                 "/etc/passwd /etc/shadow",
         "shell_env": "grep -HsE '^\\s*(readonly\\s+TMOUT|(export\\s+)?TMOUT=|umask\\s)' /etc/profile /etc/bash.bashrc /etc/profile.d/*.sh",
         "accounts": "awk -F: '$3==0{print \"uid0 \" $1}' /etc/passwd; awk -F: '$2==\"\"{print \"empty \" $1}' /etc/shadow",
-        "perms": "stat -c '%a %U:%G %n' /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/ssh/sshd_config /var/log/audit",
-        "admins": f"for u in {admins}; do getent passwd \"$u\" || echo \"missing $u\"; done",
-        "sudoers": "grep -rhvE '^\\s*(#([^i]|$)|$)' /etc/sudoers /etc/sudoers.d/",
+        "perms": "stat -c '%a %U:%G %n' /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/ssh/sshd_config /var/log/audit "
+                 "/etc/sudoers.d /etc/crontab",
+        # the home directories of the people's accounts (UID ≥ 1000)
+        "homes": "for d in $(awk -F: '!($3 < 1000) && $3 != 65534 {print $6}' /etc/passwd | sort -u); do "
+                 "[ -d \"$d\" ] && stat -c '%a %U:%G %n' \"$d\"; done",
+        "admins": f"for u in {admins}; do getent passwd \"$u\" || echo \"missing $u\"; echo \"groups $u $(id -nG \"$u\" 2>/dev/null)\"; done",
+        # the effective policy, as sudo itself resolves it, of every account that may run anything
+        "sudo": "for u in $(cut -d: -f1 /etc/passwd); do [ \"$u\" = root ] && continue; o=$(sudo -l -U \"$u\" 2>&1); "
+                f"case $o in *'may run the following'*) printf '{sudopolicy.HEADER}%s\\n%s\\n' \"$u\" \"$o\";; esac; done",
         "units": f"for u in {units}; do case $u in *.*) n=$u;; *) n=$u.service;; esac; "
                  f"echo \"$u $(systemctl is-active $n 2>/dev/null) $(systemctl is-enabled $n 2>/dev/null)\"; done",
         "packages": f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {q(params['dengbao_forbidden_packages'])} 2>/dev/null"
                     f" || rpm -q {q(params['dengbao_forbidden_packages'])} 2>/dev/null | grep -v 'not installed'",
         "audit_rules": "cat /etc/audit/rules.d/*.rules 2>/dev/null | grep -vE '^\\s*(#|$)'",
         "auditctl": "auditctl -s",
+        "auditctl_rules": "auditctl -l",
         "rsyslog": "grep -hsvE '^\\s*(#|$)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf | grep -E '@|omfwd|[Tt]arget='",
         "logrotate": "grep -HsvE '^\\s*(#|$)' /etc/logrotate.d/rsyslog /etc/logrotate.d/syslog /etc/logrotate.conf",
         "logstore": logstore.STORE_FACTS,
         "chrony": "grep -hsE '^\\s*(server|pool|peer)\\s' /etc/chrony/chrony.conf /etc/chrony.conf /etc/chrony/sources.d/*.sources /etc/chrony/conf.d/*.conf",
+        "chronyc": "chronyc -n sources",
+        # the configuration the running snmpd loaded (its -c FILE, else the default), keys cut before they leave the host
+        "snmpd": "p=$(ps -o args= -C snmpd | head -n 1); echo \"${p:-none}\"; c=$(echo \"$p\" | sed -n 's/.* -c *\\([^ ]*\\).*/\\1/p'); "
+                 "for f in ${c:-/etc/snmp/snmpd.conf} /etc/snmp/snmpd.conf.d/*.conf; do [ -f \"$f\" ] && grep -vE '^\\s*(#|$)' \"$f\"; done"
+                 " | sed -E 's/^(\\s*createUser\\s+\\S+\\s+\\S+)\\s+(\"[^\"]*\"|\\S+)(\\s+(\\S+)\\s+(\"[^\"]*\"|\\S+))?/\\1 *** \\4 ***/;"
+                 " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/'",
+        "sysctl_file": "cat /usr/lib/sysctl.d/*.conf /etc/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null | grep -vE '^\\s*([#;]|$)'",
+        "sysctl": f"sysctl {q(params['dengbao_sysctl'])}",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
     }
@@ -157,12 +177,32 @@ def pw_history(f, p):
                  f"remember={remember}")], ["pam", "pwhistory"]
 
 
+NO_LOGIN = re.compile(r"/(nologin|false|sync|halt|shutdown)$")
+
+
 def pw_aging(f, p):
+    """Each login account with a password, from its own /etc/shadow fields; login.defs only for new accounts.
+    An account without a usable password (locked, key-only) has nothing to age and is named as such."""
+    mx, mn, warn = p["dengbao_pass_max_days"], p["dengbao_pass_min_days"], p["dengbao_pass_warn_age"]
     d = _kv(f.get("login_defs", ""))
-    mx, mn, warn = (_int(d.get(k), None) for k in ("pass_max_days", "pass_min_days", "pass_warn_age"))
-    return [_sub(f"PASS_MAX_DAYS ≤ {p['dengbao_pass_max_days']}", mx is not None and 0 < mx <= p["dengbao_pass_max_days"], f"PASS_MAX_DAYS={mx}"),
-            _sub(f"PASS_MIN_DAYS ≥ {p['dengbao_pass_min_days']}", mn is not None and mn >= p["dengbao_pass_min_days"], f"PASS_MIN_DAYS={mn}"),
-            _sub(f"PASS_WARN_AGE ≥ {p['dengbao_pass_warn_age']}", warn is not None and warn >= p["dengbao_pass_warn_age"], f"PASS_WARN_AGE={warn}")], ["login_defs"]
+    dmx, dmn, dwarn = (_int(d.get(k), None) for k in ("pass_max_days", "pass_min_days", "pass_warn_age"))
+    subs = [_sub(f"login.defs defaults for new accounts ≤ {mx}/≥ {mn}/≥ {warn} days 新账户默认值",
+                 dmx is not None and 0 < dmx <= mx and (dmn or 0) >= mn and (dwarn or 0) >= warn,
+                 f"PASS_MAX_DAYS={dmx} PASS_MIN_DAYS={dmn} PASS_WARN_AGE={dwarn}")]
+    keyonly = []
+    for line in f.get("aging", "").splitlines():
+        parts = line.split()
+        if len(parts) < 6 or NO_LOGIN.search(parts[5]):
+            continue
+        user, state, amin, amax, awarn = parts[0], parts[1], *(_int(v, None) for v in parts[2:5])
+        if state != "password":
+            keyonly.append(f"{user}({state})")
+            continue
+        subs.append(_sub(f"{user}: max ≤ {mx}, min ≥ {mn}, warn ≥ {warn} days 口令有效期", amax is not None and 0 < amax <= mx
+                         and (amin or 0) >= mn and (awarn or 0) >= warn, f"min={amin} max={amax} warn={awarn}"))
+    if keyonly:
+        subs[0]["detail"] += f"; no password to age (key-only or locked) 无口令: {','.join(keyonly)}"
+    return subs, ["login_defs", "aging"]
 
 
 def no_empty_password(f, p):
@@ -230,21 +270,47 @@ def ssh_root_login(f, p):
                  f"maxauthtries={s.get('maxauthtries')}")], ["sshd"]
 
 
-def _sudo_rules(f: dict, user: str) -> list[str]:
-    return [ln.strip() for ln in f.get("sudoers", "").splitlines() if ln.split() and ln.split()[0] in (user, f"%{user}")]
+def ssh_session(f, p):
+    s = _sshd(f)
+    subs = [_sub(f"{k} no", s.get(k) == "no", f"{k}={s.get(k)}") for k in ("x11forwarding", "allowagentforwarding", "allowtcpforwarding")]
+    return subs + [
+        _sub(f"MaxSessions ≤ {p['dengbao_ssh_max_sessions']}", 0 < _int(s.get("maxsessions"), 99) <= p["dengbao_ssh_max_sessions"],
+             f"maxsessions={s.get('maxsessions')}"),
+        _sub("login banner 登录警示", s.get("banner", "none") != "none", f"banner={s.get('banner')}"),
+        _sub("LogLevel VERBOSE (key fingerprints logged) 详细日志", str(s.get("loglevel")).lower() in ("verbose", "debug", "debug1", "debug2", "debug3"),
+             f"loglevel={s.get('loglevel')}")], ["sshd"]
+
+
+ROLES = ("sysadmin", "secadmin", "auditadmin")
+JOBS = {"sysadmin": "系统管理员可管理业务服务 system administrator manages the node's services",
+        "secadmin": "安全管理员可管理账户 security administrator manages accounts",
+        "auditadmin": "审计管理员可读日志 audit administrator reads the logs"}
+
+
+def _groups(f: dict) -> dict[str, list[str]]:
+    return {ln.split()[1]: ln.split()[2:] for ln in f.get("admins", "").splitlines() if ln.startswith("groups ") and len(ln.split()) > 1}
+
+
+def sudo_judgement(f: dict, p: dict) -> sudopolicy.Judgement:
+    """The effective sudo policy (``sudo -l -U`` per account) judged for the three roles and the operator."""
+    wrappers = {p["dengbao_service_wrapper"]: "sysadmin", p["dengbao_account_wrapper"]: "secadmin"}
+    return sudopolicy.assess(sudopolicy.listings(f.get("sudo", "")), {r: p[f"dengbao_{r}"] for r in ROLES},
+                             p["dengbao_operator"], wrappers, _groups(f), p["dengbao_log_groups"])
 
 
 def separation_of_duties(f, p):
-    names = [p["dengbao_sysadmin"], p["dengbao_secadmin"], p["dengbao_auditadmin"]]
     missing = [ln.split()[1] for ln in f.get("admins", "").splitlines() if ln.startswith("missing ")]
-    rules = {u: _sudo_rules(f, u) for u in names}
-    unrestricted = [u for u in names if any(re.search(r"\)\s*(NOPASSWD:\s*)?ALL\s*$", r) for r in rules[u])]
-    audit_writes = [r for r in rules[p["dengbao_auditadmin"]] if re.search(r"\b(rm|truncate|tee|vi|auditctl|service|systemctl)\b", r)]
-    return [_sub("三权 accounts exist 三类管理员账户", not missing, ",".join(missing) or "all present"),
-            _sub("each admin has its own sudo rules 权限分离", all(rules[u] for u in names),
-                 "; ".join(f"{u}:{len(r)}" for u, r in rules.items())),
-            _sub("no admin has unrestricted sudo 无全权账户", not unrestricted, ",".join(unrestricted) or "none"),
-            _sub("audit admin cannot change logs 审计员只读", not audit_writes, "; ".join(audit_writes) or "read-only")], ["admins", "sudoers"]
+    j = sudo_judgement(f, p)
+    subs = [_sub("三权 accounts exist 三类管理员账户", not missing, ",".join(missing) or "all present")]
+    subs += [_sub(JOBS[r], j.jobs[r][0] and p[f"dengbao_{r}"] not in missing, j.jobs[r][1]) for r in ROLES]
+    subs += [_sub(f"{p[f'dengbao_{r}']}: no escape from its duty 无越权/逃逸途径", not j.escapes[p[f"dengbao_{r}"]],
+                  "; ".join(j.escapes[p[f"dengbao_{r}"]]) or "none") for r in ROLES]
+    subs += [_sub("no right shared between roles 角色间无重叠权限", not j.overlaps, "; ".join(j.overlaps) or "none"),
+             _sub("no other account may use sudo 无其他提权账户", not j.others, "; ".join(j.others) or "none"),
+             _sub(f"automation account {p['dengbao_operator']} bounded 自动化账户权限受限", not j.operator,
+                  ("; ".join(j.operator) + " — kept for Ansible become: key-only login, documented in the README "
+                   "(自动化账户保留 root 权限，仅密钥登录，已书面说明)") if j.operator else "none")]
+    return subs, ["admins", "sudo"]
 
 
 def umask(f, p):
@@ -256,33 +322,76 @@ def umask(f, p):
             _sub(f"profile umask {p['dengbao_umask']}", bool(um) and all(ok(v) for v in um), f"umask={um or 'unset'}")], ["login_defs", "shell_env"]
 
 
-PERM_MAX = {"/etc/passwd": 0o644, "/etc/group": 0o644, "/etc/shadow": 0o640, "/etc/gshadow": 0o640, "/etc/ssh/sshd_config": 0o600}
+PERM_MAX = {"/etc/passwd": 0o644, "/etc/group": 0o644, "/etc/shadow": 0o640, "/etc/gshadow": 0o640, "/etc/ssh/sshd_config": 0o600,
+            "/etc/sudoers.d": 0o750, "/etc/crontab": 0o600}
+OPTIONAL = {"/etc/crontab"}  # no cron installed: nothing to protect
+HOME_MAX = 0o750
 
 
 def file_permissions(f, p):
-    subs = []
+    seen = {}
     for line in f.get("perms", "").splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] in PERM_MAX:
-            mode = int(parts[0], 8)
-            subs.append(_sub(f"{parts[2]} ≤ {PERM_MAX[parts[2]]:o}", mode & ~PERM_MAX[parts[2]] == 0 and parts[1].startswith("root:"),
-                             f"{parts[0]} {parts[1]}"))
-    return subs or [_sub("stat of identity files", False, "no output")], ["perms"]
+            seen[parts[2]] = parts
+    subs = []
+    for path, most in PERM_MAX.items():
+        if path not in seen:
+            subs.append(_sub(f"{path} ≤ {most:o}", path in OPTIONAL, "absent"))
+            continue
+        mode, owner, _ = seen[path]
+        subs.append(_sub(f"{path} ≤ {most:o}", int(mode, 8) & ~most == 0 and owner.startswith("root:"), f"{mode} {owner}"))
+    wide = [f"{ln.split()[2]} {ln.split()[0]}" for ln in f.get("homes", "").splitlines()
+            if len(ln.split()) == 3 and int(ln.split()[0], 8) & ~HOME_MAX]
+    subs.append(_sub(f"home directories ≤ {HOME_MAX:o} 家目录权限", not wide, ", ".join(wide) or "all"))
+    return subs, ["perms", "homes"]
 
 
-AUDIT_KEYS = {
-    "identity": (r"/etc/passwd", r"/etc/shadow", r"/etc/group", r"/etc/gshadow"),
-    "privileged": (r"euid=0.*execve|execve.*euid=0|/usr/bin/sudo",),
-    "time_change": (r"adjtimex|settimeofday|clock_settime",),
-    "sudoers": (r"/etc/sudoers",),
-    "logins": (r"/var/log/faillog|/var/log/lastlog|/var/run/faillock|/run/faillock",),
+# rule family → what must be there: (what, pattern, both ABIs). A syscall rule counts only with its
+# arch=b64 and arch=b32 forms (a 32-bit program would slip past a b64-only rule).
+AUDIT_RULES = {
+    "identity": [(w, rf"-w {w}\b", False) for w in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")],
+    "privileged": [("execve by euid 0", r"-S \S*execve.*euid=0|euid=0.*-S \S*execve", True)],
+    "time_change": [("adjtimex/settimeofday/clock_settime", r"-S \S*(adjtimex|settimeofday|clock_settime)", True)],
+    "sudoers": [("/etc/sudoers", r"-w /etc/sudoers\b", False), ("/etc/sudoers.d", r"-w /etc/sudoers\.d\b", False)],
+    "logins": [("lastlog/faillock", r"-w (/var/log/lastlog|/var/log/faillog|(/var)?/run/faillock)\b", False)],
+    "session": [(w, rf"-w {w}\b", False) for w in ("(/var)?/run/utmp", "/var/log/wtmp", "/var/log/btmp")],
+    "perm_mod": [("chmod", r"-S \S*chmod", True), ("chown", r"-S \S*chown", True), ("setxattr", r"-S \S*setxattr", True)],
+    "delete": [("unlink", r"-S \S*unlink", True), ("rename", r"-S \S*rename", True)],
+    "access": [("failed open EACCES", r"exit=-EACCES", True), ("failed open EPERM", r"exit=-EPERM", True)],
+    "modules": [("init_module/finit_module", r"-S \S*init_module", True), ("delete_module", r"-S \S*delete_module", True)],
+    "network": [("sethostname", r"-S \S*sethostname", True), ("/etc/hosts", r"-w /etc/hosts\b", False)],
 }
 
 
+def _rule_present(lines: list[str], pattern: str, pair: bool) -> bool:
+    hits = [ln for ln in lines if re.search(pattern, ln)]
+    if not pair:
+        return bool(hits)
+    return all(any(f"arch={a}" in ln for ln in hits) for a in ("b64", "b32"))
+
+
 def audit_rules(f, p):
-    rules = f.get("audit_rules", "")
-    return [_sub(f"{name} 审计规则", all(re.search(pat, rules) for pat in AUDIT_KEYS[name]))
-            for name in p["dengbao_audit_rules"] if name in AUDIT_KEYS], ["audit_rules"]
+    """Each rule's presence in the kernel's loaded rules (auditctl -l) where kernel audit runs; else in
+    the rules files, with the reason the loaded rules cannot be read."""
+    status = _kv(f.get("auditctl", ""))
+    if status.get("enabled") in ("1", "2"):  # kernel audit runs: what it enforces is what counts
+        lines, source = f.get("auditctl_rules", "").splitlines(), "auditctl -l"
+        immutable = status.get("enabled") == "2"
+    else:
+        lines = f.get("audit_rules", "").splitlines()
+        virt = f.get("virt", "").strip()
+        why = f"container {virt}: no kernel audit" if virt not in ("", "none") else "kernel audit not enabled"
+        source = f"/etc/audit/rules.d ({why}; the loaded rules cannot be read 无法读取内核规则)"
+        immutable = any(re.match(r"^\s*-e\s+2\b", ln) for ln in lines)
+    subs = []
+    for name in p["dengbao_audit_rules"]:
+        if name == "immutable":
+            subs.append(_sub("rules immutable (-e 2) 审计规则不可修改", immutable, source))
+        elif name in AUDIT_RULES:
+            missing = [what for what, pat, pair in AUDIT_RULES[name] if not _rule_present(lines, pat, pair)]
+            subs.append(_sub(f"{name} 审计规则", not missing, (f"missing: {', '.join(missing)}; " if missing else "") + source))
+    return subs, ["audit_rules", "auditctl", "auditctl_rules", "virt"]
 
 
 def audit_daemon(f, p):
@@ -364,18 +473,90 @@ def time_sync(f, p):
                  f"{active}/{enabled}" + (" (container: the clock is the host's)" if container else ""))], ["chrony", "units", "virt"]
 
 
+def _chronyc_has(f, server: str) -> dict:
+    """What the running chronyd reports: the server among its sources (`chronyc -n sources`). In a
+    container too: chronyd can follow its source there without setting the clock (chronyd -x)."""
+    src = [ln.split()[1] for ln in f.get("chronyc", "").splitlines() if re.match(r"^[\^=#][*+\-?x~ ]\s", ln) and len(ln.split()) > 1]
+    container = f.get("virt", "").strip() not in ("", "none")
+    return _sub(f"chronyc: chronyd uses {server} 运行中的时间源", server in src,
+                (",".join(src) or f.get("chronyc", "").strip()[:120] or "none")
+                + (" (container: run chronyd -x to follow the source without setting the clock)" if container and not src else ""))
+
+
+def time_sync_effective(f, p):
+    """The configured source (time_sync) and the source the running chronyd actually uses."""
+    subs, used = time_sync(f, p)
+    if subs is None:
+        return subs, used
+    return [*subs, _chronyc_has(f, p["dengbao_ntp_server"])], [*used, "chronyc"]
+
+
+def _snmpd(f) -> tuple[bool, list[str]]:
+    """(snmpd running, the lines of the configuration it loaded)."""
+    lines = f.get("snmpd", "").splitlines()
+    return bool(lines) and re.search(r"\bsnmpd\b", lines[0]) is not None, lines[1:]
+
+
+def _snmp_priv(conf: list[str]) -> dict:
+    """A v3 user created with a privacy protocol that the access lines admit only at level priv, and no
+    access line admitting less."""
+    created = {m.group(1) for m in (re.match(r"^\s*createUser\s+(\S+)\s+\S+\s+\S+\s+(AES|DES)", ln, re.I) for ln in conf) if m}
+    access = [m for m in (re.match(r"^\s*(r[ow]user)\s+(?:-s\s+usm\s+)?(\S+)(?:\s+(\S+))?", ln) for ln in conf) if m]
+    priv = {m.group(2) for m in access if m.group(3) == "priv"}
+    weaker = [m.group(0).strip() for m in access if m.group(3) != "priv"]
+    return _sub("SNMPv3 user with privacy (authPriv) 加密", bool(created & priv) and not weaker,
+                "; ".join(weaker) or ",".join(sorted(created & priv)) or "none")
+
+
+def snmp_v3_only(f, p):
+    running, conf = _snmpd(f)
+    communities = [ln.strip() for ln in conf if re.match(r"^\s*((ro|rw)community6?|com2sec6?|trapcommunity)\b", ln)]
+    return [_sub("snmpd running 运行中", running, (f.get("snmpd", "").splitlines() or ["none"])[0][:120]),
+            _sub("no v1/v2c community 无团体名", not communities, "; ".join(communities) or "none"),
+            _snmp_priv(conf)], ["snmpd"]
+
+
+def encrypted_management(f, p):
+    """Management traffic encrypted: SNMP only with privacy, SSH without weak algorithms."""
+    crypto, used = ssh_strong_crypto(f, p)
+    return [_snmp_priv(_snmpd(f)[1]), *crypto], ["snmpd", *used]
+
+
+def unused_services(f, p):
+    ports, a = high_risk_ports(f, p)
+    packages, b = minimal_install(f, p)
+    return [*ports, *packages], [*a, *b]
+
+
 def audit_protection(f, p):
     perm = next((ln.split() for ln in f.get("perms", "").splitlines() if ln.endswith("/var/log/audit")), None)
     ok = perm is not None and len(perm) == 3 and int(perm[0], 8) & 0o027 == 0 and perm[1].startswith("root:")
-    audit_writes = [r for r in _sudo_rules(f, p["dengbao_auditadmin"]) if re.search(r"\b(rm|truncate|tee|auditctl|systemctl)\b", r)]
+    auditor = p["dengbao_auditadmin"]
+    rights = [g.text for g in sudo_judgement(f, p).grants.get(auditor, [])]
     return [_sub("/var/log/audit ≤ 750 root 审计记录受保护", ok, " ".join(perm[:2]) if perm else "missing"),
-            _sub("audit admin has no write commands 审计员无删改权限", not audit_writes, "; ".join(audit_writes) or "none")], ["perms", "sudoers"]
+            _sub("audit admin has no sudo rights (reads by group) 审计员无删改权限", not rights, "; ".join(rights) or "none")], ["perms", "sudo"]
 
 
 def minimal_install(f, p):
     installed = [ln.split()[0] for ln in f.get("packages", "").splitlines()
                  if ln.split() and (ln.split()[-1].startswith("ii") or re.match(r"^\S+-\d", ln))]
     return [_sub("no clear-text/unneeded service packages 最小安装", not installed, ",".join(installed) or "none")], ["packages"]
+
+
+def kernel_params(f, p):
+    """The running kernel's values; in a container (read-only /proc/sys, the host's kernel) 不适用, once the
+    file a real host would load is there."""
+    want = {k: str(v) for k, v in p["dengbao_sysctl"].items()}
+    shipped = _kv(f.get("sysctl_file", ""), r"\s*=\s*")
+    wrong_file = [f"{k}={shipped.get(k)}" for k, v in want.items() if shipped.get(k) != v]
+    if f.get("virt", "").strip() not in ("", "none"):
+        if not wrong_file:
+            return None, ["sysctl_file", "virt"]
+        return [_sub("sysctl file shipped 内核参数文件", False, ", ".join(wrong_file))], ["sysctl_file", "virt"]
+    live = _kv(f.get("sysctl", ""), r"\s*=\s*")
+    wrong_live = [f"{k}={live.get(k)}" for k, v in want.items() if live.get(k) != v]
+    return [_sub("running kernel values 运行值", not wrong_live, ", ".join(wrong_live) or "all as required"),
+            _sub("sysctl file for the next boot 持久配置", not wrong_file, ", ".join(wrong_file) or "all as required")], ["sysctl", "sysctl_file"]
 
 
 def _listening(f) -> set[int]:
@@ -399,18 +580,53 @@ def high_risk_ports(f, p):
     return [_sub("no high-risk port listening 高危端口关闭", not open_, ",".join(map(str, open_)) or "none")], ["listen"]
 
 
+_ALWAYS = re.compile(r'^(iif "?lo"? accept|ct state [\w,]*(established|related)[\w,]* accept|meta l4proto \{?[ \w,-]*icmp[ \w,-]*\}? accept'
+                     r'|ip protocol icmp accept|.* drop|.* reject.*)$')
+
+
+def _input_chains(ruleset: str) -> list[tuple[str, list[str]]]:
+    """(policy, rules) of every chain hooked on input, from `nft list ruleset`."""
+    chains, cur = [], None
+    for raw in ruleset.splitlines():
+        line = raw.strip()
+        if line.startswith("chain "):
+            cur = None
+        elif "hook input" in line:
+            cur = ("drop" if "policy drop" in line else "accept", [])
+            chains.append(cur)
+        elif cur is not None and line and line != "}":
+            cur[1].append(line)
+    return chains
+
+
+def _dport(rule: str, port: int) -> bool:
+    return bool(re.search(rf"dport ({port}\b|\{{[^}}]*\b{port}\b[^}}]*\}})", rule))
+
+
 def mgmt_access(f, p):
+    """Default deny on input, and each management port accepted only from the management network."""
     net = ipaddress.ip_network(p["dengbao_mgmt_network"])
-    rules = f.get("nft", "")
-    subs = []
+    chains = _input_chains(f.get("nft", ""))
+    deny = [rules for policy, rules in chains if policy == "drop"]
+    subs = [_sub("input default deny 默认拒绝", bool(deny), f"{len(deny)} of {len(chains)} input chains with policy drop")]
     for port in p["dengbao_mgmt_ports"]:
-        ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules)
-                  or re.search(rf"dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) ip saddr != {re.escape(str(net))} .*drop", rules))
-        subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok))
+        if deny:
+            opened = [r for rules in deny for r in rules if r.endswith("accept") and not _ALWAYS.match(r)
+                      and (_dport(r, port) or "dport" not in r)]
+            sources = [re.search(r"ip saddr (\S+)", r) for r in opened]
+            ok = bool(opened) and all(m and ipaddress.ip_network(m.group(1), strict=False).subnet_of(net) for m in sources)
+            detail = "; ".join(opened) or "not accepted"
+        else:  # policy accept: only a drop of everyone else closes the port
+            rules = f.get("nft", "")
+            ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules))
+            detail = "policy accept with a drop rule" if ok else "open to all"
+        subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok, detail))
     return subs, ["nft"]
 
 
 NA_REASONS = {
+    "kernel-params": "container: /proc/sys is read-only and the kernel is the host's; /etc/sysctl.d/90-dengbao.conf is "
+                     "shipped for a real host 容器内不适用（内核参数属宿主机）",
     "log-forwarding": "this host is the top of the log chain 本机为最上级日志服务器",
     "time-sync": "this host is the top time source; set dengbao_ntp_server for its upstream 本机为最上级时间源",
 }
@@ -418,11 +634,12 @@ NA_REASONS = {
 CHECKS = {
     "pw-quality": pw_quality, "pw-history": pw_history, "pw-aging": pw_aging, "no-empty-password": no_empty_password,
     "login-lockout": login_lockout, "idle-timeout": idle_timeout, "ssh-remote-mgmt": ssh_remote_mgmt,
-    "ssh-strong-crypto": ssh_strong_crypto, "ssh-root-login": ssh_root_login, "separation-of-duties": separation_of_duties,
+    "ssh-strong-crypto": ssh_strong_crypto, "ssh-root-login": ssh_root_login, "ssh-session": ssh_session,
+    "separation-of-duties": separation_of_duties,
     "umask": umask, "file-permissions": file_permissions, "audit-rules": audit_rules, "audit-daemon": audit_daemon,
     "log-forwarding": log_forwarding, "log-retention": log_retention, "time-sync": time_sync,
     "audit-protection": audit_protection, "minimal-install": minimal_install, "high-risk-ports": high_risk_ports,
-    "mgmt-access": mgmt_access,
+    "mgmt-access": mgmt_access, "kernel-params": kernel_params,
 }
 
 

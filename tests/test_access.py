@@ -16,13 +16,16 @@ from conftest import REPO
 from jinbao_netops.access import Access, HostKeyError
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.platforms import LINUX_HEALTH, PLATFORMS
+from jinbao_netops.security.audit import SERVER_COLLECT
 from jinbao_netops.testing.simssh import SshSim, keypair
 
 FIX = REPO / "tests/fixtures"
 RUNNING = (FIX / "collect/frr_show_running_config.txt").read_text()
 SHOW = PLATFORMS["frr"].cli_exec.format(command=shlex.quote(PLATFORMS["frr"].show_running))
-OUTPUTS = {SHOW: RUNNING, "vtysh -c 'show ip ospf neighbor'": (FIX / "collect/frr_show_ip_ospf_neighbor.txt").read_text(),
-           "ip -s -j link": (FIX / "collect/frr_ip_link.txt").read_text(), LINUX_HEALTH: (FIX / "collect/linux_health.txt").read_text()}
+OUTPUTS = {SHOW: RUNNING, "vtysh -H /dev/null -c 'show ip ospf neighbor'": (FIX / "collect/frr_show_ip_ospf_neighbor.txt").read_text(),
+           "ip -s -j link": (FIX / "collect/frr_ip_link.txt").read_text(), LINUX_HEALTH: (FIX / "collect/linux_health.txt").read_text(),
+           # the audit's read-only collection script on the router's Linux host (the script comes on stdin)
+           SERVER_COLLECT: (FIX / "security/frr-host-hardened.txt").read_text()}
 
 
 def free_port() -> int:

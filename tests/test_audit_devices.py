@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from jinbao_netops import inventory
+from jinbao_netops.inventory.platforms import PLATFORMS
 from jinbao_netops.security.audit import audit_network
 from jinbao_netops.security.catalogue import (
     FAIL,
@@ -22,8 +23,11 @@ CAT = load_catalogue()
 PARAMS = host_params(inventory.load(inventory.DEFAULT_INVENTORY), "gd-r1")
 
 
-def run(platform: str, fixture: str) -> dict[str, dict]:
-    rows = audit_network(CAT, platform, PARAMS, (FIX / fixture).read_text(), "show", "2026-11-23T00:00:00+00:00")
+def run(platform: str, fixture: str, host: str | None = None) -> dict[str, dict]:
+    """The device's config from ``fixture``; a platform that leaves controls to its Linux host gets that
+    host's collected state from ``host`` (an FRR router's sshd, snmpd, chrony and PAM)."""
+    rows = audit_network(CAT, platform, PARAMS, (FIX / fixture).read_text(), "show", "2026-11-23T00:00:00+00:00",
+                         (FIX / host).read_text() if host else "")
     return {r["id"]: r for r in rows}
 
 
@@ -31,22 +35,43 @@ def failed_labels(v: dict) -> set[str]:
     return {f"{cid}:{f['label']}" for cid, r in v.items() for f in r["findings"] if not f["ok"]}
 
 
-# FRR leaves login, SNMP, time and services to its Linux host (audited there with the server controls)
-FRR_ON_HOST = {"net-aaa-lockout", "net-encrypted-transport", "net-ntp", "net-snmpv3", "net-unused-services"}
-
-
-@pytest.mark.parametrize("platform,fixture,on_host", [("huawei_vrp", "vrp-compliant.cfg", set()),
-                                                      ("hp_comware", "comware-compliant.cfg", set()),
-                                                      ("cisco_ios", "ios-compliant.cfg", set()),
-                                                      ("frr", "frr-compliant.cfg", FRR_ON_HOST)])
-def test_compliant_configs_pass(platform, fixture, on_host):
-    v = run(platform, fixture)
+@pytest.mark.parametrize("platform,fixture,host", [("huawei_vrp", "vrp-compliant.cfg", None),
+                                                   ("hp_comware", "comware-compliant.cfg", None),
+                                                   ("cisco_ios", "ios-compliant.cfg", None),
+                                                   ("cisco_asa", "asa-compliant.cfg", None),
+                                                   ("frr", "frr-compliant.cfg", "frr-host-hardened.txt")])
+def test_compliant_configs_pass(platform, fixture, host):
+    v = run(platform, fixture, host)
     for cid, r in v.items():
-        assert r["verdict"] in (PASS, NA, MANUAL), (cid, r["findings"])
+        assert r["verdict"] in (PASS, MANUAL), (cid, r["findings"])
     assert v["net-boundary-acl"]["verdict"] == MANUAL
-    na = {cid for cid, r in v.items() if r["verdict"] == NA}
-    assert na == on_host
-    assert all("Linux host" in v[cid]["evidence"]["excerpt"] for cid in na)
+
+
+NETWORK_PLATFORMS = sorted(p for p, info in PLATFORMS.items() if info.kind == "network")
+
+
+@pytest.mark.parametrize("platform", NETWORK_PLATFORMS)
+def test_no_not_applicable_where_a_check_exists(platform):
+    """Every automatable network control of the catalogue has a check on every network platform (on
+    its config or, for a router on Linux, on its host), so none may come back 不适用 — whatever the
+    device holds: nothing, or a host whose collection printed nothing."""
+    for host in ("", "@@@dengbao sshd\n"):
+        for cid, r in run_text(platform, "", host).items():
+            if r["automatable"]:
+                assert r["verdict"] != NA, (platform, cid, r["evidence"]["excerpt"])
+
+
+def run_text(platform: str, config: str, host: str) -> dict[str, dict]:
+    return {r["id"]: r for r in audit_network(CAT, platform, PARAMS, config, "show", "t", host)}
+
+
+def test_not_applicable_carries_its_reason():
+    """The one 不适用 a router can get: the top of the time chain (no upstream configured), with the reason."""
+    top = {**PARAMS, "dengbao_ntp_server": ""}
+    rows = {r["id"]: r for r in audit_network(CAT, "frr", top, (FIX / "frr-compliant.cfg").read_text(), "show", "t",
+                                              (FIX / "frr-host-hardened.txt").read_text())}
+    assert rows["net-ntp"]["verdict"] == NA and "最上级时间源" in rows["net-ntp"]["evidence"]["excerpt"]
+    assert [cid for cid, r in rows.items() if r["verdict"] == NA] == ["net-ntp"]
 
 
 PLANTED = {
@@ -71,6 +96,14 @@ PLANTED = {
         "net-snmpv3:snmp-server group v3 priv", "net-syslog:logging host = log host 日志服务器", "net-ntp:ntp server", "net-banner:banner login/motd",
         "net-vty-acl:line vty access-class in", "net-unused-services:ip http server off",
         "net-unused-services:tcp/udp small servers off", "net-encrypted-transport:SNMPv3 priv group 加密"},
+    ("cisco_asa", "asa-noncompliant.cfg"): {
+        "net-ssh-only:ssh version 2", "net-ssh-only:no telnet access 关闭telnet",
+        "net-aaa-lockout:aaa authentication ssh console LOCAL", "net-aaa-lockout:aaa local authentication attempts max-fail 登录失败锁定",
+        "net-idle-timeout:ssh timeout ≤ limit", "net-idle-timeout:console timeout ≤ limit",
+        "net-snmpv3:no snmp-server community 无团体名", "net-snmpv3:snmp-server group v3 priv", "net-syslog:logging host",
+        "net-ntp:ntp server", "net-banner:banner login/motd", "net-vty-acl:no ssh from anywhere 不允许任意地址",
+        "net-unused-services:http server (ASDM) off", "net-unused-services:tftp server off",
+        "net-encrypted-transport:SNMPv3 priv group 加密"},
     ("frr", "frr-noncompliant.cfg"): {
         "net-ssh-only:no vty password (telnet vty login) 无telnet口令", "net-ssh-only:no 'no login' on vty",
         "net-idle-timeout:line vty exec-timeout ≤ limit", "net-syslog:log syslog", "net-banner:banner motd",
@@ -80,15 +113,33 @@ PLANTED = {
 
 @pytest.mark.parametrize("platform,fixture", sorted(PLANTED))
 def test_every_planted_violation_is_flagged(platform, fixture):
-    v = run(platform, fixture)
+    v = run(platform, fixture, "frr-host-hardened.txt" if platform == "frr" else None)
     assert failed_labels(v) == PLANTED[(platform, fixture)]
 
 
-def test_fresh_lab_frr_router_fails_the_expected_rules():
-    v = run("frr", "frr-lab-fresh.cfg")
-    assert {cid for cid, r in v.items() if r["verdict"] == FAIL} == {"net-idle-timeout", "net-banner", "net-vty-acl"}
-    assert v["net-syslog"]["verdict"] == PASS and v["net-snmpv3"]["verdict"] == NA
-    assert "Linux host" in v["net-snmpv3"]["evidence"]["excerpt"]
+def test_fresh_lab_frr_router_is_judged_on_its_host():
+    """A fresh lab router: its config misses the VTY rules, and its Linux host runs snmpd with a v2c
+    community and an auth-only user, chrony on the Debian pool, no faillock, SHA-1 MACs in sshd."""
+    v = run("frr", "frr-lab-fresh.cfg", "frr-host-fresh.txt")
+    assert {cid for cid, r in v.items() if r["verdict"] == FAIL} == {
+        "net-idle-timeout", "net-banner", "net-vty-acl", "net-aaa-lockout", "net-encrypted-transport"}
+    assert {cid for cid, r in v.items() if r["verdict"] == PARTIAL} == {"net-snmpv3", "net-ntp"}
+    assert v["net-syslog"]["verdict"] == PASS and v["net-unused-services"]["verdict"] == PASS
+    snmp = v["net-snmpv3"]
+    assert {f["label"] for f in snmp["findings"] if not f["ok"]} == {"no v1/v2c community 无团体名",
+                                                                     "SNMPv3 user with privacy (authPriv) 加密"}
+    assert "ps -o args= -C snmpd" in snmp["evidence"]["command"] and "rocommunity <redacted>" in snmp["evidence"]["excerpt"]
+    assert "chronyc -n sources" in v["net-ntp"]["evidence"]["command"]
+
+
+def test_router_host_secrets_never_reach_the_report():
+    """Were the host's cut to fail, the snmpd keys and communities are still redacted in the evidence."""
+    host = (FIX / "frr-host-hardened.txt").read_text().replace(
+        "createUser netops SHA-256 *** AES ***",
+        'createUser netops SHA-256 "PLANTED-A" AES "PLANTED-P"\nrocommunity PLANTED-C 10.254.0.0/16')
+    rows = audit_network(CAT, "frr", PARAMS, (FIX / "frr-compliant.cfg").read_text(), "show", "t", host)
+    assert "PLANTED" not in repr(rows)
+    assert {r["id"]: r["verdict"] for r in rows}["net-snmpv3"] == PARTIAL
 
 
 def test_partial_verdict_and_numbers():

@@ -7,6 +7,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from conftest import clean_env
 
 from jinbao_netops import inventory
@@ -17,6 +18,12 @@ from jinbao_netops.security.report import render
 
 FIX = Path(__file__).parent / "fixtures/security"
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
+
+
+@pytest.fixture(autouse=True)
+def no_backup_records(tmp_path, monkeypatch):
+    """An ops host with no backups on record (the machine's own state never leaks into a test)."""
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "backup-state"))
 
 
 def fake_runner(hardened: set[str] = frozenset(), down: set[str] = frozenset()):
@@ -112,6 +119,7 @@ def test_cli_audits_saved_configs_and_exit_codes(netops, tmp_path: Path):
     cfgs = tmp_path / "configs"
     cfgs.mkdir()
     shutil.copy(FIX / "frr-compliant.cfg", cfgs / "huadu-r1.cfg")
+    shutil.copy(FIX / "frr-host-hardened.txt", cfgs / "huadu-r1.host")  # its Linux host's collection output
     r = netops("audit", "--scope", "huadu-r1", "--configs", str(cfgs), "--save", str(tmp_path / "a.json"),
                "--html", str(tmp_path / "a.html"), "--json", env=clean_env(NETOPS_SSH_KEY="/nonexistent"))
     assert r.returncode == 0, r.stderr

@@ -241,7 +241,7 @@ def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores):
 
     recorded = (Path(__file__).parent / "fixtures/collect/frr_show_running_config.txt").read_text()
     command = PLATFORMS["frr"].cli_exec.format(command=shlex.quote(PLATFORMS["frr"].show_running))
-    assert command == "vtysh -c 'show running-config'"
+    assert command == "vtysh -H /dev/null -c 'show running-config'"
     addrs = {"guangzhou-r1": "127.0.7.1", "huadu-r1": "127.0.7.2", "panyu-r1": "127.0.7.3"}
     inv = copy.copy(INV)
     inv.devices = {**INV.devices, **{d: INV.devices[d].model_copy(update={"management": IPv4Address(a)}) for d, a in addrs.items()}}

@@ -18,7 +18,7 @@ def verbs() -> list[tuple[str, ...]]:
 
     def walk(parser, path):
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs:
+        if not subs or not subs[0].required:  # a noun that runs on its own as well as with its verbs (audit)
             out.append(tuple(path))
         for name, sub in (subs[0].choices.items() if subs else ()):
             walk(sub, [*path, name])
@@ -60,6 +60,7 @@ FAILURES = {
     ("logs", "status"): (["--scope", "atlantis"], 2, "'atlantis'"),
     ("logs", "search"): (["--grep", "x", "--since", "yesterday"], 2, "--since: 'yesterday'"),
     ("logs", "verify"): (["-i", NOWHERE], 2, "no such inventory"),
+    ("audit", "trend"): (["--history", NOWHERE], 2, "no such directory"),
     ("collect", "once"): (["--scope", "nope"], 2, "scope 'nope'"),
     ("collect", "serve"): (["--scope", "nope"], 2, "scope 'nope'"),
     ("collect", "prepare-lab"): ([], 2, "lab 'jinbao' is not up"),
@@ -68,6 +69,10 @@ FAILURES = {
     ("monitor", "down"): (["-i", NOWHERE], 2, "no such inventory"),
     ("monitor", "status"): (["-i", NOWHERE], 2, "no such inventory"),
     ("monitor", "web"): (["--listen", "nowhere"], 2, "--listen 'nowhere'"),
+    ("serve", "run"): (["--scope", "nope", "--state", "{dir}"], 2, "nope"),
+    ("serve", "status"): (["--schedule", "{file}"], 2, "not a serve schedule"),
+    ("zones", "check"): (["--scope", "nope"], 2, "--scope 'nope'"),
+    ("zones", "rules"): (["gd-r1"], 2, "device 'gd-r1': a router, not a boundary device"),
 }
 
 

@@ -52,7 +52,8 @@ def test_metrics_text():
     lab = labels(INV, "panyu-r1")
     ok = Result("panyu-r1", ok=True, system={"uptime_s": 12.5, "name": "panyu-r1", "object_id": "1.3.6.1.4.1.2011.2.1",
                                              "vendor": "huawei_vrp"},
-                interfaces={1: {"name": "GE0/0/1", "alias": "to-guangzhou", "admin_status": "up", "oper_status": "down",
+                interfaces={1: {"index": 1, "name": "GE0/0/1", "alias": "to-guangzhou", "descr": "GigabitEthernet0/0/1",
+                                "admin_status": "up", "oper_status": "down",
                                 "speed_bps": 1_000_000_000, "counters": {"in_octets": 123, "in_errors": 4}}},
                 cpu_ratio=0.5, stats=Stats(pdus=3, retries=1, timeouts=1, varbinds=40))
     dead = Result("huadu-r1", ok=False, error="no response", stats=Stats(pdus=2, retries=1, timeouts=2))
@@ -82,13 +83,14 @@ def test_metrics_text():
         return hits[0]
 
     pan = dict(level="county", province="guangdong", city="guangzhou", county="panyu", site="panyu", device="panyu-r1")
-    ge = {**pan, "interface": "GE0/0/1", "alias": "to-guangzhou"}
+    ge = {**pan, "ifindex": "1", "interface": "GE0/0/1"}
     assert value("netops_snmp_up", **pan) == 1
     assert value("netops_snmp_up", level="county", city="guangzhou", county="huadu", device="huadu-r1") == 0
     assert value("netops_interface_in_bytes_total", **ge) == 123
     assert value("netops_interface_in_errors_total", **ge) == 4
     assert value("netops_interface_oper_status", **ge) == 2
     assert value("netops_interface_speed_bits_per_second", **ge) == 1e9
+    assert value("netops_interface_info", **ge, alias="to-guangzhou", descr="GigabitEthernet0/0/1") == 1
     assert value("netops_snmp_pdus_total", **pan) == 6 and value("netops_snmp_timeouts_total", **pan) == 2
     assert value("netops_device_cpu_utilization_ratio", **pan) == 0.5
     assert value("netops_device_info", sys_name="panyu-r1", sys_object_id="1.3.6.1.4.1.2011.2.1", vendor="huawei_vrp") == 1

@@ -24,7 +24,7 @@ def test_every_platform_names_existing_parsers():
 
 
 def test_frr_router_ospf_and_linux_health():
-    rec = parse("frr", {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"),
+    rec = parse("frr", {"vtysh -H /dev/null -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"),
                         LINUX_HEALTH: fixture("linux_health"), "ip -s -j link": fixture("frr_ip_link")})
     assert len(rec["interfaces"]) == 4 and rec["interfaces"][1]["counters"]["in_octets"] == 32196
     assert [(n["neighbor_id"], n["state"], n["interface"], n["full"]) for n in rec["ospf_neighbors"]] == [
@@ -63,6 +63,10 @@ def test_cisco_ios():
         ("10.51.254.2", "full", "GigabitEthernet0/1"), ("10.51.254.3", "full", "Serial0/0/0")]
 
 
+def test_cisco_asa():
+    assert parse("cisco_asa", {"show cpu usage": fixture("cisco_asa_show_cpu_usage")})["cpu_ratio"] == 0.07
+
+
 def test_garbage_gives_empty_not_wrong():
     for name, fn in PARSERS.items():
         rec = fn("% Unrecognized command found at '^' position.\n")
@@ -77,7 +81,7 @@ def test_collect_over_ssh_from_simulated_devices(tmp_path):
     from jinbao_netops.inventory.model import Credentials, SecretRef
     from jinbao_netops.testing.simssh import SshSim, keypair
 
-    outputs = {"vtysh -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health"),
+    outputs = {"vtysh -H /dev/null -c 'show ip ospf neighbor'": fixture("frr_show_ip_ospf_neighbor"), LINUX_HEALTH: fixture("linux_health"),
                "ip -s -j link": fixture("frr_ip_link")}
     with SshSim({"r1": ("127.0.5.1", outputs), "srv1": ("127.0.5.2", outputs)}, free_port()) as sim:
         inv = sim.inventory({"r1": "frr", "srv1": "debian", "badkey": "debian", "nobody": "debian"},

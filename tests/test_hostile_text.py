@@ -216,3 +216,11 @@ def test_site_name_with_markup_prints_as_typed(netops, tmp_path):
         r = netops(*args, "-i", str(inv))
         assert r.returncode == 0 and "番禺[/]区" in r.stdout and "Traceback" not in r.stderr, r.stderr
     assert Site(name="番禺[/]区", level="county", parent="x", block="10.0.0.0/24").name == "番禺[/]区"
+
+
+@SETTINGS
+@given(TEXT)
+def test_an_nft_value_stays_one_word_or_string(text):
+    """nftables: a line break starts a statement, a double quote ends the string; neither survives."""
+    out = escape.nft(text)
+    assert '"' not in out and len(out.splitlines()) <= 1 and escape.one_line(out) == out

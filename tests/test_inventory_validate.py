@@ -43,7 +43,8 @@ def assert_one_line_problems(stderr: str) -> list[str]:
 def test_there_are_enough_cases():
     assert len(CASES) >= 15
     for must in ("yaml_syntax", "duplicate_key", "unknown_field", "plaintext_secret", "dual_homed_one_uplink",
-                 "same_province_code", "v2c_without_community", "dr_under_city", "county_under_province"):
+                 "same_province_code", "v2c_without_community", "dr_under_city", "county_under_province",
+                 "zone_link_without_boundary", "device_in_two_zones", "policy_unknown_zone"):
         assert must in CASES
 
 
@@ -97,7 +98,8 @@ SINGLE = ["yaml_syntax", "duplicate_key", "unknown_section", "unknown_field", "m
           "bad_role", "bad_level", "unknown_parent", "link_unknown_device", "link_unknown_interface",
           "dual_homed_one_uplink", "plaintext_secret", "v2c_without_community", "same_province_code",
           "overlapping_sibling_blocks", "block_outside_parent", "duplicate_management", "loopback_outside_pools",
-          "p2p_different_subnets", "p2p_slash29", "dr_under_city", "address_outside_site_block"]
+          "p2p_different_subnets", "p2p_slash29", "dr_under_city", "address_outside_site_block",
+          "zone_link_without_boundary", "device_in_two_zones", "policy_unknown_zone"]
 
 
 @pytest.mark.parametrize("case", SINGLE)
@@ -247,7 +249,7 @@ def test_a_file_that_is_no_inventory_is_not_quoted(netops, tmp_path):
         assert r.returncode == 2 and "HASHhash" not in r.stdout + r.stderr and "19700" not in r.stdout + r.stderr
         assert r.stderr.splitlines() == [
             f"{shadow}: document: field '(top level)': expected a mapping of sections (network, credentials, sites, "
-            "devices, links), got a mapping without any of them: not an inventory file 不是清单文件"]
+            "devices, links, zone_policy), got a mapping without any of them: not an inventory file 不是清单文件"]
 
 
 @pytest.mark.parametrize("text, want", [

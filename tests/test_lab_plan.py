@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -81,6 +82,19 @@ def test_snmpd_v3_everywhere_v2c_only_where_declared():
     assert "community" not in v3
     v2c = plan.render_snmpd(PLAN.nodes["huadu-r1"], secrets)
     assert "rocommunity c0mm 10.254.0.0/16" in v2c and "rouser netops priv" in v2c
+    assert "agentAddress udp:161\n" in v3
+
+
+def test_snmpd_of_a_v2c_only_device_on_its_own_port(tmp_path):
+    """The twin answers as the inventory declares: a device reached by v2c only, on its snmp_port, has no
+    SNMPv3 user (its profile gives none) and listens on that port."""
+    raw = yaml.safe_load((Path(__file__).parent / "fixtures" / "broken" / "base.yml").read_text())
+    raw["credentials"]["legacy"] = {"username": "netops", "snmp": {"community": {"env": "NETOPS_SNMP_COMMUNITY"}}}
+    raw["devices"]["huadu-r1"].update(credentials="legacy", access=["snmp"], snmp_version="v2c", snmp_port=1161)
+    (tmp_path / "inv.yml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    node = plan.build(inventory.load(tmp_path / "inv.yml"), "jinbao").nodes["huadu-r1"]
+    conf = plan.render_snmpd(node, {"NETOPS_SNMP_COMMUNITY": "c0mm"})
+    assert "agentAddress udp:1161\n" in conf and "rocommunity c0mm" in conf and "createUser" not in conf
 
 
 def test_the_plan_holds_what_the_runtime_needs():

@@ -28,9 +28,15 @@ PLANTED = {
     "cisco_ios": ["snmp-server community PLANTED-1 RO", "username admin privilege 15 secret 9 PLANTED-2",
                   "enable password PLANTED-3", "line vty 0 4\n password 7 PLANTED-4",
                   "snmp-server user netops g v3 auth sha PLANTED-5 priv aes 128 PLANTED-6"],
+    "cisco_asa": ["enable password PLANTED-1 encrypted", "passwd PLANTED-2 encrypted",
+                  "username admin password PLANTED-3 encrypted privilege 15", "snmp-server community PLANTED-4",
+                  "snmp-server host inside 10.254.0.1 community PLANTED-5 version 2c",
+                  "snmp-server user netops g v3 engineID 80 encrypted auth sha PLANTED-6 priv aes 128 PLANTED-7",
+                  "tunnel-group 203.0.113.9 ipsec-attributes\n ikev1 pre-shared-key PLANTED-8"],
     "frr": ["password PLANTED-1", "enable password PLANTED-2", "interface eth0\n ip ospf authentication-key PLANTED-3",
             "interface eth1\n ip ospf message-digest-key 1 md5 PLANTED-4"],
 }
+# the platforms with an audit rule pack (cisco_asa has none yet: its audit is all "no rule")
 BASE = {"huawei_vrp": "vrp-noncompliant", "hp_comware": "comware-noncompliant", "cisco_ios": "ios-noncompliant",
         "frr": "frr-noncompliant"}
 
@@ -49,7 +55,7 @@ def test_redaction_hides_each_planted_secret_and_keeps_the_line(platform):
     assert redact(platform, "interface eth0\n description 至花都区\n") == "interface eth0\n description 至花都区\n"
 
 
-@pytest.mark.parametrize("platform", sorted(PLANTED))
+@pytest.mark.parametrize("platform", sorted(BASE))
 def test_audit_findings_excerpts_and_reports_show_no_secret(platform):
     config = (FIX / f"{BASE[platform]}.cfg").read_text() + "\n".join(PLANTED[platform]) + "\n"
     cat = load_catalogue()

@@ -153,7 +153,8 @@ def test_graph_carries_the_inventory(topo):
     assert isinstance(g, nx.MultiGraph)
     assert g.number_of_nodes() == 40 and g.number_of_edges() == 50
     assert g.nodes["guangzhou-r1"] == {"site": "guangzhou", "level": "city", "role": "router",
-                                       "name": "广州市核心路由器", "platform": "frr", "transit": True}
+                                       "name": "广州市核心路由器", "platform": "frr", "zone": "business",
+                                       "boundary": False, "transit": True}
     assert g.nodes["panyu-db1"]["transit"] is False and g.nodes["panyu-db1"]["role"] == "database"
     e = g.edges["panyu-r1", "shenzhen-r1", "panyu-up2"]
     assert e == {"link": "panyu-up2", "kind": "mpls_vpn", "bandwidth_mbps": 100, "carrier": "china_unicom",

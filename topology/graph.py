@@ -3,7 +3,7 @@
 ``build(inv)`` returns a ``Topology``:
 
 - ``topo.graph`` — every device (node attributes ``site``, ``level``, ``role``, ``name``, ``platform``,
-  ``transit``) and every link, active or planned (edge key = link id; attributes ``link``, ``kind``,
+  ``zone``, ``boundary``, ``transit``) and every link, active or planned (edge key = link id; attributes ``link``, ``kind``,
   ``bandwidth_mbps``, ``carrier``, ``srlg``, ``state``, ``cost``). Diagrams draw from it.
 - ``topo.active`` — the same without planned links: what the analysis works on.
 - failure units: a device, a link, or a shared-risk group (SRLG: every active link carrying that
@@ -16,8 +16,8 @@ joined to the ministry's routers. Failing a link is then failing a node, so one 
 answers "what does this router / this line cut off" for every router and line at once, and
 reaching ROOT means reaching *any* ministry router.
 
-Only devices whose platform is a network OS forward traffic (``transit``); a server with two NICs is
-not a path between two routers.
+Only devices whose platform is a network OS, and boundary devices (a Linux firewall or 网闸), forward
+traffic (``transit``); a server with two NICs is not a path between two routers.
 """
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ class Topology:
         for d in inv.devices.values():
             site = inv.sites[d.site]
             g.add_node(d.id, site=d.site, level=site.level.value, role=d.role.value, name=d.name or d.id,
-                       platform=d.platform, transit=d.platform_info.kind == "network")
+                       platform=d.platform, zone=d.zone.value, boundary=d.boundary,
+                       transit=d.platform_info.kind == "network" or d.boundary)
         srlg_all: dict[str, list[str]] = defaultdict(list)
         srlg_active: dict[str, list[str]] = defaultdict(list)
         for lk in inv.links.values():

@@ -120,6 +120,15 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
     rows = {a["asset"]: a for a in st["assets"]}
     assert rows["gd-db1:postgresql:shebao"]["ok_321"] and rows["gd-db1:postgresql:shebao"]["verify_ok"] is True
 
+    # the audit judges 8.1.4.9 a)/b) on these records: backed up, verified and copied off-site is 符合;
+    # a server of the other province, never backed up here, is 不符合
+    r = netops("audit", "--scope", "gd-db1", "--json", env=env)
+    v = {x["id"]: x["verdict"] for h in json.loads(r.stdout)["hosts"] for x in h["results"]}
+    assert (v["data-backup"], v["data-offsite"]) == ("符合", "符合"), r.stdout[-3000:]
+    r = netops("audit", "--scope", "sc-db1", "--json", env=env)
+    v = {x["id"]: x["verdict"] for h in json.loads(r.stdout)["hosts"] for x in h["results"]}
+    assert (v["data-backup"], v["data-offsite"]) == ("不符合", "不符合"), r.stdout[-3000:]
+
     # guards: a running database is never overwritten, another province never receives this one
     r = netops("backup", "restore", "panyu-db1:mariadb:shebao", "--to", "panyu-db1", env=env)
     assert r.returncode == 2 and "database shebao exists" in r.stderr  # a guard: bad input until --force

@@ -28,8 +28,14 @@ NODE = "huadu-srv1"
 TEST_USER, TEST_PASSWORD = "dbtest", "Jb-Lock-Test-2026!x"
 # the audit daemon needs the kernel's audit netlink, which a container (the lab's nspawn nodes) never gets
 CONTAINER_LIMITS = {"audit-daemon"}
+# judged on the suite's backup records, not on anything hardening sets: proven in test_backup.py
+RECORDS = {"data-backup", "data-offsite"}
 # the ministry's log and time host is the top of the chain: nothing above it to forward logs or sync time to
 TOP_OF_CHAIN = {"bu-mon1": {"log-forwarding": "不适用", "time-sync": "不适用"}}
+# the automation account keeps unrestricted root for Ansible (README: 自动化账户): 三权分立 is partly met, everywhere
+OPERATOR_KEEPS_ROOT = {"separation-of-duties": "部分符合"}
+# a container's /proc/sys is read-only and its kernel the host's: the sysctl file is shipped, the values are not ours
+CONTAINER_NA = {"kernel-params": "不适用"}
 
 
 def env_for(lab) -> dict:
@@ -49,9 +55,10 @@ def audit(lab, *args: str) -> tuple[int, dict]:
     return r.returncode, json.loads(r.stdout)
 
 
-def ssh(lab, user: str, host: str, *opts: str, cmd: str = "true", key: bool = True) -> subprocess.CompletedProcess:
+def ssh(lab, user: str, host: str, *opts: str, cmd: str = "true", key: bool = True,
+        identity: str = "NETOPS_SSH_KEY") -> subprocess.CompletedProcess:
     e = lab["env"]
-    argv = ["ssh", *(["-i", e["NETOPS_SSH_KEY"]] if key else []), *e["ANSIBLE_SSH_COMMON_ARGS"].split(), "-o", "BatchMode=yes",
+    argv = ["ssh", *(["-i", e[identity], "-o", "IdentitiesOnly=yes"] if key else []), *e["ANSIBLE_SSH_COMMON_ARGS"].split(), "-o", "BatchMode=yes",
             "-o", "ConnectTimeout=10", *opts, f"{user}@{INV.devices[host].management}", cmd]
     return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
 
@@ -125,9 +132,11 @@ def test_deploy_harden_then_every_automatable_control_passes(lab, hardened, tmp_
     automatable = {c.id for c in CAT.scope("server") if c.automatable}
     for host in SERVERS:
         v = verdicts(rep, host)
-        bad = {cid: v[cid] for cid in automatable - CONTAINER_LIMITS if v[cid] != PASS}
-        assert bad == TOP_OF_CHAIN.get(host, {}), (host, bad)
+        bad = {cid: v[cid] for cid in automatable - CONTAINER_LIMITS - RECORDS if v[cid] != PASS}
+        assert bad == {**TOP_OF_CHAIN.get(host, {}), **OPERATOR_KEEPS_ROOT, **CONTAINER_NA}, (host, bad)
         h = next(h for h in rep["hosts"] if h["host"] == host)
+        kernel = next(r for r in h["results"] if r["id"] == "kernel-params")
+        assert "read-only" in kernel["evidence"]["excerpt"]
         daemon = next(r for r in h["results"] if r["id"] == "audit-daemon")
         assert daemon["verdict"] != PASS and "container" in json.dumps(daemon["findings"], ensure_ascii=False)
 
@@ -175,3 +184,111 @@ def test_five_wrong_passwords_lock_an_account_until_the_unlock_time(lab, hardene
         netops("lab", "exec", NODE, "--", "sh", "-c", f"userdel -r {TEST_USER}; faillock --user {TEST_USER} --reset; true")
         r = playbook(lab, "playbooks/harden.yml", "--limit", NODE, "--tags", "rule_login_lockout")
         assert r.returncode == 0
+
+
+def _admin(lab, role: str, cmd: str) -> subprocess.CompletedProcess:
+    """A command run by an administrator logged in over SSH with its own per-lab key."""
+    return ssh(lab, role, NODE, cmd=cmd, identity=f"NETOPS_{role.upper()}_SSH_KEY")
+
+
+def test_each_admin_role_does_its_job_and_nothing_else(lab, hardened):
+    user = "dbclerk"
+    hashed = crypt.crypt(TEST_PASSWORD, crypt.mksalt(crypt.METHOD_SHA512))
+    r = netops("lab", "exec", NODE, "--", "useradd", "-m", "-s", "/bin/bash", "-p", hashed, user)
+    assert r.returncode == 0, r.stderr
+
+    def status() -> str:
+        return netops("lab", "exec", NODE, "--", "passwd", "-S", user).stdout.split()[1]
+
+    try:
+        jobs = {"sysadmin": ["sudo -n dengbao-service restart snmpd", "sudo -n dengbao-service status snmpd"],
+                "secadmin": [f"sudo -n dengbao-account lock {user}", f"sudo -n dengbao-account unlock {user}", "sudo -n nft list ruleset"],
+                "auditadmin": ["tail -n 1 /var/log/auth.log", "ls /var/log/audit", "last -n 1"]}
+        for role, cmds in jobs.items():
+            for cmd in cmds:
+                r = _admin(lab, role, cmd)
+                assert r.returncode == 0, (role, cmd, r.stdout, r.stderr)
+                if "lock" in cmd:  # the wrapper really changed the account
+                    assert status() == ("L" if " lock " in cmd else "P"), cmd
+        # none can do the others' jobs, nor reach a shell or the audit trail by the vectors of issue 12
+        refused = {
+            "sysadmin": ["sudo -n dengbao-service stop auditd", "sudo -n dengbao-service stop rsyslog", "sudo -n systemctl stop auditd",
+                         "sudo -n journalctl -n 1", "sudo -n apt-get -v", "sudo -n bash -c id", "sudo -n -s id",
+                         "sudo -n dengbao-service edit snmpd", f"sudo -n dengbao-account lock {user}", "cat /var/log/auth.log"],
+            "secadmin": ["sudo -n passwd root", "sudo -n usermod -L -aG sudo secadmin", "sudo -n dengbao-account lock root",
+                         "sudo -n dengbao-account lock secadmin", "sudo -n dengbao-account lock netops",
+                         "sudo -n dengbao-account lock -G", "sudo -n dengbao-service restart snmpd", "cat /var/log/auth.log"],
+            "auditadmin": ["sudo -n cat /var/log/../../etc/shadow", "sudo -n true", "cat /etc/shadow",
+                           "echo forged >> /var/log/auth.log", "rm -f /var/log/auth.log", f"sudo -n dengbao-account lock {user}"],
+        }
+        for role, cmds in refused.items():
+            for cmd in cmds:
+                r = _admin(lab, role, cmd)
+                assert r.returncode != 0, (role, cmd, r.stdout)
+        assert status() == "P"  # nobody else's attempt changed the account
+    finally:
+        netops("lab", "exec", NODE, "--", "userdel", "-r", user)
+    # the audit's verdict matches: every role bounded and able; only the automation account's right remains
+    _, rep = audit(lab, "--scope", NODE)
+    h = next(h for h in rep["hosts"] if h["host"] == NODE)
+    sod = next(r for r in h["results"] if r["id"] == "separation-of-duties")
+    assert sod["verdict"] == "部分符合"
+    assert [f["label"] for f in sod["findings"] if not f["ok"]] == ["automation account netops bounded 自动化账户权限受限"]
+    # independently: what sudo itself says of the operator is what the audit reported
+    r = netops("lab", "exec", NODE, "--", "sudo", "-l", "-U", "netops")
+    assert "NOPASSWD: ALL" in r.stdout
+
+
+def test_password_aging_applies_to_existing_accounts_and_the_audit_agrees(lab, hardened):
+    user = "dbaging"
+    hashed = crypt.crypt(TEST_PASSWORD, crypt.mksalt(crypt.METHOD_SHA512))
+    r = netops("lab", "exec", NODE, "--", "useradd", "-m", "-s", "/bin/bash", "-p", hashed, "-K", "PASS_MAX_DAYS=99999",
+               "-K", "PASS_MIN_DAYS=0", user)
+    assert r.returncode == 0, r.stderr
+    try:
+        _, rep = audit(lab, "--scope", NODE)
+        assert verdicts(rep, NODE)["pw-aging"] != PASS  # an account left at "never expires" is found
+        r = playbook(lab, "playbooks/harden.yml", "--limit", NODE, "--tags", "rule_pw_aging")
+        assert r.returncode == 0, r.stdout[-3000:]
+        chage = dict(ln.split(":", 1) for ln in netops("lab", "exec", NODE, "--", "chage", "-l", user).stdout.splitlines() if ":" in ln)
+        got = {k.strip(): v.strip() for k, v in chage.items()}
+        assert (got["Maximum number of days between password change"], got["Minimum number of days between password change"],
+                got["Number of days of warning before password expires"]) == ("90", "1", "7"), got
+        _, rep = audit(lab, "--scope", NODE)
+        assert verdicts(rep, NODE)["pw-aging"] == PASS
+    finally:
+        netops("lab", "exec", NODE, "--", "userdel", "-r", user)
+
+
+def _node(cmd: str) -> str:
+    r = netops("lab", "exec", NODE, "--", "sh", "-c", cmd)
+    assert r.returncode == 0, (cmd, r.stderr)
+    return r.stdout
+
+
+def test_each_pass_on_a_hardened_node_agrees_with_an_independent_query(lab, hardened):
+    """What the audit calls 符合 is asked again, outside the audit's script, the way an evaluator would."""
+    _, rep = audit(lab, "--scope", NODE)
+    v = verdicts(rep, NODE)
+    sshd = dict(ln.split(None, 1) for ln in _node("sshd -T").splitlines() if " " in ln)
+    independent = {
+        "ssh-root-login": sshd["permitrootlogin"] == "no" and sshd["passwordauthentication"] == "no",
+        "ssh-session": (sshd["x11forwarding"], sshd["allowagentforwarding"], sshd["allowtcpforwarding"], sshd["loglevel"],
+                        sshd["banner"]) == ("no", "no", "no", "VERBOSE", "/etc/issue.net") and int(sshd["maxsessions"]) <= 4,
+        "ssh-strong-crypto": not re.search(r"cbc|md5|sha1(?!\d)", sshd["ciphers"] + sshd["macs"] + sshd["kexalgorithms"]),
+        "file-permissions": _node("stat -c %a /etc/sudoers.d /etc/crontab /etc/shadow").split() == ["750", "600", "640"]
+                            and all(int(m, 8) & 0o027 == 0 for m in _node("stat -c %a /home/*").split()),
+        # in a container the loaded rules cannot be read (the audit says so): the file the next boot loads
+        "audit-rules": _node("grep -c 'arch=b32' /etc/audit/rules.d/dengbao.rules").strip() != "0"
+                       and "-e 2" in _node("cat /etc/audit/rules.d/dengbao.rules").splitlines()
+                       and _node("systemd-detect-virt -c || true").strip() != "none",
+        "audit-protection": _node("stat -c '%a %U:%G' /var/log/audit").split() == ["750", "root:adm"]
+                            and "is not allowed to run sudo" in _node("sudo -l -U auditadmin || true"),
+        "umask": "umask 027" in _node("cat /etc/profile.d/dengbao.sh"),
+        # 不适用 with its reason: the file is there, and the node really cannot write its kernel's values
+        "kernel-params": "kernel.randomize_va_space = 2" in _node("cat /etc/sysctl.d/90-dengbao.conf")
+                         and "ro" in _node("findmnt -no OPTIONS /proc/sys").split(","),
+    }
+    for cid, agrees in independent.items():
+        assert v[cid] == CONTAINER_NA.get(cid, PASS), (cid, v[cid])
+        assert agrees, cid

@@ -55,6 +55,7 @@ class Agent:
     community: str | None = None   # v2c agent when set
     answer: bool = True            # False: the endpoint is bound by a silent socket
     extra: dict = field(default_factory=dict)  # OID → (snmprec tag, value): recorded instead of, or next to, the above
+    recording: str | None = None   # a .snmprec file served instead of the generated data (``extra`` still applies)
 
 
 def snmprec(a: Agent) -> str:
@@ -62,9 +63,24 @@ def snmprec(a: Agent) -> str:
     plat = PLATFORMS[a.platform]
     rec: list[tuple[tuple[int, ...], str, str]] = []
 
-    def put(oid: str, tag: int, value) -> None:
+    def put(oid: str, tag, value) -> None:
         rec.append((tuple(int(x) for x in oid.split(".")), str(tag), str(value)))
 
+    if a.recording:
+        for line in Path(a.recording).read_text().splitlines():
+            if line and not line.startswith("#"):
+                put(*line.split("|", 2))
+    else:
+        generated(a, plat, put)
+    rec = [r for r in rec if ".".join(map(str, r[0])) not in a.extra]
+    for oid, (tag, value) in a.extra.items():
+        put(oid, tag, value)
+    rec.sort()
+    return "".join(f"{'.'.join(map(str, o))}|{t}|{v}\n" for o, t, v in rec)
+
+
+def generated(a: Agent, plat, put) -> None:
+    """The data of a synthetic router of ``a.ports`` ports."""
     put("1.3.6.1.2.1.1.1.0", 4, f"simulated {a.platform} {a.name}")
     put("1.3.6.1.2.1.1.2.0", 6, plat.snmp_enterprise + SYSOBJ.get(a.platform, ".1"))
     put("1.3.6.1.2.1.1.3.0", 67, a.uptime)
@@ -85,7 +101,7 @@ def snmprec(a: Agent) -> str:
         put(f"1.3.6.1.2.1.31.1.1.1.11.{i}", 70, 2 * base // 1000)
         put(f"1.3.6.1.2.1.31.1.1.1.15.{i}", 66, 1000)
         put(f"1.3.6.1.2.1.31.1.1.1.18.{i}", 4, f"{a.alias_prefix}-{i}")
-    if plat.snmp_cpu_oid:  # vendor entity MIB: a chassis (no CPU) and two boards
+    if plat.snmp_mem_oid:  # vendor entity MIB: a chassis (no CPU) and two boards
         for idx, (cpu, mem) in {16842753: (0, 0), 16842754: (a.cpu, a.mem), 16842755: (a.cpu // 2, a.mem // 2)}.items():
             put(f"{plat.snmp_cpu_oid}.{idx}", 2, cpu)
             put(f"{plat.snmp_mem_oid}.{idx}", 2, mem)
@@ -96,11 +112,6 @@ def snmprec(a: Agent) -> str:
         put("1.3.6.1.2.1.25.2.3.1.5.1", 2, 1000)
         put("1.3.6.1.2.1.25.2.3.1.6.1", 2, a.mem * 10)
         put("1.3.6.1.2.1.25.3.3.1.2.196608", 2, a.cpu)
-    rec = [r for r in rec if ".".join(map(str, r[0])) not in a.extra]
-    for oid, (tag, value) in a.extra.items():
-        put(oid, tag, value)
-    rec.sort()
-    return "".join(f"{'.'.join(map(str, o))}|{t}|{v}\n" for o, t, v in rec)
 
 
 class Responder:
@@ -255,6 +266,8 @@ class Request(NamedTuple):
     rid: int
     context: bytes
     oids: list
+    tag: int = 0xA0                # GET, GETBULK…
+    max_repetitions: int = 0
 
 
 class ScriptedAgent(asyncio.DatagramProtocol):
@@ -292,8 +305,8 @@ class ScriptedAgent(asyncio.DatagramProtocol):
                                    report_scoped(self.engine_id, rid, "unknownEngineIDs"))]
         elif wire.authentic(m, self.keys[0], self.auth):
             buf, i, ctx = wire.scoped_pdu(m, self.keys[1])
-            _, rid, _, _, vbs = wire.decode_pdu(buf, i)
-            req = Request(m.msg_id, rid, ctx, [o for o, _ in vbs])
+            tag, rid, _, reps, vbs = wire.decode_pdu(buf, i)
+            req = Request(m.msg_id, rid, ctx, [o for o, _ in vbs], tag, reps)
             self.requests.append(req)
             out = self.script(self, req)
         else:
@@ -328,6 +341,7 @@ class ScriptedAgent(asyncio.DatagramProtocol):
 
 # --- the fast responder process ------------------------------------------------------------------
 TAGS = {"2": lambda v: wire.integer(int(v)), "4": lambda v: wire.tlv(0x04, v.encode()),
+        "4x": lambda v: wire.tlv(0x04, bytes.fromhex(v)),  # snmpsim's hex-encoded OCTET STRING
         "6": lambda v: wire.tlv(0x06, wire.oid_body(tuple(int(x) for x in v.split(".")))),
         "65": lambda v: wire.unsigned(int(v), 0x41), "66": lambda v: wire.unsigned(int(v), 0x42),
         "67": lambda v: wire.unsigned(int(v), 0x43), "70": lambda v: wire.unsigned(int(v), 0x46)}

@@ -46,7 +46,7 @@ class Options:
     arm_minutes: int = 5              # native commit-confirm timer on platforms that have one
     verify_timeout: float = 40.0      # seconds to wait for the checks (OSPF needs a few hellos)
     port: int = 22
-    snmp_port: int = 161
+    snmp_port: int | None = None      # every device's SNMP on this port instead of its own snmp_port (the tests' doubles)
     step: object = field(default=lambda n=1, label=None: None)
 
 
@@ -111,10 +111,11 @@ def _template_dir(opts: Options) -> Path:
 
 # --- checks ----------------------------------------------------------------------------------
 
-def _snmp_ifname(access: Access, dev, address, port: int = 161) -> str:
+def _snmp_ifname(access: Access, dev, address, port: int | None = None) -> str:
     """ifName of the interface that carries ``address`` (IP-MIB ipAdEntIfIndex, IF-MIB ifName), asked
     through the collectors' own SNMPv3 client: keys from the credential references, never in argv."""
-    target, = snmp_targets(access.inv, [dev.id], access.environ, port=port, timeout=2.0, retries=1)
+    target, = snmp_targets(access.inv, [dev.id], access.environ, timeout=2.0, retries=1)
+    target.port = port or target.port
     index_oid = f"1.3.6.1.2.1.4.20.1.2.{address}"
 
     async def ask() -> object:
@@ -144,7 +145,7 @@ def _names(plat, name: str) -> set[str]:
 
 
 def checks(access: Access, link, ends: list[End], addrs: dict, county: End, active: bool,
-           snmp_port: int = 161) -> list[dict]:
+           snmp_port: int | None = None) -> list[dict]:
     """Run every check once; each result has name, ok and the evidence text."""
     out = []
 
@@ -166,6 +167,8 @@ def checks(access: Access, link, ends: list[End], addrs: dict, county: End, acti
                 cmd = p.ping.format(source=addrs[str(e.end)].ip, target=addrs[str(peer.end)].ip)
                 pr = s.run(cmd, check=False)
                 add(f"{e.device.id} ping {peer.device.id} across the link 链路连通", re.search(p.ping_ok, pr), pr)
+            if "snmp" not in e.device.access:  # not managed over SNMP: nothing to see there
+                continue
             ifname = _snmp_ifname(access, e.device, addrs[str(e.end)].ip, snmp_port)
             add(f"{e.device.id} SNMP ifName of {addrs[str(e.end)].ip} = {name} 网管可见", ifname == name,
                 f"ipAdEntIfIndex → ifName {ifname or '(none)'}")
@@ -178,7 +181,7 @@ def checks(access: Access, link, ends: list[End], addrs: dict, county: End, acti
     return out
 
 
-def verify(access: Access, link, ends, addrs, county, active, timeout: float, snmp_port: int = 161) -> list[dict]:
+def verify(access: Access, link, ends, addrs, county, active, timeout: float, snmp_port: int | None = None) -> list[dict]:
     """Repeat the checks until all pass or ``timeout`` seconds have gone by; the last round is the evidence."""
     deadline = time.monotonic() + timeout
     while True:

@@ -68,4 +68,11 @@ class InventoryModule(BaseInventoryPlugin):
             for k, v in hv.items():
                 # only the credential references are templates, lookups the view wrote itself; every
                 # other value (names people typed among them) is data Ansible never evaluates
-                self.inventory.set_variable(host, k, trust_as_template(v) if k in CREDENTIAL_VARS else untrusted(v))
+                self.inventory.set_variable(host, k, _trusted(v) if k in CREDENTIAL_VARS else untrusted(v))
+
+
+def _trusted(value):
+    """A credential reference, or a mapping of them (the administrators' keys), as templates."""
+    if isinstance(value, dict):
+        return {k: trust_as_template(v) for k, v in value.items()}
+    return trust_as_template(value)
