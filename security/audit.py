@@ -198,7 +198,8 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
     # Log retention is judged where the logs are: the log hosts (those in scope, and those that receive from
     # it) are read first, so each sender's verdict rests on its log host's store as read in this run.
     store_hosts = logstore.log_hosts(inv, scope)
-    first = {lh: {"dengbao_log_senders": [s.device for s in logstore.senders(inv, lh)]} for lh in store_hosts}
+    first = {lh: {"dengbao_log_senders": [s.device for s in logstore.senders(inv, lh)],
+                  "dengbao_log_admit": logstore.admitted(inv, lh)} for lh in store_hosts}
     results: dict[str, dict] = {}
     stores: dict[str, dict | None] = {}
 

@@ -603,24 +603,46 @@ def _dport(rule: str, port: int) -> bool:
     return bool(re.search(rf"dport ({port}\b|\{{[^}}]*\b{port}\b[^}}]*\}})", rule))
 
 
+def _saddrs(rule: str) -> list | None:
+    """The networks an nft rule's ``ip saddr`` matches (one address, a prefix or a ``{ … }`` set); None when
+    the rule names no source, negates it or names one this check does not read (then it admits too much)."""
+    m = re.search(r"ip saddr (\{[^}]*\}|[^\s!{]\S*)", rule)
+    try:
+        return [ipaddress.ip_network(x.strip(), strict=False) for x in m.group(1).strip("{} ").split(",")] if m else None
+    except ValueError:
+        return None
+
+
+def _opened(deny: list[list[str]], port: int, proto: str = "") -> list[str]:
+    """The accept rules of the default-deny input chains that open ``port`` (those naming no port open all)."""
+    return [r for rules in deny for r in rules if r.endswith("accept") and not _ALWAYS.match(r)
+            and ((_dport(r, port) and (not proto or f"{proto} dport" in r)) or "dport" not in r)]
+
+
 def mgmt_access(f, p):
-    """Default deny on input, and each management port accepted only from the management network."""
+    """Default deny on input, and each management port accepted only from the management network; on a log
+    host (``dengbao_log_admit``, set by the audit engine from logstore.admitted) each log port accepted only
+    from that host's own senders' addresses, as the firewall role writes it."""
     net = ipaddress.ip_network(p["dengbao_mgmt_network"])
     chains = _input_chains(f.get("nft", ""))
     deny = [rules for policy, rules in chains if policy == "drop"]
     subs = [_sub("input default deny 默认拒绝", bool(deny), f"{len(deny)} of {len(chains)} input chains with policy drop")]
     for port in p["dengbao_mgmt_ports"]:
         if deny:
-            opened = [r for rules in deny for r in rules if r.endswith("accept") and not _ALWAYS.match(r)
-                      and (_dport(r, port) or "dport" not in r)]
-            sources = [re.search(r"ip saddr (\S+)", r) for r in opened]
-            ok = bool(opened) and all(m and ipaddress.ip_network(m.group(1), strict=False).subnet_of(net) for m in sources)
+            opened = _opened(deny, port)
+            ok = bool(opened) and all(s is not None and all(n.subnet_of(net) for n in s) for s in map(_saddrs, opened))
             detail = "; ".join(opened) or "not accepted"
         else:  # policy accept: only a drop of everyone else closes the port
             rules = f.get("nft", "")
             ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules))
             detail = "policy accept with a drop rule" if ok else "open to all"
         subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok, detail))
+    for log in p.get("dengbao_log_admit") or []:
+        senders = {ipaddress.ip_network(a) for a in log["sources"]}
+        opened = _opened(deny, log["port"], log["proto"])
+        ok = bool(opened) and all(s is not None and set(s) <= senders for s in map(_saddrs, opened))
+        subs.append(_sub(f"port {log['port']}/{log['proto']} only from its {len(senders)} log senders 仅本机日志源访问", ok,
+                         "; ".join(opened) or ("not accepted" if deny else "no default deny")))
     return subs, ["nft"]
 
 

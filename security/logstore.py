@@ -26,6 +26,7 @@ Remote reads go through the access layer as one read-only script on stdin under 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -87,6 +88,21 @@ def log_hosts(inv: Inventory, scope: str | None = None) -> dict[str, list[Sender
 def senders(inv: Inventory, loghost: str) -> list[Sender]:
     """Every device whose logs go to ``loghost``."""
     return log_hosts(inv, loghost).get(loghost, [])
+
+
+def admitted(inv: Inventory, loghost: str) -> list[dict]:
+    """What ``loghost``'s firewall admits for the store: per transport (``proto``, ``port``) the management
+    addresses of its senders (``sources``), and nothing wider. Every sender sends to the log host's management
+    address, which it reaches over its own management interface on the out-of-band management network, so its
+    source is its management address; the receiver files nothing from any other address anyway."""
+    p = host_params(inv, loghost)
+    items = senders(inv, loghost)
+    out = []
+    for proto, transport, port in (("tcp", "relp", p["dengbao_log_relp_port"]), ("udp", "udp", p["dengbao_log_port"])):
+        sources = sorted({s.address for s in items if s.transport == transport}, key=ipaddress.ip_address)
+        if sources:
+            out.append({"proto": proto, "port": int(port), "sources": sources})
+    return out
 
 
 # ------------------------------------------------------------------------------------ rendering

@@ -245,3 +245,26 @@ def test_mgmt_access_wants_default_deny_and_management_only_ports(policy, rules,
     subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % (policy, rules)}, host_params(INV, "gd-db1"))
     failed = {("default" if "default" in s["label"] else s["label"].split()[1]) for s in subs if not s["ok"]}
     assert failed == bad, subs
+
+
+LOG_ADMIT = [{"proto": "tcp", "port": 2514, "sources": ["10.254.44.13", "10.254.44.14"]},
+             {"proto": "udp", "port": 514, "sources": ["10.254.44.11"]}]
+MGMT = "ip saddr 10.254.0.0/16 tcp dport 22 accept\nip saddr 10.254.0.0/16 udp dport 161 accept\n"
+
+
+@pytest.mark.parametrize("rules, bad", [
+    # as nft lists the role's rules back: a set of addresses, and one address without braces
+    ("ip saddr { 10.254.44.14, 10.254.44.13 } tcp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept", set()),
+    ("ip saddr 10.254.0.0/16 tcp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept", {"2514/tcp"}),  # too wide
+    ("ip saddr { 10.254.44.13, 10.254.44.14, 10.254.9.9 } tcp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept",
+     {"2514/tcp"}),  # not a sender of this log host
+    ("ip saddr { 10.254.44.13, 10.254.44.14 } tcp dport 2514 accept\nudp dport 514 accept", {"514/udp"}),  # from anyone
+    ("ip saddr { 10.254.44.13, 10.254.44.14 } udp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept",
+     {"2514/tcp"}),  # RELP is TCP
+    ("ip saddr != 10.254.44.11 udp dport 514 accept", {"2514/tcp", "514/udp"}),  # not accepted; a negation admits the world
+])
+def test_a_log_hosts_log_ports_are_open_to_its_own_senders_only(rules, bad):
+    params = {**host_params(INV, "gd-mon1"), "dengbao_log_admit": LOG_ADMIT}
+    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", BASE + MGMT + rules)}, params)
+    failed = {s["label"].split()[1] for s in subs if not s["ok"]}
+    assert failed == bad, subs

@@ -172,6 +172,17 @@ def test_the_receiver_admits_exactly_its_senders_and_files_by_source(inv):
     assert "rotate 180" in files[logstore.ROTATE] and "compress" in files[logstore.ROTATE]
 
 
+def test_the_firewall_admits_each_log_port_from_exactly_the_addresses_the_receiver_files(inv):
+    """A sender's source is its management address (it reaches the log host's management address over its
+    management interface): the firewall admits those, per transport, and no network wider than them."""
+    files = logstore.render_receiver(inv, "gd-mon1")
+    tables = {k: {r["index"] for r in json.loads(files[logstore.TABLES[k]])["table"]} for k in ("relp", "udp")}
+    admit = {(a["proto"], a["port"]): a["sources"] for a in logstore.admitted(inv, "gd-mon1")}
+    assert {k: set(v) for k, v in admit.items()} == {("tcp", 2514): tables["relp"], ("udp", 514): tables["udp"]}
+    assert all(a.startswith("10.254.") for v in admit.values() for a in v)  # the management network's, never LAN or WAN
+    assert logstore.admitted(inv, "huadu-srv1") == []  # not a log host: nothing to admit
+
+
 def test_the_ministry_receives_from_the_province_log_hosts_and_relays_nothing(inv):
     conf = logstore.render_receiver(inv, "bu-mon1")[logstore.RECEIVE]
     assert '"gd-mon1"' in conf and '"sc-mon1"' in conf and "dengbao_relay" not in conf
@@ -222,3 +233,5 @@ def test_the_playbooks_filter_renders_through_the_same_functions(monkeypatch):
     assert f("gd-mon1", "receiver") == logstore.render_receiver(inv, "gd-mon1")
     assert f("huadu-srv1", "receiver") == {}  # not a log host: no receiver files
     assert f("huadu-srv1", "sender") == logstore.render_sender(inv, "huadu-srv1")
+    admit = mod.FilterModule().filters()["dengbao_log_admit"]
+    assert admit("gd-mon1") == logstore.admitted(inv, "gd-mon1") and admit("huadu-srv1") == []

@@ -25,6 +25,13 @@ def dengbao_log_files(host: str, part: str) -> dict[str, str]:
     return logstore.render_receiver(inv, host) if logstore.senders(inv, host) else {}
 
 
+def dengbao_log_admit(host: str) -> list[dict]:
+    """What ``host``'s firewall admits for its log store: [{proto, port, sources}], empty unless it is a log host."""
+    from jinbao_netops.security import logstore
+
+    return logstore.admitted(_inventory(os.environ.get("NETOPS_INVENTORY") or None), host)
+
+
 class FilterModule:
     def filters(self):
-        return {"dengbao_log_files": dengbao_log_files}
+        return {"dengbao_log_files": dengbao_log_files, "dengbao_log_admit": dengbao_log_admit}
