@@ -230,7 +230,7 @@ class Lab:
 
     def _make_ca(self) -> None:
         """The lab's own certificate authority (the province PKI's part): it signs every node's TLS
-        certificate (syslog over TLS); its key stays in the lab's 0700 directory, 0600."""
+        certificate (RELP over TLS); its key stays in the lab's 0700 directory, 0600."""
         tls = self.dir / "tls"
         tls.mkdir(mode=0o700, exist_ok=True)
         _run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(tls / "ca.key")])
