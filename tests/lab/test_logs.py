@@ -54,6 +54,23 @@ def forwarding_as(node: str, claimed: str):
         sh(node, f"rm -f {path}; systemctl restart rsyslog")
 
 
+@contextmanager
+def firewall_admits(node: str, source: str, port: int):
+    """On a hardened log host the firewall drops another province's server before RELP sees it (test_security
+    proves that): a test rule admits ``source`` for the duration, so the RELP allowlist is proven on its own."""
+    if sh(node, "nft list table inet dengbao >/dev/null 2>&1").returncode != 0:  # not hardened: no firewall
+        yield
+        return
+    addr, mark = INV.devices[source].management, "netops_test_admit"
+    assert sh(node, f"nft insert rule inet dengbao input ip saddr {addr} tcp dport {port} accept comment {mark}").returncode == 0
+    try:
+        yield
+    finally:
+        handles = re.findall(rf"comment \"{mark}\" # handle (\d+)", sh(node, "nft -a list chain inet dengbao input").stdout)
+        for h in handles:
+            sh(node, f"nft delete rule inet dengbao input handle {h}")
+
+
 @pytest.fixture(scope="module")
 def store(lab):
     assert LOGHOST == logstore.log_host_of(INV, SENDER) and LOGHOST != logstore.log_host_of(INV, OUTSIDER)
@@ -94,7 +111,8 @@ def test_a_node_outside_the_allowlist_is_refused_and_a_forged_hostname_is_filed_
     assert f"forged-{tag}" not in stored(OTHER)
     # … another province's server, sending the same way with a valid lab certificate, is not on this log host's
     # allowlist: it is refused, and once a later allowlisted line is in, the outsider's is nowhere in the store
-    with forwarding_as(OUTSIDER, claimed=OUTSIDER) as send:
+    relp = host_params(INV, LOGHOST)["dengbao_log_relp_port"]
+    with firewall_admits(LOGHOST, OUTSIDER, relp), forwarding_as(OUTSIDER, claimed=OUTSIDER) as send:
         send(f"outsider-{tag}")
         refusals = f"journalctl -u rsyslog --no-pager -n 300 | grep -iE 'relp.*(auth|permit|peer)' | grep -E '{OUTSIDER}|{INV.devices[OUTSIDER].management}'; true"
         until("the log host refusing the outsider, naming it", lambda: sh(LOGHOST, refusals).stdout.strip(), 90)
