@@ -225,7 +225,33 @@ class Lab:
             else:
                 values[s.name] = secrets.token_hex(12)
         write_atomic(self.dir / "secrets.json", json.dumps(values, indent=1), 0o600)
+        self._make_ca()
         return values
+
+    def _make_ca(self) -> None:
+        """The lab's own certificate authority (the province PKI's part): it signs every node's TLS
+        certificate (RELP over TLS); its key stays in the lab's 0700 directory, 0600."""
+        tls = self.dir / "tls"
+        tls.mkdir(mode=0o700, exist_ok=True)
+        _run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(tls / "ca.key")])
+        os.chmod(tls / "ca.key", 0o600)
+        _run(["openssl", "req", "-x509", "-new", "-key", str(tls / "ca.key"), "-days", "3650", "-subj",
+              f"/O=jinbao-netops lab/CN=lab {self.name} CA", "-out", str(tls / "ca.crt")])
+
+    def _node_cert(self, node: planmod.Node, root: Path) -> None:
+        """The node's TLS key (generated in its root-only directory, 0600) and certificate: its name is the
+        inventory device id (what a log host's allowlist admits), with its management address."""
+        ca, d = self.dir / "tls", root / "etc/jinbao-netops/tls"
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key, csr = d / "node.key", self.dir / "tls" / f"{node.device}.csr"
+        _run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)])
+        os.chmod(key, 0o600)
+        _run(["openssl", "req", "-new", "-key", str(key), "-subj", f"/CN={node.device}", "-out", str(csr)])
+        ext = f"subjectAltName=DNS:{node.device},IP:{node.mgmt.split('/')[0]}\nextendedKeyUsage=serverAuth,clientAuth\n"
+        _run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca / "ca.crt"), "-CAkey", str(ca / "ca.key"),
+              "-CAcreateserial", "-days", "825", "-extfile", "/dev/stdin", "-out", str(d / "node.crt")], input=ext)
+        csr.unlink()
+        write_atomic(d / "ca.crt", (ca / "ca.crt").read_text())
 
     def _host_bridge(self, plan: planmod.Plan) -> None:
         if _run(["ip", "link", "show", plan.bridge], check=False).returncode != 0:
@@ -282,6 +308,7 @@ class Lab:
         kind, key = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
         with open(self.dir / "known_hosts", "a") as kh:
             kh.write(f"{mgmt_ip} {kind} {key}\n")
+        self._node_cert(node, root)
         # snmpd: v3 authPriv user (and v2c only where the inventory says so)
         _, snmp_gid = _ids(root, "Debian-snmp")
         write_atomic(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(node, values), 0o640, (0, snmp_gid))

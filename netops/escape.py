@@ -8,7 +8,7 @@ a word or a tag to what is rendered.
 Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stays text), the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
-configuration (snmpd.conf), the Jinja environments that render those files (``jinja``), and what
+configuration (snmpd.conf), an rsyslog RainerScript string constant, the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
 """
@@ -80,6 +80,13 @@ def conf(text: object) -> str:
     """A value at the end of a line of a line-based daemon configuration (snmpd.conf ``sysLocation``):
     one line; a leading ``#`` or quote cannot turn it into a comment or a quoted token."""
     return one_line(text).replace('"', "'").lstrip("#").strip()
+
+
+def rsyslog(text: object) -> str:
+    """An rsyslog RainerScript string constant (``target="…"``, ``permittedPeer=["…"]``, a template's
+    literal text): one line, double-quoted, backslash and double quote escaped with a backslash, and
+    ``%`` (a property reference inside a template string) the full-width ``％``."""
+    return '"' + one_line(text).replace("\\", "\\\\").replace('"', '\\"').replace("%", "％") + '"'
 
 
 def ip_batch(text: object) -> str:

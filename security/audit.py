@@ -21,7 +21,7 @@ from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.inventory.store import Inventory
 
-from . import devicerules, hostchecks, records
+from . import devicerules, hostchecks, logstore, records
 from .catalogue import (
     FAIL,
     MANUAL,
@@ -157,7 +157,8 @@ def _collect_host(run, device: str, params: dict) -> str:
     return output
 
 
-def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Records) -> dict:
+def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Records, extra: dict | None = None) -> dict:
+    """One host; ``extra``: parameters the engine adds from other hosts (the log store's view)."""
     d = inv.devices[device]
     site = inv.sites[d.site]
     plat = d.platform_info
@@ -166,9 +167,13 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Re
            "status": "ok", "error": None, "started": now(), "seconds": 0.0, "results": []}
     t0 = time.monotonic()
     try:
-        params = host_params(inv, device)
+        params = {**host_params(inv, device), **(extra or {})}
         if plat.kind == "server":
-            out["results"] = audit_server(cat, params, _collect_host(run, device, params), now(), rec, device, d.platform)
+            output = _collect_host(run, device, params)
+            out["results"] = audit_server(cat, params, output, now(), rec, device, d.platform)
+            if params.get("dengbao_log_senders"):
+                out["log_store"] = logstore.store_state(hostchecks.split(output).get("logstore", ""),
+                                                        params["dengbao_log_retention_days"])
         else:
             config = run(device, plat.show_running, None)
             host = _collect_host(run, device, params) if devicerules.on_host(d.platform) else ""
@@ -190,14 +195,40 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
     cat = load_catalogue()
     hosts = inv.scope(scope)
     started, t0 = now(), time.monotonic()
+    # Log retention is judged where the logs are: the log hosts (those in scope, and those that receive from
+    # it) are read first, so each sender's verdict rests on its log host's store as read in this run.
+    store_hosts = logstore.log_hosts(inv, scope)
+    first = {lh: {"dengbao_log_senders": [s.device for s in logstore.senders(inv, lh)],
+                  "dengbao_log_admit": logstore.admitted(inv, lh)} for lh in store_hosts}
     results: dict[str, dict] = {}
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futs = {pool.submit(audit_host, inv, cat, h, run, rec): h for h in hosts}
-        for fut in as_completed(futs):
-            rec = fut.result()
-            results[rec["host"]] = rec
-            if progress:
-                progress(1, f"{rec['host']} {'✗ unreachable' if rec['status'] != 'ok' else ''}")
+    stores: dict[str, dict | None] = {}
+
+    def wave(devices: list[str], extra) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            futs = {pool.submit(audit_host, inv, cat, h, run, rec, extra(h)): h for h in devices}
+            for fut in as_completed(futs):
+                host = fut.result()
+                if host["host"] in first:
+                    stores[host["host"]] = host.get("log_store")
+                if host["host"] not in hosts:
+                    continue  # a log host outside the scope: read for its store only
+                results[host["host"]] = host
+                if progress:
+                    progress(1, f"{host['host']} {'✗ unreachable' if host['status'] != 'ok' else ''}")
+
+    def store_view(h: str) -> dict:
+        lh = logstore.log_host_of(inv, h) if inv.devices[h].platform_info.kind == "server" else None
+        out = dict(first.get(h, {}))
+        if lh:
+            out["dengbao_log_store"] = logstore.sender_evidence(lh, stores.get(lh), h, host_params(inv, h)["dengbao_log_retention_days"])
+        return out
+
+    pending = set(first)
+    while pending:  # the ministry's log host before the provinces', which send to it
+        ready = sorted(h for h in pending if logstore.log_host_of(inv, h) not in pending)
+        wave(ready, store_view)
+        pending -= set(ready)
+    wave([h for h in hosts if h not in first], store_view)
     order = {s.id: i for i, s in enumerate(inv.sites_in_order())}
     ordered = sorted(results.values(), key=lambda r: (order[r["site"]], r["host"]))
     report = {"tool": "netops audit", "format": 1, "baseline": "GB/T 22239-2019 第三级 (等保 2.0 三级)",

@@ -49,6 +49,11 @@ def _deny_ok(m: re.Match, p: dict) -> bool:
     return 0 < int(m.group(1)) <= p["dengbao_lock_deny"]
 
 
+def _loghost_ok(m: re.Match, p: dict) -> bool:
+    """The loghost is the device's log host (the province's, from the parameters), not any address."""
+    return m.group(1) == p["dengbao_log_host"]
+
+
 @dataclass(frozen=True)
 class OnHost:
     """A control the platform leaves to its Linux host: a hostchecks check over the host's collected
@@ -69,7 +74,8 @@ RULES: dict[str, dict[str, list[Req] | str]] = {
         "net-idle-timeout": [each("VTY idle-timeout ≤ limit", VTY_HUAWEI, r"^\s+idle-timeout (\d+)(?: (\d+))?", _minutes_ok)],
         "net-snmpv3": [absent("no snmp-agent community 无团体名", r"^snmp-agent community "),
                        present("snmp-agent sys-info version v3", r"^snmp-agent sys-info version v3\s*$")],
-        "net-syslog": [present("info-center loghost", r"^info-center loghost (?:source \S+ )?\d+\.\d+\.\d+\.\d+")],
+        "net-syslog": [present("info-center loghost = log host 日志服务器", r"^info-center loghost (?:source \S+ )?(\d+\.\d+\.\d+\.\d+)",
+                                      _loghost_ok)],
         "net-ntp": [present("ntp-service unicast-server", r"^ntp-service unicast-server \S+")],
         "net-banner": [present("header login", r"^header (login|shell) ")],
         "net-vty-acl": [each("VTY acl inbound", VTY_HUAWEI, r"^\s+acl (ipv6 )?\d+ inbound")],
@@ -89,7 +95,8 @@ RULES: dict[str, dict[str, list[Req] | str]] = {
         "net-idle-timeout": [each("line vty idle-timeout ≤ limit", VTY_LINE, r"^\s+idle-timeout (\d+)(?: (\d+))?", _minutes_ok)],
         "net-snmpv3": [absent("no snmp-agent community 无团体名", r"^snmp-agent community "),
                        present("snmp-agent sys-info version v3", r"^snmp-agent sys-info version v3\s*$")],
-        "net-syslog": [present("info-center loghost", r"^info-center loghost (?:vpn-instance \S+ )?\d+\.\d+\.\d+\.\d+")],
+        "net-syslog": [present("info-center loghost = log host 日志服务器", r"^info-center loghost (?:vpn-instance \S+ )?(\d+\.\d+\.\d+\.\d+)",
+                                      _loghost_ok)],
         "net-ntp": [present("ntp-service unicast-server", r"^ntp-service unicast-server \S+")],
         "net-banner": [present("header login/motd", r"^header (login|motd|shell) ")],
         "net-vty-acl": [present("ssh server acl", r"^ssh server (ipv6 )?acl \d+")],
@@ -107,7 +114,7 @@ RULES: dict[str, dict[str, list[Req] | str]] = {
                              each("line con exec-timeout ≤ limit", r"^line con ", r"^\s+exec-timeout (\d+)(?: (\d+))?", _minutes_ok)],
         "net-snmpv3": [absent("no snmp-server community 无团体名", r"^snmp-server community "),
                        present("snmp-server group v3 priv", r"^snmp-server group \S+ v3 priv")],
-        "net-syslog": [present("logging host", r"^logging (host )?\d+\.\d+\.\d+\.\d+")],
+        "net-syslog": [present("logging host = log host 日志服务器", r"^logging (?:host )?(\d+\.\d+\.\d+\.\d+)", _loghost_ok)],
         "net-ntp": [present("ntp server", r"^ntp server \S+")],
         "net-banner": [present("banner login/motd", r"^banner (login|motd) ")],
         "net-vty-acl": [each("line vty access-class in", VTY_LINE, r"^\s+access-class \S+ in")],

@@ -11,7 +11,7 @@ import re
 
 from jinbao_netops import escape
 
-from . import sudopolicy
+from . import logstore, sudopolicy
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
 MARK = "@@@dengbao "
@@ -57,6 +57,7 @@ def sections(params: dict) -> dict[str, str]:
         "auditctl_rules": "auditctl -l",
         "rsyslog": "grep -hsvE '^\\s*(#|$)' /etc/rsyslog.conf /etc/rsyslog.d/*.conf | grep -E '@|omfwd|[Tt]arget='",
         "logrotate": "grep -HsvE '^\\s*(#|$)' /etc/logrotate.d/rsyslog /etc/logrotate.d/syslog /etc/logrotate.conf",
+        "logstore": logstore.STORE_FACTS,
         "chrony": "grep -hsE '^\\s*(server|pool|peer)\\s' /etc/chrony/chrony.conf /etc/chrony.conf /etc/chrony/sources.d/*.sources /etc/chrony/conf.d/*.conf",
         "chronyc": "chronyc -n sources",
         # the configuration the running snmpd loaded (its -c FILE, else the default), keys cut before they leave the host
@@ -404,18 +405,29 @@ def audit_daemon(f, p):
 
 
 def log_forwarding(f, p):
+    """The effective forwarding: a RELP action to the log host over TLS that checks the log host's certificate
+    name, queued on disk across restarts — a plain UDP or TCP rule forwards, but proves neither."""
     host = p["dengbao_log_host"]
     if not host:
         return None, ["rsyslog"]  # this host is the top of the log chain
     active = _units(f).get("rsyslog", ("",))[0] == "active"
     fwd = f.get("rsyslog", "")
     hit = re.search(rf"(@@?\[?{re.escape(host)}\]?(:\d+)?\b|target=\"{re.escape(host)}\")", fwd)
+    action = next((ln for ln in fwd.splitlines() if f'target="{host}"' in ln), "")
+    tls = all(x in action for x in ('type="omrelp"', 'tls="on"', 'tls.authMode="name"', 'tls.permittedPeer=['))
+    queued = "queue.filename=" in action and 'queue.saveOnShutdown="on"' in action
     return [_sub("rsyslog active 日志服务运行", active),
-            _sub(f"*.* forwarded to {host} 转发至省级日志服务器", bool(hit), (hit.group(0) if hit else "no forwarding rule"))], ["units", "rsyslog"]
+            _sub(f"*.* forwarded to {host} 转发至省级日志服务器", bool(hit), (hit.group(0) if hit else "no forwarding rule")),
+            _sub("RELP over TLS, log host's certificate checked 可靠加密传输并认证日志服务器", tls, action.strip()[:200] or "no action to the log host"),
+            _sub("disk-assisted queue kept across restarts 磁盘队列防丢失", queued, "queue.filename, saveOnShutdown" if queued else "none")], \
+        ["units", "rsyslog"]
 
 
 def log_retention(f, p):
-    """rotate × period of the syslog files; a file inherits logrotate.conf's global settings."""
+    """Where the logs are: the local syslog files (rotate × period; a file inherits logrotate.conf's global
+    settings); on a log host its store (rotation, compression, the hash chain's seal); on a sender, that its log host's
+    store, as this audit read it, holds its file (``dengbao_log_store``, set by the audit engine). A sender
+    that is silent shows on its own verdict and in `netops logs status`, not on the log host's."""
     days_per = {"daily": 1, "weekly": 7, "monthly": 31, "yearly": 365}
     files: dict[str, dict] = {}
     for line in f.get("logrotate", "").splitlines():
@@ -430,7 +442,20 @@ def log_retention(f, p):
     kept = [{**glob, **b} for name, b in files.items() if "syslog" in name]
     best = max((b["period"] * b["rotate"] for b in kept), default=0)
     want = p["dengbao_log_retention_days"]
-    return [_sub(f"syslog rotation keeps ≥ {want} days 日志保存期限", best >= want, f"{best} days")], ["logrotate"]
+    subs = [_sub(f"syslog rotation keeps ≥ {want} days 日志保存期限", best >= want, f"{best} days")]
+    senders = p.get("dengbao_log_senders") or []
+    if senders:
+        st = logstore.store_state(f.get("logstore", ""), want)
+        rot = st["rotation"]
+        subs += [_sub(f"log store keeps ≥ {want} days, compressed 日志服务器保存期限", st["retention_ok"],
+                      f"{rot['kept_days']} days, compress={rot['compress']} ({logstore.ROTATE}); "
+                      f"{len(set(senders) & set(st['sources']))}/{len(senders)} senders in the store"),
+                 _sub("hash chain sealed at each rotation 防篡改哈希链", st["sealed"], logstore.SEAL if st["sealed"] else "no seal")]
+    store = p.get("dengbao_log_store")
+    if p["dengbao_log_host"]:
+        subs.append(_sub("the log host keeps this host's logs 日志服务器保存本机日志", bool(store and store["ok"]),
+                         store["detail"] if store else "the log host's store was not read in this audit"))
+    return subs, ["logrotate", "logstore"]
 
 
 def time_sync(f, p):
@@ -578,24 +603,46 @@ def _dport(rule: str, port: int) -> bool:
     return bool(re.search(rf"dport ({port}\b|\{{[^}}]*\b{port}\b[^}}]*\}})", rule))
 
 
+def _saddrs(rule: str) -> list | None:
+    """The networks an nft rule's ``ip saddr`` matches (one address, a prefix or a ``{ … }`` set); None when
+    the rule names no source, negates it or names one this check does not read (then it admits too much)."""
+    m = re.search(r"ip saddr (\{[^}]*\}|[^\s!{]\S*)", rule)
+    try:
+        return [ipaddress.ip_network(x.strip(), strict=False) for x in m.group(1).strip("{} ").split(",")] if m else None
+    except ValueError:
+        return None
+
+
+def _opened(deny: list[list[str]], port: int, proto: str = "") -> list[str]:
+    """The accept rules of the default-deny input chains that open ``port`` (those naming no port open all)."""
+    return [r for rules in deny for r in rules if r.endswith("accept") and not _ALWAYS.match(r)
+            and ((_dport(r, port) and (not proto or f"{proto} dport" in r)) or "dport" not in r)]
+
+
 def mgmt_access(f, p):
-    """Default deny on input, and each management port accepted only from the management network."""
+    """Default deny on input, and each management port accepted only from the management network; on a log
+    host (``dengbao_log_admit``, set by the audit engine from logstore.admitted) each log port accepted only
+    from that host's own senders' addresses, as the firewall role writes it."""
     net = ipaddress.ip_network(p["dengbao_mgmt_network"])
     chains = _input_chains(f.get("nft", ""))
     deny = [rules for policy, rules in chains if policy == "drop"]
     subs = [_sub("input default deny 默认拒绝", bool(deny), f"{len(deny)} of {len(chains)} input chains with policy drop")]
     for port in p["dengbao_mgmt_ports"]:
         if deny:
-            opened = [r for rules in deny for r in rules if r.endswith("accept") and not _ALWAYS.match(r)
-                      and (_dport(r, port) or "dport" not in r)]
-            sources = [re.search(r"ip saddr (\S+)", r) for r in opened]
-            ok = bool(opened) and all(m and ipaddress.ip_network(m.group(1), strict=False).subnet_of(net) for m in sources)
+            opened = _opened(deny, port)
+            ok = bool(opened) and all(s is not None and all(n.subnet_of(net) for n in s) for s in map(_saddrs, opened))
             detail = "; ".join(opened) or "not accepted"
         else:  # policy accept: only a drop of everyone else closes the port
             rules = f.get("nft", "")
             ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules))
             detail = "policy accept with a drop rule" if ok else "open to all"
         subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok, detail))
+    for log in p.get("dengbao_log_admit") or []:
+        senders = {ipaddress.ip_network(a) for a in log["sources"]}
+        opened = _opened(deny, log["port"], log["proto"])
+        ok = bool(opened) and all(s is not None and set(s) <= senders for s in map(_saddrs, opened))
+        subs.append(_sub(f"port {log['port']}/{log['proto']} only from its {len(senders)} log senders 仅本机日志源访问", ok,
+                         "; ".join(opened) or ("not accepted" if deny else "no default deny")))
     return subs, ["nft"]
 
 

@@ -79,21 +79,21 @@ PLANTED = {
         "net-ssh-only:telnet server off 关闭telnet", "net-ssh-only:VTY protocol inbound ssh",
         "net-aaa-lockout:VTY authentication-mode aaa", "net-aaa-lockout:local-aaa-user wrong-password lockout 登录失败锁定",
         "net-idle-timeout:VTY idle-timeout ≤ limit", "net-snmpv3:no snmp-agent community 无团体名",
-        "net-snmpv3:snmp-agent sys-info version v3", "net-syslog:info-center loghost", "net-ntp:ntp-service unicast-server",
+        "net-snmpv3:snmp-agent sys-info version v3", "net-syslog:info-center loghost = log host 日志服务器", "net-ntp:ntp-service unicast-server",
         "net-banner:header login", "net-vty-acl:VTY acl inbound", "net-unused-services:http server off",
         "net-unused-services:ftp server off", "net-encrypted-transport:SNMPv3 user with privacy 加密"},
     ("hp_comware", "comware-noncompliant.cfg"): {
         "net-ssh-only:ssh server enable", "net-ssh-only:telnet server off 关闭telnet", "net-ssh-only:line vty protocol inbound ssh",
         "net-aaa-lockout:line vty authentication-mode scheme", "net-aaa-lockout:password-control enable",
         "net-aaa-lockout:password-control login-attempt 登录失败锁定", "net-idle-timeout:line vty idle-timeout ≤ limit",
-        "net-snmpv3:no snmp-agent community 无团体名", "net-snmpv3:snmp-agent sys-info version v3", "net-syslog:info-center loghost",
+        "net-snmpv3:no snmp-agent community 无团体名", "net-snmpv3:snmp-agent sys-info version v3", "net-syslog:info-center loghost = log host 日志服务器",
         "net-ntp:ntp-service unicast-server", "net-banner:header login/motd", "net-vty-acl:ssh server acl",
         "net-unused-services:ip http off", "net-unused-services:ftp server off", "net-encrypted-transport:SNMPv3 user with privacy 加密"},
     ("cisco_ios", "ios-noncompliant.cfg"): {
         "net-ssh-only:ip ssh version 2", "net-ssh-only:line vty transport input ssh", "net-aaa-lockout:aaa new-model",
         "net-aaa-lockout:login block-for / max-fail 登录失败锁定", "net-idle-timeout:line vty exec-timeout ≤ limit",
         "net-idle-timeout:line con exec-timeout ≤ limit", "net-snmpv3:no snmp-server community 无团体名",
-        "net-snmpv3:snmp-server group v3 priv", "net-syslog:logging host", "net-ntp:ntp server", "net-banner:banner login/motd",
+        "net-snmpv3:snmp-server group v3 priv", "net-syslog:logging host = log host 日志服务器", "net-ntp:ntp server", "net-banner:banner login/motd",
         "net-vty-acl:line vty access-class in", "net-unused-services:ip http server off",
         "net-unused-services:tcp/udp small servers off", "net-encrypted-transport:SNMPv3 priv group 加密"},
     ("cisco_asa", "asa-noncompliant.cfg"): {
@@ -150,3 +150,13 @@ def test_partial_verdict_and_numbers():
     text = (FIX / "vrp-compliant.cfg").read_text().replace("retry-time 5", "retry-time 8")
     rows = {r["id"]: r for r in audit_network(CAT, "huawei_vrp", PARAMS, text, "display current-configuration", "t")}
     assert rows["net-aaa-lockout"]["verdict"] == PARTIAL
+
+
+def test_syslog_to_any_other_address_is_not_the_log_host():
+    for platform, fixture, old in (("huawei_vrp", "vrp-compliant.cfg", "info-center loghost 10.254.44.15"),
+                                   ("cisco_ios", "ios-compliant.cfg", "logging host 10.254.44.15")):
+        text = (FIX / fixture).read_text()
+        assert old in text
+        rows = {r["id"]: r for r in audit_network(CAT, platform, PARAMS, text.replace(old, old.replace("44.15", "44.99")), "show", "t")}
+        assert rows["net-syslog"]["verdict"] == FAIL, platform
+    assert PARAMS["dengbao_log_host"] == "10.254.44.15"  # gd-r1's log host: the province's monitor

@@ -22,6 +22,7 @@ from jinbao_netops.security.catalogue import (
 FIX = Path(__file__).parent / "fixtures/security"
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 CAT = load_catalogue()
+NO_RECORDS = records.from_catalogue({"assets": {}}, [], "backup catalogue test")
 
 
 def verdicts(fixture: str, host: str = "gd-db1", **override) -> dict[str, dict]:
@@ -56,8 +57,11 @@ def test_fresh_lab_node_fails_the_expected_controls():
     assert "container" in " ".join(f["detail"] for f in v["audit-daemon"]["findings"])
 
 
+KEPT = {"host": "gd-mon1", "ok": True, "detail": "/var/log/remote/gd-db1.log kept 180 ≥ 180 days, sealed"}
+
+
 def test_hardened_node_passes_every_automatable_control():
-    v = verdicts("debian12-hardened.txt", "gd-db1")
+    v = verdicts("debian12-hardened.txt", "gd-db1", dengbao_log_store=KEPT)
     expected = {c.id: PASS if c.automatable else MANUAL for c in CAT.scope("server")}
     # the automation account keeps unrestricted root for Ansible: 三权分立 is partly met, and says why
     expected["separation-of-duties"] = PARTIAL
@@ -109,6 +113,42 @@ def test_top_log_host_is_not_applicable_for_forwarding():
     assert "top" in v["time-sync"]["evidence"]["excerpt"]
 
 
+def test_log_verdicts_rest_on_the_transport_and_on_the_log_hosts_store():
+    hardened = (FIX / "debian12-hardened.txt").read_text()
+    udp = hardened.replace(next(ln for ln in hardened.splitlines() if 'target="10.254.44.15"' in ln),
+                           '*.* action(type="omfwd" target="10.254.44.15" port="514" protocol="udp")')
+    params = {**host_params(INV, "gd-db1"), "dengbao_log_store": KEPT}
+    v = {r["id"]: r for r in audit_server(CAT, params, udp, "2026-11-23T00:00:00+00:00", NO_RECORDS, "gd-db1")}
+    assert v["log-forwarding"]["verdict"] == PARTIAL  # forwards, but neither authenticated nor queued
+    assert {f["label"] for f in v["log-forwarding"]["findings"] if not f["ok"]} == {
+        "RELP over TLS, log host's certificate checked 可靠加密传输并认证日志服务器", "disk-assisted queue kept across restarts 磁盘队列防丢失"}
+    # the local files alone never make log retention 符合: the log host's store must keep this host's logs
+    for store in (None, {"host": "gd-mon1", "ok": False, "detail": "no file for gd-db1 in /var/log/remote"}):
+        v = verdicts("debian12-hardened.txt", "gd-db1", **({"dengbao_log_store": store} if store else {}))
+        assert v["log-retention"]["verdict"] == PARTIAL
+        assert not v["log-retention"]["findings"][-1]["ok"]
+
+
+def test_a_log_hosts_store_is_checked_for_rotation_and_seal():
+    from jinbao_netops.security import logstore
+
+    base = (FIX / "debian12-hardened.txt").read_text()
+    good = "\n".join(logstore.render_logrotate({"dengbao_log_retention_days": 180}).splitlines()[1:])
+    facts = f"{hostchecks.MARK}logstore\n{good}\nseal installed\nsource gd-db1\nsource huadu-srv1\n"
+    params = {**host_params(INV, "gd-mon1"), "dengbao_log_senders": ["gd-db1", "huadu-srv1"], "dengbao_log_store": KEPT}
+
+    def retention(text):
+        return {r["id"]: r for r in audit_server(CAT, params, base + text, "2026-11-23T00:00:00+00:00", NO_RECORDS, "gd-mon1")}["log-retention"]
+
+    assert retention(facts)["verdict"] == PASS
+    r = retention(facts.replace("source huadu-srv1\n", "").replace("rotate 180", "rotate 30").replace("seal installed\n", ""))
+    bad = {f["label"]: f["detail"] for f in r["findings"] if not f["ok"]}
+    assert r["verdict"] == PARTIAL and set(bad) == {"log store keeps ≥ 180 days, compressed 日志服务器保存期限",
+                                                    "hash chain sealed at each rotation 防篡改哈希链"}
+    assert bad["log store keeps ≥ 180 days, compressed 日志服务器保存期限"].startswith("30 days")
+    assert "1/2 senders" in bad["log store keeps ≥ 180 days, compressed 日志服务器保存期限"]
+
+
 @pytest.mark.parametrize("fixture", ["debian12-hardened.txt", "debian12-lab-fresh.txt", "openeuler-noncompliant.txt"])
 @pytest.mark.parametrize("host", ["bu-mon1", "gd-db1"])
 def test_not_applicable_only_with_its_reason(fixture, host):
@@ -134,8 +174,7 @@ def test_password_aging_reads_each_account_not_only_the_defaults():
 def test_an_account_left_at_never_expires_fails_even_with_good_defaults():
     text = (FIX / "debian12-hardened.txt").read_text().replace("zhangsan password 1 90 7", "zhangsan password 0 99999 7")
     params = host_params(INV, "gd-db1")
-    rec = records.from_catalogue({"assets": {}}, [], "backup catalogue test")
-    rows = {r["id"]: r for r in audit_server(CAT, params, text, "2026-11-23T00:00:00+00:00", rec, "gd-db1")}
+    rows = {r["id"]: r for r in audit_server(CAT, params, text, "2026-11-23T00:00:00+00:00", NO_RECORDS, "gd-db1")}
     assert rows["pw-aging"]["verdict"] == PARTIAL
     assert [s["detail"] for s in rows["pw-aging"]["findings"] if not s["ok"]] == ["min=0 max=99999 warn=7"]
 
@@ -205,4 +244,27 @@ BASE = 'iif "lo" accept\nct state established,related accept\nmeta l4proto { icm
 def test_mgmt_access_wants_default_deny_and_management_only_ports(policy, rules, bad):
     subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % (policy, rules)}, host_params(INV, "gd-db1"))
     failed = {("default" if "default" in s["label"] else s["label"].split()[1]) for s in subs if not s["ok"]}
+    assert failed == bad, subs
+
+
+LOG_ADMIT = [{"proto": "tcp", "port": 2514, "sources": ["10.254.44.13", "10.254.44.14"]},
+             {"proto": "udp", "port": 514, "sources": ["10.254.44.11"]}]
+MGMT = "ip saddr 10.254.0.0/16 tcp dport 22 accept\nip saddr 10.254.0.0/16 udp dport 161 accept\n"
+
+
+@pytest.mark.parametrize("rules, bad", [
+    # as nft lists the role's rules back: a set of addresses, and one address without braces
+    ("ip saddr { 10.254.44.14, 10.254.44.13 } tcp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept", set()),
+    ("ip saddr 10.254.0.0/16 tcp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept", {"2514/tcp"}),  # too wide
+    ("ip saddr { 10.254.44.13, 10.254.44.14, 10.254.9.9 } tcp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept",
+     {"2514/tcp"}),  # not a sender of this log host
+    ("ip saddr { 10.254.44.13, 10.254.44.14 } tcp dport 2514 accept\nudp dport 514 accept", {"514/udp"}),  # from anyone
+    ("ip saddr { 10.254.44.13, 10.254.44.14 } udp dport 2514 accept\nip saddr 10.254.44.11 udp dport 514 accept",
+     {"2514/tcp"}),  # RELP is TCP
+    ("ip saddr != 10.254.44.11 udp dport 514 accept", {"2514/tcp", "514/udp"}),  # not accepted; a negation admits the world
+])
+def test_a_log_hosts_log_ports_are_open_to_its_own_senders_only(rules, bad):
+    params = {**host_params(INV, "gd-mon1"), "dengbao_log_admit": LOG_ADMIT}
+    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", BASE + MGMT + rules)}, params)
+    failed = {s["label"].split()[1] for s in subs if not s["ok"]}
     assert failed == bad, subs

@@ -66,7 +66,7 @@ def test_rollup_by_site_level_and_clause():
 
 def test_diff_shows_what_changed():
     before = run_audit(INV, "huadu", run=fake_runner())
-    after = run_audit(INV, "huadu", run=fake_runner(hardened={"huadu-srv1"}))
+    after = run_audit(INV, "huadu", run=fake_runner(hardened={"huadu-srv1", "gd-mon1"}))  # gd-mon1: its log store
     d = diff(before, after)
     changed = {(c["host"], c["control"]) for c in d["changes"]}
     assert ("huadu-srv1", "ssh-root-login") in changed and not any(h == "huadu-r1" for h, _ in changed)

@@ -10,10 +10,12 @@ import jinja2
 import yaml
 from conftest import REPO, clean_env
 
-from jinbao_netops.security import hostchecks
+from jinbao_netops.inventory import load
+from jinbao_netops.security import hostchecks, logstore
 from jinbao_netops.security.catalogue import PARAMS, PLAYBOOKS
 
 ROLES = PLAYBOOKS / "roles"
+LOG_ADMIT = logstore.admitted(load(None), "gd-mon1")  # a province log host: servers over RELP, network devices over UDP
 BIN = Path(sys.executable).parent
 
 
@@ -86,7 +88,8 @@ def _facts_from_rendered(platform: str) -> dict:
         "sshd": "".join(f"{k} {v}\n" for k, v in sshd.items()),
         "shell_env": f"/etc/profile.d/dengbao.sh:TMOUT={params['dengbao_idle_timeout']}\n/etc/profile.d/dengbao.sh:readonly TMOUT\n",
         "audit_rules": render("dengbao_audit", "dengbao.rules.j2", platform),
-        "nft": render("dengbao_firewall", "nftables.conf.j2", platform, netops_role="monitor", netops_service_ports=[5432]),
+        "nft": render("dengbao_firewall", "nftables.conf.j2", platform, netops_role="monitor", netops_service_ports=[5432],
+                      dengbao_log_admit=LOG_ADMIT),
         "sudo": _as_sudo_l(render("dengbao_accounts", "sudoers.j2", platform)),
         "admins": "sysadmin:x:1\ngroups sysadmin sysadmin\nsecadmin:x:2\ngroups secadmin secadmin\nauditadmin:x:3\n"
                   f"groups auditadmin auditadmin {' '.join(params['dengbao_log_groups'])}\n",
@@ -119,9 +122,11 @@ def test_rendered_templates_pass_the_audit_checks():
     assert [s["label"] for s in subs if not s["ok"]] == ["automation account netops bounded 自动化账户权限受限"]
     subs, _ = hostchecks.CHECKS["idle-timeout"](facts, params)
     assert all(s["ok"] for s in subs), subs
-    # nft rules as the kernel lists them back (same text the template writes)
-    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": facts["nft"]}, params)
-    assert all(s["ok"] for s in subs), subs
+    # nft rules as the kernel lists them back (same text the template writes); a log host's log ports from its senders
+    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": facts["nft"]}, {**params, "dengbao_log_admit": LOG_ADMIT})
+    assert all(s["ok"] for s in subs) and len(subs) == 1 + len(params["dengbao_mgmt_ports"]) + len(LOG_ADMIT), subs
+    wide = [ln for ln in facts["nft"].splitlines() if params["dengbao_mgmt_network"] in ln]
+    assert wide and not any("514" in ln for ln in wide)  # the log ports are not open to the whole management network
 
 
 def test_a_site_override_moves_remediation_and_audit_together():

@@ -43,8 +43,9 @@ def rebuild_lab(lab: dict) -> None:
 @pytest.fixture
 def fresh(lab):
     """Nodes as the lab built them: if an earlier test hardened them (a server carries the hardening's
-    sshd drop-in), the lab is rebuilt."""
-    r = netops("lab", "exec", "huadu-srv1", "--", "test", "-e", "/etc/ssh/sshd_config.d/10-dengbao.conf")
+    sshd drop-in) or set up the log store (its TLS forwarding), the lab is rebuilt."""
+    r = netops("lab", "exec", "huadu-srv1", "--", "sh", "-c",
+               "test -e /etc/ssh/sshd_config.d/10-dengbao.conf || test -e /etc/rsyslog.d/90-dengbao-forward.conf")
     if r.returncode == 0:
         rebuild_lab(lab)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from jinbao_netops import inventory
-from jinbao_netops.security.catalogue import FAIL, PASS, load_catalogue
+from jinbao_netops.security import logstore
+from jinbao_netops.security.catalogue import FAIL, PASS, host_params, load_catalogue
 
 from jinbao_netops.lab.runtime import Lab
 
@@ -158,6 +159,16 @@ def test_lockout_safety_after_hardening(lab, hardened):
                            "-X", e["NETOPS_SNMP_PRIV_KEY"], "-t", "2", "-r", "1", "-Oqv", str(INV.devices[NODE].management),
                            "1.3.6.1.2.1.1.5.0"], check=False, capture_output=True, text=True, timeout=30)
     assert snmp.stdout.strip().strip('"') == NODE, snmp.stderr
+
+
+def test_a_log_hosts_firewall_admits_relp_from_its_own_senders_only(lab, hardened):
+    """After harden, the log host's default deny admits RELP from its senders (the store hears them) and drops
+    another province's server before TLS (the certificate allowlist behind it: test_logs.py)."""
+    loghost, outsider = logstore.log_host_of(INV, NODE), "sc-db1"
+    assert outsider not in {s.device for s in logstore.senders(INV, loghost)}
+    probe = f"timeout 5 bash -c '</dev/tcp/{INV.devices[loghost].management}/{host_params(INV, loghost)['dengbao_log_relp_port']}'"
+    assert netops("lab", "exec", NODE, "--", "sh", "-c", probe).returncode == 0
+    assert netops("lab", "exec", outsider, "--", "sh", "-c", probe).returncode == 124  # dropped: no answer, not refused
 
 
 def _su(password: str) -> int:
