@@ -112,7 +112,7 @@ def append_record(cdir: Path, record: dict, log: str = LINKS_LOG) -> None:
         os.close(fd)
 
 
-def _template_dir(opts: Options) -> Path:
+def template_dir(opts: Options) -> Path:
     return opts.templates or (Path(os.environ[TEMPLATES_ENV]) if os.environ.get(TEMPLATES_ENV) else rd.TEMPLATES)
 
 
@@ -208,7 +208,7 @@ def _record_base(action: str, link, alloc) -> dict:
 
 def _check_templates(inv: Inventory, link, opts: Options) -> None:
     """A missing template is bad input: found before any device or file is touched."""
-    tdir = _template_dir(opts)
+    tdir = template_dir(opts)
     for e in link.ends():
         dev = inv.devices[e.device]
         if not (tdir / dev.platform / "link.j2").is_file():
@@ -278,7 +278,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
     result = {**_record_base(action, link, alloc), "devices": {}}
     for e in ends:
         bfile = backup(e, cdir, stamp, opts)
-        e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
+        e.intended = rd.render_end(inv, link, e.end, want, template_dir(opts))
         e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
         result["devices"][e.device.id] = device_entry(e, bfile)
     opts.step(1, "diff 差异")
