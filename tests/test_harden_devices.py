@@ -213,3 +213,16 @@ def test_bad_input_names_the_device_and_field_before_touching_anything(net, caps
     assert any("device 'bu-r1': field 'dengbao_log_host'" in p for p in env["problems"])
     assert any("device 'bu-r1': field 'dengbao_ntp_server'" in p for p in env["problems"])
     assert not any(net["fakes"][d].received for d in net["fakes"])
+
+
+def test_a_platform_without_a_baseline_is_reported_and_the_others_go_on(net):
+    """cisco_asa has no device baseline yet: its device says so (exit 3 at the CLI), the others are hardened."""
+    inv_file = net["dir"] / "inventory.yml"
+    inv_file.write_text(inv_file.read_text().replace("platform: cisco_ios", "platform: cisco_asa"))
+    res = hd.harden(net["dir"], "xb", net["opts"]())
+    assert res["devices"]["xb-r1"]["result"] == "error" and "no device baseline for platform 'cisco_asa'" in \
+        res["devices"]["xb-r1"]["error"]
+    assert not net["fakes"]["xb-r1"].received  # never connected
+    res = hd.harden(net["dir"], "sz", net["opts"]())
+    assert {d: r["result"] for d, r in res["devices"].items()} == \
+        {"sz-r1": "applied", "xa-r1": "applied", "xb-r1": "error", "xc-r1": "applied"}
