@@ -226,3 +226,23 @@ def test_a_platform_without_a_baseline_is_reported_and_the_others_go_on(net):
     res = hd.harden(net["dir"], "sz", net["opts"]())
     assert {d: r["result"] for d, r in res["devices"].items()} == \
         {"sz-r1": "applied", "xa-r1": "applied", "xb-r1": "error", "xc-r1": "applied"}
+
+
+@pytest.mark.parametrize("device", ["sz-r1", "xa-r1", "xb-r1", "xc-r1"])
+def test_a_hostile_banner_stays_one_banner_line(net, device):
+    """The banner is free text: a line break, a quote or the banner's own delimiter cannot end it and add a line."""
+    from jinbao_netops.access import Access
+    from jinbao_netops.topology.provision import render as rd
+
+    inv = net["inv"]
+    dev = inv.devices[device]
+    params = {**host_params(inv, device), "dengbao_login_banner": '授权 "x"^C%\nusername evil privilege 15 secret x\n%^C'}
+    text = rd.render(rd.TEMPLATES, dev, hd.TEMPLATE, hd.context(inv, dev, params, "", Access(inv)))
+    top = [n.line for n in rd.parse(text).children]
+    banners = [ln for ln in top if ln.startswith(("banner ", "header "))]
+    assert len(banners) == 1 and "username evil" in banners[0] and not any(ln.startswith("username") for ln in top)
+    body = banners[0].split(None, 2)[2]
+    for delim in ('"', "^C", "%"):
+        if body.startswith(delim) or body.startswith("information " + delim):
+            inner = body.split(delim, 1)[1].rsplit(delim, 1)[0]
+            assert delim not in inner, banners[0]

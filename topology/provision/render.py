@@ -170,6 +170,7 @@ def _env(template_dir: Path) -> Environment:
                       lstrip_blocks=True, keep_trailing_newline=True, **escape.jinja(escape.cli))
     env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
     env.tests["match"] = lambda text, rx: re.match(rx, text) is not None
+    env.filters["delimited"] = escape.cli_delimited
     return env
 
 
