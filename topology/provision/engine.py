@@ -1,6 +1,8 @@
 """Provision or decommission one county link: allocate, render, back up, diff, push, verify,
 roll back or save, record. One code path for every platform (the platform table and the
-templates carry the differences)."""
+templates carry the differences). The steps that work on any set of devices — ``backup``,
+``device_entry``, ``push`` (armed, checked, confirmed and saved), ``rollback`` and ``append_record`` —
+are also the device hardening's (``harden.py``)."""
 from __future__ import annotations
 
 import asyncio
