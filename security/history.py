@@ -82,7 +82,15 @@ def load(folder: Path) -> list[tuple[Path, dict]]:
         raise UsageError(problems=problems)
     if not out:
         raise UsageError(f"{folder}: audit history: no saved audits ({PREFIX}*.json)")
-    return sorted(out, key=lambda pd: (datetime.fromisoformat(pd[1]["finished"]), pd[0].name))
+    return sorted(out, key=lambda pd: (datetime.fromisoformat(pd[1]["finished"]), _sequence(pd[0])))
+
+
+def _sequence(path: Path) -> tuple[int, str]:
+    """Order of audits that finished within the same second: ``audit-<stamp>.json`` before
+    ``audit-<stamp>-1.json`` before ``-2`` (by name, ``-`` would sort before ``.``)."""
+    stem = path.stem.removeprefix(PREFIX)
+    _, dash, n = stem.rpartition("-")
+    return (int(n), stem) if dash and n.isdigit() else (0, stem)
 
 
 def _counts(report: dict) -> dict[tuple[str, str], Counter]:

@@ -38,6 +38,14 @@ def saved(tmp_path):
     return folder
 
 
+def test_audits_within_one_second_keep_their_order(tmp_path):
+    # the second audit of the same second is audit-<stamp>-1.json, which sorts by name before audit-<stamp>.json
+    folder = tmp_path / "h"
+    for n in range(12):
+        history.keep(folder, report("2027-01-01T00:00:00+00:00", {("c1", "county"): [(A, PASS)] * n}))
+    assert [len(r["hosts"][0]["results"]) for _, r in history.load(folder)] == list(range(12))
+
+
 def rows(t: dict) -> dict[tuple[str, str], dict]:
     return {(r["clause"], r["level"]): r for r in t["trend"]}
 
