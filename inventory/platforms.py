@@ -79,6 +79,10 @@ class Platform:
     # vendor's names for the suite's zones ((zone, name) pairs; a zone not listed keeps its own name)
     zone_rules: str | None = None
     zone_names: tuple[tuple[str, str], ...] = ()
+    # --- the device baseline (harden devices): configuration lines that hold one value, as regexes on
+    # the line; a running line matching the same regex as an intended one is that setting's old value,
+    # removed with the negation when the intended line replaces it (so a line-by-line rollback restores it)
+    single_value: tuple[str, ...] = ()
 
     @property
     def session(self) -> str:
@@ -137,6 +141,8 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
                            EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
                            EnvSensor("power", "1.3.6.1.4.1.2011.5.25.31.1.1.18.1.6", ok=(1,))),  # hwEntityPwrState supply(1)
+                 single_value=(r"idle-timeout ", r"protocol inbound ", r"authentication-mode ", r"acl (ipv6 )?\d+ inbound$",
+                               r"snmp-agent sys-info version ", r"local-aaa-user wrong-password "),
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
                              ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS,
                  # a firewall on VRP is a USG: security zones and security-policy rules
@@ -160,6 +166,8 @@ PLATFORMS: dict[str, Platform] = {
                            # HH3C-TRANSCEIVER-INFO-MIB, per ifIndex, hundredths of dBm; 2147483647: no reading
                            EnvSensor("rx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.12", absent=(2147483647,), scale=0.01),
                            EnvSensor("tx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.9", absent=(2147483647,), scale=0.01)),
+                 single_value=(r"idle-timeout ", r"protocol inbound ", r"authentication-mode ", r"ssh server acl ",
+                               r"snmp-agent sys-info version ", r"password-control login-attempt "),
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),
                              ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS,
                  # a firewall on Comware is a SecPath: security zones and security-policy ip rules
@@ -178,6 +186,8 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.9.9.13.1.3.1.3"),             # ciscoEnvMonTemperatureStatusValue
                            EnvSensor("fan", "1.3.6.1.4.1.9.9.13.1.4.1.3", ok=(1,), absent=(5,)),   # ciscoEnvMonFanState
                            EnvSensor("power", "1.3.6.1.4.1.9.9.13.1.5.1.3", ok=(1,), absent=(5,))),  # ciscoEnvMonSupplyState
+                 single_value=(r"exec-timeout ", r"transport input ", r"access-class \S+ in$",
+                               r"aaa local authentication attempts max-fail "),
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
         # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
@@ -193,7 +203,8 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_enterprise="1.3.6.1.4.1.8072", cli_exec=f"{VTYSH} -c {{command}}",
                  # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
                  ssh_health=((f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
-                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables"),
+                 ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables",
+                 single_value=(r"exec-timeout ", r"access-class ")),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
@@ -213,15 +224,19 @@ def _secret_patterns(platform: str) -> tuple[re.Pattern, ...]:
 
 
 def redact(platform: str, text: str) -> str:
-    """``text`` (a configuration, an excerpt, a diff) with every secret the platform's lines carry
-    replaced by <redacted>; line by line, a diff's leading +/- kept."""
+    """``text`` (a configuration, an excerpt, a diff, commands) with every secret the platform's lines
+    carry replaced by <redacted>; line by line, a diff's leading +/- and a command's negation kept (the
+    line that removes a community names it too)."""
     patterns = _secret_patterns(platform)
     if not patterns:
         return text
+    neg = re.compile(rf"^\s*{re.escape(PLATFORMS[platform].negate)} ")
     out = []
     for line in text.split("\n"):
         mark = line[:1] if line[:1] in "+-" and not line.startswith(("+++", "---")) else ""
         body = line[len(mark):]
+        if m := neg.match(body):
+            mark, body = mark + m.group(0), body[m.end():]
         for rx in patterns:
             body = rx.sub(lambda m: m.group(1) + REDACTED, body)
         out.append(mark + body)

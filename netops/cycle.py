@@ -32,8 +32,8 @@ def register(nouns, common) -> None:
     p = nouns.add_parser("cycle", parents=[common], help="run the full operations cycle on the inventory",
                          description="Validate the inventory, bring the lab twin up, check reachability, analyse "
                                      "and draw the topology, provision planned county links, collect health, audit "
-                                     "and harden to 等保 三级, generate monitoring and bring the stack and the health "
-                                     "map up, back up a province and run a county database drill. Exit status: the "
+                                     "and harden servers and network devices to 等保 三级, generate monitoring and "
+                                     "bring the stack and the health map up, back up a province and run a county database drill. Exit status: the "
                                      "worst step's; an audit's findings are its report, not a failed cycle.")
     p.add_argument("--out", default="out", metavar="DIR",
                    help="where reports, diagrams and (without -i) the working inventory go (default: ./out)")
@@ -81,6 +81,7 @@ def steps(inv, out_dir: Path) -> list[Step]:
              ["audit", "--save", str(out_dir / "audit-before.json")], REPORT),
         Step("harden", "部署与加固 Deploy and harden servers",
              ["!ansible-playbook", "-i", str(SUITE / "inventory/jinbao.yml"), "playbooks/deploy.yml", "playbooks/harden.yml"]),
+        Step("harden-devices", "网络设备加固 Harden network devices", ["harden", "devices"]),
         Step("audit", "等保审计 Audit after hardening",
              ["audit", "--diff", str(out_dir / "audit-before.json"), "--save", str(out_dir / "audit.json"),
               "--html", str(out_dir / "audit.html"), "--xlsx", str(out_dir / "audit.xlsx")], REPORT),

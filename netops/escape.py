@@ -76,6 +76,14 @@ def cli(text: object) -> str:
     return one_line(text).replace("?", "？").replace('"', "'")
 
 
+def cli_delimited(text: object, delimiter: str) -> str:
+    """Free text between a delimiter pair on a line of device configuration (a login banner: IOS
+    ``banner login ^C…^C``, Comware ``header login %…%``): :func:`cli`, and the delimiter's first character
+    in its full-width form, so the text cannot end the banner and go on as a configuration line."""
+    first = delimiter[0]
+    return cli(text).replace(first, chr(ord(first) + 0xFEE0))
+
+
 def conf(text: object) -> str:
     """A value at the end of a line of a line-based daemon configuration (snmpd.conf ``sysLocation``):
     one line; a leading ``#`` or quote cannot turn it into a comment or a quoted token."""

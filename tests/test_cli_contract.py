@@ -55,6 +55,7 @@ FAILURES = {
     ("drill", "run"): (["nope"], 2, "scenario 'nope'"),
     ("drill", "list"): (["-i", NOWHERE], 2, "no such inventory"),
     ("link", "provision"): (["nope"], 2, "nope"),
+    ("harden", "devices"): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("link", "decommission"): (["nope"], 2, "link 'nope': unknown link"),
     ("audit",): (["--scope", "atlantis"], 2, "'atlantis'"),
     ("logs", "status"): (["--scope", "atlantis"], 2, "'atlantis'"),

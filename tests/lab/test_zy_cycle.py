@@ -37,14 +37,16 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     # every step of the README's list ran, in its order
     assert [k for k in steps if not k.startswith("provision-")] == [
         "validate", "lab", "status", "reach", "spof", "check", "draw", "reach-after", "prepare", "collect",
-        "audit-before", "harden", "audit", "monitor-generate", "monitor-up", "monitor-status", "map-check", "map",
-        "seed", "backup", "verify", "catalogue", "drill"]
+        "audit-before", "harden", "harden-devices", "audit", "monitor-generate", "monitor-up", "monitor-status",
+        "map-check", "map", "seed", "backup", "verify", "catalogue", "drill"]
     assert sorted(k for k in steps if k.startswith("provision-")) == ["provision-longgang"]
     # what the steps report is what they did
     assert steps["lab"]["result"]["changed"] is False  # the session's lab, reused
     assert all(row["ok"] for row in steps["reach-after"]["result"]["rows"])
     assert steps["provision-longgang"]["result"]["result"] == "applied"
     assert steps["collect"]["result"]["ok"] is True
+    hardened = steps["harden-devices"]["result"]["devices"]
+    assert len(hardened) == 18 and {r["result"] for r in hardened.values()} <= {"applied", "no_change"}, hardened
     after, before = steps["audit"]["result"]["summary"]["verdicts"], steps["audit-before"]["result"]["summary"]["verdicts"]
     assert after["符合"] > before["符合"]
     assert steps["drill"]["result"]["passed"] is True

@@ -1,6 +1,8 @@
 """Provision or decommission one county link: allocate, render, back up, diff, push, verify,
 roll back or save, record. One code path for every platform (the platform table and the
-templates carry the differences)."""
+templates carry the differences). The steps that work on any set of devices — ``backup``,
+``device_entry``, ``push`` (armed, checked, confirmed and saved), ``rollback`` and ``append_record`` —
+are also the device hardening's (``harden.py``)."""
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +54,8 @@ class Options:
 
 @dataclass
 class End:
-    end: object                       # Endpoint
+    """One device a change touches: a link's end (``end`` its Endpoint), or a device hardened (``end`` None)."""
+    end: object                       # Endpoint, or None
     device: object                    # Device
     session: object = None
     backup: str = ""
@@ -71,17 +74,19 @@ def changes_dir(root: Path, opts: Options) -> Path:
 
 
 @contextmanager
-def change_locks(cdir: Path, link_id: str, devices: list[str]):
+def change_locks(cdir: Path, devices: list[str], link_id: str | None = None):
     """One run per link at a time: a second one fails at once with a clear message. Then one run per
     device at a time (a native revert restores the whole device): a run for another county through
-    the same city router waits its turn. Devices are taken in name order, so two runs never deadlock."""
+    the same city router, or hardening it, waits its turn. Devices are taken in name order, so two
+    runs never deadlock."""
     (cdir / "backups").mkdir(parents=True, exist_ok=True)
     fds = []
+    first = [f"link-{link_id}"] if link_id else []
     try:
-        for i, name in enumerate([f"link-{link_id}", *(f"device-{d}" for d in sorted(devices))]):
+        for i, name in enumerate([*first, *(f"device-{d}" for d in sorted(devices))]):
             fds.append(os.open(cdir / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o644))
             try:
-                fcntl.flock(fds[-1], fcntl.LOCK_EX | (fcntl.LOCK_NB if i == 0 else 0))
+                fcntl.flock(fds[-1], fcntl.LOCK_EX | (fcntl.LOCK_NB if i < len(first) else 0))
             except BlockingIOError:
                 raise Busy(f"link '{link_id}': another netops run is changing it now; try again when it has finished") from None
         yield
@@ -90,14 +95,18 @@ def change_locks(cdir: Path, link_id: str, devices: list[str]):
             os.close(fd)
 
 
-def history(cdir: Path) -> list[dict]:
-    f = cdir / "links.jsonl"
+LINKS_LOG = "links.jsonl"
+
+
+def history(cdir: Path, log: str = LINKS_LOG) -> list[dict]:
+    f = cdir / log
     return [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()] if f.exists() else []
 
 
-def _append_record(cdir: Path, record: dict) -> None:
+def append_record(cdir: Path, record: dict, log: str = LINKS_LOG) -> None:
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
-    fd = os.open(cdir / "links.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    cdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cdir / log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -105,7 +114,7 @@ def _append_record(cdir: Path, record: dict) -> None:
         os.close(fd)
 
 
-def _template_dir(opts: Options) -> Path:
+def template_dir(opts: Options) -> Path:
     return opts.templates or (Path(os.environ[TEMPLATES_ENV]) if os.environ.get(TEMPLATES_ENV) else rd.TEMPLATES)
 
 
@@ -201,7 +210,7 @@ def _record_base(action: str, link, alloc) -> dict:
 
 def _check_templates(inv: Inventory, link, opts: Options) -> None:
     """A missing template is bad input: found before any device or file is touched."""
-    tdir = _template_dir(opts)
+    tdir = template_dir(opts)
     for e in link.ends():
         dev = inv.devices[e.device]
         if not (tdir / dev.platform / "link.j2").is_file():
@@ -220,7 +229,7 @@ def _open_ends(access: Access, inv: Inventory, link) -> list[End]:
     return ends
 
 
-def _rollback(ends: list[End]) -> list[dict]:
+def rollback(ends: list[End]) -> list[dict]:
     """Undo what was pushed; then the running config must equal the backup byte for byte."""
     out = []
     for e in ends:
@@ -235,7 +244,8 @@ def _rollback(ends: list[End]) -> list[dict]:
             now = e.session.show_running()
         except DeviceError as x:  # unreachable now: an armed change still reverts when its timer runs out
             err = str(x)
-        out.append({"device": e.device.id, "commands": cmds, "identical": now == e.backup, "error": err})
+        out.append({"device": e.device.id, "commands": [redact(e.device.platform, c) for c in cmds],
+                    "identical": now == e.backup, "error": err})
     return out
 
 
@@ -253,7 +263,7 @@ def _change(root: Path, inv: Inventory, link_id: str, action: str, opts: Options
     link = inv.links[link_id]
     _check_templates(inv, link, opts)
     al.allocate(inv, link)  # a full pool, too, is found before any device is touched
-    locks = nullcontext() if opts.check else change_locks(cdir, link_id, [e.device for e in link.ends()])
+    locks = nullcontext() if opts.check else change_locks(cdir, [e.device for e in link.ends()], link_id)
     with locks:
         ends = _open_ends(access, inv, link)  # before the allocation is written: unreachable changes nothing
         inv, alloc = al.reserve(root, link_id, write=action == "provision" and not opts.check)
@@ -269,19 +279,10 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     result = {**_record_base(action, link, alloc), "devices": {}}
     for e in ends:
-        e.backup = e.session.show_running()
-        bfile = cdir / "backups" / f"{stamp}-{e.device.id}.cfg"
-        if opts.check and not opts.changes:
-            bfile = None
-        else:
-            bfile.parent.mkdir(parents=True, exist_ok=True)  # the change directory's backups/
-            write_atomic(bfile, e.backup, 0o600)  # a whole running config, secrets included
-        e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
+        bfile = backup(e, cdir, stamp, opts)
+        e.intended = rd.render_end(inv, link, e.end, want, template_dir(opts))
         e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
-        result["devices"][e.device.id] = {"platform": e.device.platform, "backup": str(bfile) if bfile else None,
-                                          "diff": [redact(e.device.platform, x) for x in rd.diff_text(e.changes, e.plat.negate)],
-                                          "commands": [redact(e.device.platform, x) for x in
-                                                       rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit)]}
+        result["devices"][e.device.id] = device_entry(e, bfile)
     opts.step(1, "diff 差异")
     if opts.check:
         return {**result, "result": "check", "ok": True}
@@ -289,36 +290,58 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
     if not any(e.changes for e in ends) and link.state == target:
         return {**result, "result": "no_change", "ok": True}
     try:
-        evidence = _push(link, action, addrs, ends, county, opts, access, result)
+        evidence = push(ends, opts, result, lambda: verify(access, link, ends, addrs, county, action == "provision",
+                                                            opts.verify_timeout, opts.snmp_port))
     except KeyboardInterrupt:  # Ctrl-C mid-change: undo what reached the devices, record it, then stop (exit 130)
         result["verification"] = [{"check": "interrupted 已中断", "ok": False, "evidence": "KeyboardInterrupt (Ctrl-C)"}]
-        result["rollback"] = _rollback(ends)
+        result["rollback"] = rollback(ends)
         result["result"], result["ok"] = "interrupted", False
-        _append_record(cdir, result)
+        append_record(cdir, result)
         raise
     if not all(c["ok"] for c in evidence):
-        result["rollback"] = _rollback(ends)
+        result["rollback"] = rollback(ends)
         result["result"], result["ok"] = "rolled_back", False
-        _append_record(cdir, result)
+        append_record(cdir, result)
         return result
     with al.locked(root):
         al.record_link(root, link.id, {k: (str(v) if action == "provision" else None) for k, v in addrs.items()}, target)
     result["result"], result["ok"] = "applied", True
-    _append_record(cdir, result)
+    append_record(cdir, result)
     opts.step(1, "saved 已保存")
     return result
 
 
-def _push(link, action, addrs, ends, county, opts, access: Access, result: dict) -> list[dict]:
-    """Push each end's commands armed, verify, and when every check passes confirm and save each end.
-    Returns the evidence (also in ``result``); a device failing is a failed check, not an exception."""
+def backup(e: End, cdir: Path, stamp: str, opts: Options) -> Path | None:
+    """Read the device's running config into ``e.backup`` and keep it in the change directory's
+    backups/ (a check run: only where ``opts.changes`` names). Returns the file, or None."""
+    e.backup = e.session.show_running()
+    if opts.check and not opts.changes:
+        return None
+    bfile = cdir / "backups" / f"{stamp}-{e.device.id}.cfg"
+    bfile.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(bfile, e.backup, 0o600)  # a whole running config, secrets included
+    return bfile
+
+
+def device_entry(e: End, bfile: Path | None) -> dict:
+    """What the change record and the output say of one device: its diff and commands, redacted."""
+    p = e.device.platform
+    return {"platform": p, "backup": str(bfile) if bfile else None,
+            "diff": [redact(p, x) for x in rd.diff_text(e.changes, e.plat.negate)],
+            "commands": [redact(p, x) for x in rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit)]}
+
+
+def push(ends: list[End], opts: Options, result: dict, check) -> list[dict]:
+    """Push each device's commands armed, run ``check()`` (the evidence: a list of {check, ok,
+    evidence}), and when every check passes confirm and save each device. Returns the evidence (also
+    in ``result``); a device failing is a failed check, not an exception."""
     try:
         for e in ends:
             if e.changes:
                 e.pushed = True
                 e.session.configure(rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit), arm_minutes=opts.arm_minutes)
         opts.step(1, "pushed 已下发")
-        evidence = verify(access, link, ends, addrs, county, action == "provision", opts.verify_timeout, opts.snmp_port)
+        evidence = check()
     except DeviceError as x:
         evidence = [{"check": "push 下发", "ok": False, "evidence": str(x)}]
     result["verification"] = evidence

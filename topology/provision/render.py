@@ -8,6 +8,7 @@ stanzas the link owns (its interface), running lines the intended config lacks a
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,32 +70,64 @@ def negated(line: str, negate: str) -> str:
     return line[len(negate) + 1:] if line.startswith(negate + " ") else f"{negate} {line}"
 
 
-def diff(running: Node, intended: Node, owned, negate: str = "no") -> list[Change]:
+def diff(running: Node, intended: Node, owned, negate: str = "no", single_value=(), forbid=(),
+         key=lambda line: line) -> list[Change]:
     """``owned(header)`` → True for stanzas whose running lines not in ``intended`` are removed.
     An intended ``undo X`` (``no X``) asks for X's absence: it is in place when the running config
-    shows it or lacks X (most CLIs do not print a setting that is off by default)."""
+    shows it or lacks X (most CLIs do not print a setting that is off by default).
+    ``single_value``: regexes of settings that hold one value; a running line of the same setting as
+    an added one is removed (its old value). ``forbid``: regexes of lines that must not be anywhere;
+    running lines matching one are removed. ``key`` is what two lines are compared by (a device may
+    print a secret otherwise than it was given: compare them redacted)."""
     out: list[Change] = []
+    settings = [re.compile(rx) for rx in single_value]
+    banned = [re.compile(rx) for rx in forbid]
+
+    def has(run: Node, line: str) -> bool:
+        return any(key(c.line) == key(line) for c in run.children)
+
+    def setting(line: str) -> int | None:
+        return next((i for i, rx in enumerate(settings) if rx.match(line)), None)
 
     def missing(run: Node | None, line: str) -> bool:
         if run is None:
             return True
         if line.startswith(negate + " "):
-            return run.find(line) is None and run.find(negated(line, negate)) is not None
-        return run.find(line) is None
+            return not has(run, line) and has(run, negated(line, negate))
+        return not has(run, line)
 
     def walk(run: Node | None, want: Node, path: tuple[str, ...]) -> None:
         add = [c.line for c in want.children if not c.children and missing(run, c.line)]
         remove = []
-        if run is not None and path and owned(path[0]):
-            wanted = {c.line for c in want.children}
-            remove = [c.line for c in run.children if c.line not in wanted]
+        if run is not None:
+            wanted = {key(c.line) for c in want.children}
+            slots = {setting(line) for line in add if not line.startswith(negate + " ")} - {None}
+            mine = bool(path) and owned(path[0])
+            remove = [c.line for c in run.children if key(c.line) not in wanted
+                      and (mine or (not c.children and setting(c.line) in slots))]
         if add or remove:  # a stanza's own lines first, then its sub-stanzas
             out.append(Change(path, add, remove, created=bool(path) and run is None))
         for c in want.children:
             if c.children:
                 walk(run.find(c.line) if run else None, c, path + (c.line,))
 
+    def sweep(run: Node, want: Node | None, path: tuple[str, ...]) -> None:
+        """Forbidden lines anywhere in the running config (a stanza's header: the whole stanza)."""
+        for c in run.children:
+            if any(rx.match(c.line) for rx in banned):
+                if want is not None and has(want, c.line):
+                    continue
+                ch = next((x for x in out if x.path == path), None)
+                if ch is None:
+                    out.append(ch := Change(path, [], []))
+                if c.line not in ch.remove:
+                    ch.remove.append(c.line)
+            elif c.children:
+                sweep(c, want.find(c.line) if want else None, path + (c.line,))
+
     walk(running, intended, ())
+    if banned:
+        sweep(running, intended, ())
     return out
 
 
@@ -136,6 +169,8 @@ def _env(template_dir: Path) -> Environment:
     env = Environment(loader=FileSystemLoader(template_dir), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True, **escape.jinja(escape.cli))
     env.filters["area"] = lambda n: str(ipaddress.IPv4Address(n))
+    env.tests["match"] = lambda text, rx: re.match(rx, text) is not None
+    env.filters["delimited"] = escape.cli_delimited
     return env
 
 
@@ -164,15 +199,19 @@ def end_context(inv: Inventory, link, end, addresses: dict[str, ipaddress.IPv4In
     }
 
 
+def render(template_dir: Path, device, template: str, context: dict) -> str:
+    """``<platform>/<template>`` rendered for ``device``; a platform without it is bad input."""
+    try:
+        tpl = _env(template_dir / device.platform).get_template(template)
+    except TemplateNotFound:
+        raise UsageError(f"device '{device.id}': platform {device.platform!r} has no {template.removesuffix('.j2')} template "
+                         f"({template_dir / device.platform / template})") from None
+    return tpl.render(**context)
+
+
 def render_end(inv: Inventory, link, end, addresses, template_dir: Path = TEMPLATES) -> str:
     """The intended config of ``end`` (interface, OSPF, baseline lines) from ``<platform>/link.j2``."""
-    plat = inv.devices[end.device].platform
-    try:
-        tpl = _env(template_dir / plat).get_template("link.j2")
-    except TemplateNotFound:
-        raise UsageError(f"device '{end.device}': platform {plat!r} has no link template "
-                         f"({template_dir / plat / 'link.j2'})") from None
-    return tpl.render(**end_context(inv, link, end, addresses))
+    return render(template_dir, inv.devices[end.device], "link.j2", end_context(inv, link, end, addresses))
 
 
 def owns(interface: str):
