@@ -17,7 +17,7 @@ from .conftest import netops, rebuild_lab
 
 pytestmark = pytest.mark.lab
 
-REPORTS = {"audit-before", "audit", "monitor-status", "map-check", "catalogue"}
+REPORTS = {"audit-before", "logs", "audit", "monitor-status", "map-check", "catalogue"}
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     # every step of the README's list ran, in its order
     assert [k for k in steps if not k.startswith("provision-")] == [
         "validate", "lab", "status", "reach", "spof", "check", "draw", "reach-after", "prepare", "collect",
-        "audit-before", "harden", "harden-devices", "audit", "monitor-generate", "monitor-up", "monitor-status",
+        "audit-before", "harden", "harden-devices", "logs", "audit", "monitor-generate", "monitor-up", "monitor-status",
         "map-check", "map", "seed", "backup", "verify", "catalogue", "drill"]
     assert sorted(k for k in steps if k.startswith("provision-")) == ["provision-longgang"]
     # what the steps report is what they did
@@ -47,6 +47,9 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     assert steps["collect"]["result"]["ok"] is True
     hardened = steps["harden-devices"]["result"]["devices"]
     assert len(hardened) == 18 and {r["result"] for r in hardened.values()} <= {"applied", "no_change"}, hardened
+    # the log store came up: every log host has heard from its senders
+    stores = steps["logs"]["result"]["log_hosts"]
+    assert stores and all(h["status"] == "ok" and any(s["last_message"] for s in h["sources"]) for h in stores), stores
     after, before = steps["audit"]["result"]["summary"]["verdicts"], steps["audit-before"]["result"]["summary"]["verdicts"]
     assert after["符合"] > before["符合"]
     assert steps["drill"]["result"]["passed"] is True
