@@ -33,7 +33,7 @@ def register(nouns, common) -> None:
         v.add_argument("--lab", metavar="NAME", help="lab name (default: the inventory's network id)")
 
     g = verbs.add_parser("generate", parents=[common],
-                         help="write Prometheus (per province and ministry) and Alertmanager configuration to DIR")
+                         help="write Prometheus (per province and ministry), Alertmanager and Grafana (dashboards, datasources) configuration to DIR")
     g.add_argument("--out", required=True, metavar="DIR", help="output directory (created; files replaced atomically)")
     timing(g)
     g.set_defaults(func=cmd_generate)
@@ -84,6 +84,9 @@ def cmd_generate(args, out: Out) -> int:
     rows.append([inv.ministry.id, m.id, f"{m.management}:{gen.PROMETHEUS_PORT}", f"{args.out}/ministry/prometheus.yml"])
     out.table("监控配置 / monitoring configuration", ["站点 site", "监控主机 monitor", "Prometheus", "配置 config"], rows)
     out.print(f"Alertmanager: {args.out}/alertmanager/alertmanager.yml · {len(written)} files")
+    boards = sum(p.suffix == ".json" for p in written)
+    out.print(f"Grafana 仪表盘 dashboards: {args.out}/grafana/dashboards ({boards}) · "
+              f"数据源 datasources: {args.out}/grafana/provisioning/datasources/netops.yml")
     return OK
 
 

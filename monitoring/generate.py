@@ -4,6 +4,7 @@ Layout under the output directory:
   province/<id>/prometheus.yml, province/<id>/rules/{alerts,records,inventory}.yml
   ministry/prometheus.yml, ministry/rules/{ministry,alerts,records,inventory}.yml
   alertmanager/alertmanager.yml   (the same routing tree on every monitor host)
+  grafana/dashboards/*.json, grafana/provisioning/{datasources,dashboards}/netops.yml   (dashboards.py)
 
 Ports: the collector exporter (`netops collect serve --scope P --listen ADDR:9469`) on each monitor
 host, Prometheus on 9090, Alertmanager on 9093, all on management addresses. A province's collector
@@ -26,7 +27,7 @@ from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import commit, out_path, write_error
 from jinbao_netops.errors import UsageError
 
-from . import rules
+from . import dashboards, rules
 
 COLLECTOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, NODE_EXPORTER_PORT = 9469, 9090, 9093, 9100
 SCRAPE_INTERVAL, FEDERATE_INTERVAL = 30, 60  # seconds, production
@@ -218,7 +219,14 @@ def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing =
         _rule_group("netops-ministry-device-records", timing, records=rules.DEVICE_RECORDS, interval=timing.evaluation)]})
     out["ministry/rules/inventory.yml"] = _dump(inventory_rules(inv, MINISTRY))
     out["alertmanager/alertmanager.yml"] = _dump(alertmanager_config(inv))
+    out.update(dashboards.files(inv, grafana_servers(inv), MINISTRY))
     return out
+
+
+def grafana_servers(inv: Inventory) -> dict[str, tuple[str, str]]:
+    """Each monitor server's key → (its site, its Prometheus URL): the provinces', then the ministry's."""
+    sites = {**{p: p for p in provinces(inv)}, MINISTRY: inv.ministry.id}
+    return {key: (site, f"http://{inv.first(site, Role.monitor).management}:{PROMETHEUS_PORT}") for key, site in sites.items()}
 
 
 def generate(inv: Inventory, out_dir: str | Path, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> list[Path]:

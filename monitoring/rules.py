@@ -7,7 +7,8 @@ alert copies the series' ``level`` label, an aggregate alert names its level), `
 """
 from __future__ import annotations
 
-SERIES_LEVEL = "{{ $labels.level }}"  # a device alert is at the level of the device's site
+SERIES_LEVEL = "{{ $labels.level }}"
+BACKUP_STALE_S = 26 * 3600  # an asset without a successful backup for longer is stale (alert, dashboards)  # a device alert is at the level of the device's site
 
 # the province's view of the inventory, joined to the collector's series (written per province by generate)
 LINK_END_INFO = "inventory:netops_link_end:info"      # labels device, interface, link, uplink
@@ -96,7 +97,7 @@ DEVICE_ALERTS = [
 
 PROVINCE_ALERTS = [
     *DEVICE_ALERTS,
-    _alert("BackupStale", "time() - netops_backup_last_success_timestamp_seconds > 26 * 3600", "15m", "warning", "province",
+    _alert("BackupStale", f"time() - netops_backup_last_success_timestamp_seconds > {BACKUP_STALE_S}", "15m", "warning", "province",
            "资产 {{ $labels.asset }} 超过 26 小时未成功备份", "Asset {{ $labels.asset }} has no successful backup for over 26 hours",
            "查看备份目录与任务日志 / check the catalogue and job log: netops backup status"),
 ]

@@ -8,7 +8,8 @@ a word or a tag to what is rendered.
 Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stays text), the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
-configuration (snmpd.conf), an rsyslog RainerScript string constant, the Jinja environments that render those files (``jinja``), and what
+configuration (snmpd.conf), an rsyslog RainerScript string constant, a PromQL string literal in a Grafana
+query (``promql``), the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
 """
@@ -141,3 +142,23 @@ def conninfo(text: object) -> str:
     """A value in a libpq connection string (``dbname=…``): single-quoted, backslash and quote
     escaped with a backslash."""
     return "'" + _no_nul(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def promql(text: object) -> str:
+    """A PromQL string literal (a label value in a matcher) that also stays itself inside a Grafana
+    query: double-quoted, ``\\`` and ``"`` escaped; control, invisible and line-break characters, and
+    ``$`` and ``[`` (where Grafana would expand ``$var``, ``${var}`` or ``[[var]]``) as ``\\uXXXX``
+    (``\\UXXXXXXXX`` above U+FFFF) that PromQL decodes as Go does. A lone surrogate, which no UTF-8
+    text can carry, becomes U+FFFD."""
+    out = []
+    for c in str(text):
+        cat = unicodedata.category(c)
+        if c in '\\"':
+            out.append("\\" + c)
+        elif cat == "Cs":
+            out.append("\\ufffd")
+        elif cat in _INVISIBLE or c in "$[":
+            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'

@@ -34,7 +34,8 @@ def run(*cmd, cwd=None) -> subprocess.CompletedProcess:
 
 def test_layout(out):
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*.yml"))
-    assert names == ["alertmanager/alertmanager.yml", "ministry/prometheus.yml",
+    assert names == ["alertmanager/alertmanager.yml",
+                     *[f"grafana/provisioning/{d}/netops.yml" for d in ("dashboards", "datasources")], "ministry/prometheus.yml",
                      *[f"ministry/rules/{f}.yml" for f in ("alerts", "inventory", "ministry", "records")],
                      *[f"province/{p}/{f}" for p in ("guangdong", "sichuan")
                        for f in ("prometheus.yml", "rules/alerts.yml", "rules/inventory.yml", "rules/records.yml")]]
@@ -251,7 +252,7 @@ def _key(lab: dict) -> str:
 def test_cli_generate_json(tmp_path, capsys):
     assert main(["monitor", "generate", "--out", str(tmp_path / "m"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ok"] and data["provinces"] == ["guangdong", "sichuan"] and len(data["files"]) == 14
+    assert data["ok"] and data["provinces"] == ["guangdong", "sichuan"] and len(data["files"]) == 14 + 9  # + Grafana's
     assert (tmp_path / "m/alertmanager/alertmanager.yml").is_file()
     assert not list((tmp_path / "m").rglob(".*.tmp"))
 

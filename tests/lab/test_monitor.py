@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
 from jinbao_netops import inventory
+from jinbao_netops.monitoring import dashboards as dash
+from jinbao_netops.monitoring import generate as gen
 from jinbao_netops.monitoring.stack import Stack, endpoints, http_json
 from jinbao_netops.lab.runtime import Lab
+
+from dashboard_queries import queries, variable_selectors  # tests/ (as tests/cdp.py for the health map's test)
 
 from .conftest import netops, until as wait_until
 
@@ -89,6 +94,52 @@ def test_up_is_ready_and_idempotent(stack):
     own = sorted(INV.devices_by_site[INV.ministry.id])
     assert {dict(k)["device"]: v for k, v in query(MIN["prometheus"], "netops_snmp_up").items()} == {d: 1.0 for d in own}
     assert not query(GD["prometheus"], 'netops_snmp_up{level="ministry"}')
+
+
+_VENDOR = "vendor MIBs only (Huawei, H3C, Cisco entity/environment): the lab's nodes are Debian and FRR with net-snmp"
+_BACKUP = ("the stack's textfile server reads this host's default backup state, which no lab test fills (test_backup "
+           "keeps its own NETOPS_BACKUP_STATE): data only if a backup ran on this host before")
+# (board, panel key) → why its queries may return nothing in the lab; every other query must return data
+MAY_BE_EMPTY = {
+    ("device", "temperature"): _VENDOR, ("device", "fans"): _VENDOR, ("device", "power"): _VENDOR,
+    ("device", "optics"): "H3C's transceiver MIB only; " + _VENDOR,
+    ("national", "backup-age"): _BACKUP, ("province", "backup-age"): _BACKUP,
+    ("backup", "age"): _BACKUP, ("backup", "verify-age"): _BACKUP, ("backup", "assets"): _BACKUP,
+    ("province", "alerts"): "a table of the alerts firing: nothing fires in the healthy baseline",
+}
+# boards whose template variables may offer no value in the lab (their metric may be absent)
+VARIABLES_MAY_BE_EMPTY = {"backup": _BACKUP}
+
+
+def test_dashboard_queries_return_data(stack):
+    """Every query of every generated Grafana dashboard, as Grafana sends it with its variables at "All",
+    against the Prometheus its datasource variable chooses by default (the ministry's for the national
+    overview, each province's for its own board, the first province's for the others): it is accepted,
+    and it returns series unless MAY_BE_EMPTY says why not; each query variable offers values."""
+    boards = dash.dashboards(INV, gen.grafana_servers(INV), gen.MINISTRY)
+    assert {key for key, _ in boards.values()} == set(EP)
+    pending = {}
+    for rel, (key, model) in boards.items():
+        kind = Path(rel).stem.split("-")[0]
+        prom = EP[key]["prometheus"]
+        assert [p["title"] for p in model["panels"]] == [f"{p.zh} {p.en}" for p in dash.BOARDS[kind].panels]
+        for spec, (panel, ref, expr) in ((spec, q) for spec, p in zip(dash.BOARDS[kind].panels, model["panels"])
+                                         for q in queries({**model, "panels": [p]})):
+            query(prom, expr)  # accepted by Prometheus (a bad query is an HTTP error at once)
+            if (kind, spec.key) not in MAY_BE_EMPTY:
+                pending[(rel, spec.key, ref)] = (prom, expr)
+        for v, selector, label in variable_selectors(model):
+            if kind not in VARIABLES_MAY_BE_EMPTY:
+                pending[(rel, f"${v['name']}", label)] = (prom, f"count by ({label}) ({selector})")
+
+    def empty():  # the rates need two scrapes of a series: poll until each query has had its chance
+        for k in [k for k, (prom, expr) in pending.items() if query(prom, expr)]:
+            del pending[k]
+        return not pending or None
+    try:
+        until("every dashboard query returning data", empty)
+    except AssertionError:
+        raise AssertionError(f"dashboard queries without data in the lab: {sorted(pending.items())}") from None
 
 
 def test_county_link_down_fires_and_federates(stack):
