@@ -12,7 +12,7 @@ from .output import Out
 
 # capability modules (under jinbao_netops), each with register(subparsers, common) adding one noun
 COMMANDS = ["inventory.commands", "lab.commands", "topology.commands", "cycle", "backup.commands",
-            "topology.provision.commands", "topology.zone_commands", "security.commands", "collectors.commands",
+            "topology.provision.commands", "topology.provision.drift_commands", "topology.zone_commands", "security.commands", "collectors.commands",
             "monitoring.commands", "serve"]
 
 

@@ -56,6 +56,7 @@ FAILURES = {
     ("drill", "list"): (["-i", NOWHERE], 2, "no such inventory"),
     ("link", "provision"): (["nope"], 2, "nope"),
     ("link", "decommission"): (["nope"], 2, "link 'nope': unknown link"),
+    ("drift",): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("audit",): (["--scope", "atlantis"], 2, "'atlantis'"),
     ("audit", "trend"): (["--history", NOWHERE], 2, "no such directory"),
     ("collect", "once"): (["--scope", "nope"], 2, "scope 'nope'"),

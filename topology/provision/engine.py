@@ -105,7 +105,7 @@ def _append_record(cdir: Path, record: dict) -> None:
         os.close(fd)
 
 
-def _template_dir(opts: Options) -> Path:
+def template_dir(opts: Options) -> Path:
     return opts.templates or (Path(os.environ[TEMPLATES_ENV]) if os.environ.get(TEMPLATES_ENV) else rd.TEMPLATES)
 
 
@@ -201,7 +201,7 @@ def _record_base(action: str, link, alloc) -> dict:
 
 def _check_templates(inv: Inventory, link, opts: Options) -> None:
     """A missing template is bad input: found before any device or file is touched."""
-    tdir = _template_dir(opts)
+    tdir = template_dir(opts)
     for e in link.ends():
         dev = inv.devices[e.device]
         if not (tdir / dev.platform / "link.j2").is_file():
@@ -276,7 +276,7 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
         else:
             bfile.parent.mkdir(parents=True, exist_ok=True)  # the change directory's backups/
             write_atomic(bfile, e.backup, 0o600)  # a whole running config, secrets included
-        e.intended = rd.render_end(inv, link, e.end, want, _template_dir(opts))
+        e.intended = rd.render_end(inv, link, e.end, want, template_dir(opts))
         e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), rd.owns(e.end.interface), e.plat.negate)
         result["devices"][e.device.id] = {"platform": e.device.platform, "backup": str(bfile) if bfile else None,
                                           "diff": [redact(e.device.platform, x) for x in rd.diff_text(e.changes, e.plat.negate)],
