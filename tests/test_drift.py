@@ -193,3 +193,10 @@ def test_cli_table_and_json(xa, monkeypatch, capsys):
     assert main([*argv, "nowhere"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--scope 'nowhere'" in err and "Traceback" not in err
+
+
+def test_a_scope_without_network_devices_is_bad_input(capsys):
+    """A server's scope (the embedded default's huadu-srv1): nothing to compare, one line, exit 2."""
+    assert main(["drift", "--scope", "huadu-srv1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no network device among huadu-srv1" in err

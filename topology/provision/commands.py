@@ -36,7 +36,7 @@ def register(nouns, common) -> None:
         "link", help="link id, e.g. longgang-up2")
 
 
-def _root(args) -> Path:
+def inventory_root(args) -> Path:
     return Path(args.inventory or os.environ.get("NETOPS_INVENTORY") or DEFAULT_INVENTORY)
 
 
@@ -46,7 +46,7 @@ def _opts(args, step) -> Options:
 
 
 def _run(args, out: Out, action: str, find) -> int:
-    root = _root(args)
+    root = inventory_root(args)
     link_id = find(root)
     with out.progress(f"{action} {link_id}", total=STEPS) as step:
         res = change(root, link_id, action, _opts(args, step), environ=args.environ)

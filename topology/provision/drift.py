@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hier_config import HConfig
+from hier_config.exceptions import DuplicateChildError
 
 from jinbao_netops.access import Access
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError, UsageError
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.inventory.model import LinkKind, LinkState
 from jinbao_netops.inventory.platforms import PLATFORMS, redact
@@ -62,14 +63,14 @@ def _effective(intended, running, negate: str):
     out = intended.deep_copy()
 
     def walk(want, run) -> None:
+        def has(line: str) -> bool:
+            return run is not None and run.get_child(equals=line) is not None
+
         for c in list(want.children):
             if c.children:
                 walk(c, run.get_child(equals=c.text) if run is not None else None)
-                continue
-            if run is None or not c.text.startswith(negate + " "):
-                continue
-            has = lambda line: run.get_child(equals=line) is not None  # noqa: E731
-            if not has(c.text) and rd.negation_in_place(c.text, has, negate):
+            elif run is not None and c.text.startswith(negate + " ") and not has(c.text) \
+                    and rd.negation_in_place(c.text, has, negate):
                 c.delete()
 
     walk(out, running)
@@ -118,9 +119,11 @@ def has_findings(rec: dict) -> bool:
 
 def check(inv: Inventory, devices: list[str], access: Access, template_dir: Path = rd.TEMPLATES) -> list[dict]:
     """One record per network device; an unreachable one (a DeviceError from the access layer) is
-    reported as such and the others go on. Intents are rendered first: a template error is bad
-    input before any device is asked."""
+    reported as such and the others go on, as is one whose configuration hier_config cannot read as
+    one tree. Intents are rendered first: a template error is bad input before any device is asked."""
     net = [d for d in devices if inv.devices[d].platform_info.kind == "network"]
+    if not net:
+        raise UsageError(f"{inv.root}: --scope: no network device among {', '.join(devices) or 'none'}")
     intents = {d: intent(inv, d, template_dir) for d in net}
     out = []
     for d in net:
@@ -132,7 +135,11 @@ def check(inv: Inventory, devices: list[str], access: Access, template_dir: Path
         except DeviceError as e:
             out.append({**rec, "status": "unreachable", "error": e.detail})
             continue
-        rec.update(compare(dev.platform, intents[d], running, saved))
+        try:
+            rec.update(compare(dev.platform, intents[d], running, saved))
+        except DuplicateChildError as e:
+            out.append({**rec, "status": "unreadable", "error": f"its configuration is not one tree 配置无法解析: {e}"})
+            continue
         out.append({**rec, "status": "findings" if has_findings(rec) else "clean"})
     return out
 
@@ -170,7 +177,7 @@ def run(root: Path, scope: str | None, opts: en.Options, environ=None, do_fix: b
         with Access(inv, environ, port=opts.port) as access:
             result["devices"] = check(inv, devices, access, tdir)
         result["before"] = records
-    result["failed"] = [r["device"] for r in result["devices"] if r["status"] == "unreachable"] + \
+    result["failed"] = [r["device"] for r in result["devices"] if r["status"] in ("unreachable", "unreadable")] + \
         [f["link"] for f in result.get("fixes", []) if f["result"] == "error"]
     result["code"] = status(result)
     result["ok"] = result["code"] == OK
@@ -178,7 +185,7 @@ def run(root: Path, scope: str | None, opts: en.Options, environ=None, do_fix: b
 
 
 def status(result: dict) -> int:
-    """3 when a device (or a fix's link) was unreachable, else 1 on any finding, else 0."""
+    """3 when a device (or a fix's link) was unreachable or unreadable, else 1 on any finding, else 0."""
     if result["failed"]:
         return PARTIAL
     return FINDINGS if any(r["status"] == "findings" for r in result["devices"]) else OK

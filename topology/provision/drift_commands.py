@@ -5,7 +5,7 @@ from jinbao_netops import escape
 from jinbao_netops.files import out_path
 from jinbao_netops.output import Out
 
-from .commands import _root
+from .commands import inventory_root
 from .drift import run
 from .engine import Options
 
@@ -27,7 +27,7 @@ def cmd_drift(args, out: Out) -> int:
     opts = Options(changes=out_path(args.changes, "--changes", directory=True) if args.changes else None,
                    verify_timeout=args.verify_timeout)
     with out.progress("drift 配置漂移", total=1) as step:
-        res = run(_root(args), args.scope, opts, environ=args.environ, do_fix=args.fix)
+        res = run(inventory_root(args), args.scope, opts, environ=args.environ, do_fix=args.fix)
         step()
     if out.json_mode:
         out.json(res)
@@ -36,7 +36,8 @@ def cmd_drift(args, out: Out) -> int:
     return res["code"]
 
 
-_STATUS = {"clean": "一致 clean", "findings": "有差异 findings", "unreachable": "不可达 unreachable"}
+_STATUS = {"clean": "一致 clean", "findings": "有差异 findings", "unreachable": "不可达 unreachable",
+           "unreadable": "无法解析 unreadable"}
 
 
 def _lines(out: Out, title: str, paths: list[list[str]], mark: str, style: str) -> None:
@@ -55,7 +56,7 @@ def _report(out: Out, res: dict) -> None:
     out.table("drift 配置漂移", ["device 设备", "name 名称", "platform", "drift 缺失", "unauthorised 未授权",
                                "unsaved 未保存", "status 状态"], rows)
     for r in res["devices"]:
-        if r["status"] == "unreachable":
+        if "error" in r:
             out.print(escape.rich(f"{r['device']}: {r['error']}"), style="yellow")
         if r["status"] != "findings":
             continue
