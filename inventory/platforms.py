@@ -83,6 +83,14 @@ class Platform:
     # the line; a running line matching the same regex as an intended one is that setting's old value,
     # removed with the negation when the intended line replaces it (so a line-by-line rollback restores it)
     single_value: tuple[str, ...] = ()
+    # --- drift (topology/provision/drift): intended vs running vs saved ---
+    hier_config: str = "GENERIC"       # hier_config's Platform for the hierarchical comparison (its negation forms)
+    show_saved: str | None = None      # the saved (startup) configuration; run as is (a shell command where
+                                       # cli_exec is set), like ping
+    # lines (regexes) that differ between running and saved without being a change: headers, byte counts,
+    # version stamps. Comment lines, separators and mode exits are dropped for every platform (so VRP's
+    # "!Software Version" and "!Last configuration was saved" need no entry)
+    volatile: tuple[str, ...] = ()
 
     @property
     def session(self) -> str:
@@ -117,6 +125,9 @@ _ASA_SECRETS = (r"^(\s*enable password )\S+", r"^(\s*passwd )\S+", r"^(\s*userna
                 r"^(\s*snmp-server community )\S+", r"^(\s*snmp-server host .* community )\S+",
                 r"^(\s*snmp-server user .* auth \S+ )\S+", r"^(\s*snmp-server user .* priv \S+(?: \d+)? )\S+",
                 r"^(\s*(?:ikev1 |ikev2 (?:local|remote)-authentication )?pre-shared-key )\S+", r"^(\s*key )\S+")
+# running-config headers and the clock's drift correction IOS rewrites by itself; startup-config's usage line
+_IOS_VOLATILE = (r"^Building configuration", r"^Current configuration : \d+ bytes", r"^Using \d+ out of \d+ bytes",
+                 r"^ntp clock-period ")
 # load, memory, root file system and failed units of a Linux host in one round trip
 LINUX_HEALTH = "cat /proc/loadavg; free -b; df -P -B1 /; systemctl --failed --no-legend --plain"
 VTYSH = "vtysh -H /dev/null"  # FRR's shell, keeping no history
@@ -146,7 +157,8 @@ PLATFORMS: dict[str, Platform] = {
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
                              ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS,
                  # a firewall on VRP is a USG: security zones and security-policy rules
-                 zone_rules="usg", zone_names=(("business", "trust"), ("internet", "untrust"), ("dmz", "dmz"))),
+                 zone_rules="usg", zone_names=(("business", "trust"), ("internet", "untrust"), ("dmz", "dmz")),
+                 hier_config="HUAWEI_VRP", show_saved="display saved-configuration"),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -172,7 +184,8 @@ PLATFORMS: dict[str, Platform] = {
                              ("display ospf peer", "ospf_comware")), secrets=_COMWARE_SECRETS,
                  # a firewall on Comware is a SecPath: security zones and security-policy ip rules
                  zone_rules="secpath", zone_names=(("business", "Trust"), ("internet", "Untrust"), ("dmz", "DMZ"),
-                                                   ("management", "Management"))),
+                                                   ("management", "Management")),
+                 hier_config="HP_COMWARE5", show_saved="display saved-configuration"),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
@@ -189,13 +202,15 @@ PLATFORMS: dict[str, Platform] = {
                  single_value=(r"exec-timeout ", r"transport input ", r"access-class \S+ in$",
                                r"aaa local authentication attempts max-fail "),
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
-                             ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS),
+                             ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS,
+                 hier_config="CISCO_IOS", show_saved="show startup-config", volatile=_IOS_VOLATILE),
         # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
         # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
         Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
                  paging_off="terminal pager 0", show_running="show running-config", save="write memory",
                  show_ospf_neighbor="show ospf neighbor", ssh_health=(("show cpu usage", "cpu_asa"),),
-                 secrets=_ASA_SECRETS, zone_rules="asa"),
+                 secrets=_ASA_SECRETS, zone_rules="asa", show_saved="show startup-config",
+                 volatile=(r"^:", r"^Cryptochecksum:")),  # ": Saved", ": Written by …", the checksum
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c; no history
         # file either: vtysh appends every -c command to ~/.history_frr, a write on each read-only audit and poll).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
@@ -204,7 +219,10 @@ PLATFORMS: dict[str, Platform] = {
                  # the kernel's interface state and counters: FRR's show interface prints no counters on Linux
                  ssh_health=((f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
                  ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables",
-                 single_value=(r"exec-timeout ", r"access-class ")),
+                 single_value=(r"exec-timeout ", r"access-class "),
+                 # the integrated config `write memory` writes, read through its group (the login is in frr)
+                 show_saved="cat /etc/frr/frr.conf",
+                 volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version ")),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",

@@ -174,6 +174,10 @@ class ExecSession:
     def show_running(self) -> str:
         return self.cli(self.plat.show_running)
 
+    def show_saved(self) -> str:
+        """The saved configuration (FRR: the integrated frr.conf, read from the host)."""
+        return self.run(self.plat.show_saved)
+
     def configure(self, commands: list[str], arm_minutes: int | None = None) -> str:
         # vtysh runs a newline-separated -c as one session: configuration mode, then the lines
         return self.cli("\n".join([self.plat.config_mode, *commands]))
@@ -242,6 +246,9 @@ class CliSession:
 
     def show_running(self) -> str:
         return self.cli(self.plat.show_running, timeout=60)
+
+    def show_saved(self) -> str:
+        return self.cli(self.plat.show_saved, timeout=60)
 
     @_guarded
     def configure(self, commands: list[str], arm_minutes: int | None = None) -> str:

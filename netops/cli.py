@@ -12,8 +12,9 @@ from .output import Out
 
 # capability modules (under jinbao_netops), each with register(subparsers, common) adding one noun
 COMMANDS = ["inventory.commands", "lab.commands", "topology.commands", "cycle", "backup.commands",
-            "topology.provision.commands", "topology.provision.harden", "topology.zone_commands", "security.commands",
-            "security.logs", "collectors.commands", "monitoring.commands", "serve"]
+            "topology.provision.commands", "topology.provision.harden", "topology.provision.drift_commands",
+            "topology.zone_commands", "security.commands", "security.logs", "collectors.commands", "monitoring.commands",
+            "serve"]
 
 
 class _Parser(argparse.ArgumentParser):

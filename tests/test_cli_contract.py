@@ -57,6 +57,7 @@ FAILURES = {
     ("link", "provision"): (["nope"], 2, "nope"),
     ("harden", "devices"): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("link", "decommission"): (["nope"], 2, "link 'nope': unknown link"),
+    ("drift",): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("audit",): (["--scope", "atlantis"], 2, "'atlantis'"),
     ("logs", "status"): (["--scope", "atlantis"], 2, "'atlantis'"),
     ("logs", "search"): (["--grep", "x", "--since", "yesterday"], 2, "--since: 'yesterday'"),

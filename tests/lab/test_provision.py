@@ -176,3 +176,49 @@ def test_playbook_check_mode_shows_the_same_diff(lab, copy, planned):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert '"result": "check"' in r.stdout and "+  ip address 10.44.255.23/31" in r.stdout
+
+
+def drift(lab, copy, *args):
+    p = netops("drift", "-i", str(copy["dir"]), "--scope", COUNTY, "--json", *args, env=lab["env"])
+    assert p.stdout.strip().startswith("{"), p.stdout + p.stderr
+    return p, json.loads(p.stdout)
+
+
+def test_drift_hand_change_unsaved_then_saved_then_fixed(lab, copy, planned):
+    """The issue's scenario on the county router (FRR): an interface changed by hand in vtysh and not
+    saved → drift (the intended line gone, the hand-made one unauthorised) and unsaved; `write memory`
+    → drift only; `drift --fix` (the engine's push: verify, save, change record) → clean."""
+    link_ = inventory.load(copy["dir"]).links["longgang-up1"]
+    ifn = next(e.interface for e in link_.ends() if e.device == COUNTY)
+    bw = link_.bandwidth_mbps
+    hand = 999 if bw != 999 else 998
+    vtysh(COUNTY, "write memory")  # start from a saved state: whatever saved file the lab wrote, FRR's own now
+    p, res = drift(lab, copy)
+    assert p.returncode == 0 and res["devices"][0]["status"] == "clean", json.dumps(res, ensure_ascii=False, indent=1)
+
+    netops("lab", "exec", COUNTY, "--", "vtysh", "-c", "configure terminal", "-c", f"interface {ifn}",
+           "-c", f"bandwidth {hand}", check=True)
+    p, res = drift(lab, copy)
+    [rec] = res["devices"]
+    assert p.returncode == 1 and rec["status"] == "findings", p.stderr
+    assert [f"interface {ifn}", f"bandwidth {bw}"] in rec["drift"]
+    assert [f"interface {ifn}", f"bandwidth {hand}"] in rec["unauthorised"]
+    assert rec["unsaved"] == {"running_only": [[f"interface {ifn}", f"bandwidth {hand}"]],
+                              "saved_only": [[f"interface {ifn}", f"bandwidth {bw}"]]}
+
+    vtysh(COUNTY, "write memory")
+    p, res = drift(lab, copy)
+    [rec] = res["devices"]
+    assert p.returncode == 1 and rec["unsaved"] == {"running_only": [], "saved_only": []}
+    assert [f"interface {ifn}", f"bandwidth {bw}"] in rec["drift"]
+    assert [f"interface {ifn}", f"bandwidth {hand}"] in rec["unauthorised"]
+
+    p, res = drift(lab, copy, "--fix")
+    assert p.returncode == 0, json.dumps(res, ensure_ascii=False, indent=1)
+    assert {f["link"]: f["result"] for f in res["fixes"]} == {"longgang-up1": "applied", LINK: "no_change"}
+    assert res["devices"][0]["status"] == "clean"
+    iface = rd.parse(running(COUNTY)).find(f"interface {ifn}")
+    assert f"bandwidth {bw}" in [c.line for c in iface.children]
+    rec = [json.loads(x) for x in (copy["dir"] / "changes/links.jsonl").read_text().splitlines()]
+    assert rec[-1]["link"] == "longgang-up1" and rec[-1]["result"] == "applied" and all(c["ok"] for c in rec[-1]["verification"])
+    assert wait(lambda: full_on(COUNTY, ifn))

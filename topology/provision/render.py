@@ -1,5 +1,9 @@
 """Render one end of a link from the platform's Jinja2 templates; parse configs into trees; diff.
 
+Drift (``drift.py``) reads configs as hier_config trees instead (:func:`hconfig`: the vendor's negation
+forms, from the platform table's ``hier_config`` column), with the same normalisation and the same
+rules: the owned stanzas (:func:`owns`) and intended negations (:func:`negation_in_place`).
+
 A config is read as a tree by indentation (the shape every supported CLI prints): a line's children
 are the deeper-indented lines under it. Separators (``!``, ``#``) and mode exits are dropped. The
 diff is hierarchical: lines the intended config has and the running one lacks are added; in the
@@ -12,11 +16,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hier_config import HConfig, get_hconfig
+from hier_config import Platform as HierPlatform
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from jinbao_netops import escape
 from jinbao_netops.inventory import Inventory
 from jinbao_netops.inventory.model import Role
+from jinbao_netops.inventory.platforms import PLATFORMS
 from jinbao_netops.errors import UsageError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,13 +46,18 @@ class Node:
         return out
 
 
+def _structural(body: str) -> bool:
+    """A blank line, a comment or separator (``!``, ``#``), or a mode exit: no configuration."""
+    return not body or body[0] in "!#" or body in _SKIP
+
+
 def parse(text: str) -> Node:
     root = Node("")
     stack: list[tuple[int, Node]] = [(-1, root)]
     for raw in text.splitlines():
         line = raw.rstrip()
         body = line.strip()
-        if not body or body[0] in "!#" or body in _SKIP:
+        if _structural(body):
             continue
         ind = len(line) - len(line.lstrip(" "))
         while stack[-1][0] >= ind:
@@ -70,11 +82,17 @@ def negated(line: str, negate: str) -> str:
     return line[len(negate) + 1:] if line.startswith(negate + " ") else f"{negate} {line}"
 
 
+def negation_in_place(line: str, has, negate: str) -> bool:
+    """An intended ``undo X`` (``no X``) asks for X's absence: it is in place when the running config
+    shows it or lacks X (most CLIs do not print a setting that is off by default). ``has(line)``:
+    the running stanza holds that line."""
+    return has(line) or not has(negated(line, negate))
+
+
 def diff(running: Node, intended: Node, owned, negate: str = "no", single_value=(), forbid=(),
          key=lambda line: line) -> list[Change]:
     """``owned(header)`` → True for stanzas whose running lines not in ``intended`` are removed.
-    An intended ``undo X`` (``no X``) asks for X's absence: it is in place when the running config
-    shows it or lacks X (most CLIs do not print a setting that is off by default).
+    Intended negations: :func:`negation_in_place`.
     ``single_value``: regexes of settings that hold one value; a running line of the same setting as
     an added one is removed (its old value). ``forbid``: regexes of lines that must not be anywhere;
     running lines matching one are removed. ``key`` is what two lines are compared by (a device may
@@ -93,7 +111,7 @@ def diff(running: Node, intended: Node, owned, negate: str = "no", single_value=
         if run is None:
             return True
         if line.startswith(negate + " "):
-            return not has(run, line) and has(run, negated(line, negate))
+            return not negation_in_place(line, lambda x: has(run, x), negate)
         return not has(run, line)
 
     def walk(run: Node | None, want: Node, path: tuple[str, ...]) -> None:
@@ -161,6 +179,29 @@ def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool
         out.extend(add)
         out.extend([stanza_exit] * len(ch.path))
     return out
+
+
+# --- hier_config trees (drift) ---------------------------------------------------------------
+
+def hconfig(platform: str, text: str = "") -> HConfig:
+    """``text`` as a hier_config tree for the platform's driver, normalised first: comments,
+    separators and mode exits dropped (as :func:`parse` does), and the platform's volatile lines."""
+    plat = PLATFORMS[platform]
+    volatile = [re.compile(rx) for rx in plat.volatile]
+    lines = [raw.rstrip() for raw in text.splitlines()
+             if not _structural(raw.strip()) and not any(rx.search(raw.strip()) for rx in volatile)]
+    return get_hconfig(HierPlatform[plat.hier_config], "\n".join(lines))
+
+
+def merge(into, other) -> None:
+    """Add ``other``'s lines to ``into`` (hier_config nodes), a stanza both hold merged line by line:
+    the intents of a device's links, whose global lines and shared stanzas (OSPF) repeat."""
+    for child in other.children:
+        have = into.get_child(equals=child.text)
+        if have is None:
+            into.add_deep_copy_of(child)
+        else:
+            merge(have, child)
 
 
 # --- rendering ---------------------------------------------------------------------------------
