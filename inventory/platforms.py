@@ -83,6 +83,9 @@ class Platform:
     # the line; a running line matching the same regex as an intended one is that setting's old value,
     # removed with the negation when the intended line replaces it (so a line-by-line rollback restores it)
     single_value: tuple[str, ...] = ()
+    # settings the device acts on without printing them (its defaults): in place when the running
+    # stanza shows no value of that setting; the audit's rules read an absent setting as this value
+    unprinted: tuple[str, ...] = ()
     # --- drift (topology/provision/drift): intended vs running vs saved ---
     hier_config: str = "GENERIC"       # hier_config's Platform for the hierarchical comparison (its negation forms)
     show_saved: str | None = None      # the saved (startup) configuration; run as is (a shell command where
@@ -220,6 +223,7 @@ PLATFORMS: dict[str, Platform] = {
                  ssh_health=((f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"), ("ip -s -j link", "links_linux"), *_LINUX),
                  ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables",
                  single_value=(r"exec-timeout ", r"access-class "),
+                 unprinted=("exec-timeout 10 0",),  # FRR's vty idle timeout, printed only when changed
                  # the integrated config `write memory` writes, read through its group (the login is in frr)
                  show_saved="cat /etc/frr/frr.conf",
                  volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version ")),

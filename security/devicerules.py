@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jinbao_netops.inventory.platforms import redact
+from jinbao_netops.inventory.platforms import PLATFORMS, redact
 
 from . import hostchecks
 
@@ -26,6 +26,7 @@ class Req:
     regex: str
     header: str | None = None
     test: Callable[[re.Match, dict], bool] | None = None
+    default: str | None = None  # each: the line a block acts on when it shows none (a default not printed)
 
 
 def present(label, regex, test=None):
@@ -36,8 +37,13 @@ def absent(label, regex):
     return Req(label, "absent", regex)
 
 
-def each(label, header, regex, test=None):
-    return Req(label, "each", regex, header=header, test=test)
+def each(label, header, regex, test=None, default=None):
+    return Req(label, "each", regex, header=header, test=test, default=default)
+
+
+def _unprinted(platform: str, setting: str) -> str:
+    """The platform's default for ``setting`` as its config would show it (indented, inside its stanza)."""
+    return " " + next(x for x in PLATFORMS[platform].unprinted if x.startswith(setting))
 
 
 def _minutes_ok(m: re.Match, p: dict) -> bool:
@@ -147,11 +153,14 @@ RULES: dict[str, dict[str, list[Req] | str]] = {
         "net-ssh-only": [absent("no vty password (telnet vty login) 无telnet口令", r"^\s*(enable )?password "),
                          absent("no 'no login' on vty", r"^no login")],
         "net-aaa-lockout": OnHost(hostchecks.login_lockout),
-        "net-idle-timeout": [each("line vty exec-timeout ≤ limit", r"^line vty", r"^\s+exec-timeout (\d+)(?: (\d+))?", _minutes_ok)],
+        # FRR prints the vty timeout only when it differs from its default (10 min): an absent one is that
+        "net-idle-timeout": [each("line vty exec-timeout ≤ limit", r"^line vty", r"^\s+exec-timeout (\d+)(?: (\d+))?", _minutes_ok,
+                                  default=_unprinted("frr", "exec-timeout "))],
         "net-snmpv3": OnHost(hostchecks.snmp_v3_only),
         "net-syslog": [present("log syslog", r"^log syslog")],
         "net-ntp": OnHost(hostchecks.time_sync_effective, hostchecks.NA_REASONS["time-sync"]),
-        "net-banner": [present("banner motd", r"^banner motd (line|file) ")],
+        # who logs in to the router logs in to its host: sshd shows the banner (vtysh keeps its motd to itself)
+        "net-banner": OnHost(hostchecks.login_banner),
         "net-vty-acl": [each("line vty access-class", r"^line vty", r"^\s+access-class \S+")],
         "net-unused-services": OnHost(hostchecks.unused_services),
         "net-encrypted-transport": OnHost(hostchecks.encrypted_management),
@@ -196,8 +205,9 @@ def evaluate(platform: str, control_id: str, text: str, params: dict):
     subs = []
     for r in reqs:
         if r.kind == "each":
-            bl = blocks(lines, r.header)
-            hits = [next((m for m in (re.match(r.regex, ln) for ln in b) if m), None) for b in bl]
+            bl = blocks(lines, r.header) or ([[]] if r.default else [])  # no stanza: every setting its default
+            hits = [next((m for m in (re.match(r.regex, ln) for ln in b) if m), None)
+                    or (re.match(r.regex, r.default) if r.default else None) for b in bl]
             ok = bool(bl) and all(m is not None and (r.test is None or r.test(m, params)) for m in hits)
             detail = f"{sum(h is not None for h in hits)}/{len(bl)} blocks " + "; ".join(shown(m.group(0)) for m in hits if m)
         else:

@@ -270,13 +270,22 @@ def ssh_root_login(f, p):
                  f"maxauthtries={s.get('maxauthtries')}")], ["sshd"]
 
 
+def _banner(s: dict) -> dict:
+    return _sub("login banner 登录警示", s.get("banner", "none") != "none", f"banner={s.get('banner')}")
+
+
+def login_banner(f, p):
+    """The banner sshd shows before login (``sshd -T``): a router on Linux is logged in to through its host."""
+    return [_banner(_sshd(f))], ["sshd"]
+
+
 def ssh_session(f, p):
     s = _sshd(f)
     subs = [_sub(f"{k} no", s.get(k) == "no", f"{k}={s.get(k)}") for k in ("x11forwarding", "allowagentforwarding", "allowtcpforwarding")]
     return subs + [
         _sub(f"MaxSessions ≤ {p['dengbao_ssh_max_sessions']}", 0 < _int(s.get("maxsessions"), 99) <= p["dengbao_ssh_max_sessions"],
              f"maxsessions={s.get('maxsessions')}"),
-        _sub("login banner 登录警示", s.get("banner", "none") != "none", f"banner={s.get('banner')}"),
+        _banner(s),
         _sub("LogLevel VERBOSE (key fingerprints logged) 详细日志", str(s.get("loglevel")).lower() in ("verbose", "debug", "debug1", "debug2", "debug3"),
              f"loglevel={s.get('loglevel')}")], ["sshd"]
 

@@ -289,3 +289,14 @@ def test_playbook_wraps_the_same_code(default_copy):
                         "-e", f"inventory_path={default_copy}"], cwd=REPO, capture_output=True, text=True, timeout=120,
                        env=clean_env())
     assert r.returncode != 0 and "site 'nosuch': unknown county" in r.stdout
+
+
+def test_an_unprinted_default_is_in_place_when_no_value_shows():
+    # FRR hides `exec-timeout 10 0` (its default): intended, it is in place when the stanza shows no
+    # timeout, and it replaces another value; without this, every rerun of harden devices pushed it again
+    want = rd.parse("line vty\n exec-timeout 10 0\n access-class m\n")
+    kw = dict(single_value=(r"exec-timeout ",), unprinted=("exec-timeout 10 0",))
+    assert rd.diff(rd.parse("line vty\n access-class m\n"), want, lambda h: False, **kw) == []
+    ch = rd.diff(rd.parse("line vty\n exec-timeout 30 0\n access-class m\n"), want, lambda h: False, **kw)
+    assert [(c.add, c.remove) for c in ch] == [(["exec-timeout 10 0"], ["exec-timeout 30 0"])]
+    assert [c.add for c in rd.diff(rd.parse("line vty\n access-class m\n"), want, lambda h: False)] == [["exec-timeout 10 0"]]

@@ -44,8 +44,8 @@ def test_a_failing_render_rolls_back_every_router(lab, copy, tmp_path):
     before = {d: running(d) for d in ROUTERS}
     broken = tmp_path / "templates"
     shutil.copytree(REPO / "topology/provision/templates", broken)
-    for tpl in broken.glob("*/baseline.j2"):  # the idle timeout never rendered: verification fails
-        tpl.write_text("".join(ln for ln in tpl.read_text().splitlines(True) if "-timeout" not in ln))
+    for tpl in broken.glob("*/baseline.j2"):  # a 30-minute idle timeout rendered: verification fails
+        tpl.write_text(tpl.read_text().replace("{{ idle_minutes }}", "30"))
     code, res = harden(lab, copy, env={"NETOPS_PROVISION_TEMPLATES": str(broken)})
     assert code == 1, res
     for d in ROUTERS:

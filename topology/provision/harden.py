@@ -12,8 +12,8 @@ must be 符合) → confirm and save, or roll back. One change record per device
 ``<changes>/harden.jsonl``. A device that fails (unreachable, refused, a missing credential) is reported
 for itself; the others go on.
 
-FRR: the daemon's part only (line vty exec-timeout and access-class, banner motd, log syslog). Login
-lockout, SNMPv3, time, management services and their crypto are its Linux host's (sshd, snmpd, chrony,
+FRR: the daemon's part only (line vty exec-timeout and access-class, log syslog). Login
+lockout, SNMPv3, time, the login banner, management services and their crypto are its Linux host's (sshd, snmpd, chrony,
 PAM): the servers' Ansible roles set them, and the audit judges them there.
 """
 from __future__ import annotations
@@ -125,7 +125,8 @@ def harden_device(inv: Inventory, device: str, params: dict, access: Access, opt
                 raise DeviceError(device, f"{x} (nothing pushed 未下发任何配置)") from None
             e.changes = rd.diff(rd.parse(e.backup), rd.parse(e.intended), lambda header: False, plat.negate,
                                 plat.single_value, forbidden(dev.platform),
-                                key=lambda line: _SECRET_FORM.sub("", redact(dev.platform, line)))
+                                key=lambda line: _SECRET_FORM.sub("", redact(dev.platform, line)),
+                                unprinted=plat.unprinted)
             rec.update(en.device_entry(e, bfile))
             if opts.check or not e.changes:
                 rec["verification"] = compliance(dev.platform, params, e.backup)

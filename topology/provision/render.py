@@ -90,13 +90,15 @@ def negation_in_place(line: str, has, negate: str) -> bool:
 
 
 def diff(running: Node, intended: Node, owned, negate: str = "no", single_value=(), forbid=(),
-         key=lambda line: line) -> list[Change]:
+         key=lambda line: line, unprinted=()) -> list[Change]:
     """``owned(header)`` → True for stanzas whose running lines not in ``intended`` are removed.
     Intended negations: :func:`negation_in_place`.
     ``single_value``: regexes of settings that hold one value; a running line of the same setting as
     an added one is removed (its old value). ``forbid``: regexes of lines that must not be anywhere;
     running lines matching one are removed. ``key`` is what two lines are compared by (a device may
-    print a secret otherwise than it was given: compare them redacted)."""
+    print a secret otherwise than it was given: compare them redacted). ``unprinted``: default values
+    the device does not print; such an intended line is in place when the stanza shows no value of its
+    setting (a ``single_value`` one)."""
     out: list[Change] = []
     settings = [re.compile(rx) for rx in single_value]
     banned = [re.compile(rx) for rx in forbid]
@@ -112,6 +114,8 @@ def diff(running: Node, intended: Node, owned, negate: str = "no", single_value=
             return True
         if line.startswith(negate + " "):
             return not negation_in_place(line, lambda x: has(run, x), negate)
+        if line in unprinted and (slot := setting(line)) is not None:
+            return not has(run, line) and any(setting(c.line) == slot for c in run.children)
         return not has(run, line)
 
     def walk(run: Node | None, want: Node, path: tuple[str, ...]) -> None:
