@@ -80,12 +80,13 @@ def script(params: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def split(output: str) -> dict[str, str]:
+def split(output: str, mark: str = MARK) -> dict[str, str]:
+    """A collection script's output as {section: text}, sections started by ``mark``'s lines."""
     facts: dict[str, str] = {}
     name = None
     for line in output.splitlines():
-        if line.startswith(MARK):
-            name = line[len(MARK):].strip()
+        if line.startswith(mark):
+            name = line[len(mark):].strip()
             facts[name] = ""
         elif name:
             facts[name] += line + "\n"

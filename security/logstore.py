@@ -288,15 +288,8 @@ def verify_script(store: str = STORE) -> str:
 
 
 def split(output: str) -> dict[str, str]:
-    facts: dict[str, str] = {}
-    name = None
-    for line in output.splitlines():
-        if line.startswith(MARK):
-            name = line[len(MARK):].strip()
-            facts[name] = ""
-        elif name:
-            facts[name] += line + "\n"
-    return facts
+    from .hostchecks import split as sections  # hostchecks reads the store's facts through this module
+    return sections(output, MARK)
 
 
 def parse_verify(output: str) -> tuple[str, dict[str, str], dict[str, str]]:
