@@ -144,4 +144,4 @@ def test_monitor_generate_on_a_full_disk_is_one_line_and_leaves_the_directory_as
         _disk_full_after(m, 5)
         assert main(["monitor", "generate", "--out", str(out), "--scrape-interval", "30"]) == 4
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # the previous generation, whole
-    assert sorted(os.listdir(out)) == ["alertmanager", "ministry", "province"]  # no staging left
+    assert sorted(os.listdir(out)) == ["alertmanager", "grafana", "ministry", "province"]  # no staging left
