@@ -86,6 +86,8 @@ class Platform:
     # settings the device acts on without printing them (its defaults): in place when the running
     # stanza shows no value of that setting; the audit's rules read an absent setting as this value
     unprinted: tuple[str, ...] = ()
+    # settings whose negation takes no value (FRR's `no exec-timeout`: a value after it is an unknown command)
+    bare_negation: tuple[str, ...] = ()
     # --- drift (topology/provision/drift): intended vs running vs saved ---
     hier_config: str = "GENERIC"       # hier_config's Platform for the hierarchical comparison (its negation forms)
     show_saved: str | None = None      # the saved (startup) configuration; run as is (a shell command where
@@ -224,6 +226,7 @@ PLATFORMS: dict[str, Platform] = {
                  ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables",
                  single_value=(r"exec-timeout ", r"access-class "),
                  unprinted=("exec-timeout 10 0",),  # FRR's vty idle timeout, printed only when changed
+                 bare_negation=("exec-timeout",),
                  # the integrated config `write memory` writes, read through its group (the login is in frr)
                  show_saved="cat /etc/frr/frr.conf",
                  volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version ")),

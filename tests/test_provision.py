@@ -300,3 +300,11 @@ def test_an_unprinted_default_is_in_place_when_no_value_shows():
     ch = rd.diff(rd.parse("line vty\n exec-timeout 30 0\n access-class m\n"), want, lambda h: False, **kw)
     assert [(c.add, c.remove) for c in ch] == [(["exec-timeout 10 0"], ["exec-timeout 30 0"])]
     assert [c.add for c in rd.diff(rd.parse("line vty\n access-class m\n"), want, lambda h: False)] == [["exec-timeout 10 0"]]
+
+
+def test_a_bare_negation_drops_the_value():
+    # FRR rejects `no exec-timeout 30 0` (found on the lab: a rollback of a 30-minute timeout failed)
+    ch = [rd.Change(("line vty",), ["exec-timeout 10 0"], ["exec-timeout 30 0"])]
+    assert rd.commands(ch, "no", "exit", bare=("exec-timeout",)) == ["line vty", "no exec-timeout", "exec-timeout 10 0", "exit"]
+    assert rd.commands(ch, "no", "exit", reverse=True, bare=("exec-timeout",)) == \
+        ["line vty", "no exec-timeout", "exec-timeout 30 0", "exit"]

@@ -235,7 +235,7 @@ def rollback(ends: list[End]) -> list[dict]:
     for e in ends:
         if not e.pushed:
             continue
-        cmds = rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, reverse=True)
+        cmds = rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, reverse=True, bare=e.plat.bare_negation)
         err, now = "", None
         try:
             cmds = e.session.revert(cmds)
@@ -328,7 +328,7 @@ def device_entry(e: End, bfile: Path | None) -> dict:
     p = e.device.platform
     return {"platform": p, "backup": str(bfile) if bfile else None,
             "diff": [redact(p, x) for x in rd.diff_text(e.changes, e.plat.negate)],
-            "commands": [redact(p, x) for x in rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit)]}
+            "commands": [redact(p, x) for x in rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, bare=e.plat.bare_negation)]}
 
 
 def push(ends: list[End], opts: Options, result: dict, check) -> list[dict]:
@@ -339,7 +339,7 @@ def push(ends: list[End], opts: Options, result: dict, check) -> list[dict]:
         for e in ends:
             if e.changes:
                 e.pushed = True
-                e.session.configure(rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit), arm_minutes=opts.arm_minutes)
+                e.session.configure(rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, bare=e.plat.bare_negation), arm_minutes=opts.arm_minutes)
         opts.step(1, "pushed 已下发")
         evidence = check()
     except DeviceError as x:

@@ -77,9 +77,12 @@ class Change:
     created: bool = False  # the stanza itself is new: undone by removing it whole
 
 
-def negated(line: str, negate: str) -> str:
-    """The line that undoes ``line``: ``undo X`` ↔ ``X``."""
-    return line[len(negate) + 1:] if line.startswith(negate + " ") else f"{negate} {line}"
+def negated(line: str, negate: str, bare=()) -> str:
+    """The line that undoes ``line``: ``undo X`` ↔ ``X``; a setting in ``bare`` is undone without its
+    value (FRR: ``no exec-timeout``, never ``no exec-timeout 30 0``)."""
+    if line.startswith(negate + " "):
+        return line[len(negate) + 1:]
+    return f"{negate} " + next((b for b in bare if line.startswith(b + " ")), line)
 
 
 def negation_in_place(line: str, has, negate: str) -> bool:
@@ -164,8 +167,9 @@ def diff_text(changes: list[Change], negate: str) -> list[str]:
     return out
 
 
-def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool = False) -> list[str]:
-    """Configuration-mode commands that apply the changes (``reverse``: that undo them)."""
+def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool = False, bare=()) -> list[str]:
+    """Configuration-mode commands that apply the changes (``reverse``: that undo them); ``bare``: the
+    platform's settings undone without their value."""
     out: list[str] = []
     gone: list[tuple[str, ...]] = []
     for ch in changes:
@@ -179,7 +183,7 @@ def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool
             continue
         add, remove = (ch.remove, ch.add) if reverse else (ch.add, ch.remove)
         out.extend(ch.path)
-        out.extend(negated(line, negate) for line in remove)
+        out.extend(negated(line, negate, bare) for line in remove)
         out.extend(add)
         out.extend([stanza_exit] * len(ch.path))
     return out
