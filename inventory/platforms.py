@@ -84,10 +84,11 @@ class Platform:
     # removed with the negation when the intended line replaces it (so a line-by-line rollback restores it)
     single_value: tuple[str, ...] = ()
     # settings the device acts on without printing them (its defaults): in place when the running
-    # stanza shows no value of that setting; the audit's rules read an absent setting as this value
+    # stanza shows no value of that setting; the audit's rules read an absent setting as this value;
+    # another value of the setting is undone by setting the default (FRR's `no exec-timeout` is no timeout)
     unprinted: tuple[str, ...] = ()
-    # settings whose negation takes no value (FRR's `no exec-timeout`: a value after it is an unknown command)
-    bare_negation: tuple[str, ...] = ()
+    # stanzas that always exist and cannot be negated whole (FRR's `line vty`): undone line by line
+    fixed_stanzas: tuple[str, ...] = ()
     # --- drift (topology/provision/drift): intended vs running vs saved ---
     hier_config: str = "GENERIC"       # hier_config's Platform for the hierarchical comparison (its negation forms)
     show_saved: str | None = None      # the saved (startup) configuration; run as is (a shell command where
@@ -226,7 +227,7 @@ PLATFORMS: dict[str, Platform] = {
                  ping="ping -c 3 -W 1 -I {source} {target}", secrets=_FRR_SECRETS, zone_rules="nftables",
                  single_value=(r"exec-timeout ", r"access-class "),
                  unprinted=("exec-timeout 10 0",),  # FRR's vty idle timeout, printed only when changed
-                 bare_negation=("exec-timeout",),
+                 fixed_stanzas=("line vty",),
                  # the integrated config `write memory` writes, read through its group (the login is in frr)
                  show_saved="cat /etc/frr/frr.conf",
                  volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version ")),

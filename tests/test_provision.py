@@ -302,9 +302,17 @@ def test_an_unprinted_default_is_in_place_when_no_value_shows():
     assert [c.add for c in rd.diff(rd.parse("line vty\n access-class m\n"), want, lambda h: False)] == [["exec-timeout 10 0"]]
 
 
-def test_a_bare_negation_drops_the_value():
-    # FRR rejects `no exec-timeout 30 0` (found on the lab: a rollback of a 30-minute timeout failed)
+def test_a_setting_with_an_unprinted_default_is_undone_by_the_default():
+    # FRR rejects `no exec-timeout 30 0`, and `no exec-timeout` means no timeout at all (both found on the lab)
     ch = [rd.Change(("line vty",), ["exec-timeout 10 0"], ["exec-timeout 30 0"])]
-    assert rd.commands(ch, "no", "exit", bare=("exec-timeout",)) == ["line vty", "no exec-timeout", "exec-timeout 10 0", "exit"]
-    assert rd.commands(ch, "no", "exit", reverse=True, bare=("exec-timeout",)) == \
-        ["line vty", "no exec-timeout", "exec-timeout 30 0", "exit"]
+    assert rd.commands(ch, "no", "exit", defaults=("exec-timeout 10 0",)) == ["line vty", "exec-timeout 10 0", "exit"]
+    assert rd.commands(ch, "no", "exit", reverse=True, defaults=("exec-timeout 10 0",)) == \
+        ["line vty", "exec-timeout 10 0", "exec-timeout 30 0", "exit"]
+
+
+def test_a_fixed_stanza_is_undone_line_by_line():
+    # FRR has no `no line vty` (found on the lab: the rollback of a baseline that created the stanza failed)
+    ch = [rd.Change(("line vty",), ["exec-timeout 30 0", "access-class m"], [], created=True)]
+    assert rd.commands(ch, "no", "exit", reverse=True) == ["no line vty"]
+    assert rd.commands(ch, "no", "exit", reverse=True, defaults=("exec-timeout 10 0",), fixed=("line vty",)) == \
+        ["line vty", "exec-timeout 10 0", "no access-class m", "exit"]

@@ -114,6 +114,11 @@ def append_record(cdir: Path, record: dict, log: str = LINKS_LOG) -> None:
         os.close(fd)
 
 
+def _commands(e: End, reverse: bool = False) -> list[str]:
+    """The commands that apply (or undo) an end's changes, in its platform's forms."""
+    return rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, reverse, e.plat.unprinted, e.plat.fixed_stanzas)
+
+
 def template_dir(opts: Options) -> Path:
     return opts.templates or (Path(os.environ[TEMPLATES_ENV]) if os.environ.get(TEMPLATES_ENV) else rd.TEMPLATES)
 
@@ -235,7 +240,7 @@ def rollback(ends: list[End]) -> list[dict]:
     for e in ends:
         if not e.pushed:
             continue
-        cmds = rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, reverse=True, bare=e.plat.bare_negation)
+        cmds = _commands(e, reverse=True)
         err, now = "", None
         try:
             cmds = e.session.revert(cmds)
@@ -328,7 +333,7 @@ def device_entry(e: End, bfile: Path | None) -> dict:
     p = e.device.platform
     return {"platform": p, "backup": str(bfile) if bfile else None,
             "diff": [redact(p, x) for x in rd.diff_text(e.changes, e.plat.negate)],
-            "commands": [redact(p, x) for x in rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, bare=e.plat.bare_negation)]}
+            "commands": [redact(p, x) for x in _commands(e)]}
 
 
 def push(ends: list[End], opts: Options, result: dict, check) -> list[dict]:
@@ -339,7 +344,7 @@ def push(ends: list[End], opts: Options, result: dict, check) -> list[dict]:
         for e in ends:
             if e.changes:
                 e.pushed = True
-                e.session.configure(rd.commands(e.changes, e.plat.negate, e.plat.stanza_exit, bare=e.plat.bare_negation), arm_minutes=opts.arm_minutes)
+                e.session.configure(_commands(e), arm_minutes=opts.arm_minutes)
         opts.step(1, "pushed 已下发")
         evidence = check()
     except DeviceError as x:

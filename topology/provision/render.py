@@ -77,12 +77,12 @@ class Change:
     created: bool = False  # the stanza itself is new: undone by removing it whole
 
 
-def negated(line: str, negate: str, bare=()) -> str:
-    """The line that undoes ``line``: ``undo X`` ↔ ``X``; a setting in ``bare`` is undone without its
-    value (FRR: ``no exec-timeout``, never ``no exec-timeout 30 0``)."""
+def negated(line: str, negate: str, defaults=()) -> str:
+    """The line that undoes ``line``: ``undo X`` ↔ ``X``; a setting with an unprinted default in
+    ``defaults`` is undone by setting that default (FRR: ``no exec-timeout`` means no timeout at all)."""
     if line.startswith(negate + " "):
         return line[len(negate) + 1:]
-    return f"{negate} " + next((b for b in bare if line.startswith(b + " ")), line)
+    return next((d for d in defaults if d.split()[0] == line.split()[0]), f"{negate} {line}")
 
 
 def negation_in_place(line: str, has, negate: str) -> bool:
@@ -167,15 +167,17 @@ def diff_text(changes: list[Change], negate: str) -> list[str]:
     return out
 
 
-def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool = False, bare=()) -> list[str]:
-    """Configuration-mode commands that apply the changes (``reverse``: that undo them); ``bare``: the
-    platform's settings undone without their value."""
+def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool = False, defaults=(),
+             fixed=()) -> list[str]:
+    """Configuration-mode commands that apply the changes (``reverse``: that undo them); ``defaults``:
+    the platform's unprinted defaults (:func:`negated`); ``fixed``: stanzas the platform cannot remove
+    whole (FRR's ``line vty``): a created one is undone line by line."""
     out: list[str] = []
     gone: list[tuple[str, ...]] = []
     for ch in changes:
         if reverse and any(ch.path[:len(g)] == g for g in gone):
             continue  # inside a stanza that is removed whole
-        if reverse and ch.created:
+        if reverse and ch.created and ch.path[-1] not in fixed:
             gone.append(ch.path)
             out.extend(ch.path[:-1])
             out.append(f"{negate} {ch.path[-1]}")
@@ -183,7 +185,7 @@ def commands(changes: list[Change], negate: str, stanza_exit: str, reverse: bool
             continue
         add, remove = (ch.remove, ch.add) if reverse else (ch.add, ch.remove)
         out.extend(ch.path)
-        out.extend(negated(line, negate, bare) for line in remove)
+        out.extend(x for x in (negated(line, negate, defaults) for line in remove) if x not in add)
         out.extend(add)
         out.extend([stanza_exit] * len(ch.path))
     return out
