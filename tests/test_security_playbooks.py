@@ -32,13 +32,31 @@ def tasks(role: str) -> list[dict]:
 
 
 def test_ansible_lint_clean():
-    r = subprocess.run(check=False, args=[str(BIN / "ansible-lint"), "deploy.yml", "harden.yml"], cwd=PLAYBOOKS, env=clean_env(),
+    r = subprocess.run(check=False, args=[str(BIN / "ansible-lint"), "deploy.yml", "harden.yml", "site.yml"], cwd=PLAYBOOKS, env=clean_env(),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
+def test_site_runs_every_role_of_deploy_harden_and_logs_once_in_their_order():
+    """site.yml (the main job's deploy + harden) is the three playbooks in one play: a role the others
+    list is neither lost nor run twice, and each playbook's own order holds."""
+    def roles(name: str) -> list[str]:
+        (play,) = yaml.safe_load((PLAYBOOKS / name).read_text())
+        return [r["role"] for r in play["roles"]]
+
+    site = roles("site.yml")
+    assert len(site) == len(set(site))
+    deploy, harden, logs = (roles(p) for p in ("deploy.yml", "harden.yml", "logs.yml"))
+    assert set(site) == set(deploy) | set(harden) | set(logs)
+    assert site[:len(deploy)] == deploy
+    assert [r for r in site if r in logs] == logs
+    # then harden.yml's own order, less the roles deploy.yml has already run
+    assert site[len(deploy):] == [r for r in harden if r not in deploy]
+
+
 def test_syntax_check_and_every_rule_has_its_tag():
-    r = subprocess.run(check=False, args=[str(BIN / "ansible-playbook"), "--syntax-check", "playbooks/deploy.yml", "playbooks/harden.yml"],
+    r = subprocess.run(check=False, args=[str(BIN / "ansible-playbook"), "--syntax-check", "playbooks/deploy.yml", "playbooks/harden.yml",
+                                                           "playbooks/site.yml"],
                        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     r = subprocess.run(check=False, args=[str(BIN / "ansible-playbook"), "--list-tags", "playbooks/harden.yml"], cwd=REPO, env=clean_env(),

@@ -96,8 +96,9 @@ def node_filesystem(node: str) -> dict[str, tuple]:
 
 @pytest.fixture(scope="module")
 def hardened(lab):
-    """deploy + harden on every server, once for the tests that need hardened nodes: the two runs."""
-    return [playbook(lab, pb) for pb in ("playbooks/deploy.yml", "playbooks/harden.yml")]
+    """deploy + harden on every server (site.yml, as the main job does), once for the tests that need
+    hardened nodes."""
+    return [playbook(lab, "playbooks/site.yml")]
 
 
 def test_fresh_nodes_fail_the_expected_controls_and_the_audit_changes_nothing(lab, fresh, tmp_path):
