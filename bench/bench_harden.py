@@ -1,7 +1,7 @@
 """Hardening benchmark in the lab (issue 12 §5): deploy + harden N lab servers (playbooks/site.yml, as the
 README's main job runs it), the first run on fresh nodes and the second on the result.
 
-Measured per run: wall time, time per host (wall ÷ N: the hosts run side by side, forks 20), and per host
+Measured per run: wall time, time per host (wall ÷ N: the hosts run side by side, ansible.cfg forks), and per host
 the remote actions (a module run on the host: one per task, one per loop item; local checks not counted)
 and the changed results, from bench/callback_plugins/netops_actions.py. The second run must change nothing.
 Anchor, in the same run: one no-op remote action (ansible.builtin.ping) on the same N hosts, so a figure
