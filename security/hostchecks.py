@@ -65,9 +65,11 @@ def sections(params: dict) -> dict[str, str]:
                  "for f in ${c:-/etc/snmp/snmpd.conf} /etc/snmp/snmpd.conf.d/*.conf; do [ -f \"$f\" ] && grep -vE '^\\s*(#|$)' \"$f\"; done"
                  " | sed -E 's/^(\\s*createUser\\s+\\S+\\s+\\S+)\\s+(\"[^\"]*\"|\\S+)(\\s+(\\S+)\\s+(\"[^\"]*\"|\\S+))?/\\1 *** \\4 ***/;"
                  " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/'",
-        # core dumps: a login session's hard limit (this script runs under sudo, through pam_limits), systemd's
-        # default for services, the kernel's setting for setuid programs, every running process that may dump core
-        "core": "echo \"session $(ulimit -Hc)\"; systemctl show -p DefaultLimitCORE; echo \"suid_dumpable $(cat /proc/sys/fs/suid_dumpable)\"; "
+        # core dumps: the hard limit of the login session this script runs in (its nearest ancestor that is not
+        # sudo: sudo zeroes its own limit, so `ulimit -Hc` here proves nothing), systemd's default for services,
+        # the kernel's setting for setuid programs, every running process that may dump core
+        "core": "p=$PPID; while [ \"$(cat /proc/$p/comm)\" = sudo ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done; "
+                "echo \"session $(awk '/^Max core file size/ {print $6}' /proc/$p/limits) $(cat /proc/$p/comm)\"; systemctl show -p DefaultLimitCORE; echo \"suid_dumpable $(cat /proc/sys/fs/suid_dumpable)\"; "
                 "awk '/^Max core file size/ && $6 != \"0\" {split(FILENAME, a, \"/\"); print a[3], $6}' /proc/[0-9]*/limits 2>/dev/null | "
                 "while read -r p h; do [ -e /proc/$p/exe ] && echo \"proc $p $(cat /proc/$p/comm) $h\"; done",
         # su's PAM stack, then the group its pam_wheel line names (wheel, else GID 0, when it names none) and
@@ -401,11 +403,12 @@ def core_dumps(f, p):
     kv = _kv(c, r"=|\s+")
     procs = [" ".join(ln.split()[1:]) for ln in c.splitlines() if ln.startswith("proc ")]
     container = f.get("virt", "").strip() not in ("", "none")
-    return [_sub("login sessions: hard core limit 0 会话禁止核心转储", kv.get("session") == "0", f"ulimit -Hc={kv.get('session')}"),
+    session, _, who = kv.get("session", "").partition(" ")
+    return [_sub("login sessions: hard core limit 0 会话禁止核心转储", session == "0", f"{who or 'session'}: {session or 'unread'}"),
             _sub("services: DefaultLimitCORE=0 服务禁止核心转储", kv.get("defaultlimitcore") == "0",
                  f"DefaultLimitCORE={kv.get('defaultlimitcore')}"),
             _sub("no running process may dump core 运行中进程无核心转储", "session" in kv and not procs,
-                 f"{len(procs)}: {', '.join(procs[:8])}" if procs else "none"),
+                 f"{len(procs)} started with a core limit, until restarted 重启后生效: {', '.join(procs[:8])}" if procs else "none"),
             _sub("fs.suid_dumpable=0 (setuid programs) 特权程序不转储", kv.get("suid_dumpable") == "0",
                  f"fs.suid_dumpable={kv.get('suid_dumpable')}" + (CONTAINER_KERNEL if container else ""))], ["core", "virt"]
 
