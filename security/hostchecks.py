@@ -65,6 +65,29 @@ def sections(params: dict) -> dict[str, str]:
                  "for f in ${c:-/etc/snmp/snmpd.conf} /etc/snmp/snmpd.conf.d/*.conf; do [ -f \"$f\" ] && grep -vE '^\\s*(#|$)' \"$f\"; done"
                  " | sed -E 's/^(\\s*createUser\\s+\\S+\\s+\\S+)\\s+(\"[^\"]*\"|\\S+)(\\s+(\\S+)\\s+(\"[^\"]*\"|\\S+))?/\\1 *** \\4 ***/;"
                  " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/'",
+        # core dumps: the hard limit of the login session this script runs in (its nearest ancestor that is not
+        # sudo: sudo zeroes its own limit, so `ulimit -Hc` here proves nothing), systemd's default for services,
+        # the kernel's setting for setuid programs, every running process that may dump core
+        "core": "p=$PPID; while [ \"$(cat /proc/$p/comm)\" = sudo ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done; "
+                "echo \"session $(awk '/^Max core file size/ {print $6}' /proc/$p/limits) $(cat /proc/$p/comm)\"; systemctl show -p DefaultLimitCORE; echo \"suid_dumpable $(cat /proc/sys/fs/suid_dumpable)\"; "
+                "awk '/^Max core file size/ && $6 != \"0\" {split(FILENAME, a, \"/\"); print a[3], $6}' /proc/[0-9]*/limits 2>/dev/null | "
+                "while read -r p h; do [ -e /proc/$p/exe ] && echo \"proc $p $(cat /proc/$p/comm) $h\"; done",
+        # su's PAM stack, then the group its pam_wheel line names (wheel, else GID 0, when it names none) and
+        # the accounts whose primary group it is
+        "su": "grep -vE '^\\s*(#|$)' /etc/pam.d/su | sed 's/^/pam /'; "
+              "g=$(awk '/^[[:space:]]*auth/ && /pam_wheel\\.so/ {for (i = 1; i <= NF; i++) if ($i ~ /^group=/) print substr($i, 7)}' "
+              "/etc/pam.d/su | head -n 1); e=$(getent group \"${g:-wheel}\" || getent group root); echo \"group $e\"; "
+              "awk -F: -v gid=\"$(echo \"$e\" | cut -d: -f3)\" '$4 == gid {print \"primary \" $1}' /etc/passwd",
+        "suid": f"for f in {q(params['dengbao_suid_remove'])}; do [ -e \"$f\" ] && stat -L -c '%a %U:%G %n' \"$f\"; done",
+        # system accounts (below UID_MIN, and nobody): name, password state (never the hash), login shell
+        "sysaccounts": "m=$(awk '$1 == \"UID_MIN\" {print $2}' /etc/login.defs); awk -F: -v min=\"${m:-1000}\" "
+                       "'NR == FNR {if ($3 < min || $3 == 65534) {sh[$1] = ($7 == \"\" ? \"-\" : $7); pw[$1] = $2}; next} "
+                       "($1 in sh) {pw[$1] = $2} END {for (u in sh) print u, ((pw[u] ~ /^[!*]/ || pw[u] == \"x\") ? \"locked\" : "
+                       "(pw[u] == \"\") ? \"empty\" : \"password\"), sh[u]}' /etc/passwd /etc/shadow",
+        "shm": "echo \"mount $(findmnt -no OPTIONS /dev/shm)\"; awk '$2 == \"/dev/shm\" {print \"fstab \" $0}' /etc/fstab",
+        "cron": f"for d in {q(params['dengbao_cron_dirs'])}; do [ -d \"$d\" ] && stat -c '%a %U:%G %n' \"$d\"; done",
+        # the SSH client's effective settings, as root's ssh resolves them
+        "ssh_client": "ssh -G localhost | grep -Ei '^(ciphers|macs|kexalgorithms|forwardagent|forwardx11|hashknownhosts) '",
         "sysctl_file": "cat /usr/lib/sysctl.d/*.conf /etc/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null | grep -vE '^\\s*([#;]|$)'",
         "sysctl": f"sysctl {q(params['dengbao_sysctl'])}",
         "listen": "ss -H -tuln",
@@ -253,11 +276,23 @@ def ssh_remote_mgmt(f, p):
             _sub("nothing on 21/23/69/512-514 明文端口未监听", not clear, ",".join(map(str, clear)) or "none")], ["units", "listen"]
 
 
-def ssh_strong_crypto(f, p):
-    s = _sshd(f)
+def _weak_ssh(s: dict) -> dict:
+    """No weak cipher, MAC or key exchange among the algorithms an SSH configuration (``sshd -T``, ``ssh -G``) resolves to."""
     weak = [f"{k}:{a}" for k in ("ciphers", "macs", "kexalgorithms") for a in s.get(k, "").split(",")
             if re.search(r"cbc|md5|sha1(?!\d)|arcfour|3des|group1-|group14-sha1", a)]
-    return [_sub("no weak SSH algorithms 无弱加密算法", not weak and bool(s.get("ciphers")), ",".join(weak) or "none")], ["sshd"]
+    return _sub("no weak SSH algorithms 无弱加密算法", not weak and bool(s.get("ciphers")), ",".join(weak) or "none")
+
+
+def ssh_strong_crypto(f, p):
+    return [_weak_ssh(_sshd(f))], ["sshd"]
+
+
+def ssh_client(f, p):
+    """The servers' own SSH client as root's ``ssh -G`` resolves it: strong algorithms, no forwarding of the
+    agent or X11 to the far end, known_hosts hashed."""
+    s = _kv(f.get("ssh_client", ""), r"\s+")
+    want = {"forwardagent": "no", "forwardx11": "no", "hashknownhosts": "yes"}
+    return [_weak_ssh(s), *(_sub(f"{k} {v}", s.get(k) == v, f"{k}={s.get(k)}") for k, v in want.items())], ["ssh_client"]
 
 
 def ssh_root_login(f, p):
@@ -355,6 +390,89 @@ def file_permissions(f, p):
             if len(ln.split()) == 3 and int(ln.split()[0], 8) & ~HOME_MAX]
     subs.append(_sub(f"home directories ≤ {HOME_MAX:o} 家目录权限", not wide, ", ".join(wide) or "all"))
     return subs, ["perms", "homes"]
+
+
+NOT_READ = "not collected 未采集"  # a section missing from the output is no evidence of anything
+CONTAINER_KERNEL = " (container: the host's kernel 容器内为宿主机内核)"
+
+
+def core_dumps(f, p):
+    """No core file anywhere: a login session's hard limit (pam_limits), services' default (systemd), every
+    running process's own limit, and setuid programs (the kernel's fs.suid_dumpable, the host's in a container)."""
+    c = f.get("core", "")
+    kv = _kv(c, r"=|\s+")
+    procs = [" ".join(ln.split()[1:]) for ln in c.splitlines() if ln.startswith("proc ")]
+    container = f.get("virt", "").strip() not in ("", "none")
+    session, _, who = kv.get("session", "").partition(" ")
+    return [_sub("login sessions: hard core limit 0 会话禁止核心转储", session == "0", f"{who or 'session'}: {session or 'unread'}"),
+            _sub("services: DefaultLimitCORE=0 服务禁止核心转储", kv.get("defaultlimitcore") == "0",
+                 f"DefaultLimitCORE={kv.get('defaultlimitcore')}"),
+            _sub("no running process may dump core 运行中进程无核心转储", "session" in kv and not procs,
+                 f"{len(procs)} started with a core limit, until restarted 重启后生效: {', '.join(procs[:8])}" if procs else "none"),
+            _sub("fs.suid_dumpable=0 (setuid programs) 特权程序不转储", kv.get("suid_dumpable") == "0",
+                 f"fs.suid_dumpable={kv.get('suid_dumpable')}" + (CONTAINER_KERNEL if container else ""))], ["core", "virt"]
+
+
+def su_restricted(f, p):
+    """su refused to all but one group's members: a required pam_wheel line in su's auth stack, and that group
+    (the one pam_wheel names; wheel or GID 0 when it names none) holding only the allowed accounts."""
+    text = f.get("su", "")
+    wheel = [parsed[3] for parsed in (_pam_parse(ln[4:]) for ln in text.splitlines() if ln.startswith("pam "))
+             if parsed and parsed[0] == "auth" and "pam_wheel" in parsed[2] and parsed[1] in ("required", "requisite")
+             and "deny" not in parsed[3]]
+    group = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("group ") and len(ln.split()) > 1), "")
+    name, _, rest = group.partition(":")
+    members = {m for m in rest.split(":")[-1].split(",") if m} | {ln.split()[1] for ln in text.splitlines() if ln.startswith("primary ")}
+    extra = sorted(members - set(p["dengbao_su_members"]))
+    return [_sub("su requires group membership (pam_wheel) su 仅限管理组", bool(wheel),
+                 f"group={wheel[0].get('group', 'wheel')}" if wheel else "no required pam_wheel line in /etc/pam.d/su"),
+            _sub(f"only {', '.join(p['dengbao_su_members']) or 'nobody'} may su 授权成员", bool(wheel and name) and not extra,
+                 f"{name}: {', '.join(sorted(members)) or 'no members'}")], ["su"]
+
+
+def suid_binaries(f, p):
+    present = [ln.split() for ln in f.get("suid", "").splitlines() if len(ln.split()) == 3]
+    kept = [f"{path} {mode}" for mode, _, path in present if int(mode, 8) & 0o6000]
+    return [_sub("no setuid/setgid bit on programs a server does not need 多余程序无特权位", "suid" in f and not kept,
+                 ", ".join(kept) or (f"none of the {len(present)} present" if "suid" in f else NOT_READ))], ["suid"]
+
+
+def system_accounts(f, p):
+    """Every system account (below UID_MIN, and nobody) but root and the automation account: no login shell,
+    no usable password. Nothing read is no evidence (不符合)."""
+    rows = [(ln.split() + ["-"])[:3] for ln in f.get("sysaccounts", "").splitlines() if ln.split()]
+    rows = [r for r in rows if r[0] not in ("root", p["dengbao_operator"])]
+    shells = [f"{u}({sh})" for u, _, sh in rows if not NO_LOGIN.search(sh)]
+    unlocked = [f"{u}({st})" for u, st, _ in rows if st != "locked"]
+    return [_sub("system accounts have no login shell 系统账户禁止登录", bool(rows) and not shells,
+                 ", ".join(shells) or f"{len(rows)} accounts"),
+            _sub("system accounts' passwords locked 系统账户口令锁定", bool(rows) and not unlocked,
+                 ", ".join(unlocked) or f"{len(rows)} accounts")], ["sysaccounts"]
+
+
+SHM_OPTS = ("nodev", "nosuid", "noexec")
+
+
+def shm_noexec(f, p):
+    """/dev/shm as mounted now (findmnt), and as /etc/fstab mounts it at boot."""
+    text = f.get("shm", "")
+    mount = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("mount ") and len(ln.split()) > 1), "")
+    fstab = [ln.split() for ln in text.splitlines() if ln.startswith("fstab ")]
+    boot = fstab[-1][4] if fstab and len(fstab[-1]) > 4 else ""
+    return [_sub(f"/dev/shm mounted {','.join(SHM_OPTS)} 共享内存不可执行", set(SHM_OPTS) <= set(mount.split(",")), mount or "not mounted"),
+            _sub("the same at boot (/etc/fstab) 开机保持", set(SHM_OPTS) <= set(boot.split(",")), " ".join(fstab[-1][1:]) if fstab else
+                 "no /dev/shm line")], ["shm"]
+
+
+CRON_MAX = 0o700
+
+
+def cron_permissions(f, p):
+    """The cron directories (those present: no cron installed, nothing to protect) 0700 root."""
+    present = [ln.split() for ln in f.get("cron", "").splitlines() if len(ln.split()) == 3]
+    wide = [f"{path} {mode} {owner}" for mode, owner, path in present if int(mode, 8) & ~CRON_MAX or owner != "root:root"]
+    return [_sub(f"cron directories ≤ {CRON_MAX:o} root 计划任务目录权限", "cron" in f and not wide,
+                 ", ".join(wide) or (f"{len(present)} directories" if "cron" in f else NOT_READ))], ["cron"]
 
 
 # rule family → what must be there: (what, pattern, both ABIs). A syscall rule counts only with its
@@ -672,6 +790,8 @@ CHECKS = {
     "log-forwarding": log_forwarding, "log-retention": log_retention, "time-sync": time_sync,
     "audit-protection": audit_protection, "minimal-install": minimal_install, "high-risk-ports": high_risk_ports,
     "mgmt-access": mgmt_access, "kernel-params": kernel_params,
+    "core-dumps": core_dumps, "su-restricted": su_restricted, "suid-binaries": suid_binaries, "system-accounts": system_accounts,
+    "shm-noexec": shm_noexec, "cron-permissions": cron_permissions, "ssh-client": ssh_client,
 }
 
 

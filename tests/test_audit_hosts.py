@@ -47,7 +47,8 @@ def test_fresh_lab_node_fails_the_expected_controls():
     v = verdicts("debian12-lab-fresh.txt", "huadu-srv1")
     expected_bad = {"pw-quality", "pw-history", "pw-aging", "login-lockout", "idle-timeout", "ssh-strong-crypto", "ssh-root-login", "ssh-session",
                     "separation-of-duties", "umask", "file-permissions", "audit-rules", "audit-daemon", "log-forwarding",
-                    "log-retention", "time-sync", "mgmt-access", "kernel-params"}
+                    "log-retention", "time-sync", "mgmt-access", "kernel-params",
+                    "core-dumps", "su-restricted", "suid-binaries", "system-accounts", "shm-noexec", "cron-permissions", "ssh-client"}
     bad = {k for k, r in v.items() if r["verdict"] in (FAIL, PARTIAL)}
     assert bad == expected_bad
     assert {k for k, r in v.items() if r["verdict"] == PASS} == {"no-empty-password", "ssh-remote-mgmt", "minimal-install",
@@ -268,3 +269,89 @@ def test_a_log_hosts_log_ports_are_open_to_its_own_senders_only(rules, bad):
     subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", BASE + MGMT + rules)}, params)
     failed = {s["label"].split()[1] for s in subs if not s["ok"]}
     assert failed == bad, subs
+
+
+# ------------------------------------------------------------------ the system role's controls (dengbao_system)
+def _check(cid: str, fixture: str, host: str = "gd-db1", **sections) -> tuple[str, dict]:
+    """One check on a fixture's sections, some replaced: (verdict, {label: finding})."""
+    facts = {**hostchecks.split((FIX / fixture).read_text()), **sections}
+    subs, _ = hostchecks.CHECKS[cid](facts, host_params(INV, host))
+    return hostchecks.verdict(subs), {s["label"]: s for s in subs}
+
+
+def test_core_dumps_read_sessions_services_running_processes_and_the_kernel():
+    verdict, subs = _check("core-dumps", "debian12-lab-fresh.txt", "huadu-srv1")
+    assert verdict == PARTIAL  # only the kernel's suid_dumpable (the host's, said so) is right on a fresh node
+    assert subs["login sessions: hard core limit 0 会话禁止核心转储"]["detail"] == "sh: unlimited"  # the session's shell, above sudo
+    assert subs["services: DefaultLimitCORE=0 服务禁止核心转储"]["detail"] == "DefaultLimitCORE=infinity"
+    assert "sshd" in subs["no running process may dump core 运行中进程无核心转储"]["detail"]
+    assert "container" in subs["fs.suid_dumpable=0 (setuid programs) 特权程序不转储"]["detail"]
+    assert _check("core-dumps", "debian12-hardened.txt")[0] == PASS
+    # configured, but a daemon started before the limit keeps its own: not 符合 until it has none
+    verdict, subs = _check("core-dumps", "debian12-hardened.txt", core="session 0 sh\nDefaultLimitCORE=0\nsuid_dumpable 0\nproc 612 snmpd unlimited\n")
+    assert verdict == PARTIAL and subs["no running process may dump core 运行中进程无核心转储"]["detail"].endswith(": 612 snmpd unlimited")
+    assert _check("core-dumps", "debian12-hardened.txt", core="session 0 sh\nDefaultLimitCORE=0\nsuid_dumpable 2\n")[0] == PARTIAL
+
+
+def test_su_is_for_the_groups_allowed_members_only():
+    assert _check("su-restricted", "debian12-lab-fresh.txt", "huadu-srv1")[0] == FAIL
+    assert _check("su-restricted", "debian12-hardened.txt")[0] == PASS
+    hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())["su"]
+    verdict, subs = _check("su-restricted", "debian12-hardened.txt", su=hardened.replace("dengbao-su:x:996:", "dengbao-su:x:996:zhangsan"))
+    assert verdict == PARTIAL and subs["only nobody may su 授权成员"]["detail"] == "dengbao-su: zhangsan"
+    assert _check("su-restricted", "debian12-hardened.txt", su=hardened + "primary zhangsan\n")[0] == PARTIAL  # primary group counts
+    # pam_wheel that lets the group in without a password, or denies only the group, restricts nobody
+    for line in ("auth sufficient pam_wheel.so trust use_uid group=dengbao-su", "auth required pam_wheel.so deny group=dengbao-su"):
+        text = hardened.replace("auth       required   pam_wheel.so use_uid group=dengbao-su", line)
+        assert _check("su-restricted", "debian12-hardened.txt", su=text)[0] == FAIL, line
+
+
+def test_suid_bits_on_the_list_fail_and_a_missing_section_is_no_evidence():
+    verdict, subs = _check("suid-binaries", "debian12-lab-fresh.txt", "huadu-srv1")
+    assert verdict == FAIL and "/usr/bin/chfn 4755" in subs["no setuid/setgid bit on programs a server does not need 多余程序无特权位"]["detail"]
+    assert _check("suid-binaries", "debian12-hardened.txt")[0] == PASS
+    facts = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
+    del facts["suid"]
+    assert hostchecks.verdict(hostchecks.suid_binaries(facts, host_params(INV, "gd-db1"))[0]) == FAIL
+
+
+def test_system_accounts_without_login_and_locked():
+    verdict, subs = _check("system-accounts", "debian12-lab-fresh.txt", "huadu-srv1")
+    assert verdict == PARTIAL  # every password locked already; postgres keeps a login shell
+    assert subs["system accounts have no login shell 系统账户禁止登录"]["detail"] == "postgres(/bin/bash)"
+    assert _check("system-accounts", "debian12-hardened.txt")[0] == PASS
+    verdict, subs = _check("system-accounts", "debian12-hardened.txt", sysaccounts="root locked /bin/bash\nnetops locked /bin/bash\n"
+                           "daemon locked /usr/sbin/nologin\ngames password /usr/sbin/nologin\nlp empty -\n")
+    assert verdict == FAIL  # root and the automation account are not judged here; a blank shell is /bin/sh
+    assert subs["system accounts' passwords locked 系统账户口令锁定"]["detail"] == "games(password), lp(empty)"
+    assert _check("system-accounts", "debian12-hardened.txt", sysaccounts="")[0] == FAIL  # nothing read proves nothing
+
+
+def test_dev_shm_now_and_at_boot():
+    assert _check("shm-noexec", "debian12-lab-fresh.txt", "huadu-srv1")[0] == FAIL
+    assert _check("shm-noexec", "debian12-hardened.txt")[0] == PASS
+    verdict, subs = _check("shm-noexec", "debian12-hardened.txt", shm="mount rw,nosuid,nodev,noexec,relatime\n")
+    assert verdict == PARTIAL and subs["the same at boot (/etc/fstab) 开机保持"]["detail"] == "no /dev/shm line"
+    assert _check("shm-noexec", "debian12-hardened.txt", shm="mount rw,nosuid,nodev,relatime\n"
+                  "fstab tmpfs /dev/shm tmpfs defaults,nodev,nosuid,noexec 0 0\n")[0] == PARTIAL
+
+
+def test_cron_directories_closed_and_no_cron_is_nothing_to_protect():
+    verdict, subs = _check("cron-permissions", "debian12-lab-fresh.txt", "huadu-srv1")
+    assert verdict == FAIL and "/etc/cron.d 755 root:root" in subs["cron directories ≤ 700 root 计划任务目录权限"]["detail"]
+    assert _check("cron-permissions", "debian12-hardened.txt")[0] == PASS
+    assert _check("cron-permissions", "debian12-hardened.txt", cron="")[0] == PASS  # no cron installed
+    assert _check("cron-permissions", "debian12-hardened.txt", cron="700 www-data:root /etc/cron.d\n")[0] == FAIL
+    facts = hostchecks.split((FIX / "debian12-hardened.txt").read_text())
+    del facts["cron"]
+    assert hostchecks.verdict(hostchecks.cron_permissions(facts, host_params(INV, "gd-db1"))[0]) == FAIL
+
+
+def test_ssh_client_effective_settings():
+    verdict, subs = _check("ssh-client", "debian12-lab-fresh.txt", "huadu-srv1")
+    assert verdict == PARTIAL  # Debian's client offers SHA-1 MACs; forwarding is off and known_hosts hashed by default
+    assert "macs:hmac-sha1" in subs["no weak SSH algorithms 无弱加密算法"]["detail"]
+    assert _check("ssh-client", "debian12-hardened.txt")[0] == PASS
+    hardened = hostchecks.split((FIX / "debian12-hardened.txt").read_text())["ssh_client"]
+    verdict, subs = _check("ssh-client", "debian12-hardened.txt", ssh_client=hardened.replace("forwardagent no", "forwardagent yes"))
+    assert verdict == PARTIAL and not subs["forwardagent no"]["ok"]

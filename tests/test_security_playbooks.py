@@ -158,3 +158,51 @@ def test_a_site_override_moves_remediation_and_audit_together():
     facts["shell_env"] = "x:TMOUT=600\nx:readonly TMOUT\n"  # a host still on the old default now fails
     subs, _ = hostchecks.CHECKS["idle-timeout"](facts, params)
     assert not all(s["ok"] for s in subs)
+
+
+SYSTEM_RULES = ["core_dumps", "su_restricted", "suid_binaries", "system_accounts", "shm_noexec", "cron_permissions", "ssh_client"]
+
+
+def _system_script(rules: list[str], check_mode: bool = False) -> str:
+    """The dengbao_system script as the role renders it (Ansible's quote filter is shlex.quote)."""
+    import shlex
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLES / "dengbao_system/templates"), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    env.filters["quote"] = shlex.quote
+    return env.get_template("dengbao-system.sh.j2").render(**yaml.safe_load(PARAMS.read_text()), _dengbao_system_rules=rules,
+                                                           ansible_check_mode=check_mode)
+
+
+def test_system_role_is_one_remote_action_for_all_its_controls():
+    """Speed (issue 12 §5): the seven controls cost one task per host; a change is what the script reports."""
+    (task,) = tasks("dengbao_system")
+    assert task["ansible.builtin.shell"]["executable"] == "/bin/bash" and task["check_mode"] is False
+    assert task["changed_when"] == "'DENGBAO-CHANGED' in dengbao_system.stdout"
+    assert set(task["tags"]) == {f"rule_{r}" for r in SYSTEM_RULES} | {"system"}
+    assert all(f"'{r}'" in task["vars"]["_dengbao_system_rules"] for r in SYSTEM_RULES)
+    roles = [r["role"] for r in yaml.safe_load((PLAYBOOKS / "harden.yml").read_text())[0]["roles"]]
+    assert roles.index("dengbao_system") == roles.index("dengbao_services") + 1
+
+
+def test_system_script_holds_only_the_selected_controls_and_is_valid_bash():
+    marks = {r: f"# --- {r.replace('_', '-')} (" for r in SYSTEM_RULES}
+    for rules in (SYSTEM_RULES, ["ssh_client"], []):
+        script = _system_script(rules)
+        assert {r for r, m in marks.items() if m in script} == set(rules)
+        r = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+    assert "DRY=1" in _system_script(SYSTEM_RULES, check_mode=True) and "DRY=0" in _system_script(SYSTEM_RULES)
+
+
+def test_rendered_ssh_client_config_and_sshd_share_the_algorithms_and_pass_the_audit():
+    params = yaml.safe_load(PARAMS.read_text())
+    script = _system_script(["ssh_client"])
+    conf = script[script.index("Host *"):script.index("CONF", script.index("Host *"))]
+    # what `ssh -G` prints for it: lower-case keys, the drop-in's values (ssh_config.d is read first: its values win)
+    facts = {"ssh_client": "".join(f"{ln.split()[0].lower()} {ln.split()[1]}\n" for ln in conf.splitlines()[1:] if ln.strip())}
+    subs, _ = hostchecks.CHECKS["ssh-client"](facts, params)
+    assert hostchecks.verdict(subs) == "符合", subs
+    sshd = render("dengbao_ssh", "sshd-dengbao.conf.j2")
+    for key, param in (("Ciphers", "dengbao_ssh_ciphers"), ("MACs", "dengbao_ssh_macs"), ("KexAlgorithms", "dengbao_ssh_kex")):
+        assert f"{key} {','.join(params[param])}\n" in sshd and f"    {key} {','.join(params[param])}\n" in conf
