@@ -144,7 +144,9 @@ _FRR_SECRETS = (r"^(\s*(?:enable )?password )\S+", r"^(\s*ip ospf authentication
                 # its host's snmpd.conf, as the audit collects it (keys are cut on the host already)
                 r"^(\s*createUser\s+\S+\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
                 r"^(\s*createUser\s+\S+\s+\S+\s+<redacted>\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
-                r"^(\s*(?:ro|rw)community6?\s+)\S+", r"^(\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+)\S+")
+                r"^(\s*(?:ro|rw)community6?\s+)\S+", r"^(\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+)\S+",
+                r"^(\s*trapsess\s.*?\s-A\s+)(?:\"[^\"]*\"|\S+)", r"^(\s*trapsess\s.*?\s-X\s+)(?:\"[^\"]*\"|\S+)",
+                r"^(\s*(?:trap|trap2|inform)sink\s+\S+\s+)\S+")
 _IOS_SECRETS = (r"^(\s*enable (?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*username \S+ (?:privilege \d+ )?(?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*snmp-server community )\S+", r"^(\s*(?:ip ospf )?(?:authentication-key|key-string)(?: \d+)? )\S+",

@@ -64,7 +64,9 @@ def sections(params: dict) -> dict[str, str]:
         "snmpd": "p=$(ps -o args= -C snmpd | head -n 1); echo \"${p:-none}\"; c=$(echo \"$p\" | sed -n 's/.* -c *\\([^ ]*\\).*/\\1/p'); "
                  "for f in ${c:-/etc/snmp/snmpd.conf} /etc/snmp/snmpd.conf.d/*.conf; do [ -f \"$f\" ] && grep -vE '^\\s*(#|$)' \"$f\"; done"
                  " | sed -E 's/^(\\s*createUser\\s+\\S+\\s+\\S+)\\s+(\"[^\"]*\"|\\S+)(\\s+(\\S+)\\s+(\"[^\"]*\"|\\S+))?/\\1 *** \\4 ***/;"
-                 " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/'",
+                 " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/;"
+                 # the notification destinations' keys (trapsess -A/-X) and communities
+                 " s/(\\s-[AX]\\s+)(\"[^\"]*\"|\\S+)/\\1***/g; s/^(\\s*(trap|trap2|inform)sink\\s+\\S+\\s+)\\S+/\\1***/'",
         "sysctl_file": "cat /usr/lib/sysctl.d/*.conf /etc/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null | grep -vE '^\\s*([#;]|$)'",
         "sysctl": f"sysctl {q(params['dengbao_sysctl'])}",
         "listen": "ss -H -tuln",
