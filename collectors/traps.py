@@ -208,12 +208,12 @@ def subject(trap: Trap, n: Notification) -> dict[str, str]:
     if trap.subject == "interface":
         index = _instance(vbs, IF_TABLES)
         name = _value(vbs, IF_NAME, IF_DESCR)
-        return {"ifindex": str(index if index is not None else ""), **({"ifname": escape.alert(name)} if name else {})}
+        return {**({"ifindex": str(index)} if index is not None else {}), **({"ifname": escape.alert(name)} if name else {})}
     if trap.subject == "entity":
         index = _instance(vbs, (ENT_PHYSICAL,))
         if index is None and vbs:
             index = vbs[0][1] if isinstance(vbs[0][1], int) else vbs[0][0][-1]
-        return {"entity": str(index if index is not None else "")}
+        return {"entity": str(index)} if index is not None else {}
     return {}
 
 
@@ -269,7 +269,8 @@ class Receiver:
             self.alerts["cleared"] += 1
             return {**opened, "endsAt": _iso(now)}
         labels = {"alertname": trap.alert, "severity": trap.severity,
-                  **{k: escape.alert(v) for k, v in src.target.labels.items()}, "source": "snmp-trap", **about}
+                  # an empty label is no label (as in Prometheus): a city device has no county
+                  **{k: escape.alert(v) for k, v in src.target.labels.items() if v}, "source": "snmp-trap", **about}
         where = " ".join(f"{k}={v}" for k, v in about.items())
         site = src.target.labels.get("site", "")
         detail = "; ".join(f"{_oid(o)}={v.hex(':') if isinstance(v, bytes) else v}" for o, v in n.varbinds[:16])
