@@ -67,12 +67,6 @@ DROP_REASONS = ("unknown_source", "malformed", "wrong_community", "unsupported_s
 MAX_ENGINES = 4      # engine IDs remembered per device (an agent has one; a new one after a re-image)
 
 
-class Dropped(Exception):
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass
 class Source:
     """A device traps are accepted from: its collector target (address, version, credentials, labels) and the
@@ -104,7 +98,7 @@ def _community(data: bytes, src: Source) -> tuple[int, int]:
     community, i = wire.read_octets(data, i)
     t = src.target
     if t.version != "v2c" or not hmac.compare_digest(community, t.community.encode()):
-        raise Dropped("wrong_community")
+        raise wire.Dropped("wrong_community")
     return version, i
 
 
@@ -112,7 +106,7 @@ def _v1(data: bytes, i: int) -> tuple[str, list]:
     """snmpTrapOID (RFC 3584 3.1) and varbinds of a v1 Trap-PDU."""
     tag, s, _ = wire.header(data, i)
     if tag != TRAP_V1:
-        raise Dropped("unsupported_pdu")
+        raise wire.Dropped("unsupported_pdu")
     es, ee = wire.expect(data, s, 0x06)
     enterprise = _oid(wire.oid_tuple(data[es:ee]))
     _, j = wire.expect(data, ee, 0x40)                 # agent-addr: the UDP source is what names the device
@@ -127,7 +121,7 @@ def _v1(data: bytes, i: int) -> tuple[str, list]:
 def _trap_oid(vbs: list) -> str:
     """An SNMPv2 notification's snmpTrapOID: its second varbind (RFC 3416 4.2.6)."""
     if len(vbs) < 2 or vbs[0][0] != SYS_UPTIME or vbs[1][0] != SNMP_TRAP_OID or not isinstance(vbs[1][1], str):
-        raise Dropped("malformed")
+        raise wire.Dropped("malformed")
     return vbs[1][1]
 
 
@@ -136,14 +130,14 @@ def _v3(data: bytes, src: Source) -> list:
     t = src.target
     m = wire.read_v3(data)
     if t.version != "v3" or m.flags & 3 != 3:
-        raise Dropped("unsupported_sec_level")
+        raise wire.Dropped("unsupported_sec_level")
     if m.user != t.user.encode() or not m.engine_id:
-        raise Dropped("unknown_user_name")
+        raise wire.Dropped("unknown_user_name")
     if not wire.authentic(m, wire.localized_key(t.auth_key, m.engine_id, t.auth_protocol), t.auth_protocol):
-        raise Dropped("wrong_digest")
+        raise wire.Dropped("wrong_digest")
     eng = src.engines.get(m.engine_id) or wire.Engine(m.engine_id, m.boots, m.time)
     if not eng.timely(m.boots, m.time):
-        raise Dropped("not_in_time_window")
+        raise wire.Dropped("not_in_time_window")
     if m.engine_id not in src.engines:
         if len(src.engines) >= MAX_ENGINES:
             src.engines.pop(next(iter(src.engines)))
@@ -152,14 +146,15 @@ def _v3(data: bytes, src: Source) -> list:
         buf, i, _ = wire.scoped_pdu(m, wire.privacy_key(t.priv_key, m.engine_id, t.auth_protocol, t.priv_protocol))
         tag, _, _, _, vbs = wire.decode_pdu(buf, i)
     except wire.WireError:
-        raise Dropped("decryption_error") from None
+        raise wire.Dropped("decryption_error") from None
     if tag != TRAP_V2:
-        raise Dropped("unsupported_pdu")
+        raise wire.Dropped("unsupported_pdu")
     return vbs
 
 
 def decode(data: bytes, src: Source) -> tuple[Notification, bytes | None]:
-    """A message from ``src``'s address: the notification and the reply it needs (an inform's Response), or Dropped."""
+    """A message from ``src``'s address: the notification and the reply it needs (an inform's Response), or
+    wire.Dropped with one of DROP_REASONS."""
     try:
         s, _ = wire.expect(data, 0, 0x30)
         version, _ = wire.read_int(data, s)
@@ -167,20 +162,22 @@ def decode(data: bytes, src: Source) -> tuple[Notification, bytes | None]:
             vbs = _v3(data, src)
             return Notification(src.target.device, "v3", _trap_oid(vbs), vbs), None
         if version not in (0, 1):
-            raise Dropped("malformed")
+            raise wire.Dropped("malformed")
         version, i = _community(data, src)
         if version == 0:
             oid, vbs = _v1(data, i)
             return Notification(src.target.device, "v1", oid, vbs), None
         tag, rid, _, _, vs, ve = wire.read_pdu(data, i)
         if tag not in (TRAP_V2, INFORM):
-            raise Dropped("unsupported_pdu")
+            raise wire.Dropped("unsupported_pdu")
         vbs = wire.varbinds(data, vs, ve)
         reply = wire.v2c_message(src.target.community.encode(), wire.pdu(wire.RESPONSE, rid, 0, 0, data[vs:ve])) \
             if tag == INFORM else None
         return Notification(src.target.device, "v2c", _trap_oid(vbs), vbs), reply
+    except wire.Dropped:
+        raise
     except wire.WireError:
-        raise Dropped("malformed") from None
+        raise wire.Dropped("malformed") from None
 
 
 # --- alerts ----------------------------------------------------------------------------------------
@@ -243,13 +240,13 @@ class Receiver:
         try:
             src = self.sources.get(address)
             if src is None:
-                raise Dropped("unknown_source")
+                raise wire.Dropped("unknown_source")
             n, reply = decode(data, src)
             trap = src.traps().get(n.oid)
             if trap is None:
                 self.received[n.version] += 1
-                raise Dropped("unknown_trap")
-        except Dropped as e:
+                raise wire.Dropped("unknown_trap")
+        except wire.Dropped as e:
             self.dropped[e.reason] += 1
             return [], None
         self.received[n.version] += 1
