@@ -1,5 +1,5 @@
-"""`netops collect once | serve | prepare-lab`: SNMP and database health, once as a table or as a
-Prometheus exporter for one province."""
+"""`netops collect once | serve | traps | prepare-lab`: SNMP and database health, once as a table or as a
+Prometheus exporter for one province; the province's SNMP trap receiver."""
 from __future__ import annotations
 
 import asyncio
@@ -51,6 +51,18 @@ def register(nouns, common) -> None:
     s.add_argument("--rounds", type=int, default=0, metavar="N", help="stop after N rounds (default: run until interrupted)")
     tuning(s)
     s.set_defaults(func=cmd_serve)
+    tr = verbs.add_parser("traps", parents=[common],
+                          help="receive the SNMP traps and informs of a province's devices and post them to its "
+                               "Alertmanager as alerts (collectors/traps.py)")
+    tr.add_argument("--scope", metavar="PROVINCE", required=True, help="the province (or any site) whose devices are heard")
+    stop_at(tr)
+    tr.add_argument("--listen", default="0.0.0.0:162", metavar="ADDR:PORT", help="UDP address traps arrive on (default 0.0.0.0:162)")
+    tr.add_argument("--metrics", default="127.0.0.1:9470", metavar="ADDR:PORT",
+                    help="where the receiver's /metrics is served (default 127.0.0.1:9470)")
+    tr.add_argument("--alertmanager", required=True, metavar="URL", help="the province's Alertmanager, e.g. http://10.254.44.11:9093")
+    tr.add_argument("--ttl", type=float, default=3600.0, metavar="S",
+                    help="seconds a trap's alert lasts unless a clearing trap ends it sooner (default 3600)")
+    tr.set_defaults(func=cmd_traps)
     pl = verbs.add_parser("prepare-lab", parents=[common],
                           help="create the least-privilege database monitoring role in the lab twin; names the "
                                "variable that holds its password (netops lab env exports it)")
@@ -207,9 +219,7 @@ def cmd_serve(args, out: Out) -> int:
 
     if args.interval <= 0:
         raise UsageError("collect serve: --interval must be positive")
-    host, sep, port = args.listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"collect serve: --listen {args.listen!r}: give ADDR:PORT, e.g. 127.0.0.1:9469")
+    host, port = _address("serve", "--listen", args.listen)
     inv, targets, dbs, sshs = _plan(args)
     if not targets:
         raise UsageError(f"collect serve: scope {args.scope!r} has no devices")
@@ -217,7 +227,7 @@ def cmd_serve(args, out: Out) -> int:
     snap = Snapshot()
     registry.register(snap)
     try:
-        start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as e:
         raise UsageError(f"collect serve: --listen {args.listen}: {e.strerror or e}") from None
     out.note(f"serving {len(targets)} devices, {len(dbs)} databases of {args.scope} on http://{args.listen}/metrics")
@@ -245,6 +255,46 @@ def cmd_serve(args, out: Out) -> int:
     with Access(inv, args.environ) as access:  # SSH logins once, not every round
         asyncio.run(loop())
     return OK if not snap.round["failed"] else PARTIAL
+
+
+def _address(verb: str, option: str, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"collect {verb}: {option} {value!r}: give ADDR:PORT, e.g. 127.0.0.1:9469")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def cmd_traps(args, out: Out) -> int:
+    from jinbao_netops import metricshttp
+
+    from . import traps
+
+    if args.ttl <= 0:
+        raise UsageError("collect traps: --ttl must be positive")
+    if not args.alertmanager.startswith(("http://", "https://")):
+        raise UsageError(f"collect traps: --alertmanager {args.alertmanager!r}: give an http(s) URL")
+    (host, port), (mhost, mport) = _address("traps", "--listen", args.listen), _address("traps", "--metrics", args.metrics)
+    inv = load(args.inventory)
+    targets = snmp_targets(inv, inv.scope(args.scope, Level(args.stop_at) if args.stop_at else None), args.environ)
+    if not targets:
+        raise UsageError(f"collect traps: scope {args.scope!r} has no SNMP devices")
+    receiver = traps.Receiver(traps.sources(targets), args.alertmanager, args.ttl)
+    try:
+        metricshttp.serve_in_background(metricshttp.server(mhost, mport, receiver.metrics))
+    except OSError as e:
+        raise UsageError(f"collect traps: --metrics {args.metrics}: {e.strerror or e}") from None
+
+    async def run():
+        try:
+            await traps.listen(receiver, host, port)
+        except OSError as e:
+            raise UsageError(f"collect traps: --listen {args.listen}: {e.strerror or e}") from None
+        out.note(f"receiving the traps of {len(targets)} devices of {args.scope} on udp://{args.listen}, "
+                 f"posting to {args.alertmanager}; metrics on http://{args.metrics}/metrics")
+        await asyncio.Event().wait()  # until interrupted or ended (monitor down)
+
+    asyncio.run(run())
+    return OK
 
 
 def cmd_prepare_lab(args, out: Out) -> int:

@@ -30,6 +30,34 @@ class EnvSensor:
 
 
 @dataclass(frozen=True)
+class Trap:
+    """A notification the trap receiver (collectors/traps.py) makes an Alertmanager alert of: its snmpTrapOID, the
+    alert's name and severity, and what it is about — "device", "interface" (the ifIndex its varbinds carry) or
+    "entity" (the entity index its varbinds carry). A ``clear`` trap raises nothing: it ends the alert of that name
+    about the same interface or entity (linkUp ends TrapLinkDown; a vendor's resume trap its fault's alert)."""
+    oid: str
+    alert: str
+    severity: str = "warning"
+    subject: str = "device"
+    clear: bool = False
+
+
+_V2 = "1.3.6.1.6.3.1.1.5."   # SNMPv2-MIB snmpTraps (IF-MIB's linkDown/linkUp among them); RFC 3584 maps v1's generic traps here
+# what every agent sends, whatever its vendor
+STANDARD_TRAPS = (Trap(_V2 + "1", "TrapColdStart"), Trap(_V2 + "2", "TrapWarmStart"),
+                  Trap(_V2 + "3", "TrapLinkDown", "critical", "interface"),
+                  Trap(_V2 + "4", "TrapLinkDown", subject="interface", clear=True),
+                  Trap(_V2 + "5", "TrapAuthenticationFailure"))
+_HW = "1.3.6.1.4.1.2011.5.25.219.2."       # HUAWEI-ENTITY-TRAP-MIB hwEntityTrap notifications
+_H3C = "1.3.6.1.4.1.25506.2.6.2.0."        # HH3C-ENTITY-EXT-MIB hh3cEntityExtTraps
+
+
+def _pair(fault: str, resume: str, alert: str, severity: str = "critical") -> tuple[Trap, Trap]:
+    """A vendor's fault trap about an entity and the trap that ends it."""
+    return Trap(fault, alert, severity, "entity"), Trap(resume, alert, subject="entity", clear=True)
+
+
+@dataclass(frozen=True)
 class Platform:
     name: str
     kind: str                 # "network" (a router/switch/firewall OS) or "server" (a Linux host)
@@ -70,6 +98,8 @@ class Platform:
     snmp_mem_free_oid: str | None = None
     # temperature, fan and power-supply columns of the vendor's entity / environment MIB
     snmp_env: tuple[EnvSensor, ...] = ()
+    # vendor notifications the trap receiver alerts on, besides STANDARD_TRAPS
+    snmp_traps: tuple[Trap, ...] = ()
     # SSH health collection: (command, parser name in collectors/parsers.py) run in one session
     ssh_health: tuple[tuple[str, str], ...] = ()
     # configuration lines that carry a secret (a password, a key, a community): ^(kept part)secret
@@ -114,7 +144,9 @@ _FRR_SECRETS = (r"^(\s*(?:enable )?password )\S+", r"^(\s*ip ospf authentication
                 # its host's snmpd.conf, as the audit collects it (keys are cut on the host already)
                 r"^(\s*createUser\s+\S+\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
                 r"^(\s*createUser\s+\S+\s+\S+\s+<redacted>\s+\S+\s+)(?:\"[^\"]*\"|\S+)",
-                r"^(\s*(?:ro|rw)community6?\s+)\S+", r"^(\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+)\S+")
+                r"^(\s*(?:ro|rw)community6?\s+)\S+", r"^(\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+)\S+",
+                r"^(\s*trapsess\s.*?\s-A\s+)(?:\"[^\"]*\"|\S+)", r"^(\s*trapsess\s.*?\s-X\s+)(?:\"[^\"]*\"|\S+)",
+                r"^(\s*(?:trap|trap2|inform)sink\s+\S+\s+)\S+")
 _IOS_SECRETS = (r"^(\s*enable (?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*username \S+ (?:privilege \d+ )?(?:secret|password)(?: \d+)? )\S+",
                 r"^(\s*snmp-server community )\S+", r"^(\s*(?:ip ospf )?(?:authentication-key|key-string)(?: \d+)? )\S+",
@@ -158,6 +190,11 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
                            EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
                            EnvSensor("power", "1.3.6.1.4.1.2011.5.25.31.1.1.18.1.6", ok=(1,))),  # hwEntityPwrState supply(1)
+                 snmp_traps=(*_pair(_HW + "1.3", _HW + "1.4", "TrapChassisFail"),       # hwChassisFail / …Resume
+                             *_pair(_HW + "2.1", _HW + "2.2", "TrapBoardRemoved"),      # hwBoardRemove / hwBoardInsert
+                             *_pair(_HW + "2.3", _HW + "2.4", "TrapBoardFail"),         # hwBoardFail / …Resume
+                             *_pair(_HW + "2.5", _HW + "2.6", "TrapBoardInvalid"),      # hwBoardInvalid / …Resume
+                             *_pair(_HW + "5.1", _HW + "5.2", "TrapPowerRemoved")),     # hwPowerRemove / hwPowerInsert
                  single_value=(r"idle-timeout ", r"protocol inbound ", r"authentication-mode ", r"acl (ipv6 )?\d+ inbound$",
                                r"snmp-agent sys-info version ", r"local-aaa-user wrong-password "),
                  ssh_health=(("display cpu-usage", "cpu_vrp"), ("display memory-usage", "mem_vrp"),
@@ -184,6 +221,12 @@ PLATFORMS: dict[str, Platform] = {
                            # HH3C-TRANSCEIVER-INFO-MIB, per ifIndex, hundredths of dBm; 2147483647: no reading
                            EnvSensor("rx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.12", absent=(2147483647,), scale=0.01),
                            EnvSensor("tx_power", "1.3.6.1.4.1.25506.2.70.1.1.1.9", absent=(2147483647,), scale=0.01)),
+                 snmp_traps=(*_pair(_H3C + "1", _H3C + "22", "TrapTemperature", "warning"),   # …TemperatureThresholdNotification / …Normal
+                             *_pair(_H3C + "4", _H3C + "25", "TrapCpuUsage", "warning"),      # …CpuUsageThresholdNotfication / …Recover
+                             *_pair(_H3C + "5", _H3C + "26", "TrapMemoryUsage", "warning"),   # …MemUsageThresholdNotification / …Recover
+                             *_pair(_H3C + "7", _H3C + "6", "TrapEntityDisabled"),            # …OperDisabled / …OperEnabled
+                             *_pair(_H3C + "13", _H3C + "12", "TrapEntityRemoved"),           # hh3cEntityRemove / hh3cEntityInsert
+                             *_pair(_H3C + "16", _H3C + "17", "TrapEntityFault")),            # …FaultAlarmOn / …FaultAlarmOff
                  single_value=(r"idle-timeout ", r"protocol inbound ", r"authentication-mode ", r"ssh server acl ",
                                r"snmp-agent sys-info version ", r"password-control login-attempt "),
                  ssh_health=(("display cpu-usage", "cpu_comware"), ("display memory", "mem_comware"),

@@ -19,6 +19,7 @@ from jinbao_netops import escape
 
 from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.monitoring.generate import trap_receiver
 
 TEMPLATES = Path(__file__).parent / "templates"
 _LINUX_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
@@ -62,6 +63,8 @@ class Snmp:
     location: str               # the site's display name
     management: str             # the management network (v2c is answered from there only)
     port: int = 161             # the device's snmp_port
+    trap_sink: str | None = None  # the monitor host whose trap receiver hears it (monitoring.generate.trap_receiver)
+    link_traps: bool = False    # a router: linkDown/linkUp within a second of a change (snmpd's DisMan monitor)
 
 
 @dataclass
@@ -175,7 +178,8 @@ def _access(inv: Inventory, node: Node) -> None:
     if snmp is not None:
         node.snmp = Snmp(snmp.user, snmp.auth_protocol, snmp.priv_protocol, _ref(snmp.auth_key), _ref(snmp.priv_key),
                          _ref(snmp.community) if d.snmp_version == "v2c" else None, inv.sites[d.site].name,
-                         str(inv.network.address_plan.management), d.snmp_port)
+                         str(inv.network.address_plan.management), d.snmp_port, trap_receiver(inv, d.id),
+                         node.image == "frr" and snmp.user is not None)
 
 
 def _secrets(inv: Inventory) -> list[Secret]:

@@ -7,7 +7,8 @@ Layout under the output directory:
   grafana/dashboards/*.json, grafana/provisioning/{datasources,dashboards}/netops.yml   (dashboards.py)
 
 Ports: the collector exporter (`netops collect serve --scope P --listen ADDR:9469`) on each monitor
-host, Prometheus on 9090, Alertmanager on 9093, all on management addresses. A province's collector
+host, its trap receiver (`netops collect traps`: UDP 162, its metrics on 9470), Prometheus on 9090,
+Alertmanager on 9093, all on management addresses. A province's collector
 covers the province and everything below it; the ministry's covers the ministry's own sites only
 (`--scope bu --stop-at province`), so the ministry's Prometheus holds full detail for the ministry's
 own devices and only aggregates for the provinces. Each province's Prometheus alerts to the
@@ -30,6 +31,7 @@ from jinbao_netops.errors import UsageError
 from . import dashboards, rules
 
 COLLECTOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, NODE_EXPORTER_PORT = 9469, 9090, 9093, 9100
+TRAP_PORT, TRAP_METRICS_PORT = 162, 9470  # the trap receiver (collectors/traps.py) beside each collector
 SCRAPE_INTERVAL, FEDERATE_INTERVAL = 30, 60  # seconds, production
 MINISTRY = "ministry"  # the ministry's key among the monitor servers (a province's key is its site id)
 
@@ -81,6 +83,14 @@ def collector_devices(inv: Inventory, key: str) -> list[str]:
     return inv.scope(*collector_scope(inv, key))
 
 
+def trap_receiver(inv: Inventory, device: str) -> str | None:
+    """The management address of the monitor host whose trap receiver hears ``device`` (the one whose collector
+    polls it: its province's, else the ministry's), or None where the inventory has no such monitor host."""
+    site = inv.province_of(inv.devices[device].site)
+    monitors = inv.devices_at(site.id if site else inv.ministry.id, Role.monitor)
+    return str(inv.devices[monitors[0]].management) if monitors else None
+
+
 def _dump(data) -> str:
     # libyaml's emitter: the national inventory's 131 files in a fraction of the pure-Python time
     return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True, sort_keys=False, width=200)
@@ -110,18 +120,20 @@ def inventory_rules(inv: Inventory, key: str) -> dict:
     return {"groups": [{"name": f"inventory-{key}", "rules": recs}]}
 
 
-def _collect_job(mon, timing: Timing, **labels: str) -> dict:
-    """The job scraping a monitor host's collector; its labels name where `up` belongs (SnmpScrapeFailing)."""
-    return {"job_name": "netops-collect", "scrape_interval": f"{timing.scrape}s", "scrape_timeout": f"{min(20, timing.scrape)}s",
-            "honor_labels": True,
-            "static_configs": [{"targets": [f"{mon.management}:{COLLECTOR_PORT}"], "labels": {"monitor": mon.id, **labels}}]}
+def _monitor_jobs(mon, timing: Timing, **labels: str) -> list[dict]:
+    """The jobs scraping a monitor host's collector and its trap receiver; their labels name where `up` belongs
+    (SnmpScrapeFailing)."""
+    return [{"job_name": job, "scrape_interval": f"{timing.scrape}s", "scrape_timeout": f"{min(20, timing.scrape)}s",
+             "honor_labels": True,
+             "static_configs": [{"targets": [f"{mon.management}:{port}"], "labels": {"monitor": mon.id, **labels}}]}
+            for job, port in (("netops-collect", COLLECTOR_PORT), ("netops-traps", TRAP_METRICS_PORT))]
 
 
 def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dict:
     mon = inv.first(prov, Role.monitor)
     ops = inv.network.address_plan.ops_host if inv.network else None
     scrape = [
-        _collect_job(mon, timing, province=prov, level="province"),
+        *_monitor_jobs(mon, timing, province=prov, level="province"),
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
     ]
     if ops is not None:  # the backup catalogue (node exporter textfile collector on the ops host), this province's assets only
@@ -152,7 +164,7 @@ def ministry_config(inv: Inventory, timing: Timing = Timing()) -> dict:
             {"job_name": "federate", "metrics_path": "/federate", "honor_labels": True, "scrape_timeout": f"{min(30, timing.federate)}s",
              "params": {"match[]": ['{__name__=~"province:.*"}']}, "static_configs": targets},
             # the ministry's own devices, in full detail and at the provinces' pace
-            _collect_job(mon, timing, level="ministry"),
+            *_monitor_jobs(mon, timing, level="ministry"),
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
         ],
     }

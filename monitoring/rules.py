@@ -84,11 +84,15 @@ DEVICE_ALERTS = [
            "10m", "warning", SERIES_LEVEL,
            "{{ $labels.device }} 磁盘将满", "Disk nearly full on {{ $labels.device }}",
            "清理日志或扩容 / clean logs or grow the volume: df -h"),
-    # the scrape job's target labels name the collector's monitor host and level (generate._collect_job)
+    # the scrape job's target labels name the collector's monitor host and level (generate._monitor_jobs)
     _alert("SnmpScrapeFailing",
            'up{job="netops-collect"} == 0 or time() - netops_collect_round_timestamp_seconds > 300', "5m", "critical", SERIES_LEVEL,
            "采集器 {{ $labels.monitor }}（{{ $labels.level }}）无数据", "The collector on {{ $labels.monitor }} ({{ $labels.level }}) is not delivering",
            "检查采集器进程 / check the collector: netops monitor status"),
+    _alert("TrapReceiverDown", 'up{job="netops-traps"} == 0', "5m", "critical", SERIES_LEVEL,
+           "trap 接收器 {{ $labels.monitor }}（{{ $labels.level }}）无响应",
+           "The SNMP trap receiver on {{ $labels.monitor }} ({{ $labels.level }}) does not answer",
+           "检查 trap 接收器进程 / check the trap receiver: netops monitor status"),
     _alert("SnmpTimeouts", "rate(netops_snmp_timeouts_total[10m]) > 0 and on (device) netops_snmp_up == 1", "15m", "warning",
            SERIES_LEVEL,
            "{{ $labels.device }} SNMP 请求超时", "SNMP requests to {{ $labels.device }} are timing out",

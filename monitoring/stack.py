@@ -5,8 +5,9 @@ Prometheus and its Alertmanager) ``up`` installs the generated configuration und
 ``/etc/netops-monitor``, checks it there with promtool/amtool, points the Debian packages' units at
 it with a systemd drop-in and (re)starts them, and waits for ``/-/ready`` and a first scrape of every
 target. Each monitor host's collector (`netops collect serve`: a province's, or the ministry's for
-its own sites) runs on this host inside that monitor node's network namespace, so it listens on the
-node's management address as if it ran there; the ops host's backup catalogue metrics are served
+its own sites) and trap receiver (`netops collect traps`, posting to that host's Alertmanager) run on
+this host inside that monitor node's network namespace, so they listen on the node's management
+address as if they ran there; the ops host's backup catalogue metrics are served
 where the province configurations scrape them (``monitoring.textfile``). Their pids are kept beside
 the lab's state directory (``<state root>/.monitor-<lab>``, so `monitor down` still finds them after
 a `lab down`) and only those pids are ever signalled. ``down`` stops and disables the units, removes
@@ -140,7 +141,7 @@ true
 # --- host processes: the collectors (inside a monitor node's network namespace), the textfile server
 @dataclass(frozen=True)
 class Process:
-    name: str               # "collect-<province>", "collect-ministry" or "textfile"
+    name: str               # "collect-<province>", "traps-<province>", "collect-ministry", "traps-ministry" or "textfile"
     cmd: list[str]
     listen: str             # ADDR:PORT it serves /metrics on
     netns: str | None       # the lab node's network namespace it runs in (None: the host's)
@@ -151,11 +152,15 @@ def processes(inv: Inventory, lab: Lab, interval: float) -> list[Process]:
     out = []
     for s in servers(inv):
         scope, stop_at = gen.collector_scope(inv, s.key)
-        listen = f"{s.address}:{gen.COLLECTOR_PORT}"
-        out.append(Process(f"collect-{s.key}", [sys.executable, "-m", "jinbao_netops.cli", "collect", "serve", "-i", str(inv.root),
-                                                "--scope", scope, *(["--stop-at", stop_at.value] if stop_at else []),
-                                                "--listen", listen, "--interval", f"{interval:g}"],
-                           listen, lab.node(s.node).ns, s.node))
+        verb = [sys.executable, "-m", "jinbao_netops.cli", "collect"]
+        where = ["-i", str(inv.root), "--scope", scope, *(["--stop-at", stop_at.value] if stop_at else [])]
+        listen, metrics = f"{s.address}:{gen.COLLECTOR_PORT}", f"{s.address}:{gen.TRAP_METRICS_PORT}"
+        out += [Process(f"collect-{s.key}", [*verb, "serve", *where, "--listen", listen, "--interval", f"{interval:g}"],
+                        listen, lab.node(s.node).ns, s.node),
+                # the province's trap receiver, posting to the Alertmanager on the same host
+                Process(f"traps-{s.key}", [*verb, "traps", *where, "--listen", f"{s.address}:{gen.TRAP_PORT}",
+                                           "--metrics", metrics, "--alertmanager", s.url("alertmanager")],
+                        metrics, lab.node(s.node).ns, s.node)]
     ops = inv.network.address_plan.ops_host if inv.network else None
     if ops is not None:  # the backup catalogue, where the province configs scrape it (generate: netops-backup)
         from jinbao_netops.backup.remote import state_dir

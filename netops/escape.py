@@ -9,7 +9,7 @@ Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stay
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), an rsyslog RainerScript string constant, a PromQL string literal in a Grafana
-query (``promql``), the Jinja environments that render those files (``jinja``), and what
+query (``promql``), an Alertmanager label or annotation value (``alert``), the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
 """
@@ -89,6 +89,17 @@ def conf(text: object) -> str:
     """A value at the end of a line of a line-based daemon configuration (snmpd.conf ``sysLocation``):
     one line; a leading ``#`` or quote cannot turn it into a comment or a quoted token."""
     return one_line(text).replace('"', "'").lstrip("#").strip()
+
+
+ALERT_MAX = 512  # characters of an Alertmanager label or annotation value
+
+
+def alert(text: object) -> str:
+    """A label or annotation value posted to Alertmanager (text a device sent in a trap, such as ifDescr): JSON
+    carries any text, but what the NOC's receivers render it into (a chat line, a mail subject, a page) must not
+    gain a line or hide text — so one line (:func:`one_line`: a lone surrogate, which no UTF-8 carries, is a space
+    too), cut to ALERT_MAX characters."""
+    return one_line(text)[:ALERT_MAX]
 
 
 def rsyslog(text: object) -> str:

@@ -64,7 +64,9 @@ def sections(params: dict) -> dict[str, str]:
         "snmpd": "p=$(ps -o args= -C snmpd | head -n 1); echo \"${p:-none}\"; c=$(echo \"$p\" | sed -n 's/.* -c *\\([^ ]*\\).*/\\1/p'); "
                  "for f in ${c:-/etc/snmp/snmpd.conf} /etc/snmp/snmpd.conf.d/*.conf; do [ -f \"$f\" ] && grep -vE '^\\s*(#|$)' \"$f\"; done"
                  " | sed -E 's/^(\\s*createUser\\s+\\S+\\s+\\S+)\\s+(\"[^\"]*\"|\\S+)(\\s+(\\S+)\\s+(\"[^\"]*\"|\\S+))?/\\1 *** \\4 ***/;"
-                 " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/'",
+                 " s/^(\\s*(ro|rw)community6?\\s+)\\S+/\\1***/;"
+                 # the notification destinations' keys (trapsess -A/-X) and communities
+                 " s/(\\s-[AX]\\s+)(\"[^\"]*\"|\\S+)/\\1***/g; s/^(\\s*(trap|trap2|inform)sink\\s+\\S+\\s+)\\S+/\\1***/'",
         # core dumps: the hard limit of the login session this script runs in (its nearest ancestor that is not
         # sudo: sudo zeroes its own limit, so `ulimit -Hc` here proves nothing), systemd's default for services,
         # the kernel's setting for setuid programs, every running process that may dump core

@@ -137,7 +137,9 @@ def test_router_host_secrets_never_reach_the_report():
     """Were the host's cut to fail, the snmpd keys and communities are still redacted in the evidence."""
     host = (FIX / "frr-host-hardened.txt").read_text().replace(
         "createUser netops SHA-256 *** AES ***",
-        'createUser netops SHA-256 "PLANTED-A" AES "PLANTED-P"\nrocommunity PLANTED-C 10.254.0.0/16')
+        'createUser netops SHA-256 "PLANTED-A" AES "PLANTED-P"\nrocommunity PLANTED-C 10.254.0.0/16\n'
+        'trapsess -v3 -l authPriv -u netops -a SHA-256 -A "PLANTED A2" -x AES -X PLANTED-P2 10.254.44.15:162\n'
+        'informsink 10.254.44.15:162 PLANTED-C2')
     rows = audit_network(CAT, "frr", PARAMS, (FIX / "frr-compliant.cfg").read_text(), "show", "t", host)
     assert "PLANTED" not in repr(rows)
     assert {r["id"]: r["verdict"] for r in rows}["net-snmpv3"] == PARTIAL

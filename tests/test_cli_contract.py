@@ -65,6 +65,7 @@ FAILURES = {
     ("audit", "trend"): (["--history", NOWHERE], 2, "no such directory"),
     ("collect", "once"): (["--scope", "nope"], 2, "scope 'nope'"),
     ("collect", "serve"): (["--scope", "nope"], 2, "scope 'nope'"),
+    ("collect", "traps"): (["--scope", "nope", "--alertmanager", "http://127.0.0.1:9"], 2, "scope 'nope'"),
     ("collect", "prepare-lab"): ([], 2, "lab 'jinbao' is not up"),
     ("monitor", "generate"): (["-i", NOWHERE, "--out", "{dir}"], 2, "no such inventory"),
     ("monitor", "up"): ([], 2, "lab 'jinbao' is not up"),

@@ -83,6 +83,12 @@ def test_snmpd_v3_everywhere_v2c_only_where_declared():
     v2c = plan.render_snmpd(PLAN.nodes["huadu-r1"], secrets)
     assert "rocommunity c0mm 10.254.0.0/16" in v2c and "rouser netops priv" in v2c
     assert "agentAddress udp:161\n" in v3
+    # notifications to the province's trap receiver (its monitor host), in the version the device is polled with
+    assert 'trapsess -v3 -l authPriv -u netops -a SHA -A "aaaaaaaaaaaaaaaa" -x AES -X "pppppppppppppppp" 10.254.44.15:162' in v3
+    assert "informsink 10.254.44.15:162 c0mm" in v2c and "trapsess" not in v2c
+    assert "monitor -r 1 -S -e linkDownTrap" in v3 and "rouser netops-linkmon auth .1.3.6.1.2.1.2.2.1\n" in v3
+    assert "trapsess -v3" in plan.render_snmpd(PLAN.nodes["bu-srv1"], secrets) and "linkmon" not in plan.render_snmpd(
+        PLAN.nodes["bu-srv1"], secrets)  # servers: no link monitor
 
 
 def test_snmpd_of_a_v2c_only_device_on_its_own_port(tmp_path):

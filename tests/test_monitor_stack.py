@@ -95,7 +95,8 @@ def test_processes_collectors_in_the_monitor_namespaces_and_the_textfile_server(
     (lab.dir / "state.json").write_text(json.dumps({"nodes": {d: {"ns": f"jb.jinbao.{d}", "mgmt": f"{dev.management}/16"}
                                                               for d, dev in inv.devices.items()}}))
     procs = {p.name: p for p in stack.processes(inv, lab, 5)}
-    assert sorted(procs) == ["collect-guangdong", "collect-ministry", "collect-sichuan", "textfile"]
+    assert sorted(procs) == ["collect-guangdong", "collect-ministry", "collect-sichuan", "textfile", "traps-guangdong",
+                             "traps-ministry", "traps-sichuan"]
     gd = procs["collect-guangdong"]
     assert gd.netns == "jb.jinbao.gd-mon1" and gd.listen == "10.254.44.15:9469"
     assert gd.cmd[1:] == ["-m", "jinbao_netops.cli", "collect", "serve", "-i", str(inv.root), "--scope", "guangdong",
@@ -103,6 +104,13 @@ def test_processes_collectors_in_the_monitor_namespaces_and_the_textfile_server(
     bu = procs["collect-ministry"]  # the ministry's own sites only
     assert bu.netns == "jb.jinbao.bu-mon1" and bu.listen == "10.254.0.22:9469"
     assert bu.cmd[bu.cmd.index("--scope"):bu.cmd.index("--listen")] == ["--scope", "bu", "--stop-at", "province"]
+    traps = procs["traps-guangdong"]  # beside the collector, posting to the Alertmanager on the same host
+    assert traps.netns == gd.netns and traps.listen == "10.254.44.15:9470"
+    assert traps.cmd[traps.cmd.index("traps"):] == ["traps", "-i", str(inv.root), "--scope", "guangdong", "--listen",
+                                                    "10.254.44.15:162", "--metrics", "10.254.44.15:9470",
+                                                    "--alertmanager", "http://10.254.44.15:9093"]
+    assert procs["traps-ministry"].cmd[procs["traps-ministry"].cmd.index("--scope"):][:4] == ["--scope", "bu", "--stop-at",
+                                                                                            "province"]
     assert procs["textfile"].netns is None and procs["textfile"].listen == "10.254.0.1:9100"
 
 
