@@ -12,6 +12,7 @@ first run, reused after), never on the files inside the suite.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -59,11 +60,14 @@ class Step:
 
 
 def steps(inv, out_dir: Path) -> list[Step]:
-    from jinbao_netops.inventory.model import Level, LinkState
+    from jinbao_netops.inventory.model import Level, LinkState, Role
 
     planned = sorted({inv.devices[e.device].site for link in inv.links.values() if link.state == LinkState.planned
                       for e in link.ends() if inv.site_of(e.device).level == Level.county})
     first_province = next(s.id for s in inv.sites_in_order() if s.level == Level.province)
+    first_monitor = inv.first(first_province, Role.monitor).id
+    # the lab's monitor nodes see this installation of the suite (lab.runtime.suite_paths): the service runs it
+    serve_vars = json.dumps({"netops_serve_python": sys.executable, "netops_serve_inventory": str(inv.root)})
     return [
         Step("validate", "校验清单 Validate the inventory", ["inventory", "validate"], STOP),
         Step("lab", "启动实验网络 Bring the lab twin up", ["lab", "up"], STOP),
@@ -92,6 +96,10 @@ def steps(inv, out_dir: Path) -> list[Step]:
         Step("monitor-up", "启动监控 Monitoring stack up",
              ["monitor", "up", "--scrape-interval", "5", "--evaluation-interval", "1", "--max-for", "10"]),
         Step("monitor-status", "监控状态 Monitoring status", ["monitor", "status"], REPORT, ("monitor-up",)),
+        Step("serve", "运维服务 Operations service on each province's monitor host",
+             ["!ansible-playbook", "-i", str(SUITE / "inventory/jinbao.yml"), "playbooks/serve.yml", "-e", serve_vars]),
+        Step("serve-status", f"运维服务状态 Operations service status ({first_monitor})",
+             ["lab", "exec", first_monitor, "--", sys.executable, "-m", "jinbao_netops.cli", "serve", "status"], REPORT, ("serve",)),
         Step("map-check", "健康地图检查 Health map check", ["monitor", "web", "--check", "--listen", "127.0.0.1:0"], REPORT,
              ("monitor-up",)),
         Step("map", "健康地图 Health map", ["monitor", "web", "--detach", "--listen", "127.0.0.1:8470"]),

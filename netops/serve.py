@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from typing import Annotated, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from . import metricshttp, procs
+from . import escape, metricshttp, procs
 from .errors import FAILED, FINDINGS, OK, NetopsError, UsageError
 from .files import write_atomic
 from .output import Out
@@ -46,7 +47,11 @@ from .output import Out
 SCHEDULE = Path(__file__).with_name("schedule.yml")
 STATE_ENV = "NETOPS_SERVE_STATE"
 STATE_DEFAULT = Path("/var/lib/jinbao-netops/serve")
-LISTEN_DEFAULT = "127.0.0.1:9472"   # beside the collector (9469) on the ops host
+PORT = 9472                 # beside the collector (9469) on the monitor host; the province's Prometheus scrapes it
+LISTEN_DEFAULT = f"127.0.0.1:{PORT}"
+UNIT = "jinbao-netops-serve.service"  # how playbooks/serve.yml installs it on each province's monitor host
+TARGET_FILE = "/etc/jinbao-netops/serve-target.json"  # on that host: the service's scrape target (Prometheus file_sd)
+CREDENTIALS_DIR = "/etc/jinbao-netops/serve-credentials"  # on that host: 0700, one 0600 file per credential
 MAX_SCHEDULE_BYTES = 64 * 1024
 RETRY_FIRST = 60            # seconds before the first retry of a failed run; doubles per failure
 KILL_WAIT = 10              # seconds between Ctrl-C and SIGKILL for a job that must end
@@ -396,6 +401,64 @@ def serve_metrics(service: Service, listen: str):
     return metricshttp.serve_in_background(srv)
 
 
+# --- under systemd ---------------------------------------------------------------------------------
+def unit(python: str, scope: str, listen: str, credentials: list[str] = (), state: Path = STATE_DEFAULT,
+         schedule: str | None = None, inventory: str | None = None) -> str:
+    """The systemd unit that runs the service on a province's monitor host (``playbooks/serve.yml``):
+    the suite's Python there, restarted on failure, its state in a StateDirectory. No secret is in it:
+    the jobs' credentials come as systemd credentials (``LoadCredential=`` of the 0600 files the playbook
+    puts in a 0700 directory, one per ``{env: NAME}`` reference), which ``serve run`` hands its jobs."""
+    for name in credentials:
+        _credential_name(name, "serve unit")
+    if not state.is_relative_to("/var/lib"):
+        raise UsageError(f"--state {state}: a unit's state directory lives under /var/lib")
+    if "$" in python:  # systemd expands $ in arguments only: in the program's path '$$' would stay doubled
+        raise UsageError(f"serve unit: python {python!r}: a '$' in the program's path cannot be written in a unit")
+    words = [python, "-m", "jinbao_netops.cli", *(["-i", inventory] if inventory else []), "serve", "run",
+             "--scope", scope, "--listen", listen, "--state", str(state), *(["--schedule", schedule] if schedule else [])]
+    return "\n".join([
+        "# managed by jinbao-netops playbooks/serve.yml",
+        "[Unit]",
+        "Description=jinbao-netops operations service (netops serve run)",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "StartLimitIntervalSec=0",  # a crash loop keeps being restarted (every RestartSec), never given up
+        "",
+        "[Service]",
+        "Type=exec",
+        "ExecStart=" + " ".join(escape.systemd(w) for w in words),
+        "Restart=on-failure",
+        "RestartSec=2",
+        f"StateDirectory={state.relative_to('/var/lib')}",
+        "StateDirectoryMode=0750",
+        *(f"LoadCredential={n}:{CREDENTIALS_DIR}/{n}" for n in credentials),
+        "KillMode=mixed",            # SIGTERM to the service, which ends its jobs in its own time ...
+        "TimeoutStopSec=60",         # ... within --grace (30 s) and the jobs' Ctrl-C wait
+        "UMask=0027",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        ""])
+
+
+def credentials(environ) -> dict[str, str]:
+    """The systemd credentials of the service (``$CREDENTIALS_DIRECTORY``), as the environment variables
+    the inventory's ``{env: NAME}`` references read: file name → NAME, file content → value."""
+    where = environ.get("CREDENTIALS_DIRECTORY")
+    if not where:
+        return {}
+    found = {}
+    for f in sorted(Path(where).iterdir()):
+        found[_credential_name(f.name, str(f))] = f.read_text()
+    return found
+
+
+def _credential_name(name: str, where: str) -> str:
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", name):
+        raise UsageError(f"{where}: credential {name!r}: not an environment variable name (A-Z, 0-9, _) 凭据名称无效")
+    return name
+
+
 # --- the CLI ---------------------------------------------------------------------------------------
 def register(nouns, common) -> None:
     p = nouns.add_parser("serve", help="the province's operations service: the suite's jobs on a schedule, "
@@ -442,7 +505,8 @@ def cmd_run(args, out: Out) -> int:
     if not state.parent.is_dir():
         raise UsageError(f"--state {state}: its parent directory does not exist")
     state.mkdir(exist_ok=True, mode=0o750)
-    service = Service(schedule, state, args.scope, args.inventory, args.parallel, environ=args.environ)
+    environ = dict(args.environ or os.environ)
+    service = Service(schedule, state, args.scope, args.inventory, args.parallel, environ={**environ, **credentials(environ)})
     server = serve_metrics(service, args.listen) if args.listen else None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}

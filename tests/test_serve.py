@@ -9,6 +9,7 @@ import random
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -257,3 +258,76 @@ def test_sigterm_stops_the_foreground_service(tmp_path):
 def test_job_model_rejects_jitter_not_shorter_than_interval():
     with pytest.raises(ValueError):
         Job.model_validate({"title": "t", "argv": ["audit"], "interval": 60, "timeout": 60, "jitter": 60})
+
+
+# --- under systemd: the unit, its credentials, the playbook ---------------------------------------------
+def test_the_unit_passes_systemd_analyze_and_keeps_hostile_words_one_word(tmp_path):
+    import shlex
+    import subprocess
+
+    from jinbao_netops.serve import unit
+
+    python = tmp_path / "py thon%n"  # a path systemd would split or specify were it not quoted
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    text = unit(str(python), 'gd" --scope x', "10.254.44.15:9472", ["NETOPS_RESTIC_PASSWORD"], inventory="/srv/inv $HOME%n")
+    f = tmp_path / "jinbao-netops-serve.service"
+    f.write_text(text)
+    r = subprocess.run(["systemd-analyze", "verify", str(f)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    execstart = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    words = shlex.split(execstart[len("ExecStart="):].replace("%%", "%").replace("$$", "$"))
+    assert words[0] == str(python) and words[words.index("--scope") + 1] == 'gd" --scope x'
+    assert words[words.index("-i") + 1] == "/srv/inv $HOME%n" and words.count("--scope") == 1
+    assert "Restart=on-failure" in text and "StateDirectory=jinbao-netops/serve" in text
+    # the credential by reference only: its file, never a value, an Environment= line or an argv word
+    assert "LoadCredential=NETOPS_RESTIC_PASSWORD:/etc/jinbao-netops/serve-credentials/NETOPS_RESTIC_PASSWORD" in text
+    assert "Environment" not in text
+
+
+@pytest.mark.parametrize("kw,err", [({"credentials": ["RESTIC PASSWORD"]}, "not an environment variable name"),
+                                    ({"state": Path("/tmp/serve")}, "under /var/lib"),
+                                    ({"python": "/opt/$HOME/python"}, "program's path")])
+def test_the_unit_refuses_what_it_cannot_carry(kw, err):
+    from jinbao_netops.errors import UsageError
+    from jinbao_netops.serve import unit
+
+    with pytest.raises(UsageError, match=err):
+        unit(**{"python": "/usr/bin/python3", "scope": "guangdong", "listen": "127.0.0.1:9472", **kw})
+
+
+def test_systemd_credentials_become_the_jobs_environment(tmp_path):
+    """`serve run` under the unit: each credential file is the {env: NAME} value its jobs read."""
+    from jinbao_netops.serve import credentials
+
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "NETOPS_RESTIC_PASSWORD").write_text("s3cret with spaces $x\n")
+    env = credentials({"CREDENTIALS_DIRECTORY": str(creds)})
+    assert env == {"NETOPS_RESTIC_PASSWORD": "s3cret with spaces $x\n"}
+    assert credentials({}) == {}
+    sched = Schedule.model_validate({"jobs": {"env": {"title": "env", "argv": ["x"], "interval": 3600, "timeout": 60}}})
+    prog = "import os, json; print(json.dumps({'ok': os.environ['NETOPS_RESTIC_PASSWORD'] == 's3cret with spaces $x\\n'}))"
+    svc = Service(sched, tmp_path, command=lambda *_: [sys.executable, "-c", prog], environ=env, rng=random.Random(1))
+    svc.start()
+    settle(svc, Clock(time.time() + 10), lambda: svc.jobs["env"].last_result)
+    assert json.loads((tmp_path / "jobs/env/last.json").read_text()) == {"ok": True}
+    (creds / "bad-name").write_text("x")
+    with pytest.raises(Exception, match="not an environment variable name"):
+        credentials({"CREDENTIALS_DIRECTORY": str(creds)})
+
+
+def test_the_playbook_is_lint_clean_and_aims_at_each_provinces_monitor_host():
+    import subprocess
+
+    from conftest import clean_env
+
+    bin_ = os.path.dirname(sys.executable)
+    r = subprocess.run([f"{bin_}/ansible-lint", "serve.yml"], cwd=REPO / "playbooks", env=clean_env(),
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = subprocess.run([f"{bin_}/ansible-playbook", "--list-hosts", "playbooks/serve.yml"], cwd=REPO, env=clean_env(),
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hosts = sorted(line.strip() for line in r.stdout.split("hosts (", 1)[1].splitlines()[1:] if line.strip())
+    assert hosts == ["gd-mon1", "sc-mon1"]
