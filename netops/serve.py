@@ -562,7 +562,8 @@ def register(nouns, common) -> None:
     n.add_argument("job", metavar="JOB", help="a job of the schedule")
     where(n)
     n.add_argument("--wait", type=float, default=0, metavar="S",
-                   help="wait up to S seconds for that run to end and exit with its result (default: do not wait)")
+                   help="wait up to S seconds for that run to end and show it as `serve status` does, exit 1 if it "
+                        "failed (default: do not wait)")
     n.set_defaults(func=cmd_run_now)
 
 
