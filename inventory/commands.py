@@ -30,8 +30,8 @@ def register(nouns, common) -> None:
     g = verbs.add_parser("graph", parents=[common], help="the ministry → province → city → county tree")
     g.add_argument("site", nargs="?", help="root the tree at this site")
     g.set_defaults(func=cmd_graph)
-    n = verbs.add_parser("generate", help="write a synthetic national-scale inventory (~10,000 devices) to a directory")
-    n.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    n = verbs.add_parser("generate", parents=[common],
+                         help="write a synthetic national-scale inventory (~10,000 devices) to a directory")
     n.add_argument("--out", required=True, metavar="DIR", help="directory to create (written atomically)")
     n.add_argument("--provinces", type=int, default=32, metavar="N", help="number of provinces, 1-32 (default 32)")
     n.add_argument("--cities", type=int, metavar="N", help="total cities (default: 340 × the provinces' real share)")

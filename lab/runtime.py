@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -393,7 +394,11 @@ class Lab:
                "--capability=CAP_NET_ADMIN",
                # read-only: nspawn drains the node's console into console.log (an unread pty
                # fills up and blocks every process that writes to it, systemd included)
-               "--console=read-only", "--kill-signal=SIGRTMIN+3", "systemd.show_status=0"]
+               "--console=read-only", "--kill-signal=SIGRTMIN+3",
+               # a monitor node stands for an ops host with the suite installed (playbooks/serve.yml runs
+               # `netops serve` there): it sees this machine's installation, read-only, at the same paths
+               *(f"--bind-ro={p}" for p in (suite_paths() if node.role == "monitor" else [])),
+               "systemd.show_status=0"]
         # legacy cgroups in the node (where the host has them): its systemd then needs one inotify
         # instance fewer, and the host's per-uid inotify budget (fs.inotify.max_user_instances)
         # is what limits the size of a lab
@@ -717,6 +722,16 @@ def _digest(plan: planmod.Plan) -> str:
 
 
 CGROUP_FS = Path("/sys/fs/cgroup")
+
+
+def suite_paths() -> list[str]:
+    """The directories this installation of the suite runs from: its interpreter's prefix, its virtualenv
+    and its source (an editable install's repository), none inside another."""
+    import jinbao_netops
+
+    found = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+                    Path(jinbao_netops.__file__).resolve().parents[1]})
+    return [str(p) for p in found if not any(p != q and p.is_relative_to(q) for q in found)]
 
 
 def _cgroup_hierarchies() -> list[Path]:

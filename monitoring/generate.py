@@ -7,8 +7,9 @@ Layout under the output directory:
   grafana/dashboards/*.json, grafana/provisioning/{datasources,dashboards}/netops.yml   (dashboards.py)
 
 Ports: the collector exporter (`netops collect serve --scope P --listen ADDR:9469`) on each monitor
-host, its trap receiver (`netops collect traps`: UDP 162, its metrics on 9470), Prometheus on 9090,
-Alertmanager on 9093, all on management addresses. A province's collector
+host, its trap receiver (`netops collect traps`: UDP 162, its metrics on 9470), the operations service
+(`netops serve run`, 9472) on each province's monitor host, Prometheus on 9090, Alertmanager on 9093, all
+on management addresses. A province's collector
 covers the province and everything below it; the ministry's covers the ministry's own sites only
 (`--scope bu --stop-at province`), so the ministry's Prometheus holds full detail for the ministry's
 own devices and only aggregates for the provinces. Each province's Prometheus alerts to the
@@ -25,6 +26,7 @@ import yaml
 
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
 from jinbao_netops.inventory.store import Inventory
+from jinbao_netops import serve
 from jinbao_netops.files import commit, out_path, write_error
 from jinbao_netops.errors import UsageError
 
@@ -135,6 +137,9 @@ def province_config(inv: Inventory, prov: str, timing: Timing = Timing()) -> dic
     scrape = [
         *_monitor_jobs(mon, timing, province=prov, level="province"),
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}]},
+        # the province's operations service on this monitor host: the target file is what playbooks/serve.yml
+        # installs with it (and removes with it), so a service that is installed and down alerts (ServeDown)
+        {"job_name": "netops-serve", "file_sd_configs": [{"files": [serve.TARGET_FILE]}]},
     ]
     if ops is not None:  # the backup catalogue (node exporter textfile collector on the ops host), this province's assets only
         scrape.append({"job_name": "netops-backup", "honor_labels": True,

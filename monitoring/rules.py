@@ -99,8 +99,25 @@ DEVICE_ALERTS = [
            "检查设备 CPU 与管理链路 / check the device CPU and management path"),
 ]
 
+# the province's operations service (`netops serve`, scrape job netops-serve: generate.province_config)
+SERVE_ALERTS = [
+    _alert("ServeDown", 'up{job="netops-serve"} == 0', "5m", "critical", "province",
+           "运维服务 {{ $labels.monitor }} 停止，定时作业不再运行", "The operations service on {{ $labels.monitor }} is down: no scheduled job runs",
+           "查看服务 / check the service: systemctl status jinbao-netops-serve; journalctl -u jinbao-netops-serve"),
+    # a job that never succeeded is not stale here: its failed runs raise ServeJobFailing
+    _alert("ServeJobStale", "netops_serve_job_last_success_timestamp_seconds > 0 and time() - netops_serve_job_last_success_timestamp_seconds"
+                            " > 2 * netops_serve_job_interval_seconds", "15m", "warning", "province",
+           "作业 {{ $labels.job_name }}（{{ $labels.scope }}）超过两个周期未成功",
+           "Job {{ $labels.job_name }} ({{ $labels.scope }}) has not succeeded for over two intervals",
+           "查看作业状态 / check the jobs: netops serve status"),
+    _alert("ServeJobFailing", "netops_serve_job_failures_in_a_row > 0", "5m", "warning", "province",
+           "作业 {{ $labels.job_name }}（{{ $labels.scope }}）上次运行失败", "Job {{ $labels.job_name }} ({{ $labels.scope }}): its last run failed",
+           "查看作业结果与日志 / check its result and log: netops serve status; /var/lib/jinbao-netops/serve/jobs/{{ $labels.job_name }}/last.err"),
+]
+
 PROVINCE_ALERTS = [
     *DEVICE_ALERTS,
+    *SERVE_ALERTS,
     _alert("BackupStale", f"time() - netops_backup_last_success_timestamp_seconds > {BACKUP_STALE_S}", "15m", "warning", "province",
            "资产 {{ $labels.asset }} 超过 26 小时未成功备份", "Asset {{ $labels.asset }} has no successful backup for over 26 hours",
            "查看备份目录与任务日志 / check the catalogue and job log: netops backup status"),

@@ -12,6 +12,7 @@ first run, reused after), never on the files inside the suite.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import escape
-from .errors import FINDINGS, OK, NetopsError
+from .errors import FAILED, FINDINGS, OK, NetopsError
 from .files import out_path
 from .output import Out
 
@@ -52,18 +53,24 @@ class Step:
     argv: list[str]              # a netops command line, or a tool of the suite's venv when it starts with '!'
     kind: str = FAIL
     needs: tuple[str, ...] = ()  # steps whose failure makes this one pointless: it is skipped
+    on: str | None = None        # a lab node where the suite is installed: the verb runs there, with its defaults
 
     @property
     def shown(self) -> str:
-        return " ".join(self.argv)[1:] if self.argv[0].startswith("!") else "netops " + " ".join(self.argv)
+        if self.argv[0].startswith("!"):
+            return " ".join(self.argv)[1:]
+        return "netops " + " ".join(self.argv) + (f"  (@ {self.on})" if self.on else "")
 
 
 def steps(inv, out_dir: Path) -> list[Step]:
-    from jinbao_netops.inventory.model import Level, LinkState
+    from jinbao_netops.inventory.model import Level, LinkState, Role
 
     planned = sorted({inv.devices[e.device].site for link in inv.links.values() if link.state == LinkState.planned
                       for e in link.ends() if inv.site_of(e.device).level == Level.county})
     first_province = next(s.id for s in inv.sites_in_order() if s.level == Level.province)
+    first_monitor = inv.first(first_province, Role.monitor).id
+    # the lab's monitor nodes see this installation of the suite (lab.runtime.suite_paths): the service runs it
+    serve_vars = json.dumps({"netops_serve_python": sys.executable, "netops_serve_inventory": str(inv.root)})
     return [
         Step("validate", "校验清单 Validate the inventory", ["inventory", "validate"], STOP),
         Step("lab", "启动实验网络 Bring the lab twin up", ["lab", "up"], STOP),
@@ -91,6 +98,10 @@ def steps(inv, out_dir: Path) -> list[Step]:
         Step("monitor-up", "启动监控 Monitoring stack up",
              ["monitor", "up", "--scrape-interval", "5", "--evaluation-interval", "1", "--max-for", "10"]),
         Step("monitor-status", "监控状态 Monitoring status", ["monitor", "status"], REPORT, ("monitor-up",)),
+        Step("serve", "运维服务 Operations service on each province's monitor host",
+             ["!ansible-playbook", "-i", str(SUITE / "inventory/jinbao.yml"), "playbooks/serve.yml", "-e", serve_vars]),
+        Step("serve-status", f"运维服务状态 Operations service status ({first_monitor})", ["serve", "status"], REPORT, ("serve",),
+             on=first_monitor),
         Step("map-check", "健康地图检查 Health map check", ["monitor", "web", "--check", "--listen", "127.0.0.1:0"], REPORT,
              ("monitor-up",)),
         Step("map", "健康地图 Health map", ["monitor", "web", "--detach", "--listen", "127.0.0.1:8470"]),
@@ -130,7 +141,14 @@ class Run:
         """(exit status, the verb's JSON result under --json, the error message if it failed)."""
         if step.argv[0].startswith("!"):
             return self._tool(step)
-        args = self.parser.parse_args([*step.argv, "-i", str(self.inv_path), *(["--json"] if self.out.json_mode else [])])
+        json_mode = ["--json"] if self.out.json_mode else []
+        if step.on:
+            return self._on_node(step, json_mode)
+        return self._verb(["-i", str(self.inv_path), *json_mode, *step.argv])
+
+    def _verb(self, argv: list[str]) -> tuple[int, object, str | None]:
+        # the global options before the noun: a verb's trailing words (lab exec's command) stay its own
+        args = self.parser.parse_args(argv)
         args.environ = self.environ
         sub = Out(json_mode=self.out.json_mode, capture=self.out.json_mode)
         try:
@@ -141,6 +159,20 @@ class Run:
                     self.out.err.print(f"[red]✗[/] {escape.rich(line)}")
             return e.code, sub.captured, e.message
         return rc, sub.captured, None
+
+    def _on_node(self, step: Step, json_mode: list[str]) -> tuple[int, object, str | None]:
+        """The verb run on a lab node by the suite installed there (`lab exec`); under --json its own JSON
+        document (what it printed, the error contract's envelope included) is the step's result."""
+        rc, data, error = self._verb(["-i", str(self.inv_path), *json_mode, "lab", "exec", step.on, "--",
+                                      sys.executable, "-m", "jinbao_netops.cli", *json_mode, *step.argv])
+        if error or not json_mode:
+            return rc, data, error
+        try:
+            doc = json.loads(data["stdout"])
+        except ValueError:
+            tail = (data["stderr"] or data["stdout"]).strip().splitlines()[-1:] or [""]
+            return rc or FAILED, data, f"{step.on}: no JSON document from `{step.shown}` (exit {rc}): {tail[0][:300]}"
+        return rc, doc, doc.get("error") if isinstance(doc, dict) else None  # the envelope of a failure names it
 
     def _tool(self, step: Step) -> tuple[int, object, str | None]:
         """A tool of the suite's own virtualenv (Ansible), run from the repository with the cycle's inventory."""

@@ -5,7 +5,8 @@ characters in free text (and what a syntax cannot carry, such as '"' and '?' in 
 these functions are the second line, so a value that slipped past the model still cannot add a line,
 a word or a tag to what is rendered.
 
-Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stays text), the POSIX shell, Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
+Targets: Rich console markup, HTML, a spreadsheet cell (``cell``: text that stays text), the POSIX shell, a
+systemd unit's word (``systemd``), Graphviz DOT (quoted strings and HTML-like labels), a line of device configuration
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), an rsyslog RainerScript string constant, a PromQL string literal in a Grafana
@@ -57,6 +58,13 @@ def cell(text: object) -> tuple[str, bool]:
 def shell(text: object) -> str:
     """One POSIX shell word."""
     return shlex.quote(str(text))
+
+
+def systemd(text: object) -> str:
+    """One word of a systemd unit's command line (``ExecStart=``): one line,
+    double-quoted with backslash and double quote escaped, ``%`` (a specifier) as ``%%`` and ``$``
+    (an environment variable) as ``$$``."""
+    return '"' + one_line(text).replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
 
 
 def dot(text: object) -> str:

@@ -1,5 +1,5 @@
 """`netops serve run | status`: a province's operations service — the suite's jobs on a schedule
-(``schedule.yml``: config archive hourly, audit and backup verification daily), each job's outcome
+(``schedule.yml``: config archive and drift check hourly; audit, backup and log-store verification daily), each job's outcome
 as Prometheus metrics, its state on disk so a restart loses nothing.
 
 Each job is a netops command line run as a child process on the service's scope, with ``--json``:
@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from typing import Annotated, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from . import metricshttp, procs
+from . import escape, metricshttp, procs
 from .errors import FAILED, FINDINGS, OK, NetopsError, UsageError
 from .files import write_atomic
 from .output import Out
@@ -46,10 +47,16 @@ from .output import Out
 SCHEDULE = Path(__file__).with_name("schedule.yml")
 STATE_ENV = "NETOPS_SERVE_STATE"
 STATE_DEFAULT = Path("/var/lib/jinbao-netops/serve")
-LISTEN_DEFAULT = "127.0.0.1:9472"   # beside the collector (9469) on the ops host
+PORT = 9472                 # beside the collector (9469) on the monitor host; the province's Prometheus scrapes it
+LISTEN_DEFAULT = f"127.0.0.1:{PORT}"
+UNIT = "jinbao-netops-serve.service"  # how playbooks/serve.yml installs it on each province's monitor host
+TARGET_FILE = "/etc/jinbao-netops/serve-target.json"  # on that host: the service's scrape target (Prometheus file_sd)
+CREDENTIALS_DIR = "/etc/jinbao-netops/serve-credentials"  # on that host: 0700, one 0600 file per credential
+KNOWN_HOSTS = "NETOPS_KNOWN_HOSTS"  # the credential that holds the known_hosts file the jobs check host keys against
 MAX_SCHEDULE_BYTES = 64 * 1024
 RETRY_FIRST = 60            # seconds before the first retry of a failed run; doubles per failure
 KILL_WAIT = 10              # seconds between Ctrl-C and SIGKILL for a job that must end
+REQUEST = "run-now"         # a file in a job's folder: `serve run-now JOB` asks the running service to start it now
 STALE_FACTOR = 2            # a job is stale when its last success is older than this many intervals
 RESULTS = ("ok", "findings", "partial", "failed", "timeout", "abandoned")
 
@@ -256,9 +263,21 @@ class Service:
         elif now - r.ending >= KILL_WAIT:
             procs.kill(-r.proc.pid, signal.SIGKILL)
 
+    def requested(self, now: float) -> None:
+        """Jobs asked for by `serve run-now` become due now (a running one when its run has ended)."""
+        for name, js in self.jobs.items():
+            flag = self.state_dir / "jobs" / name / REQUEST
+            if name in self.running or not flag.exists():
+                continue
+            flag.unlink(missing_ok=True)
+            with self.lock:
+                js.next_due, js.note = now, "按请求立即运行 run now as requested (serve run-now)"
+            self.save()
+
     def tick(self) -> None:
-        """One look at the running jobs (finished? over time?) and the due ones."""
+        """One look at the running jobs (finished? over time?), the requested and the due ones."""
         now = self.clock()
+        self.requested(now)
         for name, r in list(self.running.items()):
             rc = r.proc.poll()
             if rc is not None:
@@ -396,6 +415,119 @@ def serve_metrics(service: Service, listen: str):
     return metricshttp.serve_in_background(srv)
 
 
+# --- under systemd ---------------------------------------------------------------------------------
+def unit(python: str, scope: str, listen: str, credentials: list[str] = (), state: Path = STATE_DEFAULT,
+         schedule: str | None = None, inventory: str | None = None) -> str:
+    """The systemd unit that runs the service on a province's monitor host (``playbooks/serve.yml``):
+    the suite's Python there, restarted on failure, its state in a StateDirectory. No secret is in it:
+    the jobs' credentials come as systemd credentials (``LoadCredential=`` of the 0600 files the playbook
+    puts in a 0700 directory, one per :func:`needed` credential), which ``serve run`` hands its jobs
+    (:func:`job_environment`)."""
+    for name in credentials:
+        _credential_name(name, "serve unit")
+    if not state.is_relative_to("/var/lib"):
+        raise UsageError(f"--state {state}: a unit's state directory lives under /var/lib")
+    if "$" in python:  # systemd expands $ in arguments only: in the program's path '$$' would stay doubled
+        raise UsageError(f"serve unit: python {python!r}: a '$' in the program's path cannot be written in a unit")
+    words = [python, "-m", "jinbao_netops.cli", *(["-i", inventory] if inventory else []), "serve", "run",
+             "--scope", scope, "--listen", listen, "--state", str(state), *(["--schedule", schedule] if schedule else [])]
+    return "\n".join([
+        "# managed by jinbao-netops playbooks/serve.yml",
+        "[Unit]",
+        "Description=jinbao-netops operations service (netops serve run)",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "StartLimitIntervalSec=0",  # a crash loop keeps being restarted (every RestartSec), never given up
+        "",
+        "[Service]",
+        "Type=exec",
+        "ExecStart=" + " ".join(escape.systemd(w) for w in words),
+        "Restart=on-failure",
+        "RestartSec=2",
+        f"StateDirectory={state.relative_to('/var/lib')}",
+        "StateDirectoryMode=0750",
+        *(f"LoadCredential={n}:{CREDENTIALS_DIR}/{n}" for n in credentials),
+        "KillMode=mixed",            # SIGTERM to the service, which ends its jobs in its own time ...
+        "TimeoutStopSec=60",         # ... within --grace (30 s) and the jobs' Ctrl-C wait
+        "UMask=0027",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        ""])
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One credential the service's jobs need, as ``playbooks/serve.yml`` ships it and ``serve run`` hands it
+    on: ``file`` ones (SSH private keys, the known_hosts file) are shipped by content and the jobs get a path to
+    them; the others are values. ``source``: where the controller holds a file credential."""
+    name: str
+    file: bool
+    source: str | None = None
+
+
+def needed(inv, scope: str | None) -> list[Credential]:
+    """The credentials the jobs on ``scope`` read: every ``{env: NAME}`` reference of the credential
+    profiles its devices connect with (an SSH key reference names a file), and the known_hosts file the
+    jobs check host keys against (:data:`KNOWN_HOSTS`). Vault references are Ansible's, not the jobs'."""
+    found: dict[str, bool] = {}
+    for profile in sorted({inv.devices[d].credentials for d in inv.scope(scope)}):
+        cred = inv.credentials.get(profile)
+        if cred is None:
+            continue
+        snmp = [cred.snmp.auth_key, cred.snmp.priv_key, cred.snmp.community] if cred.snmp else []
+        for ref, file in [(cred.ssh_key, True), (cred.password, False), (cred.db_password, False),
+                          (cred.restic_password, False), *((r, False) for r in snmp)]:
+            if ref is not None and ref.env:
+                found[ref.env] = found.get(ref.env, False) or file
+    return [Credential(n, f) for n, f in found.items()] + [Credential(KNOWN_HOSTS, True)]
+
+
+def shipped(inv, scope: str | None, environ) -> list[Credential]:
+    """What the playbook copies to the host: the needed credentials the controller has (an unset one is not
+    shipped: the jobs needing it report it), each file credential with the controller's path to it."""
+    from .access import known_hosts_path
+
+    out = []
+    for c in needed(inv, scope):
+        source = known_hosts_path(environ) if c.name == KNOWN_HOSTS else environ.get(c.name)
+        if source and (not c.file or Path(source).is_file()):
+            out.append(Credential(c.name, c.file, source if c.file else None))
+    return out
+
+
+def job_environment(environ, files: set[str]) -> dict[str, str]:
+    """The jobs' environment under systemd: the service's credentials (``$CREDENTIALS_DIRECTORY``, one file
+    each) as the environment variables the inventory's ``{env: NAME}`` references read. A value credential is
+    its file's content; a file credential (``files``: an SSH key) is the path to its file, which systemd made
+    the service user's and unreadable to others, as ssh demands; the known_hosts file becomes the
+    ``UserKnownHostsFile`` of ANSIBLE_SSH_COMMON_ARGS, the one place the suite reads it from."""
+    where = environ.get("CREDENTIALS_DIRECTORY")
+    if not where:
+        return dict(environ)
+    env = dict(environ)
+    for f in sorted(Path(where).iterdir()):
+        name = _credential_name(f.name, str(f))
+        if name not in files and name != KNOWN_HOSTS:
+            env[name] = f.read_text()
+            continue
+        st = f.stat()
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise UsageError(f"{f}: credential {name}: must be the service user's and unreadable to others "
+                             f"(mode {st.st_mode & 0o777:o}); ssh refuses it 凭据文件权限不安全")
+        if name == KNOWN_HOSTS:
+            env["ANSIBLE_SSH_COMMON_ARGS"] = f"-o UserKnownHostsFile={escape.shell(f)} -o StrictHostKeyChecking=yes"
+        else:
+            env[name] = str(f)
+    return env
+
+
+def _credential_name(name: str, where: str) -> str:
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", name):
+        raise UsageError(f"{where}: credential {name!r}: not an environment variable name (A-Z, 0-9, _) 凭据名称无效")
+    return name
+
+
 # --- the CLI ---------------------------------------------------------------------------------------
 def register(nouns, common) -> None:
     p = nouns.add_parser("serve", help="the province's operations service: the suite's jobs on a schedule, "
@@ -425,6 +557,14 @@ def register(nouns, common) -> None:
                          "(exit 1 when a job failed last or has not succeeded for two intervals)")
     where(s)
     s.set_defaults(func=cmd_status)
+    n = verbs.add_parser("run-now", parents=[common], help="ask the running service to start JOB now (its next "
+                         "tick, or when its current run ends) 立即运行作业")
+    n.add_argument("job", metavar="JOB", help="a job of the schedule")
+    where(n)
+    n.add_argument("--wait", type=float, default=0, metavar="S",
+                   help="wait up to S seconds for that run to end and show it as `serve status` does, exit 1 if it "
+                        "failed (default: do not wait)")
+    n.set_defaults(func=cmd_run_now)
 
 
 def _state_dir(args) -> Path:
@@ -435,14 +575,16 @@ def cmd_run(args, out: Out) -> int:
     if args.parallel < 1:
         raise UsageError(f"--parallel {args.parallel}: must be at least 1")
     schedule = load_schedule(args.schedule)
-    if args.scope:
-        from jinbao_netops.inventory import load
-        load(args.inventory).scope(args.scope)  # an unknown scope is a usage error now, not in every job
+    from jinbao_netops.inventory import load
+
+    inv = load(args.inventory)
+    inv.scope(args.scope)  # an unknown scope is a usage error now, not in every job
     state = _state_dir(args)
     if not state.parent.is_dir():
         raise UsageError(f"--state {state}: its parent directory does not exist")
     state.mkdir(exist_ok=True, mode=0o750)
-    service = Service(schedule, state, args.scope, args.inventory, args.parallel, environ=args.environ)
+    environ = job_environment(args.environ or os.environ, {c.name for c in needed(inv, args.scope) if c.file})
+    service = Service(schedule, state, args.scope, args.inventory, args.parallel, environ=environ)
     server = serve_metrics(service, args.listen) if args.listen else None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -489,3 +631,27 @@ def _show(out: Out, schedule: Schedule, jobs: dict[str, JobState], state: Path) 
 def cmd_status(args, out: Out) -> int:
     state = _state_dir(args)
     return _show(out, load_schedule(args.schedule), load_state(state), state)
+
+
+def cmd_run_now(args, out: Out) -> int:
+    schedule = load_schedule(args.schedule)
+    if args.job not in schedule.jobs:
+        raise UsageError(f"serve run-now {args.job!r}: no such job in the schedule (jobs: {', '.join(schedule.jobs)}) 无此作业")
+    state = _state_dir(args)
+    folder = state / "jobs" / args.job
+    if not folder.is_dir():
+        raise UsageError(f"{state}: no service has run job {args.job!r} with this state directory (--state) 服务未运行此作业")
+    asked = time.time()
+    write_atomic(folder / REQUEST, "", mode=0o640)
+    if args.wait <= 0:
+        out.note(f"已请求 job {args.job} asked to run now; see `netops serve status`")
+        if out.json_mode:
+            out.json({"ok": True, "job": args.job, "requested": _iso(asked)})
+        return OK
+    deadline = time.monotonic() + args.wait
+    while (js := load_state(state).get(args.job, JobState())).running or (js.last_start or 0) < asked:
+        if time.monotonic() > deadline:
+            raise NetopsError(f"job {args.job}: its requested run did not end within {args.wait:g} s 作业未在时限内完成",
+                              code=FAILED)
+        time.sleep(0.5)
+    return _show(out, Schedule(jobs={args.job: schedule.jobs[args.job]}), {args.job: js}, state)

@@ -74,6 +74,7 @@ FAILURES = {
     ("monitor", "web"): (["--listen", "nowhere"], 2, "--listen 'nowhere'"),
     ("serve", "run"): (["--scope", "nope", "--state", "{dir}"], 2, "nope"),
     ("serve", "status"): (["--schedule", "{file}"], 2, "not a serve schedule"),
+    ("serve", "run-now"): (["nope"], 2, "no such job"),
     ("zones", "check"): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("zones", "rules"): (["gd-r1"], 2, "device 'gd-r1': a router, not a boundary device"),
 }
@@ -100,11 +101,13 @@ def test_every_verb_has_a_failure_case():
     assert sorted(FAILURES) == sorted(verbs())
 
 
+@pytest.mark.parametrize("where", ["after the verb", "before the noun"])
 @pytest.mark.parametrize("verb", sorted(FAILURES), ids=" ".join)
-def test_failure_under_json_is_one_envelope(verb, isolated, capsys):
+def test_failure_under_json_is_one_envelope(verb, where, isolated, capsys):
     extra, code, text = FAILURES[verb]
     fill = {"file": str(isolated / "file"), "dir": str(isolated / "out")}
-    argv = [*verb, "--json", *(a.format(**fill) for a in extra)]
+    args = [a.format(**fill) for a in extra]
+    argv = [*verb, "--json", *args] if where == "after the verb" else ["--json", *verb, *args]
     rc, out, err = run(capsys, argv)
     env = json.loads(out)  # exactly one JSON document on stdout
     assert rc == code == env["code"], (argv, out, err)
@@ -126,6 +129,15 @@ def test_global_options_before_the_noun(capsys):
     assert rc == 2 and "no such inventory" in json.loads(out)["error"]
     rc, out, _ = run(capsys, ["-i", "tests/fixtures/lab-mini", "inventory", "validate", "--json"])
     assert rc == 0 and json.loads(out)["ok"] is True
+
+
+def test_generate_answers_json_given_before_the_noun(tmp_path, capsys):
+    """`netops --json inventory generate` prints its document, not the text line (the verb once had a --json of
+    its own that overwrote the global one)."""
+    rc, out, _ = run(capsys, ["--json", "inventory", "generate", "--out", str(tmp_path / "inv"), "--provinces", "1"])
+    doc = json.loads(out)
+    assert rc == 0 and doc["ok"] is True and doc["out"] == str(tmp_path / "inv") and doc["provinces"] == 1
+    assert doc["files"] == len(list((tmp_path / "inv").iterdir()))
 
 
 def test_a_lab_whose_node_is_not_running_is_the_command_failing(isolated, capsys):

@@ -67,12 +67,24 @@ def test_promtool_check_catches_a_broken_rule(out, tmp_path):
     assert run("promtool", "check", "rules", str(tmp_path / "bad.yml")).returncode != 0
 
 
-@pytest.mark.parametrize("where,fixture", [("province/guangdong", "guangdong_test.yml"), ("ministry", "ministry_test.yml")])
+@pytest.mark.parametrize("where,fixture", [("province/guangdong", "guangdong_test.yml"), ("province/guangdong", "serve_test.yml"),
+                                           ("ministry", "ministry_test.yml")])
 def test_promtool_rule_unit_tests(out, where, fixture):
     shutil.copy(FIXTURES / fixture, out / where / fixture)
     r = run("promtool", "test", "rules", fixture, cwd=out / where)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout
+
+
+def test_province_scrapes_its_operations_service_where_the_playbook_registers_it(out):
+    from jinbao_netops.serve import TARGET_FILE
+
+    cfg = yaml.safe_load((out / "province/guangdong/prometheus.yml").read_text())
+    job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "netops-serve")
+    assert job["file_sd_configs"] == [{"files": [TARGET_FILE]}]
+    assert TARGET_FILE in (Path(__file__).parents[1] / "playbooks/serve.yml").read_text().replace("{{ netops_serve_etc }}", "/etc/jinbao-netops")
+    ministry = yaml.safe_load((out / "ministry/prometheus.yml").read_text())
+    assert "netops-serve" not in [j["job_name"] for j in ministry["scrape_configs"]]
 
 
 def test_province_config(out):

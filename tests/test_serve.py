@@ -9,6 +9,7 @@ import random
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -257,3 +258,146 @@ def test_sigterm_stops_the_foreground_service(tmp_path):
 def test_job_model_rejects_jitter_not_shorter_than_interval():
     with pytest.raises(ValueError):
         Job.model_validate({"title": "t", "argv": ["audit"], "interval": 60, "timeout": 60, "jitter": 60})
+
+
+# --- under systemd: the unit, its credentials, the playbook ---------------------------------------------
+def test_the_unit_passes_systemd_analyze_and_keeps_hostile_words_one_word(tmp_path):
+    import shlex
+    import subprocess
+
+    from jinbao_netops.serve import unit
+
+    python = tmp_path / "py thon%n"  # a path systemd would split or specify were it not quoted
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    text = unit(str(python), 'gd" --scope x', "10.254.44.15:9472", ["NETOPS_RESTIC_PASSWORD"], inventory="/srv/inv $HOME%n")
+    f = tmp_path / "jinbao-netops-serve.service"
+    f.write_text(text)
+    r = subprocess.run(["systemd-analyze", "verify", str(f)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    execstart = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    words = shlex.split(execstart[len("ExecStart="):].replace("%%", "%").replace("$$", "$"))
+    assert words[0] == str(python) and words[words.index("--scope") + 1] == 'gd" --scope x'
+    assert words[words.index("-i") + 1] == "/srv/inv $HOME%n" and words.count("--scope") == 1
+    assert "Restart=on-failure" in text and "StateDirectory=jinbao-netops/serve" in text
+    # the credential by reference only: its file, never a value, an Environment= line or an argv word
+    assert "LoadCredential=NETOPS_RESTIC_PASSWORD:/etc/jinbao-netops/serve-credentials/NETOPS_RESTIC_PASSWORD" in text
+    assert "Environment" not in text
+
+
+@pytest.mark.parametrize("kw,err", [({"credentials": ["RESTIC PASSWORD"]}, "not an environment variable name"),
+                                    ({"state": Path("/tmp/serve")}, "under /var/lib"),
+                                    ({"python": "/opt/$HOME/python"}, "program's path")])
+def test_the_unit_refuses_what_it_cannot_carry(kw, err):
+    from jinbao_netops.errors import UsageError
+    from jinbao_netops.serve import unit
+
+    with pytest.raises(UsageError, match=err):
+        unit(**{"python": "/usr/bin/python3", "scope": "guangdong", "listen": "127.0.0.1:9472", **kw})
+
+
+def test_a_province_needs_its_devices_credentials_and_known_hosts_and_ships_what_the_controller_has(tmp_path):
+    """The default inventory: Guangdong's devices connect with the 'ops' profile only, so its key (a file), SNMP,
+    database and restic values and the known_hosts file; never the 三权 administrators' keys."""
+    from jinbao_netops.inventory import load
+    from jinbao_netops.serve import KNOWN_HOSTS, Credential, needed, shipped
+
+    inv = load(None)
+    got = needed(inv, "guangdong")
+    assert Credential("NETOPS_SSH_KEY", True) in got and Credential(KNOWN_HOSTS, True) in got
+    assert {c.name for c in got if not c.file} >= {"NETOPS_RESTIC_PASSWORD", "NETOPS_DB_MONITOR_PASSWORD",
+                                                   "NETOPS_SNMP_AUTH_KEY", "NETOPS_SNMP_PRIV_KEY"}
+    assert not any("ADMIN" in c.name for c in got)
+    key, kh = tmp_path / "ops", tmp_path / "known_hosts"
+    key.write_text("KEY\n")
+    kh.write_text("10.0.0.1 ssh-ed25519 AAAA\n")
+    env = {"NETOPS_SSH_KEY": str(key), "NETOPS_RESTIC_PASSWORD": "pw",
+           "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes"}
+    assert shipped(inv, "guangdong", env) == [Credential("NETOPS_SSH_KEY", True, str(key)),
+                                              Credential("NETOPS_RESTIC_PASSWORD", False),
+                                              Credential(KNOWN_HOSTS, True, str(kh))]
+    # a key reference that names no file on the controller is not shipped (the jobs report it missing)
+    assert [c.name for c in shipped(inv, "guangdong", {**env, "NETOPS_SSH_KEY": str(tmp_path / "none")})] == [
+        "NETOPS_RESTIC_PASSWORD", KNOWN_HOSTS]
+
+
+def test_systemd_credentials_become_the_jobs_environment(tmp_path):
+    """`serve run` under the unit: a value credential is the {env: NAME} value its jobs read, a key file
+    credential the path to its file, the known_hosts credential the jobs' UserKnownHostsFile; and a job
+    actually logs in with them (paramiko over a key, known_hosts as the suite's access layer reads it)."""
+    from jinbao_netops.access import known_hosts_path
+    from jinbao_netops.errors import UsageError
+    from jinbao_netops.serve import KNOWN_HOSTS, job_environment
+
+    creds = tmp_path / "creds dir"
+    creds.mkdir()
+    for name, text in [("NETOPS_RESTIC_PASSWORD", "s3cret with spaces $x\n"), ("NETOPS_SSH_KEY", "KEY\n"),
+                       (KNOWN_HOSTS, "10.0.0.1 ssh-ed25519 AAAA\n")]:
+        (creds / name).write_text(text)
+        (creds / name).chmod(0o400)  # as systemd makes them: the service user's, read-only
+    env = job_environment({"CREDENTIALS_DIRECTORY": str(creds), "PATH": "/bin"}, {"NETOPS_SSH_KEY"})
+    assert env["NETOPS_RESTIC_PASSWORD"] == "s3cret with spaces $x\n" and env["PATH"] == "/bin"
+    assert env["NETOPS_SSH_KEY"] == str(creds / "NETOPS_SSH_KEY")
+    assert known_hosts_path(env) == str(creds / KNOWN_HOSTS)  # a path with a space stays one word
+    assert "StrictHostKeyChecking=yes" in env["ANSIBLE_SSH_COMMON_ARGS"] and KNOWN_HOSTS not in env
+    assert job_environment({"PATH": "/bin"}, {"NETOPS_SSH_KEY"}) == {"PATH": "/bin"}  # not under systemd
+    sched = Schedule.model_validate({"jobs": {"env": {"title": "env", "argv": ["x"], "interval": 3600, "timeout": 60}}})
+    prog = ("import os, json; print(json.dumps({'ok': os.environ['NETOPS_RESTIC_PASSWORD'] == 's3cret with spaces $x\\n', "
+            "'key': open(os.environ['NETOPS_SSH_KEY']).read()}))")
+    svc = Service(sched, tmp_path, command=lambda *_: [sys.executable, "-c", prog], environ=env, rng=random.Random(1))
+    svc.start()
+    settle(svc, Clock(time.time() + 10), lambda: svc.jobs["env"].last_result)
+    assert json.loads((tmp_path / "jobs/env/last.json").read_text()) == {"ok": True, "key": "KEY\n"}
+    # a key others can read is refused (ssh would refuse it, mid-job)
+    (creds / "NETOPS_SSH_KEY").chmod(0o644)
+    with pytest.raises(UsageError, match="unreadable to others"):
+        job_environment({"CREDENTIALS_DIRECTORY": str(creds)}, {"NETOPS_SSH_KEY"})
+    (creds / "NETOPS_SSH_KEY").chmod(0o400)
+    (creds / "bad-name").write_text("x")
+    with pytest.raises(UsageError, match="not an environment variable name"):
+        job_environment({"CREDENTIALS_DIRECTORY": str(creds)}, set())
+
+
+def test_run_now_starts_a_job_before_its_time_and_waits_for_its_result(tmp_path, capsys):
+    """`serve run-now JOB` while the service runs: the job runs at the service's next tick, not at its next
+    due time; --wait shows that run's result; an unknown job is a usage error."""
+    sched = tmp_path / "s.yml"
+    sched.write_text(json.dumps({"jobs": {"ok": {"title": "ok", "argv": ["x"], "interval": 3600, "timeout": 60,
+                                                 "findings": "summary.bad"}}}))
+    state = tmp_path / "state"
+    state.mkdir()
+    svc = service(state, load_schedule(sched), Clock(time.time()))
+    svc.start()
+    settle(svc, svc.clock, lambda: svc.jobs["ok"].last_result)  # the first run
+    first_end = svc.jobs["ok"].last_end
+    svc.clock.t += 60  # due again in an hour only
+    stop = threading.Event()
+    ticking = threading.Thread(target=lambda: [(svc.tick(), time.sleep(0.05)) for _ in iter(lambda: stop.is_set(), True)])
+    ticking.start()
+    try:
+        rc = main(["--json", "serve", "run-now", "ok", "--schedule", str(sched), "--state", str(state), "--wait", "30"])
+    finally:
+        stop.set()
+        ticking.join()
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["ok"] and [r["job"] for r in doc["jobs"]] == ["ok"], doc
+    assert doc["jobs"][0]["findings"] == 3 and load_state(state)["ok"].runs == {"ok": 2}
+    assert load_state(state)["ok"].last_end > first_end and not (state / "jobs/ok/run-now").exists()
+    assert main(["serve", "run-now", "nope", "--schedule", str(sched), "--state", str(state)]) == 2
+    assert "no such job" in capsys.readouterr().err
+
+
+def test_the_playbook_is_lint_clean_and_aims_at_each_provinces_monitor_host():
+    import subprocess
+
+    from conftest import clean_env
+
+    bin_ = os.path.dirname(sys.executable)
+    r = subprocess.run([f"{bin_}/ansible-lint", "serve.yml"], cwd=REPO / "playbooks", env=clean_env(),
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = subprocess.run([f"{bin_}/ansible-playbook", "--list-hosts", "playbooks/serve.yml"], cwd=REPO, env=clean_env(),
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hosts = sorted(line.strip() for line in r.stdout.split("hosts (", 1)[1].splitlines()[1:] if line.strip())
+    assert hosts == ["gd-mon1", "sc-mon1"]
