@@ -725,12 +725,15 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 
 
 def suite_paths() -> list[str]:
-    """The directories this installation of the suite runs from: its interpreter's prefix, its virtualenv
-    and its source (an editable install's repository), none inside another."""
+    """The directories this installation of the suite runs from: its virtualenv and its source (an editable
+    install's repository), none inside another. Never the system's own directories (the interpreter's base
+    prefix, /usr): binding the host's /usr over a node's would replace every program the node has (its sshd,
+    Prometheus) with the host's. The virtualenv's base interpreter is the node's own python3, the same Debian
+    release's (playbooks/serve.yml checks that the suite's Python runs on the host)."""
     import jinbao_netops
 
-    found = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-                    Path(jinbao_netops.__file__).resolve().parents[1]})
+    system = {Path(p) for p in ("/", "/usr", "/usr/local")}
+    found = sorted({Path(sys.prefix).resolve(), Path(jinbao_netops.__file__).resolve().parents[1]} - system)
     return [str(p) for p in found if not any(p != q and p.is_relative_to(q) for q in found)]
 
 
