@@ -82,8 +82,10 @@ def test_up_is_ready_and_idempotent(stack):
     assert st["up"] and {s["node"] for s in st["servers"]} == {"gd-mon1", "sc-mon1", "bu-mon1"}
     for s in st["servers"]:
         assert s["prometheus"]["service"] == s["alertmanager"]["service"] == "active", s
-    assert {p["name"]: p["running"] for p in st["processes"]} == {"collect-guangdong": True, "collect-sichuan": True,
-                                                                   "collect-ministry": True, "textfile": True}
+    # each monitor host's collector and trap receiver, and the ops host's textfile server
+    assert {p["name"]: p["running"] for p in st["processes"]} == {
+        **{f"{verb}-{where}": True for verb in ("collect", "traps") for where in ("guangdong", "sichuan", "ministry")},
+        "textfile": True}
     assert all(p["failed_targets"] == 0 for p in st["processes"] if p["name"].startswith("collect-")), st["processes"]
     # the collector answers on the province monitor's management address, as if it ran there
     assert query(GD["prometheus"], 'up{job="netops-collect"}') == {
