@@ -206,3 +206,14 @@ def test_rendered_ssh_client_config_and_sshd_share_the_algorithms_and_pass_the_a
     sshd = render("dengbao_ssh", "sshd-dengbao.conf.j2")
     for key, param in (("Ciphers", "dengbao_ssh_ciphers"), ("MACs", "dengbao_ssh_macs"), ("KexAlgorithms", "dengbao_ssh_kex")):
         assert f"{key} {','.join(params[param])}\n" in sshd and f"    {key} {','.join(params[param])}\n" in conf
+
+
+def test_a_hardened_monitor_host_admits_every_port_its_monitoring_serves():
+    """The monitor role's firewall ports are the ports the monitoring stack listens on: a hardened monitor
+    host dropped the devices' SNMP traps (UDP 162) and the trap receiver's and the service's metrics."""
+    from jinbao_netops import serve
+    from jinbao_netops.monitoring import generate as gen
+
+    ports = yaml.safe_load((REPO / "security/params.yml").read_text())["dengbao_role_ports"]["monitor"]
+    assert {gen.PROMETHEUS_PORT, gen.ALERTMANAGER_PORT, gen.COLLECTOR_PORT, gen.TRAP_METRICS_PORT, serve.PORT} <= set(ports["tcp"])
+    assert gen.TRAP_PORT in ports["udp"]
