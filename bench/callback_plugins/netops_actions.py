@@ -9,11 +9,9 @@ import os
 
 from ansible.plugins.callback import CallbackBase
 
-# actions that run on the controller only
+# actions that run on the controller only (as written, bare or ansible.builtin.*)
 LOCAL = {"assert", "set_fact", "include_vars", "debug", "meta", "fail", "include_tasks", "import_tasks",
-         "include_role", "import_role", "ansible.builtin.assert", "ansible.builtin.set_fact", "ansible.builtin.include_vars",
-         "ansible.builtin.debug", "ansible.builtin.meta", "ansible.builtin.fail", "ansible.builtin.include_tasks",
-         "ansible.builtin.import_tasks", "ansible.builtin.include_role", "ansible.builtin.import_role"}
+         "include_role", "import_role"}
 
 
 class CallbackModule(CallbackBase):
@@ -28,7 +26,7 @@ class CallbackModule(CallbackBase):
 
     def _count(self, result, key: str) -> None:
         task = result._task
-        if task.action in LOCAL or task.delegate_to:
+        if task.action.removeprefix("ansible.builtin.") in LOCAL or task.delegate_to:
             return
         self.hosts[result._host.get_name()][key] += 1
 
