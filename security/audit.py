@@ -21,7 +21,7 @@ from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.inventory.store import Inventory
 
-from . import devicerules, hostchecks, logstore, records
+from . import admits, devicerules, hostchecks, logstore, records
 from .catalogue import (
     FAIL,
     MANUAL,
@@ -199,7 +199,7 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
     # it) are read first, so each sender's verdict rests on its log host's store as read in this run.
     store_hosts = logstore.log_hosts(inv, scope)
     first = {lh: {"dengbao_log_senders": [s.device for s in logstore.senders(inv, lh)],
-                  "dengbao_log_admit": logstore.admitted(inv, lh)} for lh in store_hosts}
+                  "dengbao_peer_admit": admits.admitted(inv, lh)} for lh in store_hosts}
     results: dict[str, dict] = {}
     stores: dict[str, dict | None] = {}
 
@@ -219,6 +219,7 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
     def store_view(h: str) -> dict:
         lh = logstore.log_host_of(inv, h) if inv.devices[h].platform_info.kind == "server" else None
         out = dict(first.get(h, {}))
+        out.setdefault("dengbao_peer_admit", admits.admitted(inv, h))
         if lh:
             out["dengbao_log_store"] = logstore.sender_evidence(lh, stores.get(lh), h, host_params(inv, h)["dengbao_log_retention_days"])
         return out

@@ -751,8 +751,8 @@ def _opened(deny: list[list[str]], port: int, proto: str = "") -> list[str]:
 
 def mgmt_access(f, p):
     """Default deny on input, and each management port accepted only from the management network; on a log
-    host (``dengbao_log_admit``, set by the audit engine from logstore.admitted) each log port accepted only
-    from that host's own senders' addresses, as the firewall role writes it."""
+    host or a replication pair's member (``dengbao_peer_admit``, set by the audit engine from admits.admitted) each
+    such port accepted only from those peers' addresses (and the management network), as the firewall role writes it."""
     net = ipaddress.ip_network(p["dengbao_mgmt_network"])
     chains = _input_chains(f.get("nft", ""))
     deny = [rules for policy, rules in chains if policy == "drop"]
@@ -767,11 +767,11 @@ def mgmt_access(f, p):
             ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules))
             detail = "policy accept with a drop rule" if ok else "open to all"
         subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok, detail))
-    for log in p.get("dengbao_log_admit") or []:
-        senders = {ipaddress.ip_network(a) for a in log["sources"]}
-        opened = _opened(deny, log["port"], log["proto"])
-        ok = bool(opened) and all(s is not None and set(s) <= senders for s in map(_saddrs, opened))
-        subs.append(_sub(f"port {log['port']}/{log['proto']} only from its {len(senders)} log senders 仅本机日志源访问", ok,
+    for rule in p.get("dengbao_peer_admit") or []:
+        peers = {ipaddress.ip_network(a) for a in rule["sources"]}
+        opened = _opened(deny, rule["port"], rule["proto"])
+        ok = bool(opened) and all(s is not None and set(s) <= (peers | {net}) for s in map(_saddrs, opened))
+        subs.append(_sub(f"port {rule['port']}/{rule['proto']} only from its {len(peers)} {rule['what']} 仅限对端访问", ok,
                          "; ".join(opened) or ("not accepted" if deny else "no default deny")))
     return subs, ["nft"]
 

@@ -101,7 +101,7 @@ def admitted(inv: Inventory, loghost: str) -> list[dict]:
     for proto, transport, port in (("tcp", "relp", p["dengbao_log_relp_port"]), ("udp", "udp", p["dengbao_log_port"])):
         sources = sorted({s.address for s in items if s.transport == transport}, key=ipaddress.ip_address)
         if sources:
-            out.append({"proto": proto, "port": int(port), "sources": sources})
+            out.append({"proto": proto, "port": int(port), "sources": sources, "what": "log senders 日志源"})
     return out
 
 

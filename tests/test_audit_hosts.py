@@ -248,8 +248,8 @@ def test_mgmt_access_wants_default_deny_and_management_only_ports(policy, rules,
     assert failed == bad, subs
 
 
-LOG_ADMIT = [{"proto": "tcp", "port": 2514, "sources": ["10.254.44.13", "10.254.44.14"]},
-             {"proto": "udp", "port": 514, "sources": ["10.254.44.11"]}]
+LOG_ADMIT = [{"proto": "tcp", "port": 2514, "sources": ["10.254.44.13", "10.254.44.14"], "what": "log senders"},
+             {"proto": "udp", "port": 514, "sources": ["10.254.44.11"], "what": "log senders"}]
 MGMT = "ip saddr 10.254.0.0/16 tcp dport 22 accept\nip saddr 10.254.0.0/16 udp dport 161 accept\n"
 
 
@@ -265,7 +265,7 @@ MGMT = "ip saddr 10.254.0.0/16 tcp dport 22 accept\nip saddr 10.254.0.0/16 udp d
     ("ip saddr != 10.254.44.11 udp dport 514 accept", {"2514/tcp", "514/udp"}),  # not accepted; a negation admits the world
 ])
 def test_a_log_hosts_log_ports_are_open_to_its_own_senders_only(rules, bad):
-    params = {**host_params(INV, "gd-mon1"), "dengbao_log_admit": LOG_ADMIT}
+    params = {**host_params(INV, "gd-mon1"), "dengbao_peer_admit": LOG_ADMIT}
     subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", BASE + MGMT + rules)}, params)
     failed = {s["label"].split()[1] for s in subs if not s["ok"]}
     assert failed == bad, subs

@@ -233,5 +233,5 @@ def test_the_playbooks_filter_renders_through_the_same_functions(monkeypatch):
     assert f("gd-mon1", "receiver") == logstore.render_receiver(inv, "gd-mon1")
     assert f("huadu-srv1", "receiver") == {}  # not a log host: no receiver files
     assert f("huadu-srv1", "sender") == logstore.render_sender(inv, "huadu-srv1")
-    admit = mod.FilterModule().filters()["dengbao_log_admit"]
+    admit = mod.FilterModule().filters()["dengbao_peer_admit"]
     assert admit("gd-mon1") == logstore.admitted(inv, "gd-mon1") and admit("huadu-srv1") == []

@@ -107,7 +107,7 @@ def _facts_from_rendered(platform: str) -> dict:
         "shell_env": f"/etc/profile.d/dengbao.sh:TMOUT={params['dengbao_idle_timeout']}\n/etc/profile.d/dengbao.sh:readonly TMOUT\n",
         "audit_rules": render("dengbao_audit", "dengbao.rules.j2", platform),
         "nft": render("dengbao_firewall", "nftables.conf.j2", platform, netops_role="monitor", netops_service_ports=[5432],
-                      dengbao_log_admit=LOG_ADMIT),
+                      dengbao_peer_admit=LOG_ADMIT),
         "sudo": _as_sudo_l(render("dengbao_accounts", "sudoers.j2", platform)),
         "admins": "sysadmin:x:1\ngroups sysadmin sysadmin\nsecadmin:x:2\ngroups secadmin secadmin\nauditadmin:x:3\n"
                   f"groups auditadmin auditadmin {' '.join(params['dengbao_log_groups'])}\n",
@@ -141,7 +141,7 @@ def test_rendered_templates_pass_the_audit_checks():
     subs, _ = hostchecks.CHECKS["idle-timeout"](facts, params)
     assert all(s["ok"] for s in subs), subs
     # nft rules as the kernel lists them back (same text the template writes); a log host's log ports from its senders
-    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": facts["nft"]}, {**params, "dengbao_log_admit": LOG_ADMIT})
+    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": facts["nft"]}, {**params, "dengbao_peer_admit": LOG_ADMIT})
     assert all(s["ok"] for s in subs) and len(subs) == 1 + len(params["dengbao_mgmt_ports"]) + len(LOG_ADMIT), subs
     wide = [ln for ln in facts["nft"].splitlines() if params["dengbao_mgmt_network"] in ln]
     assert wide and not any("514" in ln for ln in wide)  # the log ports are not open to the whole management network

@@ -25,13 +25,14 @@ def dengbao_log_files(host: str, part: str) -> dict[str, str]:
     return logstore.render_receiver(inv, host) if logstore.senders(inv, host) else {}
 
 
-def dengbao_log_admit(host: str) -> list[dict]:
-    """What ``host``'s firewall admits for its log store: [{proto, port, sources}], empty unless it is a log host."""
-    from jinbao_netops.security import logstore
+def dengbao_peer_admit(host: str) -> list[dict]:
+    """What ``host``'s firewall admits beyond the management network: [{proto, port, sources, what}] (its log
+    senders on a log host, its replication peer on a database pair's member)."""
+    from jinbao_netops.security import admits
 
-    return logstore.admitted(_inventory(os.environ.get("NETOPS_INVENTORY") or None), host)
+    return admits.admitted(_inventory(os.environ.get("NETOPS_INVENTORY") or None), host)
 
 
 class FilterModule:
     def filters(self):
-        return {"dengbao_log_files": dengbao_log_files, "dengbao_log_admit": dengbao_log_admit}
+        return {"dengbao_log_files": dengbao_log_files, "dengbao_peer_admit": dengbao_peer_admit}

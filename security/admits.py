@@ -1,0 +1,14 @@
+"""What a server's default-deny firewall admits beyond the management network: per port, the exact peers
+that need it — a log host's own senders (logstore.admitted), a replication pair's other member
+(backup.replication.admitted). The firewall role writes these rules and the audit checks them
+(``dengbao_peer_admit``: [{proto, port, sources, what}])."""
+from __future__ import annotations
+
+from jinbao_netops.backup import replication
+from jinbao_netops.inventory import Inventory
+
+from . import logstore
+
+
+def admitted(inv: Inventory, host: str) -> list[dict]:
+    return logstore.admitted(inv, host) + replication.admitted(inv, host)
