@@ -211,6 +211,7 @@ class Credentials(_Obj):
     password: SecretRef | None = None
     snmp: SnmpCredentials | None = None
     db_password: SecretRef | None = None  # the least-privilege monitoring role on the device's databases
+    replication_password: SecretRef | None = None  # the replication role a standby logs in to its primary as
     restic_password: SecretRef | None = None  # the restic repositories on a backup store
     # ssh_key or password: required where a device using the profile is reached by SSH (validate.py)
 
@@ -301,6 +302,15 @@ class Interface(BaseModel):
     zone: Zone | None = None  # None: the device's zone; another zone only on a boundary device
 
 
+class Replica(BaseModel):
+    """This server's database ``service`` is a streaming standby of the same service on device ``of``
+    (netops dr setup). ``sync``: a commit on the primary returns only once this standby has flushed it (RPO 0)."""
+    model_config = ConfigDict(extra="forbid")
+    of: str
+    service: Service = "postgresql"
+    sync: bool = False
+
+
 class Device(_Obj):
     id: Annotated[str, Field(pattern=DEVICE_ID)] = ""  # the mapping key: pinyin, a valid hostname
     name: DisplayName | None = None  # Chinese display name
@@ -317,6 +327,7 @@ class Device(_Obj):
     snmp_timeout: Annotated[float, Field(gt=0, le=60)] | None = None  # per request attempt; None: the collector's
     snmp_retries: Annotated[int, Field(ge=0, le=10)] | None = None     # None: the collector's --retries
     services: list[Service] = []
+    replica: Replica | None = None
     zone: Zone = Zone.business
     interfaces: dict[Annotated[str, Field(pattern=IFACE_NAME)], Interface] = {}
 
@@ -336,6 +347,8 @@ class Device(_Obj):
             raise ValueError(f"@services: services run on servers, not on platform {self.platform}")
         if len(set(self.services)) != len(self.services):
             raise ValueError("@services: a service is listed twice")
+        if self.replica and self.replica.service not in self.services:
+            raise ValueError(f"@replica: this server does not run {self.replica.service}")
         if len(set(self.access)) != len(self.access):
             raise ValueError("@access: a way of access is listed twice")
         return self

@@ -22,6 +22,7 @@ def validate(inv: Inventory) -> list[str]:
     _sites(inv, p)
     _prefixes(inv, p)
     _devices(inv, p)
+    _replicas(inv, p)
     _links(inv, p)
     _homing(inv, p)
     _zones(inv, p)
@@ -166,6 +167,34 @@ def _devices(inv: Inventory, p: _Problems) -> None:
             net_ = itf.address.network
             if net_.prefixlen < 31 and ip in (net_.network_address, net_.broadcast_address):
                 p.add(d, "device", f"interfaces.{name}.address", f"{ip} is the network or broadcast address of {net_}")
+
+
+def _replicas(inv: Inventory, p: _Problems) -> None:
+    """A standby replicates a primary of the same service at another site, one level of replication deep,
+    with a replication password to log in with; a primary's standbys have distinct names on it."""
+    for d in inv.devices.values():
+        r = d.replica
+        if r is None:
+            continue
+        known = _known(inv, r.of, inv.devices)
+        if known is False:
+            p.add(d, "device", "replica.of", f"unknown device {r.of!r}")
+        if not known:
+            continue
+        primary = inv.devices[r.of]
+        if r.of == d.id:
+            p.add(d, "device", "replica.of", "a server cannot replicate itself")
+        elif r.service not in primary.services:
+            p.add(d, "device", "replica.of", f"{r.of!r} does not run {r.service}")
+        elif primary.replica is not None:
+            p.add(d, "device", "replica.of", f"{r.of!r} is itself a standby (of {primary.replica.of!r}); replicate its primary")
+        elif primary.site == d.site:
+            p.add(d, "device", "replica.of", f"{r.of!r} is at the same site {d.site!r}: a standby for disaster recovery is off-site")
+        if r.service != "postgresql":
+            p.add(d, "device", "replica.service", "netops dr setup builds PostgreSQL streaming replication only (so far)")
+        cred = inv.credentials.get(d.credentials)
+        if cred is not None and cred.replication_password is None:
+            p.add(d, "device", "credentials", f"profile {d.credentials!r} has no replication_password for the standby's login")
 
 
 def _credentials(d, cred, p: _Problems) -> None:

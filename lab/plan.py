@@ -187,7 +187,7 @@ def _secrets(inv: Inventory) -> list[Secret]:
     out: dict[str, Secret] = {}
     for cred in inv.credentials.values():
         refs = [("ssh_key", cred.ssh_key), ("token", cred.password), ("token", cred.db_password),
-                ("token", cred.restic_password)]
+                ("token", cred.restic_password), ("token", cred.replication_password)]
         if cred.snmp:
             refs += [("token", cred.snmp.auth_key), ("token", cred.snmp.priv_key), ("token", cred.snmp.community)]
         for kind, ref in refs:
