@@ -134,6 +134,7 @@ class Engine:
     replication_metrics: Callable[[list[dict]], dict[str, float]]  # those rows → metrics
     replica_metric: str           # the metric that is non-zero on a replica
     sizes: str | None = None      # (database, bytes) rows
+    standby_sql: str | None = None  # "1" on a read-only streaming standby (what is written arrives by replication)
     # a physical copy of the whole cluster, taken by an operator's role with REPLICATION only
     cluster_backup: tuple[str, ...] | None = None  # "{role}" the role
     cluster_backup_role: str | None = None         # SQL that creates the role if missing: {role}, {name}
@@ -219,6 +220,10 @@ class Engine:
         return {".".join(t): [lines[2 * i].rsplit("\t", 1)[-1], lines[2 * i + 1].rsplit("\t", 1)[-1]]
                 for i, t in enumerate(tables)}
 
+    def is_standby(self, run: Run) -> bool:
+        """A standby takes no writes: roles and data reach it from its primary."""
+        return bool(self.standby_sql) and run(self.sql(self.standby_sql)).strip() == "1"
+
     def health_query(self) -> str:
         """One row: every health metric as a named column."""
         return "SELECT " + ", ".join(f"({expr}) AS {name}" for name, expr in self.health)
@@ -268,13 +273,16 @@ GRANT pg_monitor TO {role};
         ("longest_xact_s", "SELECT COALESCE(max(EXTRACT(EPOCH FROM now() - xact_start)), 0)::float FROM pg_stat_activity "
                            "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"),
     ),
-    # a standby: its replay lag; a primary: the largest lag among its standbys
+    # a standby: its replay lag (0 when it has replayed all it received: an idle primary sends nothing to
+    # replay, and the age of the last replayed transaction is not a lag); a primary: the largest among its standbys
     replication="""SELECT pg_is_in_recovery()::int AS in_recovery,
-  (CASE WHEN pg_is_in_recovery() THEN COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+  (CASE WHEN pg_is_in_recovery() THEN CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+        ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END
         ELSE (SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication) END)::float AS replica_lag_s,
   (SELECT count(*) FROM pg_stat_replication) AS replicas""",
     replication_metrics=_pg_replication, replica_metric="in_recovery",
     sizes="SELECT datname, pg_database_size(datname) FROM pg_database WHERE datallowconn ORDER BY datname",
+    standby_sql="SELECT pg_is_in_recovery()::int;\n",
     cluster_backup=("pg_basebackup", "-h", "/var/run/postgresql", "-U", "{role}", "-d", "dbname=postgres",
                     "-D", "-", "-F", "tar", "-X", "fetch", "-c", "fast"),
     cluster_backup_role="DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
