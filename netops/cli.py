@@ -14,7 +14,7 @@ from .output import Out
 COMMANDS = ["inventory.commands", "lab.commands", "topology.commands", "cycle", "backup.commands",
             "topology.provision.commands", "topology.provision.harden", "topology.provision.drift_commands",
             "topology.zone_commands", "security.commands", "security.logs", "collectors.commands", "monitoring.commands",
-            "serve"]
+            "serve", "backup.dr_commands"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,249 @@
+"""Continuous replication to the disaster-recovery site: `netops dr setup` and `netops dr status`.
+
+The inventory names each standby (``replica: {of: PRIMARY, sync: BOOL}`` on the standby's device); this
+module builds PostgreSQL physical streaming replication for every such pair, idempotently:
+
+- on the primary: the role ``netops_replication`` (LOGIN REPLICATION, nothing else; its password the
+  credentials profile's ``replication_password``, sent on stdin), a physical replication slot named after
+  the standby (WAL is kept until the standby has it), ``hostssl replication`` admitted from the standby's
+  business address only with ``scram-sha-256``, and ``synchronous_standby_names`` naming its synchronous
+  standbys (a commit returns once they have flushed it: RPO 0);
+- on the standby: a clone of the primary (``pg_basebackup`` over TLS through the slot, WAL streamed), then
+  ``primary_conninfo`` (``sslmode=require``; the password in a 0600 passfile of the postgres account, never
+  in a configuration file or argv), ``primary_slot_name`` and ``standby.signal``.
+
+Replication runs over the business network (the servers' LAN addresses), as the database traffic itself
+does, not over the management network; the hardened firewall admits it from the peer's address only
+(:func:`admitted`). Each step checks first and changes only what differs; a standby that streams from its
+primary through its slot with the intended settings is left alone, anything else is re-cloned.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from jinbao_netops.access import Access
+from jinbao_netops.errors import DeviceError, UsageError
+from jinbao_netops.inventory import Inventory
+from jinbao_netops.inventory.engines import POSTGRESQL, Command, as_user
+
+from .jobs import runner, ssh_shell
+
+ROLE = "netops_replication"
+CONF = "91-netops-replication.conf"
+PASSFILE = "/var/lib/postgresql/.netops-replication.pgpass"
+STREAM_WAIT_S = 60
+
+
+@dataclass(frozen=True)
+class Pair:
+    primary: str
+    standby: str
+    sync: bool
+    primary_address: str   # business (LAN) addresses: where the replication connection goes
+    standby_address: str
+
+    @property
+    def slot(self) -> str:
+        """The primary's replication slot for this standby (a slot name is [a-z0-9_])."""
+        return "netops_" + re.sub(r"[^a-z0-9_]", "_", self.standby)
+
+
+def business_address(inv: Inventory, device: str) -> str:
+    """A server's first interface address (its LAN), where its databases serve the business."""
+    for itf in inv.devices[device].interfaces.values():
+        if itf.address is not None:
+            return str(itf.address.ip)
+    raise UsageError(f"{inv.root}: device {device!r}: field 'interfaces': no address to replicate over")
+
+
+def pairs(inv: Inventory, scope: str | None = None) -> list[Pair]:
+    """Every standby in ``scope`` (a site and below, or a device) or whose primary is, with its primary."""
+    devs = set(inv.scope(scope))
+    out = []
+    for d in sorted(inv.devices.values(), key=lambda d: d.id):
+        if d.replica and (d.id in devs or d.replica.of in devs):
+            out.append(Pair(d.replica.of, d.id, d.replica.sync, business_address(inv, d.replica.of),
+                            business_address(inv, d.id)))
+    if scope and not out:
+        raise UsageError(f"no standby in scope {scope!r} (a standby is a device with `replica: {{of: PRIMARY}}`)")
+    return out
+
+
+def admitted(inv: Inventory, host: str) -> list[dict]:
+    """What ``host``'s firewall admits for replication: the engine's port from its peers' business addresses
+    (a primary from its standbys, a standby from its primary, ready for a switchover)."""
+    peers = sorted({p.standby_address if p.primary == host else p.primary_address
+                    for p in pairs(inv) if host in (p.primary, p.standby)})
+    return [{"proto": "tcp", "port": POSTGRESQL.port, "sources": peers, "what": "replication peers 复制对端"}] if peers else []
+
+
+def _listen(inv: Inventory, device: str) -> str:
+    return f"localhost,{inv.devices[device].management},{business_address(inv, device)}"
+
+
+def primary_conf(inv: Inventory, primary: str) -> str:
+    sync = [p.standby for p in pairs(inv) if p.primary == primary and p.sync]
+    names = ", ".join('"' + s + '"' for s in sync)
+    return ("# managed by netops dr setup: this server is a replication primary\n"
+            f"listen_addresses = '{_listen(inv, primary)}'\n"
+            f"synchronous_standby_names = '{'FIRST ' + str(len(sync)) + ' (' + names + ')' if sync else ''}'\n")
+
+
+def standby_conf(inv: Inventory, pair: Pair) -> str:
+    conninfo = (f"host={pair.primary_address} port={POSTGRESQL.port} user={ROLE} passfile={PASSFILE} "
+                f"sslmode=require application_name={pair.standby}")
+    return ("# managed by netops dr setup: this server is a streaming standby of " + pair.primary + "\n"
+            f"listen_addresses = '{_listen(inv, pair.standby)}'\n"
+            f"primary_conninfo = '{conninfo}'\n"
+            f"primary_slot_name = '{pair.slot}'\n"
+            "hot_standby = on\n"
+            "hot_standby_feedback = on\n")
+
+
+# Each script runs as root (sh -c SCRIPT sh ARGS…), prints one line per change it made, and leaves the
+# service running. A configuration file is replaced only when its content differs (then PostgreSQL
+# restarts: listen_addresses needs it).
+_WRITE_CONF = r'''
+conf=$(ls -d /etc/postgresql/*/main | head -1)
+want="$1"; file="$conf/conf.d/%s"
+if [ "$(cat "$file" 2>/dev/null)" != "$(printf '%%s' "$want")" ]; then
+  printf '%%s\n' "$want" > "$file.tmp" && chmod 0644 "$file.tmp" && mv "$file.tmp" "$file"
+  echo "configuration $file"; restart=1
+fi
+''' % CONF
+
+PRIMARY_SCRIPT = "set -e\n" + _WRITE_CONF + r'''
+rule="hostssl replication %s $2/32 scram-sha-256"
+if ! grep -qxF "$rule" "$conf/pg_hba.conf"; then
+  printf '%%s\n' "$rule" >> "$conf/pg_hba.conf"; echo "pg_hba: replication from $2"; reload=1
+fi
+if [ -n "$restart" ]; then systemctl restart postgresql
+elif [ -n "$reload" ]; then systemctl reload postgresql; fi
+''' % ROLE
+
+# $1 the configuration, $2 the primary's address, $3 the slot, $4 "reclone" to clone again; the password on stdin
+STANDBY_SCRIPT = "set -e\numask 077\n" + r'''
+cat > %(passfile)s.tmp
+chown postgres:postgres %(passfile)s.tmp
+if ! cmp -s %(passfile)s.tmp %(passfile)s; then mv %(passfile)s.tmp %(passfile)s; echo "passfile %(passfile)s"
+else rm -f %(passfile)s.tmp; fi
+umask 022
+''' % {"passfile": PASSFILE} + _WRITE_CONF + r'''
+if [ "$4" = reclone ]; then
+  set -- "$@" $(pg_lsclusters -h | awk '$2 == "main" {print $1, $6}'); data=$6
+  systemctl stop "postgresql@$5-main"  # the cluster itself: stopping the umbrella unit returns before it is down
+  find "$data" -mindepth 1 -delete
+  runuser -u postgres -- env PGPASSFILE=%(passfile)s PGSSLMODE=require PGAPPNAME=netops-clone \
+    pg_basebackup -h "$2" -p %(port)d -U %(role)s -D "$data" -X stream -S "$3" -c fast
+  runuser -u postgres -- touch "$data/standby.signal"
+  echo "cloned from $2 through slot $3"; restart=1
+fi
+if [ -n "$restart" ]; then systemctl restart postgresql; fi
+''' % {"passfile": PASSFILE, "port": POSTGRESQL.port, "role": ROLE}
+
+
+def _as_root(script: str, *args: str, input: str | None = None) -> Command:
+    return Command(as_user("root", "sh", "-c", script, "sh", *args), input)
+
+
+def _role_sql(password: str) -> str:
+    return ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN CREATE ROLE {role}; END IF; END $$;\n"
+            "ALTER ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {pw};\n"
+            ).format(name=POSTGRESQL.literal(ROLE), role=POSTGRESQL.ident(ROLE), pw=POSTGRESQL.literal(password))
+
+
+def _slot_sql(slot: str) -> str:
+    return (f"SELECT 'slot ' || slot_name FROM pg_create_physical_replication_slot({POSTGRESQL.literal(slot)}) "
+            f"WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {POSTGRESQL.literal(slot)});\n")
+
+
+# one line: "1 streaming HOST SLOT" on a standby streaming from HOST through SLOT, "0 " on a primary
+STANDBY_STATE = ("SELECT pg_is_in_recovery()::int || ' ' || COALESCE((SELECT status || ' ' || sender_host || ' ' || "
+                 "COALESCE(slot_name, '-') FROM pg_stat_wal_receiver), '');\n")
+
+
+def _lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def setup_pair(access: Access, inv: Inventory, pair: Pair) -> dict:
+    """Build one pair; returns {primary, standby, sync, changed: [what changed, per node]}."""
+    cred = inv.credentials[inv.devices[pair.standby].credentials]
+    password = access.secret(inv.devices[pair.standby].credentials, "replication_password", cred.replication_password)
+    on_primary, on_standby = runner(ssh_shell(access), pair.primary, 300), runner(ssh_shell(access), pair.standby, 900)
+    changed: list[str] = []
+    # the standby first: is it streaming from its primary through its slot already?
+    streaming = on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip() == f"1 streaming {pair.primary_address} {pair.slot}"
+    # the primary: its role (the password set only when the standby is not streaming with it already)
+    if not streaming:
+        on_primary(POSTGRESQL.sql(_role_sql(password)))
+    changed += [f"{pair.primary}: {ln}" for ln in _lines(on_primary(POSTGRESQL.sql(_slot_sql(pair.slot))))]
+    changed += [f"{pair.primary}: {ln}" for ln in _lines(on_primary(_as_root(
+        PRIMARY_SCRIPT, primary_conf(inv, pair.primary), pair.standby_address)))]
+    changed += [f"{pair.standby}: {ln}" for ln in _lines(on_standby(_as_root(
+        STANDBY_SCRIPT, standby_conf(inv, pair), pair.primary_address, pair.slot,
+        "keep" if streaming else "reclone",
+        input=f"{pair.primary_address}:{POSTGRESQL.port}:replication:{ROLE}:{_pgpass(password)}\n")))]
+    # done when the standby streams: a later run then finds it so and changes nothing
+    deadline = time.monotonic() + STREAM_WAIT_S
+    while (seen := on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()) != f"1 streaming {pair.primary_address} {pair.slot}":
+        if time.monotonic() > deadline:
+            raise DeviceError(pair.standby, f"not streaming from {pair.primary} {STREAM_WAIT_S} s after setup (state: {seen!r}); "
+                                            "see journalctl -u postgresql@*-main on both 备库未进入流复制")
+        time.sleep(1)
+    return {"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": changed}
+
+
+def _pgpass(value: str) -> str:
+    """A field of a .pgpass line (':' and '\\' escaped by a backslash)."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+# --- status --------------------------------------------------------------------------------------------
+def _primary_view(slot: str, standby: str) -> str:
+    name, slot_ = POSTGRESQL.literal(standby), POSTGRESQL.literal(slot)
+    return ("SELECT COALESCE((SELECT state || ' ' || sync_state || ' ' || "
+            "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), -1)::bigint || ' ' || "
+            f"COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float FROM pg_stat_replication WHERE application_name = {name} "
+            "LIMIT 1), '-') || ';' || "
+            f"COALESCE((SELECT active::int || ' ' || COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint "
+            f"FROM pg_replication_slots WHERE slot_name = {slot_}), '-');\n")
+
+
+def status_pair(access: Access, inv: Inventory, pair: Pair, max_lag_s: float) -> dict:
+    """One pair as the primary and the standby see it: state, lag in bytes and seconds, the slot."""
+    row = {"primary": pair.primary, "standby": pair.standby, "mode": "sync" if pair.sync else "async",
+           "state": "unknown", "sync_state": None, "lag_bytes": None, "lag_seconds": None, "slot_active": False,
+           "slot_retained_bytes": None, "standby_in_recovery": None, "ok": False, "problems": []}
+    try:
+        seen, slot = runner(ssh_shell(access), pair.primary, 60)(
+            POSTGRESQL.sql(_primary_view(pair.slot, pair.standby))).strip().split(";")
+        if seen != "-":
+            state, sync_state, lag_b, lag_s = seen.split(" ")
+            row.update(state=state, sync_state=sync_state, lag_bytes=int(lag_b),
+                       lag_seconds=float(lag_s) if int(lag_b) else 0.0)
+        else:
+            row["state"] = "disconnected"
+            row["problems"].append(f"{pair.standby} is not connected to {pair.primary} 备库未连接")
+        if slot != "-":
+            active, retained = slot.split(" ")
+            row.update(slot_active=active == "1", slot_retained_bytes=int(retained))
+        else:
+            row["problems"].append(f"no replication slot {pair.slot} on {pair.primary} 复制槽缺失")
+    except DeviceError as e:
+        row["problems"].append(str(e))
+    try:
+        recovery = runner(ssh_shell(access), pair.standby, 60)(POSTGRESQL.sql(STANDBY_STATE)).strip().startswith("1")
+        row["standby_in_recovery"] = recovery
+        if not recovery:
+            row["problems"].append(f"{pair.standby} is not in recovery (not a standby) 非备库状态")
+    except DeviceError as e:
+        row["problems"].append(str(e))
+    if row["state"] == "streaming" and pair.sync and row["sync_state"] != "sync":
+        row["problems"].append(f"synchronous standby reported as {row['sync_state']} 同步模式未生效")
+    if row["lag_seconds"] is not None and row["lag_seconds"] > max_lag_s:
+        row["problems"].append(f"lag {row['lag_seconds']:.1f} s over {max_lag_s:g} s 复制延迟超限")
+    row["ok"] = row["state"] == "streaming" and not row["problems"]
+    return row

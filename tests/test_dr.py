@@ -1,0 +1,102 @@
+"""Replication to the DR site, without a lab: the inventory's pairs and their checks, the configuration each
+member gets, what the firewall admits, the alert's inventory facts."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from jinbao_netops.backup import replication
+from jinbao_netops.inventory import load
+from jinbao_netops.monitoring import generate, rules
+from jinbao_netops.security import admits
+
+INV = load(None)
+
+
+def test_the_default_inventory_pairs_each_province_database_with_its_dr_site():
+    pairs = {p.standby: p for p in replication.pairs(INV)}
+    assert set(pairs) == {"gd-dr-db1", "sc-dr-db1"}
+    gd = pairs["gd-dr-db1"]
+    assert (gd.primary, gd.sync, gd.primary_address, gd.standby_address, gd.slot) == (
+        "gd-db1", True, "10.44.0.10", "10.44.1.11", "netops_gd_dr_db1")
+    assert pairs["sc-dr-db1"].sync is False
+    # a scope takes the pairs whose standby or primary is in it
+    assert [p.standby for p in replication.pairs(INV, "gd-db1")] == ["gd-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "sichuan")] == ["sc-dr-db1"]
+
+
+def test_each_member_admits_only_its_peer_on_the_engine_port():
+    assert admits.admitted(INV, "gd-db1") == [
+        {"proto": "tcp", "port": 5432, "sources": ["10.44.1.11"], "what": "replication peers 复制对端"}]
+    assert admits.admitted(INV, "gd-dr-db1")[0]["sources"] == ["10.44.0.10"]
+    assert admits.admitted(INV, "huadu-srv1") == []
+
+
+def test_the_primary_names_its_synchronous_standbys_and_an_async_one_none():
+    gd, sc = replication.primary_conf(INV, "gd-db1"), replication.primary_conf(INV, "sc-db1")
+    assert "synchronous_standby_names = 'FIRST 1 (\"gd-dr-db1\")'" in gd
+    assert "synchronous_standby_names = ''" in sc
+    # it listens on its management address (monitoring) and its business address (the standby's connection)
+    assert "listen_addresses = 'localhost,10.254.44.13,10.44.0.10'" in gd
+
+
+def test_the_standby_connects_over_tls_with_a_passfile_and_its_slot():
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+    conf = replication.standby_conf(INV, pair)
+    assert ("primary_conninfo = 'host=10.44.0.10 port=5432 user=netops_replication "
+            f"passfile={replication.PASSFILE} sslmode=require application_name=gd-dr-db1'") in conf
+    assert "primary_slot_name = 'netops_gd_dr_db1'" in conf
+    assert "password" not in conf.replace("passfile", "")
+
+
+def test_a_pgpass_field_escapes_its_separators():
+    assert replication._pgpass("a:b\\c") == "a\\:b\\\\c"
+
+
+@pytest.mark.parametrize("replica, message", [
+    ({"of": "nowhere"}, "unknown device 'nowhere'"),
+    ({"of": "gd-dr-db1"}, "a server cannot replicate itself"),
+    ({"of": "gd-bak1"}, "'gd-bak1' does not run postgresql"),
+    ({"of": "gd-dr-bak1"}, "is at the same site 'guangdong_zaibei'"),
+])
+def test_a_bad_replica_is_one_line_naming_the_device_and_field(replica, message):
+    from jinbao_netops.inventory.validate import validate
+
+    inv = copy.deepcopy(INV)
+    inv.devices["gd-dr-db1"] = inv.devices["gd-dr-db1"].model_copy(
+        update={"replica": replication_model(replica)})
+    problems = [p for p in validate(inv) if "gd-dr-db1" in p]
+    assert len(problems) == 1 and "field 'replica.of'" in problems[0] and message in problems[0], problems
+
+
+def replication_model(data: dict):
+    from jinbao_netops.inventory.model import Replica
+
+    return Replica(**data)
+
+
+def test_a_standby_of_a_standby_is_refused():
+    from jinbao_netops.inventory.validate import validate
+
+    inv = copy.deepcopy(INV)
+    inv.devices["sc-dr-db1"] = inv.devices["sc-dr-db1"].model_copy(update={"replica": replication_model({"of": "gd-dr-db1"})})
+    assert any("'gd-dr-db1' is itself a standby" in p for p in validate(inv))
+
+
+def test_replica_needs_the_service_on_the_standby():
+    from pydantic import ValidationError
+
+    from jinbao_netops.inventory.model import Device
+
+    with pytest.raises(ValidationError, match="does not run postgresql"):
+        Device(site="guangdong", role="database", platform="debian", management="10.254.44.99", credentials="ops",
+               services=["mariadb"], replica={"of": "gd-db1"})
+
+
+def test_the_province_rules_know_each_primarys_standbys_and_alert_when_fewer_stream():
+    recs = generate.inventory_rules(INV, "guangdong")["groups"][0]["rules"]
+    standbys = [r for r in recs if r["record"] == rules.STANDBYS_INFO]
+    assert standbys == [{"record": rules.STANDBYS_INFO, "expr": "vector(1)", "labels": {"device": "gd-db1"}}]
+    alert = next(a for a in rules.DEVICE_ALERTS if a["alert"] == "ReplicationBroken")
+    assert "netops_pg_replicas" in alert["expr"] and rules.STANDBYS_INFO in alert["expr"]
