@@ -105,11 +105,17 @@ def _rule_group(name: str, timing: Timing, records=(), alerts=(), interval: int 
 
 
 def inventory_rules(inv: Inventory, key: str) -> dict:
-    """The inventory facts the alerts join on: device roles and link ends (which ends are uplinks), for
+    """The inventory facts the alerts join on: device roles, replication primaries' standby counts and link
+    ends (which ends are uplinks), for
     the devices of one collector (``key``: a province id, or MINISTRY)."""
     devs = set(collector_devices(inv, key))
     recs = [{"record": rules.DEVICE_INFO, "expr": "vector(1)", "labels": {"device": d, "role": inv.devices[d].role.value}}
             for d in sorted(devs)]
+    standbys: dict[str, int] = {}  # a replication primary: how many standbys the inventory gives it (netops dr setup)
+    for d in inv.devices.values():
+        if d.replica and d.replica.of in devs:
+            standbys[d.replica.of] = standbys.get(d.replica.of, 0) + 1
+    recs += [{"record": rules.STANDBYS_INFO, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(standbys.items())]
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links
     for lid, link in sorted(inv.links.items()):
         for end in link.ends():

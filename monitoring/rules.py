@@ -13,6 +13,7 @@ BACKUP_STALE_S = 26 * 3600  # an asset without a successful backup for longer is
 # the province's view of the inventory, joined to the collector's series (written per province by generate)
 LINK_END_INFO = "inventory:netops_link_end:info"      # labels device, interface, link, uplink
 DEVICE_INFO = "inventory:netops_device:info"          # labels device, role
+STANDBYS_INFO = "inventory:netops_db_standbys:count"  # label device (a replication primary): its standbys (value)
 
 UTIL = "interface:netops_interface_utilisation:ratio"
 
@@ -78,6 +79,11 @@ DEVICE_ALERTS = [
            "{{ $labels.device }} 数据库复制延迟 {{ $value | humanizeDuration }}",
            "Replication lag {{ $value | humanizeDuration }} on {{ $labels.device }}",
            "检查主备链路与备库负载 / check the primary-standby path and standby load"),
+    # a primary streams to fewer standbys than the inventory gives it: the DR copy is not being kept
+    _alert("ReplicationBroken", f"netops_pg_replicas < on (device) group_left () {STANDBYS_INFO}", "1m", "critical", SERIES_LEVEL,
+           "{{ $labels.device }} 的灾备复制中断（在线备库 {{ $value }}）",
+           "DR replication from {{ $labels.device }} is broken ({{ $value }} standbys streaming)",
+           "查看复制状态 / check the pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
     _alert("DiskNearlyFull",
            'netops_host_root_filesystem_used_ratio > 0.9'
            ' or netops_storage_used_bytes{storage=~"/.*"} / (netops_storage_size_bytes{storage=~"/.*"} > 0) > 0.9',
