@@ -141,7 +141,7 @@ def test_default_inventory_validates(netops):
     data = json.loads(r.stdout)
     assert data["ok"] is True and data["problems"] == []
     assert data["inventory"] == str(DEFAULT_INVENTORY)
-    assert sum(data["devices"].values()) == 40 and sum(data["sites"].values()) == 17
+    assert sum(data["devices"].values()) == 42 and sum(data["sites"].values()) == 17
     assert data["sites"]["county"] == 8 and data["links"] == {"active": 49, "planned": 1}
 
 
