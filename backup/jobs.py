@@ -127,7 +127,9 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
             found.append(Asset(f"{did}:postgresql:{BASEBACKUP}", did, dev.site, prov, "databases",
                                ENGINES["postgresql"].basebackup(role).line, f"/{did}/postgresql/base.tar", "postgresql"))
         if "databases" in kinds:
-            for svc in dev.services:
+            # a streaming standby's databases are its primary's, dumped there (a read-only copy cannot take
+            # the test restore either)
+            for svc in [s for s in dev.services if not (dev.replica and dev.replica.service == s)]:
                 eng = ENGINES[svc]
                 try:
                     dbs = eng.databases(runner(shell, did))

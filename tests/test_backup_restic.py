@@ -202,3 +202,16 @@ def test_every_database_a_server_lists_is_one_asset_dumped_by_the_engine_table(t
         (f"panyu-db1:mariadb:{n}", eng.dump(n).line, f"/panyu-db1/mariadb/{n}.sql") for n in names]
     listed = eng.sql(eng.list_databases)
     assert seen.read_text() == listed.line + "\n" + listed.input
+
+
+def test_a_standbys_databases_are_its_primarys_not_dumped_twice():
+    """A read-only streaming standby cannot take verify's test restore, and its data is its primary's: only its
+    files are its own assets (the old code listed and dumped its databases and verify failed on them)."""
+    from jinbao_netops import inventory
+    from jinbao_netops.backup.jobs import discover
+
+    inv = inventory.load(inventory.DEFAULT_INVENTORY)
+    listed = []
+    by_store, errors = discover(inv, "gd-dr-db1", ["files", "databases"], lambda d: listed.append(d) or ["printf", "73686562616f\\n"],
+                                {**policy(), "basebackup": []})
+    assert not errors and [a.id for a in by_store["gd-bak1"]] == ["gd-dr-db1:files"] and listed == []

@@ -25,7 +25,7 @@ def test_show_summary_json(netops):
     assert data["network"]["id"] == "jinbao"
     assert data["sites"] == {"ministry": 1, "province": 2, "dr": 2, "city": 4, "county": 8}
     assert sum(data["devices"].values()) == 42 and data["devices"]["router"] == 18
-    assert data["links"] == {"active": 49, "planned": 1}
+    assert data["links"] == {"active": 51, "planned": 1}
 
 
 def test_show_site(netops):
