@@ -323,7 +323,7 @@ class Poller:
         plat = PLATFORMS.get(vendor) if vendor else None
         if plat and (plat.snmp_cpu_oid or plat.snmp_env):
             vendor_cols = {"cpu": plat.snmp_cpu_oid, "mem": plat.snmp_mem_oid, "mem_used": plat.snmp_mem_used_oid,
-                           "mem_free": plat.snmp_mem_free_oid, **{f"env/{n}": e.oid for n, e in enumerate(plat.snmp_env)}}
+                           "mem_free": plat.snmp_mem_free_oid, **{o: o for e in plat.snmp_env for o in e.columns}}
             jobs["health"] = self.walk(t, stats, sem, {n: o for n, o in vendor_cols.items() if o})
         else:
             jobs["health"] = self.walk(t, stats, sem, {**HR_CPU, **HR_STORAGE})
@@ -390,9 +390,10 @@ class Poller:
                 ratios = [u / (u + f) for i, u in h["mem_used"].items()
                           if isinstance(u, int) and isinstance(f := h["mem_free"].get(i), int) and u + f > 0]
                 res.memory_ratio = max(ratios) if ratios else None
-            for n, e in enumerate(plat.snmp_env):
+            for e in plat.snmp_env:  # each column walked once (keyed by its OID), however many sensors read it
                 vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): v
-                        for i, v in h[f"env/{n}"].items() if isinstance(v, int) and v not in e.absent}
+                        for i, v in h[e.oid].items() if isinstance(v, int) and v not in e.absent
+                        and all(h[c].get(i) in accept for c, accept in e.where)}
                 if vals:
                     res.environment.setdefault(e.kind, {}).update(
                         {i: v in e.ok for i, v in vals.items()} if e.state else

@@ -16,12 +16,20 @@ class EnvSensor:
 
     ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by ifIndex):
     the value × ``scale`` is the measure; "fan" / "power": the value is a state, ``ok`` lists the states that
-    mean working. A value in ``absent`` means "no such sensor here" and is dropped."""
+    mean working. A value in ``absent`` means "no such sensor here" and is dropped. ``where`` names sibling
+    columns of the same row and the values they must hold for the row to count (a sensor type, a presence
+    state): a row whose sibling holds another value, or none, is dropped."""
     kind: str
     oid: str
     ok: tuple[int, ...] = ()
     absent: tuple[int, ...] = ()
     scale: float = 1
+    where: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column a reading needs: its own and the siblings it is read with."""
+        return (self.oid, *(c for c, _ in self.where))
 
     @property
     def state(self) -> bool:
@@ -50,6 +58,7 @@ STANDARD_TRAPS = (Trap(_V2 + "1", "TrapColdStart"), Trap(_V2 + "2", "TrapWarmSta
                   Trap(_V2 + "5", "TrapAuthenticationFailure"))
 _HW = "1.3.6.1.4.1.2011.5.25.219.2."       # HUAWEI-ENTITY-TRAP-MIB hwEntityTrap notifications
 _H3C = "1.3.6.1.4.1.25506.2.6.2.0."        # HH3C-ENTITY-EXT-MIB hh3cEntityExtTraps
+_HWE = "1.3.6.1.4.1.2011.5.25.31.1.1"      # HUAWEI-ENTITY-EXTENT-MIB hwEntityState
 
 
 def _pair(fault: str, resume: str, alert: str, severity: str = "critical") -> tuple[Trap, Trap]:
@@ -189,7 +198,10 @@ PLATFORMS: dict[str, Platform] = {
                  # HUAWEI-ENTITY-EXTENT-MIB: 0 °C is what an entity without a sensor (chassis, card slot) reports
                  snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
                            EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
-                           EnvSensor("power", "1.3.6.1.4.1.2011.5.25.31.1.1.18.1.6", ok=(1,))),  # hwEntityPwrState supply(1)
+                           # hwPwrStatusTable: hwEntityPwrState supply(1), notSupply(2), sleep(3) (a standby supply in
+                           # energy saving: working), unknown(4); only where hwEntityPwrPresent is present(1) — an empty
+                           # slot's row says notSupply
+                           EnvSensor("power", f"{_HWE}.18.1.6", ok=(1, 3), where=((f"{_HWE}.18.1.5", (1,)),))),
                  snmp_traps=(*_pair(_HW + "1.3", _HW + "1.4", "TrapChassisFail"),       # hwChassisFail / …Resume
                              *_pair(_HW + "2.1", _HW + "2.2", "TrapBoardRemoved"),      # hwBoardRemove / hwBoardInsert
                              *_pair(_HW + "2.3", _HW + "2.4", "TrapBoardFail"),         # hwBoardFail / …Resume

@@ -168,6 +168,16 @@ def test_temperature_fans_and_power_for_every_vendor(vendors):
             if s.labels["device"] == "c9300"} == {"1014": 1, "1015": 0}
 
 
+def test_huawei_power_supplies_by_presence_and_state(vendors):
+    """hwPwrStatusTable: a supply asleep in energy saving (sleep(3)) works, an empty slot (hwEntityPwrPresent
+    absent(2), which also says notSupply(2)) is no failed supply; both were 0 before."""
+    assert vendors["s5720"].environment["power"] == {"0.1": True, "0.2": True}
+    assert vendors["ar6280"].environment["power"] == {"0.1": True}
+    fams = render([vendors["s5720"], vendors["ar6280"]])
+    assert {(s.labels["device"], s.labels["sensor"]): s.value for s in fams["netops_device_power_supply_ok"].samples} == {
+        ("s5720", "0.1"): 1, ("s5720", "0.2"): 1, ("ar6280", "0.1"): 1}
+
+
 def test_a_view_without_the_system_group_is_not_down(vendors):
     """Defect 8: no sysUpTime in the view, every interface table answers: the device is up, uptime unknown."""
     v = vendors["s5720-ifview"]
