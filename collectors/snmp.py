@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 
 from jinbao_netops.inventory.loader import paused_gc
-from jinbao_netops.inventory.platforms import PLATFORMS
+from jinbao_netops.inventory.platforms import PLATFORMS, EnvSensor
 
 from . import IF_STATUS, wire
 
@@ -163,6 +164,14 @@ def _int(v) -> int | None:
 def _str(v) -> str | None:
     """A value used as text (a label), or None."""
     return v if isinstance(v, str) else None
+
+
+def _measure(e: EnvSensor, v: int) -> float | None:
+    """A sensor's raw value in its kind's unit; None where it has none (no dBm for a power of zero)."""
+    x = v * e.scale
+    if not e.milliwatts:
+        return x
+    return 10 * math.log10(x) if x > 0 else None
 
 
 def vendor_platform(sys_object_id: str | None, hint: str) -> str | None:
@@ -394,10 +403,12 @@ class Poller:
                 vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): v
                         for i, v in h[e.oid].items() if isinstance(v, int) and v not in e.absent
                         and all(h[c].get(i) in accept for c, accept in e.where)}
+                if e.state:
+                    vals = {i: v in e.ok for i, v in vals.items()}
+                elif e.scale != 1 or e.milliwatts:
+                    vals = {i: m for i, v in vals.items() if (m := _measure(e, v)) is not None}
                 if vals:
-                    res.environment.setdefault(e.kind, {}).update(
-                        {i: v in e.ok for i, v in vals.items()} if e.state else
-                        {i: v * e.scale for i, v in vals.items()} if e.scale != 1 else vals)
+                    res.environment.setdefault(e.kind, {}).update(vals)
             return
         loads = [v for v in h["load"].values() if isinstance(v, int)]
         res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 class EnvSensor:
     """One environment column of a vendor MIB, indexed by entity (or the MIB's own sensor index).
 
-    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by ifIndex):
-    the value × ``scale`` is the measure; "fan" / "power": the value is a state, ``ok`` lists the states that
+    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by the MIB's own
+    index: ifIndex on H3C, entPhysicalIndex on Huawei): the value × ``scale`` is the measure — or, with
+    ``milliwatts``, a linear power in mW whose dBm (10·log10) is the measure, a power of zero having none and
+    being dropped; "fan" / "power": the value is a state, ``ok`` lists the states that
     mean working. A value in ``absent`` means "no such sensor here" and is dropped. ``where`` names sibling
     columns of the same row and the values they must hold for the row to count (a sensor type, a presence
     state): a row whose sibling holds another value, or none, is dropped."""
@@ -25,6 +27,7 @@ class EnvSensor:
     absent: tuple[int, ...] = ()
     scale: float = 1
     where: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    milliwatts: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -196,8 +199,13 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
                  # HUAWEI-ENTITY-EXTENT-MIB: 0 °C is what an entity without a sensor (chassis, card slot) reports
-                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
-                           EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
+                 snmp_env=(EnvSensor("temperature", f"{_HWE}.1.1.11", absent=(0,)),  # hwEntityTemperature
+                           # hwOpticalModuleInfoTable hwEntityOpticalRxPower (.8) / TxPower (.9), per entPhysicalIndex of
+                           # the transceiver. The MIB says 0.01 dBm, which is what CloudEngine (VRP8) agents send; VRP5's
+                           # S series (S5700/S5720, as this suite's fleet) sends µW, read here as such
+                           EnvSensor("rx_power", f"{_HWE}.3.1.8", scale=0.001, milliwatts=True),
+                           EnvSensor("tx_power", f"{_HWE}.3.1.9", scale=0.001, milliwatts=True),
+                           EnvSensor("fan", f"{_HWE}.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
                            # hwPwrStatusTable: hwEntityPwrState supply(1), notSupply(2), sleep(3) (a standby supply in
                            # energy saving: working), unknown(4); only where hwEntityPwrPresent is present(1) — an empty
                            # slot's row says notSupply

@@ -150,8 +150,9 @@ def test_cisco_cpu_and_memory_from_cisco_process_mib(vendors):
 
 def test_temperature_fans_and_power_for_every_vendor(vendors):
     """Defect 7: Huawei (0 °C = no sensor), H3C (65535 = not supported), Cisco ENVMON (notPresent dropped)."""
-    assert vendors["s5720"].environment == {"temperature": {"67108873": 43}, "fan": {"0.1": True, "0.2": False},
-                                            "power": {"0.1": True, "0.2": True}}
+    s5720 = vendors["s5720"].environment
+    assert {k: s5720[k] for k in ("temperature", "fan", "power")} == {
+        "temperature": {"67108873": 43}, "fan": {"0.1": True, "0.2": False}, "power": {"0.1": True, "0.2": True}}
     s6520 = vendors["s6520"].environment
     assert {k: s6520[k] for k in ("temperature", "fan", "power")} == {
         "temperature": {"12": 42}, "fan": {"1": True, "2": True}, "power": {"1": True, "2": False}}
@@ -166,6 +167,16 @@ def test_temperature_fans_and_power_for_every_vendor(vendors):
                      ("c9300", "1008"): 31, ("c9300", "1009"): 48}
     assert {s.labels["sensor"]: s.value for s in fams["netops_device_power_supply_ok"].samples
             if s.labels["device"] == "c9300"} == {"1014": 1, "1015": 0}
+
+
+def test_huawei_optical_power_in_dbm(vendors):
+    """hwEntityOpticalRx/TxPower per transceiver entity: the S5720 (VRP5) sends µW, exported as dBm
+    (10·log10(µW / 1000)); a module without light (0 µW) has no dBm and no series, an empty cage no row."""
+    env = vendors["s5720"].environment
+    assert env["rx_power"] == pytest.approx({"67174453": -3.851, "67174454": -17.696}, abs=1e-3)
+    assert env["tx_power"] == pytest.approx({"67174453": -2.503, "67174454": -2.604, "67174455": -2.700}, abs=1e-3)
+    rx = {s.labels["sensor"]: s.value for s in render([vendors["s5720"]])["netops_device_optical_rx_power_dbm"].samples}
+    assert rx == pytest.approx({"67174453": -3.851, "67174454": -17.696}, abs=1e-3)
 
 
 def test_huawei_power_supplies_by_presence_and_state(vendors):
