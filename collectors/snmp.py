@@ -166,9 +166,16 @@ def _str(v) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _measure(e: EnvSensor, v: int) -> float | None:
-    """A sensor's raw value in its kind's unit; None where it has none (no dBm for a power of zero)."""
+def _measure(e: EnvSensor, v: int, h: dict, i) -> float | None:
+    """Row ``i``'s raw value ``v`` in the sensor's unit; None where it has none (its scale or precision unread,
+    no dBm for a power of zero)."""
     x = v * e.scale
+    if e.scale_columns:  # RFC 3433: SI prefix units(9) = 10^0, 3 decimal orders a step; precision 1..9 decimals
+        prefix, precision = (_int(h[c].get(i)) for c in e.scale_columns)
+        if prefix is None or precision is None:
+            return None
+        exp = 3 * (prefix - 9) - max(precision, 0)  # a negative precision counts accurate digits: no shift
+        x = x * 10 ** exp if exp >= 0 else x / 10 ** -exp
     if not e.milliwatts:
         return x
     return 10 * math.log10(x) if x > 0 else None
@@ -400,13 +407,10 @@ class Poller:
                           if isinstance(u, int) and isinstance(f := h["mem_free"].get(i), int) and u + f > 0]
                 res.memory_ratio = max(ratios) if ratios else None
             for e in plat.snmp_env:  # each column walked once (keyed by its OID), however many sensors read it
-                vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): v
-                        for i, v in h[e.oid].items() if isinstance(v, int) and v not in e.absent
-                        and all(h[c].get(i) in accept for c, accept in e.where)}
-                if e.state:
-                    vals = {i: v in e.ok for i, v in vals.items()}
-                elif e.scale != 1 or e.milliwatts:
-                    vals = {i: m for i, v in vals.items() if (m := _measure(e, v)) is not None}
+                rows = [(i, v) for i, v in h[e.oid].items() if isinstance(v, int) and v not in e.absent
+                        and all(h[c].get(i) in accept for c, accept in e.where)]
+                vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): m for i, v in rows
+                        if (m := v in e.ok if e.state else _measure(e, v, h, i)) is not None}
                 if vals:
                     res.environment.setdefault(e.kind, {}).update(vals)
             return
