@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 
 from jinbao_netops.inventory.loader import paused_gc
-from jinbao_netops.inventory.platforms import PLATFORMS
+from jinbao_netops.inventory.platforms import PLATFORMS, EnvSensor
 
 from . import IF_STATUS, wire
 
@@ -163,6 +164,21 @@ def _int(v) -> int | None:
 def _str(v) -> str | None:
     """A value used as text (a label), or None."""
     return v if isinstance(v, str) else None
+
+
+def _measure(e: EnvSensor, v: int, h: dict, i) -> float | None:
+    """Row ``i``'s raw value ``v`` in the sensor's unit; None where it has none (its scale or precision unread,
+    no dBm for a power of zero)."""
+    x = v * e.scale
+    if e.scale_columns:  # RFC 3433: SI prefix units(9) = 10^0, 3 decimal orders a step; precision 1..9 decimals
+        prefix, precision = (_int(h[c].get(i)) for c in e.scale_columns)
+        if prefix is None or precision is None:
+            return None
+        exp = 3 * (prefix - 9) - max(precision, 0)  # a negative precision counts accurate digits: no shift
+        x = x * 10 ** exp if exp >= 0 else x / 10 ** -exp
+    if not e.milliwatts:
+        return x
+    return 10 * math.log10(x) if x > 0 else None
 
 
 def vendor_platform(sys_object_id: str | None, hint: str) -> str | None:
@@ -323,7 +339,7 @@ class Poller:
         plat = PLATFORMS.get(vendor) if vendor else None
         if plat and (plat.snmp_cpu_oid or plat.snmp_env):
             vendor_cols = {"cpu": plat.snmp_cpu_oid, "mem": plat.snmp_mem_oid, "mem_used": plat.snmp_mem_used_oid,
-                           "mem_free": plat.snmp_mem_free_oid, **{f"env/{n}": e.oid for n, e in enumerate(plat.snmp_env)}}
+                           "mem_free": plat.snmp_mem_free_oid, **{o: o for e in plat.snmp_env for o in e.columns}}
             jobs["health"] = self.walk(t, stats, sem, {n: o for n, o in vendor_cols.items() if o})
         else:
             jobs["health"] = self.walk(t, stats, sem, {**HR_CPU, **HR_STORAGE})
@@ -390,13 +406,13 @@ class Poller:
                 ratios = [u / (u + f) for i, u in h["mem_used"].items()
                           if isinstance(u, int) and isinstance(f := h["mem_free"].get(i), int) and u + f > 0]
                 res.memory_ratio = max(ratios) if ratios else None
-            for n, e in enumerate(plat.snmp_env):
-                vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): v
-                        for i, v in h[f"env/{n}"].items() if isinstance(v, int) and v not in e.absent}
+            for e in plat.snmp_env:  # each column walked once (keyed by its OID), however many sensors read it
+                rows = [(i, v) for i, v in h[e.oid].items() if isinstance(v, int) and v not in e.absent
+                        and all(h[c].get(i) in accept for c, accept in e.where)]
+                vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): m for i, v in rows
+                        if (m := v in e.ok if e.state else _measure(e, v, h, i)) is not None}
                 if vals:
-                    res.environment.setdefault(e.kind, {}).update(
-                        {i: v in e.ok for i, v in vals.items()} if e.state else
-                        {i: v * e.scale for i, v in vals.items()} if e.scale != 1 else vals)
+                    res.environment.setdefault(e.kind, {}).update(vals)
             return
         loads = [v for v in h["load"].values() if isinstance(v, int)]
         res.cpu_ratio = sum(loads) / len(loads) / 100 if loads else None

@@ -14,19 +14,41 @@ from dataclasses import dataclass
 class EnvSensor:
     """One environment column of a vendor MIB, indexed by entity (or the MIB's own sensor index).
 
-    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by ifIndex):
-    the value × ``scale`` is the measure; "fan" / "power": the value is a state, ``ok`` lists the states that
-    mean working. A value in ``absent`` means "no such sensor here" and is dropped."""
+    ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by the MIB's own
+    index: ifIndex on H3C, entPhysicalIndex on Huawei): the value × ``scale`` is the measure — or, with
+    ``milliwatts``, a linear power in mW whose dBm (10·log10) is the measure, a power of zero having none and
+    being dropped; ``scale_columns`` (an RFC 3433 sensor table's SensorDataScale and SensorPrecision columns)
+    scale each row's value by its own SI prefix and decimals; "fan" / "power": the value is a state, ``ok``
+    lists the states that mean working. A value in ``absent`` means "no such sensor here" and is dropped.
+    ``where`` names sibling columns of the same row and the values they must hold for the row to count (a
+    sensor type, a presence state): a row whose sibling holds another value, or none, is dropped."""
     kind: str
     oid: str
     ok: tuple[int, ...] = ()
     absent: tuple[int, ...] = ()
     scale: float = 1
+    where: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    milliwatts: bool = False
+    scale_columns: tuple[str, str] | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column a reading needs: its own and the siblings it is read with."""
+        return (self.oid, *(c for c, _ in self.where), *(self.scale_columns or ()))
 
     @property
     def state(self) -> bool:
         """The value is a state (working or not), not a measure."""
         return self.kind in ("fan", "power")
+
+
+def _celsius_sensors(entry: str) -> EnvSensor:
+    """The temperatures of an RFC 3433-shaped sensor table (ENTITY-SENSOR-MIB entPhySensorEntry, or Cisco's
+    entSensorValueEntry before it), per entPhysicalIndex: value (.4) where the type (.1) is celsius(8) and the
+    status (.5) ok(1) — unavailable(2) and nonoperational(3) readings are no measure — scaled by its SI prefix
+    (.2) and precision (.3)."""
+    return EnvSensor("temperature", f"{entry}.4", where=((f"{entry}.1", (8,)), (f"{entry}.5", (1,))),
+                     scale_columns=(f"{entry}.2", f"{entry}.3"))
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,7 @@ STANDARD_TRAPS = (Trap(_V2 + "1", "TrapColdStart"), Trap(_V2 + "2", "TrapWarmSta
                   Trap(_V2 + "5", "TrapAuthenticationFailure"))
 _HW = "1.3.6.1.4.1.2011.5.25.219.2."       # HUAWEI-ENTITY-TRAP-MIB hwEntityTrap notifications
 _H3C = "1.3.6.1.4.1.25506.2.6.2.0."        # HH3C-ENTITY-EXT-MIB hh3cEntityExtTraps
+_HWE = "1.3.6.1.4.1.2011.5.25.31.1.1"      # HUAWEI-ENTITY-EXTENT-MIB hwEntityState
 
 
 def _pair(fault: str, resume: str, alert: str, severity: str = "critical") -> tuple[Trap, Trap]:
@@ -187,9 +210,17 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_cpu_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.5",    # hwEntityCpuUsage
                  snmp_mem_oid="1.3.6.1.4.1.2011.5.25.31.1.1.1.1.7",    # hwEntityMemUsage
                  # HUAWEI-ENTITY-EXTENT-MIB: 0 °C is what an entity without a sensor (chassis, card slot) reports
-                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.2011.5.25.31.1.1.1.1.11", absent=(0,)),  # hwEntityTemperature
-                           EnvSensor("fan", "1.3.6.1.4.1.2011.5.25.31.1.1.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
-                           EnvSensor("power", "1.3.6.1.4.1.2011.5.25.31.1.1.18.1.6", ok=(1,))),  # hwEntityPwrState supply(1)
+                 snmp_env=(EnvSensor("temperature", f"{_HWE}.1.1.11", absent=(0,)),  # hwEntityTemperature
+                           # hwOpticalModuleInfoTable hwEntityOpticalRxPower (.8) / TxPower (.9), per entPhysicalIndex of
+                           # the transceiver. The MIB says 0.01 dBm, which is what CloudEngine (VRP8) agents send; VRP5's
+                           # S series (S5700/S5720, as this suite's fleet) sends µW, read here as such
+                           EnvSensor("rx_power", f"{_HWE}.3.1.8", scale=0.001, milliwatts=True),
+                           EnvSensor("tx_power", f"{_HWE}.3.1.9", scale=0.001, milliwatts=True),
+                           EnvSensor("fan", f"{_HWE}.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
+                           # hwPwrStatusTable: hwEntityPwrState supply(1), notSupply(2), sleep(3) (a standby supply in
+                           # energy saving: working), unknown(4); only where hwEntityPwrPresent is present(1) — an empty
+                           # slot's row says notSupply
+                           EnvSensor("power", f"{_HWE}.18.1.6", ok=(1, 3), where=((f"{_HWE}.18.1.5", (1,)),))),
                  snmp_traps=(*_pair(_HW + "1.3", _HW + "1.4", "TrapChassisFail"),       # hwChassisFail / …Resume
                              *_pair(_HW + "2.1", _HW + "2.2", "TrapBoardRemoved"),      # hwBoardRemove / hwBoardInsert
                              *_pair(_HW + "2.3", _HW + "2.4", "TrapBoardFail"),         # hwBoardFail / …Resume
@@ -246,6 +277,11 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_mem_free_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.13",   # cpmCPUMemoryFree (KB)
                  # CISCO-ENVMON-MIB: states normal(1), warning(2), critical(3), shutdown(4), notPresent(5), notFunctioning(6)
                  snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.9.9.13.1.3.1.3"),             # ciscoEnvMonTemperatureStatusValue
+                           # IOS-XE leaves ENVMON's temperatures empty and reports them in the entity sensor MIBs; their
+                           # dBm sensors (CISCO-ENTITY-SENSOR-MIB dBm(14)) are not read: nothing but entPhysicalDescr's
+                           # text tells a receive from a transmit sensor
+                           _celsius_sensors("1.3.6.1.2.1.99.1.1.1"),          # ENTITY-SENSOR-MIB entPhySensorEntry
+                           _celsius_sensors("1.3.6.1.4.1.9.9.91.1.1.1.1"),    # CISCO-ENTITY-SENSOR-MIB entSensorValueEntry
                            EnvSensor("fan", "1.3.6.1.4.1.9.9.13.1.4.1.3", ok=(1,), absent=(5,)),   # ciscoEnvMonFanState
                            EnvSensor("power", "1.3.6.1.4.1.9.9.13.1.5.1.3", ok=(1,), absent=(5,))),  # ciscoEnvMonSupplyState
                  single_value=(r"exec-timeout ", r"transport input ", r"access-class \S+ in$",

@@ -149,23 +149,67 @@ def test_cisco_cpu_and_memory_from_cisco_process_mib(vendors):
 
 
 def test_temperature_fans_and_power_for_every_vendor(vendors):
-    """Defect 7: Huawei (0 °C = no sensor), H3C (65535 = not supported), Cisco ENVMON (notPresent dropped)."""
-    assert vendors["s5720"].environment == {"temperature": {"67108873": 43}, "fan": {"0.1": True, "0.2": False},
-                                            "power": {"0.1": True, "0.2": True}}
+    """Defect 7: Huawei (0 °C = no sensor), H3C (65535 = not supported), Cisco ENVMON (notPresent dropped) and
+    entity sensors."""
+    s5720 = vendors["s5720"].environment
+    assert {k: s5720[k] for k in ("temperature", "fan", "power")} == {
+        "temperature": {"67108873": 43}, "fan": {"0.1": True, "0.2": False}, "power": {"0.1": True, "0.2": True}}
     s6520 = vendors["s6520"].environment
     assert {k: s6520[k] for k in ("temperature", "fan", "power")} == {
         "temperature": {"12": 42}, "fan": {"1": True, "2": True}, "power": {"1": True, "2": False}}
     # optical power per port (ifIndex): port 2's fibre is degrading (-18.75 dBm), port 3 has no reading
     assert s6520["rx_power"] == pytest.approx({"1": -4.12, "2": -18.75, "4": -3.85, "25": -0.87, "26": -0.94})
     assert s6520["tx_power"]["25"] == pytest.approx(0.52) and "3" not in s6520["tx_power"]
-    assert vendors["c9300"].environment == {"temperature": {"1008": 31, "1009": 48}, "fan": {"1011": True, "1012": True},
-                                            "power": {"1014": True, "1015": False}}
+    c9300 = vendors["c9300"].environment
+    assert {k: c9300[k] for k in ("fan", "power")} == {"fan": {"1011": True, "1012": True},
+                                                       "power": {"1014": True, "1015": False}}
     fams = render(list(vendors.values()))
     temps = {(s.labels["device"], s.labels["sensor"]): s.value for s in fams["netops_device_temperature_celsius"].samples}
-    assert temps == {("s5720", "67108873"): 43, ("ar6280", "67108873"): 43, ("s6520", "12"): 42,
-                     ("c9300", "1008"): 31, ("c9300", "1009"): 48}
+    assert temps == pytest.approx({("s5720", "67108873"): 43, ("ar6280", "67108873"): 43, ("s6520", "12"): 42,
+                                   ("c9300", "1008"): 31, ("c9300", "1009"): 48, ("c9300", "1010"): 38.5,
+                                   ("c9300", "1101"): 31.2})
     assert {s.labels["sensor"]: s.value for s in fams["netops_device_power_supply_ok"].samples
             if s.labels["device"] == "c9300"} == {"1014": 1, "1015": 0}
+
+
+def test_cisco_temperatures_from_the_entity_sensor_mibs(vendors):
+    """IOS-XE's ENVMON temperature table is empty: its temperatures are the celsius(8) rows of ENTITY-SENSOR-MIB
+    (chassis) and CISCO-ENTITY-SENSOR-MIB (transceivers), each value × 10^(3·(scale − 9)) ÷ 10^precision; voltage,
+    current, fan speed and dBm rows are no temperatures, an unavailable(2) reading (a failed supply's sensor, a
+    transceiver without diagnostics) none at all."""
+    assert vendors["c9300"].environment["temperature"] == pytest.approx(
+        {"1008": 31, "1009": 48.0, "1010": 38.5, "1101": 31.2})
+    assert "rx_power" not in vendors["c9300"].environment  # dBm sensors are not told apart (receive / transmit)
+
+
+def test_cisco_envmon_temperatures_still_count(tmp_path):
+    """An IOS agent that fills ciscoEnvMonTemperatureStatusTable: its readings join the entity sensors'."""
+    port = free_port()
+    a = agent("c9300", "cisco-c9300", 22, port, extra={"1.3.6.1.4.1.9.9.13.1.3.1.3.1": (66, 29)})
+    with FastResponder([a], workdir=str(tmp_path / "sim")) as r:
+        loop, p = asyncio.new_event_loop(), Poller()
+        assert poll(p, loop, r, "c9300").environment["temperature"] == pytest.approx(
+            {"1": 29, "1008": 31, "1009": 48.0, "1010": 38.5, "1101": 31.2})
+
+
+def test_huawei_optical_power_in_dbm(vendors):
+    """hwEntityOpticalRx/TxPower per transceiver entity: the S5720 (VRP5) sends µW, exported as dBm
+    (10·log10(µW / 1000)); a module without light (0 µW) has no dBm and no series, an empty cage no row."""
+    env = vendors["s5720"].environment
+    assert env["rx_power"] == pytest.approx({"67174453": -3.851, "67174454": -17.696}, abs=1e-3)
+    assert env["tx_power"] == pytest.approx({"67174453": -2.503, "67174454": -2.604, "67174455": -2.700}, abs=1e-3)
+    rx = {s.labels["sensor"]: s.value for s in render([vendors["s5720"]])["netops_device_optical_rx_power_dbm"].samples}
+    assert rx == pytest.approx({"67174453": -3.851, "67174454": -17.696}, abs=1e-3)
+
+
+def test_huawei_power_supplies_by_presence_and_state(vendors):
+    """hwPwrStatusTable: a supply asleep in energy saving (sleep(3)) works, an empty slot (hwEntityPwrPresent
+    absent(2), which also says notSupply(2)) is no failed supply; both were 0 before."""
+    assert vendors["s5720"].environment["power"] == {"0.1": True, "0.2": True}
+    assert vendors["ar6280"].environment["power"] == {"0.1": True}
+    fams = render([vendors["s5720"], vendors["ar6280"]])
+    assert {(s.labels["device"], s.labels["sensor"]): s.value for s in fams["netops_device_power_supply_ok"].samples} == {
+        ("s5720", "0.1"): 1, ("s5720", "0.2"): 1, ("ar6280", "0.1"): 1}
 
 
 def test_a_view_without_the_system_group_is_not_down(vendors):
