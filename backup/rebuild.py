@@ -72,17 +72,15 @@ def from_archive(inv: Inventory, archive: Archive, store: str, dr: str | None, d
     return out
 
 
-def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | None = None,
-            remotes: dict[str, str] | None = None) -> dict:
-    """Read every province store's repository and archive (``repos`` and ``remotes`` replace the
-    access layer's, tests) and install the catalogue they give. A store that cannot be read is a
-    problem; the rebuilt catalogue then replaces only a corrupt one (a partial rebuild is better than
-    none, never better than a good one). Returns {assets, read, problems, installed, aside (the file
-    replaced, kept), lost}."""
+def read(inv: Inventory, access: Access | None, stores: set[str], *, repos: dict[str, Repo] | None = None,
+         remotes: dict[str, str] | None = None) -> tuple[dict[str, dict], list[str], list[str]]:
+    """Read the restic repositories and config archives of ``stores`` (``repos`` and ``remotes``
+    replace the access layer's, tests). Returns (asset id → entry, what was read, one line per store
+    part that could not be read)."""
     assets: dict[str, dict] = {}
     problems: list[str] = []
-    read: list[str] = []
-    for sid in sorted({st.id for s in inv.sites if (st := store_of(inv, s))}):
+    done: list[str] = []
+    for sid in sorted(stores):
         drdev = dr_store_of(inv, inv.devices[sid])
         dr = drdev.id if drdev else None
         try:
@@ -96,7 +94,7 @@ def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | N
                 except (DeviceError, ResticError) as e:
                     problems.append(f"{dr}: restic repository 备份仓库 (off-site copies unknown): {e}")
                 assets.update(from_snapshots(repo, dr, copied))
-                read.append(f"{sid} restic")
+                done.append(f"{sid} restic")
         except (DeviceError, ResticError) as e:
             problems.append(f"{sid}: restic repository 备份仓库: {e}")
         archive = None
@@ -110,12 +108,24 @@ def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | N
                     dr_remote, dr_store, dr_ssh = remote_of(access, dr, remotes)
                     dr_head = archive.remote_head(dr_remote, dr_ssh) if archive_exists(access, dr_store, dr_remote) else None
                 assets.update(from_archive(inv, archive, sid, dr, dr_head))
-                read.append(f"{sid} configs.git")
+                done.append(f"{sid} configs.git")
         except (ArchiveError, DeviceError, OSError) as e:
             problems.append(f"{sid}: config archive 配置归档: {e}")
         finally:
             if archive:
                 archive.close()
+    return assets, done, problems
+
+
+def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | None = None,
+            remotes: dict[str, str] | None = None) -> dict:
+    """Read every province store's repository and archive (``repos`` and ``remotes`` replace the
+    access layer's, tests) and install the catalogue they give. A store that cannot be read is a
+    problem; the rebuilt catalogue then replaces only a corrupt one (a partial rebuild is better than
+    none, never better than a good one). Returns {assets, read, problems, installed, aside (the file
+    replaced, kept), lost}."""
+    stores = {st.id for s in inv.sites if (st := store_of(inv, s))}
+    assets, done, problems = read(inv, access, stores, repos=repos, remotes=remotes)
     keep = False
     if problems:
         try:
@@ -124,5 +134,5 @@ def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | N
         except catalogue.CatalogueError:
             pass
     aside = None if keep else catalogue.replace({"assets": assets, "verify_round": 0})
-    return {"assets": len(assets), "read": read, "problems": problems, "installed": not keep,
+    return {"assets": len(assets), "read": done, "problems": problems, "installed": not keep,
             "aside": str(aside) if aside else None, "lost": LOST}
