@@ -1,10 +1,12 @@
 """`netops backup run | status | verify | restore`."""
 from __future__ import annotations
 
+import sys
+
 from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError, UsageError
 from jinbao_netops.output import Out
 
 KINDS = ("configs", "files", "databases")
@@ -182,6 +184,7 @@ def cmd_status(args, out: Out) -> int:
 def cmd_verify(args, out: Out) -> int:
     from . import catalogue
     from .jobs import policy, ssh_shell
+    from .rebuild import fill
     from .remote import dr_store_of
     from .restic import Repo, ResticError
     from .verify import record, verify_store
@@ -189,30 +192,45 @@ def cmd_verify(args, out: Out) -> int:
     inv = load(args.inventory)
     devs = _in_scope(inv, args.scope)
     cat = catalogue.load()
-    by_store: dict[str, dict] = {}
-    for aid, a in cat["assets"].items():
-        if a.get("device") in devs and a.get("store") in inv.devices and a.get("kind") != "configs":
-            by_store.setdefault(a["store"], {})[aid] = a
-    if not by_store:
-        raise UsageError("nothing to verify: no backed-up asset in scope (run `netops backup run` first)")
-    subsets = int(policy()["verify"]["read_data_subsets"])
-    results = []
-    with Access(inv, args.environ) as access, out.progress("verify 校验", total=len(by_store)) as step:
-        for sid, entries in sorted(by_store.items()):
-            store = inv.devices[sid]
-            drdev = dr_store_of(inv, store)
-            try:
-                repo = Repo.on_store(access, sid)
-                dr = Repo.on_store(access, drdev.id) if drdev else None
-                results.append(verify_store(repo, dr, entries, ssh_shell(access), subsets, cat["verify_round"]))
-            except (DeviceError, ResticError) as e:
-                results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
-                                                                       "errors": [str(e)]}], "assets": []})
-            step(1, sid)
+    rebuilt = None
+    with Access(inv, args.environ) as access:
+        by_store = _to_verify(inv, devs, cat)
+        if not by_store:  # backed up by other hosts (the monitor host's service): the repositories know them
+            rebuilt = fill(inv, access, devs)
+            cat = catalogue.load()
+            by_store = _to_verify(inv, devs, cat)
+            if not by_store and rebuilt["problems"]:
+                raise NetopsError("nothing verified 未校验: the catalogue holds no backed-up asset in scope and the "
+                                  "backup repositories could not be read 无法读取备份仓库: " + "; ".join(rebuilt["problems"]),
+                                  code=PARTIAL)
+            if not by_store:
+                raise UsageError("nothing to verify: no backed-up asset in scope in the catalogue or the backup "
+                                 "repositories 备份目录与备份仓库中均无范围内的备份 (run `netops backup run` first)")
+            print(f"备份目录中无范围内资产，已从备份仓库补建 the catalogue held no backed-up asset in scope: "
+                  f"{rebuilt['assets']} added from {', '.join(rebuilt['read'])}; not in the repositories 仓库中没有: "
+                  f"{rebuilt['lost']}", file=sys.stderr)
+            for p in rebuilt["problems"]:
+                print(f"✗ {p}", file=sys.stderr)
+        subsets = int(policy()["verify"]["read_data_subsets"])
+        results = []
+        with out.progress("verify 校验", total=len(by_store)) as step:
+            for sid, entries in sorted(by_store.items()):
+                store = inv.devices[sid]
+                drdev = dr_store_of(inv, store)
+                try:
+                    repo = Repo.on_store(access, sid)
+                    dr = Repo.on_store(access, drdev.id) if drdev else None
+                    results.append(verify_store(repo, dr, entries, ssh_shell(access), subsets, cat["verify_round"]))
+                except (DeviceError, ResticError) as e:
+                    results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
+                                                                           "errors": [str(e)]}], "assets": []})
+                step(1, sid)
     evidence = record(results)
     ok = all(r["ok"] for r in results)
+    partial = bool(rebuilt and rebuilt["problems"])  # a store whose assets could not be read is not verified
     if out.json_mode:
-        out.json({"ok": ok, "stores": results, "evidence": str(evidence)})
+        out.json({"ok": ok and not partial, "stores": results, "evidence": str(evidence),
+                  **({"rebuild": rebuilt} if rebuilt else {})})
     else:
         for r in results:
             for c in r["checks"]:
@@ -223,7 +241,16 @@ def cmd_verify(args, out: Out) -> int:
                                                        f"{e.get('files', 0)} files") if e["ok"] else "✗ " + (e.get("error") or "")]
                    for r in results for e in r["assets"]])
         out.print(f"evidence 证据: {escape.rich(evidence)}")
-    return OK if ok else FINDINGS
+    return PARTIAL if partial else OK if ok else FINDINGS
+
+
+def _to_verify(inv, devs: set[str], cat: dict) -> dict[str, dict]:
+    """store → {asset id → entry}: the catalogue's restic-backed assets of ``devs`` on a known store."""
+    by_store: dict[str, dict] = {}
+    for aid, a in cat["assets"].items():
+        if a.get("device") in devs and a.get("store") in inv.devices and a.get("kind") != "configs":
+            by_store.setdefault(a["store"], {})[aid] = a
+    return by_store
 
 
 def cmd_restore(args, out: Out) -> int:

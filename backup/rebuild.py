@@ -6,6 +6,10 @@ holds one file per device (SITE/DEVICE.cfg). From them every asset gets its newe
 size and copies again. Two things live only in the catalogue and cannot come back: the verification
 state (run `netops backup verify`) and the source fingerprints of database dumps (recorded again by
 the next `netops backup run`). The file it replaces is kept aside by ``catalogue.replace``.
+
+`netops backup verify` on a host that takes none of its scope's backups (the province's monitor host)
+finds its catalogue empty there and fills it from the same repositories (``fill``): the scope's part
+only, merged into the catalogue rather than replacing it.
 """
 from __future__ import annotations
 
@@ -72,11 +76,12 @@ def from_archive(inv: Inventory, archive: Archive, store: str, dr: str | None, d
     return out
 
 
-def read(inv: Inventory, access: Access | None, stores: set[str], *, repos: dict[str, Repo] | None = None,
-         remotes: dict[str, str] | None = None) -> tuple[dict[str, dict], list[str], list[str]]:
-    """Read the restic repositories and config archives of ``stores`` (``repos`` and ``remotes``
-    replace the access layer's, tests). Returns (asset id → entry, what was read, one line per store
-    part that could not be read)."""
+def read(inv: Inventory, access: Access | None, stores: set[str], *, archives: bool = True,
+         repos: dict[str, Repo] | None = None, remotes: dict[str, str] | None = None
+         ) -> tuple[dict[str, dict], list[str], list[str]]:
+    """Read the restic repositories of ``stores`` and, with ``archives``, their config archives
+    (``repos`` and ``remotes`` replace the access layer's, tests). Returns (asset id → entry, what was
+    read, one line per store part that could not be read)."""
     assets: dict[str, dict] = {}
     problems: list[str] = []
     done: list[str] = []
@@ -97,6 +102,8 @@ def read(inv: Inventory, access: Access | None, stores: set[str], *, repos: dict
                 done.append(f"{sid} restic")
         except (DeviceError, ResticError) as e:
             problems.append(f"{sid}: restic repository 备份仓库: {e}")
+        if not archives:
+            continue
         archive = None
         try:
             remote, store, ssh = remote_of(access, sid, remotes)
@@ -136,3 +143,20 @@ def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | N
     aside = None if keep else catalogue.replace({"assets": assets, "verify_round": 0})
     return {"assets": len(assets), "read": done, "problems": problems, "installed": not keep,
             "aside": str(aside) if aside else None, "lost": LOST}
+
+
+def fill(inv: Inventory, access: Access | None, devices: set[str], *, repos: dict[str, Repo] | None = None) -> dict:
+    """`backup verify` on a host whose catalogue holds none of the scope's backups (they are taken by
+    other hosts): the restic repositories of the stores that back ``devices`` up are read and their
+    assets of ``devices`` added to the catalogue where it has no entry for them. A merge, not a
+    replacement: the catalogue's own entries (other scopes', and what only it knows — verification,
+    fingerprints, failed attempts) stay as they are, so nothing is set aside. Config archives are not
+    read: verification does not cover them. Returns {assets (added), read, problems, lost}."""
+    stores = {st.id for d in devices if (st := store_of(inv, inv.devices[d].site))}
+    assets, done, problems = read(inv, access, stores, archives=False, repos=repos)
+    found = {aid: e for aid, e in assets.items() if e["device"] in devices}
+    added = []
+    if found:
+        with catalogue.edit() as cat:  # under the lock: a backup recorded meanwhile is not overwritten
+            added = [aid for aid, e in found.items() if cat["assets"].setdefault(aid, e) is e]
+    return {"assets": len(added), "read": done, "problems": problems, "lost": LOST}

@@ -13,7 +13,7 @@ from jinbao_netops import inventory
 from jinbao_netops.backup import catalogue
 from jinbao_netops.backup.configs import backup_configs
 from jinbao_netops.backup.jobs import Asset, policy, run_store
-from jinbao_netops.backup.rebuild import rebuild
+from jinbao_netops.backup.rebuild import LOST, fill, rebuild
 from jinbao_netops.backup.restic import Repo
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
@@ -139,3 +139,67 @@ def test_backup_status_rebuild(state, tmp_path, monkeypatch, capsys):
     replaced = state / doc["rebuild"]["aside"].rsplit("/", 1)[1]  # a good catalogue replaced: kept too
     assert doc["rebuild"]["installed"] and replaced.name.startswith("catalogue.json.replaced-") and replaced.exists()
     assert len(doc["assets"]) == doc["rebuild"]["assets"] and aside.read_bytes() == CORRUPT
+
+
+def _on_the_monitor_host(state, tmp_path, monkeypatch):
+    """The province's monitor host: the nodes' timers took guangdong's file and database backups, so its
+    catalogue holds only the configs its own service archives and another province's entry; the stores'
+    repositories are reached through the access layer (here: the local ones)."""
+    repos, _ = _backed_up(state, tmp_path)
+    here = {aid: a for aid, a in catalogue.load()["assets"].items() if a["kind"] == "configs"}
+    here["pidu-srv1:files"] = {"device": "pidu-srv1", "province": "sichuan", "kind": "files", "store": "sc-bak1",
+                               "snapshot": "0badc0de", "last_success": 1.0, "verify_ok": True, "verified_at": 2.0}
+    with catalogue.edit() as cat:
+        cat["assets"] = here
+    monkeypatch.setattr(Repo, "on_store", classmethod(lambda cls, access, sid: repos[sid]))
+    return repos, here
+
+
+def test_verify_on_a_host_that_took_no_backup_reads_them_from_the_repositories(state, tmp_path, monkeypatch, capsys):
+    """The service's daily `backup verify --scope P` on the monitor host failed every day with 'nothing to
+    verify': its catalogue had none of P's backups. The scope's part now comes from the repositories."""
+    from jinbao_netops.cli import main
+
+    _, here = _on_the_monitor_host(state, tmp_path, monkeypatch)
+    assert main(["backup", "verify", "--scope", "huadu", "--json"]) == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["ok"] and doc["rebuild"] == {"assets": 1, "read": ["gd-bak1 restic"], "problems": [], "lost": LOST}
+    assert [(e["asset"], e["ok"]) for st in doc["stores"] for e in st["assets"]] == [("huadu-srv1:files", True)]
+    assert "已从备份仓库补建" in cap.err and "1 added from gd-bak1 restic" in cap.err and "verification state" in cap.err
+    after = catalogue.load()["assets"]
+    assert after["huadu-srv1:files"]["verify_ok"] is True and after["huadu-srv1:files"]["offsite"] is True
+    assert "panyu-db1:mariadb:jfjl" not in after  # guangdong's, but outside the scope
+    assert {aid: after[aid] for aid in here} == here  # merged: the configs and sichuan's entry as they were
+    assert [p.name for p in state.glob("catalogue.json*")] == ["catalogue.json"]  # nothing replaced, nothing set aside
+    # the next day the catalogue holds them: verified without filling it again
+    assert main(["backup", "verify", "--scope", "huadu", "--json"]) == 0
+    assert "rebuild" not in json.loads(capsys.readouterr().out)
+
+
+def test_verify_whose_repositories_cannot_be_read_is_partial_not_nothing_to_verify(state, tmp_path, monkeypatch, capsys):
+    from jinbao_netops.cli import main
+
+    repos, here = _on_the_monitor_host(state, tmp_path, monkeypatch)
+    wrong = Repo("gd-bak1", repos["gd-bak1"].url, "not-the-password")
+    monkeypatch.setattr(Repo, "on_store", classmethod(lambda cls, access, sid: wrong if sid == "gd-bak1" else repos[sid]))
+    assert main(["backup", "verify", "--scope", "guangdong", "--json"]) == 3
+    env = json.loads(capsys.readouterr().out)
+    assert env["code"] == 3 and env["error"].startswith(
+        "nothing verified 未校验: the catalogue holds no backed-up asset in scope and the backup repositories could "
+        "not be read 无法读取备份仓库: gd-bak1: restic repository 备份仓库: gd-bak1: restic snapshots")
+    assert catalogue.load()["assets"] == here
+
+
+def test_fill_adds_only_what_the_catalogue_lacks(state, tmp_path):
+    """A backup recorded on this host (with what only the catalogue knows) is never overwritten by the
+    repositories' view of it."""
+    repos, _ = _backed_up(state, tmp_path)
+    with catalogue.edit() as cat:
+        del cat["assets"]["panyu-db1:mariadb:jfjl"]
+        cat["assets"]["huadu-srv1:files"].update(last_ok=False, verify_ok=False, verify_error="restic check failed")
+        ours = cat["assets"]["huadu-srv1:files"]
+    res = fill(INV, None, set(INV.scope("guangdong")), repos=repos)
+    assert res == {"assets": 1, "read": ["gd-bak1 restic"], "problems": [], "lost": LOST}
+    after = catalogue.load()["assets"]
+    assert after["huadu-srv1:files"] == ours and after["panyu-db1:mariadb:jfjl"]["database"] == "jfjl"
