@@ -103,6 +103,21 @@ def test_rebuild_from_the_repositories_keeps_the_corrupt_file_aside(state, tmp_p
     assert 'asset="huadu-srv1:files"' in (state / "metrics/netops_backup.prom").read_text()
 
 
+@pytest.mark.parametrize("old", [None, b'{"assets": {}, "verify_round": 3}', b""])
+def test_replace_sets_aside_only_what_holds_something(state, old):
+    """A missing or empty catalogue has nothing to keep (a .replaced copy of nothing is clutter); a file that
+    does not read — even an empty one — is kept as corrupt."""
+    state.mkdir()
+    if old is not None:
+        (state / "catalogue.json").write_bytes(old)
+    aside = catalogue.replace({"assets": {"a": {"kind": "files"}}, "verify_round": 0})
+    assert catalogue.load()["assets"] == {"a": {"kind": "files"}}
+    if old == b"":
+        assert aside.name.startswith("catalogue.json.corrupt-") and aside.read_bytes() == b""
+    else:
+        assert aside is None and [p.name for p in state.glob("catalogue.json*")] == ["catalogue.json"]
+
+
 def test_a_store_that_cannot_be_read_leaves_a_good_catalogue_alone(state, tmp_path):
     repos, remotes = _backed_up(state, tmp_path)
     good = (state / "catalogue.json").read_bytes()
