@@ -12,15 +12,25 @@ from conftest import clean_env
 from jinbao_netops import inventory
 from jinbao_netops.backup import catalogue
 from jinbao_netops.backup.configs import backup_configs
-from jinbao_netops.backup.jobs import Asset, policy, run_store
+from jinbao_netops.backup.jobs import Asset, fingerprint_digest, policy, run_store
 from jinbao_netops.backup.rebuild import LOST, fill, rebuild
-from jinbao_netops.backup.restic import Repo
+from jinbao_netops.backup.restic import Repo, tags_of
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 PW = secrets.token_hex(16)
-# every "node" is this machine, and the engine table's MariaDB client (the database fingerprint taken with
-# each dump) meets an empty database: its script read, no tables listed — there is no MariaDB here
-WITH_EMPTY_MARIADB = lambda device: ["sh", "-c", 'case "$0" in *" mariadb "*) cat >/dev/null ;; *) exec sh -c "$0" ;; esac']  # noqa: E731
+
+
+def with_mariadb(checksum):
+    """Every "node" is this machine, and the engine table's MariaDB client (the database fingerprint taken
+    with each dump and of each test restore) meets a database of one table, jfjl: 3 rows whose checksum is
+    the file ``checksum``'s content; other scripts (create, drop, a dump loaded) are read and answer nothing
+    — there is no MariaDB here."""
+    return lambda device: ["sh", "-c", 'case "$0" in *" mariadb "*) s=$(cat); case "$s" in '
+                           f'*"CHECKSUM TABLE"*) printf "3\\njfjl\\t%s\\n" "$(cat {checksum})" ;; '
+                           '*information_schema.tables*) echo 6a666a6c ;; esac ;; *) exec sh -c "$0" ;; esac']
+
+
+JFJL = {"jfjl": ["3", "1234567"]}  # the fingerprint of that database as _backed_up leaves it
 CORRUPT = b'{"assets": {"huadu-srv1:files": {"device": "huadu-srv1", "snap'  # a write cut short
 
 
@@ -70,7 +80,9 @@ def _backed_up(state, tmp_path):
                     "/huadu-srv1/files.tar"),
               Asset("panyu-db1:mariadb:jfjl", "panyu-db1", "panyu", "guangdong", "databases", "echo dump",
                     "/panyu-db1/mariadb/jfjl.sql", "mariadb", "jfjl")]
-    out = run_store(repos["gd-bak1"], repos["gd-dr-bak1"], assets, WITH_EMPTY_MARIADB, policy(), ["files", "databases"])
+    (tmp_path / "checksum").write_text("1234567")
+    out = run_store(repos["gd-bak1"], repos["gd-dr-bak1"], assets, with_mariadb(tmp_path / "checksum"), policy(),
+                    ["files", "databases"])
     assert out["copied"] and all(a["ok"] for a in out["assets"]), out
     remotes = {sid: str(tmp_path / "git" / sid / "configs.git") for sid in repos}
     rep = backup_configs(INV, "guangdong", fetcher=lambda d: f"hostname {d.id}\ninterface eth0\n", remotes=remotes)
@@ -218,3 +230,20 @@ def test_fill_adds_only_what_the_catalogue_lacks(state, tmp_path):
     assert res == {"assets": 1, "read": ["gd-bak1 restic"], "problems": [], "lost": LOST}
     after = catalogue.load()["assets"]
     assert after["huadu-srv1:files"] == ours and after["panyu-db1:mariadb:jfjl"]["database"] == "jfjl"
+
+
+def test_a_database_snapshot_carries_the_digest_of_its_source_fingerprint(state, tmp_path):
+    """The source's fingerprint at backup time lived only in the catalogue of the host that took the backup:
+    a catalogue filled from the repositories could not check a restored database. A tag now carries its
+    digest — and retention, which grouped snapshots by their tags, still forgets the older ones."""
+    repos, _ = _backed_up(state, tmp_path)
+    db = Asset("panyu-db1:mariadb:jfjl", "panyu-db1", "panyu", "guangdong", "databases", "echo dump2",
+               "/panyu-db1/mariadb/jfjl.sql", "mariadb", "jfjl")
+    (tmp_path / "checksum").write_text("7654321")  # the table changed since the first backup
+    out = run_store(repos["gd-bak1"], None, [db], with_mariadb(tmp_path / "checksum"), policy(), ["databases"])
+    assert out["assets"][0]["ok"]
+    [snap] = repos["gd-bak1"].snapshots("asset=panyu-db1:mariadb:jfjl")  # keep_daily: today's newest only
+    assert snap["id"][:8] == out["assets"][0]["snapshot"]
+    assert tags_of(snap)["fingerprint"] == fingerprint_digest({"jfjl": ["3", "7654321"]})
+    assert fingerprint_digest(JFJL) != fingerprint_digest({"jfjl": ["3", "7654321"]})
+    assert "fingerprint" not in tags_of(repos["gd-bak1"].snapshots("asset=huadu-srv1:files")[0])  # databases only
