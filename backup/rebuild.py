@@ -4,8 +4,9 @@ Each province store's restic repository names every snapshot's asset in its tags
 site, province, device); its DR store's copies carry the original's id; each store's config archive
 holds one file per device (SITE/DEVICE.cfg). From them every asset gets its newest backup, its time,
 size and copies again. Two things live only in the catalogue and cannot come back: the verification
-state (run `netops backup verify`) and the source fingerprints of database dumps (recorded again by
-the next `netops backup run`). The file it replaces is kept aside by ``catalogue.replace``.
+state (run `netops backup verify`) and the per-table source fingerprints of database dumps (a database
+snapshot's tag holds their digest, which verification compares; snapshots taken before that tag existed
+have neither, until the next `netops backup run`). The file it replaces is kept aside by ``catalogue.replace``.
 
 `netops backup verify` on a host that takes none of its scope's backups (the province's monitor host)
 finds its catalogue empty there and fills it from the same repositories (``fill``): the scope's part
@@ -22,12 +23,13 @@ from jinbao_netops.inventory import Inventory
 
 from . import catalogue
 from .configs import Archive, ArchiveError, archive_exists, remote_of
-from .jobs import service_of
+from .jobs import FINGERPRINT_TAG, service_of
 from .remote import dr_store_of, state_dir, store_of
 from .restic import Repo, ResticError, tags_of
 
-LOST = ("verification state (run `netops backup verify`); database fingerprints (recorded by the next "
-        "`netops backup run`) 校验状态与数据库指纹不在仓库中")
+LOST = ("verification state (run `netops backup verify`); database fingerprints per table (a database snapshot's "
+        "tag holds their digest: a differing restore is found, not which table; older snapshots have none, the next "
+        "`netops backup run` records them) 校验状态与逐表数据库指纹不在仓库中（快照标签只含指纹摘要）")
 
 
 def _time(snap: dict) -> float:
@@ -56,6 +58,8 @@ def from_snapshots(repo: Repo, dr: str | None, copied: set[str]) -> dict[str, di
                     if "backup_end" in summary else None,
                     "offsite": snap["id"][:8] in copied, "service": service, "database": database,
                     "filename": (snap.get("paths") or [None])[0]}
+        if FINGERPRINT_TAG in tags:  # a database snapshot's source fingerprint, as a digest
+            out[aid]["fingerprint_digests"] = {snap["id"][:8]: tags[FINGERPRINT_TAG]}
     return out
 
 

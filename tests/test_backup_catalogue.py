@@ -247,3 +247,49 @@ def test_a_database_snapshot_carries_the_digest_of_its_source_fingerprint(state,
     assert tags_of(snap)["fingerprint"] == fingerprint_digest({"jfjl": ["3", "7654321"]})
     assert fingerprint_digest(JFJL) != fingerprint_digest({"jfjl": ["3", "7654321"]})
     assert "fingerprint" not in tags_of(repos["gd-bak1"].snapshots("asset=huadu-srv1:files")[0])  # databases only
+
+
+def test_verify_checks_a_database_from_the_repositories_against_its_snapshots_digest(state, tmp_path, monkeypatch, capsys):
+    """After a fill every database asset's verification said 'no source fingerprint recorded at backup
+    time' (exit 1), every day: the monitor host never took the backup."""
+    from jinbao_netops.backup import jobs
+    from jinbao_netops.cli import main
+
+    _on_the_monitor_host(state, tmp_path, monkeypatch)
+    monkeypatch.setattr(jobs, "ssh_shell", lambda access: with_mariadb(tmp_path / "checksum"))
+    assert main(["backup", "verify", "--scope", "panyu", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [ev] = doc["stores"][0]["assets"]
+    assert ev["ok"] and ev["asset"] == "panyu-db1:mariadb:jfjl" and ev["restored_fingerprint"] == JFJL
+    assert ev["source_fingerprint"] is None and ev["source_fingerprint_sha256"] == fingerprint_digest(JFJL)
+    entry = catalogue.load()["assets"]["panyu-db1:mariadb:jfjl"]
+    assert entry["fingerprint_digests"] == {ev["snapshot"]: fingerprint_digest(JFJL)} and entry["verify_ok"] is True
+    # restored from the off-site copy on this host, checked against the copy's tag too (was: "differs from the source")
+    from jinbao_netops.access import Access
+    from jinbao_netops.backup.restore import restore
+
+    res = restore(Access(INV), "panyu-db1:mariadb:jfjl", "panyu-db1", from_dr=True,
+                  shell=with_mariadb(tmp_path / "checksum"))
+    assert res["repo"] == "gd-dr-bak1" and res["matches_source"] is True and res["fingerprint"] == JFJL
+    # a restored copy that is not the source's is found, if not which table
+    (tmp_path / "checksum").write_text("7654321")
+    assert main(["backup", "verify", "--scope", "panyu", "--json"]) == 1
+    [ev] = json.loads(capsys.readouterr().out)["stores"][0]["assets"]
+    assert not ev["ok"] and ev["error"].startswith("restored data differs from the source at backup time: its "
+                                                   "fingerprint's digest is not the one the snapshot's tag recorded")
+
+
+def test_the_catalogues_per_table_fingerprint_comes_first_and_an_untagged_snapshot_has_none(state, tmp_path):
+    from jinbao_netops.backup.verify import verify_store
+
+    repos, _ = _backed_up(state, tmp_path)  # on the host that took it: per table, in the catalogue
+    entry = catalogue.load()["assets"]["panyu-db1:mariadb:jfjl"]
+    node = with_mariadb(tmp_path / "checksum")
+    (tmp_path / "checksum").write_text("7654321")
+    entry["fingerprint_digests"] = {entry["snapshot"]: fingerprint_digest({"jfjl": ["3", "7654321"]})}  # not consulted
+    [ev] = verify_store(repos["gd-bak1"], None, {"panyu-db1:mariadb:jfjl": entry}, node, 7, 0)["assets"]
+    assert ev["error"] == "restored data differs from the source at backup time in 1 table(s): jfjl"
+    # a snapshot taken before the tag, in a catalogue that did not take it: as before
+    del entry["fingerprints"], entry["fingerprint_digests"]
+    [ev] = verify_store(repos["gd-bak1"], None, {"panyu-db1:mariadb:jfjl": entry}, node, 7, 0)["assets"]
+    assert not ev["ok"] and ev["error"] == "no source fingerprint recorded at backup time"
