@@ -184,33 +184,30 @@ def cmd_status(args, out: Out) -> int:
 def cmd_verify(args, out: Out) -> int:
     from . import catalogue
     from .jobs import policy, ssh_shell
-    from .rebuild import fill
+    from .rebuild import refresh
     from .remote import dr_store_of
     from .restic import Repo, ResticError
     from .verify import record, verify_store
 
     inv = load(args.inventory)
     devs = _in_scope(inv, args.scope)
-    cat = catalogue.load()
-    rebuilt = None
+    catalogue.load()  # a corrupt catalogue stops the run before any repository is read
     with Access(inv, args.environ) as access:
+        # the repositories first: assets backed up by other hosts (the monitor host's service: the nodes take
+        # them), and newer snapshots than the catalogue's (the nodes' timers keep backing up, retention forgets)
+        fresh = refresh(inv, access, devs)
+        cat = catalogue.load()
         by_store = _to_verify(inv, devs, cat)
-        if not by_store:  # backed up by other hosts (the monitor host's service): the repositories know them
-            rebuilt = fill(inv, access, devs)
-            cat = catalogue.load()
-            by_store = _to_verify(inv, devs, cat)
-            if not by_store and rebuilt["problems"]:
-                raise NetopsError("nothing verified 未校验: the catalogue holds no backed-up asset in scope and the "
-                                  "backup repositories could not be read 无法读取备份仓库: " + "; ".join(rebuilt["problems"]),
-                                  code=PARTIAL)
-            if not by_store:
-                raise UsageError("nothing to verify: no backed-up asset in scope in the catalogue or the backup "
-                                 "repositories 备份目录与备份仓库中均无范围内的备份 (run `netops backup run` first)")
-            print(f"备份目录中无范围内资产，已从备份仓库补建 the catalogue held no backed-up asset in scope: "
-                  f"{rebuilt['assets']} added from {', '.join(rebuilt['read'])}; not in the repositories 仓库中没有: "
-                  f"{rebuilt['lost']}", file=sys.stderr)
-            for p in rebuilt["problems"]:
-                print(f"✗ {p}", file=sys.stderr)
+        if not by_store and fresh["problems"]:
+            raise NetopsError("nothing verified 未校验: the catalogue holds no backed-up asset in scope and the "
+                              "backup repositories could not be read 无法读取备份仓库: " + "; ".join(fresh["problems"]),
+                              code=PARTIAL)
+        if not by_store:
+            raise UsageError("nothing to verify: no backed-up asset in scope in the catalogue or the backup "
+                             "repositories 备份目录与备份仓库中均无范围内的备份 (run `netops backup run` first)")
+        print(_refreshed(fresh), file=sys.stderr)
+        for p in fresh["problems"]:
+            print(f"✗ {p}", file=sys.stderr)
         subsets = int(policy()["verify"]["read_data_subsets"])
         results = []
         with out.progress("verify 校验", total=len(by_store)) as step:
@@ -227,10 +224,9 @@ def cmd_verify(args, out: Out) -> int:
                 step(1, sid)
     evidence = record(results)
     ok = all(r["ok"] for r in results)
-    partial = bool(rebuilt and rebuilt["problems"])  # a store whose assets could not be read is not verified
+    partial = bool(fresh["problems"])  # a store whose snapshots could not be read: its newest may not be verified
     if out.json_mode:
-        out.json({"ok": ok and not partial, "stores": results, "evidence": str(evidence),
-                  **({"rebuild": rebuilt} if rebuilt else {})})
+        out.json({"ok": ok and not partial, "stores": results, "evidence": str(evidence), "refresh": fresh})
     else:
         for r in results:
             for c in r["checks"]:
@@ -242,6 +238,15 @@ def cmd_verify(args, out: Out) -> int:
                    for r in results for e in r["assets"]])
         out.print(f"evidence 证据: {escape.rich(evidence)}")
     return PARTIAL if partial else OK if ok else FINDINGS
+
+
+def _refreshed(fresh: dict) -> str:
+    """verify's stderr line on what the repositories changed in the catalogue."""
+    if not fresh["read"]:
+        return "备份目录未更新 the catalogue was not brought up to the repositories: none was read 未读取任何备份仓库"
+    line = (f"备份目录已按备份仓库更新 catalogue brought up to {', '.join(fresh['read'])}: {len(fresh['added'])} "
+            f"added 新增, {len(fresh['updated'])} moved to a newer snapshot 更新至较新快照")
+    return line + (f"; not in the repositories 仓库中没有: {fresh['lost']}" if fresh["added"] or fresh["updated"] else "")
 
 
 def _to_verify(inv, devs: set[str], cat: dict) -> dict[str, dict]:

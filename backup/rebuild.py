@@ -8,9 +8,10 @@ state (run `netops backup verify`) and the per-table source fingerprints of data
 snapshot's tag holds their digest, which verification compares; snapshots taken before that tag existed
 have neither, until the next `netops backup run`). The file it replaces is kept aside by ``catalogue.replace``.
 
-`netops backup verify` on a host that takes none of its scope's backups (the province's monitor host)
-finds its catalogue empty there and fills it from the same repositories (``fill``): the scope's part
-only, merged into the catalogue rather than replacing it.
+Every `netops backup verify` first brings its scope's part of the catalogue up to the same repositories
+(``refresh``): assets the catalogue lacks are added (a host that takes none of its scope's backups,
+the province's monitor host, starts with none) and entries whose asset has a newer snapshot there are
+moved to it — merged into the catalogue rather than replacing it.
 """
 from __future__ import annotations
 
@@ -149,18 +150,47 @@ def rebuild(inv: Inventory, access: Access | None, *, repos: dict[str, Repo] | N
             "aside": str(aside) if aside else None, "lost": LOST}
 
 
-def fill(inv: Inventory, access: Access | None, devices: set[str], *, repos: dict[str, Repo] | None = None) -> dict:
-    """`backup verify` on a host whose catalogue holds none of the scope's backups (they are taken by
-    other hosts): the restic repositories of the stores that back ``devices`` up are read and their
-    assets of ``devices`` added to the catalogue where it has no entry for them. A merge, not a
-    replacement: the catalogue's own entries (other scopes', and what only it knows — verification,
-    fingerprints, failed attempts) stay as they are, so nothing is set aside. Config archives are not
-    read: verification does not cover them. Returns {assets (added), read, problems, lost}."""
+# what a newer snapshot in the repository replaces in a catalogue entry; the rest (verification
+# history and fingerprints per snapshot, failed attempts after it) is only the catalogue's
+NEWER = ("device", "site", "province", "kind", "store", "dr_store", "last_success", "snapshot", "size", "duration",
+         "offsite", "service", "database", "filename")
+
+
+def refresh(inv: Inventory, access: Access | None, devices: set[str], *, repos: dict[str, Repo] | None = None) -> dict:
+    """`backup verify`: the catalogue's entries for ``devices`` brought up to the restic repositories of
+    the stores that back them up (one snapshot listing per repository). An asset the catalogue lacks
+    is added (a host whose catalogue holds none of the scope's backups: the monitor host's service,
+    the nodes take them); an entry whose asset has a newer snapshot there is moved to it (the nodes'
+    timers keep backing up, retention forgets the old snapshots). A merge under the catalogue's lock,
+    not a replacement: other scopes' entries, and what only the catalogue knows — verification and
+    fingerprints of each snapshot, a failed attempt after the newest snapshot — stay, so nothing is
+    set aside; the newer snapshot itself is unverified until verified. Config archives are not read:
+    verification does not cover them. Returns {added, updated (asset ids), read, problems, lost}."""
     stores = {st.id for d in devices if (st := store_of(inv, inv.devices[d].site))}
     assets, done, problems = read(inv, access, stores, archives=False, repos=repos)
     found = {aid: e for aid, e in assets.items() if e["device"] in devices}
-    added = []
+    added, updated = [], []
     if found:
         with catalogue.edit() as cat:  # under the lock: a backup recorded meanwhile is not overwritten
-            added = [aid for aid, e in found.items() if cat["assets"].setdefault(aid, e) is e]
-    return {"assets": len(added), "read": done, "problems": problems, "lost": LOST}
+            for aid, new in sorted(found.items()):
+                old = cat["assets"].get(aid)
+                if old is None:
+                    cat["assets"][aid] = new
+                    added.append(aid)
+                elif new["snapshot"] != old.get("snapshot") and new["last_success"] > (old.get("last_success") or 0):
+                    _newer(old, new)
+                    updated.append(aid)
+    return {"added": added, "updated": updated, "read": done, "problems": problems, "lost": LOST}
+
+
+def _newer(old: dict, new: dict) -> None:
+    """Move the catalogue entry ``old`` to the repository's newer snapshot ``new``."""
+    old.update({k: new[k] for k in NEWER})
+    if new["last_success"] >= (old.get("last_attempt") or 0):  # the last attempt known is that snapshot
+        old.update(last_attempt=new["last_success"], last_ok=True)
+        old.pop("last_error", None)
+    if "fingerprint_digests" in new:
+        old["fingerprint_digests"] = dict(list({**old.get("fingerprint_digests", {}),
+                                                **new["fingerprint_digests"]}.items())[-20:])
+    for k in ("verify_ok", "verify_error"):  # the old snapshot's verdict; `verified` keeps it per snapshot
+        old.pop(k, None)

@@ -13,7 +13,7 @@ from jinbao_netops import inventory
 from jinbao_netops.backup import catalogue
 from jinbao_netops.backup.configs import backup_configs
 from jinbao_netops.backup.jobs import Asset, fingerprint_digest, policy, run_store
-from jinbao_netops.backup.rebuild import LOST, fill, rebuild
+from jinbao_netops.backup.rebuild import LOST, rebuild, refresh
 from jinbao_netops.backup.restic import Repo, tags_of
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
@@ -191,17 +191,22 @@ def test_verify_on_a_host_that_took_no_backup_reads_them_from_the_repositories(s
     assert main(["backup", "verify", "--scope", "huadu", "--json"]) == 0
     cap = capsys.readouterr()
     doc = json.loads(cap.out)
-    assert doc["ok"] and doc["rebuild"] == {"assets": 1, "read": ["gd-bak1 restic"], "problems": [], "lost": LOST}
+    assert doc["ok"] and doc["refresh"] == {"added": ["huadu-srv1:files"], "updated": [], "read": ["gd-bak1 restic"],
+                                            "problems": [], "lost": LOST}
     assert [(e["asset"], e["ok"]) for st in doc["stores"] for e in st["assets"]] == [("huadu-srv1:files", True)]
-    assert "已从备份仓库补建" in cap.err and "1 added from gd-bak1 restic" in cap.err and "verification state" in cap.err
+    assert "catalogue brought up to gd-bak1 restic: 1 added 新增, 0 moved to a newer snapshot" in cap.err
+    assert "verification state" in cap.err
     after = catalogue.load()["assets"]
     assert after["huadu-srv1:files"]["verify_ok"] is True and after["huadu-srv1:files"]["offsite"] is True
     assert "panyu-db1:mariadb:jfjl" not in after  # guangdong's, but outside the scope
     assert {aid: after[aid] for aid in here} == here  # merged: the configs and sichuan's entry as they were
     assert [p.name for p in state.glob("catalogue.json*")] == ["catalogue.json"]  # nothing replaced, nothing set aside
-    # the next day the catalogue holds them: verified without filling it again
+    # the next day the catalogue holds them: verified without adding them again
     assert main(["backup", "verify", "--scope", "huadu", "--json"]) == 0
-    assert "rebuild" not in json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["refresh"] == {"added": [], "updated": [], "read": ["gd-bak1 restic"], "problems": [],
+                                              "lost": LOST}
+    assert "1 added" not in cap.err and "not in the repositories" not in cap.err
 
 
 def test_verify_whose_repositories_cannot_be_read_is_partial_not_nothing_to_verify(state, tmp_path, monkeypatch, capsys):
@@ -226,8 +231,9 @@ def test_fill_adds_only_what_the_catalogue_lacks(state, tmp_path):
         del cat["assets"]["panyu-db1:mariadb:jfjl"]
         cat["assets"]["huadu-srv1:files"].update(last_ok=False, verify_ok=False, verify_error="restic check failed")
         ours = cat["assets"]["huadu-srv1:files"]
-    res = fill(INV, None, set(INV.scope("guangdong")), repos=repos)
-    assert res == {"assets": 1, "read": ["gd-bak1 restic"], "problems": [], "lost": LOST}
+    res = refresh(INV, None, set(INV.scope("guangdong")), repos=repos)
+    assert res == {"added": ["panyu-db1:mariadb:jfjl"], "updated": [], "read": ["gd-bak1 restic"], "problems": [],
+                   "lost": LOST}
     after = catalogue.load()["assets"]
     assert after["huadu-srv1:files"] == ours and after["panyu-db1:mariadb:jfjl"]["database"] == "jfjl"
 
@@ -293,3 +299,60 @@ def test_the_catalogues_per_table_fingerprint_comes_first_and_an_untagged_snapsh
     del entry["fingerprints"], entry["fingerprint_digests"]
     [ev] = verify_store(repos["gd-bak1"], None, {"panyu-db1:mariadb:jfjl": entry}, node, 7, 0)["assets"]
     assert not ev["ok"] and ev["error"] == "no source fingerprint recorded at backup time"
+
+
+def _the_nodes_back_up_again(state, tmp_path, monkeypatch, repos):
+    """The next day's timer on the nodes: a new snapshot of huadu-srv1's files, recorded in the catalogue of
+    the host that took it (not this one); retention forgets the older one."""
+    (tmp_path / "src" / "a.conf").write_text("x = 2\n" * 100)
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "the-nodes"))
+    a = Asset("huadu-srv1:files", "huadu-srv1", "huadu", "guangdong", "files", f"tar -C {tmp_path / 'src'} -cf - .",
+              "/huadu-srv1/files.tar")
+    out = run_store(repos["gd-bak1"], repos["gd-dr-bak1"], [a], with_mariadb(tmp_path / "checksum"), policy(), ["files"])
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(state))
+    assert out["copied"] and out["assets"][0]["ok"]
+    assert [s["id"][:8] for s in repos["gd-bak1"].snapshots("asset=huadu-srv1:files")] == [out["assets"][0]["snapshot"]]
+    return out["assets"][0]["snapshot"]
+
+
+def test_verify_moves_to_the_newer_snapshots_the_nodes_took(state, tmp_path, monkeypatch, capsys):
+    """The catalogue was filled once; the nodes' newer snapshots were never picked up, and once retention
+    forgot the filled one verify failed every day on a snapshot that no longer exists."""
+    from jinbao_netops.cli import main
+
+    repos, here = _on_the_monitor_host(state, tmp_path, monkeypatch)
+    assert main(["backup", "verify", "--scope", "huadu", "--json"]) == 0
+    old = json.loads(capsys.readouterr().out)["stores"][0]["assets"][0]["snapshot"]
+    new = _the_nodes_back_up_again(state, tmp_path, monkeypatch, repos)
+
+    assert main(["backup", "verify", "--scope", "huadu", "--json"]) == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["ok"] and doc["refresh"] == {"added": [], "updated": ["huadu-srv1:files"], "read": ["gd-bak1 restic"],
+                                            "problems": [], "lost": LOST}
+    assert [(e["snapshot"], e["ok"], e["files"]) for e in doc["stores"][0]["assets"]] == [(new, True, 2)]
+    assert "catalogue brought up to gd-bak1 restic: 0 added 新增, 1 moved to a newer snapshot" in cap.err
+    entry = catalogue.load()["assets"]["huadu-srv1:files"]
+    assert entry["snapshot"] == new and entry["offsite"] is True and entry["verified"] == {old: True, new: True}
+    assert {aid: catalogue.load()["assets"][aid] for aid in here} == here
+
+
+def test_refresh_keeps_what_only_the_catalogue_knows(state, tmp_path, monkeypatch):
+    repos, _ = _backed_up(state, tmp_path)
+    with catalogue.edit() as cat:
+        files, db = cat["assets"]["huadu-srv1:files"], cat["assets"]["panyu-db1:mariadb:jfjl"]
+        old = files["snapshot"]
+        files.update(verify_ok=True, verified={old: True}, verified_at=5.0, last_success=files["last_success"] - 10,
+                     last_attempt=files["last_success"] - 9, last_ok=False, last_error="ssh: timed out")
+        db.update(snapshot="c0ffee00", last_success=db["last_success"] + 3600)  # newer than the repository's: kept
+        db_before = dict(db)
+    new = _the_nodes_back_up_again(state, tmp_path, monkeypatch, repos)
+    res = refresh(INV, None, set(INV.scope("guangdong")), repos=repos)
+    assert (res["added"], res["updated"]) == ([], ["huadu-srv1:files"])
+    after = catalogue.load()["assets"]
+    assert after["panyu-db1:mariadb:jfjl"] == db_before
+    f = after["huadu-srv1:files"]
+    assert f["snapshot"] == new and f["last_success"] > files["last_success"] and f["offsite"] is True
+    assert f["last_ok"] is True and "last_error" not in f  # the newer snapshot is a later success
+    assert "verify_ok" not in f and f["verified"] == {old: True} and f["verified_at"] == 5.0  # the new one: unverified
+    assert refresh(INV, None, set(INV.scope("guangdong")), repos=repos)["updated"] == []  # once
