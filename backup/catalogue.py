@@ -98,15 +98,16 @@ def _parse(raw: bytes) -> dict:
 
 def replace(cat: dict) -> Path | None:
     """Install a rebuilt catalogue. The file it replaces — corrupt or not — is kept beside it
-    (``catalogue.json.corrupt-<time>`` or ``.replaced-<time>``), never lost; returns that path."""
+    (``catalogue.json.corrupt-<time>`` or ``.replaced-<time>``), never lost; returns that path. A
+    catalogue with no asset has nothing to keep: it is replaced, not set aside (None)."""
     with _locked() as p:
-        aside = None
+        aside = why = None
         if p.exists():
             try:
-                _parse(p.read_bytes())
-                why = "replaced"
+                why = "replaced" if _parse(p.read_bytes())["assets"] else None
             except (OSError, ValueError):
                 why = "corrupt"
+        if why:
             aside = p.with_name(f"{p.name}.{why}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")
             os.link(p, aside)  # the old file under its new name first: a crash leaves both names
         _write(p, cat)

@@ -1,10 +1,12 @@
 """`netops backup run | status | verify | restore`."""
 from __future__ import annotations
 
+import sys
+
 from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.inventory import load
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError, UsageError
 from jinbao_netops.output import Out
 
 KINDS = ("configs", "files", "databases")
@@ -182,37 +184,49 @@ def cmd_status(args, out: Out) -> int:
 def cmd_verify(args, out: Out) -> int:
     from . import catalogue
     from .jobs import policy, ssh_shell
+    from .rebuild import refresh
     from .remote import dr_store_of
     from .restic import Repo, ResticError
     from .verify import record, verify_store
 
     inv = load(args.inventory)
     devs = _in_scope(inv, args.scope)
-    cat = catalogue.load()
-    by_store: dict[str, dict] = {}
-    for aid, a in cat["assets"].items():
-        if a.get("device") in devs and a.get("store") in inv.devices and a.get("kind") != "configs":
-            by_store.setdefault(a["store"], {})[aid] = a
-    if not by_store:
-        raise UsageError("nothing to verify: no backed-up asset in scope (run `netops backup run` first)")
-    subsets = int(policy()["verify"]["read_data_subsets"])
-    results = []
-    with Access(inv, args.environ) as access, out.progress("verify 校验", total=len(by_store)) as step:
-        for sid, entries in sorted(by_store.items()):
-            store = inv.devices[sid]
-            drdev = dr_store_of(inv, store)
-            try:
-                repo = Repo.on_store(access, sid)
-                dr = Repo.on_store(access, drdev.id) if drdev else None
-                results.append(verify_store(repo, dr, entries, ssh_shell(access), subsets, cat["verify_round"]))
-            except (DeviceError, ResticError) as e:
-                results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
-                                                                       "errors": [str(e)]}], "assets": []})
-            step(1, sid)
+    catalogue.load()  # a corrupt catalogue stops the run before any repository is read
+    with Access(inv, args.environ) as access:
+        # the repositories first: assets backed up by other hosts (the monitor host's service: the nodes take
+        # them), and newer snapshots than the catalogue's (the nodes' timers keep backing up, retention forgets)
+        fresh = refresh(inv, access, devs)
+        cat = catalogue.load()
+        by_store = _to_verify(inv, devs, cat)
+        if not by_store and fresh["problems"]:
+            raise NetopsError("nothing verified 未校验: the catalogue holds no backed-up asset in scope and the "
+                              "backup repositories could not be read 无法读取备份仓库: " + "; ".join(fresh["problems"]),
+                              code=PARTIAL)
+        if not by_store:
+            raise UsageError("nothing to verify: no backed-up asset in scope in the catalogue or the backup "
+                             "repositories 备份目录与备份仓库中均无范围内的备份 (run `netops backup run` first)")
+        print(_refreshed(fresh), file=sys.stderr)
+        for p in fresh["problems"]:
+            print(f"✗ {p}", file=sys.stderr)
+        subsets = int(policy()["verify"]["read_data_subsets"])
+        results = []
+        with out.progress("verify 校验", total=len(by_store)) as step:
+            for sid, entries in sorted(by_store.items()):
+                store = inv.devices[sid]
+                drdev = dr_store_of(inv, store)
+                try:
+                    repo = Repo.on_store(access, sid)
+                    dr = Repo.on_store(access, drdev.id) if drdev else None
+                    results.append(verify_store(repo, dr, entries, ssh_shell(access), subsets, cat["verify_round"]))
+                except (DeviceError, ResticError) as e:
+                    results.append({"store": sid, "ok": False, "checks": [{"repo": sid, "subset": "-", "ok": False,
+                                                                           "errors": [str(e)]}], "assets": []})
+                step(1, sid)
     evidence = record(results)
     ok = all(r["ok"] for r in results)
+    partial = bool(fresh["problems"])  # a store whose snapshots could not be read: its newest may not be verified
     if out.json_mode:
-        out.json({"ok": ok, "stores": results, "evidence": str(evidence)})
+        out.json({"ok": ok and not partial, "stores": results, "evidence": str(evidence), "refresh": fresh})
     else:
         for r in results:
             for c in r["checks"]:
@@ -223,7 +237,25 @@ def cmd_verify(args, out: Out) -> int:
                                                        f"{e.get('files', 0)} files") if e["ok"] else "✗ " + (e.get("error") or "")]
                    for r in results for e in r["assets"]])
         out.print(f"evidence 证据: {escape.rich(evidence)}")
-    return OK if ok else FINDINGS
+    return PARTIAL if partial else OK if ok else FINDINGS
+
+
+def _refreshed(fresh: dict) -> str:
+    """verify's stderr line on what the repositories changed in the catalogue."""
+    if not fresh["read"]:
+        return "备份目录未更新 the catalogue was not brought up to the repositories: none was read 未读取任何备份仓库"
+    line = (f"备份目录已按备份仓库更新 catalogue brought up to {', '.join(fresh['read'])}: {len(fresh['added'])} "
+            f"added 新增, {len(fresh['updated'])} moved to a newer snapshot 更新至较新快照")
+    return line + (f"; not in the repositories 仓库中没有: {fresh['lost']}" if fresh["added"] or fresh["updated"] else "")
+
+
+def _to_verify(inv, devs: set[str], cat: dict) -> dict[str, dict]:
+    """store → {asset id → entry}: the catalogue's restic-backed assets of ``devs`` on a known store."""
+    by_store: dict[str, dict] = {}
+    for aid, a in cat["assets"].items():
+        if a.get("device") in devs and a.get("store") in inv.devices and a.get("kind") != "configs":
+            by_store.setdefault(a["store"], {})[aid] = a
+    return by_store
 
 
 def cmd_restore(args, out: Out) -> int:

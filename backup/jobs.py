@@ -6,6 +6,7 @@ a stream whose command fails leaves no snapshot (the partial one is forgotten).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -29,6 +30,7 @@ from .restic import Repo, ResticError
 
 Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
 BASEBACKUP = "basebackup"           # DEVICE:postgresql:basebackup, the asset of a pg_basebackup
+FINGERPRINT_TAG = "fingerprint"     # a database snapshot's tag: fingerprint=<digest of the source's fingerprint>
 POLICY = Path(__file__).with_name("policy.yml")
 
 
@@ -68,6 +70,14 @@ class Asset:
     def tags(self) -> list[str]:
         return [f"asset={self.id}", f"kind={self.kind}", f"site={self.site}", f"province={self.province}",
                 f"device={self.device}"]
+
+
+def fingerprint_digest(fingerprint: dict) -> str:
+    """The sha256 (hex) of a database fingerprint's canonical JSON: what a database snapshot's tag
+    carries, so the source's fingerprint at backup time travels with the backup (a tag holds no
+    table-sized value; a digest tells a restored copy that differs, not which table)."""
+    canon = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def service_of(asset_id: str) -> tuple[str | None, str | None]:
@@ -162,7 +172,8 @@ def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) 
             res.fingerprint = ENGINES[asset.service].fingerprint(runner(shell, asset.device), asset.database)
         src = subprocess.Popen([*shell(asset.device), asset.stream], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            tags = [a for t in asset.tags() for a in ("--tag", t)]
+            tags = asset.tags() + ([f"{FINGERPRINT_TAG}={fingerprint_digest(res.fingerprint)}"] if asset.database else [])
+            tags = [a for t in tags for a in ("--tag", t)]
             p = subprocess.run(repo.cmd("backup", "--json", "--stdin", "--stdin-filename", asset.filename,
                                         "--host", asset.device, *tags),
                                stdin=src.stdout, capture_output=True, timeout=timeout, env=repo.env())
@@ -192,9 +203,12 @@ def backup_asset(repo: Repo, asset: Asset, shell: Shell, timeout: float = 3600) 
 
 
 def apply_retention(repo: Repo, pol: dict, kinds: list[str]) -> None:
+    """Per asset: a snapshot's path (its stdin filename, /DEVICE/...) names its asset. Not by tags: a
+    database snapshot's fingerprint tag differs from run to run, each would be a group of its own and
+    nothing would ever be forgotten."""
     for cls in kinds:
         keep = [a for k, v in pol["retention"][cls].items() for a in (f"--{k.replace('_', '-')}", str(v))]
-        repo.restic("forget", "--tag", f"kind={cls}", "--group-by", "host,tags", *keep, "--prune")
+        repo.restic("forget", "--tag", f"kind={cls}", "--group-by", "host,paths", *keep, "--prune")
 
 
 def run_store(repo: Repo, dr: Repo | None, assets: list[Asset], shell: Shell, pol: dict, kinds: list[str],

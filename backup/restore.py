@@ -12,10 +12,10 @@ from jinbao_netops.errors import UsageError
 from jinbao_netops.inventory.engines import ENGINES
 
 from . import catalogue
-from .jobs import Shell, runner, ssh_shell
+from .jobs import FINGERPRINT_TAG, Shell, runner, ssh_shell
 from .remote import dr_store_of, store_of
 from .restic import Repo, tags_of
-from .verify import stream_restore
+from .verify import source_differs, stream_restore
 
 RESTORE_DIR = "/var/lib/netops-restore"
 
@@ -83,8 +83,11 @@ def restore(access: Access, asset: str, to: str, *, snapshot: str | None = None,
         run(eng.create(db))
         stream_restore(repo, snap["id"], entry["filename"], shell, to, eng.load(db).line)
         got = eng.fingerprint(run, db)
-        want = entry.get("fingerprints", {}).get(sid)
-        out.update(database=db, tables=len(got), matches_source=got == want, fingerprint=got)
+        digests = {**entry.get("fingerprint_digests", {}),  # the snapshot's own tag: a catalogue filled from the repositories
+                   **({sid: tags[FINGERPRINT_TAG]} if FINGERPRINT_TAG in tags else {})}
+        differs = source_differs(got, {**entry, "fingerprint_digests": digests}, sid, {})
+        out.update(database=db, tables=len(got), matches_source=differs is None, fingerprint=got,
+                   **({"differs": differs} if differs else {}))
     else:
         folder = f"{RESTORE_DIR}/{asset.replace(':', '_')}/{sid}"
         stream_restore(repo, snap["id"], entry["filename"], shell, to,

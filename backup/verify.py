@@ -18,7 +18,7 @@ from jinbao_netops.files import write_atomic
 from jinbao_netops.inventory.engines import ENGINES
 
 from . import catalogue
-from .jobs import Shell, runner
+from .jobs import Shell, fingerprint_digest, runner
 from .remote import state_dir
 from .restic import Repo, ResticError
 
@@ -60,14 +60,10 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
         run(eng.create(scratch))
         stream_restore(repo, snap, fname, shell, entry["device"], eng.load(scratch).line)
         got = eng.fingerprint(run, scratch)
-        want = entry.get("fingerprints", {}).get(snap)
-        ev.update(scratch=scratch, node=entry["device"], tables=len(got), restored_fingerprint=got,
-                  source_fingerprint=want)
-        if want is None:
-            ev["error"] = "no source fingerprint recorded at backup time"
-        elif got != want:
-            diff = sorted(t for t in set(got) | set(want) if got.get(t) != want.get(t))
-            ev["error"] = f"restored data differs from the source at backup time in {len(diff)} table(s): {', '.join(diff[:5])}"
+        ev.update(scratch=scratch, node=entry["device"], tables=len(got), restored_fingerprint=got)
+        err = source_differs(got, entry, snap, ev)
+        if err:
+            ev["error"] = err
         else:
             ev["ok"] = True
     except (DeviceError, ResticError) as e:
@@ -78,6 +74,28 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
         except DeviceError:
             pass
     return ev
+
+
+def source_differs(got: dict, entry: dict, snap: str, ev: dict) -> str | None:
+    """Why a restored database's fingerprint ``got`` is not the source's at backup time (None: it is).
+    The catalogue's per-table fingerprint where it has one (it names the differing tables), else the
+    digest the snapshot's tag carried (a catalogue filled from the repositories); what was compared
+    goes into the evidence ``ev``."""
+    want = entry.get("fingerprints", {}).get(snap)
+    ev["source_fingerprint"] = want
+    if want is not None:
+        if got == want:
+            return None
+        diff = sorted(t for t in set(got) | set(want) if got.get(t) != want.get(t))
+        return f"restored data differs from the source at backup time in {len(diff)} table(s): {', '.join(diff[:5])}"
+    digest = entry.get("fingerprint_digests", {}).get(snap)
+    if digest is None:
+        return "no source fingerprint recorded at backup time"
+    ev.update(source_fingerprint_sha256=digest, restored_fingerprint_sha256=fingerprint_digest(got))
+    if ev["restored_fingerprint_sha256"] == digest:
+        return None
+    return ("restored data differs from the source at backup time: its fingerprint's digest is not the one "
+            "the snapshot's tag recorded (the per-table fingerprint is not in this catalogue: tables unknown)")
 
 
 def stream_restore(repo: Repo, snap: str, fname: str, shell: Shell, device: str, load: str) -> None:

@@ -295,8 +295,8 @@ class Service:
         except ValueError:
             doc = None
         result = r.why or _result(rc)
-        if isinstance(doc, dict) and doc.get("ok") is False:
-            note = str(doc.get("error", ""))[:500]
+        if isinstance(doc, dict) and doc.get("ok") is False and doc.get("error"):  # the error contract's envelope
+            note = str(doc["error"])[:500]
         elif result in ("timeout", "abandoned"):
             note = {"timeout": f"超时 ended after its timeout of {job.timeout} s",
                     "abandoned": "服务停止时中止 ended when the service stopped"}[result]

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from jinbao_netops.backup.restic import Repo
 from jinbao_netops.cli import build_parser, main
 
 NOWHERE = "/nonexistent/inventory"
@@ -83,6 +84,8 @@ FAILURES = {
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """No lab, no backups, no monitoring on record: each verb meets its preconditions unmet."""
+    # the backup stores were never backed up to: a repository that `backup verify` looks for is not there
+    monkeypatch.setattr(Repo, "on_store", classmethod(lambda cls, access, sid: cls(sid, str(tmp_path / "restic" / sid), "")))
     monkeypatch.setenv("NETOPS_LAB_DIR", str(tmp_path / "labs"))
     monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path / "backup"))
     monkeypatch.setenv("NETOPS_RUN_DIR", str(tmp_path / "run"))

@@ -33,6 +33,9 @@ PROGRAMS = {  # what each test job does, as a Python program
     "ok": "import json; print(json.dumps({'ok': True, 'summary': {'bad': 3}}))",
     "fail": "import json, sys; print(json.dumps({'ok': False, 'code': 4, 'error': 'store unreachable', 'problems': []})); sys.exit(4)",
     "slow": "import time; time.sleep(60)",
+    # a verb's own document, not the error envelope (backup verify: a store's repository could not be read)
+    "partial": "import json, sys; print(json.dumps({'ok': False, 'stores': []})); "
+               "print('✗ gd-dr-bak1: restic repository unreachable', file=sys.stderr); sys.exit(3)",
 }
 
 
@@ -93,6 +96,16 @@ def test_a_failing_job_retries_sooner_each_time_and_does_not_hold_up_the_others(
         assert js.next_due == clock.t + RETRY_FIRST * 2 ** (n - 1) and js.failures == n
         assert js.note == "store unreachable" and js.last_success is None
     assert svc.jobs["ok"].runs == {"ok": 1}  # ran its own schedule meanwhile
+
+
+def test_a_partial_run_is_noted_with_its_last_line_on_stderr(tmp_path):
+    """A document with ok false but no error (a verb's own, not the envelope) left the note empty."""
+    clock = Clock()
+    svc = service(tmp_path, schedule(partial={"jitter": 0}), clock)
+    svc.start()
+    settle(svc, clock, lambda: svc.jobs["partial"].last_result)
+    js = load_state(tmp_path)["partial"]
+    assert (js.last_result, js.last_rc, js.note) == ("partial", 3, "✗ gd-dr-bak1: restic repository unreachable")
 
 
 def test_a_job_over_its_timeout_is_ended_and_counted(tmp_path):
