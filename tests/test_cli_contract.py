@@ -53,6 +53,8 @@ FAILURES = {
     ("backup", "status"): (["-i", NOWHERE], 2, "no such inventory"),
     ("backup", "verify"): ([], 2, "nothing to verify"),
     ("backup", "restore"): (["nope", "--to", "gd-db1"], 2, "'nope': not in the backup catalogue"),
+    ("dr", "setup"): (["--scope", "huadu"], 2, "no standby in scope 'huadu'"),
+    ("dr", "status"): (["-i", NOWHERE], 2, "no such inventory"),
     ("drill", "run"): (["nope"], 2, "scenario 'nope'"),
     ("drill", "list"): (["-i", NOWHERE], 2, "no such inventory"),
     ("link", "provision"): (["nope"], 2, "nope"),
