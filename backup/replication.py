@@ -76,7 +76,9 @@ def admitted(inv: Inventory, host: str) -> list[dict]:
     (a primary from its standbys, a standby from its primary, ready for a switchover)."""
     peers = sorted({p.standby_address if p.primary == host else p.primary_address
                     for p in pairs(inv) if host in (p.primary, p.standby)})
-    return [{"proto": "tcp", "port": POSTGRESQL.port, "sources": peers, "what": "replication peers 复制对端"}] if peers else []
+    # the engine's port is also open to the management network (the collector's monitoring role)
+    return [{"proto": "tcp", "port": POSTGRESQL.port, "sources": peers, "what": "replication peers 复制对端",
+             "management": True}] if peers else []
 
 
 def _listen(inv: Inventory, device: str) -> str:

@@ -171,9 +171,6 @@ def prepare_lab(inv, lab, note=lambda m: None) -> dict:
     """Create the monitoring role on every lab database server (additive, idempotent). The password
     goes to the engine's SQL client on stdin, never in a command line; the report names the variable
     that holds it (``netops lab env`` exports it), never its value."""
-    from jinbao_netops.lab.runtime import LabError
-    from jinbao_netops.lab.seed import node_runner
-
     refs = [inv.credentials[dev.credentials].db_password for dev in inv.devices.values() if dev.services]
     if None in refs or any(r.vault for r in refs):
         raise UsageError(f"{inv.root}: credentials: field 'db_password': every profile used by a database server "
@@ -190,11 +187,14 @@ def prepare_lab(inv, lab, note=lambda m: None) -> dict:
             eng = ENGINES[svc]
             password = values[inv.credentials[dev.credentials].db_password.env]
             note(f"prepare {d} {svc}")
-            try:  # a standby has the role from its primary, and takes no writes
-                role = [] if eng.is_standby(node_runner(lab, d)) else [eng.monitor_role(ROLE, password, mgmt)]
-            except LabError as e:
-                problems.append(f"{d} {svc}: {e}")
-                continue
+            role = [eng.monitor_role(ROLE, password, mgmt)]
+            if eng.standby_sql:  # a standby has the role from its primary, and takes no writes
+                probe = eng.sql(eng.standby_sql)
+                r = lab.node(d).exec(list(probe.argv), input=probe.input, timeout=90)
+                if r.returncode != 0:
+                    problems.append(f"{d} {svc}: {_error_line(r.stderr or r.stdout, password)}")
+                    continue
+                role = [] if r.stdout.strip() == "1" else role
             for cmd in (*role, eng.listen_on(dev.management, mgmt, ROLE)):
                 r = lab.node(d).exec(list(cmd.argv), input=cmd.input, timeout=90)
                 if r.returncode != 0:

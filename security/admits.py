@@ -1,7 +1,8 @@
 """What a server's default-deny firewall admits beyond the management network: per port, the exact peers
 that need it — a log host's own senders (logstore.admitted), a replication pair's other member
 (backup.replication.admitted). The firewall role writes these rules and the audit checks them
-(``dengbao_peer_admit``: [{proto, port, sources, what}])."""
+(``dengbao_peer_admit``: [{proto, port, sources, what, management?}]; ``management``: the port is a service
+port the management network reaches as well)."""
 from __future__ import annotations
 
 from jinbao_netops.backup import replication

@@ -770,7 +770,8 @@ def mgmt_access(f, p):
     for rule in p.get("dengbao_peer_admit") or []:
         peers = {ipaddress.ip_network(a) for a in rule["sources"]}
         opened = _opened(deny, rule["port"], rule["proto"])
-        ok = bool(opened) and all(s is not None and set(s) <= (peers | {net}) for s in map(_saddrs, opened))
+        allowed = peers | ({net} if rule.get("management") else set())  # a service port the management network reaches too
+        ok = bool(opened) and all(s is not None and set(s) <= allowed for s in map(_saddrs, opened))
         subs.append(_sub(f"port {rule['port']}/{rule['proto']} only from its {len(peers)} {rule['what']} 仅限对端访问", ok,
                          "; ".join(opened) or ("not accepted" if deny else "no default deny")))
     return subs, ["nft"]

@@ -127,3 +127,18 @@ def test_the_command_names_the_variable_and_never_prints_the_password(monkeypatc
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err and "NETOPS_DB_MONITOR_PASSWORD" in out.out
     assert "export" not in out.out
+
+
+def test_a_standby_gets_no_role_of_its_own_but_listens():
+    """A streaming standby is read-only: the role reaches it from its primary; creating it there fails."""
+    class WithStandby(FakeLab):
+        def answer(self, device, cmd, input):
+            standby = device == "gd-dr-db1" and "pg_is_in_recovery" in (input or "")
+            return SimpleNamespace(returncode=0, stdout="1\n" if standby else "", stderr="")
+
+    lab = WithStandby({"NETOPS_DB_MONITOR_PASSWORD": SECRET})
+    rep = prepare_lab(INV, lab)
+    assert rep["ok"] and "gd-dr-db1/postgresql" in rep["prepared"]
+    scripts = [inp or "" for dev, _, inp in lab.calls if dev == "gd-dr-db1"]
+    assert len(scripts) == 2 and "pg_is_in_recovery" in scripts[0] and "CREATE ROLE" not in "".join(scripts)
+    assert any("CREATE ROLE" in (inp or "") for dev, _, inp in lab.calls if dev == "gd-db1")

@@ -28,7 +28,7 @@ def test_the_default_inventory_pairs_each_province_database_with_its_dr_site():
 
 def test_each_member_admits_only_its_peer_on_the_engine_port():
     assert admits.admitted(INV, "gd-db1") == [
-        {"proto": "tcp", "port": 5432, "sources": ["10.44.1.11"], "what": "replication peers 复制对端"}]
+        {"proto": "tcp", "port": 5432, "sources": ["10.44.1.11"], "what": "replication peers 复制对端", "management": True}]
     assert admits.admitted(INV, "gd-dr-db1")[0]["sources"] == ["10.44.0.10"]
     assert admits.admitted(INV, "huadu-srv1") == []
 
@@ -100,3 +100,20 @@ def test_the_province_rules_know_each_primarys_standbys_and_alert_when_fewer_str
     assert standbys == [{"record": rules.STANDBYS_INFO, "expr": "vector(1)", "labels": {"device": "gd-db1"}}]
     alert = next(a for a in rules.DEVICE_ALERTS if a["alert"] == "ReplicationBroken")
     assert "netops_pg_replicas" in alert["expr"] and rules.STANDBYS_INFO in alert["expr"]
+
+
+def test_the_audit_accepts_the_database_port_from_the_peer_and_the_management_network_only():
+    from jinbao_netops.security import hostchecks
+    from jinbao_netops.security.catalogue import host_params
+
+    params = {**host_params(INV, "gd-db1"), "dengbao_peer_admit": admits.admitted(INV, "gd-db1")}
+    head = ("table inet dengbao {\n chain input {\n  type filter hook input priority filter; policy drop;\n"
+            "  ip saddr 10.254.0.0/16 tcp dport { 22, 5432 } accept\n  ip saddr 10.254.0.0/16 udp dport 161 accept\n")
+
+    def verdict(extra: str) -> bool:
+        subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": head + extra + " }\n}\n"}, params)
+        return next(s for s in subs if "5432/tcp" in s["label"])["ok"]
+
+    assert verdict("  ip saddr { 10.44.1.11 } tcp dport 5432 accept\n") is True
+    assert verdict("  ip saddr { 10.44.1.0/24 } tcp dport 5432 accept\n") is False  # the whole DR LAN
+    assert verdict("  ip saddr 10.0.0.0/8 tcp dport 5432 accept\n") is False  # the whole business network
