@@ -5,6 +5,7 @@ import sys
 
 from jinbao_netops import escape
 from jinbao_netops.access import Access
+from jinbao_netops.cli import noun_verbs
 from jinbao_netops.inventory import load
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError, UsageError
 from jinbao_netops.output import Out
@@ -13,15 +14,7 @@ KINDS = ("configs", "files", "databases")
 
 
 def register(nouns, common) -> None:
-    p = nouns.add_parser("backup", help="provincial backup: device configs in git, files and databases in restic")
-    verbs = p.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
-
-    def verb(name, func, help):
-        v = verbs.add_parser(name, parents=[common], help=help, description=help)
-        v.set_defaults(func=func)
-        return v
-
+    verb = noun_verbs(nouns, common, "backup", "provincial backup: device configs in git, files and databases in restic")
     r = verb("run", cmd_run, "back up a scope to its province's backup store (configs, files, databases)")
     r.add_argument("--scope", metavar="SITE", help="a site (with everything below it) or one device; default: all")
     r.add_argument("--kind", choices=KINDS, action="append",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from jinbao_netops.access import Access
+from jinbao_netops.cli import noun_verbs
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError
 from jinbao_netops.inventory import load
 from jinbao_netops.output import Out
@@ -10,17 +11,8 @@ from . import replication
 
 
 def register(nouns, common) -> None:
-    p = nouns.add_parser("dr", help="disaster recovery: database replication to the DR site 灾备复制")
-    verbs = p.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
-
-    def verb(name, func, help):
-        v = verbs.add_parser(name, parents=[common], help=help, description=help)
-        v.set_defaults(func=func)
-        v.add_argument("--scope", metavar="SITE", help="the standbys of a site (and below) or device, or of its primaries; "
-                                                       "default: all")
-        return v
-
+    verb = noun_verbs(nouns, common, "dr", "disaster recovery: database replication to the DR site 灾备复制", lambda v: v.add_argument(
+        "--scope", metavar="SITE", help="the standbys of a site (and below) or device, or of its primaries; default: all"))
     verb("setup", cmd_setup, "build the inventory's replication pairs (PostgreSQL streaming, TLS, a slot per standby); "
                              "idempotent 建立数据库实时复制")
     st = verb("status", cmd_status, "per pair: state, sync mode, lag in bytes and seconds, the slot 复制状态")

@@ -17,6 +17,21 @@ COMMANDS = ["inventory.commands", "lab.commands", "topology.commands", "cycle", 
             "serve", "backup.dr_commands"]
 
 
+def noun_verbs(nouns, common, noun: str, help: str, *per_verb):
+    """Register the noun ``noun``; returns ``verb(name, func, help)``, which adds one of its verbs (with the
+    global options, and each of ``per_verb`` applied to it: options every verb of the noun takes)."""
+    verbs = nouns.add_parser(noun, help=help).add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    def verb(name: str, func, help: str) -> argparse.ArgumentParser:
+        v = verbs.add_parser(name, parents=[common], help=help, description=help)
+        for add in per_verb:
+            add(v)
+        v.set_defaults(func=func)
+        return v
+    return verb
+
+
 class _Parser(argparse.ArgumentParser):
     """Every noun and verb: the exit statuses in its --help; a usage error is a UsageError (one line,
     exit 2, the JSON envelope under --json), not argparse's usage dump."""

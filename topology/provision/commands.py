@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jinbao_netops.cli import noun_verbs
 from jinbao_netops.files import out_path
 from jinbao_netops.inventory.loader import DEFAULT_INVENTORY
 from jinbao_netops.errors import FINDINGS, OK
@@ -15,20 +16,16 @@ STEPS = 6
 
 
 def register(nouns, common) -> None:
-    p = nouns.add_parser("link", help="county links: provision or decommission with diff, verify and automatic rollback")
-    verbs = p.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
-
-    def verb(name, func, help):
-        v = verbs.add_parser(name, parents=[common], help=help, description=help)
+    def options(v):
         v.add_argument("--check", action="store_true", help="allocate, render, read the running configs and show the diff; "
                                                                "change and write nothing")
         v.add_argument("--changes", metavar="DIR", help="change records and backups (default: <inventory>/changes; "
                                                         "--check writes backups only here, and nothing without it)")
         v.add_argument("--verify-timeout", type=float, default=40.0, metavar="S",
                        help="seconds to wait for the checks to pass before rolling back (default 40)")
-        v.set_defaults(func=func)
-        return v
+
+    verb = noun_verbs(nouns, common, "link", "county links: provision or decommission with diff, verify and automatic rollback",
+                      options)
 
     verb("provision", cmd_provision, "provision a county's planned uplink end to end 开通区县链路").add_argument(
         "county", help="county site id (pinyin), e.g. longgang")
