@@ -14,7 +14,8 @@ def register(nouns, common) -> None:
     verb = noun_verbs(nouns, common, "dr", "disaster recovery: database replication to the DR site 灾备复制", lambda v: v.add_argument(
         "--scope", metavar="SITE", help="the standbys of a site (and below) or device, or of its primaries; default: all"))
     verb("setup", cmd_setup, "build the inventory's replication pairs (PostgreSQL streaming, TLS, a slot per standby); "
-                             "idempotent 建立数据库实时复制")
+                             "idempotent 建立数据库实时复制").add_argument(
+        "--force", action="store_true", help="clone onto a standby-to-be that holds databases of its own (they are discarded)")
     st = verb("status", cmd_status, "per pair: state, sync mode, lag in bytes and seconds, the slot 复制状态")
     st.add_argument("--max-lag", type=float, default=5.0, metavar="S",
                     help="a pair lagging more than this many seconds is a finding (default 5)")
@@ -27,7 +28,7 @@ def cmd_setup(args, out: Out) -> int:
     with Access(inv, args.environ) as access, out.progress("dr setup 建立复制", total=len(pairs)) as step:
         for pair in pairs:
             try:
-                rows.append(replication.setup_pair(access, inv, pair))
+                rows.append(replication.setup_pair(access, inv, pair, args.force))
             except DeviceError as e:
                 problems.append(str(e))
                 rows.append({"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": [],

@@ -170,14 +170,25 @@ def _lines(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
-def setup_pair(access: Access, inv: Inventory, pair: Pair) -> dict:
+def setup_pair(access: Access, inv: Inventory, pair: Pair, force: bool = False) -> dict:
     """Build one pair; returns {primary, standby, sync, changed: [what changed, per node]}."""
     cred = inv.credentials[inv.devices[pair.standby].credentials]
     password = access.secret(inv.devices[pair.standby].credentials, "replication_password", cred.replication_password)
-    on_primary, on_standby = runner(ssh_shell(access), pair.primary, 300), runner(ssh_shell(access), pair.standby, 900)
+    return build_pair(ssh_shell(access), inv, pair, password, force)
+
+
+def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = False) -> dict:
+    """:func:`setup_pair` over ``shell`` (device → argv prefix running one command line on it)."""
+    on_primary, on_standby = runner(shell, pair.primary, 300), runner(shell, pair.standby, 900)
     changed: list[str] = []
     # the standby first: is it streaming from its primary through its slot already?
-    streaming = on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip() == f"1 streaming {pair.primary_address} {pair.slot}"
+    state = on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()
+    streaming = state == f"1 streaming {pair.primary_address} {pair.slot}"
+    # a clone replaces the standby's data directory: never the data of a server that is not a standby yet
+    if not streaming and state.startswith("0") and not force and (dbs := POSTGRESQL.databases(on_standby)):
+        raise DeviceError(pair.standby, f"is not a standby and holds databases {', '.join(dbs)}: cloning {pair.primary} "
+                                        "would discard them; `netops dr setup --force` if that is intended "
+                                        "非备库且有数据库，克隆会覆盖，确认后加 --force")
     # the primary: its role (the password set only when the standby is not streaming with it already)
     if not streaming:
         on_primary(POSTGRESQL.sql(_role_sql(password)))

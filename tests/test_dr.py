@@ -117,3 +117,30 @@ def test_the_audit_accepts_the_database_port_from_the_peer_and_the_management_ne
     assert verdict("  ip saddr { 10.44.1.11 } tcp dport 5432 accept\n") is True
     assert verdict("  ip saddr { 10.44.1.0/24 } tcp dport 5432 accept\n") is False  # the whole DR LAN
     assert verdict("  ip saddr 10.0.0.0/8 tcp dport 5432 accept\n") is False  # the whole business network
+
+
+def _node(tmp_path, answers: dict[str, str]):
+    """A shell whose 'device' answers each SQL script by the first key found in it, and records what it ran."""
+    import json as _json
+
+    log = tmp_path / "ran"
+    table = tmp_path / "answers.json"
+    table.write_text(_json.dumps(answers))
+    prog = ("import json, sys; s = sys.argv[1] + sys.stdin.read(); open(%r, 'a').write(s + '\\0'); "
+            "print(next((v for k, v in json.load(open(%r)).items() if k in s), ''))") % (str(log), str(table))
+    import sys as _sys
+
+    return (lambda device: [_sys.executable, "-c", prog]), log
+
+
+def test_setup_refuses_to_clone_over_a_server_that_holds_its_own_databases(tmp_path):
+    """A clone replaces the standby's data directory: a server that is not a standby and has databases (an
+    inventory mistake naming a live primary) is refused, and nothing is changed on either node."""
+    from jinbao_netops.errors import DeviceError
+
+    shell, log = _node(tmp_path, {"pg_is_in_recovery": "0 ", "pg_database": "73686562616f"})
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+    with pytest.raises(DeviceError, match=r"gd-dr-db1.*not a standby and holds databases shebao.*--force"):
+        replication.build_pair(shell, INV, pair, "pw")
+    ran = log.read_text()
+    assert "pg_basebackup" not in ran and "ALTER ROLE" not in ran and "replication_slot" not in ran

@@ -29,7 +29,12 @@ def status(env) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def replicated(lab):
-    r = netops("dr", "setup", "--json", env=lab["env"], timeout=900)
+    # the DR servers ran as standalone servers until now, and earlier tests (backup) seeded them: without
+    # --force setup refuses to discard their databases
+    refused = netops("dr", "setup", "--json", env=lab["env"], timeout=900)
+    if refused.returncode:
+        assert "--force" in refused.stdout, refused.stdout
+    r = netops("dr", "setup", "--force", "--json", env=lab["env"], timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout)
 
