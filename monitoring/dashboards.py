@@ -236,6 +236,16 @@ COLLECTOR = [
             (f"sum by (monitor, reason) (rate(netops_snmp_dropped_packets_total{{SCOPE}}{RATE}))", "{{monitor}} {{reason}}"), unit="pps"),
     _series("tables", "未完整应答的 SNMP 表", "SNMP tables not answered in full",
             ("sum by (table) (1 - netops_snmp_table_up{SCOPE})", "{{table}}")),
+    # the trap receivers beside the collectors (collectors/traps.py)
+    _stat("traps-up", "trap 接收器在线", "Trap receivers up", ('up{job="netops-traps", SCOPE}', "{{monitor}}"),
+          mappings={"0": "down 不可达", "1": "up 正常"}),
+    _series("traps", "收到的 trap 与告警", "Traps received and alerts they raised",
+            (f"sum by (monitor, version) (rate(netops_trap_received_total{{SCOPE}}{RATE}))", "{{monitor}} 收到 {{version}}"),
+            (f"sum by (monitor, action) (rate(netops_trap_alerts_total{{SCOPE}}{RATE}))", "{{monitor}} 告警 {{action}}"), unit="pps"),
+    _series("traps-dropped", "丢弃的 trap", "Traps dropped",
+            (f"sum by (monitor, reason) (rate(netops_trap_dropped_total{{SCOPE}}{RATE}))", "{{monitor}} {{reason}}"),
+            (f"sum by (monitor) (rate(netops_trap_post_failures_total{{SCOPE}}{RATE}))", "{{monitor}} 推送失败 post failures"),
+            unit="pps"),
 ]
 
 _PROVINCE = Variable("province", "省", "Province", "netops_snmp_up")

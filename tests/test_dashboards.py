@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from jinbao_netops import escape
 from jinbao_netops.backup import catalogue
 from jinbao_netops.collectors.exporter import Snapshot
+from jinbao_netops.collectors.traps import Receiver
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import Site
 from jinbao_netops.monitoring import dashboards as dash
@@ -50,13 +51,15 @@ def out(tmp_path_factory) -> Path:
 
 def exported() -> set[str]:
     """Every series name the suite's Prometheus servers can hold: the collector's families (an empty
-    round renders every family), the backup catalogue's per-asset metrics (the only ones the province
+    round renders every family), the trap receiver's, the backup catalogue's per-asset metrics (the only ones the province
     configs keep), the recording rules, and what Prometheus makes itself per target and per alert."""
     reg = CollectorRegistry()
     reg.register(Snapshot())
     fams = text_string_to_metric_families(generate_latest(reg).decode())
     names = {f.name + ("_total" if f.type == "counter" else "") for f in fams}
     names |= {name for name, *_ in catalogue.METRICS}
+    traps = Receiver({}, "http://127.0.0.1:9").metrics().decode()  # the trap receiver's families, from its HELP lines
+    names |= {line.split()[2] for line in traps.splitlines() if line.startswith("# HELP ")}
     names |= {r for r, _ in [*rules.PROVINCE_RECORDS, *rules.MINISTRY_RECORDS]} | {rules.DEVICE_INFO, rules.LINK_END_INFO}
     return names | {"up", "scrape_duration_seconds", "ALERTS"}
 
