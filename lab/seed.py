@@ -10,11 +10,14 @@ administrator through the engine table's admin invocation, the script on the cli
 """
 from __future__ import annotations
 
+import time
+
 from jinbao_netops.inventory.engines import ENGINES, Command
 
 from .runtime import LabError
 
 DATABASE = "shebao"
+CATCH_UP_S = 30  # how long a standby may take to show its primary's rows
 ROWS = {"postgresql": 5000, "mariadb": 3000}
 
 # {prefix}: the division code as the engine's string literal; {rows}: how many rows; the last line counts them
@@ -42,6 +45,17 @@ def node_runner(lab, node: str):
     return run
 
 
+def _replicated(eng, svc: str, run, want: int) -> int:
+    """The rows a standby shows once it has replayed ``want`` of them (an asynchronous one a moment after
+    its primary committed), or what it shows after CATCH_UP_S seconds."""
+    deadline = time.monotonic() + CATCH_UP_S
+    while True:
+        rows = int(run(eng.sql(SQL[svc].splitlines()[-1] + "\n", DATABASE)).split()[-1]) if eng.exists(run, DATABASE) else 0
+        if rows == want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
 def seed(inv, lab, note=lambda m: None) -> list[dict]:
     """Create and fill the demo database on every database service; one record per service."""
     records = []
@@ -54,9 +68,11 @@ def seed(inv, lab, note=lambda m: None) -> list[dict]:
             rec = {"device": dev_id, "service": svc, "database": DATABASE, "ok": False, "rows": 0, "error": None}
             run = node_runner(lab, dev_id)
             try:
-                if eng.is_standby(run):  # filled by its primary, through replication
-                    out = run(eng.sql(SQL[svc].splitlines()[-1] + "\n", DATABASE)) if eng.exists(run, DATABASE) else "0"
-                    rec.update(ok=True, rows=int(out.split()[-1]), standby=True)
+                if eng.is_standby(run):  # filled by its primary (sorted before it), through replication
+                    want = next((r["rows"] for r in records if r["device"] == dev.replica.of), 0) if dev.replica else 0
+                    rec.update(standby=True, rows=_replicated(eng, svc, run, want))
+                    rec.update(ok=rec["rows"] == want, error=None if rec["rows"] == want else
+                               f"the standby has {rec['rows']} of its primary's {want} rows after {CATCH_UP_S} s")
                     records.append(rec)
                     continue
                 if not eng.exists(run, DATABASE):

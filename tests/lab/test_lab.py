@@ -211,6 +211,9 @@ def test_seed_fills_every_database_once(lab):
         assert [r["rows"] for r in again["databases"]] == [r["rows"] for r in first["databases"]]  # refilled, not doubled
     finally:
         for dev, svc in services:
+            if INV.devices[dev].replica and netops("lab", "exec", dev, "--", "runuser", "-u", "postgres", "--", "psql", "-Atc",
+                                                   "select pg_is_in_recovery()", check=True).stdout.strip() == "t":
+                continue  # a streaming standby (test_dr's): read-only, it loses the database with its primary
             drop = (["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", "--force", "shebao"] if svc == "postgresql"
                     else ["mariadb", "-e", "drop database if exists shebao"])
             netops("lab", "exec", dev, "--", *drop, check=True)
