@@ -23,6 +23,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.inventory import Inventory
@@ -182,8 +183,9 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
     on_primary, on_standby = runner(shell, pair.primary, 300), runner(shell, pair.standby, 900)
     changed: list[str] = []
     # the standby first: is it streaming from its primary through its slot already?
+    streams = f"1 streaming {pair.primary_address} {pair.slot}"  # STANDBY_STATE's line once it streams as intended
     state = on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()
-    streaming = state == f"1 streaming {pair.primary_address} {pair.slot}"
+    streaming = state == streams
     # a clone replaces the standby's data directory: never the data of a server that is not a standby yet
     if not streaming and state.startswith("0") and not force and (dbs := POSTGRESQL.databases(on_standby)):
         raise DeviceError(pair.standby, f"is not a standby and holds databases {', '.join(dbs)}: cloning {pair.primary} "
@@ -198,20 +200,15 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
     changed += [f"{pair.standby}: {ln}" for ln in _lines(on_standby(_as_root(
         STANDBY_SCRIPT, standby_conf(inv, pair), pair.primary_address, pair.slot,
         "keep" if streaming else "reclone",
-        input=f"{pair.primary_address}:{POSTGRESQL.port}:replication:{ROLE}:{_pgpass(password)}\n")))]
+        input=f"{pair.primary_address}:{POSTGRESQL.port}:replication:{ROLE}:{escape.pgpass(password)}\n")))]
     # done when the standby streams: a later run then finds it so and changes nothing
     deadline = time.monotonic() + STREAM_WAIT_S
-    while (seen := on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()) != f"1 streaming {pair.primary_address} {pair.slot}":
+    while (seen := on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()) != streams:
         if time.monotonic() > deadline:
             raise DeviceError(pair.standby, f"not streaming from {pair.primary} {STREAM_WAIT_S} s after setup (state: {seen!r}); "
                                             "see journalctl -u postgresql@*-main on both 备库未进入流复制")
         time.sleep(1)
     return {"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": changed}
-
-
-def _pgpass(value: str) -> str:
-    """A field of a .pgpass line (':' and '\\' escaped by a backslash)."""
-    return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
 # --- status --------------------------------------------------------------------------------------------

@@ -163,6 +163,12 @@ def conninfo(text: object) -> str:
     return "'" + _no_nul(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def pgpass(text: object) -> str:
+    """A field of a libpq password file line (``host:port:db:user:password``): ``:`` and ``\\`` escaped
+    with a backslash."""
+    return _no_nul(text).replace("\\", "\\\\").replace(":", "\\:")
+
+
 def promql(text: object) -> str:
     """A PromQL string literal (a label value in a matcher) that also stays itself inside a Grafana
     query: double-quoted, ``\\`` and ``"`` escaped; control, invisible and line-break characters, and

@@ -51,7 +51,9 @@ def test_the_standby_connects_over_tls_with_a_passfile_and_its_slot():
 
 
 def test_a_pgpass_field_escapes_its_separators():
-    assert replication._pgpass("a:b\\c") == "a\\:b\\\\c"
+    from jinbao_netops import escape
+
+    assert escape.pgpass("a:b\\c") == "a\\:b\\\\c"
 
 
 @pytest.mark.parametrize("replica, message", [
