@@ -85,12 +85,17 @@ def test_once_reads_every_router_and_database(env):
 def test_traffic_raises_octet_counters(env):
     lab = Lab(INV.network.id)
     peer = str(INV.devices["gd-r1"].interfaces["eth0"].address.ip)
-    before = iface(once(env, "--scope", "guangdong", "--no-db", "--no-ssh"), "gd-db1", "eth0")["counters"]
+    first = once(env, "--scope", "guangdong", "--no-db", "--no-ssh")
+    before = iface(first, "gd-db1", "eth0")["counters"]
     r = lab.node("gd-db1").exec(["ping", "-f", "-q", "-s", "1400", "-w", "2", peer], timeout=30)
     assert r.returncode == 0, r.stderr
-    after = iface(once(env, "--scope", "guangdong", "--no-db", "--no-ssh"), "gd-db1", "eth0")["counters"]
-    assert after["out_octets"] - before["out_octets"] > 1_000_000
-    assert after["in_octets"] - before["in_octets"] > 1_000_000
+    second = once(env, "--scope", "guangdong", "--no-db", "--no-ssh")
+    after = iface(second, "gd-db1", "eth0")["counters"]
+    # on failure: both polls of the device as the collector saw them, and what the node's kernel counted
+    why = ([d for rec in (first, second) for d in rec["devices"] if d["device"] == "gd-db1"],
+           lab.node("gd-db1").exec(["ip", "-s", "-j", "link"], timeout=30).stdout)
+    assert after["out_octets"] - before["out_octets"] > 1_000_000, why
+    assert after["in_octets"] - before["in_octets"] > 1_000_000, why
     assert after["out_unicast_packets"] > before["out_unicast_packets"]
 
 
