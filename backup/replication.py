@@ -212,7 +212,9 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
 
 
 # --- status --------------------------------------------------------------------------------------------
-def _primary_view(slot: str, standby: str) -> str:
+def primary_view(slot: str, standby: str) -> str:
+    """One row, as the primary sees its standby: ``state sync_state lag_bytes lag_seconds`` (``-`` when it is not
+    connected), then ``;`` and the slot's ``active retained_bytes`` (``-`` when there is none)."""
     name, slot_ = POSTGRESQL.literal(standby), POSTGRESQL.literal(slot)
     return ("SELECT COALESCE((SELECT state || ' ' || sync_state || ' ' || "
             "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), -1)::bigint || ' ' || "
@@ -229,7 +231,7 @@ def status_pair(access: Access, inv: Inventory, pair: Pair, max_lag_s: float) ->
            "slot_retained_bytes": None, "standby_in_recovery": None, "ok": False, "problems": []}
     try:
         seen, slot = runner(ssh_shell(access), pair.primary, 60)(
-            POSTGRESQL.sql(_primary_view(pair.slot, pair.standby))).strip().split(";")
+            POSTGRESQL.sql(primary_view(pair.slot, pair.standby))).strip().split(";")
         if seen != "-":
             state, sync_state, lag_b, lag_s = seen.split(" ")
             row.update(state=state, sync_state=sync_state, lag_bytes=int(lag_b),

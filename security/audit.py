@@ -89,7 +89,9 @@ def _result(c: Control, subs, reason: str, command: str | None, output: str, ts:
 
 def _host_result(c: Control, check, reason: str, facts: dict, params: dict, platform: str, ts: str) -> dict:
     """One hostchecks check over a Linux host's collected sections; the evidence quotes the sections
-    it used, and the findings their details, redacted for the platform."""
+    it used, and the findings their details, redacted for the platform; ``reason`` (why it does not apply) may
+    depend on the host's parameters."""
+    reason = reason(params) if callable(reason) else reason
     subs, used = check(facts, params)
     subs = subs if subs is None else [{**f, "detail": redact(platform, f["detail"])} for f in subs]
     secs = hostchecks.sections(params)
@@ -220,6 +222,7 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
         lh = logstore.log_host_of(inv, h) if inv.devices[h].platform_info.kind == "server" else None
         out = dict(first.get(h, {}))
         out.setdefault("dengbao_peer_admit", admits.admitted(inv, h))
+        out.update(records.dr_view(inv, h, rec, host_params(inv, h)["dengbao_failover_drill_max_days"]))
         if lh:
             out["dengbao_log_store"] = logstore.sender_evidence(lh, stores.get(lh), h, host_params(inv, h)["dengbao_log_retention_days"])
         return out

@@ -10,12 +10,27 @@ import ipaddress
 import re
 
 from jinbao_netops import escape
+from jinbao_netops.backup.replication import primary_view
+from jinbao_netops.inventory.engines import POSTGRESQL
 
 from . import logstore, sudopolicy
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
 MARK = "@@@dengbao "
 PAM_FILES = "/etc/pam.d/common-auth /etc/pam.d/common-password /etc/pam.d/system-auth /etc/pam.d/password-auth"
+
+
+def _replication_facts(params: dict) -> str:
+    """What this host's PostgreSQL says of each standby the inventory gives it (``dengbao_replicas``, set by the
+    audit engine): the standby's name on one line, then the primary's view of it (replication.primary_view)."""
+    reps = [r for r in params.get("dengbao_replicas") or [] if r["service"] == POSTGRESQL.service]
+    if not reps:
+        return "true"
+    sql = POSTGRESQL.preamble + "".join(f"SELECT {POSTGRESQL.literal(r['standby'])};\n" + primary_view(r["slot"], r["standby"])
+                                        for r in reps)
+    client = " ".join(escape.shell(a) for a in POSTGRESQL.client if "{db}" not in a)
+    return (f"systemctl is-active -q {POSTGRESQL.service} || {{ echo 'postgresql not running'; exit 0; }}; "
+            f"printf '%s' {escape.shell(sql)} | runuser -u {POSTGRESQL.admin} -- {client}")
 
 
 def sections(params: dict) -> dict[str, str]:
@@ -94,6 +109,8 @@ def sections(params: dict) -> dict[str, str]:
         "sysctl": f"sysctl {q(params['dengbao_sysctl'])}",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
+        # pg_stat_replication and the slots, as the primary sees each of its standbys
+        "replication": _replication_facts(params),
     }
 
 
@@ -777,11 +794,98 @@ def mgmt_access(f, p):
     return subs, ["nft"]
 
 
+def _standbys_seen(f) -> dict[str, dict]:
+    """The replication section: standby → {state, sync_state, lag_bytes, lag_seconds, slot_active}."""
+    seen, lines = {}, f.get("replication", "").splitlines()
+    for name, view in zip(lines, lines[1:]):
+        if ";" not in view or ";" in name:
+            continue
+        conn, slot = view.split(";", 1)
+        row = {"state": "disconnected", "sync_state": None, "lag_bytes": None, "lag_seconds": None,
+               "slot_active": slot.split(" ")[0] == "1"}
+        parts = conn.split(" ")
+        if len(parts) == 4:
+            try:
+                lag_b = int(parts[2])
+                row.update(state=parts[0], sync_state=parts[1], lag_bytes=lag_b, lag_seconds=float(parts[3]) if lag_b else 0.0)
+            except ValueError:
+                continue
+        seen[name.strip()] = row
+    return seen
+
+
+def _unreplicated(p) -> list[str]:
+    """The host's database services no standby in the inventory replicates."""
+    covered = {r["service"] for r in p.get("dengbao_replicas") or []}
+    return [s for s in p.get("dengbao_databases") or [] if s not in covered]
+
+
+def _dr_exempt(p) -> bool:
+    """Not this control's subject: no database, or the copy itself (a standby, a server at the DR site)."""
+    return not p.get("dengbao_databases") or bool(p.get("dengbao_replica_of") or p.get("dengbao_dr_site"))
+
+
+def _dr_na(p) -> str:
+    if p.get("dengbao_replica_of"):
+        return (f"this host is the standby of {p['dengbao_replica_of']}: it is the real-time copy, judged on its primary "
+                f"本机为 {p['dengbao_replica_of']} 的实时备库，由主库判定")
+    if p.get("dengbao_databases") and p.get("dengbao_dr_site"):
+        return (f"this host is at the DR site {p['dengbao_dr_site']}, itself the backup site (restores and standbys) "
+                "本机位于灾备中心（备份场地本身）")
+    return "no database service on this host: its files' off-site copies are judged by data-offsite 本机无数据库服务"
+
+
+def data_realtime(f, p):
+    """8.1.4.9 b) 异地实时备份: every database on the host streams to a standby at another site, within the lag target
+    (and synchronously where the inventory says sync), as the host's own PostgreSQL reports it."""
+    if _dr_exempt(p):
+        return None, []
+    limit = p["dengbao_replication_max_lag_seconds"]
+    seen = _standbys_seen(f)
+    subs = [_sub(f"{svc}: real-time replica at the DR site 异地实时备库", False,
+                 f"no standby in the inventory replicates {svc} on this host (replica: {{of: HOST}} on a server at the DR site) "
+                 "无实时复制备库") for svc in _unreplicated(p)]
+    for r in p.get("dengbao_replicas") or []:
+        st = seen.get(r["standby"], {"state": "not read 未读取", "sync_state": None, "lag_seconds": None, "lag_bytes": None})
+        where = f"{r['standby']} at {r['site']}"
+        subs.append(_sub(f"{where} streams from this host 实时复制", st["state"] == "streaming", f"state {st['state']}"))
+        lag = st["lag_seconds"]
+        subs.append(_sub(f"{where}: lag within {limit:g} s 复制延迟在目标内", lag is not None and lag <= limit,
+                         f"lag {'-' if lag is None else f'{lag:g}'} s, {'-' if st['lag_bytes'] is None else st['lag_bytes']} bytes"))
+        if r["sync"]:
+            subs.append(_sub(f"{where}: synchronous (no committed transaction lost) 同步复制", st["sync_state"] == "sync",
+                             f"sync_state {st['sync_state'] or '-'}"))
+    return subs, ["replication"]
+
+
+def hot_redundancy(f, p):
+    """8.1.4.9 c) 热冗余: a hot standby of each database streams and can take over, and a failover drill that promoted
+    it passed within the period (``dengbao_failover_drills``, from the drill journals, newest last)."""
+    if _dr_exempt(p):
+        return None, []
+    seen = _standbys_seen(f)
+    subs = [_sub(f"{svc}: hot standby 热备库", False, f"no standby in the inventory for {svc} on this host 无热备库")
+            for svc in _unreplicated(p)]
+    for r in p.get("dengbao_replicas") or []:
+        state = seen.get(r["standby"], {}).get("state", "not read 未读取")
+        subs.append(_sub(f"hot standby {r['standby']} at {r['site']} streaming, able to take over 热备库在线",
+                         state == "streaming", f"state {state}"))
+    drills = p.get("dengbao_failover_drills") or []
+    last = drills[-1] if drills else None
+    subs.append(_sub(f"failover drill passed within {p['dengbao_failover_drill_max_days']} d 切换演练通过",
+                     bool(last) and last["verdict"] == "passed",
+                     f"{last['started']} {last['id']} {last['verdict']} ({last['journal']})" if last else
+                     "no drill on record that promoted this host's standby 无主备切换演练记录"))
+    return subs, ["replication"]
+
+
 NA_REASONS = {
     "kernel-params": "container: /proc/sys is read-only and the kernel is the host's; /etc/sysctl.d/90-dengbao.conf is "
                      "shipped for a real host 容器内不适用（内核参数属宿主机）",
     "log-forwarding": "this host is the top of the log chain 本机为最上级日志服务器",
     "time-sync": "this host is the top time source; set dengbao_ntp_server for its upstream 本机为最上级时间源",
+    # a callable: the reason depends on the host's parameters
+    "data-realtime": _dr_na, "hot-redundancy": _dr_na,
 }
 
 CHECKS = {
@@ -795,6 +899,7 @@ CHECKS = {
     "mgmt-access": mgmt_access, "kernel-params": kernel_params,
     "core-dumps": core_dumps, "su-restricted": su_restricted, "suid-binaries": suid_binaries, "system-accounts": system_accounts,
     "shm-noexec": shm_noexec, "cron-permissions": cron_permissions, "ssh-client": ssh_client,
+    "data-realtime": data_realtime, "hot-redundancy": hot_redundancy,
 }
 
 

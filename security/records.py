@@ -1,6 +1,8 @@
-"""Evidence from the suite's own records (GB/T 22239-2019 8.1.4.9 a/b): the backup catalogue —
+"""Evidence from the suite's own records (GB/T 22239-2019 8.1.4.9 a/b/c): the backup catalogue —
 per asset its newest successful backup, its restore read-back (``netops backup verify``) and its
-off-site copy at the DR store — and the DR drill journals (``netops drill run``).
+off-site copy at the DR store — and the DR drill journals (``netops drill run``); with the inventory's
+replication pairs, what the audit engine gives each host to judge its real-time replica and hot standby on
+(``dr_view``: the host itself is asked how its standbys stream).
 
 A host's backup controls are judged on what the catalogue says of that host's assets, against the
 policy's periods (params.yml): fresh and verified is 符合, stale, unverified or missing is 不符合,
@@ -16,7 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jinbao_netops.backup import catalogue as backup_catalogue
+from jinbao_netops.backup import replication
 from jinbao_netops.backup.remote import state_dir
+from jinbao_netops.inventory import Inventory
+from jinbao_netops.inventory.model import Level
+
+# the drill kind that promotes a database's standby (a failover, as 8.1.4.9 c's hot redundancy is proven)
+FAILOVER = "database_failover"
 
 
 @dataclass
@@ -40,10 +48,10 @@ def _journal(path: Path) -> dict:
     try:
         jn = json.loads(path.read_text(encoding="utf-8"))
         sc = jn["scenario"]
-        return {"id": sc["id"], "started": str(jn["started"]), "verdict": str(jn["verdict"]),
+        return {"id": sc["id"], "kind": str(sc.get("kind", "")), "started": str(jn["started"]), "verdict": str(jn["verdict"]),
                 "devices": _drill_devices(sc), "journal": str(path)}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        return {"id": path.parent.name, "started": "", "verdict": f"unreadable 无法读取 ({type(e).__name__})",
+        return {"id": path.parent.name, "kind": "", "started": "", "verdict": f"unreadable 无法读取 ({type(e).__name__})",
                 "devices": None, "journal": str(path)}
 
 
@@ -64,6 +72,29 @@ def load() -> Records:
     except backup_catalogue.CatalogueError as e:
         return Records({}, [], source, error=e.message)
     return from_catalogue(cat, [_journal(p) for p in sorted(folder.glob("*/journal.json"))], source)
+
+
+def _started(d: dict) -> float | None:
+    try:
+        return datetime.fromisoformat(d["started"]).timestamp()
+    except (ValueError, TypeError):
+        return None
+
+
+def dr_view(inv: Inventory, host: str, rec: Records, max_days: float) -> dict:
+    """The audit's parameters for 8.1.4.9 b/c on ``host``: its database services, the standbys the inventory
+    gives them (or the primary it stands by for; or the DR site it is at, itself the backup site), and the failover drills that promoted one of its standbys
+    within ``max_days``, oldest first."""
+    d = inv.devices[host]
+    replicas = [{"standby": p.standby, "site": inv.devices[p.standby].site, "sync": p.sync, "slot": p.slot,
+                 "service": inv.devices[p.standby].replica.service}
+                for p in replication.pairs(inv) if p.primary == host]
+    standbys = {r["standby"] for r in replicas}
+    drills = [x for x in rec.drills if x.get("kind") == FAILOVER and x["devices"] and x["devices"] & standbys
+              and (_started(x) or 0) >= rec.now - max_days * 86400]
+    return {"dengbao_databases": list(d.services), "dengbao_replicas": replicas,
+            "dengbao_replica_of": d.replica.of if d.replica else "", "dengbao_failover_drills": drills,
+            "dengbao_dr_site": inv.sites[d.site].name if inv.sites[d.site].level == Level.dr else ""}
 
 
 def _when(ts) -> str:

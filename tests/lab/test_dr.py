@@ -1,7 +1,8 @@
 """Real-time replication to the DR site on the live lab: `netops dr setup` builds PostgreSQL streaming
 replication for the inventory's pairs (Guangdong synchronous, Sichuan asynchronous) idempotently, a write on
 the primary reaches the standby, `dr status` reads lag < 1 s at rest, and a standby killed and restarted
-catches up (the primary's slot kept its WAL) while `dr status` reports it broken meanwhile."""
+catches up (the primary's slot kept its WAL) while `dr status` reports it broken meanwhile; the audit judges
+8.1.4.9 b/c on what the primaries report."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,14 @@ def psql(node: str, sql: str, db: str = "postgres", check: bool = True) -> str:
     if check:
         assert r.returncode == 0, r.stderr
     return r.stdout.strip()
+
+
+def audit(env, host: str) -> dict[str, dict]:
+    r = netops("audit", "--scope", host, "--json", env=env)
+    assert r.returncode in (0, 1), r.stderr
+    h = next(h for h in json.loads(r.stdout)["hosts"] if h["host"] == host)
+    assert h["status"] == "ok", h["error"]
+    return {x["id"]: x for x in h["results"] if x["id"] in ("data-realtime", "hot-redundancy")}
 
 
 def status(env) -> tuple[int, dict]:
@@ -60,11 +69,19 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     assert rc == 0, pairs
     assert pairs[SYNC[1]]["sync_state"] == "sync" and pairs[ASYNC[1]]["sync_state"] == "async"
     assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and p["slot_active"] for p in pairs.values()), pairs
+    # the audit asks the primaries themselves: streaming within the lag target is 符合; no failover drill yet
+    for primary in (SYNC[0], ASYNC[0]):
+        v = audit(lab["env"], primary)
+        assert v["data-realtime"]["verdict"] == "符合", v["data-realtime"]["findings"]
+        assert v["hot-redundancy"]["verdict"] == "部分符合", v["hot-redundancy"]["findings"]
+    assert audit(lab["env"], SYNC[1])["data-realtime"]["verdict"] == "不适用"  # the standby: its primary is judged
 
     primary, standby = ASYNC  # the asynchronous pair: the primary keeps committing while its standby is down
     netops("lab", "exec", standby, "--", "systemctl", "kill", "-s", "KILL", "postgresql@15-main", check=True)
     rc, pairs = until("dr status reports the killed standby", lambda: (lambda s: s if s[0] == 1 else None)(status(lab["env"])), 30)
     assert not pairs[standby]["ok"] and pairs[standby]["state"] == "disconnected" and pairs[SYNC[1]]["ok"], pairs
+    v = audit(lab["env"], primary)["data-realtime"]
+    assert v["verdict"] == "不符合" and "state disconnected" in json.dumps(v["findings"]), v["findings"]
     psql(primary, "INSERT INTO netops_dr_probe (n) SELECT max(n) + 1 FROM netops_dr_probe")
     last = psql(primary, "SELECT max(n) FROM netops_dr_probe")
     netops("lab", "exec", standby, "--", "systemctl", "start", "postgresql@15-main", check=True)

@@ -1,0 +1,111 @@
+"""8.1.4.9 b) real-time off-site backup and c) hot redundancy: judged on what a primary's PostgreSQL reports of the
+standbys the inventory gives it (its collection's replication section) and on the failover drills on record."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinbao_netops import inventory
+from jinbao_netops.security import hostchecks, records
+from jinbao_netops.security.audit import audit_server, run_audit
+from jinbao_netops.security.catalogue import FAIL, NA, PARTIAL, PASS, host_params, load_catalogue
+
+FIX = Path(__file__).parent / "fixtures/security"
+INV = inventory.load(inventory.DEFAULT_INVENTORY)
+CAT = load_catalogue()
+NOW = time.time()
+HARDENED = (FIX / "debian12-hardened.txt").read_text()
+
+
+def failover(verdict: str, days_ago: float, standby: str = "gd-dr-db1") -> dict:
+    started = datetime.fromtimestamp(NOW - days_ago * 86400, UTC).isoformat(timespec="seconds")
+    return {"id": "gd-switchover", "kind": records.FAILOVER, "started": started, "verdict": verdict,
+            "devices": {"gd-db1", standby}, "journal": f"drills/{started}/journal.json"}
+
+
+def judge(host: str, replication: str = "", drills=()) -> dict[str, dict]:
+    """``host``'s two DR verdicts from the hardened fixture plus ``replication`` as its replication section."""
+    rec = records.from_catalogue({"assets": {}}, list(drills), "backup catalogue test", NOW)
+    params = {**host_params(INV, host), **records.dr_view(INV, host, rec, 365)}
+    output = HARDENED + f"{hostchecks.MARK}replication\n{replication}"
+    rows = audit_server(CAT, params, output, "2027-01-10T00:00:00+00:00", rec, host)
+    return {r["id"]: r for r in rows if r["id"] in ("data-realtime", "hot-redundancy")}
+
+
+def failing(r: dict) -> list[str]:
+    return [f["label"] for f in r["findings"] if not f["ok"]]
+
+
+def test_the_collection_asks_the_primary_about_each_of_its_standbys_and_only_reads():
+    rec = records.from_catalogue({"assets": {}}, [], "t", NOW)
+    view = records.dr_view(INV, "gd-db1", rec, 365)
+    assert view["dengbao_replicas"] == [{"standby": "gd-dr-db1", "site": "guangdong_zaibei", "sync": True, "slot": "netops_gd_dr_db1",
+                                         "service": "postgresql"}]
+    script = hostchecks.script({**host_params(INV, "gd-db1"), **view})
+    section = script.split(f"{hostchecks.MARK}replication")[1]
+    assert all(w in section for w in ("pg_stat_replication", "gd-dr-db1", "netops_gd_dr_db1", "runuser -u postgres"))
+    for verb in ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "pg_create", "pg_drop"):
+        assert verb not in section.upper(), verb
+    # a host without standbys runs nothing
+    plain = hostchecks.script({**host_params(INV, "chengdu-db1"), **records.dr_view(INV, "chengdu-db1", rec, 365)})
+    assert "pg_stat_replication" not in plain.split(f"{hostchecks.MARK}replication")[1]
+
+
+def test_a_synchronous_standby_streaming_at_rest_is_compliant_and_hot_redundancy_wants_a_drill():
+    v = judge("gd-db1", "gd-dr-db1\nstreaming sync 0 0.000912;1 0\n")
+    assert v["data-realtime"]["verdict"] == PASS, v["data-realtime"]["findings"]
+    assert "state streaming" in json.dumps(v["data-realtime"]["findings"])
+    # a hot standby, but no failover drill on record: partly met, and the finding says what is missing
+    assert v["hot-redundancy"]["verdict"] == PARTIAL
+    assert failing(v["hot-redundancy"]) == ["failover drill passed within 365 d 切换演练通过"]
+    assert "无主备切换演练记录" in v["hot-redundancy"]["findings"][-1]["detail"]
+    # with a passed failover drill of the pair within the period: met; the evidence names the journal
+    v = judge("gd-db1", "gd-dr-db1\nstreaming sync 0 0;1 0\n", [failover("passed", 30)])
+    assert v["hot-redundancy"]["verdict"] == PASS and "gd-switchover passed" in v["hot-redundancy"]["findings"][-1]["detail"]
+
+
+def test_the_newest_failover_drill_within_the_period_counts():
+    stream = "gd-dr-db1\nstreaming sync 0 0;1 0\n"
+    assert judge("gd-db1", stream, [failover("passed", 30), failover("failed", 2)])["hot-redundancy"]["verdict"] == PARTIAL
+    assert judge("gd-db1", stream, [failover("passed", 400)])["hot-redundancy"]["verdict"] == PARTIAL  # too old
+    other = failover("passed", 3, standby="sc-dr-db1") | {"devices": {"sc-db1", "sc-dr-db1"}}
+    assert judge("gd-db1", stream, [other])["hot-redundancy"]["verdict"] == PARTIAL  # another pair's drill
+
+
+def test_a_disconnected_lagging_or_no_longer_synchronous_standby_is_not_compliant():
+    v = judge("gd-db1", "gd-dr-db1\n-;1 65536\n")  # not connected; the slot keeps its WAL
+    assert v["data-realtime"]["verdict"] == FAIL and v["hot-redundancy"]["verdict"] == FAIL
+    v = judge("sc-db1", "sc-dr-db1\nstreaming async 81920 7.5;1 81920\n")  # streams, 7.5 s behind a 5 s target
+    assert v["data-realtime"]["verdict"] == PARTIAL
+    assert failing(v["data-realtime"]) == ["sc-dr-db1 at sichuan_zaibei: lag within 5 s 复制延迟在目标内"]
+    v = judge("gd-db1", "gd-dr-db1\nstreaming async 0 0;1 0\n")  # sync: true in the inventory, async on the primary
+    assert failing(v["data-realtime"]) == ["gd-dr-db1 at guangdong_zaibei: synchronous (no committed transaction lost) 同步复制"]
+    # the section missing (PostgreSQL down, psql refused): nothing was read, nothing passes
+    v = judge("gd-db1", "postgresql not running\n")
+    assert v["data-realtime"]["verdict"] == FAIL and "not read" in json.dumps(v["data-realtime"]["findings"])
+
+
+def test_a_database_without_a_standby_fails_and_what_is_not_the_subject_says_why():
+    v = judge("panyu-db1")  # a county's MariaDB: nothing replicates it
+    assert v["data-realtime"]["verdict"] == FAIL == v["hot-redundancy"]["verdict"]
+    assert "no standby in the inventory replicates mariadb" in v["data-realtime"]["findings"][0]["detail"]
+    for host, why in (("gd-dr-db1", "standby of gd-db1"), ("gd-dr-bak1", "at the DR site"), ("huadu-srv1", "no database")):
+        v = judge(host)
+        assert v["data-realtime"]["verdict"] == NA == v["hot-redundancy"]["verdict"], host
+        assert why in v["data-realtime"]["evidence"]["excerpt"], (host, v["data-realtime"]["evidence"])
+
+
+def test_the_audit_engine_gives_each_host_its_pairs():
+    seen = {}
+
+    def run(device: str, command: str, stdin: str | None = None) -> str:
+        seen[device] = stdin or ""
+        return HARDENED + (f"{hostchecks.MARK}replication\ngd-dr-db1\nstreaming sync 0 0;1 0\n" if device == "gd-db1" else "")
+
+    rec = records.from_catalogue({"assets": {}}, [], "t", NOW)
+    rep = run_audit(INV, "gd-db1", run=run, rec=rec)
+    v = {r["id"]: r["verdict"] for r in next(h for h in rep["hosts"] if h["host"] == "gd-db1")["results"]}
+    assert v["data-realtime"] == PASS and v["hot-redundancy"] == PARTIAL
+    assert "netops_gd_dr_db1" in seen["gd-db1"] and "pg_stat_replication" in seen["gd-db1"]
