@@ -13,6 +13,8 @@ Every room (provisioning, backup, audit, collectors, drills, hardening) gets its
 * **streams** (a database dump piped into restic, git and restic over SSH to a backup store) use
   the OpenSSH client, whose command line is built here too, with the same known_hosts, after the
   device's host key has been verified by a session of this run;
+* a device whose inventory ``access`` lacks ssh is never logged in to: :class:`NoSshAccess` (a
+  DeviceError) before any credential is read;
 * every transport or authentication failure is a :class:`~jinbao_netops.errors.DeviceError` naming
   the device: callers report it for that device and go on with the others.
 """
@@ -37,6 +39,21 @@ from .errors import DeviceError, UsageError
 
 class HostKeyError(DeviceError):
     """The device offered a host key that known_hosts does not hold (unknown or changed)."""
+
+
+class NoSshAccess(DeviceError):
+    """The inventory declares no SSH access for the device (its ``access`` lacks ssh, e.g. a v2c-only
+    switch): the suite never logs in to it. Rooms that only read may report it as not read rather than
+    unreachable; the message says which access the device does declare."""
+
+    def __init__(self, device: str, access: list[str]):
+        super().__init__(device, f"no SSH access declared (access: [{', '.join(access)}]) 未声明SSH访问方式")
+
+
+def require_ssh(dev) -> None:
+    """A NoSshAccess unless the inventory declares SSH access for ``dev`` (a Device)."""
+    if "ssh" not in dev.access:
+        raise NoSshAccess(dev.id, dev.access)
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -350,8 +367,10 @@ class Access:
         return secret(self.inv, profile, field, ref, self.environ)
 
     def login(self, device: str) -> Login:
-        """The device's login; a credential that cannot be resolved fails this device only."""
+        """The device's login; a device without declared SSH access, or a credential that cannot be
+        resolved, fails this device only."""
         dev = self.inv.devices[device]
+        require_ssh(dev)
         cred = self.inv.credentials.get(dev.credentials)
         if cred is None:
             raise DeviceError(device, f"credentials {dev.credentials!r} not found")

@@ -27,3 +27,30 @@ def netops():
                               capture_output=True, text=True, timeout=120)
 
     return run
+
+
+# A device the suite reaches by SNMP alone (a v2c-only switch): its profile holds a community and nothing
+# else, so no SSH login could be built for it.
+SNMP_ONLY_PROFILE = {"username": "netops", "snmp": {"community": {"env": "NETOPS_SNMP_COMMUNITY"}}}
+SNMP_ONLY = {"credentials": "snmp-only", "access": ["snmp"], "snmp_version": "v2c"}
+
+
+def snmp_only_yaml(raw: dict, *devices: str) -> dict:
+    """An inventory file's YAML (as loaded) with ``devices`` declaring ``access: [snmp]``."""
+    raw["credentials"]["snmp-only"] = SNMP_ONLY_PROFILE
+    for d in devices:
+        raw["devices"][d].update(SNMP_ONLY)
+    return raw
+
+
+def snmp_only(inv, *devices: str):
+    """A copy of a loaded inventory with ``devices`` declaring ``access: [snmp]``."""
+    import copy
+
+    from jinbao_netops.inventory.model import Credentials
+
+    inv = copy.deepcopy(inv)
+    inv.credentials["snmp-only"] = Credentials.model_validate({"id": "snmp-only", **SNMP_ONLY_PROFILE})
+    for d in devices:
+        inv.devices[d] = inv.devices[d].model_copy(update=SNMP_ONLY)
+    return inv

@@ -168,3 +168,21 @@ def test_a_missing_credential_fails_that_device_not_the_run(tmp_path):
         access = Access(inv, {"ANSIBLE_SSH_COMMON_ARGS": sim.environ()["ANSIBLE_SSH_COMMON_ARGS"]}, port=sim.port)
         with pytest.raises(DeviceError, match=r"device 'a': .*field 'ssh_key': environment variable NETOPS_SIM_SSH_KEY is not set"):
             access.session("a")
+
+
+def test_a_device_declared_without_ssh_is_never_logged_in_to():
+    """A v2c-only router (access: [snmp], a profile with a community only): every SSH path of the access
+    layer refuses it with one clear reason before reading a credential (it was a credential error)."""
+    from conftest import snmp_only
+
+    from jinbao_netops import inventory
+    from jinbao_netops.access import NoSshAccess
+
+    inv = snmp_only(inventory.load(inventory.DEFAULT_INVENTORY), "huadu-r1")
+    access = Access(inv, {})  # no credential resolves: only the declared access can decide
+    reason = "device 'huadu-r1': no SSH access declared (access: [snmp]) 未声明SSH访问方式"
+    for path in (access.login, access.session, access.ssh_argv):
+        with pytest.raises(NoSshAccess) as e:
+            path("huadu-r1")
+        assert str(e.value) == reason and isinstance(e.value, DeviceError) and e.value.code == 3
+    assert not access.kept("huadu-r1")
