@@ -4,7 +4,8 @@ Collection goes through the access layer, one session per host: servers run the 
 of hostchecks under `sudo -n sh -s` (fed on stdin); network devices answer the platform's
 show-running command in the same session provisioning and backup use (an interactive vendor CLI
 with paging off, or vtysh on FRR) — or a saved config file is read instead. Unreachable hosts are
-reported as unreachable, never as passing, and never stop the run.
+reported as unreachable, never as passing, and never stop the run. A host the inventory declares no
+SSH access for is not read (status ``not_read``): every control of its scope is 需人工举证, with why.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jinbao_netops.access import Access
+from jinbao_netops.access import Access, NoSshAccess
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.platforms import redact
@@ -42,6 +43,11 @@ def now() -> str:
 
 
 SERVER_COLLECT = "sudo -n /bin/sh -s"  # the collection script comes on stdin: nothing but this in argv
+
+# a host's status: read and judged; not reached (no verdict, never passing); declared without SSH access
+# (every control 需人工举证, and not a failure of the run)
+OK_STATUS, UNREACHABLE, NOT_READ = "ok", "unreachable", "not_read"
+STATUS_MARK = {UNREACHABLE: "✗ unreachable", NOT_READ: "– not read 未读取 (no SSH access)"}
 
 
 # ------------------------------------------------------------------------------------ transport
@@ -74,9 +80,11 @@ def file_runner(config_dir: Path, servers, network: set[str]):
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def _manual(c: Control) -> dict:
+def _manual(c: Control, why: str = "") -> dict:
+    """需人工举证; ``why`` the machine gave no verdict on an automatable control (else: what to bring)."""
+    excerpt = f"需人工举证 — {why}" if why else "需人工举证 — manual evidence: " + (c.evidence or "")
     return {"verdict": MANUAL, "findings": [], "evidence_required": c.evidence,
-            "evidence": {"command": None, "excerpt": "需人工举证 — manual evidence: " + (c.evidence or ""), "timestamp": None}}
+            "evidence": {"command": None, "excerpt": excerpt, "timestamp": None}}
 
 
 def _result(c: Control, subs, reason: str, command: str | None, output: str, ts: str) -> dict:
@@ -102,9 +110,7 @@ def _host_result(c: Control, check, reason: str, facts: dict, params: dict, plat
 def _records_result(c: Control, rec: records.Records, host: str, params: dict, ts: str) -> dict:
     """A control judged on the suite's own records; unreadable records are no evidence: 需人工举证, with why."""
     if rec.error:
-        r = _manual(c)
-        r["evidence"]["excerpt"] = f"需人工举证 — the suite's records cannot be read 无法读取备份记录: {rec.error}"
-        return r
+        return _manual(c, f"the suite's records cannot be read 无法读取备份记录: {rec.error}")
     subs = records.CHECKS[c.id](rec, host, params)
     return _result(c, subs, "", rec.source, records.excerpt(subs), ts)
 
@@ -166,7 +172,7 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Re
     plat = d.platform_info
     out = {"host": device, "name": d.name or device, "address": str(d.management), "site": site.id, "site_name": site.name,
            "level": site.level.value, "lineage": inv.lineage(site.id), "platform": d.platform, "kind": plat.kind,
-           "status": "ok", "error": None, "started": now(), "seconds": 0.0, "results": []}
+           "status": OK_STATUS, "error": None, "started": now(), "seconds": 0.0, "results": []}
     t0 = time.monotonic()
     try:
         params = {**host_params(inv, device), **(extra or {})}
@@ -180,8 +186,11 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Re
             config = run(device, plat.show_running, None)
             host = _collect_host(run, device, params) if devicerules.on_host(d.platform) else ""
             out["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now(), host)
+    except NoSshAccess as e:  # never meant to be read over SSH: no verdict, and not unreachable either
+        out.update(status=NOT_READ, error=e.detail,
+                   results=[_row(c, _manual(c, f"not read 未读取: {e.detail}"), d.platform) for c in cat.scope(plat.kind)])
     except DeviceError as e:
-        out.update(status="unreachable", error=e.detail)
+        out.update(status=UNREACHABLE, error=e.detail)
     out["seconds"] = round(time.monotonic() - t0, 3)
     return out
 
@@ -216,7 +225,7 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
                     continue  # a log host outside the scope: read for its store only
                 results[host["host"]] = host
                 if progress:
-                    progress(1, f"{host['host']} {'✗ unreachable' if host['status'] != 'ok' else ''}")
+                    progress(1, f"{host['host']} {STATUS_MARK.get(host['status'], '')}")
 
     def store_view(h: str) -> dict:
         lh = logstore.log_host_of(inv, h) if inv.devices[h].platform_info.kind == "server" else None
@@ -252,8 +261,9 @@ def _count(rows) -> dict:
 
 def summary(hosts: list[dict]) -> dict:
     rows = [r for h in hosts for r in h["results"]]
-    return {"hosts": len(hosts), "reachable": sum(h["status"] == "ok" for h in hosts),
-            "unreachable": sorted(h["host"] for h in hosts if h["status"] != "ok"),
+    return {"hosts": len(hosts), "reachable": sum(h["status"] == OK_STATUS for h in hosts),
+            "unreachable": sorted(h["host"] for h in hosts if h["status"] == UNREACHABLE),
+            "not_read": sorted(h["host"] for h in hosts if h["status"] == NOT_READ),
             "verdicts": _count(rows), "non_compliant_hosts": sorted({h["host"] for h in hosts if any(r["verdict"] == FAIL for r in h["results"])})}
 
 
@@ -268,13 +278,13 @@ def rollup(inv: Inventory, cat: Catalogue, hosts: list[dict]) -> dict:
         if not tree:
             continue
         sites.append({"site": s.id, "name": s.name, "level": s.level.value, "parent": s.parent,
-                      "hosts": len(own), "unreachable": sum(h["status"] != "ok" for h in own),
+                      "hosts": len(own), "unreachable": sum(h["status"] == UNREACHABLE for h in own),
                       "verdicts": _count(r for h in own for r in h["results"]),
                       "tree_hosts": len(tree), "tree_verdicts": _count(r for h in tree for r in h["results"])})
     levels = []
     for lv in sorted({h["level"] for h in hosts}, key=lambda v: -LEVEL_ORDER[Level(v)]):
         hs = [h for h in hosts if h["level"] == lv]
-        levels.append({"level": lv, "hosts": len(hs), "unreachable": sum(h["status"] != "ok" for h in hs),
+        levels.append({"level": lv, "hosts": len(hs), "unreachable": sum(h["status"] == UNREACHABLE for h in hs),
                        "verdicts": _count(r for h in hs for r in h["results"])})
     controls = []
     for c in sorted(cat.controls, key=lambda c: (c.clause_key(), c.scope, c.id)):
@@ -304,7 +314,7 @@ def diff(previous: dict, current: dict) -> dict:
             changes.append({"host": host, "control": None, "before": o["status"], "after": n["status"]})
         ov = {r["id"]: r["verdict"] for r in o.get("results", [])}
         for r in n.get("results", []):
-            if ov.get(r["id"], "absent") != r["verdict"] and n["status"] == "ok" and o["status"] == "ok":
+            if ov.get(r["id"], "absent") != r["verdict"] and n["status"] == OK_STATUS and o["status"] == OK_STATUS:
                 changes.append({"host": host, "control": r["id"], "clause": r["clause"], "before": ov.get(r["id"], "absent"),
                                 "after": r["verdict"]})
     before, after = previous.get("summary", {}).get("verdicts", {}), current["summary"]["verdicts"]

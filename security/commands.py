@@ -11,7 +11,7 @@ from jinbao_netops.files import out_path, write_atomic, write_error
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
 
-from .audit import diff, file_runner, run_audit, session_runner
+from .audit import NOT_READ, UNREACHABLE, diff, file_runner, run_audit, session_runner
 from . import history, workbook
 from .catalogue import FAIL, PASS, VERDICTS, load_catalogue
 from .catalogue import PARTIAL as V_PARTIAL
@@ -23,6 +23,7 @@ def register(nouns, common) -> None:
                          help="read-only 等保 2.0 三级 compliance audit over SSH (servers and network devices)",
                          description="Check every host in scope against the baseline catalogue (security/baseline.yml) and "
                                      "report per clause: 符合 / 部分符合 / 不符合 / 不适用 / 需人工举证, with evidence. "
+                                     "A host whose inventory access lacks ssh is not read: its controls are 需人工举证. "
                                      "Exit 1 when any control is 不符合, 3 when some hosts were unreachable.")
     p.add_argument("--scope", metavar="SITE", help="a site (with everything below it) or one device; default: all")
     p.add_argument("--html", metavar="PATH", help="write the self-contained HTML report here")
@@ -106,8 +107,10 @@ def cmd_audit(args, out: Out) -> int:
     out.print(f"主机 hosts {s['hosts']} (reachable {s['reachable']}) · {PASS} {v[PASS]} · {V_PARTIAL} {v[V_PARTIAL]} · "
               f"{FAIL} {v[FAIL]} · 不适用 {v['不适用']} · 需人工举证 {v['需人工举证']} · {report['seconds']} s")
     for h in report["hosts"]:
-        if h["status"] != "ok":
+        if h["status"] == UNREACHABLE:
             out.print(f"[red]无法连接 unreachable (not assessed):[/] {h['host']}: {escape.rich(h['error'])}")
+        elif h["status"] == NOT_READ:
+            out.print(f"[yellow]未读取 not read (需人工举证 manual evidence):[/] {h['host']}: {escape.rich(h['error'])}")
     for label, path in (("HTML report 报告", args.html), ("JSON report", args.save), ("测评记录 evaluator's record (xlsx)", args.xlsx)):
         if path:
             out.print(f"{label}: {escape.rich(Path(path).resolve())}")

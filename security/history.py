@@ -13,6 +13,7 @@ from jinbao_netops.errors import UsageError
 from jinbao_netops.files import write_atomic
 from jinbao_netops.inventory.model import LEVEL_NAMES, Level
 
+from .audit import UNREACHABLE
 from .catalogue import PASS, VERDICTS
 
 DEFAULT = Path("out") / "audit-history"   # the cycle's output directory (netops cycle --out out)
@@ -119,7 +120,7 @@ def trend(saved: list[tuple[Path, dict]]) -> dict:
     """Per (clause, level): the 符合 count and the assessed total of each audit, and the change from the
     first to the last audit that assessed it."""
     audits = [{"file": str(p), "finished": r["finished"], "scope": r["scope"], "hosts": len(r["hosts"]),
-               "unreachable": sum(h.get("status") != "ok" for h in r["hosts"])} for p, r in saved]
+               "unreachable": sum(h.get("status") == UNREACHABLE for h in r["hosts"])} for p, r in saved]
     counts = [_counts(r) for _, r in saved]
     keys = sorted({k for c in counts for k in c}, key=lambda k: (_clause_key(k[0]), _level_key(k[1])))
     rows = []

@@ -7,13 +7,14 @@ from __future__ import annotations
 from jinbao_netops.escape import html as escape
 from jinbao_netops.inventory.model import level_label
 
+from .audit import NOT_READ, UNREACHABLE
 from .catalogue import FAIL, MANUAL, NA, PARTIAL, PASS, VERDICT_EN, VERDICTS
 
 COLOUR = {PASS: "#1b7f3b", PARTIAL: "#b7791f", FAIL: "#c53030", NA: "#718096", MANUAL: "#2b6cb0"}
 CSS = """body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:24px;color:#1a202c}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #cbd5e0;padding:3px 8px;font-size:13px;vertical-align:top}
 th{background:#edf2f7}.v{font-weight:bold;white-space:nowrap}pre{white-space:pre-wrap;font-size:11px;margin:0;max-width:70em}
-.unreachable{color:#c53030;font-weight:bold}h2{border-bottom:2px solid #2b6cb0}"""
+.unreachable{color:#c53030;font-weight:bold}.not-read{color:#2b6cb0;font-weight:bold}h2{border-bottom:2px solid #2b6cb0}"""
 
 
 def _v(verdict: str) -> str:
@@ -41,6 +42,10 @@ def render(report: dict) -> str:
     if s["unreachable"]:
         h.append('<p class="unreachable">无法连接（未判定，不视为符合） Unreachable — not assessed, never counted as passing: '
                  + ", ".join(f'<span class="unreachable-host">{escape(x)}</span>' for x in s["unreachable"]) + "</p>")
+    if s.get("not_read"):  # reports saved before the status existed have no such list
+        h.append('<p class="not-read">未读取（未声明SSH访问，各项需人工举证） Not read — no SSH access declared, '
+                 'every control needs manual evidence: '
+                 + ", ".join(f'<span class="not-read-host">{escape(x)}</span>' for x in s["not_read"]) + "</p>")
     if report.get("diff"):
         d = report["diff"]
         h.append(f"<h2>与上次审计比较 Changes since {escape(str(d.get('previous')))}</h2><table><tr><th>主机 host</th>"
@@ -69,9 +74,11 @@ def render(report: dict) -> str:
     for host in report["hosts"]:
         h.append(f'<h3 id="host-{escape(host["host"])}">{escape(host["name"])} — {escape(host["host"])} ({escape(host["address"])}, '
                  f'{escape(host["platform"])}, {escape(host["site_name"])})</h3>')
-        if host["status"] != "ok":
+        if host["status"] == UNREACHABLE:
             h.append(f'<p class="unreachable">无法连接 unreachable: {escape(host["error"] or "")}</p>')
             continue
+        if host["status"] == NOT_READ:
+            h.append(f'<p class="not-read">未读取 not read: {escape(host["error"] or "")}</p>')
         h.append("<table><tr><th>条款 clause</th><th>控制项 control</th><th>结论 verdict</th><th>检查结果 findings</th>"
                  "<th>证据 evidence</th></tr>")
         for r in host["results"]:

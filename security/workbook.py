@@ -17,6 +17,7 @@ from jinbao_netops import escape
 from jinbao_netops.inventory.model import LEVEL_NAMES, Level, level_label
 from jinbao_netops.inventory.platforms import redact
 
+from .audit import UNREACHABLE
 from .catalogue import FAIL, MANUAL, PARTIAL, VERDICT_EN, VERDICTS, Catalogue
 
 NOT_ASSESSED = "未测评（无法连接） not assessed: unreachable"
@@ -91,7 +92,7 @@ def render(report: dict, cat: Catalogue) -> bytes:
     record, gaps = [], []
     for h in report["hosts"]:
         where = [_object(h), h["platform"], f"{h['site_name']} ({h['site']})", level_label(h["level"])]
-        if h["status"] != "ok":
+        if h["status"] == UNREACHABLE:  # a host not read (no SSH access declared) has its controls as 需人工举证
             record.append([len(record) + 1, *where, "", "", "", "", h.get("error") or "", NOT_ASSESSED, h.get("started")])
             continue
         for r in h["results"]:

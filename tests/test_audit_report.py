@@ -146,3 +146,77 @@ def test_cli_bad_input_is_one_line(netops, tmp_path: Path):
     assert "huadu-srv1: /" in r.stdout and "environment variable NETOPS_SSH_KEY is not set" in r.stdout
     r = netops("audit", "--help")
     assert r.returncode == 0 and "--scope" in r.stdout
+
+
+def test_a_host_declared_without_ssh_is_not_read_and_every_control_needs_manual_evidence():
+    """A v2c-only router and a server reached by SNMP alone (access: [snmp]) are never logged in to: not
+    unreachable (they were never meant to be reached over SSH) but not read, every control of their scope
+    需人工举证 with the reason — in the JSON, the roll-up, the HTML and the workbook. It was 'unreachable'
+    with a credential error, and the run partial."""
+    from io import BytesIO
+
+    from conftest import snmp_only
+    from openpyxl import load_workbook
+
+    from jinbao_netops.access import Access
+    from jinbao_netops.security.catalogue import MANUAL, load_catalogue
+    from jinbao_netops.security.workbook import NOT_ASSESSED, RECORD, render as workbook
+
+    inv = snmp_only(INV, "huadu-r1", "huadu-srv1")
+    access, fake = Access(inv, {"NETOPS_SSH_KEY": "/the/key"}), fake_runner()
+
+    def run(device, command, stdin=None):  # the fake's outputs behind the access layer's own login
+        access.login(device)
+        return fake(device, command, stdin)
+
+    rep = run_audit(inv, "huadu", run=run, parallel=4)
+    hosts = {h["host"]: h for h in rep["hosts"]}
+    cat = load_catalogue()
+    reason = "no SSH access declared (access: [snmp]) 未声明SSH访问方式"
+    for device, scope in (("huadu-r1", "network"), ("huadu-srv1", "server")):
+        h = hosts[device]
+        assert (h["status"], h["error"]) == ("not_read", reason)
+        assert [r["id"] for r in h["results"]] == [c.id for c in cat.scope(scope)]
+        assert {r["verdict"] for r in h["results"]} == {MANUAL}
+        assert all(reason in r["evidence"]["excerpt"] for r in h["results"])
+    s = rep["summary"]
+    assert s["unreachable"] == [] and s["not_read"] == ["huadu-r1", "huadu-srv1"] and s["reachable"] == len(hosts) - 2
+    assert all(lv["unreachable"] == 0 for lv in rep["rollup"]["levels"])
+    assert all(st["unreachable"] == 0 for st in rep["rollup"]["sites"])
+
+    html = render(rep)
+    p = _Counts()
+    p.feed(html)
+    assert p.unreachable == [] and f"未读取 not read: {reason}" in html
+    assert {r for r in p.rows if r[0] == "huadu-r1"} == {("huadu-r1", c.id, MANUAL) for c in cat.scope("network")}
+    assert all(p.cells[("all", v)] == s["verdicts"][v] for v in VERDICTS)
+
+    ws = load_workbook(BytesIO(workbook(rep, cat)))[RECORD]
+    head = [c.value for c in ws[1]]
+    record = [dict(zip(head, (c.value for c in r))) for r in ws.iter_rows(min_row=2)]
+    srv = [r for r in record if "huadu-srv1" in r["测评对象 Object"]]
+    assert len(srv) == len(cat.scope("server")) and all(reason in r["结果记录 Record"] for r in srv)
+    assert not any(r["符合情况 Verdict"] == NOT_ASSESSED for r in record)
+
+
+def test_cli_a_host_without_ssh_is_not_read_yet_its_saved_config_is_judged(netops, tmp_path: Path):
+    """Exit 0, not 3, for a host declared without SSH access; with --configs its configuration comes from the
+    file, which needs no SSH, and is judged as any other."""
+    import yaml
+    from conftest import snmp_only_yaml
+
+    raw = snmp_only_yaml(yaml.safe_load((Path(__file__).parent / "fixtures/broken/base.yml").read_text()), "huadu-r1")
+    (tmp_path / "inv.yml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    r = netops("audit", "-i", str(tmp_path / "inv.yml"), "--scope", "huadu-r1", "--json")
+    assert r.returncode == 0, r.stderr
+    [h] = json.loads(r.stdout)["hosts"]
+    assert h["status"] == "not_read" and h["error"] == "no SSH access declared (access: [snmp]) 未声明SSH访问方式"
+    r = netops("audit", "-i", str(tmp_path / "inv.yml"), "--scope", "huadu-r1")
+    assert r.returncode == 0 and "未读取 not read" in r.stdout and "no SSH access declared" in r.stdout, r.stdout + r.stderr
+    cfgs = tmp_path / "configs"
+    cfgs.mkdir()
+    shutil.copy(FIX / "frr-compliant.cfg", cfgs / "huadu-r1.cfg")
+    shutil.copy(FIX / "frr-host-hardened.txt", cfgs / "huadu-r1.host")
+    r = netops("audit", "-i", str(tmp_path / "inv.yml"), "--scope", "huadu-r1", "--configs", str(cfgs), "--json")
+    [h] = json.loads(r.stdout)["hosts"]
+    assert h["status"] == "ok" and h["results"] and {x["verdict"] for x in h["results"]} >= {PASS}, r.stderr
