@@ -280,6 +280,7 @@ def _print_servers(out: Out, rep: dict) -> None:
                   + (f" ✗ {escape.rich(s['error'])}" if s["error"] else ""))
     for d, e in rep["discovery_errors"].items():
         out.print(f"✗ {d}: {escape.rich(e)}")
+    _print_skipped(out, rep)
     out.print(f"{rep['ok']} ok, {rep['failed']} failed in {rep['seconds']} s")
 
 
@@ -300,4 +301,10 @@ def _print_configs(out: Out, rep: dict) -> None:
                   + ("" if s["pushed"] else f" ✗ {escape.rich(s['error'])}") + (offsite if s["pushed"] else ""))
     if rep["unassigned"]:
         out.print("no backup store above 无备份存储: " + ", ".join(rep["unassigned"]))
+    _print_skipped(out, rep)
     out.print(f"{rep['ok']} ok, {rep['failed']} failed, {rep['changed']} changed in {rep['seconds']} s; report {escape.rich(rep['report'])}")
+
+
+def _print_skipped(out: Out, rep: dict) -> None:
+    for d, why in rep["skipped"].items():
+        out.print(f"– 跳过 skipped {escape.rich(d)}: {escape.rich(why)}")

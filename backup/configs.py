@@ -7,7 +7,8 @@ when something changed and pushes. A device that fails is reported and keeps its
 file; the others go on. The same history is then pushed off-site to the bare repository on the
 province's DR store (fast-forward only: a DR copy that diverged is reported, never overwritten), and
 every device's archived config is an asset of the backup catalogue (3-2-1: the device, the province
-store, the DR store).
+store, the DR store). A device the inventory declares no SSH access for is skipped, with the reason,
+in the report's ``skipped`` (device → reason): neither a failure nor a catalogue asset.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from jinbao_netops import escape
-from jinbao_netops.access import Access
+from jinbao_netops.access import Access, NoSshAccess, require_ssh
 from jinbao_netops.errors import DeviceError, ToolError
 from jinbao_netops.inventory import Device, Inventory
 from jinbao_netops.inventory.platforms import redact
@@ -252,8 +253,13 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access |
     workdir = workdir or state_dir() / "configs"
     devs = network_devices(inv, scope)
     by_store: dict[str, list[Device]] = {}
-    unassigned = []
+    unassigned, skipped = [], {}
     for dev in devs:
+        try:
+            require_ssh(dev)  # its running config is only ever read over SSH
+        except NoSshAccess as e:
+            skipped[dev.id] = e.detail
+            continue
         st = store_of(inv, dev.site)
         if st is None:
             unassigned.append(dev.id)
@@ -319,7 +325,7 @@ def backup_configs(inv: Inventory, scope: str | None = None, *, access: Access |
         "kind": "configs", "started": started.isoformat(timespec="seconds"), "scope": scope,
         "seconds": round(time.monotonic() - t0, 3),
         "devices": [asdict(r) for r in sorted(results, key=lambda r: r.device)],
-        "stores": [asdict(s) for s in stores], "unassigned": unassigned,
+        "stores": [asdict(s) for s in stores], "unassigned": unassigned, "skipped": skipped,
         "ok": sum(r.ok for r in results), "changed": sum(r.changed for r in results),
         "offsite_failed": sum(bool(s.offsite_error) for s in stores),
     }

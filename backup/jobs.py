@@ -2,7 +2,8 @@
 
 An asset is one stream from one node: a node's files (/etc and declared paths, as tar) or one
 database dump. Streams go straight from the node into ``restic backup --stdin`` on the ops host;
-a stream whose command fails leaves no snapshot (the partial one is forgotten).
+a stream whose command fails leaves no snapshot (the partial one is forgotten). A server the inventory
+declares no SSH access for is skipped, with the reason (``skipped``), not failed.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable
 import yaml
 
 from jinbao_netops import escape
-from jinbao_netops.access import Access
+from jinbao_netops.access import Access, NoSshAccess, require_ssh
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory import Inventory
 from jinbao_netops.inventory.engines import ENGINES, Run
@@ -111,8 +112,9 @@ def runner(shell: Shell, device: str, timeout: float = 120) -> Run:
 
 
 def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, pol: dict
-             ) -> tuple[dict[str, list[Asset]], dict[str, str]]:
-    """store id → assets of the scope's servers; device → error for nodes that could not be listed."""
+             ) -> tuple[dict[str, list[Asset]], dict[str, str], dict[str, str]]:
+    """store id → assets of the scope's servers; device → error for nodes that could not be listed;
+    device → why it is skipped (no SSH access declared: its streams would go over SSH)."""
     from jinbao_netops.errors import UsageError
 
     for did in pol["basebackup"]:
@@ -120,10 +122,16 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
             raise UsageError(f"{POLICY}: basebackup: {did!r} is not a PostgreSQL server of the inventory")
     by_store: dict[str, list[Asset]] = {}
     errors: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for did in inv.scope(scope):
         dev = inv.devices[did]
         store = store_of(inv, dev.site)
         if dev.platform_info.kind != "server" or store is None:
+            continue
+        try:
+            require_ssh(dev)
+        except NoSshAccess as e:
+            skipped[did] = e.detail
             continue
         prov = (inv.province_of(dev.site) or inv.sites[dev.site]).id
         found = by_store.setdefault(store.id, [])
@@ -149,7 +157,7 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
                 for db in dbs:
                     found.append(Asset(f"{did}:{svc}:{db}", did, dev.site, prov, "databases", eng.dump(db).line,
                                        f"/{did}/{svc}/{db}.{eng.dump_ext}", svc, db))
-    return by_store, errors
+    return by_store, errors, skipped
 
 
 @dataclass
@@ -273,7 +281,7 @@ def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, acces
     t0 = time.monotonic()
     shell = shell or ssh_shell(access)
     pol = policy()
-    by_store, errors = discover(inv, scope, kinds, shell, pol)
+    by_store, errors, skipped = discover(inv, scope, kinds, shell, pol)
     stores = []
     total = sum(len(v) for v in by_store.values())
     with (progress_factory("files/databases 文件与数据库", total) if progress_factory else _null()) as step:
@@ -291,7 +299,7 @@ def backup_servers(inv: Inventory, scope: str | None, kinds: list[str], *, acces
     failed = sum(not a["ok"] for s in stores for a in s["assets"]) + len(errors) + \
         sum(bool(s["error"]) for s in stores)
     return {"kind": "servers", "started": started.isoformat(timespec="seconds"), "scope": scope,
-            "seconds": round(time.monotonic() - t0, 3), "stores": stores, "discovery_errors": errors,
+            "seconds": round(time.monotonic() - t0, 3), "stores": stores, "discovery_errors": errors, "skipped": skipped,
             "ok": sum(a["ok"] for s in stores for a in s["assets"]), "failed": failed}
 
 

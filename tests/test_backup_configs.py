@@ -263,3 +263,25 @@ def test_backup_over_ssh_from_simulated_frr_devices(tmp_path, stores):
     assert " ip address 10.44.255.3/31\n" in stored and "Building configuration" not in stored
     assert git(stores["gd-bak1"], "ls-tree", "-r", "--name-only", "main").split() == [
         "guangzhou/guangzhou-r1.cfg", "huadu/huadu-r1.cfg"]
+
+
+def test_a_device_without_ssh_access_is_skipped_with_the_reason(tmp_path, stores, capsys):
+    """A v2c-only router (access: [snmp]) has no running config the suite can read: it is listed as skipped
+    with the reason — not asked, not failed, not dropped silently, no catalogue asset; the others are archived."""
+    from conftest import snmp_only
+
+    from jinbao_netops.backup import catalogue
+    from jinbao_netops.backup.commands import _print_configs
+    from jinbao_netops.output import Out
+
+    fleet = Fleet()
+    asked = []
+    rep = backup_configs(snmp_only(INV, "huadu-r1"), "guangzhou", fetcher=lambda d: asked.append(d.id) or fleet(d),
+                         remotes=stores, workdir=tmp_path / "work" / "configs")
+    assert rep["skipped"] == {"huadu-r1": "no SSH access declared (access: [snmp]) 未声明SSH访问方式"}
+    assert "huadu-r1" not in asked and "huadu-r1" not in {d["device"] for d in rep["devices"]}
+    assert rep["failed"] == 0 and rep["ok"] == len(rep["devices"]) > 0
+    assert "huadu-r1:config" not in catalogue.load()["assets"]
+    assert json.loads(open(rep["report"]).read())["skipped"] == rep["skipped"]
+    _print_configs(Out(json_mode=False), rep)
+    assert "跳过 skipped huadu-r1: no SSH access declared (access: [snmp])" in capsys.readouterr().out

@@ -173,7 +173,7 @@ def test_a_declared_base_backup_is_a_database_asset_of_its_server():
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
     pol = policy()
     assert "gd-db1" in pol["basebackup"]
-    by_store, errors = discover(inv, "gd-db1", ["databases"], lambda d: ["true"], pol)  # no databases listed
+    by_store, errors, _ = discover(inv, "gd-db1", ["databases"], lambda d: ["true"], pol)  # no databases listed
     [a] = by_store["gd-bak1"]
     assert (a.id, a.kind, a.service, a.database, a.filename) == (
         "gd-db1:postgresql:basebackup", "databases", "postgresql", None, "/gd-db1/postgresql/base.tar")
@@ -195,7 +195,7 @@ def test_every_database_a_server_lists_is_one_asset_dumped_by_the_engine_table(t
     listing = "".join(n.encode().hex() + "\\n" for n in names)
     # the "node" records the command line and the script on its stdin, and answers the listing
     node = ["sh", "-c", f'printf "%s\\n" "$1" > {seen}; cat >> {seen}; printf "{listing}"', "sh"]
-    by_store, errors = discover(inv, "panyu-db1", ["databases"], lambda device: node, {**policy(), "basebackup": []})
+    by_store, errors, _ = discover(inv, "panyu-db1", ["databases"], lambda device: node, {**policy(), "basebackup": []})
     assert not errors
     eng = ENGINES["mariadb"]
     assert [(a.id, a.stream, a.filename) for a in by_store["gd-bak1"]] == [
@@ -212,6 +212,20 @@ def test_a_standbys_databases_are_its_primarys_not_dumped_twice():
 
     inv = inventory.load(inventory.DEFAULT_INVENTORY)
     listed = []
-    by_store, errors = discover(inv, "gd-dr-db1", ["files", "databases"], lambda d: listed.append(d) or ["printf", "73686562616f\\n"],
-                                {**policy(), "basebackup": []})
+    by_store, errors, _ = discover(inv, "gd-dr-db1", ["files", "databases"], lambda d: listed.append(d) or ["printf", "73686562616f\\n"],
+                                   {**policy(), "basebackup": []})
     assert not errors and [a.id for a in by_store["gd-bak1"]] == ["gd-dr-db1:files"] and listed == []
+
+
+def test_a_server_without_ssh_access_is_skipped_with_the_reason():
+    """A server reached by SNMP alone has no stream to take: skipped with the reason, not an asset that fails."""
+    from conftest import snmp_only
+
+    from jinbao_netops import inventory
+    from jinbao_netops.backup.jobs import discover
+
+    inv = snmp_only(inventory.load(inventory.DEFAULT_INVENTORY), "panyu-db1")
+    by_store, errors, skipped = discover(inv, "panyu", ["files", "databases"], lambda d: pytest.fail(f"{d} asked"),
+                                        {**policy(), "basebackup": []})
+    assert skipped == {"panyu-db1": "no SSH access declared (access: [snmp]) 未声明SSH访问方式"} and not errors
+    assert not [a for assets in by_store.values() for a in assets if a.device == "panyu-db1"]
