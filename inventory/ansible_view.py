@@ -1,6 +1,9 @@
 """The inventory as Ansible sees it: nested site groups (ministry → province → city → county),
 groups by level, role and platform, and per-host variables. The inventory plugin and
-``netops inventory show --ansible`` both print this one structure."""
+``netops inventory show --ansible`` both print this one structure.
+
+The level, role and platform groups are what the playbooks target, over SSH: a device whose ``access``
+lacks ssh is in none of them but in ``access_no_ssh`` (and its site's group), so no play logs in to it."""
 from __future__ import annotations
 
 from .engines import ENGINES
@@ -11,6 +14,7 @@ from .store import Inventory
 # the host variables that are templates (the credential references, as lookups); the inventory plugin
 # lets Ansible evaluate these and nothing else
 CREDENTIAL_VARS = ("ansible_ssh_private_key_file", "ansible_password", "netops_admin_key_files")
+NO_SSH_GROUP = "access_no_ssh"  # the devices declared without SSH access: no play may target them
 
 
 def admin_key_files(inv: Inventory) -> dict[str, str]:
@@ -70,15 +74,20 @@ def _build(inv: Inventory) -> dict:
         out[site.id] = group
         if site.parent is None:
             top.append(site.id)
+    reached = [d for d in inv.devices.values() if "ssh" in d.access]
     for attr, prefix in (("level", "level_"), ("role", "role_"), ("platform", "platform_")):
         groups: dict[str, list[str]] = {}
-        for d in inv.devices.values():
+        for d in reached:
             key = inv.sites[d.site].level.value if attr == "level" else getattr(d, attr)
             key = getattr(key, "value", key)
             groups.setdefault(prefix + key, []).append(d.id)
         for name, hosts in sorted(groups.items()):
             out[name] = {"hosts": sorted(hosts)}
             top.append(name)
+    no_ssh = sorted(d.id for d in inv.devices.values() if "ssh" not in d.access)
+    if no_ssh:
+        out[NO_SSH_GROUP] = {"hosts": no_ssh}
+        top.append(NO_SSH_GROUP)
     admin_keys = admin_key_files(inv)
     for did in sorted(inv.devices):
         out["_meta"]["hostvars"][did] = hostvars(inv, did, admin_keys)

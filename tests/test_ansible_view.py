@@ -158,3 +158,26 @@ def test_a_name_that_looks_like_a_template_stays_data(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert evil in r.stdout and "|/the/key" in r.stdout  # the name verbatim, the credential reference resolved
     assert not marker.exists()
+
+
+def test_a_host_without_ssh_access_is_in_no_group_a_playbook_targets(tmp_path):
+    """A v2c-only router and a database server reached by SNMP alone (access: [snmp]): in access_no_ssh and
+    their site's group, in no level_/role_/platform_ group (the playbooks' targets: they were, and a play
+    failed on them with a credential error); the others as before."""
+    import yaml
+    from conftest import snmp_only_yaml
+
+    raw = snmp_only_yaml(yaml.safe_load((REPO / "tests/fixtures/broken/base.yml").read_text()), "huadu-r1", "gd-db1")
+    path = tmp_path / "inv.yml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    r = ansible_inventory("--list", NETOPS_INVENTORY=str(path))
+    assert r.returncode == 0 and "WARNING" not in r.stderr, r.stderr
+    got = plain(json.loads(r.stdout))
+    no_ssh = {"huadu-r1", "gd-db1"}
+    assert sorted(got["access_no_ssh"]["hosts"]) == sorted(no_ssh) and "access_no_ssh" in got["all"]["children"]
+    attr_groups = [g for g in got if g.startswith(("level_", "role_", "platform_"))]
+    assert {"platform_frr", "role_router", "level_county"} <= set(attr_groups)
+    assert not [(g, h) for g in attr_groups for h in got[g].get("hosts", []) if h in no_ssh]
+    assert "huadu-r1" in got["huadu"]["hosts"] and "gd-db1" in got["guangdong"]["hosts"]
+    assert "panyu-r1" in got["platform_huawei_vrp"]["hosts"] and "gd-r1" in got["role_router"]["hosts"]
+    assert build(load(path))["access_no_ssh"] == {"hosts": sorted(no_ssh)}  # `inventory show --ansible` says the same

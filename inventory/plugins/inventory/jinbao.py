@@ -8,6 +8,11 @@ short_description: jinbao-netops four-level network inventory
 description:
   - Loads the jinbao-netops inventory (validated) and exposes site groups nested
     ministry → province → city → county, plus level_*, role_* and platform_* groups.
+  - The level_*, role_* and platform_* groups hold only the hosts the suite reaches over SSH
+    (the playbooks target them). A host whose inventory C(access) lacks ssh (a v2c-only switch
+    declared with access [snmp], for one) is in its site group and in C(access_no_ssh) alone, so
+    no play logs in to it and an operator sees it listed. Ad-hoc patterns on a site group or
+    C(all) still match it; exclude it with C(:!access_no_ssh).
 options:
   plugin:
     description: Marks this file as a jinbao inventory source.
