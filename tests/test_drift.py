@@ -200,3 +200,28 @@ def test_a_scope_without_network_devices_is_bad_input(capsys):
     assert main(["drift", "--scope", "huadu-srv1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no network device among huadu-srv1" in err
+
+
+def test_a_device_without_ssh_access_is_not_read_and_cannot_be_provisioned(net, capsys):
+    """xb-r1 declared v2c-only (access: [snmp]): drift shows it not read with the reason, and that is no
+    failure of the check (it was 'unreachable' with a credential error, exit 3, every hour under `serve`);
+    provisioning its link fails on it alone with the reason, nothing pushed, nothing recorded."""
+    import yaml
+    from conftest import snmp_only_yaml
+
+    from jinbao_netops.errors import DeviceError
+
+    inv_file = net["dir"] / "inventory.yml"
+    inv_file.write_text(yaml.safe_dump(snmp_only_yaml(yaml.safe_load(inv_file.read_text()), "xb-r1"), allow_unicode=True))
+    reason = "no SSH access declared (access: [snmp]) 未声明SSH访问方式"
+    res = drift(net, "xb-r1")
+    [rec] = res["devices"]
+    assert (rec["status"], rec["error"]) == ("not_read", reason)
+    assert res["failed"] == [] and res["code"] == OK
+    assert main(["drift", "--scope", "xb-r1", "-i", str(net["dir"])]) == OK
+    shown = capsys.readouterr().out
+    assert "未读取 not read" in shown and f"xb-r1: {reason}" in shown
+    with pytest.raises(DeviceError, match=re.escape(f"device 'xb-r1': {reason} (nothing pushed 未下发任何配置)")):
+        en.change(net["dir"], "xb-up", "provision", net["opts"]())
+    assert not any(line.startswith("interface") for f in net["fakes"].values() for line in f.received)
+    assert not net["fakes"]["xb-r1"].received and not (net["dir"] / "changes/links.jsonl").exists()

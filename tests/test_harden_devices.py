@@ -246,3 +246,20 @@ def test_a_hostile_banner_stays_one_banner_line(net, device):
         if body.startswith(delim) or body.startswith("information " + delim):
             inner = body.split(delim, 1)[1].rsplit(delim, 1)[0]
             assert delim not in inner, banners[0]
+
+
+def test_a_device_without_ssh_access_fails_alone_with_the_reason(net, capsys):
+    """xb-r1 declared v2c-only (access: [snmp]): its result is an error naming the declared access, not a
+    credential error; it is never connected to; the others in scope are hardened; exit 3 at the CLI."""
+    import yaml
+    from conftest import snmp_only_yaml
+
+    inv_file = net["dir"] / "inventory.yml"
+    inv_file.write_text(yaml.safe_dump(snmp_only_yaml(yaml.safe_load(inv_file.read_text()), "xb-r1"), allow_unicode=True))
+    res = hd.harden(net["dir"], "sz", net["opts"]())
+    r = res["devices"]["xb-r1"]
+    assert (r["result"], r["ok"], r["error"]) == ("error", False, "no SSH access declared (access: [snmp]) 未声明SSH访问方式")
+    assert not net["fakes"]["xb-r1"].received
+    assert {d: x["result"] for d, x in res["devices"].items() if d != "xb-r1"} == dict.fromkeys(["sz-r1", "xa-r1", "xc-r1"], "applied")
+    hd._report(Out(json_mode=False), res)
+    assert "失败 failed: no SSH access declared (access: [snmp])" in capsys.readouterr().out

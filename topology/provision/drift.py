@@ -22,7 +22,7 @@ from pathlib import Path
 from hier_config import HConfig
 from hier_config.exceptions import DuplicateChildError
 
-from jinbao_netops.access import Access
+from jinbao_netops.access import Access, NoSshAccess
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError, UsageError
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.inventory.model import LinkKind, LinkState
@@ -120,7 +120,7 @@ def has_findings(rec: dict) -> bool:
 def check(inv: Inventory, devices: list[str], access: Access, template_dir: Path = rd.TEMPLATES) -> list[dict]:
     """One record per network device; an unreachable one (a DeviceError from the access layer) is
     reported as such and the others go on, as is one whose configuration hier_config cannot read as
-    one tree. Intents are rendered first: a template error is bad input before any device is asked."""
+    one tree; one the inventory declares no SSH access for is not read (``not_read``, with why). Intents are rendered first: a template error is bad input before any device is asked."""
     net = [d for d in devices if inv.devices[d].platform_info.kind == "network"]
     if not net:
         raise UsageError(f"{inv.root}: --scope: no network device among {', '.join(devices) or 'none'}")
@@ -132,6 +132,9 @@ def check(inv: Inventory, devices: list[str], access: Access, template_dir: Path
         try:
             s = access.session(d)
             running, saved = s.show_running(), s.show_saved()
+        except NoSshAccess as e:  # declared so: nothing to compare, and not a failure of the check
+            out.append({**rec, "status": "not_read", "error": e.detail})
+            continue
         except DeviceError as e:
             out.append({**rec, "status": "unreachable", "error": e.detail})
             continue

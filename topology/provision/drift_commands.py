@@ -37,7 +37,7 @@ def cmd_drift(args, out: Out) -> int:
 
 
 _STATUS = {"clean": "一致 clean", "findings": "有差异 findings", "unreachable": "不可达 unreachable",
-           "unreadable": "无法解析 unreadable"}
+           "unreadable": "无法解析 unreadable", "not_read": "未读取 not read"}
 
 
 def _lines(out: Out, title: str, paths: list[list[str]], mark: str, style: str) -> None:
