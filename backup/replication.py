@@ -151,14 +151,19 @@ def _as_root(script: str, *args: str, input: str | None = None) -> Command:
     return Command(as_user("root", "sh", "-c", script, "sh", *args), input)
 
 
+# The primary's own statements never wait for a synchronous standby: when `dr setup` rebuilds a broken sync pair,
+# the standby it waits for is the one being rebuilt (the commit would hang for good).
+LOCAL_COMMIT = "SET synchronous_commit = local;\n"
+
+
 def _role_sql(password: str) -> str:
-    return ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN CREATE ROLE {role}; END IF; END $$;\n"
+    return LOCAL_COMMIT + ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN CREATE ROLE {role}; END IF; END $$;\n"
             "ALTER ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {pw};\n"
             ).format(name=POSTGRESQL.literal(ROLE), role=POSTGRESQL.ident(ROLE), pw=POSTGRESQL.literal(password))
 
 
 def _slot_sql(slot: str) -> str:
-    return (f"SELECT 'slot ' || slot_name FROM pg_create_physical_replication_slot({POSTGRESQL.literal(slot)}) "
+    return LOCAL_COMMIT + (f"SELECT 'slot ' || slot_name FROM pg_create_physical_replication_slot({POSTGRESQL.literal(slot)}) "
             f"WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {POSTGRESQL.literal(slot)});\n")
 
 

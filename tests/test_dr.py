@@ -146,3 +146,19 @@ def test_setup_refuses_to_clone_over_a_server_that_holds_its_own_databases(tmp_p
         replication.build_pair(shell, INV, pair, "pw")
     ran = log.read_text()
     assert "pg_basebackup" not in ran and "ALTER ROLE" not in ran and "replication_slot" not in ran
+
+
+def test_rebuilding_a_synchronous_pair_never_waits_for_the_standby_it_rebuilds(tmp_path, monkeypatch):
+    """A sync primary whose standby died: `dr setup --force` sets the role and the slot on the primary before the
+    standby is cloned; those commits must not wait for the standby (they hung for good in the lab)."""
+    from jinbao_netops.errors import DeviceError
+
+    monkeypatch.setattr(replication, "STREAM_WAIT_S", 0)
+    shell, log = _node(tmp_path, {"pg_is_in_recovery": "0 "})
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1" and p.sync)
+    with pytest.raises(DeviceError, match="not streaming"):  # the fake standby never streams
+        replication.build_pair(shell, INV, pair, "pw", force=True)
+    scripts = [s for s in log.read_text().split("\0") if "ALTER ROLE" in s or "pg_create_physical_replication_slot" in s]
+    assert len(scripts) == 2
+    assert all(s.index("SET synchronous_commit = local;") < min(s.find(w) for w in ("ALTER ROLE", "pg_create_physical")
+                                                                  if w in s) for s in scripts)
