@@ -229,25 +229,34 @@ def primary_view(slot: str, standby: str) -> str:
             f"FROM pg_replication_slots WHERE slot_name = {slot_}), '-');\n")
 
 
+def read_primary_view(line: str) -> dict:
+    """A :func:`primary_view` row: state ("disconnected" when the standby is not connected), sync_state, lag in
+    bytes and seconds (0 s when nothing is behind), slot_active and slot_retained_bytes (None without a slot).
+    A row that is not one (an error, a truncated line) is a ValueError."""
+    seen, slot = line.strip().split(";")
+    row = {"state": "disconnected", "sync_state": None, "lag_bytes": None, "lag_seconds": None,
+           "slot_active": None, "slot_retained_bytes": None}
+    if seen != "-":
+        state, sync_state, lag_b, lag_s = seen.split(" ")
+        row.update(state=state, sync_state=sync_state, lag_bytes=int(lag_b), lag_seconds=float(lag_s) if int(lag_b) else 0.0)
+    if slot != "-":
+        active, retained = slot.split(" ")
+        row.update(slot_active=active == "1", slot_retained_bytes=int(retained))
+    return row
+
+
 def status_pair(access: Access, inv: Inventory, pair: Pair, max_lag_s: float) -> dict:
     """One pair as the primary and the standby see it: state, lag in bytes and seconds, the slot."""
     row = {"primary": pair.primary, "standby": pair.standby, "mode": "sync" if pair.sync else "async",
            "state": "unknown", "sync_state": None, "lag_bytes": None, "lag_seconds": None, "slot_active": False,
            "slot_retained_bytes": None, "standby_in_recovery": None, "ok": False, "problems": []}
     try:
-        seen, slot = runner(ssh_shell(access), pair.primary, 60)(
-            POSTGRESQL.sql(primary_view(pair.slot, pair.standby))).strip().split(";")
-        if seen != "-":
-            state, sync_state, lag_b, lag_s = seen.split(" ")
-            row.update(state=state, sync_state=sync_state, lag_bytes=int(lag_b),
-                       lag_seconds=float(lag_s) if int(lag_b) else 0.0)
-        else:
-            row["state"] = "disconnected"
+        view = read_primary_view(runner(ssh_shell(access), pair.primary, 60)(
+            POSTGRESQL.sql(primary_view(pair.slot, pair.standby))))
+        row.update(view, slot_active=bool(view["slot_active"]))
+        if view["state"] == "disconnected":
             row["problems"].append(f"{pair.standby} is not connected to {pair.primary} 备库未连接")
-        if slot != "-":
-            active, retained = slot.split(" ")
-            row.update(slot_active=active == "1", slot_retained_bytes=int(retained))
-        else:
+        if view["slot_active"] is None:
             row["problems"].append(f"no replication slot {pair.slot} on {pair.primary} 复制槽缺失")
     except DeviceError as e:
         row["problems"].append(str(e))

@@ -10,7 +10,7 @@ import ipaddress
 import re
 
 from jinbao_netops import escape
-from jinbao_netops.backup.replication import primary_view
+from jinbao_netops.backup.replication import primary_view, read_primary_view
 from jinbao_netops.inventory.engines import POSTGRESQL
 
 from . import logstore, sudopolicy
@@ -795,22 +795,13 @@ def mgmt_access(f, p):
 
 
 def _standbys_seen(f) -> dict[str, dict]:
-    """The replication section: standby → {state, sync_state, lag_bytes, lag_seconds, slot_active}."""
+    """The replication section: standby → its row as the primary sees it (replication.read_primary_view)."""
     seen, lines = {}, f.get("replication", "").splitlines()
     for name, view in zip(lines, lines[1:]):
-        if ";" not in view or ";" in name:
+        try:
+            seen[name.strip()] = read_primary_view(view)
+        except ValueError:
             continue
-        conn, slot = view.split(";", 1)
-        row = {"state": "disconnected", "sync_state": None, "lag_bytes": None, "lag_seconds": None,
-               "slot_active": slot.split(" ")[0] == "1"}
-        parts = conn.split(" ")
-        if len(parts) == 4:
-            try:
-                lag_b = int(parts[2])
-                row.update(state=parts[0], sync_state=parts[1], lag_bytes=lag_b, lag_seconds=float(parts[3]) if lag_b else 0.0)
-            except ValueError:
-                continue
-        seen[name.strip()] = row
     return seen
 
 
