@@ -131,6 +131,11 @@ def _short(*parts: str, n: int = 6) -> str:
     return hashlib.sha1("/".join(parts).encode()).hexdigest()[:n]
 
 
+def host_veth(lab: str, device: str) -> str:
+    """The host side of a node's management veth (the only link of a node in the host's namespace)."""
+    return f"jm{_short(lab, device, n=10)}"
+
+
 def linux_ifname(name: str, index: int) -> str:
     """Inventory interface name as a Linux netdev name: kept when valid, else ``if<index>``
     (the inventory name is then set as the interface's alias, visible as ifAlias in SNMP)."""
@@ -153,7 +158,7 @@ def build(inv: Inventory, lab: str) -> Plan:
         services = ["ssh", "snmpd"] + (["frr"] if plat.lab_image == "frr" else []) + list(d.services)
         nodes[d.id] = Node(device=d.id, site=d.site, role=d.role.value, image=plat.lab_image,
                            ns=f"jb.{lab}.{d.id}", machine=f"{lab}-{d.id}"[:64],
-                           mgmt=f"{d.management}/{mgmt_len}", host_veth=f"jm{_short(lab, d.id, n=10)}",
+                           mgmt=f"{d.management}/{mgmt_len}", host_veth=host_veth(lab, d.id),
                            interfaces=ifs, loopback=str(d.loopback) if d.loopback else None, services=services)
     wires = _wires(inv, nodes, hubs)
     _routing(inv, nodes)

@@ -496,6 +496,14 @@ class Lab:
         for ns in self._namespaces():
             _run(["ip", "netns", "del", ns], check=False)
             removed["namespaces"] += 1
+        # the management veths, deleted from the host's side: a node's namespace can outlive `ip netns del` with no
+        # process left in it (seen for both database servers after a failover drill: the kernel still held them), and
+        # its veth with it, whose name the next `lab up` then found taken ("ip -batch -: Command failed -:1")
+        for device in st.get("nodes", {}):
+            veth = planmod.host_veth(self.name, device)
+            if _run(["ip", "link", "show", veth], check=False).returncode == 0:
+                _run(["ip", "link", "del", veth], check=False)
+                removed["links"] += 1
         for cg in self._cgroups():  # the nodes' cgroup trees, innermost first
             for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [cg]:
                 try:
