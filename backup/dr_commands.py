@@ -15,7 +15,7 @@ def register(nouns, common) -> None:
         "--scope", metavar="SITE", help="the standbys of a site (and below) or device, or of its primaries; default: all"))
     verb("setup", cmd_setup, "build the inventory's replication pairs (PostgreSQL streaming, TLS, a slot per standby); "
                              "idempotent 建立数据库实时复制").add_argument(
-        "--force", action="store_true", help="clone onto a standby-to-be that holds databases of its own (they are discarded)")
+        "--force", action="store_true", help="clone onto a standby-to-be that holds databases of its own or does not answer (its data is discarded)")
     st = verb("status", cmd_status, "per pair: state, sync mode, lag in bytes and seconds, the slot 复制状态")
     st.add_argument("--max-lag", type=float, default=5.0, metavar="S",
                     help="a pair lagging more than this many seconds is a finding (default 5)")

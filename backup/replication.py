@@ -176,11 +176,15 @@ def _lines(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
+def password(access: Access, inv: Inventory, pair: Pair) -> str:
+    """The replication role's password: the standby's credentials profile's ``replication_password`` reference."""
+    profile = inv.devices[pair.standby].credentials
+    return access.secret(profile, "replication_password", inv.credentials[profile].replication_password)
+
+
 def setup_pair(access: Access, inv: Inventory, pair: Pair, force: bool = False) -> dict:
     """Build one pair; returns {primary, standby, sync, changed: [what changed, per node]}."""
-    cred = inv.credentials[inv.devices[pair.standby].credentials]
-    password = access.secret(inv.devices[pair.standby].credentials, "replication_password", cred.replication_password)
-    return build_pair(ssh_shell(access), inv, pair, password, force)
+    return build_pair(ssh_shell(access), inv, pair, password(access, inv, pair), force)
 
 
 def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = False) -> dict:
@@ -189,7 +193,12 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
     changed: list[str] = []
     # the standby first: is it streaming from its primary through its slot already?
     streams = f"1 streaming {pair.primary_address} {pair.slot}"  # STANDBY_STATE's line once it streams as intended
-    state = on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()
+    try:
+        state = on_standby(POSTGRESQL.sql(STANDBY_STATE)).strip()
+    except DeviceError:
+        if not force:  # not answering: a stopped server is cloned only when asked (a failover drill's failback)
+            raise
+        state = "down"
     streaming = state == streams
     # a clone replaces the standby's data directory: never the data of a server that is not a standby yet
     if not streaming and state.startswith("0") and not force and (dbs := POSTGRESQL.databases(on_standby)):

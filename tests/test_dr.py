@@ -129,7 +129,8 @@ def _node(tmp_path, answers: dict[str, str]):
     table = tmp_path / "answers.json"
     table.write_text(_json.dumps(answers))
     prog = ("import json, sys; s = sys.argv[1] + sys.stdin.read(); open(%r, 'a').write(s + '\\0'); "
-            "print(next((v for k, v in json.load(open(%r)).items() if k in s), ''))") % (str(log), str(table))
+            "v = next((v for k, v in json.load(open(%r)).items() if k in s), ''); "
+            "sys.exit('psql: error: connection refused') if v == '!fail' else print(v)") % (str(log), str(table))
     import sys as _sys
 
     return (lambda device: [_sys.executable, "-c", prog]), log
@@ -162,3 +163,21 @@ def test_rebuilding_a_synchronous_pair_never_waits_for_the_standby_it_rebuilds(t
     assert len(scripts) == 2
     assert all(s.index("SET synchronous_commit = local;") < min(s.find(w) for w in ("ALTER ROLE", "pg_create_physical")
                                                                   if w in s) for s in scripts)
+
+
+def test_a_standby_that_does_not_answer_is_cloned_only_with_force(tmp_path, monkeypatch):
+    """A failover drill's failback re-clones the old primary while it is stopped: its PostgreSQL does not answer.
+    Without --force that is an error (nothing changed); with it, the node is cloned."""
+    from jinbao_netops.errors import DeviceError
+
+    monkeypatch.setattr(replication, "STREAM_WAIT_S", 0)
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+    shell, log = _node(tmp_path, {"pg_is_in_recovery": "!fail"})
+    with pytest.raises(DeviceError, match="connection refused"):
+        replication.build_pair(shell, INV, pair, "pw")
+    assert "pg_basebackup" not in log.read_text()
+    log.unlink()
+    with pytest.raises(DeviceError):  # the fake never streams afterwards
+        replication.build_pair(shell, INV, pair, "pw", force=True)
+    clone = [s for s in log.read_text().split("\0") if "pg_basebackup" in s]
+    assert len(clone) == 1 and " reclone" in clone[0]
