@@ -14,11 +14,14 @@ from conftest import clean_env
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 
 
-@pytest.mark.parametrize("name", ["county-db-lost", "city-router-lost", "province-dc-lost"])
+BUILT_IN = ["city-router-lost", "county-db-lost", "province-db-failover", "province-dc-lost"]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
 def test_builtin_scenarios_load_and_stay_in_scope(name):
     sc = load_scenario(INV, name)
     scope = set(INV.descendants(sc["scope"]))
-    named = {*sc["fault"].get("stop_services", {}), *sc["fault"].get("links_down", {}),
+    named = {*sc["fault"].get("kill_services", {}), *sc["fault"].get("stop_services", {}), *sc["fault"].get("links_down", {}),
              *(sc[k] for k in ("source", "standby", "router") if k in sc)}
     assert all(INV.devices[d].site in scope for d in named)
     assert plan(sc)[-1].startswith("cleanup")
@@ -170,4 +173,98 @@ def test_a_lab_failure_mid_drill_still_writes_the_journal_and_restores_the_stead
 def test_drill_list_names_the_built_in_scenarios(netops):
     r = netops("drill", "list", "--json")
     assert r.returncode == 0, r.stderr
-    assert sorted(s["id"] for s in json.loads(r.stdout)) == ["city-router-lost", "county-db-lost", "province-dc-lost"]
+    assert sorted(s["id"] for s in json.loads(r.stdout)) == BUILT_IN
+
+
+FAILOVER = """id: f
+name: f
+kind: database_failover
+scope: guangdong
+source: gd-db1
+service: postgresql
+standby: gd-dr-db1
+fault: {kill_services: {gd-db1: [postgresql@15-main]}}
+targets: {rto_seconds: 30, rpo_transactions: 0}
+"""
+
+
+@pytest.mark.parametrize("edit,field,message", [
+    (("standby: gd-dr-db1", "standby: gd-dr-bak1"), "standby", "gd-dr-bak1 is not a standby of gd-db1"),
+    (("service: postgresql", "service: mariadb"), "service", "promotes a PostgreSQL streaming standby"),
+    (("rpo_transactions: 0", "rpo_transactions: -1"), "targets.rpo_transactions", ""),
+    (("[postgresql@15-main]", "[\"postgresql; reboot\"]"), "fault.kill_services.gd-db1.0", ""),
+])
+def test_a_failover_scenario_needs_the_standby_of_its_source(tmp_path, edit, field, message):
+    assert load_scenario(INV, write(tmp_path, FAILOVER))["kind"] == "database_failover"
+    with pytest.raises(UsageError, match=rf"s.yml:\d+: scenario 'f': field '{field}': .*{message}") as e:
+        load_scenario(INV, write(tmp_path, FAILOVER.replace(*edit)))
+    assert len(e.value.lines()) == 1
+
+
+def test_a_failover_drill_passes_only_with_no_acknowledged_commit_lost(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
+    sc = load_scenario(INV, "province-db-failover")
+    assert any("kill -9 postgresql@15-main on gd-db1" in s for s in plan(sc))
+    j = Journal(sc)
+    j.step("steady", "ok")
+    good = finish(sc, j, {"ok": True, "rto_seconds": 8.0, "rpo_seconds": None, "rpo_transactions": 0, "failback_seconds": 40.0})
+    assert good["passed"] and good["within_targets"] == {"rto": True, "rpo": True} and good["rpo_transactions"] == 0
+    page = open(good["report"]).read()
+    assert "丢失已确认提交" in page and "40.0 s" in page
+    lost = finish(sc, j, {"ok": True, "rto_seconds": 8.0, "rpo_seconds": None, "rpo_transactions": 1})
+    assert not lost["passed"] and lost["within_targets"]["rpo"] is False
+    # aborted before anything was measured: no figure is a figure within target
+    assert finish(sc, j, {"ok": False, "aborted_at": "x"})["within_targets"] == {"rto": False, "rpo": False}
+
+
+def _fake_psql(tmp_path, answers: int) -> list[str]:
+    """A client that acknowledges ``answers`` INSERTs (echoing the number, as psql -At does for RETURNING), then
+    loses its server the way psql does: a message on stderr, exit 2."""
+    import sys
+
+    prog = ("import re, sys\n"
+            f"for i, line in enumerate(sys.stdin):\n"
+            f"    if i == {answers}: sys.exit('server closed the connection unexpectedly')\n"
+            "    print(re.search(r'VALUES \\((\\d+),', line).group(1), flush=True)\n")
+    return [sys.executable, "-c", prog]
+
+
+def test_the_writer_counts_only_acknowledged_commits(tmp_path):
+    from jinbao_netops.backup.drill import Writer
+
+    w = Writer(_fake_psql(tmp_path, 7), 41)
+    w.start()
+    w.join(20)
+    assert not w.is_alive() and (w.acked, w.count) == (47, 7) and w.first_ack is not None
+    assert w.error.startswith("commit 48 not acknowledged") and "server closed the connection" in w.error
+    w = Writer(_fake_psql(tmp_path, 1000), 1, limit=3)  # a bounded run ends by itself, cleanly
+    w.start()
+    w.join(20)
+    assert (w.acked, w.error) == (3, "")
+
+
+def test_a_failover_drill_on_a_pair_that_does_not_stream_touches_nothing(tmp_path, monkeypatch):
+    """The steady state is the primary's own view of its standby: disconnected, the drill stops before the
+    scratch database, the writer or the fault, and says to run dr setup."""
+    import sys
+
+    from jinbao_netops.access import Access
+    from jinbao_netops.backup import drill
+
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
+    ran, lab = tmp_path / "ran", []
+
+    class Lab:
+        def __init__(self, inv):
+            pass
+
+        def run(self, node, *cmd, check=True):
+            lab.append((node, cmd))
+            return ""
+
+    monkeypatch.setattr(drill, "LabActions", Lab)
+    prog = f"import sys; open({str(ran)!r}, 'a').write(sys.argv[1] + sys.stdin.read()); print('-;1 4096')"
+    jn = drill.run(Access(INV, {"NETOPS_DB_REPLICATION_PASSWORD": "pw"}), load_scenario(INV, "province-db-failover"),
+                   shell=lambda d: [sys.executable, "-c", prog])
+    assert jn["verdict"] == "aborted" and "netops dr setup" in jn["error"] and "disconnected" in jn["error"]
+    assert lab == [] and "CREATE DATABASE" not in ran.read_text() and jn["cleanup_ok"]

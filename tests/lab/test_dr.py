@@ -87,3 +87,28 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     netops("lab", "exec", standby, "--", "systemctl", "start", "postgresql@15-main", check=True)
     until(f"{standby} caught up to row {last}", lambda: psql(standby, "SELECT max(n) FROM netops_dr_probe", check=False) == last, 60)
     until("dr status all ok again", lambda: status(lab["env"])[0] == 0, 30)
+
+
+def test_the_failover_drill_promotes_the_standby_loses_nothing_and_fails_back(lab, replicated, tmp_path):
+    """province-db-failover: gd-db1 killed and fenced while a writer commits; gd-dr-db1 promoted takes the writes
+    with no acknowledged commit lost (a synchronous pair); failback restores the roles with equal checksums, and
+    the audit's hot redundancy (8.1.4.9 c) then has its drill."""
+    env = {**lab["env"], "NETOPS_BACKUP_STATE": str(tmp_path)}
+    r = netops("drill", "run", "province-db-failover", "--json", env=env, timeout=600)
+    jn = json.loads(r.stdout)
+    assert r.returncode == 0 and jn["passed"], json.dumps(jn["steps"], ensure_ascii=False, indent=1)
+    assert jn["rpo_transactions"] == 0 and jn["committed"]["primary"] >= 20 and 0 < jn["rto_seconds"] <= 30, jn
+    verify = next(s for s in jn["steps"] if s["phase"] == "verify")["evidence"]
+    assert verify["last_present"] == verify["rows"] >= verify["last_acknowledged"], verify  # no gap, nothing lost
+    back = [s for s in jn["steps"] if s["phase"] == "failback"][-1]["evidence"]
+    assert back["primary"] == back["standby"] and back["primary"]["public.jiaofei"][0] == str(jn["committed"]["standby"]), back
+    assert [s["phase"] for s in jn["steps"]].count("failback") == 3 and all(s["ok"] for s in jn["steps"])
+    # the roles are the inventory's again, streaming in sync, and the scratch database is gone from both
+    rc, pairs = status(lab["env"])
+    assert rc == 0 and pairs[SYNC[1]]["sync_state"] == "sync", pairs
+    assert psql(SYNC[0], "SELECT pg_is_in_recovery()") == "f" and psql(SYNC[1], "SELECT pg_is_in_recovery()") == "t"
+    assert psql(SYNC[1], "SELECT count(*) FROM pg_database WHERE datname = 'netops_drill'") == "0"
+    fence = netops("lab", "exec", SYNC[0], "--", "systemctl", "is-enabled", "postgresql@15-main").stdout.strip()
+    assert "masked" not in fence, fence  # the fence is lifted
+    v = audit(env, SYNC[0])["hot-redundancy"]
+    assert v["verdict"] == "符合" and "province-db-failover passed" in json.dumps(v["findings"]), v["findings"]
