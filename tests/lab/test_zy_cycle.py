@@ -38,7 +38,7 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     assert [k for k in steps if not k.startswith("provision-")] == [
         "validate", "lab", "status", "reach", "spof", "check", "draw", "reach-after", "prepare", "collect",
         "audit-before", "harden", "harden-devices", "logs", "audit", "monitor-generate", "monitor-up", "monitor-status",
-        "serve", "serve-status", "map-check", "map", "dr-setup", "seed", "dr-status", "backup", "verify", "catalogue", "drill"]
+        "serve", "serve-status", "map-check", "map", "dr-setup", "seed", "dr-status", "backup", "verify", "catalogue", "drill", "failover"]
     assert sorted(k for k in steps if k.startswith("provision-")) == ["provision-longgang"]
     # what the steps report is what they did
     assert steps["lab"]["result"]["changed"] is False  # the session's lab, reused
@@ -53,6 +53,7 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     after, before = steps["audit"]["result"]["summary"]["verdicts"], steps["audit-before"]["result"]["summary"]["verdicts"]
     assert after["符合"] > before["符合"]
     assert steps["drill"]["result"]["passed"] is True
+    assert steps["failover"]["result"]["passed"] is True and steps["failover"]["result"]["rpo_transactions"] == 0
     # the province databases stream to their DR sites, through the hardened firewalls, caught up after the seed
     pairs = steps["dr-status"]["result"]["pairs"]
     assert len(pairs) == 2 and all(p["ok"] and p["lag_seconds"] < 1 for p in pairs), pairs
