@@ -41,7 +41,7 @@ def register(nouns, common) -> None:
     dverbs.required = True
     dr = dverbs.add_parser("run", parents=[common], help="run a drill scenario (built-in name or YAML file)",
                            description="run a drill scenario (built-in name or YAML file); exit 1 when it fails")
-    dr.add_argument("scenario", metavar="SCENARIO", help="county-db-lost, city-router-lost, province-dc-lost or a file")
+    dr.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario (netops drill list) or a scenario file")
     dr.add_argument("--dry-run", action="store_true", help="validate the scenario and print its steps; touch nothing")
     dr.set_defaults(func=cmd_drill_run)
     dverbs.add_parser("list", parents=[common], help="the built-in scenarios").set_defaults(func=cmd_drill_list)

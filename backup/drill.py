@@ -76,6 +76,7 @@ class Targets(_Strict):
     rto_seconds: Seconds | None = None
     rpo_seconds: Seconds | None = None
     rpo_transactions: Annotated[int, Field(ge=0, le=1_000_000)] | None = None  # committed records lost (database_failover)
+    rto_network_seconds: Seconds | None = None  # fault → the last county reaches the moved service address
 
 
 class Scenario(_Strict):
@@ -139,14 +140,17 @@ def load_scenario(inv: Inventory, name: str) -> dict:
                 elif dev not in in_scope:
                     problems.append((field, f"{dev} is outside the scope {sc.scope}: drills never touch nodes "
                                             "outside their scope"))
+    extra = {}
     if sc.kind == "database_failover" and not problems:
         replica = inv.devices[sc.standby].replica
         if replica is None or replica.of != sc.source:
             problems.append(("standby", f"{sc.standby} is not a standby of {sc.source} in the inventory "
                                         f"(replica: {{of: {sc.source}}}): nothing to promote"))
+        else:
+            extra["_service_address"] = str(replica.service_address) if replica.service_address else ""
     if problems:
         raise UsageError(problems=[f"{path}:{line(f)}: {obj}: field '{f}': {msg}" for f, msg in problems])
-    return {**sc.model_dump(exclude_none=True), "_path": str(path)}
+    return {**sc.model_dump(exclude_none=True), "_path": str(path), **extra}
 
 
 # --- the journal ---------------------------------------------------------------------------------
@@ -201,8 +205,9 @@ class LabActions:
     def active(self, node: str, service: str) -> bool:
         return self.run(node, "systemctl", "is-active", service, check=False).strip() == "active"
 
-    def ping(self, node: str, address: str) -> bool:
-        return self.lab.node(node).run_in_netns(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", address]).returncode == 0
+    def ping(self, node: str, address: str, count: int = 3) -> bool:
+        return self.lab.node(node).run_in_netns(["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", address]
+                                                ).returncode == 0
 
 
 def _wait(pred, timeout: float, every: float = 0.5) -> bool:
@@ -235,9 +240,13 @@ def plan(sc: dict) -> list[str]:
                            f"to the scratch database {DRILL_DB} on {src}", *lines[1:],
                  f"detect 检测: the writer's connection to {src} breaks",
                  f"recover 恢复: promote {sb} (pg_promote); the writer commits at {sb} (RTO-service)",
-                 f"verify 校验: every commit {src} acknowledged is on {sb} (RPO in transactions)",
-                 f"failback 回切: re-clone {src} as a standby of {sb}; planned switchover (clean stop of {sb}, "
-                 f"checksums equal); promote {src}; rebuild {src} → {sb}"]
+                 "recover 恢复: the pair's service address moves to " + sb + ", announced by its site router into OSPF; "
+                 "every county in scope probed until it reaches it (RTO-network)" if sc.get("_service_address") else
+                 "recover 恢复: the pair has no service address in the inventory: clients are not switched",
+                 f"verify 校验: every commit {src} acknowledged is on {sb} (RPO in transactions and seconds)",
+                 f"failback 回切: the failed links come back; re-clone {src} as a standby of {sb}; planned switchover "
+                 f"(clean stop of {sb}, checksums equal); promote {src}; rebuild {src} → {sb}; the address back at {src}",
+                 "report 报告: RTO, RPO, per-county reroute times, the GB/T 20988 level they support"]
     else:
         lines += ["detect 检测: counties' pings to the ministry fail",
                   "failover 切换: dual-homed counties reach the ministry over the redundant path",
@@ -297,8 +306,11 @@ def _settled(inv: Inventory, sc: dict, actions: LabActions, timeout: float = 90)
     return problems
 
 
-def _inject(sc, actions: LabActions, j: Journal, undo: list) -> None:
+def _inject(sc, actions: LabActions, j: Journal, undo: list) -> list:
+    """Inject the scenario's fault, each part's undo appended to ``undo`` first; returns the links' undos (a drill
+    that brings the failed site back before cleanup runs them early)."""
     fault = sc["fault"]
+    links = []
     t = j.mark("fault")
     for node, units in fault.get("kill_services", {}).items():
         for unit in units:  # masked first: nothing (systemd, a dependency) can start it again until failback
@@ -313,9 +325,11 @@ def _inject(sc, actions: LabActions, j: Journal, undo: list) -> None:
     for node, itfs in fault.get("links_down", {}).items():
         names = actions.interfaces(node) if itfs == "all" else list(itfs)
         for itf in names:
-            undo.append((f"link {itf} up on {node}", lambda n=node, i=itf: actions.run(n, "ip", "link", "set", i, "up")))
+            links.append((f"link {itf} up on {node}", lambda n=node, i=itf: actions.run(n, "ip", "link", "set", i, "up")))
+            undo.append(links[-1])
             actions.run(node, "ip", "link", "set", itf, "down")
     j.step("fault", "fault injected 故障已注入", **{k: v for k, v in fault.items()}, fault_time=t)
+    return links
 
 
 def _database_restore(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
@@ -441,6 +455,7 @@ class Writer(threading.Thread):
         self.argv, self.next, self.limit = argv, first, limit
         self.acked: int | None = None       # the last acknowledged number
         self.first_ack: float | None = None  # when the first commit was acknowledged
+        self.acked_at: dict[int, float] = {}  # number → when it was acknowledged
         self.count, self.error = 0, ""
         self.stopping = threading.Event()
 
@@ -456,7 +471,8 @@ class Writer(threading.Thread):
                     self.error = f"commit {n} not acknowledged ({got or 'connection closed'})"
                     break
                 self.acked, self.next, self.count = n, n + 1, self.count + 1
-                self.first_ack = self.first_ack or time.time()
+                self.acked_at[n] = time.time()
+                self.first_ack = self.first_ack or self.acked_at[n]
                 self.stopping.wait(WRITE_EVERY_S)
         except OSError as e:  # the client is gone (its pipe broke)
             self.error = f"commit {self.next} not acknowledged ({e})"
@@ -497,9 +513,35 @@ def _flipped(pair):
     return Pair(pair.standby, pair.primary, pair.sync, pair.standby_address, pair.primary_address)
 
 
+def _reach_times(actions: LabActions, sources: dict[str, str], address: str, t0: float, timeout: float, pool):
+    """County → a future of the seconds from ``t0`` until its source first reaches ``address`` (None: not within
+    ``timeout``), each county probed on its own every 0.2 s."""
+    def one(src: str) -> float | None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if actions.ping(src, address, count=1):
+                return round(time.time() - t0, 3)
+            time.sleep(0.2)
+        return None
+
+    return {c: pool.submit(one, s) for c, s in sources.items()}
+
+
+def _move_service(shell, inv: Inventory, pair, holder: str, on: bool) -> list[str]:
+    """``holder`` (the pair's standby, promoted) takes the service address and its site router announces it (``on``),
+    or gives it up and the announcement is withdrawn; what changed, per node."""
+    from .replication import announcement, service_address
+
+    router, cmd = announcement(inv, pair, holder, on)
+    steps = [(holder, service_address(inv, pair, holder, on)), (router, cmd)]
+    return [f"{node}: {ln.strip()}" for node, c in (steps if on else steps[::-1])
+            for ln in runner(shell, node, 120)(c).splitlines() if ln.strip()]
+
+
 def restore_pair(shell, inv: Inventory, pair, password: str) -> list[str]:
     """The pair back in its inventory roles whatever a drill left: the primary unmasked and running (promoted if it
-    was left a standby), the standby re-cloned from it where it does not stream from it; the scratch database gone."""
+    was left a standby), the standby re-cloned from it where it does not stream from it, the service address back on
+    the primary and no longer announced at the standby's site; the scratch database gone."""
     from .replication import build_pair
 
     on_primary = runner(shell, pair.primary, 300)
@@ -511,12 +553,21 @@ def restore_pair(shell, inv: Inventory, pair, password: str) -> list[str]:
         on_primary(POSTGRESQL.sql(PROMOTE))
         done.append(f"{pair.primary} promoted")
     done += build_pair(shell, inv, pair, password, force=True)["changed"]
+    if pair.service_address:
+        done += _move_service(shell, inv, pair, pair.standby, False)
     on_primary(POSTGRESQL.sql("SET synchronous_commit = local;\n" + POSTGRESQL.drop_sql.format(db=POSTGRESQL.ident(DRILL_DB))))
     return done
 
 
+def _counties(inv: Inventory, scope: str) -> dict[str, str]:
+    """County in scope → the node that stands for it (its server, else its router)."""
+    return {c: inv.reach_source(c) for c in sorted(inv.descendants(scope)) if inv.sites[c].level == Level.county}
+
+
 def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
-    from .replication import build_pair, password, primary_view, read_primary_view
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .replication import build_pair, password, primary_view, read_primary_view, service_address
 
     inv = access.inv
     pair = _pair(inv, sc)
@@ -525,10 +576,18 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
     view = read_primary_view(on_primary(POSTGRESQL.sql(primary_view(pair.slot, pair.standby))))
     ok = view["state"] == "streaming" and (view["sync_state"] == "sync" or not pair.sync)
     j.step("steady", f"{pair.standby} streams from {pair.primary} ({view['sync_state'] or '-'}) 备库流复制正常", ok=ok, **view)
-    progress(1, "steady state")
     if not ok:
         raise DrillFailed(f"steady state not met: {pair.standby} is {view['state']} ({view['sync_state'] or '-'}) as "
                           f"{pair.primary} sees it; run `netops dr setup`")
+    counties = _counties(inv, sc["scope"]) if pair.service_address else {}
+    if counties:
+        seen = {c: actions.ping(src, pair.service_address) for c, src in counties.items()}
+        j.step("steady", f"every county reaches the service address {pair.service_address} 全部区县可达业务地址",
+               ok=all(seen.values()), reach=seen)
+        if not all(seen.values()):
+            raise DrillFailed(f"steady state not met: {[c for c, v in seen.items() if not v]} do not reach "
+                              f"{pair.service_address} (`netops dr setup` places it on {pair.primary})")
+    progress(1, "steady state")
     undo.append((f"{pair.primary} primary and {pair.standby} its streaming standby, {DRILL_DB} dropped 主备角色复原",
                  lambda: restore_pair(shell, inv, pair, secret)))
     on_primary(POSTGRESQL.drop(DRILL_DB))
@@ -541,39 +600,65 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
         raise DrillFailed(f"the writer cannot commit on {pair.primary}: {writer.error or 'too slow'}")
     j.step("steady", f"the writer commits numbered 缴费 records on {pair.primary} 业务持续写入", committed=writer.acked)
 
-    _inject(sc, actions, j, undo)
-    t_fault = j.marks["fault"]
-    progress(1, "fault")
-    writer.join(30)
-    if writer.is_alive():
-        writer.stop()
-        raise DrillFailed(f"{pair.primary} still commits after the fault")
-    acked = writer.acked or 0
-    j.step("detect", f"{pair.primary} lost: the writer's last acknowledged commit is {acked} 主库失效", last_acknowledged=acked,
-           writer=writer.error)
-    progress(1, "detect")
+    with ThreadPoolExecutor(max(1, len(counties))) as pool:
+        links = _inject(sc, actions, j, undo)
+        t_fault = j.marks["fault"]
+        if pair.service_address:  # the dead primary's address goes with it (fenced: it answers no one)
+            actions.run(pair.primary, *service_address(inv, pair, pair.primary, False).argv)
+        reach = _reach_times(actions, counties, pair.service_address, t_fault, 60, pool) if counties else {}
+        progress(1, "fault")
+        writer.join(30)
+        if writer.is_alive():
+            writer.stop()
+            raise DrillFailed(f"{pair.primary} still commits after the fault")
+        acked = writer.acked or 0
+        j.step("detect", f"{pair.primary} lost: the writer's last acknowledged commit is {acked} 主库失效",
+               last_acknowledged=acked, writer=writer.error)
+        progress(1, "detect")
 
-    promoted = on_standby(POSTGRESQL.sql(PROMOTE)).strip() == "t"
-    j.step("recover", f"{pair.standby} promoted 备库提升为主库", ok=promoted)
-    if not promoted:
-        raise DrillFailed(f"{pair.standby} was not promoted within 60 s")
-    last, rows = map(int, on_standby(POSTGRESQL.sql(LAST_SEQ, DRILL_DB)).split())
-    lost = max(0, acked - last)
-    j.step("verify", f"{last} records at {pair.standby}, {lost} acknowledged commits lost 已确认提交丢失 {lost} 笔",
-           ok=rows == last, last_acknowledged=acked, last_present=last, rows=rows, lost=lost)
-    dr_writer = Writer(actions.command(pair.standby, psql_argv(DRILL_DB)), last + 1, limit=20)
-    dr_writer.start()
-    dr_writer.join(60)
-    if dr_writer.first_ack is None:
-        dr_writer.stop()
-        raise DrillFailed(f"no write commits at {pair.standby} after its promotion: {dr_writer.error}")
-    rto = dr_writer.first_ack - t_fault
-    j.step("recover", f"the first write committed at {pair.standby} {rto:.1f} s after the fault 灾备端恢复写入",
-           ok=dr_writer.count == 20, committed=dr_writer.acked)
+        promoted = on_standby(POSTGRESQL.sql(PROMOTE)).strip() == "t"
+        j.step("recover", f"{pair.standby} promoted 备库提升为主库", ok=promoted)
+        if not promoted:
+            raise DrillFailed(f"{pair.standby} was not promoted within 60 s")
+        if pair.service_address:
+            moved = _move_service(shell, inv, pair, pair.standby, True)
+            j.step("recover", f"the service address {pair.service_address} moved to {pair.standby} 业务地址切换至灾备端",
+                   changed=moved)
+        last, rows = map(int, on_standby(POSTGRESQL.sql(LAST_SEQ, DRILL_DB)).split())
+        lost = max(0, acked - last)
+        # RPO in time: from the last commit the standby has to the last one the primary acknowledged
+        rpo_s = 0.0 if not lost else round(writer.acked_at[acked] - writer.acked_at.get(last, writer.first_ack or 0), 3)
+        j.step("verify", f"{last} records at {pair.standby}, {lost} acknowledged commits lost 已确认提交丢失 {lost} 笔",
+               ok=rows == last, last_acknowledged=acked, last_present=last, rows=rows, lost=lost, rpo_seconds=rpo_s)
+        dr_writer = Writer(actions.command(pair.standby, psql_argv(DRILL_DB)), last + 1, limit=20)
+        dr_writer.start()
+        dr_writer.join(60)
+        if dr_writer.first_ack is None:
+            dr_writer.stop()
+            raise DrillFailed(f"no write commits at {pair.standby} after its promotion: {dr_writer.error}")
+        rto = dr_writer.first_ack - t_fault
+        j.step("recover", f"the first write committed at {pair.standby} {rto:.1f} s after the fault 灾备端恢复写入",
+               ok=dr_writer.count == 20, committed=dr_writer.acked)
+        per_county = {c: f.result() for c, f in reach.items()}
+    network = {}
+    if counties:
+        times = sorted(t for t in per_county.values() if t is not None)
+        late = sorted(c for c, t in per_county.items() if t is None)
+        network = {"rto_network_seconds": times[-1] if not late else None, "late": late,
+                   "rto_network_median_seconds": times[len(times) // 2] if times else None, "per_county": per_county}
+        j.step("verify", f"every county reaches {pair.service_address} at {pair.standby}, the last {times[-1]:.1f} s after "
+               "the fault 全部区县已切换至灾备端" if not late else f"{late} do not reach {pair.service_address} 区县未切换",
+               ok=not late, per_county=per_county)
     progress(1, "recover")
 
-    # failback: the old primary becomes the new primary's standby, then a planned switchover with nothing lost
+    # failback: the data centre comes back, the old primary becomes the new primary's standby, then a planned
+    # switchover with nothing lost
     t_back = time.time()
+    if links:
+        for what, fn in links:
+            fn()
+        back = _wait(lambda: all(reaching(inv, sc["scope"], actions).values()), 90, 1)
+        j.step("failback", "the data centre's links are back, every county reaches the ministry 省中心恢复", ok=back)
     unit = on_primary(Command(as_user("root", "sh", "-c", CLUSTER_UNIT))).strip()
     on_primary(_root("systemctl", "unmask", "--runtime", unit))
     flip = build_pair(shell, inv, _flipped(pair), secret, force=True)
@@ -586,15 +671,65 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
     if not caught:
         raise DrillFailed(f"{pair.primary} does not hold {pair.standby}'s records after its clean stop")
     on_primary(POSTGRESQL.sql(PROMOTE))
-    back = build_pair(shell, inv, pair, secret, force=True)
+    rebuilt = build_pair(shell, inv, pair, secret, force=True)["changed"]
+    if pair.service_address:
+        rebuilt += _move_service(shell, inv, pair, pair.standby, False)
     got = {"primary": POSTGRESQL.fingerprint(on_primary, DRILL_DB), "standby": POSTGRESQL.fingerprint(on_standby, DRILL_DB)}
     equal = got["primary"] == got["standby"] == want
+    home = all(actions.ping(src, pair.service_address) for src in counties.values()) if counties else True
     failback = time.time() - t_back
-    j.step("failback", f"original roles restored in {failback:.1f} s, checksums equal 角色复原，校验一致" if equal else
-           "original roles restored, checksums differ 角色复原，校验不一致", ok=equal, changed=back["changed"], **got)
+    j.step("failback", (f"original roles restored in {failback:.1f} s, checksums equal 角色复原，校验一致" if equal else
+                        "original roles restored, checksums differ 角色复原，校验不一致")
+           + ("" if not counties else f"; the counties reach {pair.service_address} at {pair.primary}" if home else
+              f"; counties do not reach {pair.service_address} 区县不可达业务地址"), ok=equal and home, changed=rebuilt, **got)
     progress(1, "failback")
-    return {"ok": equal and rows == last, "rto_seconds": round(rto, 3), "rpo_seconds": None, "rpo_transactions": lost,
-            "failback_seconds": round(failback, 3), "committed": {"primary": acked, "standby": dr_writer.acked}}
+    return {"ok": equal and rows == last and home and not network.get("late"),
+            "rto_seconds": round(rto, 3), "rpo_seconds": rpo_s, "rpo_transactions": lost, **network,
+            "failback_seconds": round(failback, 3), "committed": {"primary": acked, "standby": dr_writer.acked},
+            "dr_level": dr_level(pair, rto, network.get("rto_network_seconds"), rpo_s)}
+
+
+# GB/T 20988-2007 附录A, the six disaster-recovery capability levels as this drill judges them: the RTO and RPO the
+# standard's table gives each level (upper bounds; "数分钟" read as 10 minutes), and what must be deployed. GB/T
+# 20988-2025 replaces it from 2026-01-01; its table should be checked against these criteria.
+DR_LEVELS = (
+    (1, "基本支持 Basic support", 7 * 86400, None, "full backups at least weekly, media off-site"),
+    (2, "备用场地支持 Backup site support", 7 * 86400, None, "+ a backup site where equipment can be deployed"),
+    (3, "电子传输和部分设备支持 Electronic transfer, partial equipment", 86400, None,
+     "+ critical data transferred electronically several times a day, part of the equipment at the DR site"),
+    (4, "电子传输及完整设备支持 Electronic transfer, complete equipment", 86400, 2 * 86400,
+     "+ all the equipment recovery needs, ready at the DR site"),
+    (5, "实时数据传输及完整设备支持 Real-time transfer, complete equipment", 1800, 2 * 86400,
+     "+ real-time replication to the DR site, the network switched over centrally"),
+    (6, "数据零丢失和远程集群支持 Zero data loss, remote cluster", 0, 600,
+     "+ synchronous replication, applications in a remote cluster that fails over by itself"),
+)
+
+
+def dr_level(pair, rto: float | None, rto_network: float | None, rpo: float | None) -> dict:
+    """The highest GB/T 20988 level a failover drill's measures and the pair's deployment support: a level is met when
+    the levels below it are, the measured RPO (seconds) and RTO (the later of service and network) are within its
+    bounds, and its deployment is there. The suite fails over by orchestration (this drill), never by itself, so
+    level 6's remote cluster is never claimed."""
+    worst = None if rto is None or (pair.service_address and rto_network is None) else max(rto, rto_network or 0)
+    lacks = {5: None if pair.service_address else "no service address in the inventory: clients cannot be switched "
+                                                  "to the DR site",
+             6: "no automatic failover: the suite promotes by orchestration (a drill), not a remote cluster"}
+    rows, level = [], 0
+    for n, name, max_rpo, max_rto, needs in DR_LEVELS:
+        problems = []
+        if rpo is None or rpo > max_rpo:
+            problems.append(f"RPO {'-' if rpo is None else f'{rpo:g}'} s over {max_rpo} s")
+        if max_rto is not None and (worst is None or worst > max_rto):
+            problems.append(f"RTO {'-' if worst is None else f'{worst:g}'} s over {max_rto} s")
+        if lacks.get(n):
+            problems.append(lacks[n])
+        met = not problems and level == n - 1
+        level = n if met else level
+        rows.append({"level": n, "name": name, "max_rpo_seconds": max_rpo, "max_rto_seconds": max_rto, "needs": needs,
+                     "met": met, "why_not": "; ".join(problems)})
+    return {"level": level, "name": next((r["name"] for r in rows if r["level"] == level), "—"), "criteria": rows,
+            "standard": "GB/T 20988-2007 附录A (GB/T 20988-2025 from 2026-01-01)"}
 
 
 def finish(sc: dict, j: Journal, verdict: dict) -> dict:
@@ -604,7 +739,8 @@ def finish(sc: dict, j: Journal, verdict: dict) -> dict:
     def met(value, target: str) -> bool:  # a target not set is met; one set needs a measured value within it
         return target not in targets or (value is not None and value <= targets[target])
 
-    within = {"rto": met(rto, "rto_seconds"), "rpo": met(rpo, "rpo_seconds") and met(lost, "rpo_transactions")}
+    within = {"rto": met(rto, "rto_seconds"), "rpo": met(rpo, "rpo_seconds") and met(lost, "rpo_transactions"),
+              "rto_network": met(verdict.get("rto_network_seconds"), "rto_network_seconds")}
     cleanup_ok = all(s["ok"] for s in j.steps if s["phase"] == "cleanup")
     steps_ok = all(s["ok"] for s in j.steps)
     passed = bool(verdict.get("ok")) and steps_ok and cleanup_ok and all(within.values())
@@ -638,13 +774,32 @@ def render_html(jn: dict) -> str:
         f"<td><details><summary>evidence 证据</summary><pre>{e(json.dumps(s['evidence'], ensure_ascii=False, indent=1, default=str))}</pre></details></td></tr>"
         for s in jn["steps"])
     tg = jn["targets"]
-    lost = ""
+    within = jn["within_targets"]
+
+    def row(label: str, measured: str, target: str = "—", ok: bool | None = None) -> str:
+        mark = "" if ok is None else "✓" if ok else "✗"
+        return f"<tr><td>{e(label)}</td><td>{e(measured)}</td><td>{e(target)}</td><td>{mark}</td></tr>"
+
+    extra = ""
     if "rpo_transactions" in jn or "rpo_transactions" in tg:
-        lost = (f"<tr><td>RPO 丢失已确认提交 (acknowledged commits missing after promotion)</td>"
-                f"<td>{jn.get('rpo_transactions', '—')}</td><td>{tg.get('rpo_transactions', '—')}</td>"
-                f"<td>{'✓' if jn['within_targets']['rpo'] else '✗'}</td></tr>")
+        extra += row("RPO 丢失已确认提交 (acknowledged commits missing after promotion)",
+                     str(jn.get("rpo_transactions", "—")), str(tg.get("rpo_transactions", "—")), within["rpo"])
+    if "per_county" in jn or "rto_network_seconds" in tg:
+        extra += row("RTO-network 网络切换 (fault → the last county reaches the service address; median)",
+                     f"{sec(jn.get('rto_network_seconds'))} (median {sec(jn.get('rto_network_median_seconds'))})",
+                     sec(tg.get("rto_network_seconds")), within.get("rto_network", True))
+        extra += "".join(row(f"  {county}", sec(t)) for county, t in sorted((jn.get("per_county") or {}).items()))
     if jn.get("failback_seconds") is not None:
-        lost += f"<tr><td>回切 Failback (roles restored, checksums equal)</td><td colspan=3>{sec(jn['failback_seconds'])}</td></tr>"
+        extra += row("回切 Failback (roles restored, checksums equal)", sec(jn["failback_seconds"]))
+    level = ""
+    if lv := jn.get("dr_level"):
+        level = (f"<h2>灾难恢复能力等级 Disaster-recovery capability level: {lv['level']} — {e(lv['name'])}</h2>"
+                 f"<p>{e(lv['standard'])}</p><table><tr><th>等级 Level</th><th>RPO ≤</th><th>RTO ≤</th><th>部署 Needs</th>"
+                 "<th>达到 Met</th></tr>" + "".join(
+                     f"<tr><td>{c['level']} {e(c['name'])}</td><td>{c['max_rpo_seconds']} s</td>"
+                     f"<td>{'—' if c['max_rto_seconds'] is None else str(c['max_rto_seconds']) + ' s'}</td>"
+                     f"<td>{e(c['needs'])}</td><td>{'✓' if c['met'] else '✗ ' + e(c['why_not'])}</td></tr>"
+                     for c in lv["criteria"]) + "</table>")
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <title>灾备演练报告 DR drill report — {e(sc['id'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse;width:100%}}
@@ -656,8 +811,9 @@ pre{{white-space:pre-wrap;font-size:.85em}}</style></head><body>
 <p class="verdict">结论 Verdict: {verdict}</p>
 <table><tr><th>指标 Measure</th><th>实测 Measured</th><th>目标 Target</th><th>达标 Within</th></tr>
 <tr><td>RTO 恢复时间 (fault → service verified)</td><td>{sec(jn['rto_seconds'])}</td><td>{sec(tg.get('rto_seconds'))}</td><td>{'✓' if jn['within_targets']['rto'] else '✗'}</td></tr>
-<tr><td>RPO 数据丢失窗口 (fault − newest restorable data)</td><td>{sec(jn['rpo_seconds'])}</td><td>{sec(tg.get('rpo_seconds'))}</td><td>{'✓' if jn['within_targets']['rpo'] else '✗'}</td></tr>{lost}
+<tr><td>RPO 数据丢失窗口 (fault − newest restorable data)</td><td>{sec(jn['rpo_seconds'])}</td><td>{sec(tg.get('rpo_seconds'))}</td><td>{'✓' if jn['within_targets']['rpo'] else '✗'}</td></tr>{extra}
 <tr><td>清理 Cleanup</td><td colspan=3>{'✓ 已恢复 restored' if jn['cleanup_ok'] else '✗ 未完全恢复 incomplete — see timeline'}</td></tr></table>
+{level}
 <h2>时间线 Timeline</h2>
 <table><tr><th>UTC</th><th>offset</th><th>phase 阶段</th><th>step 步骤</th><th></th></tr>{rows}</table>
 </body></html>

@@ -19,6 +19,7 @@ primary through its slot with the intended settings is left alone, anything else
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from jinbao_netops import escape
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, UsageError
-from jinbao_netops.inventory import Inventory
+from jinbao_netops.inventory import Inventory, Role
+from jinbao_netops.inventory.model import LinkKind
 from jinbao_netops.inventory.engines import POSTGRESQL, Command, as_user
 
 from .jobs import runner, ssh_shell
@@ -44,6 +46,7 @@ class Pair:
     sync: bool
     primary_address: str   # business (LAN) addresses: where the replication connection goes
     standby_address: str
+    service_address: str | None = None  # what clients use: held by whichever of the two is primary
 
     @property
     def slot(self) -> str:
@@ -51,12 +54,82 @@ class Pair:
         return "netops_" + re.sub(r"[^a-z0-9_]", "_", self.standby)
 
 
-def business_address(inv: Inventory, device: str) -> str:
-    """A server's first interface address (its LAN), where its databases serve the business."""
+def business_interface(inv: Inventory, device: str):
+    """A server's first interface with an address (its LAN), where its databases serve the business."""
     for itf in inv.devices[device].interfaces.values():
         if itf.address is not None:
-            return str(itf.address.ip)
+            return itf.address
     raise UsageError(f"{inv.root}: device {device!r}: field 'interfaces': no address to replicate over")
+
+
+def business_address(inv: Inventory, device: str) -> str:
+    return str(business_interface(inv, device).ip)
+
+
+def gateway(inv: Inventory, device: str) -> str:
+    """The router a server's LAN is cabled to: where its site announces what the server holds."""
+    for lid in inv.links_by_device.get(device, []):
+        link = inv.links[lid]
+        other = link.b if link.a.device == device else link.a
+        if link.kind == LinkKind.lan and inv.devices[other.device].role == Role.router:
+            return other.device
+    raise UsageError(f"{inv.root}: device {device!r}: field 'interfaces': no LAN link to a router")
+
+
+# The service address on a server ($1 the address with its prefix, $2 the business address whose interface holds it
+# or "lo", $3 "hold" or "release"); prints a line when it changed something.
+SERVICE_ADDRESS_SCRIPT = r"""set -e
+addr=${1%/*}
+have=$(ip -o -4 addr show | awk -v a="$addr" '{split($4, p, "/")} p[1] == a {print $2 " " $4; exit}')
+if [ "$2" = lo ]; then dev=lo
+else dev=$(ip -o -4 addr show | awk -v a="$2" '{split($4, p, "/")} p[1] == a {print $2; exit}'); fi
+want=""; [ "$3" = hold ] && want="$dev $1"
+if [ "$have" != "$want" ]; then
+  if [ -n "$have" ]; then ip addr del "${have#* }" dev "${have%% *}"; fi
+  if [ -n "$want" ]; then ip addr add "$1" dev "$dev"; echo "service address $addr held on $dev"
+  else echo "service address $addr released"; fi
+fi
+"""
+
+
+# The service route on an FRR router (the lab twin's routers): $1 the address/32, $2 the next hop, $3 announce or
+# withdraw; OSPF redistributes static routes while the router has one. Prints a line when it changed something.
+ANNOUNCE_SCRIPT = r"""set -e
+route="ip route $1 $2"
+if [ "$3" = announce ]; then
+  if ! vtysh -c 'show running-config' | grep -qxF "$route"; then
+    vtysh -c 'configure terminal' -c "$route" -c 'router ospf' -c 'redistribute static' >/dev/null
+    echo "announced $1 via $2"
+  fi
+elif vtysh -c 'show running-config' | grep -qxF "$route"; then
+  vtysh -c 'configure terminal' -c "no $route" >/dev/null
+  if ! vtysh -c 'show running-config' | grep -q '^ip route '; then
+    vtysh -c 'configure terminal' -c 'router ospf' -c 'no redistribute static' >/dev/null
+  fi
+  echo "withdrew $1"
+fi
+"""
+
+
+def announcement(inv: Inventory, pair: Pair, device: str, on: bool) -> tuple[str, Command]:
+    """(router, command): ``device``'s site router announcing (or withdrawing) the pair's service address as a /32
+    towards ``device``, into OSPF. Rendered for FRR, the lab twin's routers; another platform is refused."""
+    router = gateway(inv, device)
+    if inv.devices[router].platform != "frr":
+        raise UsageError(f"{inv.root}: device {router!r}: field 'platform': moving a service address is rendered for FRR "
+                         f"routers only (the lab twin), not {inv.devices[router].platform}")
+    return router, _as_root(ANNOUNCE_SCRIPT, f"{pair.service_address}/32", business_address(inv, device),
+                            "announce" if on else "withdraw")
+
+
+def service_address(inv: Inventory, pair: Pair, device: str, hold: bool) -> Command:
+    """``device`` (a member of ``pair``) holds or releases the pair's service address: in its home LAN (the inventory's
+    primary) on the LAN interface with the LAN's prefix, elsewhere on lo as a /32 its site router announces."""
+    lan = business_interface(inv, device)
+    at_home = ipaddress.IPv4Address(pair.service_address) in lan.network
+    spec = f"{pair.service_address}/{lan.network.prefixlen if at_home else 32}"
+    return _as_root(SERVICE_ADDRESS_SCRIPT, spec, business_address(inv, device) if at_home else "lo",
+                    "hold" if hold else "release")
 
 
 def pairs(inv: Inventory, scope: str | None = None) -> list[Pair]:
@@ -66,7 +139,8 @@ def pairs(inv: Inventory, scope: str | None = None) -> list[Pair]:
     for d in sorted(inv.devices.values(), key=lambda d: d.id):
         if d.replica and (d.id in devs or d.replica.of in devs):
             out.append(Pair(d.replica.of, d.id, d.replica.sync, business_address(inv, d.replica.of),
-                            business_address(inv, d.id)))
+                            business_address(inv, d.id),
+                            str(d.replica.service_address) if d.replica.service_address else None))
     if scope and not out:
         raise UsageError(f"no standby in scope {scope!r} (a standby is a device with `replica: {{of: PRIMARY}}`)")
     return out
@@ -222,6 +296,9 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
             raise DeviceError(pair.standby, f"not streaming from {pair.primary} {STREAM_WAIT_S} s after setup (state: {seen!r}); "
                                             "see journalctl -u postgresql@*-main on both 备库未进入流复制")
         time.sleep(1)
+    if pair.service_address:  # clients follow the primary: it holds the service address, its standby does not
+        changed += [f"{pair.standby}: {ln}" for ln in _lines(on_standby(service_address(inv, pair, pair.standby, False)))]
+        changed += [f"{pair.primary}: {ln}" for ln in _lines(on_primary(service_address(inv, pair, pair.primary, True)))]
     return {"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": changed}
 
 

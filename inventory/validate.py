@@ -192,9 +192,27 @@ def _replicas(inv: Inventory, p: _Problems) -> None:
             p.add(d, "device", "replica.of", f"{r.of!r} is at the same site {d.site!r}: a standby for disaster recovery is off-site")
         if r.service != "postgresql":
             p.add(d, "device", "replica.service", "netops dr setup builds PostgreSQL streaming replication only (so far)")
+        if r.service_address is not None:
+            _service_address(inv, d, primary, r.service_address, p)
         cred = inv.credentials.get(d.credentials)
         if cred is not None and cred.replication_password is None:
             p.add(d, "device", "credentials", f"profile {d.credentials!r} has no replication_password for the standby's login")
+
+
+def _service_address(inv: Inventory, d, primary, address, p: _Problems) -> None:
+    """A pair's business address: a free host address in the primary's LAN (the first interface with an address,
+    where its databases serve), named by no other standby."""
+    lan = next((i.address for i in primary.interfaces.values() if i.address is not None), None)
+    used = {ip: f"device {x.id!r}" for x in inv.devices.values()
+            for ip in [x.management, x.loopback, *(i.address.ip for i in x.interfaces.values() if i.address)] if ip}
+    others = [x.id for x in inv.devices.values() if x.id != d.id and x.replica and x.replica.service_address == address]
+    if lan is None or address not in lan.network or address in (lan.network.network_address, lan.network.broadcast_address):
+        p.add(d, "device", "replica.service_address", f"{address} is not a host address of {primary.id}'s LAN "
+                                                      f"{lan.network if lan else '(none)'}")
+    elif address in used:
+        p.add(d, "device", "replica.service_address", f"{address} is already used by {used[address]}")
+    elif others:
+        p.add(d, "device", "replica.service_address", f"{address} is already the service address of {others[0]}'s pair")
 
 
 def _credentials(d, cred, p: _Problems) -> None:

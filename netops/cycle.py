@@ -34,7 +34,7 @@ def register(nouns, common) -> None:
                          description="Validate the inventory, bring the lab twin up, check reachability, analyse "
                                      "and draw the topology, provision planned county links, collect health, audit "
                                      "and harden servers and network devices to 等保 三级, generate monitoring and "
-                                     "bring the stack and the health map up, back up a province, run a county database drill and a province database failover drill. Exit status: the "
+                                     "bring the stack and the health map up, back up a province, run a county database drill and the province-DC-lost failover drill. Exit status: the "
                                      "worst step's; an audit's findings are its report, not a failed cycle.")
     p.add_argument("--out", default="out", metavar="DIR",
                    help="where reports, diagrams and (without -i) the working inventory go (default: ./out)")
@@ -112,8 +112,8 @@ def steps(inv, out_dir: Path) -> list[Step]:
         Step("verify", "备份校验 Verify backups", ["backup", "verify", "--scope", first_province], FAIL, ("backup",)),
         Step("catalogue", "备份目录 Backup catalogue (3-2-1)", ["backup", "status"], REPORT, ("backup",)),
         Step("drill", "灾备演练 County database drill", ["drill", "run", "county-db-lost"], FAIL, ("backup",)),
-        Step("failover", "主备切换演练 Province database failover drill", ["drill", "run", "province-db-failover"], FAIL,
-             ("dr-setup",)),
+        Step("failover", "省中心失效演练 Province data centre lost: failover to the DR site", ["drill", "run", "province-dc-lost"],
+             FAIL, ("dr-setup",)),
     ]
 
 

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from jinbao_netops.backup import replication
+from jinbao_netops.errors import UsageError
 from jinbao_netops.inventory import load
 from jinbao_netops.monitoring import generate, rules
 from jinbao_netops.security import admits
@@ -181,3 +182,63 @@ def test_a_standby_that_does_not_answer_is_cloned_only_with_force(tmp_path, monk
         replication.build_pair(shell, INV, pair, "pw", force=True)
     clone = [s for s in log.read_text().split("\0") if "pg_basebackup" in s]
     assert len(clone) == 1 and " reclone" in clone[0]
+
+
+@pytest.mark.parametrize("address, message", [
+    ("10.44.1.100", "is not a host address of gd-db1's LAN 10.44.0.0/24"),  # the standby's LAN, not the primary's
+    ("10.44.0.255", "is not a host address of gd-db1's LAN"),               # the LAN's broadcast address
+    ("10.44.0.1", "is already used by device 'gd-r1'"),                     # the router's LAN address
+    ("10.51.0.100", "is not a host address of gd-db1's LAN"),               # Sichuan's pair's address
+])
+def test_a_bad_service_address_is_one_line_naming_the_field(address, message):
+    from jinbao_netops.inventory.validate import validate
+
+    inv = copy.deepcopy(INV)
+    inv.devices["gd-dr-db1"] = inv.devices["gd-dr-db1"].model_copy(
+        update={"replica": replication_model({"of": "gd-db1", "sync": True, "service_address": address})})
+    problems = [p for p in validate(inv) if "device 'gd-dr-db1'" in p]
+    assert len(problems) == 1 and "field 'replica.service_address'" in problems[0] and message in problems[0], problems
+
+
+def _in_netns(script: str) -> str:
+    """``script`` as root of a private user and network namespace holding a LAN interface like gd-db1's eth0."""
+    import subprocess
+
+    setup = "set -e; ip link add eth0 type veth peer name eth1 && ip addr add 10.44.0.10/24 dev eth0 && ip link set eth0 up && ip link set lo up\n"
+    r = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "sh", "-c", setup + script],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_the_primary_holds_the_service_address_in_its_lan_and_elsewhere_it_is_a_host_route():
+    """dr setup has the primary hold the pair's service address on its LAN interface with the LAN's prefix (idempotent);
+    a promoted standby at the DR site holds it on lo as a /32 (its router announces it); release takes it away."""
+    from jinbao_netops.inventory.engines import _shell_line
+
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+    assert pair.service_address == "10.44.0.100"
+
+    def run(device: str, hold: bool) -> str:  # the script with its arguments, as root (sudo is not in the namespace)
+        argv = replication.service_address(INV, pair, device, hold).argv
+        return _shell_line(argv[argv.index("--") + 1:]) + "\n"
+
+    show = "ip -o -4 addr show | awk '{print $2, $4}'\n"
+    out = _in_netns(run("gd-db1", True) + run("gd-db1", True) + show + run("gd-db1", False) + show)
+    lines = out.splitlines()
+    assert lines[0] == "service address 10.44.0.100 held on eth0"  # once: the second run changed nothing
+    assert "eth0 10.44.0.100/24" in lines[1:4] and lines[4] == "service address 10.44.0.100 released"
+    assert "10.44.0.100" not in "".join(lines[5:])
+    # the standby (its LAN is 10.44.1.0/24): a /32 on lo — in the namespace its business address is absent, lo is named
+    out = _in_netns(run("gd-dr-db1", True) + show)
+    assert "service address 10.44.0.100 held on lo" in out and "lo 10.44.0.100/32" in out
+
+
+def test_the_service_route_is_announced_by_the_standbys_site_router_for_frr_only():
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+    router, cmd = replication.announcement(INV, pair, "gd-dr-db1", True)
+    assert router == "gd-dr-r1" and cmd.argv[-3:] == ("10.44.0.100/32", "10.44.1.11", "announce")
+    inv = copy.deepcopy(INV)
+    inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={"platform": "huawei_vrp"})
+    with pytest.raises(UsageError, match=r"device 'gd-dr-r1': field 'platform': .*FRR routers only"):
+        replication.announcement(inv, pair, "gd-dr-db1", True)

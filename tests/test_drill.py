@@ -14,7 +14,7 @@ from conftest import clean_env
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 
 
-BUILT_IN = ["city-router-lost", "county-db-lost", "province-db-failover", "province-dc-lost"]
+BUILT_IN = ["city-router-lost", "county-db-lost", "province-db-failover", "province-dc-lost", "province-offsite-restore"]
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -106,7 +106,7 @@ def test_hostile_scenario_files_are_one_line_exit_2(tmp_path, content, message):
 
 
 def test_cli_dry_run_touches_nothing_and_bad_scenario_is_exit_2(netops, tmp_path):
-    r = netops("drill", "run", "province-dc-lost", "--dry-run", "--json", env=clean_env(NETOPS_BACKUP_STATE=str(tmp_path)))
+    r = netops("drill", "run", "province-offsite-restore", "--dry-run", "--json", env=clean_env(NETOPS_BACKUP_STATE=str(tmp_path)))
     assert r.returncode == 0 and any("DR site" in s for s in json.loads(r.stdout)["steps"])
     assert not list(tmp_path.iterdir())
     r = netops("drill", "run", "no-such-drill")
@@ -120,7 +120,7 @@ def test_verdict_and_report(tmp_path, monkeypatch):
     j.step("steady", "ok")
     j.step("cleanup", "start mariadb on panyu-db1")
     good = finish(sc, j, {"ok": True, "rto_seconds": 42.0, "rpo_seconds": 600.0})
-    assert good["passed"] and good["within_targets"] == {"rto": True, "rpo": True}
+    assert good["passed"] and good["within_targets"] == {"rto": True, "rpo": True, "rto_network": True}
     page = open(good["report"]).read()
     assert "结论 Verdict: 通过 PASSED" in page and "42.0 s" in page and "<script" not in page
     assert json.loads(open(good["journal"]).read())["rto_seconds"] == 42.0
@@ -207,14 +207,45 @@ def test_a_failover_drill_passes_only_with_no_acknowledged_commit_lost(tmp_path,
     assert any("kill -9 postgresql@15-main on gd-db1" in s for s in plan(sc))
     j = Journal(sc)
     j.step("steady", "ok")
-    good = finish(sc, j, {"ok": True, "rto_seconds": 8.0, "rpo_seconds": None, "rpo_transactions": 0, "failback_seconds": 40.0})
-    assert good["passed"] and good["within_targets"] == {"rto": True, "rpo": True} and good["rpo_transactions"] == 0
+    good = finish(sc, j, {"ok": True, "rto_seconds": 8.0, "rpo_seconds": 0.0, "rpo_transactions": 0, "failback_seconds": 40.0})
+    assert good["passed"] and all(good["within_targets"].values()) and good["rpo_transactions"] == 0
     page = open(good["report"]).read()
     assert "丢失已确认提交" in page and "40.0 s" in page
     lost = finish(sc, j, {"ok": True, "rto_seconds": 8.0, "rpo_seconds": None, "rpo_transactions": 1})
     assert not lost["passed"] and lost["within_targets"]["rpo"] is False
     # aborted before anything was measured: no figure is a figure within target
-    assert finish(sc, j, {"ok": False, "aborted_at": "x"})["within_targets"] == {"rto": False, "rpo": False}
+    assert finish(sc, j, {"ok": False, "aborted_at": "x"})["within_targets"] == {"rto": False, "rpo": False,
+                                                                                 "rto_network": True}
+    # province-dc-lost also targets the network: the last county must reach the moved address in time
+    dc = load_scenario(INV, "province-dc-lost")
+    assert any("service address moves to gd-dr-db1" in s for s in plan(dc)) and any("links down on gd-r1" in s for s in plan(dc))
+    slow = finish(dc, Journal(dc), {"ok": True, "rto_seconds": 2.0, "rpo_seconds": 0.0, "rpo_transactions": 0,
+                                    "rto_network_seconds": 16.0, "per_county": {"panyu": 3.0, "huadu": 16.0}})
+    assert not slow["passed"] and slow["within_targets"]["rto_network"] is False
+    assert "huadu" in open(slow["report"]).read()
+
+
+def _pair(**kw):
+    from dataclasses import replace
+
+    from jinbao_netops.backup.replication import pairs
+
+    return replace(next(p for p in pairs(INV) if p.standby == "gd-dr-db1"), **kw)
+
+
+@pytest.mark.parametrize("kw,rto,net,rpo,level,why", [
+    ({}, 1.0, 3.0, 0.0, 5, "no automatic failover"),              # the lab: sync, address moved; never a cluster
+    ({}, 1.0, None, 0.0, 3, "RTO - s over 172800 s"),             # a county never reached the moved address
+    ({}, 1.0, 3.0, 2400.0, 4, "RPO 2400 s over 1800 s"),          # an async pair that lost 40 minutes
+    ({"service_address": None}, 1.0, None, 0.0, 4, "no service address"),  # clients cannot follow
+])
+def test_the_gb_t_20988_level_rests_on_measures_and_deployment(kw, rto, net, rpo, level, why):
+    from jinbao_netops.backup.drill import dr_level
+
+    lv = dr_level(_pair(**kw), rto, net, rpo)
+    assert lv["level"] == level, lv
+    assert why in next(c for c in lv["criteria"] if c["level"] == level + 1)["why_not"], lv["criteria"]
+    assert [c["met"] for c in lv["criteria"]] == [True] * level + [False] * (6 - level)
 
 
 def _fake_psql(tmp_path, answers: int) -> list[str]:

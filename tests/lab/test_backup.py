@@ -174,8 +174,8 @@ def test_city_router_drill_loses_exactly_the_counties_the_topology_names(seeded,
     assert all(r["ok"] for r in json.loads(netops("lab", "reach", "--json").stdout)["rows"])  # links are back
 
 
-def test_province_dc_drill_restores_at_the_dr_site_from_the_offsite_copy(seeded, backed_up):
-    jn = drill(seeded, "province-dc-lost")
+def test_the_offsite_restore_drill_restores_at_the_dr_site_from_the_offsite_copy(seeded, backed_up):
+    jn = drill(seeded, "province-offsite-restore")
     assert [(r["asset"], r["repo"], r["to"]) for r in jn["restored"]] == [("gd-db1:postgresql:shebao", "gd-dr-bak1", "gd-dr-bak1")]
     # the province's store is back on the network: the config archive reaches it again
     assert configs(seeded)["failed"] == 0

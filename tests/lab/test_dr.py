@@ -98,6 +98,8 @@ def test_the_failover_drill_promotes_the_standby_loses_nothing_and_fails_back(la
     jn = json.loads(r.stdout)
     assert r.returncode == 0 and jn["passed"], json.dumps(jn["steps"], ensure_ascii=False, indent=1)
     assert jn["rpo_transactions"] == 0 and jn["committed"]["primary"] >= 20 and 0 < jn["rto_seconds"] <= 30, jn
+    # the service address followed the primary: released by the fenced one, every county reached it at the DR site
+    assert sorted(jn["per_county"]) == ["baoan", "huadu", "longgang", "panyu"] and jn["rto_network_seconds"] < 30, jn
     verify = next(s for s in jn["steps"] if s["phase"] == "verify")["evidence"]
     assert verify["last_present"] == verify["rows"] >= verify["last_acknowledged"], verify  # no gap, nothing lost
     back = [s for s in jn["steps"] if s["phase"] == "failback"][-1]["evidence"]
@@ -108,6 +110,10 @@ def test_the_failover_drill_promotes_the_standby_loses_nothing_and_fails_back(la
     assert rc == 0 and pairs[SYNC[1]]["sync_state"] == "sync", pairs
     assert psql(SYNC[0], "SELECT pg_is_in_recovery()") == "f" and psql(SYNC[1], "SELECT pg_is_in_recovery()") == "t"
     assert psql(SYNC[1], "SELECT count(*) FROM pg_database WHERE datname = 'netops_drill'") == "0"
+    held = {n: netops("lab", "exec", n, "--", "ip", "-o", "-4", "addr", "show").stdout for n in SYNC}
+    assert "10.44.0.100/24" in held[SYNC[0]] and "10.44.0.100" not in held[SYNC[1]], held
+    route = netops("lab", "exec", "gd-dr-r1", "--", "vtysh", "-c", "show running-config").stdout
+    assert "10.44.0.100" not in route and "redistribute static" not in route, route
     fence = netops("lab", "exec", SYNC[0], "--", "systemctl", "is-enabled", "postgresql@15-main").stdout.strip()
     assert "masked" not in fence, fence  # the fence is lifted
     v = audit(env, SYNC[0])["hot-redundancy"]
