@@ -23,8 +23,8 @@ IF_LABELS = (*LABELS, "ifindex", "interface")
 ENVIRONMENT = {"temperature": ("netops_device_temperature_celsius", "Temperature per sensor (vendor entity / environment MIB)"),
                "fan": ("netops_device_fan_ok", "1 if the fan works (vendor fan state), 0 if not"),
                "power": ("netops_device_power_supply_ok", "1 if the power supply works (vendor state), 0 if not"),
-               "rx_power": ("netops_device_optical_rx_power_dbm", "Optical transceiver receive power; sensor is the ifIndex (H3C) or entPhysicalIndex (Huawei)"),
-               "tx_power": ("netops_device_optical_tx_power_dbm", "Optical transceiver transmit power; sensor is the ifIndex (H3C) or entPhysicalIndex (Huawei)")}
+               "rx_power": ("netops_device_optical_rx_power_dbm", "Optical transceiver receive power; sensor is the ifIndex (H3C), the transceiver's entPhysicalIndex (Huawei) or the sensor's (Cisco)"),
+               "tx_power": ("netops_device_optical_tx_power_dbm", "Optical transceiver transmit power; sensor is the ifIndex (H3C), the transceiver's entPhysicalIndex (Huawei) or the sensor's (Cisco)")}
 STATUS = {name: value for value, name in IF_STATUS.items()}
 COUNTER_HELP = {
     "in_octets": "Octets received (ifHCInOctets)",

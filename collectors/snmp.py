@@ -6,11 +6,14 @@ Per target and cycle:
 2. the label columns (ifName, ifAlias, ifDescr — the name where ifXTable is absent) are walked when the
    cache is empty, the agent restarted (sysUpTime went back), ifTableLastChange moved, an ifIndex is not
    in the cache, or ``label_refresh`` seconds have passed (many agents do not implement ifTableLastChange);
+   with them, where the platform's sensors depend on it, sysDescr (the release that decides a unit);
 3. the counter/state columns are walked with GETBULK, several columns per PDU, split into at most
    ``inflight`` concurrent walks (the per-device in-flight limit); a device that showed an interface
    without an HC counter or ifHighSpeed also gets the ifTable's 32-bit counters and ifSpeed from then on;
 4. health: the vendor columns the platform table names for the sysObjectID's enterprise (CPU, memory,
-   temperature, fans, power supplies), else HOST-RESOURCES-MIB.
+   temperature, fans, power supplies, transceiver powers), else HOST-RESOURCES-MIB; sensors told apart by their
+   entity's name (entPhysicalName) have the names of their entities cached like the labels, and an entity not seen
+   before named by a GET at once.
 Each of these tables is walked on its own until the device deadline: what answered is kept, what did not
 is named in ``Result.tables`` (per-table freshness) instead of costing the device's whole round.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +46,8 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 IF_TABLE_LAST_CHANGE = "1.3.6.1.2.1.31.1.5.0"
 SCALARS = (SYS_UPTIME, SYS_OBJECT_ID, SYS_NAME, IF_TABLE_LAST_CHANGE)
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"                       # the release, where a sensor's unit depends on it
+ENT_PHYSICAL_NAME = "1.3.6.1.2.1.47.1.1.1.1.7"        # ENTITY-MIB: what a sensor is, where its type does not say
 
 IF_LABELS = {"name": "1.3.6.1.2.1.31.1.1.1.1",       # ifName (ifXTable)
              "alias": "1.3.6.1.2.1.31.1.1.1.18",     # ifAlias (ifXTable)
@@ -127,6 +133,8 @@ class _State:
     labels: dict = field(default_factory=dict)   # ifIndex → {"name", "alias", "descr"}
     labels_at: float = 0.0                       # monotonic time of the last label walk
     legacy: bool = False                         # some interface needs the 32-bit ifTable columns
+    descr: str | None = None                     # sysDescr ("" where the agent gives none), read with the labels
+    entity_names: dict = field(default_factory=dict)  # entPhysicalIndex → entPhysicalName of the named sensors
     raw: dict = field(default_factory=dict)      # (column, ifIndex) → last raw value
     total: dict = field(default_factory=dict)    # (column, ifIndex) → exported monotonic total
     timeouts_total: int = 0
@@ -164,6 +172,11 @@ def _int(v) -> int | None:
 def _str(v) -> str | None:
     """A value used as text (a label), or None."""
     return v if isinstance(v, str) else None
+
+
+def _index(i) -> str:
+    """A row index as text: "5", or "0.2" for a multi-part one."""
+    return ".".join(map(str, i)) if isinstance(i, tuple) else str(i)
 
 
 def _measure(e: EnvSensor, v: int, h: dict, i) -> float | None:
@@ -268,6 +281,15 @@ class Poller:
                 break
         return out
 
+    async def entity_names(self, t: Target, stats: Stats, sem, indexes: list) -> dict:
+        """entPhysicalName of the given entities (GETs of at most max_repetitions OIDs at once): index → name, ""
+        where the agent has none."""
+        oids = [_oid(f"{ENT_PHYSICAL_NAME}.{_index(i)}") for i in indexes]
+        n = max(1, t.max_repetitions)
+        answers = await asyncio.gather(*(self._request(t, stats, sem, oids[k:k + n], bulk=False)
+                                         for k in range(0, len(oids), n)))
+        return dict(zip(indexes, (_str(v) or "" for vbs in answers for _, v in vbs)))
+
     # --- one device ------------------------------------------------------------------------------
     async def poll(self, t: Target) -> Result:
         start = time.monotonic()
@@ -337,6 +359,10 @@ class Poller:
         if stale:
             jobs["labels"] = self.walk(t, stats, sem, IF_LABELS)
         plat = PLATFORMS.get(vendor) if vendor else None
+        # sysDescr says the release where a sensor's unit depends on it: read with the labels (a release changes with a
+        # restart), and until the agent has answered it once
+        if plat and any(e.release for e in plat.snmp_env) and (stale or st.descr is None):
+            jobs["labels/descr"] = self._request(t, stats, sem, [_oid(SYS_DESCR)], bulk=False)
         if plat and (plat.snmp_cpu_oid or plat.snmp_env):
             vendor_cols = {"cpu": plat.snmp_cpu_oid, "mem": plat.snmp_mem_oid, "mem_used": plat.snmp_mem_used_oid,
                            "mem_free": plat.snmp_mem_free_oid, **{o: o for e in plat.snmp_env for o in e.columns}}
@@ -344,6 +370,8 @@ class Poller:
         else:
             jobs["health"] = self.walk(t, stats, sem, {**HR_CPU, **HR_STORAGE})
         got = await self._tables(jobs, end, res)
+        if "labels/descr" in got:
+            st.descr = "".join(_str(v) or "" for _, v in got["labels/descr"])
         poll: dict[str, dict] = {n: {} for n in columns}
         for name, part in got.items():
             if name.startswith("interfaces/"):
@@ -369,7 +397,21 @@ class Poller:
         st.last_change = last_change
         self._interfaces(st, res, poll, sorted(ids), restarted)
         if "health" in got:
-            self._health(plat, got["health"], res)
+            if plat and (named := [e for e in plat.snmp_env if e.named]):
+                await self._name_sensors(t, stats, sem, st, named, got["health"], stale, end, res)
+            self._health(plat, got["health"], res, st)
+
+    async def _name_sensors(self, t: Target, stats: Stats, sem, st: _State, named: list, h: dict, stale: bool,
+                            end: float, res: Result) -> None:
+        """The entity names of the rows ``named`` sensors read, from the cache (refreshed with the labels) or, for an
+        entity not seen before (a transceiver inserted), asked now."""
+        if stale:
+            st.entity_names = {}
+        new = sorted({i for e in named for i in h[e.oid] if i not in st.entity_names
+                      and all(h[c].get(i) in accept for c, accept in e.where)}, key=_index)
+        if new:
+            got = await self._tables({"labels/entity": self.entity_names(t, stats, sem, new)}, end, res)
+            st.entity_names.update(got.get("labels/entity", {}))
 
     @staticmethod
     def _interfaces(st: _State, res: Result, poll: dict, indexes: list[int], restarted: bool) -> None:
@@ -395,7 +437,7 @@ class Poller:
             res.interfaces[i] = rec
 
     @staticmethod
-    def _health(plat, h: dict, res: Result) -> None:
+    def _health(plat, h: dict, res: Result, st: _State) -> None:
         if "load" not in h:  # the vendor's entity / process MIB
             cpu = [v for v in h.get("cpu", {}).values() if isinstance(v, int)]
             res.cpu_ratio = max(cpu) / 100 if cpu else None
@@ -407,9 +449,12 @@ class Poller:
                           if isinstance(u, int) and isinstance(f := h["mem_free"].get(i), int) and u + f > 0]
                 res.memory_ratio = max(ratios) if ratios else None
             for e in plat.snmp_env:  # each column walked once (keyed by its OID), however many sensors read it
+                if (e.release and not re.search(e.release, st.descr or "")) or (e.fallback and e.kind in res.environment):
+                    continue
                 rows = [(i, v) for i, v in h[e.oid].items() if isinstance(v, int) and v not in e.absent
-                        and all(h[c].get(i) in accept for c, accept in e.where)]
-                vals = {".".join(map(str, i)) if isinstance(i, tuple) else str(i): m for i, v in rows
+                        and all(h[c].get(i) in accept for c, accept in e.where)
+                        and (not e.named or re.search(e.named, st.entity_names.get(i, "")))]
+                vals = {_index(i): m for i, v in rows
                         if (m := v in e.ok if e.state else _measure(e, v, h, i)) is not None}
                 if vals:
                     res.environment.setdefault(e.kind, {}).update(vals)

@@ -15,13 +15,19 @@ class EnvSensor:
     """One environment column of a vendor MIB, indexed by entity (or the MIB's own sensor index).
 
     ``kind`` "temperature" (°C), "rx_power" / "tx_power" (an optical transceiver's dBm, indexed by the MIB's own
-    index: ifIndex on H3C, entPhysicalIndex on Huawei): the value × ``scale`` is the measure — or, with
+    index: ifIndex on H3C, entPhysicalIndex on Huawei and Cisco): the value × ``scale`` is the measure — or, with
     ``milliwatts``, a linear power in mW whose dBm (10·log10) is the measure, a power of zero having none and
     being dropped; ``scale_columns`` (an RFC 3433 sensor table's SensorDataScale and SensorPrecision columns)
     scale each row's value by its own SI prefix and decimals; "fan" / "power": the value is a state, ``ok``
     lists the states that mean working. A value in ``absent`` means "no such sensor here" and is dropped.
     ``where`` names sibling columns of the same row and the values they must hold for the row to count (a
-    sensor type, a presence state): a row whose sibling holds another value, or none, is dropped."""
+    sensor type, a presence state): a row whose sibling holds another value, or none, is dropped.
+    ``named``: a regex the row's entity must match by its ENTITY-MIB entPhysicalName (what tells a receive from
+    a transmit sensor where both are of one type); a row whose entity has another name, or none, is dropped.
+    ``release``: a regex on sysDescr; the sensor is read only on the releases it matches (where a vendor
+    changed a column's unit between releases), on none where the agent does not say its release.
+    ``fallback``: read only where no sensor listed before it in the platform's ``snmp_env`` gave a reading of
+    its kind (another MIB with the same sensors under other indexes)."""
     kind: str
     oid: str
     ok: tuple[int, ...] = ()
@@ -30,6 +36,9 @@ class EnvSensor:
     where: tuple[tuple[str, tuple[int, ...]], ...] = ()
     milliwatts: bool = False
     scale_columns: tuple[str, str] | None = None
+    named: str | None = None
+    release: str | None = None
+    fallback: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -42,13 +51,18 @@ class EnvSensor:
         return self.kind in ("fan", "power")
 
 
-def _celsius_sensors(entry: str) -> EnvSensor:
-    """The temperatures of an RFC 3433-shaped sensor table (ENTITY-SENSOR-MIB entPhySensorEntry, or Cisco's
-    entSensorValueEntry before it), per entPhysicalIndex: value (.4) where the type (.1) is celsius(8) and the
-    status (.5) ok(1) — unavailable(2) and nonoperational(3) readings are no measure — scaled by its SI prefix
-    (.2) and precision (.3)."""
-    return EnvSensor("temperature", f"{entry}.4", where=((f"{entry}.1", (8,)), (f"{entry}.5", (1,))),
-                     scale_columns=(f"{entry}.2", f"{entry}.3"))
+def _entity_sensors(entry: str, dbm: int) -> tuple[EnvSensor, ...]:
+    """An RFC 3433-shaped sensor table (ENTITY-SENSOR-MIB entPhySensorEntry, or Cisco's entSensorValueEntry before
+    it), per entPhysicalIndex: value (.4) where the status (.5) is ok(1) — unavailable(2) and nonoperational(3)
+    readings are no measure — scaled by its SI prefix (.2) and precision (.3); temperatures where the type (.1)
+    is celsius(8), a transceiver's receive and transmit power where it is ``dbm`` and the entity's name says
+    which (IOS-XE names them "Te1/1/1 Receive Power Sensor", IOS-XE routers "subslot 0/1 transceiver 2 Rx Power
+    Sensor")."""
+    def sensor(kind: str, type_: int, named: str | None = None) -> EnvSensor:
+        return EnvSensor(kind, f"{entry}.4", where=((f"{entry}.1", (type_,)), (f"{entry}.5", (1,))),
+                         scale_columns=(f"{entry}.2", f"{entry}.3"), named=named)
+    return (sensor("temperature", 8), sensor("rx_power", dbm, r"\b(?:Receive|Rx) Power Sensor"),
+            sensor("tx_power", dbm, r"\b(?:Transmit|Tx) Power Sensor"))
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,11 @@ STANDARD_TRAPS = (Trap(_V2 + "1", "TrapColdStart"), Trap(_V2 + "2", "TrapWarmSta
 _HW = "1.3.6.1.4.1.2011.5.25.219.2."       # HUAWEI-ENTITY-TRAP-MIB hwEntityTrap notifications
 _H3C = "1.3.6.1.4.1.25506.2.6.2.0."        # HH3C-ENTITY-EXT-MIB hh3cEntityExtTraps
 _HWE = "1.3.6.1.4.1.2011.5.25.31.1.1"      # HUAWEI-ENTITY-EXTENT-MIB hwEntityState
+# Huawei releases by sysDescr: VRP5 ("VRP (R) software,Version 5.170 (S5720 V200R011C10SPC500)"), VRP8
+# ("VRP (R) software, Version 8.180 (CE6850EI V200R005C10SPC800)") and its successor YunShan OS
+# ("Huawei YunShan OS\nVersion 1.24.0.1 (S6700 V600R024C00SPC100)")
+_VRP5 = r"VRP \(R\) software, ?Version 5\."
+_VRP8 = r"VRP \(R\) software, ?Version 8\.|\bYunShan OS\b"
 
 
 def _pair(fault: str, resume: str, alert: str, severity: str = "critical") -> tuple[Trap, Trap]:
@@ -212,10 +231,17 @@ PLATFORMS: dict[str, Platform] = {
                  # HUAWEI-ENTITY-EXTENT-MIB: 0 °C is what an entity without a sensor (chassis, card slot) reports
                  snmp_env=(EnvSensor("temperature", f"{_HWE}.1.1.11", absent=(0,)),  # hwEntityTemperature
                            # hwOpticalModuleInfoTable hwEntityOpticalRxPower (.8) / TxPower (.9), per entPhysicalIndex of
-                           # the transceiver. The MIB says 0.01 dBm, which is what CloudEngine (VRP8) agents send; VRP5's
-                           # S series (S5700/S5720, as this suite's fleet) sends µW, read here as such
-                           EnvSensor("rx_power", f"{_HWE}.3.1.8", scale=0.001, milliwatts=True),
-                           EnvSensor("tx_power", f"{_HWE}.3.1.9", scale=0.001, milliwatts=True),
+                           # the transceiver. The MIB (V2.58 of 2014 to V3.05 of 2017) documents both as dBm × 100 and has
+                           # no column that says otherwise, but VRP5 (the S and AR series: sysDescr "VRP (R) software,
+                           # Version 5.xxx") sends µW; VRP8 (CloudEngine, NetEngine: "Version 8.xxx") and YunShan OS send
+                           # what the MIB says: positive powers among them (+4.59 dBm from a 100GBASE-LR4), -4000 where no
+                           # light is seen, -1 in every column of an empty cage (dropped, a true -0.01 dBm with it). One
+                           # column, two units: the release decides; a release not listed (or an agent that hides its
+                           # sysDescr) gets no optical reading rather than a wrong one
+                           *(EnvSensor(kind, f"{_HWE}.3.1.{col}", scale=0.001, milliwatts=True, release=_VRP5)
+                             for kind, col in (("rx_power", 8), ("tx_power", 9))),
+                           *(EnvSensor(kind, f"{_HWE}.3.1.{col}", scale=0.01, absent=(-1,), release=_VRP8)
+                             for kind, col in (("rx_power", 8), ("tx_power", 9))),
                            EnvSensor("fan", f"{_HWE}.10.1.7", ok=(1,)),   # hwEntityFanState normal(1)
                            # hwPwrStatusTable: hwEntityPwrState supply(1), notSupply(2), sleep(3) (a standby supply in
                            # energy saving: working), unknown(4); only where hwEntityPwrPresent is present(1) — an empty
@@ -276,12 +302,15 @@ PLATFORMS: dict[str, Platform] = {
                  snmp_mem_used_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.12",   # cpmCPUMemoryUsed (KB)
                  snmp_mem_free_oid="1.3.6.1.4.1.9.9.109.1.1.1.1.13",   # cpmCPUMemoryFree (KB)
                  # CISCO-ENVMON-MIB: states normal(1), warning(2), critical(3), shutdown(4), notPresent(5), notFunctioning(6)
-                 snmp_env=(EnvSensor("temperature", "1.3.6.1.4.1.9.9.13.1.3.1.3"),             # ciscoEnvMonTemperatureStatusValue
-                           # IOS-XE leaves ENVMON's temperatures empty and reports them in the entity sensor MIBs; their
-                           # dBm sensors (CISCO-ENTITY-SENSOR-MIB dBm(14)) are not read: nothing but entPhysicalDescr's
-                           # text tells a receive from a transmit sensor
-                           _celsius_sensors("1.3.6.1.2.1.99.1.1.1"),          # ENTITY-SENSOR-MIB entPhySensorEntry
-                           _celsius_sensors("1.3.6.1.4.1.9.9.91.1.1.1.1"),    # CISCO-ENTITY-SENSOR-MIB entSensorValueEntry
+                 # The entity sensor MIBs first (per entPhysicalIndex): ENTITY-SENSOR-MIB, where IOS-XE reports its
+                 # chassis and transceiver sensors (RFC 3433 has no dBm type: Cisco's transceiver powers are other(1)
+                 # there), then ENVMON's temperatures (their own indexes), read only where ENTITY-SENSOR-MIB gave none
+                 # (IOS before IOS-XE; an IOS-XE agent that fills both reports the same sensors twice), then
+                 # CISCO-ENTITY-SENSOR-MIB (dBm(14)), which older IOS fills with its transceivers' diagnostics only and
+                 # IOS-XE with the same entities as ENTITY-SENSOR-MIB (one entPhysicalIndex, one series)
+                 snmp_env=(*_entity_sensors("1.3.6.1.2.1.99.1.1.1", 1),             # ENTITY-SENSOR-MIB entPhySensorEntry
+                           EnvSensor("temperature", "1.3.6.1.4.1.9.9.13.1.3.1.3", fallback=True),  # ciscoEnvMonTemperatureStatusValue
+                           *_entity_sensors("1.3.6.1.4.1.9.9.91.1.1.1.1", 14),      # CISCO-ENTITY-SENSOR-MIB entSensorValueEntry
                            EnvSensor("fan", "1.3.6.1.4.1.9.9.13.1.4.1.3", ok=(1,), absent=(5,)),   # ciscoEnvMonFanState
                            EnvSensor("power", "1.3.6.1.4.1.9.9.13.1.5.1.3", ok=(1,), absent=(5,))),  # ciscoEnvMonSupplyState
                  single_value=(r"exec-timeout ", r"transport input ", r"access-class \S+ in$",

@@ -1,8 +1,9 @@
 """The SNMP collector on recordings of real vendors' agents (tests/fixtures/snmp/*.snmprec, written by
-record.py there from the public MIBs): Huawei S5720 and AR6280, H3C S6520 (Comware 7) and MSR36-20
-(Comware 5), Cisco Catalyst 9300 (IOS-XE). Each test shows one of issue 13's defects on the data of the
-agent that has it: ifXTable absent, 32-bit counters, no ifTableLastChange, duplicated ifNames, vendor
-CPU/memory/temperature/fans/power, a restricted view, GBK text, a slow table, ports, credentials."""
+record.py there from the public MIBs): Huawei S5720 and AR6280 (VRP5) and CE6881 (VRP8), H3C S6520 (Comware 7)
+and MSR36-20 (Comware 5), Cisco Catalyst 9300 (IOS-XE) and 2960-X (IOS). Each test shows one of issue 13's defects
+on the data of the agent that has it: ifXTable absent, 32-bit counters, no ifTableLastChange, duplicated ifNames,
+vendor CPU/memory/temperature/fans/power/transceiver powers, a restricted view, GBK text, a slow table, ports,
+credentials."""
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,8 @@ def vendors():
     port = free_port()
     fleet = [agent("s5720", "huawei-s5720", 1, port), agent("ar6280", "huawei-ar6280", 2, port),
              agent("s5720-ifview", "huawei-s5720-ifview", 3, port), agent("s6520", "h3c-s6520", 4, port),
-             agent("msr-v5", "h3c-msr3620-v5", 5, port), agent("c9300", "cisco-c9300", 6, port)]
+             agent("msr-v5", "h3c-msr3620-v5", 5, port), agent("c9300", "cisco-c9300", 6, port),
+             agent("ce6881", "huawei-ce6881", 7, port), agent("c2960x", "cisco-c2960x", 8, port)]
     with FastResponder(fleet) as r:
         loop, poller = asyncio.new_event_loop(), Poller()
         targets = [r.target(a, timeout=2, retries=2, deadline=30) for a in fleet]
@@ -167,29 +169,70 @@ def test_temperature_fans_and_power_for_every_vendor(vendors):
     temps = {(s.labels["device"], s.labels["sensor"]): s.value for s in fams["netops_device_temperature_celsius"].samples}
     assert temps == pytest.approx({("s5720", "67108873"): 43, ("ar6280", "67108873"): 43, ("s6520", "12"): 42,
                                    ("c9300", "1008"): 31, ("c9300", "1009"): 48, ("c9300", "1010"): 38.5,
-                                   ("c9300", "1101"): 31.2})
+                                   ("c9300", "1101"): 31.2, ("c9300", "1121"): 35.5, ("ce6881", "67108873"): 43,
+                                   ("c2960x", "1006"): 38, ("c2960x", "1025"): 29.5, ("c2960x", "1035"): 30.1})
     assert {s.labels["sensor"]: s.value for s in fams["netops_device_power_supply_ok"].samples
             if s.labels["device"] == "c9300"} == {"1014": 1, "1015": 0}
 
 
 def test_cisco_temperatures_from_the_entity_sensor_mibs(vendors):
     """IOS-XE's ENVMON temperature table is empty: its temperatures are the celsius(8) rows of ENTITY-SENSOR-MIB
-    (chassis) and CISCO-ENTITY-SENSOR-MIB (transceivers), each value × 10^(3·(scale − 9)) ÷ 10^precision; voltage,
-    current, fan speed and dBm rows are no temperatures, an unavailable(2) reading (a failed supply's sensor, a
-    transceiver without diagnostics) none at all."""
+    (chassis and transceivers, mirrored in CISCO-ENTITY-SENSOR-MIB), each value × 10^(3·(scale − 9)) ÷
+    10^precision; voltage, current, fan speed and dBm rows are no temperatures, an unavailable(2) reading (a failed
+    supply's sensor, a transceiver without diagnostics) none at all."""
     assert vendors["c9300"].environment["temperature"] == pytest.approx(
-        {"1008": 31, "1009": 48.0, "1010": 38.5, "1101": 31.2})
-    assert "rx_power" not in vendors["c9300"].environment  # dBm sensors are not told apart (receive / transmit)
+        {"1008": 31, "1009": 48.0, "1010": 38.5, "1101": 31.2, "1121": 35.5})
 
 
-def test_cisco_envmon_temperatures_still_count(tmp_path):
-    """An IOS agent that fills ciscoEnvMonTemperatureStatusTable: its readings join the entity sensors'."""
+def test_cisco_transceiver_powers_by_entity_name(vendors):
+    """IOS-XE's transceiver powers were not read: ENTITY-SENSOR-MIB types them other(1) (RFC 3433 has no dBm),
+    CISCO-ENTITY-SENSOR-MIB dBm(14), and only the entity's name (ENTITY-MIB entPhysicalName "Te1/1/1 Receive Power
+    Sensor") tells receive from transmit. Scaled like any sensor (tenths, milli-dBm); Te1/1/2's unavailable and
+    nonoperational readings (no diagnostics, laser shut down) are none; voltage and bias current are no powers."""
+    env = vendors["c9300"].environment
+    assert env["rx_power"] == pytest.approx({"1105": -4.1, "1125": -17.9})
+    assert env["tx_power"] == pytest.approx({"1104": -2.3, "1124": -2.4})
+    fams = render([vendors["c9300"]])
+    assert {s.labels["sensor"]: s.value for s in fams["netops_device_optical_rx_power_dbm"].samples} == pytest.approx(
+        {"1105": -4.1, "1125": -17.9})
+    # IOS 15 (no ENTITY-SENSOR-MIB): its SFPs' dBm(14) rows in CISCO-ENTITY-SENSOR-MIB, named after the long port name
+    old = vendors["c2960x"].environment
+    assert (old["rx_power"], old["tx_power"]) == (pytest.approx({"1029": -6.2, "1039": -12.8}),
+                                                  pytest.approx({"1028": -5.1, "1038": -5.5}))
+
+
+def test_cisco_sensor_names_are_cached_and_new_entities_named_at_once(tmp_path):
+    """The names come from a GET of the dBm sensors' entPhysicalName, kept like the interface labels: a rename shows
+    after the label refresh, not before; a transceiver inserted (new sensor entities) is named in the poll that
+    sees it. IOS-XE routers name the sensors "subslot 0/1 transceiver 2 Rx Power Sensor"."""
+    port = free_port()
+    a = agent("c9300", "cisco-c9300", 23, port)
+    with FastResponder([a], workdir=str(tmp_path / "sim")) as r:
+        loop, p = asyncio.new_event_loop(), Poller()
+        assert poll(p, loop, r, "c9300").environment["rx_power"].keys() == {"1105", "1125"}
+        es, name = "1.3.6.1.2.1.99.1.1.1", "1.3.6.1.2.1.47.1.1.1.1.7"
+        a.extra = {f"{name}.1125": (4, "Te1/1/3 Bias Current Sensor"),     # renamed: stale until the refresh
+                   **{f"{es}.{col}.1135": (2, v) for col, v in enumerate((1, 9, 1, -33, 1), 1)},
+                   f"{name}.1135": (4, "subslot 1/1 transceiver 4 Rx Power Sensor")}
+        r.restart()
+        second = poll(p, loop, r, "c9300")
+        assert second.environment["rx_power"] == pytest.approx({"1105": -4.1, "1125": -17.9, "1135": -3.3})
+        assert second.tables["labels"] is None
+        p.state["c9300"].labels_at -= 3600  # the refresh period (Target.label_refresh) has passed
+        assert poll(p, loop, r, "c9300").environment["rx_power"].keys() == {"1105", "1135"}
+
+
+def test_cisco_envmon_temperatures_are_the_fallback(tmp_path, vendors):
+    """ENVMON's temperatures are read only where ENTITY-SENSOR-MIB gave none: an IOS-XE agent that fills both reports
+    the same sensors twice under other indexes (they were exported twice); IOS 15 has its chassis temperature in
+    ENVMON only, and its SFPs' in CISCO-ENTITY-SENSOR-MIB join it."""
     port = free_port()
     a = agent("c9300", "cisco-c9300", 22, port, extra={"1.3.6.1.4.1.9.9.13.1.3.1.3.1": (66, 29)})
     with FastResponder([a], workdir=str(tmp_path / "sim")) as r:
         loop, p = asyncio.new_event_loop(), Poller()
         assert poll(p, loop, r, "c9300").environment["temperature"] == pytest.approx(
-            {"1": 29, "1008": 31, "1009": 48.0, "1010": 38.5, "1101": 31.2})
+            {"1008": 31, "1009": 48.0, "1010": 38.5, "1101": 31.2, "1121": 35.5})
+    assert vendors["c2960x"].environment["temperature"] == pytest.approx({"1006": 38, "1025": 29.5, "1035": 30.1})
 
 
 def test_huawei_optical_power_in_dbm(vendors):
@@ -200,6 +243,25 @@ def test_huawei_optical_power_in_dbm(vendors):
     assert env["tx_power"] == pytest.approx({"67174453": -2.503, "67174454": -2.604, "67174455": -2.700}, abs=1e-3)
     rx = {s.labels["sensor"]: s.value for s in render([vendors["s5720"]])["netops_device_optical_rx_power_dbm"].samples}
     assert rx == pytest.approx({"67174453": -3.851, "67174454": -17.696}, abs=1e-3)
+
+
+def test_huawei_optical_power_unit_follows_the_release(tmp_path, vendors):
+    """The same columns in hundredths of dBm, as the MIB says, on VRP8 (CloudEngine) and YunShan OS; they were read
+    as µW (negative powers dropped, +0.32 dBm shown as -14.9 dBm). The empty cage's -1 is no reading, a dark port
+    reads the floor of -40 dBm; a Huawei agent whose sysDescr names no known release gets no optical reading."""
+    env = vendors["ce6881"].environment
+    assert env["rx_power"] == pytest.approx({"16850434": -2.35, "16850435": -19.12, "16850482": 0.32, "16850483": -40})
+    assert env["tx_power"] == pytest.approx({"16850434": -1.8, "16850435": -2.1, "16850482": 4.59, "16850483": -40})
+    descr = "1.3.6.1.2.1.1.1.0"
+    port = free_port()
+    fleet = [agent("yunshan", "huawei-ce6881", 24, port, extra={descr: (4, "Huawei YunShan OS Version 1.24.0.1 "
+                                                                          "(S6700 V600R024C00SPC100) HUAWEI S6730-H")}),
+             agent("unknown", "huawei-ce6881", 25, port, extra={descr: (4, "HUAWEI CE6881-48S6CQ")})]
+    with FastResponder(fleet, workdir=str(tmp_path / "sim")) as r:
+        loop, p = asyncio.new_event_loop(), Poller()
+        assert poll(p, loop, r, "yunshan").environment["rx_power"] == pytest.approx(env["rx_power"])
+        unknown = poll(p, loop, r, "unknown").environment
+        assert "rx_power" not in unknown and "tx_power" not in unknown and unknown["temperature"] == {"67108873": 43}
 
 
 def test_huawei_power_supplies_by_presence_and_state(vendors):
