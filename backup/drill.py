@@ -595,6 +595,7 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
     on_primary(POSTGRESQL.sql(JIAOFEI, DRILL_DB))
     writer = Writer(actions.command(pair.primary, psql_argv(DRILL_DB)), 1)
     writer.start()
+    undo.append(("the writer stopped 停止业务写入", writer.stop))  # a no-op once the fault has ended it
     if not _wait(lambda: writer.count >= 20 or not writer.is_alive(), 30, 0.1) or writer.count < 20:
         writer.stop()
         raise DrillFailed(f"the writer cannot commit on {pair.primary}: {writer.error or 'too slow'}")
