@@ -12,6 +12,11 @@ module builds PostgreSQL physical streaming replication for every such pair, ide
   ``primary_conninfo`` (``sslmode=require``; the password in a 0600 passfile of the postgres account, never
   in a configuration file or argv), ``primary_slot_name`` and ``standby.signal``.
 
+A pair may name a service address (``replica: {…, service_address: A}``): the address clients use, a free host
+address in the primary's LAN. The primary holds it on its LAN interface and the standby does not; a failover drill
+moves it to the promoted standby (on lo, announced as a /32 by its site router into OSPF) and back
+(:func:`service_address`, :func:`announcement`).
+
 Replication runs over the business network (the servers' LAN addresses), as the database traffic itself
 does, not over the management network; the hardened firewall admits it from the peer's address only
 (:func:`admitted`). Each step checks first and changes only what differs; a standby that streams from its
