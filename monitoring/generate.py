@@ -144,7 +144,7 @@ class Impact:
     cut: dict[str, list[str]]              # level → sites cut off from the ministry (the unit's own site not among them)
     down: list[str]                        # a device's own site, when its failure strands every router there
     lost: dict[str, dict[str, str]]        # a site that lost one of its uplinks and keeps a path → its labels
-    links: list[str]                       # the lines that go down with it (a device's, not LAN; a link itself)
+    links: list[str]                       # a device's lines, which go down with it (not LAN)
 
 
 def _key(inv: Inventory, site: str) -> str:
@@ -185,7 +185,7 @@ def impacts(inv: Inventory) -> dict[str, list[Impact]]:
         else:
             lk = active[f.id]
             junior = lk.a.device if inv.is_uplink(lk, lk.a.device) else lk.b.device
-            key, where, links = _key(inv, inv.devices[junior].site), _site_labels(inv, junior), [f.id]
+            key, where, links = _key(inv, inv.devices[junior].site), _site_labels(inv, junior), []
         cut, down = an.cut_off([f])
         gone = cut | down
         lost: dict[str, dict[str, str]] = {}
@@ -220,8 +220,9 @@ def impact_rules(imps: list[Impact]) -> list[dict]:
 
 def impact_inhibitions(imps: list[Impact]) -> list[dict]:
     """What each root cause holds back, named exactly: every alert of the sites it cuts off (a junior root cause among
-    them), every alert but a root cause of its own site when that is down, and the LinkDown alerts of the lines that
-    go down with it (with a device, also the RedundancyLost warnings those lines raise: the device's own name them)."""
+    them), every alert but a root cause of its own site when that is down, and a device's the LinkDown alerts of the
+    lines that go down with it and the RedundancyLost warnings those lines raise (the device's own name the sites).
+    A line's own LinkDown alerts give way to its root cause by one rule for all lines (``LINE_INHIBITION``)."""
     out = []
     for imp in imps:
         kind, ident = imp.failure.kind, imp.failure.id
@@ -233,10 +234,17 @@ def impact_inhibitions(imps: list[Impact]) -> list[dict]:
             if imp.down:
                 out.append({"source_matchers": [f'alertname="{rules.SITES_CUT_OFF}"', unit], "target_matchers": [
                     f"site=~{escape.matcher_any(imp.down)}", f'alertname!="{rules.SITES_CUT_OFF}"'], "equal": ["province"]})
-        held = "LinkDown|" + rules.REDUNDANCY_LOST if kind == "device" else "LinkDown"
-        out.append({"source_matchers": [f'alertname=~"{rules.SITES_CUT_OFF}|{rules.REDUNDANCY_LOST}"', unit],
-                    "target_matchers": [f'alertname=~"{held}"', f"link=~{escape.matcher_any(imp.links)}"], "equal": ["province"]})
+        if kind == "device":
+            out.append({"source_matchers": [f'alertname=~"{rules.SITES_CUT_OFF}|{rules.REDUNDANCY_LOST}"', unit],
+                        "target_matchers": [f'alertname=~"LinkDown|{rules.REDUNDANCY_LOST}"', f"link=~{escape.matcher_any(imp.links)}"],
+                        "equal": ["province"]})
     return out
+
+
+# a line's root cause or warning (the only alerts whose own unit is a line carry a `link` label) holds back the LinkDown
+# alerts of that line, at either end: the same label, so one rule for every line
+LINE_INHIBITION = {"source_matchers": [f'alertname=~"{rules.SITES_CUT_OFF}|{rules.REDUNDANCY_LOST}"', 'link=~".+"'],
+                   "target_matchers": ['alertname="LinkDown"'], "equal": ["province", "link"]}
 
 
 def _monitor_jobs(mon, timing: Timing, **labels: str) -> list[dict]:
@@ -315,6 +323,7 @@ def alertmanager_config(inv: Inventory, imps: dict[str, list[Impact]] | None = N
     inhibit = [
         # a device or line down: what it cuts off, as the topology says (per unit, in the collectors' order)
         *(rule for key in sorted(imps) for rule in impact_inhibitions(imps[key])),
+        LINE_INHIBITION,
         # a province cut off from the ministry: one ministry alert
         {"source_matchers": ['alertname="ProvinceUnreachable"'],
          "target_matchers": ['alertname!="ProvinceUnreachable"'], "equal": ["province"]},

@@ -288,3 +288,24 @@ def test_real_alertmanager_one_root_cause_pages_consequences_held_back_resolutio
     # (a held-back alert may ride along as resolved in its group's last notification: Alertmanager's own way, harmless)
     assert all(st == {"resolved"} for k, st in resolved.items() if key[k] not in paging)
     assert _api(port, "alerts") == []
+
+
+def test_real_alertmanager_a_dual_homed_countys_line_down_warns_once(alertmanager):
+    """One of panyu's two uplinks goes down: the warning pages, the line's LinkDown at both ends gives way to it (one
+    rule for every line); another line's LinkDown without a root cause still pages."""
+    port, _ = alertmanager
+    files = gen.files(INV)
+    alerts = {
+        "warn": _fired(_rule(files, "RedundancyLost", link="panyu-up2"), {}),
+        "county-end": _dev("panyu-r1", alertname="LinkDown", severity="critical", interface="eth2", link="panyu-up2", uplink="true"),
+        "city-end": _dev("shenzhen-r1", alertname="LinkDown", severity="critical", interface="eth3", link="panyu-up2", uplink="false"),
+        "other-line": _dev("baoan-r1", alertname="LinkDown", severity="critical", interface="eth1", link="baoan-up1", uplink="true"),
+    }
+    _api(port, "alerts", [{"labels": lab} for lab in alerts.values()])
+    name = {tuple(sorted(lab.items())): k for k, lab in alerts.items()}
+
+    def settled():
+        got = {name[tuple(sorted(a["labels"].items()))]: bool(a["status"]["inhibitedBy"]) for a in _api(port, "alerts")}
+        return got if len(got) == len(alerts) and got["county-end"] and got["city-end"] else None
+
+    assert _until("the line's ends held back", settled) == {"warn": False, "county-end": True, "city-end": True, "other-line": False}
