@@ -15,6 +15,11 @@ covers the province and everything below it; the ministry's covers the ministry'
 own devices and only aggregates for the provinces. Each province's Prometheus alerts to the
 Alertmanager on its own monitor host (it keeps working when the province is cut off); the ministry's
 Prometheus alerts to the ministry's.
+
+Root causes (``impacts``): for every device that forwards and every line between sites, the topology's impact
+analysis says which sites its failure alone cuts off and which keep a path but lose an uplink; each collector's
+alerts.yml gets a SitesCutOff / RedundancyLost rule per unit, and alertmanager.yml inhibit rules that hold back
+exactly those consequences (README, "Alerts and root causes").
 """
 from __future__ import annotations
 
