@@ -15,18 +15,27 @@ covers the province and everything below it; the ministry's covers the ministry'
 own devices and only aggregates for the provinces. Each province's Prometheus alerts to the
 Alertmanager on its own monitor host (it keeps working when the province is cut off); the ministry's
 Prometheus alerts to the ministry's.
+
+Root causes (``impacts``): for every device that forwards and every line between sites, the topology's impact
+analysis says which sites its failure alone cuts off and which keep a path but lose an uplink; each collector's
+alerts.yml gets a SitesCutOff / RedundancyLost rule per unit, and alertmanager.yml inhibit rules that hold back
+exactly those consequences (README, "Alerts and root causes").
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from jinbao_netops.inventory.model import Alerting, Level, LinkKind, Role
+from jinbao_netops.collectors.targets import labels as device_labels
+from jinbao_netops.inventory.model import Alerting, Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
-from jinbao_netops import serve
+from jinbao_netops.topology.analysis import analysis, by_level
+from jinbao_netops.topology.graph import Failure, build
+from jinbao_netops import escape, serve
 from jinbao_netops.files import commit, out_path, write_error
 from jinbao_netops.errors import UsageError
 
@@ -59,9 +68,10 @@ class Timing:
         return self
 
     def alert(self, rule: dict) -> dict:
-        if self.max_for is None or _seconds(rule["for"]) <= self.max_for:
-            return dict(rule)
-        return {**rule, "for": f"{self.max_for}s"}
+        """The rule with its `for:` (and a root cause's `keep_firing_for:`) capped at ``max_for``."""
+        capped = {k: f"{self.max_for}s" for k in ("for", "keep_firing_for")
+                  if self.max_for is not None and k in rule and _seconds(rule[k]) > self.max_for}
+        return {**rule, **capped}
 
 
 def _seconds(duration: str) -> int:
@@ -128,6 +138,120 @@ def inventory_rules(inv: Inventory, key: str) -> dict:
     return {"groups": [{"name": f"inventory-{key}", "rules": recs}]}
 
 
+@dataclass(frozen=True)
+class Impact:
+    """A failure unit (a device that forwards, or a line between sites) and what its failure alone does to the sites
+    its collector covers, as the topology's impact analysis computes it: the root cause its Prometheus raises, the
+    consequences Alertmanager holds back."""
+    failure: Failure
+    key: str                               # the collector whose Prometheus sees the unit (a province id, or MINISTRY)
+    where: dict[str, str]                  # a link's labels: its junior end's level, province, city, county, site
+    cut: dict[str, list[str]]              # level → sites cut off from the ministry (the unit's own site not among them)
+    down: list[str]                        # a device's own site, when its failure strands every router there
+    lost: dict[str, dict[str, str]]        # a site that lost one of its uplinks and keeps a path → its labels
+    links: list[str]                       # a device's lines, which go down with it (not LAN)
+
+
+def _key(inv: Inventory, site: str) -> str:
+    """The collector that covers a site: its province's, else the ministry's."""
+    prov = inv.province_of(site)
+    return prov.id if prov else MINISTRY
+
+
+def _site_labels(inv: Inventory, device: str) -> dict[str, str]:
+    return {k: v for k, v in device_labels(inv, device).items() if k != "device"}
+
+
+def impacts(inv: Inventory) -> dict[str, list[Impact]]:
+    """Collector key → the impact of every unit it sees whose failure cuts a site of its off from the ministry or
+    costs one its uplink redundancy (a site with several active uplinks that keeps a path). Consequences are kept to
+    the collector's own sites: those are the alerts the same Alertmanager holds. Linear in the units: each is one
+    local search of ``Analysis.cut_off`` plus its neighbours."""
+    topo = build(inv)
+    an = analysis(topo)
+    active = {lid: lk for lid, lk in inv.links.items() if lk.kind != LinkKind.lan and lk.state == LinkState.active}
+    # each uplink of a site with several: found from the line, the device at either end, or the far end's site
+    via: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (kind, id) → [(site, its end device)]
+    for sid in inv.sites:
+        ups = topo.uplinks(sid)
+        if len(ups) < 2:
+            continue
+        for lid in ups:
+            lk = inv.links[lid]
+            own, far = (lk.a.device, lk.b.device) if inv.devices[lk.a.device].site == sid else (lk.b.device, lk.a.device)
+            for k in (("link", lid), ("device", own), ("device", far), ("site", inv.devices[far].site)):
+                via[k].append((sid, own))
+    units = [topo.failure_of("device", d) for d in inv.devices if topo.graph.nodes[d]["transit"]]
+    units += [topo.failure_of("link", lid) for lid in active]
+    out: dict[str, list[Impact]] = defaultdict(list)
+    for f in units:
+        if f.kind == "device":
+            key, where, links = _key(inv, inv.devices[f.id].site), {}, sorted(set(inv.links_by_device.get(f.id, [])) & active.keys())
+        else:
+            lk = active[f.id]
+            junior = lk.a.device if inv.is_uplink(lk, lk.a.device) else lk.b.device
+            key, where, links = _key(inv, inv.devices[junior].site), _site_labels(inv, junior), []
+        cut, down = an.cut_off([f])
+        gone = cut | down
+        lost: dict[str, dict[str, str]] = {}
+        for k in [(f.kind, f.id), *(("site", s) for s in gone)]:
+            for sid, own in via.get(k, []):
+                if sid not in gone and sid not in lost and _key(inv, sid) == key:
+                    lost[sid] = _site_labels(inv, own)
+        mine = {s for s in cut if _key(inv, s) == key}
+        if mine or lost:
+            out[key].append(Impact(f, key, where, by_level(topo, mine), sorted(s for s in down if _key(inv, s) == key),
+                                   dict(sorted(lost.items())), links))
+    return dict(out)
+
+
+def _unit_down(imp: Impact) -> str:
+    """PromQL: the unit is down (a device stops answering SNMP; a line is down at either end)."""
+    ident = escape.promql(imp.failure.id)
+    return f"netops_snmp_up{{device={ident}}} == 0" if imp.failure.kind == "device" else f"max by (link) ({rules.link_down(ident)})"
+
+
+def impact_rules(imps: list[Impact]) -> list[dict]:
+    """One collector's root causes: SitesCutOff per unit that cuts sites off, RedundancyLost per site that lost an
+    uplink with it (labelled with that site's level, province, city, county, site)."""
+    out = []
+    for imp in imps:
+        kind, ident, expr = imp.failure.kind, imp.failure.id, _unit_down(imp)
+        if imp.cut:
+            out.append(rules.sites_cut_off(expr, kind, ident, imp.cut, {**imp.where, kind: ident}))
+        out += [rules.redundancy_lost(expr, kind, ident, site, {**labels, kind: ident}) for site, labels in imp.lost.items()]
+    return out
+
+
+def impact_inhibitions(imps: list[Impact]) -> list[dict]:
+    """What each root cause holds back, named exactly: every alert of the sites it cuts off (a junior root cause among
+    them), every alert but a root cause of its own site when that is down, and a device's the LinkDown alerts of the
+    lines that go down with it and the RedundancyLost warnings those lines raise (the device's own name the sites).
+    A line's own LinkDown alerts give way to its root cause by one rule for all lines (``LINE_INHIBITION``)."""
+    out = []
+    for imp in imps:
+        kind, ident = imp.failure.kind, imp.failure.id
+        unit = f"{kind}=~{escape.matcher_any([ident])}"
+        if imp.cut:
+            cut = sorted(s for ids in imp.cut.values() for s in ids)
+            out.append({"source_matchers": [f'alertname="{rules.SITES_CUT_OFF}"', unit],
+                        "target_matchers": [f"site=~{escape.matcher_any(cut)}"], "equal": ["province"]})
+            if imp.down:
+                out.append({"source_matchers": [f'alertname="{rules.SITES_CUT_OFF}"', unit], "target_matchers": [
+                    f"site=~{escape.matcher_any(imp.down)}", f'alertname!="{rules.SITES_CUT_OFF}"'], "equal": ["province"]})
+        if kind == "device":
+            out.append({"source_matchers": [f'alertname=~"{rules.SITES_CUT_OFF}|{rules.REDUNDANCY_LOST}"', unit],
+                        "target_matchers": [f'alertname=~"LinkDown|{rules.REDUNDANCY_LOST}"', f"link=~{escape.matcher_any(imp.links)}"],
+                        "equal": ["province"]})
+    return out
+
+
+# a line's root cause or warning (the only alerts whose own unit is a line carry a `link` label) holds back the LinkDown
+# alerts of that line, at either end: the same label, so one rule for every line
+LINE_INHIBITION = {"source_matchers": [f'alertname=~"{rules.SITES_CUT_OFF}|{rules.REDUNDANCY_LOST}"', 'link=~".+"'],
+                   "target_matchers": ['alertname="LinkDown"'], "equal": ["province", "link"]}
+
+
 def _monitor_jobs(mon, timing: Timing, **labels: str) -> list[dict]:
     """The jobs scraping a monitor host's collector and its trap receiver; their labels name where `up` belongs
     (SnmpScrapeFailing)."""
@@ -181,10 +305,12 @@ def ministry_config(inv: Inventory, timing: Timing = Timing()) -> dict:
     }
 
 
-def alertmanager_config(inv: Inventory) -> dict:
+def alertmanager_config(inv: Inventory, imps: dict[str, list[Impact]] | None = None) -> dict:
     """Routing by level: each province's county/city/province teams, the ministry's NOC for ministry
-    alerts and anything unmatched; inhibition so one cause pages once. Every receiver posts to the
+    alerts and anything unmatched; inhibition so one cause pages once: each root cause holds back exactly the
+    consequences the topology gives it (``impacts``, computed here unless given). Every receiver posts to the
     inventory's ``network.alerting.webhook``, named for its team."""
+    imps = impacts(inv) if imps is None else imps
     hook = (inv.network.alerting if inv.network else Alerting()).webhook
 
     def receiver(name: str) -> dict:
@@ -200,19 +326,16 @@ def alertmanager_config(inv: Inventory) -> dict:
             sub.append({"receiver": name, "matchers": [f'level=~"{level}"']})
         routes.append({"receiver": f"{p}-province-noc", "matchers": [f'province="{p}"'], "routes": sub})
     inhibit = [
-        # a city's router or uplink down: the counties behind it are unreachable, not broken
-        {"source_matchers": ['alertname="NodeDown"', 'level="city"', 'role="router"'],
-         "target_matchers": ['level="county"'], "equal": ["province", "city"]},
-        {"source_matchers": ['alertname="LinkDown"', 'level="city"', 'uplink="true"'],
-         "target_matchers": ['level="county"'], "equal": ["province", "city"]},
-        # a province's core router down: its cities and counties
-        {"source_matchers": ['alertname="NodeDown"', 'level="province"', 'role="router"'],
-         "target_matchers": ['level=~"city|county"'], "equal": ["province"]},
+        # a device or line down: what it cuts off, as the topology says (per unit, in the collectors' order)
+        *(rule for key in sorted(imps) for rule in impact_inhibitions(imps[key])),
+        LINE_INHIBITION,
         # a province cut off from the ministry: one ministry alert
         {"source_matchers": ['alertname="ProvinceUnreachable"'],
          "target_matchers": ['alertname!="ProvinceUnreachable"'], "equal": ["province"]},
-        # a device down: nothing else about that device (alerts without a device label are never equal to it)
-        {"source_matchers": ['alertname="NodeDown"'], "target_matchers": ['alertname!="NodeDown"'], "equal": ["device"]},
+        # a device down: nothing else about that device (alerts without a device label are never equal to it); the
+        # root causes naming a device as the unit that failed are not about it, they stand for it
+        {"source_matchers": ['alertname="NodeDown"'],
+         "target_matchers": [f'alertname!~"NodeDown|{rules.SITES_CUT_OFF}|{rules.REDUNDANCY_LOST}"'], "equal": ["device"]},
     ]
     return {
         "global": {"resolve_timeout": "5m"},
@@ -226,22 +349,26 @@ def alertmanager_config(inv: Inventory) -> dict:
 def files(inv: Inventory, advance=lambda n=1, label=None: None, timing: Timing = Timing()) -> dict[str, str]:
     """Relative path → text of every generated file; ``advance`` is called once per province."""
     out: dict[str, str] = {}
+    imps = impacts(inv)
     for p in provinces(inv):
         advance(label=p)
         out[f"province/{p}/prometheus.yml"] = _dump(province_config(inv, p, timing))
-        out[f"province/{p}/rules/alerts.yml"] = _dump({"groups": [_rule_group("netops-province-alerts", timing, alerts=rules.PROVINCE_ALERTS)]})
+        # root causes first, in the group of their consequences: evaluated and sent with them, never after
+        out[f"province/{p}/rules/alerts.yml"] = _dump({"groups": [_rule_group(
+            "netops-province-alerts", timing, alerts=[*impact_rules(imps.get(p, [])), *rules.PROVINCE_ALERTS])]})
         out[f"province/{p}/rules/records.yml"] = _dump({"groups": [_rule_group("netops-province-records", timing, records=rules.PROVINCE_RECORDS)]})
         out[f"province/{p}/rules/inventory.yml"] = _dump(inventory_rules(inv, p))
     out["ministry/prometheus.yml"] = _dump(ministry_config(inv, timing))
     out["ministry/rules/ministry.yml"] = _dump({"groups": [
         _rule_group("netops-ministry", timing, records=rules.MINISTRY_RECORDS, alerts=rules.MINISTRY_ALERTS)]})
     # the ministry's own devices: the provinces' device alerts, evaluated at the provinces' pace
-    out["ministry/rules/alerts.yml"] = _dump({"groups": [
-        _rule_group("netops-ministry-device-alerts", timing, alerts=rules.DEVICE_ALERTS, interval=timing.evaluation)]})
+    out["ministry/rules/alerts.yml"] = _dump({"groups": [_rule_group(
+        "netops-ministry-device-alerts", timing, alerts=[*impact_rules(imps.get(MINISTRY, [])), *rules.DEVICE_ALERTS],
+        interval=timing.evaluation)]})
     out["ministry/rules/records.yml"] = _dump({"groups": [
         _rule_group("netops-ministry-device-records", timing, records=rules.DEVICE_RECORDS, interval=timing.evaluation)]})
     out["ministry/rules/inventory.yml"] = _dump(inventory_rules(inv, MINISTRY))
-    out["alertmanager/alertmanager.yml"] = _dump(alertmanager_config(inv))
+    out["alertmanager/alertmanager.yml"] = _dump(alertmanager_config(inv, imps))
     out.update(dashboards.files(inv, grafana_servers(inv), MINISTRY))
     return out
 

@@ -7,6 +7,8 @@ alert copies the series' ``level`` label, an aggregate alert names its level), `
 """
 from __future__ import annotations
 
+from jinbao_netops.inventory.model import LEVEL_NAMES
+
 SERIES_LEVEL = "{{ $labels.level }}"
 BACKUP_STALE_S = 26 * 3600  # an asset without a successful backup for longer is stale (alert, dashboards)  # a device alert is at the level of the device's site
 
@@ -49,8 +51,14 @@ def _alert(name, expr, for_, severity, level, zh, en, runbook, **labels):
             "annotations": {"summary_zh": zh, "summary_en": en, "runbook": runbook}}
 
 
-LINK_DOWN_EXPR = (f"(netops_interface_oper_status != 1 and on (device, interface) netops_interface_admin_status == 1)"
-                  f" * on (device, interface) group_left (link, uplink) {LINK_END_INFO}")
+def link_down(link: str = "") -> str:
+    """The ends of links that are down (oper down where admin up), joined to the inventory's link ends; ``link``: a
+    PromQL string literal (``escape.promql``) to keep one link's ends only."""
+    return (f"(netops_interface_oper_status != 1 and on (device, interface) netops_interface_admin_status == 1)"
+            f" * on (device, interface) group_left (link, uplink) {LINK_END_INFO}" + (f"{{link={link}}}" if link else ""))
+
+
+LINK_DOWN_EXPR = link_down()
 
 # alerts about the devices a collector covers and about the collector itself (a province's Prometheus
 # and the ministry's, for its own devices)
@@ -147,3 +155,58 @@ MINISTRY_ALERTS = [
            "{{ $labels.province }} 超过 20% 设备无响应", "More than 20 % of devices in {{ $labels.province }} do not answer",
            "联系省中心值班 / call the province's NOC"),
 ]
+
+
+# --- root causes: one pair of rules per failure unit, written by generate.impact_rules from the topology's impact
+# analysis; generate.alertmanager_config holds back exactly the consequences they name
+SITES_CUT_OFF, REDUNDANCY_LOST = "SitesCutOff", "RedundancyLost"
+# no longer than any alert a root cause holds back (LinkDown's 1m; NodeDown's 2m): the root cause reaches Alertmanager
+# with its consequences, before their first notification (group_wait), so none of them pages and then loses its
+# resolved notification while held back; it keeps firing as long again after the unit returns, while the sites behind
+# it converge and their alerts resolve unseen
+ROOT_CAUSE_FOR = "1m"
+SHOWN = 10  # site ids per level in a summary (the labels carry them all)
+
+
+def _unit(kind: str, ident: str) -> tuple[str, str]:
+    return ({"device": "设备", "link": "链路"}[kind] + f" {ident}", f"{kind} {ident}")
+
+
+def _sites(by_level: dict[str, list[str]], lang: int) -> str:
+    """'县 county huadu, …' per level, senior first: the ids (pattern-checked by the inventory: no template text)."""
+    parts = []
+    for lv, (zh, en) in LEVEL_NAMES.items():
+        ids = by_level.get(lv.value, [])
+        if ids:
+            more = f" +{len(ids) - SHOWN}" if len(ids) > SHOWN else ""
+            parts.append(f"{(zh, en)[lang]} {', '.join(ids[:SHOWN])}{more}")
+    return ("；" if lang == 0 else "; ").join(parts)
+
+
+def _where(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k != "level"}
+
+
+def sites_cut_off(expr: str, kind: str, ident: str, by_level: dict[str, list[str]], labels: dict[str, str]) -> dict:
+    """The root-cause alert of a device or link whose failure cuts sites off from the ministry: firing while ``expr``
+    (the unit is down), labelled ``cut_off_<level>`` with those sites' ids, each level's comma-separated."""
+    zh, en = _unit(kind, ident)
+    n = sum(map(len, by_level.values()))
+    rule = _alert(SITES_CUT_OFF, expr, ROOT_CAUSE_FOR, "critical", labels.get("level", SERIES_LEVEL),
+                  f"{zh} 故障：{n} 个站点与部中心失联（{_sites(by_level, 0)}）",
+                  f"{en} failed: {n} site(s) cut off from the ministry ({_sites(by_level, 1)})",
+                  f"先恢复{zh}，受影响站点的告警已抑制 / restore it first, the cut-off sites' alerts are held back: "
+                  f"netops topology impact --fail {ident}",
+                  **_where(labels), **{f"cut_off_{lv}": ",".join(ids) for lv, ids in by_level.items()})
+    return {**rule, "keep_firing_for": ROOT_CAUSE_FOR}
+
+
+def redundancy_lost(expr: str, kind: str, ident: str, site: str, labels: dict[str, str]) -> dict:
+    """A warning for a site with several uplinks that lost one of them with the unit, and still reaches the ministry."""
+    zh, en = _unit(kind, ident)
+    rule = _alert(REDUNDANCY_LOST, expr, ROOT_CAUSE_FOR, "warning", labels["level"],
+                  f"{site} 失去上联冗余：{zh} 故障，仍经其余上联到达部中心",
+                  f"{site} lost uplink redundancy: {en} failed, it still reaches the ministry over its other uplinks",
+                  f"尽快恢复，再有一处故障即切断 / restore it before one more failure cuts the site off: netops topology path {site}",
+                  **_where(labels))
+    return {**rule, "keep_firing_for": ROOT_CAUSE_FOR}

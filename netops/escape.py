@@ -10,7 +10,8 @@ systemd unit's word (``systemd``), Graphviz DOT (quoted strings and HTML-like la
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), an rsyslog RainerScript string constant, a PromQL string literal in a Grafana
-query (``promql``), an Alertmanager label or annotation value (``alert``), the Jinja environments that render those files (``jinja``), and what
+query (``promql``), an Alertmanager label or annotation value (``alert``), an Alertmanager matcher's regular expression
+(``matcher_any``), the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
 """
@@ -187,3 +188,15 @@ def promql(text: object) -> str:
         else:
             out.append(c)
     return '"' + "".join(out) + '"'
+
+
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def matcher_any(values) -> str:
+    r"""The value of an Alertmanager matcher ``label=~…`` (``source_matchers``, ``target_matchers``) that matches
+    exactly one of ``values``: each one line, an RE2 literal (``\`` before each metacharacter, which RE2 reads as
+    the character itself), joined with ``|``, double-quoted with ``\`` and ``"`` escaped as Alertmanager's matcher
+    parser unescapes them. Alertmanager anchors the expression at both ends."""
+    alts = "|".join("".join("\\" + c if c in _RE2_META else c for c in one_line(v)) for v in values)
+    return '"' + alts.replace("\\", "\\\\").replace('"', '\\"') + '"'

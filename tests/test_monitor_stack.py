@@ -40,7 +40,9 @@ def test_lab_timing_caps_for_and_shortens_intervals(tmp_path):
     p, f = _alerts(prod, "province/guangdong/rules/alerts.yml"), _alerts(fast, "province/guangdong/rules/alerts.yml")
     assert p["NodeDown"]["for"] == "2m" and f["NodeDown"]["for"] == "10s"
     assert p["LinkUtilisationHigh"]["for"] == "10m" and f["LinkUtilisationHigh"]["for"] == "10s"
-    assert {k: {**v, "for": None} for k, v in p.items()} == {k: {**v, "for": None} for k, v in f.items()}  # only `for:`
+    # only `for:` (and a root cause's `keep_firing_for:`)
+    assert {k: {**v, "for": None, "keep_firing_for": None} for k, v in p.items()} == {
+        k: {**v, "for": None, "keep_firing_for": None} for k, v in f.items()}
     assert _alerts(fast, "ministry/rules/ministry.yml")["ProvinceUnreachable"]["for"] == "10s"
     assert _alerts(gen.files(inv, timing=gen.Timing(max_for=300)), "province/guangdong/rules/alerts.yml")["NodeDown"]["for"] == "2m"
     cfg = yaml.safe_load(fast["province/guangdong/prometheus.yml"])

@@ -411,8 +411,8 @@ def test_large_inventory_draws_one_province_at_a_time(tmp_path):
 
 
 def test_alerts_suppressed_by_a_real_alertmanager_do_not_colour(tmp_path):
-    """The generated Alertmanager inhibits a county's alert behind its city's dead router: the map lists it as
-    suppressed and leaves the county's colour to its own devices."""
+    """The generated Alertmanager inhibits the alert of a county its city's dead router cuts off (the root cause
+    SitesCutOff names it): the map lists it as suppressed and leaves the county's colour to its own devices."""
     from jinbao_netops.monitoring import generate as gen
 
     gen.generate(INV, tmp_path / "m")
@@ -421,10 +421,10 @@ def test_alerts_suppressed_by_a_real_alertmanager_do_not_colour(tmp_path):
                            f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    city = {"alertname": "NodeDown", "severity": "critical", "level": "city", "role": "router", "device": "guangzhou-r1",
-            "site": "guangzhou", "province": "guangdong", "city": "guangzhou"}
-    county = {"alertname": "LinkDown", "severity": "critical", "level": "county", "device": "panyu-r1", "interface": "eth1",
-              "site": "panyu", "province": "guangdong", "city": "guangzhou", "county": "panyu", "uplink": "true"}
+    city = {"alertname": "SitesCutOff", "severity": "critical", "level": "city", "device": "guangzhou-r1",
+            "site": "guangzhou", "province": "guangdong", "city": "guangzhou", "cut_off_county": "huadu"}
+    county = {"alertname": "LinkDown", "severity": "critical", "level": "county", "device": "huadu-r1", "interface": "eth1",
+              "link": "huadu-up1", "site": "huadu", "province": "guangdong", "city": "guangzhou", "county": "huadu", "uplink": "true"}
     try:
         wait_for(lambda: get(url + "/-/ready"), am)
         body = json.dumps([{"labels": {**lab, "monitor": "gd-mon1"}} for lab in (city, county)]).encode()  # + an external label
@@ -441,9 +441,9 @@ def test_alerts_suppressed_by_a_real_alertmanager_do_not_colour(tmp_path):
                                                   for lab in (city, county)])
     rec["suppressed"] = held
     h = web.merge(INV, [rec])
-    assert {a["device"]: a["suppressed"] for a in h["alerts"]} == {"guangzhou-r1": False, "panyu-r1": True}
-    assert h["alerts"][-1]["device"] == "panyu-r1"  # held-back alerts after the live ones
-    assert h["sites"]["panyu"]["health"] == "ok" and h["sites"]["guangzhou"]["health"] == "down"
+    assert {a["device"]: a["suppressed"] for a in h["alerts"]} == {"guangzhou-r1": False, "huadu-r1": True}
+    assert h["alerts"][-1]["device"] == "huadu-r1"  # held-back alerts after the live ones
+    assert h["sites"]["huadu"]["health"] == "ok" and h["sites"]["guangzhou"]["health"] == "down"
 
 
 # --- the map is not an open door: loopback by default, Host checked, a token beyond loopback -------------

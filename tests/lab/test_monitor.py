@@ -175,39 +175,54 @@ def test_county_link_down_fires_and_federates(stack):
         MIN["prometheus"], 'province:netops_link_end_up:sum{province="guangdong"}') == before)
 
 
-def test_city_router_down_inhibits_its_counties(stack):
-    """A city router loses power: its links lose carrier, its SNMP agent and routing stop."""
+ROOT_CAUSES = ("NodeDown", "LinkDown", "SitesCutOff", "RedundancyLost")
+
+
+def test_city_router_down_one_root_cause_dual_homed_counties_warn(stack):
+    """A city router loses power: its links lose carrier, its SNMP agent and routing stop. One root cause pages,
+    naming the county the topology says it cuts off (huadu, single-homed); that county's alerts and the lines that
+    went down with the router are held back under it; the dual-homed counties it served (panyu, baoan) keep a path
+    and warn (RedundancyLost), never silenced. When it returns, everything resolves."""
     lab = Lab("jinbao")
+    imp = next(i for i in gen.impacts(INV)["guangdong"] if i.failure.id == "guangzhou-r1")
+    cut, warned = imp.cut["county"], sorted(imp.lost)
+    assert (cut, warned) == (["huadu"], ["baoan", "panyu"])
     wan = sorted(INV.devices["guangzhou-r1"].interfaces)
     nbrs = lab.node("guangzhou-r1").ospf_full()
     lab.node("guangzhou-r1").exec(["sh", "-c", "systemctl stop snmpd frr && " +
                                  " && ".join(f"ip link set {i} down" for i in wan)], check=True, timeout=60)
     try:
-        until("NodeDown for guangzhou-r1", lambda: [
-            a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "NodeDown" and a["device"] == "guangzhou-r1"])
-
-        def counties_inhibited():
-            alerts = am_alerts(GD["alertmanager"])
-            behind = [a for a in alerts if a["labels"].get("level") == "county" and a["labels"].get("city") == "guangzhou"]
-            links = {a["labels"]["device"] for a in alerts if a["labels"]["alertname"] == "LinkDown"}
-            # huadu and panyu hang off guangzhou; baoan (Shenzhen) has its second uplink there
-            if links >= {"huadu-r1", "panyu-r1", "baoan-r1"} and all(a["status"]["inhibitedBy"] for a in behind):
-                return alerts, behind
-        alerts, behind = until("the counties behind guangzhou-r1 inhibited in Alertmanager", counties_inhibited)
-        assert all(a["status"]["state"] == "suppressed" for a in behind)
-        node_down = [a for a in alerts if a["labels"]["alertname"] == "NodeDown"]
-        assert [(a["labels"]["device"], a["labels"]["level"], a["labels"]["role"], a["status"]["state"]) for a in node_down] == [
-            ("guangzhou-r1", "city", "router", "active")]
-        assert {f for a in behind for f in a["status"]["inhibitedBy"]} == {node_down[0]["fingerprint"]}
-        # baoan (a Shenzhen county) loses its second uplink to Guangzhou: a real fault, not inhibited
-        baoan = [a for a in alerts if a["labels"]["alertname"] == "LinkDown" and a["labels"]["device"] == "baoan-r1"]
-        assert [(a["labels"]["city"], a["status"]["state"]) for a in baoan] == [("shenzhen", "active")]
+        def settled():
+            alerts = [a for a in am_alerts(GD["alertmanager"]) if a["labels"]["alertname"] in ROOT_CAUSES]
+            active = [a for a in alerts if not a["status"]["inhibitedBy"]]
+            lines = {a["labels"]["device"] for a in alerts if a["labels"]["alertname"] == "LinkDown"}
+            # the far ends of its lines have seen the carrier go, and only the root cause and the warnings page
+            if lines >= {"huadu-r1", "panyu-r1", "baoan-r1", "gd-r1"} and len(active) == 1 + len(warned):
+                return alerts, active
+        alerts, active = until("one root cause and the dual-homed counties' warnings in Alertmanager", settled)
+        root = [a for a in active if a["labels"]["alertname"] == "SitesCutOff"]
+        assert [(a["labels"]["device"], a["labels"]["level"], a["labels"]["cut_off_county"], a["labels"]["severity"])
+                for a in root] == [("guangzhou-r1", "city", ",".join(cut), "critical")]
+        assert sorted((a["labels"]["site"], a["labels"]["device"], a["labels"]["severity"]) for a in active if a not in root) == [
+            (c, "guangzhou-r1", "warning") for c in warned]
+        assert all(a["status"]["state"] == "active" for a in active)
+        # what the cut-off county raised (in the lab its devices still answer over the management network, so its
+        # lines), the router's own NodeDown and the lines down with it: held back, the county's under the root cause
+        held = [a for a in alerts if a not in active]
+        assert all(a["status"]["state"] == "suppressed" for a in held)
+        assert {"NodeDown", "LinkDown"} <= {a["labels"]["alertname"] for a in held}
+        behind = [a for a in held if a["labels"].get("site") in cut]
+        assert behind and all(root[0]["fingerprint"] in a["status"]["inhibitedBy"] for a in behind)
+        # the dual-homed counties' own line alerts give way to their warning, never to silence
+        assert {a["labels"]["device"] for a in held if a["labels"]["alertname"] == "LinkDown"} >= {"panyu-r1", "baoan-r1"}
     finally:
         lab.node("guangzhou-r1").exec(["sh", "-c", " && ".join(f"ip link set {i} up" for i in wan) +
                                      " && systemctl start frr snmpd"], check=True, timeout=60)
     until("OSPF back on guangzhou-r1", lambda: lab.node("guangzhou-r1").ospf_full() >= nbrs)
-    until("NodeDown resolved", lambda: not [a for a in prom_alerts(GD["prometheus"]) + prom_alerts(GD["prometheus"], "pending")
-                                            if a["alertname"] in ("NodeDown", "LinkDown")])
+    until("every alert resolved at the province's Prometheus", lambda: not [
+        a for a in prom_alerts(GD["prometheus"]) + prom_alerts(GD["prometheus"], "pending") if a["alertname"] in ROOT_CAUSES])
+    until("and in its Alertmanager", lambda: not [
+        a for a in am_alerts(GD["alertmanager"]) if a["labels"]["alertname"] in ROOT_CAUSES])
 
 
 def test_city_database_down_fires(stack):
