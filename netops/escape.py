@@ -10,7 +10,8 @@ systemd unit's word (``systemd``), Graphviz DOT (quoted strings and HTML-like la
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), an rsyslog RainerScript string constant, a PromQL string literal in a Grafana
-query (``promql``), an Alertmanager label or annotation value (``alert``), the Jinja environments that render those files (``jinja``), and what
+query (``promql``), an Alertmanager label or annotation value (``alert``), a literal in an RE2 regular expression (an
+Alertmanager silence's regex matcher: ``re2``), the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
 """
@@ -108,6 +109,16 @@ def alert(text: object) -> str:
     gain a line or hide text — so one line (:func:`one_line`: a lone surrogate, which no UTF-8 carries, is a space
     too), cut to ALERT_MAX characters."""
     return one_line(text)[:ALERT_MAX]
+
+
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def re2(text: object) -> str:
+    """A literal inside a Go RE2 regular expression (the value of an Alertmanager silence's regex matcher, which
+    Alertmanager anchors as ``^(?:…)$``): every metacharacter backslash-escaped as Go's ``regexp.QuoteMeta`` does,
+    so ``.``, ``|`` or ``(`` in a name matches only itself and cannot widen the silence; nothing else changes."""
+    return "".join("\\" + c if c in _RE2_META else c for c in str(text))
 
 
 def rsyslog(text: object) -> str:
