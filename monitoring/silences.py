@@ -13,18 +13,22 @@ When no Alertmanager answers, the change goes ahead and the window says why it c
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from jinbao_netops import escape
-from jinbao_netops.errors import ToolError, UsageError
+from jinbao_netops.errors import OK, PARTIAL, ToolError, UsageError
+from jinbao_netops.inventory import load
 from jinbao_netops.inventory.store import Inventory
+from jinbao_netops.output import Out
 
 from . import generate as gen
 from . import stack
@@ -78,12 +82,20 @@ def owner(inv: Inventory, device: str) -> str:
     return prov.id if prov else gen.MINISTRY
 
 
+def override(url: str | None = None) -> str | None:
+    """The one Alertmanager named (``--alertmanager``, else ``$NETOPS_ALERTMANAGER``), or None: each device's own."""
+    if url:
+        return check_url(url)
+    env = os.environ.get(ENV)
+    return check_url(env, f"${ENV}") if env else None
+
+
 def route(inv: Inventory, devices: list[str], url: str | None = None) -> tuple[dict[str, list[str]], list[str]]:
     """({Alertmanager URL: its devices}, problems): the devices of a province without a monitor host are a problem
     each (no Alertmanager to silence them on), not an error."""
-    url = url or os.environ.get(ENV)
-    if url:
-        return {check_url(url, f"${ENV}" if url == os.environ.get(ENV) else "--alertmanager"): sorted(devices)}, []
+    one = override(url)
+    if one:
+        return {one: sorted(devices)}, []
     keys: dict[str, list[str]] = {}
     for d in sorted(devices):
         keys.setdefault(owner(inv, d), []).append(d)
@@ -94,12 +106,6 @@ def route(inv: Inventory, devices: list[str], url: str | None = None) -> tuple[d
         except UsageError as e:
             problems.append(f"{', '.join(devs)}: no Alertmanager 无告警管理器 ({e})")
     return out, problems
-
-
-def every(inv: Inventory, url: str | None = None) -> list[str]:
-    """The Alertmanagers to list or search: ``url``, ``$NETOPS_ALERTMANAGER``, or every monitor server's."""
-    url = url or os.environ.get(ENV)
-    return [check_url(url)] if url else [e["alertmanager"] for e in stack.endpoints(inv).values()]
 
 
 # --- the API ---------------------------------------------------------------------------------------
@@ -134,7 +140,10 @@ def add(base: str, devices: list[str], seconds: int, author: str, comment: str) 
     now = datetime.now(UTC)
     body = {"matchers": matchers(devices), "startsAt": _stamp(now), "endsAt": _stamp(now + timedelta(seconds=seconds)),
             "createdBy": escape.alert(author), "comment": escape.alert(comment)}
-    sid = _call(base, "POST", "/api/v2/silences", body)["silenceID"]
+    answer = _call(base, "POST", "/api/v2/silences", body)
+    sid = answer.get("silenceID") if isinstance(answer, dict) else None
+    if not isinstance(sid, str):
+        raise AlertmanagerError(f"Alertmanager {base}: POST /api/v2/silences: no silenceID in the answer")
     return {"alertmanager": base, "id": sid, "state": "active", "devices": sorted(devices), "matchers": _text(body["matchers"]),
             "createdBy": body["createdBy"], "comment": body["comment"], "startsAt": body["startsAt"], "endsAt": body["endsAt"]}
 
@@ -146,9 +155,12 @@ def _text(ms: list[dict]) -> list[str]:
 
 def silences(base: str) -> list[dict]:
     """Every silence the Alertmanager holds (active, pending and, until its retention ends, expired)."""
-    return [{"alertmanager": base, "id": s["id"], "state": s["status"]["state"], "matchers": _text(s["matchers"]),
-             "createdBy": s.get("createdBy", ""), "comment": s.get("comment", ""), "startsAt": s["startsAt"],
-             "endsAt": s["endsAt"]} for s in _call(base, "GET", "/api/v2/silences")]
+    try:
+        return [{"alertmanager": base, "id": s["id"], "state": s["status"]["state"], "matchers": _text(s["matchers"]),
+                 "createdBy": s.get("createdBy", ""), "comment": s.get("comment", ""), "startsAt": s["startsAt"],
+                 "endsAt": s["endsAt"]} for s in _call(base, "GET", "/api/v2/silences")]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise AlertmanagerError(f"Alertmanager {base}: GET /api/v2/silences: not a list of silences ({e!r})") from None
 
 
 def find(base: str, sid: str) -> dict | None:
@@ -176,7 +188,10 @@ def maintenance(inv: Inventory, devices: list[str], change: str, what: str, auth
         yield None
         return
     win = {"change": change, "devices": sorted(devices), "silences": [], "opened": False, "warnings": [], "expired": False}
-    routes, win["warnings"] = route(inv, devices)
+    try:
+        routes, win["warnings"] = route(inv, devices)
+    except UsageError as e:  # a malformed $NETOPS_ALERTMANAGER
+        routes, win["warnings"] = {}, [str(e)]
     for base, devs in routes.items():
         try:
             s = add(base, devs, seconds, author, f"netops change {change}: {what}")
@@ -237,16 +252,13 @@ def register_verb(verbs, common) -> None:
 
 
 def _urls(args) -> list[str]:
-    from jinbao_netops.inventory import load
-
-    url = args.alertmanager or os.environ.get(ENV)
-    return [check_url(url)] if url else [e["alertmanager"] for e in stack.endpoints(load(args.inventory)).values()]
+    """The Alertmanagers to list or search: the one named, or every monitor server's."""
+    one = override(args.alertmanager)
+    return [one] if one else [e["alertmanager"] for e in stack.endpoints(load(args.inventory)).values()]
 
 
 def _each(urls: list[str], fn) -> tuple[dict, dict]:
     """fn(url) on every Alertmanager: ({url: answer}, {url: error}); none answering is an error."""
-    from concurrent.futures import ThreadPoolExecutor
-
     done, failed = {}, {}
     with ThreadPoolExecutor(len(urls)) as pool:
         for url, fut in [(u, pool.submit(fn, u)) for u in urls]:
@@ -259,9 +271,7 @@ def _each(urls: list[str], fn) -> tuple[dict, dict]:
     return done, failed
 
 
-def cmd_list(args, out) -> int:
-    from jinbao_netops.errors import OK, PARTIAL
-
+def cmd_list(args, out: Out) -> int:
     done, failed = _each(_urls(args), silences)
     rows = [s for ss in done.values() for s in ss if args.all or s["state"] != "expired"]
     rows.sort(key=lambda s: (s["state"] != "active", s["endsAt"]))
@@ -277,12 +287,7 @@ def cmd_list(args, out) -> int:
     return PARTIAL if failed else OK
 
 
-def cmd_add(args, out) -> int:
-    import getpass
-
-    from jinbao_netops.errors import OK
-    from jinbao_netops.inventory import load
-
+def cmd_add(args, out: Out) -> int:
     seconds = parse_duration(args.duration)
     author, comment = (args.author or getpass.getuser()).strip(), args.comment.strip()
     if not author or not comment:
@@ -303,9 +308,7 @@ def cmd_add(args, out) -> int:
     return OK
 
 
-def cmd_expire(args, out) -> int:
-    from jinbao_netops.errors import OK
-
+def cmd_expire(args, out: Out) -> int:
     sid = check_id(args.id)
     done, failed = _each(_urls(args), lambda url: find(url, sid))
     where = [url for url, found in done.items() if found]

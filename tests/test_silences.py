@@ -207,6 +207,9 @@ def test_a_device_is_silenced_where_its_collector_sends_its_alerts(monkeypatch):
     assert sil.route(vendors, ["sz-r1"]) == ({}, [f"sz-r1: no Alertmanager 无告警管理器 ({vendors.root}: site 'gd': no device with role monitor)"])
     with sil.maintenance(vendors, ["sz-r1"], "c1", "test", "t") as win:
         assert not win["opened"] and win["silences"] == [] and "no Alertmanager" in win["warnings"][0]
+    monkeypatch.setenv(sil.ENV, "127.0.0.1:9093")  # malformed: a warning in the window too, the change goes on
+    with sil.maintenance(vendors, ["sz-r1"], "c1", "test", "t") as win:
+        assert win["warnings"] == ["$NETOPS_ALERTMANAGER '127.0.0.1:9093': give http://HOST:PORT"]
     assert problems == [] and routes == {f"http://{inv.devices['gd-mon1'].management}:9093": ["gd-dr-r1", "gd-r1", "guangzhou-r1"],
                                          f"http://{inv.devices['bu-mon1'].management}:9093": ["bu-r1"]}
 
