@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import test_drift as dt
 import test_harden_devices as hdt
 import test_provision_push as ppt
 
@@ -22,6 +23,7 @@ from jinbao_netops.monitoring import generate as gen
 from jinbao_netops.monitoring import silences as sil
 from jinbao_netops.output import Out
 from jinbao_netops.topology.provision import commands as link_commands
+from jinbao_netops.topology.provision import drift_commands
 from jinbao_netops.topology.provision import engine as en
 from jinbao_netops.topology.provision import harden as hd
 
@@ -286,3 +288,18 @@ def test_hardening_opens_one_window_over_its_devices(harden_net, alertmanager, m
     s = by_id(alertmanager, win["silences"][0]["id"])
     assert s["state"] == "expired" and s["matchers"] == ["device=~sz-r1|xa-r1|xb-r1|xc-r1"]
     assert hd.harden(harden_net["dir"], "sz", harden_net["opts"](check=True))["maintenance"] is None  # a check changes nothing
+
+
+def test_a_drift_fix_is_a_change_in_its_own_window(net, alertmanager, monkeypatch, capsys):
+    dt.provision(net, "xb-up")  # before Alertmanager is named: the vendor fixture has no monitor host (a warning only)
+    dt.hand_edit(net["fakes"]["xb-r1"], dt.IOS_IF, "ip ospf hello-interval 1", "ip ospf hello-interval 10")
+    monkeypatch.setenv(sil.ENV, alertmanager)
+    res = dt.drift(net, "xb-r1", do_fix=True)
+    [fix] = res["fixes"]
+    assert fix["result"] == "applied" and fix["change"].endswith("-provision-xb-up")
+    win = fix["maintenance"]
+    assert win["opened"] and win["expired"] and win["devices"] == ["xb-r1"]  # only the end that drifted is pushed to
+    s = by_id(alertmanager, win["silences"][0]["id"])
+    assert s["state"] == "expired" and s["matchers"] == ["device=~xb-r1"] and fix["change"] in s["comment"]
+    drift_commands._report(Out(), res)
+    assert f"maintenance window {fix['change']}: silence {s['id']}" in capsys.readouterr().out
