@@ -9,7 +9,7 @@ from jinbao_netops.errors import FINDINGS, OK
 from jinbao_netops.output import Out
 
 from . import generate as gen
-from . import healthmap
+from . import healthmap, silences
 
 
 def register(nouns, common) -> None:
@@ -53,6 +53,7 @@ def register(nouns, common) -> None:
     lab_opt(s)
     s.set_defaults(func=cmd_status)
     healthmap.register_verb(verbs, common)
+    silences.register_verb(verbs, common)
 
 
 def _timing(args) -> gen.Timing:

@@ -66,12 +66,15 @@ class Server:
         return f"http://{self.address}:{port}"
 
 
+def server(inv: Inventory, key: str) -> Server:
+    """The monitor server of ``key`` (a province id, or MINISTRY); a one-line error if its site has no monitor host."""
+    site = inv.ministry.id if key == gen.MINISTRY else key
+    mon = inv.first(site, Role.monitor)
+    return Server(key, site, mon.id, str(mon.management))
+
+
 def servers(inv: Inventory) -> list[Server]:
-    out = []
-    for key, site in [*((p, p) for p in gen.provinces(inv)), (gen.MINISTRY, inv.ministry.id)]:
-        mon = inv.first(site, Role.monitor)
-        out.append(Server(key, site, mon.id, str(mon.management)))
-    return out
+    return [server(inv, key) for key in [*gen.provinces(inv), gen.MINISTRY]]
 
 
 def endpoints(inv: Inventory) -> dict[str, dict[str, str]]:

@@ -10,7 +10,8 @@ systemd unit's word (``systemd``), Graphviz DOT (quoted strings and HTML-like la
 (VRP, Comware, IOS and FRR's vtysh, and the firewalls' rules: USG, SecPath), an nftables ruleset, an
 ``ip -batch`` word, a value of a line-based daemon
 configuration (snmpd.conf), an rsyslog RainerScript string constant, a PromQL string literal in a Grafana
-query (``promql``), an Alertmanager label or annotation value (``alert``), an Alertmanager matcher's regular expression
+query (``promql``), an Alertmanager label or annotation value (``alert``), a literal in an RE2 regular expression (an
+Alertmanager silence's regex matcher: ``re2``), a configuration matcher's quoted value over several such literals
 (``matcher_any``), the Jinja environments that render those files (``jinja``), and what
 the suite sends a database engine: an SQL identifier, an SQL string literal, a libpq
 connection-string value.
@@ -111,6 +112,16 @@ def alert(text: object) -> str:
     return one_line(text)[:ALERT_MAX]
 
 
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def re2(text: object) -> str:
+    """A literal inside a Go RE2 regular expression (the value of an Alertmanager silence's regex matcher, which
+    Alertmanager anchors as ``^(?:…)$``): every metacharacter backslash-escaped as Go's ``regexp.QuoteMeta`` does,
+    so ``.``, ``|`` or ``(`` in a name matches only itself and cannot widen the silence; nothing else changes."""
+    return "".join("\\" + c if c in _RE2_META else c for c in str(text))
+
+
 def rsyslog(text: object) -> str:
     """An rsyslog RainerScript string constant (``target="…"``, ``permittedPeer=["…"]``, a template's
     literal text): one line, double-quoted, backslash and double quote escaped with a backslash, and
@@ -190,13 +201,9 @@ def promql(text: object) -> str:
     return '"' + "".join(out) + '"'
 
 
-_RE2_META = frozenset("\\.+*?()|[]{}^$")
-
-
 def matcher_any(values) -> str:
     r"""The value of an Alertmanager matcher ``label=~…`` (``source_matchers``, ``target_matchers``) that matches
-    exactly one of ``values``: each one line, an RE2 literal (``\`` before each metacharacter, which RE2 reads as
-    the character itself), joined with ``|``, double-quoted with ``\`` and ``"`` escaped as Alertmanager's matcher
-    parser unescapes them. Alertmanager anchors the expression at both ends."""
-    alts = "|".join("".join("\\" + c if c in _RE2_META else c for c in one_line(v)) for v in values)
+    exactly one of ``values``: each one line, an RE2 literal (:func:`re2`), joined with ``|``, double-quoted with
+    ``\`` and ``"`` escaped as Alertmanager's matcher parser unescapes them. Alertmanager anchors the expression at both ends."""
+    alts = "|".join(re2(one_line(v)) for v in values)
     return '"' + alts.replace("\\", "\\\\").replace('"', '\\"') + '"'

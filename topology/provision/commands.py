@@ -8,6 +8,7 @@ from jinbao_netops.cli import noun_verbs
 from jinbao_netops.files import out_path
 from jinbao_netops.inventory.loader import DEFAULT_INVENTORY
 from jinbao_netops.errors import FINDINGS, OK
+from jinbao_netops.monitoring import silences
 from jinbao_netops.output import Out
 
 from .engine import Options, change, county_link, decommission_link
@@ -78,4 +79,7 @@ def _report(out: Out, res: dict) -> None:
         out.table("verification 验证", ["check 检查项", "ok"], [[c["check"], "✓" if c["ok"] else "✗"] for c in res["verification"]])
     for rb in res.get("rollback", []):
         out.print(f"rollback 回滚 {rb['device']}: running config {'identical to backup 与备份一致' if rb['identical'] else 'DIFFERS from backup 与备份不一致'}")
+    window = silences.summary(res.get("maintenance"))
+    if window:
+        out.print(window, markup=False)
     out.print(_VERDICT[res["result"]])

@@ -150,7 +150,8 @@ def check(inv: Inventory, devices: list[str], access: Access, template_dir: Path
 def fix(root: Path, inv: Inventory, records: list[dict], opts: en.Options, environ=None) -> list[dict]:
     """Re-provision, through the engine, every link of each device with drift or unauthorised lines:
     an active link as ``link provision`` does, a planned one as ``link decommission`` does (its
-    interface back to unconfigured). Unsaved changes alone are not pushed over: someone made them."""
+    interface back to unconfigured). Unsaved changes alone are not pushed over: someone made them. Each
+    fix is one change of the engine's, in its own maintenance window (its devices' alerts silenced)."""
     links = sorted({lid for r in records if r.get("drift") or r.get("unauthorised") for lid in r["links"]})
     out = []
     for lid in links:
@@ -160,8 +161,8 @@ def fix(root: Path, inv: Inventory, records: list[dict], opts: en.Options, envir
         except NetopsError as e:  # an end unreachable (nothing pushed), another run on the link: this link only
             out.append({"link": lid, "action": action, "result": "error", "ok": False, "code": e.code, "error": str(e)})
             continue
-        out.append({"link": lid, "action": action, "result": res["result"], "ok": res["ok"],
-                    "devices": {d: x["diff"] for d, x in res["devices"].items()}})
+        out.append({"link": lid, "action": action, "result": res["result"], "ok": res["ok"], "change": res["change"],
+                    "maintenance": res.get("maintenance"), "devices": {d: x["diff"] for d, x in res["devices"].items()}})
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from jinbao_netops import escape
 from jinbao_netops.files import out_path
+from jinbao_netops.monitoring import silences
 from jinbao_netops.output import Out
 
 from .commands import inventory_root
@@ -51,6 +52,9 @@ def _lines(out: Out, title: str, paths: list[list[str]], mark: str, style: str) 
 def _report(out: Out, res: dict) -> None:
     for f in res.get("fixes", []):
         out.print(escape.rich(f"fix 修复 {f['action']} {f['link']}: {f['result']}" + (f" — {f['error']}" if "error" in f else "")))
+        window = silences.summary(f.get("maintenance"))
+        if window:
+            out.print(f"  {window}", markup=False)
     rows = [[r["device"], r["name"], r["platform"], len(r.get("drift", [])), len(r.get("unauthorised", [])),
              sum(len(v) for v in r.get("unsaved", {}).values()), _STATUS[r["status"]]] for r in res["devices"]]
     out.table("drift 配置漂移", ["device 设备", "name 名称", "platform", "drift 缺失", "unauthorised 未授权",

@@ -26,6 +26,7 @@ from jinbao_netops.inventory.model import Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import DeviceError, UsageError
+from jinbao_netops.monitoring import silences
 
 from . import allocate as al
 from . import render as rd
@@ -207,9 +208,14 @@ def verify(access: Access, link, ends, addrs, county, active, timeout: float, sn
 
 # --- the change -------------------------------------------------------------------------------
 
+def who() -> str:
+    """A change's author, as its record and its maintenance window name it."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
 def _record_base(action: str, link, alloc) -> dict:
     return {"when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "who": f"{getpass.getuser()}@{socket.gethostname()}", "action": action, "link": link.id,
+            "who": who(), "action": action, "link": link.id,
             "allocation": alloc.as_dict() if alloc else None}
 
 
@@ -282,7 +288,8 @@ def _change(root: Path, inv: Inventory, link_id: str, action: str, opts: Options
 
 def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts, access: Access) -> dict:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    result = {**_record_base(action, link, alloc), "devices": {}}
+    # the change id: the stamp its backups carry, the action and the link
+    result = {"change": f"{stamp}-{action}-{link.id}", **_record_base(action, link, alloc), "devices": {}}
     for e in ends:
         bfile = backup(e, cdir, stamp, opts)
         e.intended = rd.render_end(inv, link, e.end, want, template_dir(opts))
@@ -294,24 +301,29 @@ def _apply(root, inv, link, action, alloc, addrs, want, ends, county, cdir, opts
     target = LinkState.active if action == "provision" else LinkState.planned
     if not any(e.changes for e in ends) and link.state == target:
         return {**result, "result": "no_change", "ok": True}
+    # the devices' alerts silenced from the push to the end of the verification or rollback; the change
+    # record written when the window has ended (so it says whether the silence was expired)
     try:
-        evidence = push(ends, opts, result, lambda: verify(access, link, ends, addrs, county, action == "provision",
-                                                            opts.verify_timeout, opts.snmp_port))
-    except KeyboardInterrupt:  # Ctrl-C mid-change: undo what reached the devices, record it, then stop (exit 130)
-        result["verification"] = [{"check": "interrupted 已中断", "ok": False, "evidence": "KeyboardInterrupt (Ctrl-C)"}]
-        result["rollback"] = rollback(ends)
-        result["result"], result["ok"] = "interrupted", False
-        append_record(cdir, result)
-        raise
-    if not all(c["ok"] for c in evidence):
-        result["rollback"] = rollback(ends)
-        result["result"], result["ok"] = "rolled_back", False
-        append_record(cdir, result)
-        return result
-    with al.locked(root):
-        al.record_link(root, link.id, {k: (str(v) if action == "provision" else None) for k, v in addrs.items()}, target)
-    result["result"], result["ok"] = "applied", True
-    append_record(cdir, result)
+        with silences.maintenance(inv, [e.device.id for e in ends if e.changes], result["change"],
+                                  f"{action} link {link.id}", result["who"]) as result["maintenance"]:
+            try:
+                evidence = push(ends, opts, result, lambda: verify(access, link, ends, addrs, county, action == "provision",
+                                                                    opts.verify_timeout, opts.snmp_port))
+            except KeyboardInterrupt:  # Ctrl-C mid-change: undo what reached the devices, record it, then stop (exit 130)
+                result["verification"] = [{"check": "interrupted 已中断", "ok": False, "evidence": "KeyboardInterrupt (Ctrl-C)"}]
+                result["rollback"] = rollback(ends)
+                result["result"], result["ok"] = "interrupted", False
+                raise
+            if not all(c["ok"] for c in evidence):
+                result["rollback"] = rollback(ends)
+                result["result"], result["ok"] = "rolled_back", False
+                return result
+            with al.locked(root):
+                al.record_link(root, link.id, {k: (str(v) if action == "provision" else None) for k, v in addrs.items()}, target)
+            result["result"], result["ok"] = "applied", True
+    finally:
+        if "result" in result:
+            append_record(cdir, result)
     opts.step(1, "saved 已保存")
     return result
 

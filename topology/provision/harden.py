@@ -18,10 +18,8 @@ PAM): the servers' Ansible roles set them, and the audit judges them there.
 """
 from __future__ import annotations
 
-import getpass
 import ipaddress
 import re
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import UTC, datetime
@@ -31,6 +29,7 @@ from jinbao_netops.access import Access
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.inventory.platforms import redact
+from jinbao_netops.monitoring import silences
 from jinbao_netops.output import Out
 from jinbao_netops.security import devicerules
 from jinbao_netops.security.audit import audit_network
@@ -109,10 +108,11 @@ def compliance(platform: str, params: dict, config: str) -> list[dict]:
     return out
 
 
-def harden_device(inv: Inventory, device: str, params: dict, access: Access, opts: en.Options, cdir: Path) -> dict:
+def harden_device(inv: Inventory, device: str, params: dict, access: Access, opts: en.Options, cdir: Path,
+                  change: str) -> dict:
     dev = inv.devices[device]
     plat = dev.platform_info
-    rec = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "who": f"{getpass.getuser()}@{socket.gethostname()}",
+    rec = {"change": change, "when": datetime.now(UTC).isoformat(timespec="seconds"), "who": en.who(),
            "action": "harden", "device": device, "platform": dev.platform, "diff": [], "commands": [], "backup": None}
     e = en.End(None, dev)
     try:
@@ -167,15 +167,18 @@ def harden(root: Path, scope: str | None, opts: en.Options, environ=None, parall
                for d in targets(inv, scope) if d not in devices}
     params = check_inputs(inv, devices)
     cdir = en.changes_dir(root, opts)
-    with Access(inv, environ, port=opts.port) as access, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futs = {d: pool.submit(harden_device, inv, d, params[d], access, opts, cdir) for d in devices}
+    # one change for the run (each device's record carries its id), one maintenance window over its devices
+    change = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-harden-{scope or 'all'}"
+    window = nullcontext() if opts.check else silences.maintenance(inv, devices, change, f"harden devices {scope or 'all'}", en.who())
+    with window as win, Access(inv, environ, port=opts.port) as access, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futs = {d: pool.submit(harden_device, inv, d, params[d], access, opts, cdir, change) for d in devices}
         for d, f in futs.items():
             results[d] = f.result()
             opts.step(1, f"{d} {results[d]['result']}")
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r["result"]] = counts.get(r["result"], 0) + 1
-    return {"tool": "netops harden devices", "scope": scope or "all", "check": opts.check,
+    return {"tool": "netops harden devices", "change": change, "scope": scope or "all", "check": opts.check, "maintenance": win,
             "devices": results, "summary": counts, "ok": all(r["ok"] for r in results.values())}
 
 
@@ -222,6 +225,9 @@ def _report(out: Out, res: dict) -> None:
     if out.json_mode:
         out.json(res)
         return
+    window = silences.summary(res["maintenance"])
+    if window:
+        out.print(window, markup=False)
     for dev, r in res["devices"].items():
         out.print(f"[bold]{dev}[/] ({r['platform']}) diff 差异:" + ("" if r["diff"] else " (none 无)"))
         for line in r["diff"]:
