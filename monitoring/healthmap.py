@@ -303,6 +303,11 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None, pairs: 
         links[lid] = {"health": health, "util": util}
 
     replicas = replication_health(pairs, devices, repl)
+    pair_reasons: dict[str, list[str]] = {}  # site -> its pairs that lag or are broken (both members' sites)
+    for p in pairs:
+        if replicas[p["id"]]["state"] in ("lagging", "broken"):
+            for sid in {p["primary_site"], p["standby_site"]}:
+                pair_reasons.setdefault(sid, []).append(f"{p['primary']} → {p['standby']}: {replicas[p['id']]['reason']}")
 
     # sites
     site_links: dict[str, set[str]] = {}
@@ -320,9 +325,8 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None, pairs: 
         reasons = [f"{d}: {devices[d]['reason']}" for d in sorted(devs) if devices[d]["health"] != "ok" and devices[d]["reason"]]
         bad_links = sorted(lid for lid in site_links.get(sid, ()) if links[lid]["health"] in ("down", "saturated"))
         reasons += [f"{lid}: {'链路中断 / link down' if links[lid]['health'] == 'down' else '链路拥塞 / saturated'}" for lid in bad_links]
-        bad_pairs = [p["id"] for p in pairs if sid in (p["primary_site"], p["standby_site"])
-                     and replicas[p["id"]]["state"] in ("lagging", "broken")]
-        reasons += [f"{p['primary']} → {p['standby']}: {replicas[p['id']]['reason']}" for p in pairs if p["id"] in bad_pairs]
+        bad_pairs = pair_reasons.get(sid, [])
+        reasons += bad_pairs
         reasons += [f"{a['name']}: {a['summary_zh'] or a['summary_en']}" for a in mine]
         critical = [a for a in mine if a["severity"] == "critical" and not a["links"]]  # a link's alert colours the link
         known = [h for h in hs if h != "unknown"]
@@ -372,7 +376,9 @@ def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[t
         rec = {"state": "unknown", "serving": serving[0] if len(serving) == 1 else None, "roles": r, "swapped": False,
                "streaming": None, "lag_seconds": None, "reason": None}
         if len(serving) == 2:
-            rec.update(state="broken", reason="双主：两端均非恢复状态 / split brain: both members are primary")
+            # before `dr setup` as after a failover whose old primary came back unfenced: nothing replicates
+            rec.update(state="broken", reason="两端均为主库：复制未建立或双主 / both members are primary: "
+                                              "replication not set up, or split brain")
         elif not serving:
             if "unknown" in r.values():
                 rec["reason"] = "无数据 / no data"
