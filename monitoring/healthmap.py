@@ -3,13 +3,16 @@
 A small HTTP server (stdlib) that serves a self-contained page (``monitoring/static/``: own HTML, JS and
 CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents:
 
-* ``/api/topology`` — the inventory as the map draws it: sites by level with their devices, and links;
+* ``/api/topology`` — the inventory as the map draws it: sites by level with their devices, links, and the
+  database replication pairs (primary → DR standby, ``netops dr setup``);
 * ``/api/health``  — live health merged from each province's Prometheus (instant queries and its
   active alerts), cached for ``CACHE_SECONDS`` so many open pages do not multiply the queries.
 
 Health words: ``ok`` (green), ``warn`` (amber), ``down`` (red), ``unknown`` (grey: no data — the
 province's Prometheus unreachable, its collector down, or the device not scraped); links also
-``saturated`` (utilisation at or above ``SATURATED``) and ``planned``.
+``saturated`` (utilisation at or above ``SATURATED``) and ``planned``. A replication pair is ``ok``
+(streaming, lag within the target), ``lagging``, ``broken`` or ``unknown``, with the roles its members have
+now (a failover promotes the standby: the map follows the databases, not the inventory).
 
 Who may ask (docs/SECURITY.md): it listens on loopback unless ``--allow-remote`` says otherwise, and
 then only with an access token (``--token-file``: a 0600 file or stdin; never an argument or an
@@ -43,7 +46,9 @@ from importlib import resources
 from pathlib import Path
 
 from jinbao_netops import escape, procs
+from jinbao_netops.backup import replication
 from jinbao_netops.collectors import IF_STATUS
+from jinbao_netops.collectors.db import GAUGES
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import (BOUNDARY_ROLES, LEVEL_NAMES, LEVEL_ORDER, LinkState, Zone, level_label,
                                           zone_label)
@@ -51,6 +56,7 @@ from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.files import write_atomic
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.output import Out
+from jinbao_netops.security.catalogue import host_params
 
 from . import rules, stack
 
@@ -67,7 +73,10 @@ QUERIES = {
     "util": f"max by (device, interface) ({dict(rules.PROVINCE_RECORDS)[rules.UTIL]})",
     "db_up": "netops_db_up",
     "collector_up": 'up{job="netops-collect"}',
+    # replication, per database server (the engine table's replication readings)
+    **{k: GAUGES[k][0] for k in ("in_recovery", "replicas", "replica_lag_s")},
 }
+LAG_TARGET = "dengbao_replication_max_lag_seconds"  # security/params.yml: the audit's lag target (an async pair's RPO)
 STATIC = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
           "/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 
@@ -112,7 +121,17 @@ def topology(inv: Inventory, refresh: int = REFRESH_SECONDS) -> dict:
     return {"network": {"id": net.id if net else "", "name": net.name if net else ""}, "refresh_seconds": refresh,
             "levels": {lv.value: level_label(lv) for lv in LEVEL_NAMES},  # the labels, from the inventory's one table
             "zones": {z.value: zone_label(z) for z in Zone},
-            "sites": sites, "devices": devices, "links": links}
+            "sites": sites, "devices": devices, "links": links, "replication": replication_pairs(inv)}
+
+
+def replication_pairs(inv: Inventory) -> list[dict]:
+    """The inventory's replication pairs as the map shows them (keyed by the standby: a server is the standby of
+    one primary), each with its members' sites and the lag target it is judged against."""
+    return [{"id": p.standby, "primary": p.primary, "standby": p.standby, "sync": p.sync,
+             "service": inv.devices[p.standby].replica.service, "service_address": p.service_address,
+             "primary_site": inv.devices[p.primary].site, "standby_site": inv.devices[p.standby].site,
+             "max_lag_seconds": host_params(inv, p.primary)[LAG_TARGET]}
+            for p in replication.pairs(inv)]
 
 
 # --- reading Prometheus --------------------------------------------------------------------------------
@@ -177,12 +196,15 @@ def _alert_site(inv: Inventory, labels: dict) -> str | None:
     return None
 
 
-def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict:
-    """The map's health from what each source returned (``fetch`` records). Pure: no I/O."""
+def merge(inv: Inventory, fetched: list[dict], now: float | None = None, pairs: list[dict] | None = None) -> dict:
+    """The map's health from what each source returned (``fetch`` records). Pure (no I/O) when given the
+    replication ``pairs`` (:func:`replication_pairs`, which reads the lag targets)."""
+    pairs = replication_pairs(inv) if pairs is None else pairs
     good = [f for f in fetched if f["ok"]]
     snmp: dict[str, float] = {}
     ifs: dict[str, dict[str, dict]] = {}
     dbs: dict[str, dict[str, bool]] = {}
+    repl: dict[tuple[str, str], dict[str, float]] = {}  # (device, service) -> in_recovery, replicas, replica_lag_s
     collector: dict[str, bool] = {}  # province -> its collector scraped fine
     for f in good:
         res = f["results"]
@@ -198,6 +220,9 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
         for lab, v in res.get("db_up", []):
             if lab.get("device") in inv.devices and lab.get("service"):
                 dbs.setdefault(lab["device"], {})[lab["service"]] = v == 1
+        for key in ("in_recovery", "replicas", "replica_lag_s"):
+            for lab, v in res.get(key, []):
+                repl.setdefault((lab.get("device", ""), lab.get("service", "")), {})[key] = v
     unreachable = {f["scope"] for f in fetched if not f["ok"]}
 
     # devices
@@ -277,6 +302,13 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
             health = "ok"
         links[lid] = {"health": health, "util": util}
 
+    replicas = replication_health(pairs, devices, repl)
+    pair_reasons: dict[str, list[str]] = {}  # site -> its pairs that lag or are broken (both members' sites)
+    for p in pairs:
+        if replicas[p["id"]]["state"] in ("lagging", "broken"):
+            for sid in {p["primary_site"], p["standby_site"]}:
+                pair_reasons.setdefault(sid, []).append(f"{p['primary']} → {p['standby']}: {replicas[p['id']]['reason']}")
+
     # sites
     site_links: dict[str, set[str]] = {}
     for lid, lk in inv.links.items():
@@ -293,6 +325,8 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
         reasons = [f"{d}: {devices[d]['reason']}" for d in sorted(devs) if devices[d]["health"] != "ok" and devices[d]["reason"]]
         bad_links = sorted(lid for lid in site_links.get(sid, ()) if links[lid]["health"] in ("down", "saturated"))
         reasons += [f"{lid}: {'链路中断 / link down' if links[lid]['health'] == 'down' else '链路拥塞 / saturated'}" for lid in bad_links]
+        bad_pairs = pair_reasons.get(sid, [])
+        reasons += bad_pairs
         reasons += [f"{a['name']}: {a['summary_zh'] or a['summary_en']}" for a in mine]
         critical = [a for a in mine if a["severity"] == "critical" and not a["links"]]  # a link's alert colours the link
         known = [h for h in hs if h != "unknown"]
@@ -300,7 +334,7 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
             health = "down"
         elif not known and not mine:
             health = "unknown"
-        elif mine or bad_links or len(known) < len(hs):
+        elif mine or bad_links or bad_pairs or len(known) < len(hs):
             health = "warn"
         else:
             health = "ok"
@@ -308,10 +342,71 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None) -> dict
 
     count = {h: sum(1 for s in sites.values() if s["health"] == h) for h in ("ok", "warn", "down", "unknown")}
     return {"time": now if now is not None else time.time(), "sites": sites, "devices": devices, "links": links,
-            "alerts": alerts, "summary": count,
+            "replication": replicas, "alerts": alerts, "summary": count,
             "sources": [{k: f[k] for k in ("url", "scope", "ok", "error", "seconds")} for f in fetched]}
 
 
+
+
+def _role(db: bool | None, readings: dict[str, float]) -> str:
+    """A pair member's role as its database reports it: primary, standby (in recovery), down or unknown."""
+    if db is None or (db and "in_recovery" not in readings):
+        return "unknown"
+    if not db:
+        return "down"
+    return "standby" if readings["in_recovery"] == 1 else "primary"
+
+
+def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[tuple[str, str], dict]) -> dict[str, dict]:
+    """Each pair's live state, keyed by its id: the roles its members have now (``serving``: the one not in
+    recovery), ``state`` ok / lagging (over its lag target) / broken / unknown, the lag and why. A member's
+    readings count only where its device's are trusted (``devices``: the merged device records)."""
+    roles = {p["id"]: {m: _role(devices[m]["databases"].get(p["service"]), repl.get((m, p["service"]), {}))
+                       for m in (p["primary"], p["standby"])} for p in pairs}
+    # a primary must see every member that is in recovery under it streaming (netops_pg_replicas counts them)
+    expected: dict[str, int] = {}
+    for r in roles.values():
+        if sorted(r.values()) == ["primary", "standby"]:
+            primary = next(m for m, role in r.items() if role == "primary")
+            expected[primary] = expected.get(primary, 0) + 1
+    out = {}
+    for p in pairs:
+        r = roles[p["id"]]
+        serving = [m for m, role in r.items() if role == "primary"]
+        rec = {"state": "unknown", "serving": serving[0] if len(serving) == 1 else None, "roles": r, "swapped": False,
+               "streaming": None, "lag_seconds": None, "reason": None}
+        if len(serving) == 2:
+            # before `dr setup` as after a failover whose old primary came back unfenced: nothing replicates
+            rec.update(state="broken", reason="两端均为主库：复制未建立或双主 / both members are primary: "
+                                              "replication not set up, or split brain")
+        elif not serving:
+            if "unknown" in r.values():
+                rec["reason"] = "无数据 / no data"
+            else:
+                rec.update(state="broken", reason="无主库在服务 / no member serves as primary")
+        else:
+            primary = serving[0]
+            other = p["standby"] if primary == p["primary"] else p["primary"]
+            readings = repl.get((primary, p["service"]), {})
+            rec["swapped"] = primary != p["primary"]
+            rec["streaming"] = readings.get("replicas")
+            if r[other] == "down":
+                rec.update(state="broken", reason=f"{other} 数据库停止 / database down")
+            elif r[other] == "unknown" or rec["streaming"] is None:
+                rec["reason"] = "无数据 / no data"
+            elif rec["streaming"] < expected[primary]:
+                rec.update(state="broken", reason=f"复制中断：{primary} 在线备库 {rec['streaming']:g}/{expected[primary]} / "
+                                                  f"broken: {rec['streaming']:g} of {expected[primary]} standbys streaming")
+            else:
+                lag = repl.get((other, p["service"]), {}).get("replica_lag_s", readings.get("replica_lag_s"))
+                rec["lag_seconds"] = lag
+                if lag is not None and lag > p["max_lag_seconds"]:
+                    rec.update(state="lagging", reason=f"复制延迟 {lag:g} s（目标 {p['max_lag_seconds']:g} s）/ "
+                                                       f"lagging {lag:g} s (target {p['max_lag_seconds']:g} s)")
+                else:
+                    rec["state"] = "ok"
+        out[p["id"]] = rec
+    return out
 
 
 def _oper(v: float | None) -> str | None:
@@ -329,14 +424,16 @@ class HealthMap:
 
     def __init__(self, inv: Inventory, sources: list[Source], refresh: int = REFRESH_SECONDS):
         self.inv, self.sources = inv, sources
-        self.topology = json.dumps(topology(inv, refresh), ensure_ascii=False).encode()
+        topo = topology(inv, refresh)
+        self.pairs = topo["replication"]
+        self.topology = json.dumps(topo, ensure_ascii=False).encode()
         self._lock = threading.Lock()
         self._health: tuple[float, bytes] | None = None
 
     def health(self) -> bytes:
         with self._lock:  # one refresh at a time; concurrent pages share it
             if self._health is None or time.monotonic() - self._health[0] > CACHE_SECONDS:
-                doc = merge(self.inv, fetch_all(self.sources))
+                doc = merge(self.inv, fetch_all(self.sources), pairs=self.pairs)
                 self._health = (time.monotonic(), json.dumps(doc, ensure_ascii=False).encode())
             return self._health[1]
 
@@ -500,7 +597,7 @@ def register_verb(verbs, common) -> None:
     mode = w.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="serve, read the page and both APIs from the server once, print the map's health and exit "
-                           "(0 ok, 1 a site down, 3 a Prometheus unreachable)")
+                           "(0 ok, 1 a site down or a replication pair broken, 3 a Prometheus unreachable)")
     mode.add_argument("--detach", action="store_true",
                       help="serve in the background (replacing a map this command started on the same port), print "
                            "the address and return; log and pid file in $NETOPS_RUN_DIR (default /run/jinbao-netops)")
@@ -710,10 +807,12 @@ def _check(inv: Inventory, url: str, token: str | None, out: Out) -> int:
     served = b'id="map"' in page and len(topo["sites"]) == len(inv.sites) and set(health["sites"]) == set(inv.sites)
     unreachable = [s for s in health["sources"] if not s["ok"]]
     down = sorted(sid for sid, s in health["sites"].items() if s["health"] == "down")
-    status = FINDINGS if not served or down else PARTIAL if unreachable else OK
+    broken = sorted(pid for pid, p in health["replication"].items() if p["state"] == "broken")
+    status = FINDINGS if not served or down or broken else PARTIAL if unreachable else OK
     if out.json_mode:
         out.json({"ok": status == OK, "url": url, "served": served, "summary": health["summary"], "down": down,
-                  "firing": _firing(health), "sources": health["sources"]})
+                  "broken_pairs": broken, "firing": _firing(health), "sources": health["sources"],
+                  "replication": health["replication"]})
         return status
     out.print(f"健康地图 Health map: {url}  ({'served 正常服务' if served else 'NOT served 服务异常'})")
     out.table("数据源 Prometheus sources", ["范围 scope", "Prometheus", "ok", "s", "错误 error"],
@@ -722,4 +821,13 @@ def _check(inv: Inventory, url: str, token: str | None, out: Out) -> int:
     out.print(f"站点 sites: 正常 ok {sm['ok']} · 告警 warn {sm['warn']} · 故障 down {sm['down']} · 未知 unknown {sm['unknown']}"
               + (f" — 故障 down: {', '.join(down)}" if down else "")
               + f" · 告警 firing alerts: {_firing(health)}")
+    rows = []
+    for p in topo["replication"]:
+        h = health["replication"][p["id"]]
+        rows.append([p["primary"], p["standby"], "同步 sync" if p["sync"] else "异步 async", h["state"],
+                     (h["serving"] or "-") + (" (已切换 failed over)" if h["swapped"] else ""),
+                     "-" if h["lag_seconds"] is None else f"{h['lag_seconds']:g}", h["reason"] or ""])
+    if rows:
+        out.table("灾备复制 DR replication", ["主库 primary", "备库 standby", "模式 mode", "状态 state",
+                                          "当前主库 serving", "延迟 lag s", "原因 reason"], rows)
     return status

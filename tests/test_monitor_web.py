@@ -47,6 +47,13 @@ def healthy_results(devices=GD) -> dict:
             res["util"].append(({"device": d, "interface": ifname}, 0.01))
         for svc in INV.devices[d].services:
             res["db_up"].append((labels(d, service=svc), 1.0))
+    for pair in web.replication_pairs(INV):  # streaming, nothing behind
+        for d, standby in ((pair["primary"], 0.0), (pair["standby"], 1.0)):
+            if d in devices:
+                lab = labels(d, service=pair["service"])
+                res["in_recovery"].append((lab, standby))
+                res["replicas"].append((lab, 1.0 - standby))
+                res["replica_lag_s"].append((lab, 0.0))
     return res
 
 
@@ -177,6 +184,99 @@ def test_topology_document():
     assert t["devices"]["gd-db1"]["services"] == ["postgresql"]
 
 
+# --- replication pairs: the inventory's primary → DR standby, in the state the databases report ------------
+
+def test_topology_lists_the_replication_pairs():
+    t = web.topology(INV)
+    assert t["replication"] == [
+        {"id": "gd-dr-db1", "primary": "gd-db1", "standby": "gd-dr-db1", "sync": True, "service": "postgresql",
+         "service_address": "10.44.0.100", "primary_site": "guangdong", "standby_site": "guangdong_zaibei", "max_lag_seconds": 5},
+        {"id": "sc-dr-db1", "primary": "sc-db1", "standby": "sc-dr-db1", "sync": False, "service": "postgresql",
+         "service_address": "10.51.0.100", "primary_site": "sichuan", "standby_site": "sichuan_zaibei", "max_lag_seconds": 5}]
+
+
+def test_a_streaming_pair_is_ok_with_its_roles_and_lag():
+    h = web.merge(INV, [source("guangdong", healthy_results())])
+    assert h["replication"]["gd-dr-db1"] == {
+        "state": "ok", "serving": "gd-db1", "roles": {"gd-db1": "primary", "gd-dr-db1": "standby"}, "swapped": False,
+        "streaming": 1.0, "lag_seconds": 0.0, "reason": None}
+    # sichuan's Prometheus not given: its pair is unknown, never ok
+    assert h["replication"]["sc-dr-db1"]["state"] == "unknown" and h["replication"]["sc-dr-db1"]["serving"] is None
+    assert h["sites"]["guangdong"]["health"] == h["sites"]["guangdong_zaibei"]["health"] == "ok"
+
+
+def test_a_pair_over_its_lag_target_is_lagging_and_its_sites_amber():
+    res = healthy_results()
+    put(res, "replica_lag_s", "gd-dr-db1", 42.5)  # the standby's own replay lag (the primary says 0: it is the max)
+    h = web.merge(INV, [source("guangdong", res)])
+    pair = h["replication"]["gd-dr-db1"]
+    assert pair["state"] == "lagging" and pair["lag_seconds"] == 42.5 and pair["serving"] == "gd-db1"
+    assert pair["reason"] == "复制延迟 42.5 s（目标 5 s）/ lagging 42.5 s (target 5 s)"
+    for site in ("guangdong", "guangdong_zaibei"):  # both ends of the pair
+        assert h["sites"][site]["health"] == "warn"
+        assert f"gd-db1 → gd-dr-db1: {pair['reason']}" in h["sites"][site]["reasons"]
+    put(res, "replica_lag_s", "gd-dr-db1", 5.0)  # at the target: still ok
+    assert web.merge(INV, [source("guangdong", res)])["replication"]["gd-dr-db1"]["state"] == "ok"
+
+
+def test_a_standby_not_streaming_is_broken():
+    res = healthy_results()
+    put(res, "replicas", "gd-db1", 0.0)  # the standby is in recovery but its primary sees nobody streaming
+    h = web.merge(INV, [source("guangdong", res)])
+    pair = h["replication"]["gd-dr-db1"]
+    assert pair["state"] == "broken" and pair["streaming"] == 0.0 and pair["lag_seconds"] is None
+    assert pair["reason"] == "复制中断：gd-db1 在线备库 0/1 / broken: 0 of 1 standbys streaming"
+    assert h["sites"]["guangdong_zaibei"]["health"] == "warn" and h["sites"]["guangdong"]["health"] == "warn"
+    # the standby's database stopped: broken, and its site red for the database itself
+    res = healthy_results()
+    put(res, "db_up", "gd-dr-db1", 0.0, service="postgresql")
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-dr-db1"]["state"] == "broken"
+    assert h["replication"]["gd-dr-db1"]["roles"] == {"gd-db1": "primary", "gd-dr-db1": "down"}
+    assert h["replication"]["gd-dr-db1"]["reason"] == "gd-dr-db1 数据库停止 / database down"
+    assert h["sites"]["guangdong_zaibei"]["health"] == "down"
+
+
+def test_after_a_failover_the_map_shows_the_roles_as_they_are():
+    """province-dc-lost promotes the DR standby: the map follows the databases, not the inventory."""
+    res = healthy_results()
+    put(res, "db_up", "gd-db1", 0.0, service="postgresql")  # the data centre is gone
+    put(res, "in_recovery", "gd-dr-db1", 0.0)               # promoted
+    put(res, "replicas", "gd-dr-db1", 0.0)
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-dr-db1"] == {
+        "state": "broken", "serving": "gd-dr-db1", "roles": {"gd-db1": "down", "gd-dr-db1": "primary"}, "swapped": True,
+        "streaming": 0.0, "lag_seconds": None, "reason": "gd-db1 数据库停止 / database down"}
+    # the old primary re-synced as the standby of the DR site (before the planned switchover back): ok, swapped
+    put(res, "db_up", "gd-db1", 1.0, service="postgresql")
+    put(res, "in_recovery", "gd-db1", 1.0)
+    put(res, "replicas", "gd-db1", 0.0)
+    put(res, "replicas", "gd-dr-db1", 1.0)
+    put(res, "replica_lag_s", "gd-db1", 0.25)
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-dr-db1"] == {
+        "state": "ok", "serving": "gd-dr-db1", "roles": {"gd-db1": "standby", "gd-dr-db1": "primary"}, "swapped": True,
+        "streaming": 1.0, "lag_seconds": 0.25, "reason": None}
+    assert h["sites"]["guangdong"]["health"] == "ok"
+
+
+def test_two_primaries_are_broken_and_no_data_is_unknown():
+    res = healthy_results()
+    put(res, "in_recovery", "gd-dr-db1", 0.0)  # promoted while the primary still serves: split brain
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-dr-db1"]["state"] == "broken" and h["replication"]["gd-dr-db1"]["serving"] is None
+    assert "split brain" in h["replication"]["gd-dr-db1"]["reason"]
+    res = healthy_results()
+    res["collector_up"] = [({"job": "netops-collect", "province": "guangdong"}, 0.0)]  # stale series are not read
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-dr-db1"]["state"] == "unknown"
+    assert h["replication"]["gd-dr-db1"]["roles"] == {"gd-db1": "unknown", "gd-dr-db1": "unknown"}
+    res = healthy_results()
+    put(res, "db_up", "gd-db1", 0.0, service="postgresql")  # primary down, standby not promoted
+    assert web.merge(INV, [source("guangdong", res)])["replication"]["gd-dr-db1"]["reason"] == \
+        "无主库在服务 / no member serves as primary"
+
+
 @pytest.mark.parametrize("args,err", [
     (["--prometheus", "ftp://x"], "--prometheus 'ftp://x': give [SITE=]http://HOST:PORT"),
     (["--prometheus", "hubei=http://127.0.0.1:9"], "site 'hubei' is not in the inventory"),
@@ -198,8 +298,7 @@ def free_port() -> int:
 
 
 def exposition(res: dict) -> str:
-    names = {"snmp_up": "netops_snmp_up", "oper": "netops_interface_oper_status", "admin": "netops_interface_admin_status",
-             "db_up": "netops_db_up"}
+    names = {k: web.QUERIES[k] for k in ("snmp_up", "oper", "admin", "db_up", "in_recovery", "replicas", "replica_lag_s")}
     lines = []
     for key, name in names.items():
         for lab, v in res[key]:
@@ -358,6 +457,48 @@ def test_page_in_headless_chromium(prometheus, tmp_path):
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
             assert page.errors() == []
             print(f"screenshot 截图: {shot}")
+    finally:
+        _stop_and_heal(server, prometheus)
+
+
+def test_replication_pairs_in_headless_chromium(prometheus, capsys):
+    """The pair on the real page from a real Prometheus: a dotted line from the province DC to its DR site with a
+    badge (mode, state, lag), the members' roles on their sites, the detail; then a failover turns the roles
+    round, and `monitor web --check` finds the broken pair."""
+    hm = web.HealthMap(INV, [web.Source(prometheus["url"], "guangdong")], refresh=1)
+    server = web.make_server(hm, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pair = "document.querySelector('{}[data-pair=\"gd-dr-db1\"]')"
+    role = "document.querySelector('g.site[data-site=\"{}\"]').dataset.dbRole"
+    try:
+        with Chromium() as page:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/#site=guangdong_zaibei")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            page.wait_for(pair.format("path.replica") + ".dataset.state === 'ok'", 60)
+            assert page.eval(pair.format("path.replica") + " !== null") and page.eval(pair.format("g.replica-badge") + " !== null")
+            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "同步 sync · 正常 OK 0.0s"
+            assert page.eval("document.querySelector('path.replica[data-pair=\"sc-dr-db1\"]').dataset.state") == "unknown"
+            assert page.eval(role.format("guangdong")) == "primary" and page.eval(role.format("guangdong_zaibei")) == "standby"
+            detail = page.eval("document.getElementById('detail').innerText")
+            assert "gd-db1 → gd-dr-db1" in detail and "同步 sync · postgresql" in detail and "10.44.0.100" in detail
+            # the DR standby promoted, the data centre's database gone
+            res = healthy_results()
+            put(res, "db_up", "gd-db1", 0.0, service="postgresql")
+            put(res, "in_recovery", "gd-dr-db1", 0.0)
+            put(res, "replicas", "gd-dr-db1", 0.0)
+            prometheus["state"]["text"] = exposition(res)
+            page.wait_for(pair.format("path.replica") + ".dataset.state === 'broken'", 60)
+            assert page.eval(role.format("guangdong_zaibei")) == "primary" and page.eval(role.format("guangdong")) == ""
+            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "同步 sync · 中断 Broken ⇄"
+            page.eval(pair.format("g.replica-badge") + ".dispatchEvent(new MouseEvent('click'))")  # the serving member's site
+            assert page.eval("location.hash") == "#site=guangdong_zaibei"
+            detail = page.eval("document.getElementById('detail').innerText")
+            assert "gd-dr-db1 · 已切换 failed over" in detail and "gd-db1 数据库停止 / database down" in detail
+            assert page.errors() == []
+        assert main(["monitor", "web", "--check", "--json", "--listen", "127.0.0.1:0", "--prometheus",
+                     f"guangdong={prometheus['url']}"]) == 1
+        rep = json.loads(capsys.readouterr().out)
+        assert rep["broken_pairs"] == ["gd-dr-db1"] and rep["replication"]["gd-dr-db1"]["serving"] == "gd-dr-db1"
     finally:
         _stop_and_heal(server, prometheus)
 

@@ -1,6 +1,8 @@
 // 金保工程 健康地图 — draws /api/topology once as SVG, colours it from /api/health every few seconds.
 // No libraries, nothing from the internet. Test hooks: body[data-ready], body[data-refreshes],
-// g.site[data-site][data-health], path.link[data-link][data-health].
+// g.site[data-site][data-health][data-db-role], path.link[data-link][data-health],
+// path.replica[data-pair][data-state], g.replica-badge[data-pair] (a replication pair: primary → DR standby).
+// Every text from the inventory or Prometheus goes in as textContent (el's "text"), never as markup.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -9,10 +11,12 @@ const HEALTH_ZH = { ok: "正常 OK", warn: "告警 Warning", down: "故障 Down"
                     saturated: "拥塞 Saturated", planned: "规划中 Planned" };
 const ROLE_ZH = { router: "路由器", firewall: "防火墙", switch: "交换机", server: "服务器", database: "数据库",
                   backup_store: "备份存储", monitor: "监控" };
+const REPL_ZH = { ok: "正常 OK", lagging: "延迟 Lagging", broken: "中断 Broken", unknown: "未知 Unknown" };
+const DB_ROLE_ZH = { primary: "主库 primary", standby: "备库 standby", down: "停止 down", unknown: "未知 unknown" };
 
 const BIG = 150;  // above this many sites only one province is drawn below the province row
 let topo = null, health = null, selected = null, refreshes = 0, expanded = null;
-let siteEls = {}, linkEls = {};
+let siteEls = {}, linkEls = {}, pairEls = {};
 
 function shown(s) {
   // a national inventory (thousands of sites): the ministry, provinces and the ministry's own DR sites,
@@ -56,7 +60,7 @@ function layout(sites) {
 function draw() {
   const svg = document.getElementById("map");
   svg.replaceChildren();
-  siteEls = {}; linkEls = {};
+  siteEls = {}; linkEls = {}; pairEls = {};
   const sites = topo.sites.filter(shown);
   const { pos, width, height } = layout(sites);
   svg.setAttribute("width", width); svg.setAttribute("height", height);
@@ -86,6 +90,8 @@ function draw() {
     g.append(path);
   }
   svg.append(g);
+  svg.append(drawReplication(pos));
+  const members = new Set(topo.replication.flatMap(r => [r.primary_site, r.standby_site]));
   for (const s of sites) {
     const p = pos[s.id];
     // a site with devices outside the 业务专网 gets a ring shaded by its other zone(s)
@@ -97,10 +103,54 @@ function draw() {
       el("svg:rect", { class: "box", x: p.x - BOX_W / 2, y: p.y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: 6 }),
       el("svg:text", { x: p.x, y: p.y - 3, text: shorten(s.name) }),
       el("svg:text", { class: "sub", x: p.x, y: p.y + 12, text: `${s.id} · ${(topo.levels[s.level] || s.level).split(" ")[0]}` }),
-      el("svg:title", { text: s.name + (outside.length ? "\n" + s.zones.map(z => topo.zones[z]).join(" · ") : "") }));
+      el("svg:title", { text: s.name + (outside.length ? "\n" + s.zones.map(z => topo.zones[z]).join(" · ") : "") }),
+      // a replication member: which databases here serve as primary (主) or stand by (备) now, set by paint()
+      members.has(s.id) ? el("svg:text", { class: "db-role", x: p.x + BOX_W / 2, y: p.y - BOX_H / 2 - 4 }) : null);
     siteEls[s.id] = node;
     svg.append(node);
   }
+}
+
+function drawReplication(pos) {
+  // each pair a dotted curve from the primary's site to the standby's DR site, bowed aside from the links
+  // between them, with a badge at its middle (mode, state, lag) that opens the serving member's site
+  const g = el("svg:g", { class: "replication" });
+  for (const r of topo.replication) {
+    const [a, b] = [pos[r.primary_site], pos[r.standby_site]];
+    if (!a || !b || a === b) continue;
+    const [p, q] = a.y <= b.y ? [a, b] : [b, a];
+    const [y1, y2] = p.depth === q.depth ? [p.y + BOX_H / 2, q.y + BOX_H / 2] : [p.y + BOX_H / 2, q.y - BOX_H / 2];
+    const c = { x: (p.x + q.x) / 2 + 70, y: p.depth === q.depth ? p.y + BOX_H / 2 + 50 : (y1 + y2) / 2 };
+    const mid = { x: (p.x + 2 * c.x + q.x) / 4, y: (y1 + 2 * c.y + y2) / 4 };
+    const path = el("svg:path", { class: "replica", "data-pair": r.id, "data-state": "unknown",
+                                  d: `M ${p.x + BOX_W / 4} ${y1} Q ${c.x} ${c.y} ${q.x + BOX_W / 4} ${y2}` }, el("svg:title"));
+    const badge = el("svg:g", { class: "replica-badge", "data-pair": r.id, "data-state": "unknown", tabindex: 0,
+                                onclick: () => select(pairSite(r)) },
+      el("svg:rect", { x: mid.x, y: mid.y - 9, width: 0, height: 18, rx: 9 }),
+      el("svg:text", { x: mid.x, y: mid.y + 4 }), el("svg:title"));
+    pairEls[r.id] = { path, badge };
+    g.append(path, badge);
+  }
+  return g;
+}
+
+function pairSite(r) {
+  // the site of the member that serves now (the standby's after a failover)
+  const h = health && health.replication[r.id];
+  return h && h.serving ? topo.devices[h.serving].site : r.primary_site;
+}
+
+function pairText(r, h) {
+  // one line for the badge, the full story for tooltips and the detail
+  const mode = r.sync ? "同步 sync" : "异步 async";
+  const lag = h.lag_seconds == null ? "" : ` ${h.lag_seconds.toFixed(h.lag_seconds < 10 ? 1 : 0)}s`;
+  const short = `${mode} · ${REPL_ZH[h.state]}${lag}${h.swapped ? " ⇄" : ""}`;
+  const roles = Object.entries(h.roles || {}).map(([d, role]) => `${d}: ${DB_ROLE_ZH[role]}`).join(", ");
+  const long = `${r.primary} → ${r.standby} (${r.service}, ${mode}) — ${REPL_ZH[h.state]}${lag}` +
+    (h.serving ? `\n当前主库 serving: ${h.serving}${h.swapped ? " (已切换 failed over)" : ""}` : "") +
+    (roles ? `\n${roles}` : "") + (h.reason ? `\n${h.reason}` : "") +
+    (r.service_address ? `\n服务地址 service address: ${r.service_address}` : "");
+  return { short, long };
 }
 
 function shorten(name) {
@@ -119,6 +169,30 @@ function paint() {
   for (const [id, e] of Object.entries(linkEls)) {
     const h = health.links[id] || { health: "unknown", util: null };
     e.setAttribute("data-health", h.health);
+  }
+  const roles = {};  // site -> the roles its pair members have now
+  for (const r of topo.replication) {
+    const h = pairHealth(r.id);
+    for (const [d, role] of Object.entries(h.roles || {}))
+      if (role === "primary" || role === "standby") (roles[topo.devices[d].site] = roles[topo.devices[d].site] || new Set()).add(role);
+    if (!pairEls[r.id]) continue;
+    const { path, badge } = pairEls[r.id];
+    const t = pairText(r, h);
+    path.setAttribute("data-state", h.state);
+    badge.setAttribute("data-state", h.state);
+    path.querySelector("title").textContent = badge.querySelector("title").textContent = t.long;
+    const text = badge.querySelector("text"), rect = badge.querySelector("rect");
+    text.textContent = t.short;
+    const w = text.getComputedTextLength() + 14;  // the badge fits its text, centred where it was drawn
+    rect.setAttribute("x", Number(text.getAttribute("x")) - w / 2);
+    rect.setAttribute("width", w);
+  }
+  for (const [id, e] of Object.entries(siteEls)) {
+    const tag = e.querySelector("text.db-role");
+    if (!tag) continue;
+    const mine = [...(roles[id] || [])].sort();  // "primary" before "standby"
+    e.setAttribute("data-db-role", mine.join(" "));
+    tag.textContent = mine.map(r => r === "primary" ? "主 P" : "备 S").join(" · ");
   }
   const firing = health.alerts.filter(a => a.state === "firing" && !a.suppressed);
   const held = health.alerts.filter(a => a.suppressed).length;
@@ -157,6 +231,10 @@ function select(id) {
   detail(id);
 }
 
+function pairHealth(id) {
+  return (health && health.replication[id]) || { state: "unknown", roles: {}, serving: null, swapped: false, lag_seconds: null, reason: null };
+}
+
 function dot(h) { return el("span", { class: "dot " + (h || "unknown") }); }
 
 function pct(u) { return u == null ? "" : (u * 100).toFixed(u < 0.01 ? 2 : 0) + "%"; }
@@ -192,6 +270,24 @@ function detail(id) {
       el("td", { text: `${l.bandwidth_mbps} Mbps` }), el("td", { text: `${HEALTH_ZH[lh.health]} ${pct(lh.util)}` }));
   });
   parts.push(el("h2", {}, "链路 ", el("small", { text: "Links" })), el("table", {}, ...linkRows));
+  const pairs = topo.replication.filter(r => r.primary_site === id || r.standby_site === id);
+  if (pairs.length) {
+    const pairRows = [el("tr", {}, ...["主库 → 备库 primary → standby", "模式 mode", "状态 state", "当前主库 serving", "服务地址 service"]
+      .map(t => el("th", { text: t })))];
+    for (const r of pairs) {
+      const h = pairHealth(r.id);
+      const t = pairText(r, h);
+      pairRows.push(el("tr", { class: "replica-row", "data-pair": r.id },
+        el("td", {}, dot(h.state === "lagging" ? "warn" : h.state === "broken" ? "down" : h.state), `${r.primary} → ${r.standby}`),
+        el("td", { text: `${r.sync ? "同步 sync" : "异步 async"} · ${r.service}` }),
+        // the reason of a pair that is not ok says it all (a lagging one: its lag and target)
+        el("td", { text: REPL_ZH[h.state] + (h.reason ? ` — ${h.reason}` : h.lag_seconds == null ? "" :
+                         ` · 延迟 lag ${h.lag_seconds} s（目标 target ≤ ${r.max_lag_seconds} s）`) }),
+        el("td", { text: h.serving ? `${h.serving}${h.swapped ? " · 已切换 failed over" : ""}` : "-" }),
+        el("td", { text: r.service_address || "-", title: t.long })));
+    }
+    parts.push(el("h2", {}, "灾备复制 ", el("small", { text: "DR replication" })), el("table", {}, ...pairRows));
+  }
   const mine = health ? health.alerts.filter(a => a.site === id) : [];
   parts.push(el("h2", {}, "告警 ", el("small", { text: "Alerts" })),
     mine.length ? el("ul", { class: "alerts" }, ...mine.map(alertItem)) : el("p", { class: "hint", text: "无告警 / no alerts" }));

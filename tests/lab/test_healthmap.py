@@ -117,3 +117,24 @@ def full_neighbours(lab: Lab) -> int:
     r = lab.node(ROUTER).exec(["vtysh", "-c", "show ip ospf neighbor json"], check=True)
     return sum((n.get("nbrState") or n.get("state") or "").startswith("Full")
                for ns in json.loads(r.stdout)["neighbors"].values() for n in ns)
+
+
+def test_replication_pairs_on_the_map(healthmap, lab):
+    """The inventory's pairs streaming (`dr setup`, idempotent) are ok on the map with the inventory's primaries
+    serving; the asynchronous standby's database stopped turns its pair broken (a finding of --check), and it
+    comes back. (Not the synchronous one: its primary's commits would wait for it.)"""
+    r = netops("dr", "setup", "--json", env=lab["env"], timeout=900)
+    if r.returncode:  # the DR servers still standalone and seeded by earlier tests (as test_dr.py does)
+        r = netops("dr", "setup", "--force", "--json", env=lab["env"], timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    h = until("both pairs ok on the map", lambda: (h := health(healthmap))
+              and all(p["state"] == "ok" for p in h["replication"].values()) and h)
+    assert {pid: p["serving"] for pid, p in h["replication"].items()} == {"gd-dr-db1": "gd-db1", "sc-dr-db1": "sc-db1"}
+    try:
+        netops("lab", "exec", "sc-dr-db1", "--", "systemctl", "stop", "postgresql", check=True)
+        until("sc-dr-db1's pair broken on the map", lambda: health(healthmap)["replication"]["sc-dr-db1"]["state"] == "broken")
+        check = netops("monitor", "web", "--check", "--json", "--listen", "127.0.0.1:0")
+        assert check.returncode == 1 and "sc-dr-db1" in json.loads(check.stdout)["broken_pairs"], check.stdout
+    finally:
+        netops("lab", "exec", "sc-dr-db1", "--", "systemctl", "start", "postgresql", check=True)
+    until("sc-dr-db1 caught up and ok on the map", lambda: health(healthmap)["replication"]["sc-dr-db1"]["state"] == "ok")
