@@ -318,6 +318,7 @@ def test_watcher_traps_through_net_snmp_are_the_receivers_alerts(am, tmp_path):
     eng.time, eng.latest = eng.time + 1000, eng.latest + 1000
     run(r, [watcher(cmd, env)])
     assert len(am.alerts()) == 4 and eng.boots == 2
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["cert_indexes", "engine"]  # snmptrap keeps none
     assert r.received["v3"] == 4 and r.alerts == {"raised": 2, "cleared": 2} and not any(r.dropped.values())
 
 
