@@ -24,6 +24,9 @@ from jinbao_netops.monitoring.generate import trap_receiver
 TEMPLATES = Path(__file__).parent / "templates"
 _LINUX_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
 MGMT_IFNAME = "mgmt0"
+LINKTRAPS = "netops-linktraps"                    # the routers' link-trap watcher: its unit and program
+LINKTRAPS_CONF = "/etc/jinbao-netops/linktraps"   # its snmptrap's SNMPCONFPATH: snmp.conf, the credentials
+LINKTRAPS_STATE = "/var/lib/netops-linktraps"     # its SNMPv3 engine ID and boots, snmptrap's persistent files
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 
 
@@ -64,7 +67,7 @@ class Snmp:
     management: str             # the management network (v2c is answered from there only)
     port: int = 161             # the device's snmp_port
     trap_sink: str | None = None  # the monitor host whose trap receiver hears it (monitoring.generate.trap_receiver)
-    link_traps: bool = False    # a router: linkDown/linkUp within a second of a change (snmpd's DisMan monitor)
+    link_traps: bool = False    # a router: linkDown/linkUp as a link changes (LINKTRAPS, lab/linktraps.py)
 
 
 @dataclass
@@ -84,6 +87,14 @@ class Node:
     frr_conf: str | None = None
     login: Login | None = None
     snmp: Snmp | None = None
+
+
+@dataclass
+class NodeFile:
+    """A file the lab writes into a node before it boots (a directory it creates for it is root's only)."""
+    path: str                 # absolute, inside the node
+    text: str
+    mode: int = 0o644
 
 
 @dataclass
@@ -166,6 +177,8 @@ def build(inv: Inventory, lab: str) -> Plan:
         if node.image == "frr":
             node.frr_conf = render_frr(inv, node)
         _access(inv, node)
+        if node.snmp is not None and node.snmp.link_traps:
+            node.services.append(LINKTRAPS)
     return Plan(lab=lab, bridge=f"jb-{lab}"[:15], ops_host=f"{net.address_plan.ops_host}/{mgmt_len}",
                 nodes=nodes, wires=wires, secrets=_secrets(inv), reach=_reach(inv))
 
@@ -181,10 +194,11 @@ def _access(inv: Inventory, node: Node) -> None:
     node.login = Login(cred.username, _ref(cred.ssh_key), _ref(cred.password))
     snmp = cred.snmp
     if snmp is not None:
+        community = _ref(snmp.community) if d.snmp_version == "v2c" else None
+        sink = trap_receiver(inv, d.id)
         node.snmp = Snmp(snmp.user, snmp.auth_protocol, snmp.priv_protocol, _ref(snmp.auth_key), _ref(snmp.priv_key),
-                         _ref(snmp.community) if d.snmp_version == "v2c" else None, inv.sites[d.site].name,
-                         str(inv.network.address_plan.management), d.snmp_port, trap_receiver(inv, d.id),
-                         node.image == "frr" and snmp.user is not None)
+                         community, inv.sites[d.site].name, str(inv.network.address_plan.management), d.snmp_port, sink,
+                         node.image == "frr" and sink is not None and (community or snmp.user) is not None)
 
 
 def _secrets(inv: Inventory) -> list[Secret]:
@@ -290,9 +304,47 @@ def render_frr(inv: Inventory, node: Node) -> str:
                                                    loopback_area=inv.site_area(node.site))
 
 
+def _snmp_values(node: Node, secrets: dict[str, str]) -> dict:
+    """What the node's SNMP configurations are rendered from: its plan and the lab's generated values."""
+    s = node.snmp
+    return {"device": node.device, "snmp": s, "auth_key": secrets.get(s.auth_key), "priv_key": secrets.get(s.priv_key),
+            "community": secrets[s.community] if s.community else None}
+
+
 def render_snmpd(node: Node, secrets: dict[str, str]) -> str:
     """The node's snmpd.conf from its plan and the lab's generated values."""
+    return _conf_env.get_template("snmpd.conf.j2").render(**_snmp_values(node, secrets))
+
+
+def link_trap_files(node: Node, secrets: dict[str, str]) -> list[NodeFile]:
+    """A router's link-trap watcher (lab/linktraps.py, which replaces snmpd's DisMan monitor: see its docstring):
+    the program, its unit and the 0600 snmp.conf its snmptrap reads the credentials from (they are in no command
+    line), sending as the node's snmpd sends (trapsess, informsink): SNMPv3 authPriv, or v2c informs."""
     s = node.snmp
-    return _conf_env.get_template("snmpd.conf.j2").render(
-        device=node.device, snmp=s, auth_key=secrets.get(s.auth_key), priv_key=secrets.get(s.priv_key),
-        community=secrets[s.community] if s.community else None)
+    version = "v2c" if s.community else "v3"
+    words = [f"/usr/local/sbin/{LINKTRAPS}", "--sink", f"{s.trap_sink}:162", "--version", version,
+             "--ignore", MGMT_IFNAME, "--state", LINKTRAPS_STATE]
+    unit = "\n".join([
+        "# rendered by netops lab",
+        "[Unit]",
+        "Description=netops lab: linkDown/linkUp traps of the data interfaces (ip monitor, snmptrap)",
+        "StartLimitIntervalSec=0",
+        "",
+        "[Service]",
+        "Type=exec",
+        "Environment=" + " ".join(escape.systemd(v) for v in (f"SNMPCONFPATH={LINKTRAPS_CONF}",
+                                                                f"SNMP_PERSISTENT_DIR={LINKTRAPS_STATE}")),
+        "ExecStart=" + " ".join(escape.systemd(w) for w in words),
+        f"StateDirectory={LINKTRAPS_STATE.removeprefix('/var/lib/')}",
+        "StateDirectoryMode=0700",
+        "UMask=0077",
+        "Restart=always",
+        "RestartSec=1",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        ""])
+    conf = _conf_env.get_template("linktraps-snmp.conf.j2").render(**_snmp_values(node, secrets))
+    return [NodeFile(f"/usr/local/sbin/{LINKTRAPS}", (Path(__file__).parent / "linktraps.py").read_text(), 0o755),
+            NodeFile(f"/etc/systemd/system/{LINKTRAPS}.service", unit),
+            NodeFile(f"{LINKTRAPS_CONF}/snmp.conf", conf, 0o600)]

@@ -35,10 +35,6 @@ MAX_PARALLEL_BOOTS = 6
 INOTIFY_PER_NODE = 2  # a running node's systemd holds 2 (the mount table, /etc/localtime)
 INOTIFY_PER_BOOT = 1  # and briefly one more while it boots
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# snmpd as Debian runs it (-LOw -u/-g Debian-snmp -f), without its "-I -smux,mteTrigger,mteTriggerConf": the
-# routers' linkDown/linkUp monitor (snmpd.conf.j2) is a DisMan trigger
-SNMPD_DROPIN = "etc/systemd/system/snmpd.service.d/netops-link-traps.conf"
-SNMPD_DISMAN = "[Service]\nExecStart=\nExecStart=/usr/sbin/snmpd -LOw -u Debian-snmp -g Debian-snmp -I -smux -f\n"
 
 
 def state_root() -> Path:
@@ -317,9 +313,11 @@ class Lab:
         # snmpd: v3 authPriv user (and v2c only where the inventory says so)
         _, snmp_gid = _ids(root, "Debian-snmp")
         write_atomic(root / "etc/snmp/snmpd.conf", planmod.render_snmpd(node, values), 0o640, (0, snmp_gid))
-        if node.snmp.link_traps:  # Debian's unit leaves the DisMan trigger modules out: the link monitor needs them
-            (root / SNMPD_DROPIN).parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(root / SNMPD_DROPIN, SNMPD_DISMAN)
+        if node.snmp.link_traps:  # routers: the linkDown/linkUp watcher, enabled with the services below
+            for f in planmod.link_trap_files(node, values):
+                path = root / f.path.lstrip("/")
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                write_atomic(path, f.text, f.mode)
         # routing
         if node.frr_conf:
             fuid, fgid = _ids(root, "frr")

@@ -186,6 +186,18 @@ def test_every_metric_name_is_exported():
     assert metric_names('sum(rate(a_total{x="y"}[5m])) / on (d) group_left b or {__name__="c"}') == {"a_total", "b", "c"}
 
 
+def test_collector_dashboard_shows_every_family_of_the_trap_receiver():
+    """Each netops_trap_* family the receiver exports (collectors/METRICS.md) has a panel on the collector
+    self-metrics dashboard, and so does the receivers' scrape target: a family added later needs its panel too."""
+    text = Receiver({}, "http://127.0.0.1:9").metrics().decode()
+    families = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")}
+    assert families and all(f.startswith("netops_trap_") for f in families)
+    model = BOARDS["grafana/dashboards/collector.json"][1]
+    used = {n for _, _, e in queries(model) for n in metric_names(e)}
+    assert families <= used, families - used
+    assert any('job="netops-traps"' in e and metric_names(e) == {"up"} for _, _, e in queries(model))
+
+
 def test_national_reads_what_the_ministry_holds():
     """The ministry's Prometheus has the provinces' aggregates (federated), its own records and `up`."""
     held = {r for r, _ in [*rules.PROVINCE_RECORDS, *rules.MINISTRY_RECORDS] if r.split(":")[0] in ("province", "ministry")}

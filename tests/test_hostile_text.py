@@ -143,8 +143,7 @@ def test_snmpd_conf_has_exactly_the_intended_directives(text):
                                        "NETOPS_SNMP_COMMUNITY": "c0mm"})
     directives = [ln.split()[0] for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")]
     assert directives == ["agentAddress", "sysName", "sysLocation", "sysContact", "createUser", "rouser", "rocommunity",
-                          "informsink", "authtrapenable", "createUser", "rouser", "iquerySecName", "notificationEvent",
-                          "notificationEvent", "monitor", "monitor"]
+                          "informsink", "authtrapenable"]
     [loc] = [ln for ln in conf.splitlines() if ln.startswith("sysLocation")]
     assert loc.rstrip() == f"sysLocation {escape.conf(text)}".rstrip()
 

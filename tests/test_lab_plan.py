@@ -9,6 +9,7 @@ import yaml
 
 from jinbao_netops import inventory
 from jinbao_netops.lab import base, plan
+from jinbao_netops.security import hostchecks
 
 INV = inventory.load(inventory.DEFAULT_INVENTORY)
 PLAN = plan.build(INV, "jinbao")
@@ -24,7 +25,8 @@ def test_every_device_is_a_node_in_its_own_namespace():
 
 
 def test_services_per_role():
-    assert PLAN.nodes["gd-r1"].services == ["ssh", "snmpd", "frr"]
+    assert PLAN.nodes["gd-r1"].services == ["ssh", "snmpd", "frr", "netops-linktraps"]
+    assert PLAN.nodes["huadu-r1"].services == ["ssh", "snmpd", "frr", "netops-linktraps"]  # v2c: informs
     assert PLAN.nodes["gd-db1"].services == ["ssh", "snmpd", "postgresql"]
     assert PLAN.nodes["panyu-db1"].services == ["ssh", "snmpd", "mariadb"]
 
@@ -86,9 +88,52 @@ def test_snmpd_v3_everywhere_v2c_only_where_declared():
     # notifications to the province's trap receiver (its monitor host), in the version the device is polled with
     assert 'trapsess -v3 -l authPriv -u netops -a SHA -A "aaaaaaaaaaaaaaaa" -x AES -X "pppppppppppppppp" 10.254.44.15:162' in v3
     assert "informsink 10.254.44.15:162 c0mm" in v2c and "trapsess" not in v2c
-    assert "monitor -r 1 -S -e linkDownTrap" in v3 and "rouser netops-linkmon auth .1.3.6.1.2.1.2.2.1\n" in v3
-    assert "trapsess -v3" in plan.render_snmpd(PLAN.nodes["bu-srv1"], secrets) and "linkmon" not in plan.render_snmpd(
-        PLAN.nodes["bu-srv1"], secrets)  # servers: no link monitor
+    assert "trapsess -v3" in plan.render_snmpd(PLAN.nodes["bu-srv1"], secrets)
+
+
+def test_snmpd_has_the_authpriv_user_only():
+    """The routers' link traps come from netops-linktraps, not a DisMan monitor: no second user whose internal
+    queries run at authNoPriv, so every access line asks for privacy (the audit's net-snmpv3 check)."""
+    secrets = {"NETOPS_SNMP_AUTH_KEY": "a" * 16, "NETOPS_SNMP_PRIV_KEY": "p" * 16, "NETOPS_SNMP_COMMUNITY": "c0mm"}
+    for device in ("gd-r1", "huadu-r1", "bu-srv1"):
+        conf = plan.render_snmpd(PLAN.nodes[device], secrets)
+        users = [ln for ln in conf.splitlines() if ln.startswith(("createUser", "rouser", "rwuser"))]
+        assert users == ['createUser netops SHA "aaaaaaaaaaaaaaaa" AES "pppppppppppppppp"', "rouser netops priv"], device
+        assert not [ln for ln in conf.splitlines() if ln.startswith(("iquery", "monitor", "notificationEvent"))]
+    # the audit's net-snmpv3 host check on a v3 router's snmpd (as Debian's unit runs it, with this configuration)
+    ps = "/usr/sbin/snmpd -LOw -u Debian-snmp -g Debian-snmp -I -smux,mteTrigger,mteTriggerConf -f -p /run/snmpd.pid"
+    subs, _ = hostchecks.snmp_v3_only({"snmpd": ps + "\n" + plan.render_snmpd(PLAN.nodes["gd-r1"], secrets)}, {})
+    assert [(c["label"], c["ok"]) for c in subs] == [("snmpd running 运行中", True), ("no v1/v2c community 无团体名", True),
+                                                     ("SNMPv3 user with privacy (authPriv) 加密", True)]
+
+
+SECRETS = {"NETOPS_SNMP_AUTH_KEY": "auth-secret-1234", "NETOPS_SNMP_PRIV_KEY": "priv-secret-5678",
+           "NETOPS_SNMP_COMMUNITY": "community-secret"}
+
+
+def test_routers_get_the_link_trap_watcher_with_credentials_in_a_root_only_file():
+    files = {f.path: f for f in plan.link_trap_files(PLAN.nodes["gd-r1"], SECRETS)}
+    prog, unit = files["/usr/local/sbin/netops-linktraps"], files["/etc/systemd/system/netops-linktraps.service"]
+    conf = files["/etc/jinbao-netops/linktraps/snmp.conf"]
+    assert set(files) == {prog.path, unit.path, conf.path}
+    assert (prog.mode, unit.mode, conf.mode) == (0o755, 0o644, 0o600)
+    assert prog.text == (Path(plan.__file__).parent / "linktraps.py").read_text() and prog.text.startswith("#!/usr/bin/python3\n")
+    # no credential on a command line: the unit holds none, snmptrap reads them from the 0600 file
+    assert not any(v in unit.text or v in prog.text for v in SECRETS.values())
+    [exec_start] = [ln for ln in unit.text.splitlines() if ln.startswith("ExecStart=")]
+    assert exec_start == ('ExecStart="/usr/local/sbin/netops-linktraps" "--sink" "10.254.44.15:162" "--version" "v3" '
+                          '"--ignore" "mgmt0" "--state" "/var/lib/netops-linktraps"')
+    assert 'Environment="SNMPCONFPATH=/etc/jinbao-netops/linktraps" "SNMP_PERSISTENT_DIR=/var/lib/netops-linktraps"' in unit.text
+    assert "StateDirectory=netops-linktraps\n" in unit.text and "WantedBy=multi-user.target" in unit.text
+    lines = [ln for ln in conf.text.splitlines() if not ln.startswith("#")]
+    assert lines == ["mibs :", "noPersistentLoad yes", "noPersistentSave yes", "defSecurityName netops", "defAuthType SHA", 'defAuthPassphrase "auth-secret-1234"',
+                     "defPrivType AES", 'defPrivPassphrase "priv-secret-5678"']
+    # a v2c router informs with its community, from the same kind of file
+    v2c = {f.path: f for f in plan.link_trap_files(PLAN.nodes["huadu-r1"], SECRETS)}
+    assert '"--version" "v2c"' in v2c[unit.path].text and "community-secret" not in v2c[unit.path].text
+    assert [ln for ln in v2c[conf.path].text.splitlines() if not ln.startswith("#")] [-1:] == ['defCommunity "community-secret"']
+    # servers send no link traps
+    assert not any(n.snmp.link_traps or "netops-linktraps" in n.services for n in PLAN.nodes.values() if n.image != "frr")
 
 
 def test_snmpd_of_a_v2c_only_device_on_its_own_port(tmp_path):
