@@ -189,7 +189,7 @@ def test_city_router_down_one_root_cause_dual_homed_counties_warn(stack):
     assert (cut, warned) == (["huadu"], ["baoan", "panyu"])
     wan = sorted(INV.devices["guangzhou-r1"].interfaces)
     nbrs = lab.node("guangzhou-r1").ospf_full()
-    lab.node("guangzhou-r1").exec(["sh", "-c", "systemctl stop snmpd frr && " +
+    lab.node("guangzhou-r1").exec(["sh", "-c", "systemctl stop snmpd frr netops-linktraps && " +
                                  " && ".join(f"ip link set {i} down" for i in wan)], check=True, timeout=60)
     try:
         def settled():
@@ -217,7 +217,7 @@ def test_city_router_down_one_root_cause_dual_homed_counties_warn(stack):
         assert {a["labels"]["device"] for a in held if a["labels"]["alertname"] == "LinkDown"} >= {"panyu-r1", "baoan-r1"}
     finally:
         lab.node("guangzhou-r1").exec(["sh", "-c", " && ".join(f"ip link set {i} up" for i in wan) +
-                                     " && systemctl start frr snmpd"], check=True, timeout=60)
+                                     " && systemctl start frr snmpd netops-linktraps"], check=True, timeout=60)
     until("OSPF back on guangzhou-r1", lambda: lab.node("guangzhou-r1").ospf_full() >= nbrs)
     until("every alert resolved at the province's Prometheus", lambda: not [
         a for a in prom_alerts(GD["prometheus"]) + prom_alerts(GD["prometheus"], "pending") if a["alertname"] in ROOT_CAUSES])
