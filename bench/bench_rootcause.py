@@ -17,14 +17,12 @@ Prints ONE JSON line. Usage: .venv/bin/python bench/bench_rootcause.py [--provin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from benchlib import finish
@@ -33,6 +31,7 @@ from jinbao_netops.collectors.targets import labels
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.generate import generate, write
 from jinbao_netops.monitoring import generate as gen
+from jinbao_netops.monitoring.silences import AlertmanagerError, call
 
 GOAL_S = 10
 
@@ -68,19 +67,14 @@ def run_alertmanager(config: Path, alerts: list[dict], expect_held: int) -> dict
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def api(path: str, data=None):
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/{path}", method="POST" if data is not None else "GET",
-                                         data=None if data is None else json.dumps(data).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=60) as r:
-                body = r.read()
-            return json.loads(body) if body else None
+            return call(f"http://127.0.0.1:{port}", "GET" if data is None else "POST", f"/api/v2/{path}", data, timeout=60)
 
         try:
             while True:
                 try:
                     api("status")
                     break
-                except OSError:
+                except AlertmanagerError:
                     if proc.poll() is not None:
                         raise SystemExit("alertmanager exited") from None
                     time.sleep(0.05)

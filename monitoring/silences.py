@@ -110,11 +110,13 @@ def route(inv: Inventory, devices: list[str], url: str | None = None) -> tuple[d
 
 # --- the API ---------------------------------------------------------------------------------------
 
-def _call(base: str, method: str, path: str, body: dict | None = None):
+def call(base: str, method: str, path: str, body=None, timeout: float = TIMEOUT):
+    """One request to an Alertmanager's HTTP API (``base`` its URL, ``path`` from ``/api/v2/…``), JSON both ways; the
+    answer (None when empty), or an AlertmanagerError naming the server and what it said."""
     req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             data = r.read()
     except urllib.error.HTTPError as e:  # an answer: the request was refused (Alertmanager says why)
         detail = escape.one_line(e.read().decode(errors="replace")).strip().strip('"')[:300]
@@ -140,7 +142,7 @@ def add(base: str, devices: list[str], seconds: int, author: str, comment: str) 
     now = datetime.now(UTC)
     body = {"matchers": matchers(devices), "startsAt": _stamp(now), "endsAt": _stamp(now + timedelta(seconds=seconds)),
             "createdBy": escape.alert(author), "comment": escape.alert(comment)}
-    answer = _call(base, "POST", "/api/v2/silences", body)
+    answer = call(base, "POST", "/api/v2/silences", body)
     sid = answer.get("silenceID") if isinstance(answer, dict) else None
     if not isinstance(sid, str):
         raise AlertmanagerError(f"Alertmanager {base}: POST /api/v2/silences: no silenceID in the answer")
@@ -158,14 +160,14 @@ def silences(base: str) -> list[dict]:
     try:
         return [{"alertmanager": base, "id": s["id"], "state": s["status"]["state"], "matchers": _text(s["matchers"]),
                  "createdBy": s.get("createdBy", ""), "comment": s.get("comment", ""), "startsAt": s["startsAt"],
-                 "endsAt": s["endsAt"]} for s in _call(base, "GET", "/api/v2/silences")]
+                 "endsAt": s["endsAt"]} for s in call(base, "GET", "/api/v2/silences")]
     except (KeyError, TypeError, AttributeError) as e:
         raise AlertmanagerError(f"Alertmanager {base}: GET /api/v2/silences: not a list of silences ({e!r})") from None
 
 
 def find(base: str, sid: str) -> dict | None:
     try:
-        return _call(base, "GET", f"/api/v2/silence/{check_id(sid)}")
+        return call(base, "GET", f"/api/v2/silence/{check_id(sid)}")
     except AlertmanagerError as e:
         if e.status == 404:
             return None
@@ -173,7 +175,7 @@ def find(base: str, sid: str) -> dict | None:
 
 
 def expire(base: str, sid: str) -> None:
-    _call(base, "DELETE", f"/api/v2/silence/{check_id(sid)}")
+    call(base, "DELETE", f"/api/v2/silence/{check_id(sid)}")
 
 
 # --- the window around a change --------------------------------------------------------------------

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import yaml
 
 from jinbao_netops.inventory import load
 from jinbao_netops.monitoring import generate as gen
+from jinbao_netops.monitoring.silences import AlertmanagerError, call
 from jinbao_netops.cli import main
 from jinbao_netops.errors import UsageError
 
@@ -202,12 +202,7 @@ def _free_port() -> int:
 
 
 def _api(port, path, data=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/{path}", method="POST" if data is not None else "GET",
-                                 data=None if data is None else json.dumps(data).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        body = r.read()
-    return json.loads(body) if body else None
+    return call(f"http://127.0.0.1:{port}", "GET" if data is None else "POST", f"/api/v2/{path}", data)
 
 
 @pytest.fixture
@@ -222,7 +217,7 @@ def alertmanager(out, tmp_path):
             try:
                 _api(port, "status")
                 break
-            except OSError:
+            except AlertmanagerError:
                 assert proc.poll() is None, proc.stderr.read().decode()
                 time.sleep(0.1)
         yield port

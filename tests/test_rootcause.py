@@ -21,6 +21,7 @@ from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import LinkKind, LinkState
 from jinbao_netops.monitoring import generate as gen
 from jinbao_netops.monitoring import rules
+from jinbao_netops.monitoring.silences import AlertmanagerError
 from jinbao_netops.topology.analysis import impact
 from jinbao_netops.topology.graph import build
 from test_monitor import FIXTURES, _api, _free_port, run
@@ -251,7 +252,7 @@ def alertmanager(tmp_path):
 def _ready(port: int) -> bool:
     try:
         return bool(_api(port, "status"))
-    except OSError:
+    except AlertmanagerError:
         return False
 
 
