@@ -156,10 +156,15 @@ def test_county_link_down_fires_and_federates(stack):
         firing = until("LinkDown for huadu-r1 at Guangdong's Prometheus", lambda: [
             a for a in prom_alerts(GD["prometheus"]) if a["alertname"] == "LinkDown" and a["device"] == "huadu-r1"])
         assert firing[0]["level"] == "county" and firing[0]["link"] == "huadu-up1" and firing[0]["uplink"] == "true"
-        got = until("LinkDown for huadu-r1 in Guangdong's Alertmanager", lambda: [
+        # huadu's only uplink: the line's root cause pages, naming huadu cut off, and holds the line's LinkDown back
+        root = until("SitesCutOff for huadu-up1 in Guangdong's Alertmanager", lambda: [
+            a for a in am_alerts(GD["alertmanager"]) if a["labels"]["alertname"] == "SitesCutOff"
+            and a["labels"].get("link") == "huadu-up1"])
+        assert root[0]["status"]["state"] == "active" and root[0]["labels"]["cut_off_county"] == "huadu", root
+        got = until("LinkDown for huadu-r1 in Guangdong's Alertmanager, held back under the root cause", lambda: [
             a for a in am_alerts(GD["alertmanager"]) if a["labels"]["alertname"] == "LinkDown"
-            and a["labels"]["device"] == "huadu-r1"])
-        assert got[0]["status"]["state"] == "active" and got[0]["labels"]["severity"] == "critical"
+            and a["labels"]["device"] == "huadu-r1" and root[0]["fingerprint"] in a["status"]["inhibitedBy"]])
+        assert got[0]["status"]["state"] == "suppressed" and got[0]["labels"]["severity"] == "critical"
         assert got[0]["annotations"]["summary_en"] == "Link huadu-up1 is down at huadu-r1 eth1"
         # the ministry sees Guangdong's aggregate drop by both ends of the line, through federation only
         # (each end's snmpd caches its ifTable on its own clock: one end may show down a round earlier)
