@@ -138,35 +138,50 @@ function draw() {
   const { pos, wrapped, height } = layout(top, items, width);
   svg.setAttribute("width", width); svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  // the links between the sites drawn (a LAN inside a site, or a link leaving the place, is in a site's detail),
-  // parallel ones side by side
-  const pairs = {};
-  const g = el("svg:g", { class: "links" });
+  // the links of the sites drawn. A site under a tile shows as the tile: a link inside a tile is the tile's own
+  // business, one from a drawn site into a tile ends at the tile. Between two drawn sites a line (an arc within
+  // a row, parallel ones side by side); a link leaving the place, or from the top row to a grid of several rows
+  // (a line would cross the rows between), is a stub on the site's top edge.
+  const shownAs = id => { for (let s = byId[id]; s; s = byId[s.parent]) if (pos[s.id]) return s.id; return null; };
+  const lines = [], stubs = {};
+  const addStub = (id, l) => (stubs[id] = stubs[id] || []).push(l);
   for (const l of topo.links) {
-    const [a, b] = l.ends.map(e => e.site);
-    if (a === b || !pos[a] || !pos[b]) continue;
-    const key = [a, b].sort().join("|");
-    const n = pairs[key] = (pairs[key] || 0) + 1;
+    const [x, y] = l.ends.map(e => ({ id: shownAs(e.site), direct: !!pos[e.site] }));
+    if (!x.direct && !y.direct || x.id === y.id) continue;
+    if (!x.id || !y.id) {
+      const e = x.id ? x : y;
+      if (e.direct) addStub(e.id, l);
+      continue;
+    }
+    const [p, q] = pos[x.id].row <= pos[y.id].row ? [x.id, y.id] : [y.id, x.id];
+    if (wrapped && pos[p].row === 0 && pos[q].row > 0) addStub(q, l); else lines.push([l, pos[p], pos[q], `${p}|${q}`]);
+  }
+  const g = el("svg:g", { class: "links" });
+  const link = (l, d) => {
+    const path = el("svg:path", { class: "link", "data-link": l.id, "data-health": l.state === "planned" ? "planned" : "unknown", d },
+      el("svg:title", { text: `${l.id} (${l.ends.map(e => e.device + ":" + e.interface).join(" — ")}) ${l.bandwidth_mbps} Mbps` }));
+    g.append(linkEls[l.id] = path);
+  };
+  const parallel = {};
+  for (const [l, p, q, key] of lines) {
+    const n = parallel[key] = (parallel[key] || 0) + 1;
     const off = (n % 2 ? 1 : -1) * Math.floor(n / 2) * 8;
-    const [p, q] = pos[a].y <= pos[b].y ? [pos[a], pos[b]] : [pos[b], pos[a]];
-    // within a row an arc over the boxes in between; from the top row a straight line, or, when the sites
-    // below fill more than one row, a stub on top of the lower site (the line would cross the rows between)
-    const d = p.row === q.row
+    link(l, p.row === q.row
       ? `M ${p.x + off} ${p.y - p.h / 2} Q ${(p.x + q.x) / 2 + off} ${p.y - p.h / 2 - 24 - Math.abs(q.x - p.x) / 8} ${q.x + off} ${q.y - q.h / 2}`
-      : wrapped && p.row === 0 ? stub(q, off + (p.x - width / 2) / SLOT * 12)  // side by side as their top ends are
-      : `M ${p.x + off} ${p.y + p.h / 2} L ${q.x + off} ${q.y - q.h / 2}`;
-    const path = el("svg:path", { class: "link", "data-link": l.id, "data-health": l.state === "planned" ? "planned" : "unknown", d });
-    path.append(el("svg:title", { text: `${l.id} (${l.ends.map(e => e.device + ":" + e.interface).join(" — ")}) ${l.bandwidth_mbps} Mbps` }));
-    linkEls[l.id] = path;
-    g.append(path);
+      : `M ${p.x + off} ${p.y + p.h / 2} L ${q.x + off} ${q.y - q.h / 2}`);
+  }
+  for (const [id, ls] of Object.entries(stubs)) {
+    const q = pos[id];
+    ls.forEach((l, k) => {
+      const x = q.x + (k - (ls.length - 1) / 2) * 10;
+      link(l, `M ${x} ${q.y - q.h / 2 - STUB} L ${x} ${q.y - q.h / 2}`);
+    });
   }
   svg.append(g);
   svg.append(drawReplication(pos));
   const members = new Set(topo.replication.flatMap(r => [r.primary_site, r.standby_site]));
   for (const s of [...top, ...items]) svg.append(siteEls[s.id] = node(s, pos[s.id], members.has(s.id)));
 }
-
-function stub(q, x) { return `M ${q.x + x} ${q.y - q.h / 2 - STUB} L ${q.x + x} ${q.y - q.h / 2}`; }
 
 function node(s, p, member) {
   // a site's box: its own health; a tile (a site with sites under it) adds the counts of its whole place
