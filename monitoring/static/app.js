@@ -76,7 +76,7 @@ function within(id, anc) {
 
 function route() {
   const id = placeOf(location.hash);
-  if (location.hash !== pathOf(id)) history.replaceState(null, "", pathOf(id));
+  if (location.hash && location.hash !== pathOf(id)) history.replaceState(null, "", pathOf(id));  // no hash: the country
   show(id);
 }
 
