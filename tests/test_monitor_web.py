@@ -920,3 +920,68 @@ def test_zones_ring_their_sites_and_show_in_the_detail():
     finally:
         server.shutdown()
         server.server_close()
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1">第1县 & </svg>'
+
+
+def test_national_inventory_one_place_at_a_time_in_headless_chromium(tmp_path):
+    """3,255 sites: the country is 33 tiles whose counts add up to every site; the largest province and city fit the
+    window at both sizes (no sideways scrolling), only one place's sites are ever in the page, the search finds a
+    county among thousands, and a hostile site name is text everywhere it shows (tile, breadcrumbs, search)."""
+    from jinbao_netops.inventory.generate import generate, write
+
+    files = generate(32)
+    files["guangdong.yml"] = files["guangdong.yml"].replace("name: 广东省第1市第1县社会保险经办中心",
+                                                            "name: " + json.dumps(HOSTILE, ensure_ascii=False), 1)
+    write(files, tmp_path / "national")
+    nat = load(tmp_path / "national")
+    assert len(nat.sites) == 3255 and nat.sites["p44c01k01"].name == HOSTILE
+    under: dict[str, list[str]] = {}
+    for s in nat.sites.values():
+        if s.parent:
+            under.setdefault(s.parent, []).append(s.id)
+    provinces = [s for s in under[nat.ministry.id] if nat.sites[s].level.value == "province"]
+    biggest = {lv: max((s for s in under if nat.sites[s].level.value == lv), key=lambda s: len(under[s]))
+               for lv in ("province", "city")}
+    server = web.make_server(web.HealthMap(nat, [web.Source(f"http://127.0.0.1:{free_port()}")]), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    hits = "[...document.querySelectorAll('#search-results a')].map(a => a.dataset.site)"
+    try:
+        with Chromium() as page:
+            for width, height in VIEWPORTS:
+                viewport(page, width, height)
+                page.goto("about:blank")
+                page.goto(base)
+                page.wait_for("document.body.dataset.ready === '1'", 120)
+                assert sorted(page.eval(DRAWN)) == sorted([nat.ministry.id, *provinces])
+                counts = page.eval("[...document.querySelectorAll('g.site.tile')].map(g => [g.dataset.site, Number(g.dataset.unknown)])")
+                total = dict(counts)
+                assert total[nat.ministry.id] == 3255 and sum(v for k, v in total.items() if k != nat.ministry.id) == 3254
+                assert fits(page)
+                page.screenshot(ARTIFACTS / f"healthmap-national-{width}x{height}.png")
+                for place in biggest.values():
+                    visit(page, place)
+                    assert sorted(page.eval(DRAWN)) == sorted([place, *under[place]])
+                    assert page.eval("document.querySelectorAll('svg g.site').length") == len(under[place]) + 1 < 60
+                    assert fits(page)
+                    page.screenshot(ARTIFACTS / f"healthmap-national-{nat.sites[place].level.value}-{width}x{height}.png")
+            page.eval("document.getElementById('search').focus()")
+            page.call("Input.insertText", text="p44c01k")
+            assert page.eval(hits) == sorted(s for s in nat.sites if s.startswith("p44c01k"))[:12]
+            page.eval("document.getElementById('search').value = ''")
+            page.call("Input.insertText", text="onerror")
+            assert page.eval(hits) == ["p44c01k01"]
+            assert HOSTILE in page.eval("document.getElementById('search-results').innerText")
+            page.enter("")
+            assert page.eval("location.hash") == "#/guangdong/p44c01/p44c01k01"
+            assert page.eval("document.querySelector('#crumbs [aria-current]').textContent") == HOSTILE.replace("社会保险", "")[:10] + "…"
+            assert page.eval("document.querySelector('#crumbs [aria-current]').title") == HOSTILE
+            assert page.eval("document.querySelector('g.site[data-site=\"p44c01k01\"]').getAttribute('aria-label')") == HOSTILE
+            assert page.eval("document.getElementById('detail').querySelector('h2').innerText").startswith(HOSTILE)
+            assert page.eval("document.querySelectorAll('img').length") == 0 and page.eval("window.pwned") is None
+            assert page.errors() == []
+    finally:
+        server.shutdown()
+        server.server_close()

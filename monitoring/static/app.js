@@ -138,10 +138,11 @@ function draw() {
   const { pos, wrapped, height } = layout(top, items, width);
   svg.setAttribute("width", width); svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  // the links of the sites drawn. A site under a tile shows as the tile: a link inside a tile is the tile's own
-  // business, one from a drawn site into a tile ends at the tile. Between two drawn sites a line (an arc within
-  // a row, parallel ones side by side); a link leaving the place, or from the top row to a grid of several rows
-  // (a line would cross the rows between), is a stub on the site's top edge.
+  // the links of the sites drawn. A site under a tile shows as the tile: a link inside a tile, or between two
+  // tiles' sites (a county's second uplink to another city), is the tiles' own business; one from the top row
+  // into a tile ends at the tile (a DR site's uplink to the ministry). Between two drawn sites a line (an arc
+  // within a row, parallel ones side by side); a link leaving the place, or from the top row to a grid of
+  // several rows (a line would cross the rows between), is a stub on the site's top edge.
   const shownAs = id => { for (let s = byId[id]; s; s = byId[s.parent]) if (pos[s.id]) return s.id; return null; };
   const lines = [], stubs = {};
   const addStub = (id, l) => (stubs[id] = stubs[id] || []).push(l);
@@ -154,6 +155,7 @@ function draw() {
       continue;
     }
     const [p, q] = pos[x.id].row <= pos[y.id].row ? [x.id, y.id] : [y.id, x.id];
+    if (pos[p].row > 0 && !(x.direct && y.direct)) continue;
     if (wrapped && pos[p].row === 0 && pos[q].row > 0) addStub(q, l); else lines.push([l, pos[p], pos[q], `${p}|${q}`]);
   }
   const g = el("svg:g", { class: "links" });
