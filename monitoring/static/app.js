@@ -5,7 +5,8 @@
 // (#/guangdong/guangzhou/panyu): shareable, back and forward work. Only the sites of one place are ever in the DOM,
 // laid out in rows as wide as the window (nothing off-screen sideways, whatever the inventory's size).
 // No libraries, nothing from the internet. Test hooks: body[data-ready], body[data-refreshes], body[data-place],
-// body[data-view] (the place whose sites are drawn), body[data-render-ms] (load to first coloured map),
+// body[data-view] (the place whose sites are drawn), body[data-drawn-ms] / body[data-render-ms] (navigation start
+// to the map first drawn / first coloured),
 // g.site[data-site][data-health][data-db-role] (a tile also [data-ok][data-warn][data-down][data-unknown]),
 // path.link[data-link][data-health], path.replica[data-pair][data-state], g.replica-badge[data-pair].
 // Every text from the inventory or Prometheus goes in as textContent (el's "text"), never as markup.
@@ -80,7 +81,7 @@ function route() {
   show(id);
 }
 
-function open(id) {
+function go(id) {
   // a click on a site, a search result, an alert, a badge: a new history entry (back returns here)
   if (location.hash !== pathOf(id)) history.pushState(null, "", pathOf(id));
   show(id);
@@ -190,7 +191,7 @@ function node(s, p, member) {
   const tile = p.h === TILE_H, y0 = p.y - p.h / 2, x0 = p.x - BOX_W / 2;
   const outside = s.zones.filter(z => z !== "business");  // a ring shaded by each zone outside the 业务专网
   const g = el("svg:g", { class: tile ? "site tile" : "site", "data-site": s.id, "data-health": "unknown", "data-level": s.level,
-                          "data-zones": s.zones.join(" "), tabindex: 0, role: "button", "aria-label": s.name, onclick: () => open(s.id) },
+                          "data-zones": s.zones.join(" "), tabindex: 0, role: "button", "aria-label": s.name, onclick: () => go(s.id) },
     ...outside.map((z, i) => el("svg:rect", { class: `zone zone-${z}`, x: x0 - 3 - 3 * i, y: y0 - 3 - 3 * i,
                                               width: BOX_W + 6 + 6 * i, height: p.h + 6 + 6 * i, rx: 8 })),
     el("svg:rect", { class: "box", x: x0, y: y0, width: BOX_W, height: p.h, rx: 6 }),
@@ -201,7 +202,7 @@ function node(s, p, member) {
     el("svg:title", { text: s.name }),
     // a replication member: which databases here serve as primary (主) or stand by (备) now, set by paint()
     member ? el("svg:text", { class: "db-role", x: p.x + BOX_W / 2, y: y0 - 4 }) : null);
-  g.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(s.id); } });
+  g.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(s.id); } });
   return g;
 }
 
@@ -220,10 +221,10 @@ function drawReplication(pos) {
     const path = el("svg:path", { class: "replica", "data-pair": r.id, "data-state": "unknown",
                                   d: `M ${p.x + BOX_W / 4} ${y1} Q ${c.x} ${c.y} ${q.x + BOX_W / 4} ${y2}` }, el("svg:title"));
     const badge = el("svg:g", { class: "replica-badge", "data-pair": r.id, "data-state": "unknown", tabindex: 0, role: "button",
-                                onclick: () => open(pairSite(r)) },
+                                onclick: () => go(pairSite(r)) },
       el("svg:rect", { x: mid.x, y: mid.y - 9, width: 0, height: 18, rx: 9 }),
       el("svg:text", { x: mid.x, y: mid.y + 4 }), el("svg:title"));
-    badge.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(pairSite(r)); } });
+    badge.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(pairSite(r)); } });
     pairEls[r.id] = { path, badge };
     g.append(path, badge);
   }
@@ -328,7 +329,7 @@ function paintPanels() {
 }
 
 function alertItem(a) {
-  return el("li", { class: `${a.severity} ${a.state}${a.suppressed ? " suppressed" : ""}`, onclick: () => a.site && open(a.site) },
+  return el("li", { class: `${a.severity} ${a.state}${a.suppressed ? " suppressed" : ""}`, onclick: () => a.site && go(a.site) },
     el("div", {}, el("span", { class: "name", text: a.name }), ` · ${a.severity} · ${a.state === "firing" ? "触发 firing" : "待定 pending"}` +
       (a.suppressed ? " · 已抑制 suppressed (Alertmanager)" : "") +
       (a.site ? ` · ${a.site}` : "") + (a.device ? ` · ${a.device}` : "")),
@@ -434,7 +435,7 @@ function pick(id) {
   const input = document.getElementById("search");
   input.value = "";
   showHits();
-  open(id);
+  go(id);
   if (siteEls[id]) siteEls[id].focus();
 }
 
@@ -476,6 +477,7 @@ async function main() {
   document.getElementById("network").textContent = `${topo.network.name}`;
   index();
   route();
+  document.body.dataset.drawnMs = String(Math.round(performance.now()));  // drawn, grey until health arrives
   addEventListener("popstate", route);  // back, forward, a link or a hash typed in
   let resized = null;
   addEventListener("resize", () => {
