@@ -316,7 +316,8 @@ function paintPanels() {
   const here = view === rootId ? health.alerts : health.alerts.filter(a => a.site && within(a.site, view));
   const firing = here.filter(a => a.state === "firing" && !a.suppressed).length;
   const held = here.filter(a => a.suppressed).length;
-  document.getElementById("alert-count").textContent = `(${firing} firing 触发` + (held ? `, ${held} 已抑制 suppressed)` : ")");
+  const where = view === rootId ? "全国 national" : shorten(byId[view].name);
+  document.getElementById("alert-count").textContent = `${where} (${firing} firing 触发` + (held ? `, ${held} 已抑制 suppressed)` : ")");
   const items = here.slice(0, ALERTS_LISTED).map(alertItem);
   if (here.length > ALERTS_LISTED) items.push(el("li", { class: "more", text: `… 另有 ${here.length - ALERTS_LISTED} 条 / more` }));
   document.getElementById("alert-list").replaceChildren(...(items.length ? items : [el("li", { text: "无告警 / no alerts" })]));
