@@ -364,6 +364,39 @@ def get(url: str) -> bytes:
         return r.read()
 
 
+DRAWN = "[...document.querySelectorAll('g.site')].map(g => g.dataset.site)"
+ARTIFACTS = Path(os.environ.get("NETOPS_TEST_ARTIFACTS", REPO / "out" / "test-artifacts"))
+VIEWPORTS = [(1366, 768), (1920, 1080)]
+
+
+def visit(page, site: str) -> None:
+    """Go to a site by the short link #/SITE (the page writes the full path) and wait until it is shown."""
+    page.eval(f"location.hash = '#/{site}'")
+    page.wait_for(f"document.body.dataset.place === '{site}'", 30)
+
+
+def drawn_everywhere(page, inv) -> dict[str, str]:
+    """Every site's colour as the map draws it: the map draws one place at a time, so visit each place that has
+    sites under it (the country, each province, each city)."""
+    seen = {}
+    for place in sorted({s.parent for s in inv.sites.values() if s.parent}):
+        visit(page, place)
+        drawn = page.eval("Object.fromEntries([...document.querySelectorAll('g.site')].map(g => [g.dataset.site, g.dataset.health]))")
+        assert all(seen.get(k, v) == v for k, v in drawn.items()), (place, drawn)
+        seen.update(drawn)
+    return seen
+
+
+def viewport(page, width: int, height: int) -> None:
+    page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+
+def fits(page) -> bool:
+    """Nothing off-screen sideways: neither the page nor the map scrolls horizontally."""
+    return page.eval("document.documentElement.scrollWidth <= innerWidth && "
+                     "document.getElementById('mapbox').scrollWidth <= document.getElementById('mapbox').clientWidth")
+
+
 def _stop_and_heal(server, prometheus) -> None:
     """Stop the map's server and put the test Prometheus back to all-healthy (the next test's start)."""
     prometheus["state"]["text"] = exposition(healthy_results())
@@ -438,13 +471,16 @@ def test_page_in_headless_chromium(prometheus, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with Chromium() as page:
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/#site=huadu")
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/#site=huadu")  # an old link still opens the site
             page.wait_for("document.body.dataset.ready === '1'", 60)
-            health = page.eval("Object.fromEntries([...document.querySelectorAll('g.site')].map(g => [g.dataset.site, g.dataset.health]))")
+            assert page.eval("location.hash") == "#/guangdong/guangzhou/huadu"
+            health = drawn_everywhere(page, INV)
             assert set(health) == set(INV.sites)
             assert {s for s, h in health.items() if h == "ok"} == set(INV.descendants("guangdong"))
             assert {s for s, h in health.items() if h == "unknown"} == set(INV.sites) - set(INV.descendants("guangdong"))
+            visit(page, "longgang")  # its planned second uplink leaves the city: a stub on the county
             assert page.eval("document.querySelector('path.link[data-link=\"longgang-up2\"]').dataset.health") == "planned"
+            visit(page, "huadu")
             assert "番禺" not in page.eval("document.getElementById('detail').innerText")
             assert "huadu-r1" in page.eval("document.getElementById('detail').innerText")  # #site=huadu selected it
             res = healthy_results()
@@ -477,10 +513,13 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
             page.wait_for(pair.format("path.replica") + ".dataset.state === 'ok'", 60)
             assert page.eval(pair.format("path.replica") + " !== null") and page.eval(pair.format("g.replica-badge") + " !== null")
             assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "同步 sync · 正常 OK 0.0s"
-            assert page.eval("document.querySelector('path.replica[data-pair=\"sc-dr-db1\"]').dataset.state") == "unknown"
             assert page.eval(role.format("guangdong")) == "primary" and page.eval(role.format("guangdong_zaibei")) == "standby"
             detail = page.eval("document.getElementById('detail').innerText")
             assert "gd-db1 → gd-dr-db1" in detail and "同步 sync · postgresql" in detail and "10.44.0.100" in detail
+            visit(page, "sichuan")  # the other province's pair: drawn on its own province, unknown (no source)
+            assert page.eval("document.querySelector('path.replica[data-pair=\"sc-dr-db1\"]').dataset.state") == "unknown"
+            assert page.eval("document.querySelector('path.replica[data-pair=\"gd-dr-db1\"]')") is None
+            visit(page, "guangdong_zaibei")
             # the DR standby promoted, the data centre's database gone
             res = healthy_results()
             put(res, "db_up", "gd-db1", 0.0, service="postgresql")
@@ -491,7 +530,7 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
             assert page.eval(role.format("guangdong_zaibei")) == "primary" and page.eval(role.format("guangdong")) == ""
             assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "同步 sync · 中断 Broken ⇄"
             page.eval(pair.format("g.replica-badge") + ".dispatchEvent(new MouseEvent('click'))")  # the serving member's site
-            assert page.eval("location.hash") == "#site=guangdong_zaibei"
+            assert page.eval("location.hash") == "#/guangdong/guangdong_zaibei"
             detail = page.eval("document.getElementById('detail').innerText")
             assert "gd-dr-db1 · 已切换 failed over" in detail and "gd-db1 数据库停止 / database down" in detail
             assert page.errors() == []
@@ -501,6 +540,120 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
         assert rep["broken_pairs"] == ["gd-dr-db1"] and rep["replication"]["gd-dr-db1"]["serving"] == "gd-dr-db1"
     finally:
         _stop_and_heal(server, prometheus)
+
+
+@pytest.mark.parametrize("size", VIEWPORTS, ids=lambda v: f"{v[0]}x{v[1]}")
+def test_drill_down_back_and_forward_in_headless_chromium(prometheus, size):
+    """The country (the ministry and its provinces as tiles counting their sites), a province (its DC, DR site with
+    the replication pair, cities), a city (its counties), a county (its detail): by mouse and keyboard, each place in
+    the URL, back and forward, the breadcrumbs; nothing off-screen sideways; a screenshot of each place."""
+    server = web.make_server(web.HealthMap(INV, [web.Source(prometheus["url"], "guangdong")], refresh=1), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shots = ARTIFACTS / f"healthmap-{size[0]}x{size[1]}"
+    shots.mkdir(parents=True, exist_ok=True)
+    gd, sc = set(INV.descendants("guangdong")), set(INV.descendants("sichuan"))
+    try:
+        with Chromium() as page:
+            viewport(page, *size)
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+
+            def place() -> tuple:
+                crumbs = page.eval("[...document.querySelectorAll('#crumbs li')].map(li => li.innerText)")
+                return page.eval("location.hash"), page.eval("document.body.dataset.view"), sorted(page.eval(DRAWN)), crumbs
+
+            assert place() == ("", "bu", ["bu", "guangdong", "sichuan"], ["全国 National"])
+            tile = "document.querySelector('g.site[data-site=\"{}\"]').dataset"
+            # a tile counts its whole place (the province DC itself, its DR site, cities and counties)
+            counts = page.eval(f"({{...{tile.format('guangdong')}}})")
+            assert {k: counts[k] for k in ("health", "ok", "warn", "down", "unknown")} == {
+                "health": "ok", "ok": str(len(gd)), "warn": "0", "down": "0", "unknown": "0"}
+            assert page.eval(f"{tile.format('sichuan')}.unknown") == str(len(sc))
+            assert page.eval(f"{tile.format('bu')}.ok") == str(len(gd))
+            assert fits(page)
+            page.screenshot(shots / "1-national.png")
+            page.click(*page.center('g.site[data-site="guangdong"]'))  # a real click on the tile
+            assert place() == ("#/guangdong", "guangdong", ["guangdong", "guangdong_zaibei", "guangzhou", "shenzhen"],
+                               ["全国 National", "广东省"])
+            assert page.eval("document.querySelector('path.replica[data-pair=\"gd-dr-db1\"]').dataset.state") == "ok"
+            assert page.eval("document.getElementById('detail').innerText").startswith("广东省社会保险数据中心")
+            assert fits(page)
+            page.screenshot(shots / "2-province.png")
+            page.eval("document.querySelector('g.site[data-site=\"guangzhou\"]').focus()")  # the keyboard: Enter
+            page.enter("")
+            assert place() == ("#/guangdong/guangzhou", "guangzhou", ["guangzhou", "huadu", "panyu"],
+                               ["全国 National", "广东省", "广州市"])
+            assert page.eval("document.querySelector('path.link[data-link=\"huadu-up1\"]').dataset.health") == "ok"
+            page.click(*page.center('g.site[data-site="huadu"]'))  # a county: its detail, among its city's
+            assert place()[:2] == ("#/guangdong/guangzhou/huadu", "guangzhou")
+            assert page.eval("document.querySelector('g.site.selected').dataset.site") == "huadu"
+            assert "huadu-r1" in page.eval("document.getElementById('detail').innerText")
+            assert fits(page)
+            page.screenshot(shots / "3-county.png")
+            for move, hash_ in (("back", "#/guangdong/guangzhou"), ("back", "#/guangdong"), ("forward", "#/guangdong/guangzhou")):
+                page.eval(f"history.{move}()")
+                page.wait_for(f"location.hash === '{hash_}' && document.body.dataset.place === '{hash_.split('/')[-1]}'", 30)
+            assert place()[1] == "guangzhou"
+            page.click(*page.center("#crumbs a"))  # 全国: the country again
+            page.wait_for("document.body.dataset.view === 'bu'", 30)
+            assert page.eval("location.hash") == "#/"
+            assert page.errors() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_url_restores_the_place_and_search_finds_sites(prometheus):
+    """A shared link opens its place (the full path, a short #/SITE, an old #site=SITE; an unknown one the country);
+    the search finds a site by its id (pinyin) or Chinese name, prefix matches first, from the keyboard."""
+    server = web.make_server(web.HealthMap(INV, [web.Source(prometheus["url"], "guangdong")], refresh=1), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    hits = "[...document.querySelectorAll('#search-results a')].map(a => a.dataset.site)"
+    try:
+        with Chromium() as page:
+            for link, full in (("#/guangdong/shenzhen/longgang", "#/guangdong/shenzhen/longgang"),
+                               ("#/longgang", "#/guangdong/shenzhen/longgang"), ("#/sichuan_zaibei", "#/sichuan/sichuan_zaibei"),
+                               ("#/nowhere/at/all", "#/"), ("#/%E0%A4%A", "#/")):
+                page.goto("about:blank")
+                page.goto(base + link)
+                page.wait_for("document.body.dataset.ready === '1'", 60)
+                assert page.eval("location.hash") == full, link
+            page.goto("about:blank")
+            page.goto(base + "#/guangdong/shenzhen/longgang")
+            page.wait_for("document.body.dataset.ready === '1'", 60)
+            assert page.eval("document.body.dataset.view") == "shenzhen"
+            assert page.eval("[...document.querySelectorAll('#crumbs li')].map(li => li.innerText)") == [
+                "全国 National", "广东省", "深圳市", "龙岗区"]
+            assert page.eval("document.getElementById('detail').innerText").startswith("龙岗区社会保险经办中心")
+            assert page.eval("document.body.dataset.renderMs") is not None
+            page.eval("document.activeElement.blur()")
+            page.call("Input.dispatchKeyEvent", type="keyDown", key="/", code="Slash", text="/")  # / focuses the search
+            assert page.eval("document.activeElement.id") == "search"
+            page.call("Input.insertText", text="guang")
+            assert page.eval(hits) == ["guangdong", "guangdong_zaibei", "guangzhou"]  # prefixes, higher levels first
+            page.eval("document.getElementById('search').value = ''")
+            page.call("Input.insertText", text="番禺")  # a Chinese name
+            assert page.eval(hits) == ["panyu"]
+            page.enter("")  # Enter takes the first hit
+            assert page.eval("location.hash") == "#/guangdong/guangzhou/panyu"
+            assert page.eval("document.activeElement.dataset.site") == "panyu"  # focus on the site found
+            assert page.eval("document.getElementById('search-results').hidden")
+            page.eval("document.getElementById('search').focus()")
+            page.call("Input.insertText", text="dong")  # substrings too: 广东 (guangdong), 成都 is not
+            assert page.eval(hits) == ["guangdong", "guangdong_zaibei"]
+            page.call("Input.dispatchKeyEvent", type="keyDown", key="ArrowDown", code="ArrowDown", windowsVirtualKeyCode=40)
+            page.call("Input.dispatchKeyEvent", type="keyDown", key="ArrowDown", code="ArrowDown", windowsVirtualKeyCode=40)
+            assert page.eval("document.activeElement.dataset.site") == "guangdong_zaibei"
+            page.enter("")  # a hit is a link: Enter follows it
+            page.wait_for("location.hash === '#/guangdong/guangdong_zaibei'", 30)
+            page.eval("document.getElementById('search').focus()")
+            page.call("Input.insertText", text="xyz")
+            assert page.eval("document.getElementById('search-results').innerText") == "无匹配站点 / no site matches"
+            assert page.errors() == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_detach_then_stop(netops, tmp_path):
@@ -526,8 +679,9 @@ def test_detach_then_stop(netops, tmp_path):
     assert netops("monitor", "web", "--detach", "--listen", "127.0.0.1:0", env=env).returncode == 2
 
 
-def test_large_inventory_draws_one_province_at_a_time(tmp_path):
-    """Hundreds of sites: the province row, and the tree of the province clicked (scrolled into view)."""
+def test_large_inventory_draws_one_place_at_a_time(tmp_path):
+    """Hundreds of sites: the country is the ministry and its provinces; a province clicked is its DC, DR site and
+    cities; each city its counties — every site drawn in its place, and never more than one place at once."""
     from jinbao_netops.inventory.generate import generate, write
 
     write(generate(3, 13, 197), tmp_path / "inv")
@@ -536,15 +690,17 @@ def test_large_inventory_draws_one_province_at_a_time(tmp_path):
     provs = sorted(s.id for s in big.sites.values() if s.level.value == "province")
     server = web.make_server(web.HealthMap(big, [web.Source(f"http://127.0.0.1:{free_port()}")]), "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    drawn = "[...document.querySelectorAll('g.site')].map(g => g.dataset.site).sort()"
     try:
         with Chromium() as page:
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
             page.wait_for("document.body.dataset.ready === '1'", 60)
-            assert page.eval(drawn) == sorted([big.ministry.id, *provs])
+            assert sorted(page.eval(DRAWN)) == sorted([big.ministry.id, *provs])
             page.eval(f"document.querySelector('g.site[data-site=\"{provs[1]}\"]').dispatchEvent(new MouseEvent('click'))")
-            assert page.eval(drawn) == sorted({big.ministry.id, *provs, *big.descendants(provs[1])})
+            under = {s.id for s in big.sites.values() if s.parent == provs[1]}
+            assert sorted(page.eval(DRAWN)) == sorted({provs[1], *under})
             assert page.eval("[...document.querySelectorAll('g.site')].every(g => g.dataset.health === 'unknown')")
+            seen = drawn_everywhere(page, big)
+            assert set(seen) == set(big.sites) and set(seen.values()) == {"unknown"}
             assert page.errors() == []
     finally:
         server.shutdown()
@@ -726,7 +882,7 @@ def test_login_and_rebinding_in_headless_chromium():
             page.wait_for("document.body.innerText.includes('wrong token')", 30)
             page.eval(f"document.getElementById('token').value = '{token}'; document.forms[0].submit()")
             page.wait_for("document.body.dataset.ready === '1'", 60)
-            assert page.eval("document.querySelectorAll('g.site').length") == 17
+            assert sorted(page.eval(DRAWN)) == ["bu", "guangdong", "sichuan"]  # the country: the ministry, its provinces
             assert page.eval("document.cookie") == ""  # HttpOnly: no script of the page sees the session
         with Chromium() as page:
             page.goto(f"http://127.0.0.1:{port}/?token={token}")
@@ -760,6 +916,71 @@ def test_zones_ring_their_sites_and_show_in_the_detail():
             page.eval("document.querySelector('g.site[data-site=\"guangdong\"]').dispatchEvent(new MouseEvent('click'))")
             detail = page.eval("document.getElementById('detail').innerText")
             assert "外网 internet" in detail and "前置区 DMZ · 边界 boundary" in detail
+            assert page.errors() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1">第1县 & </svg>'
+
+
+def test_national_inventory_one_place_at_a_time_in_headless_chromium(tmp_path):
+    """3,255 sites: the country is 33 tiles whose counts add up to every site; the largest province and city fit the
+    window at both sizes (no sideways scrolling), only one place's sites are ever in the page, the search finds a
+    county among thousands, and a hostile site name is text everywhere it shows (tile, breadcrumbs, search)."""
+    from jinbao_netops.inventory.generate import generate, write
+
+    files = generate(32)
+    files["guangdong.yml"] = files["guangdong.yml"].replace("name: 广东省第1市第1县社会保险经办中心",
+                                                            "name: " + json.dumps(HOSTILE, ensure_ascii=False), 1)
+    write(files, tmp_path / "national")
+    nat = load(tmp_path / "national")
+    assert len(nat.sites) == 3255 and nat.sites["p44c01k01"].name == HOSTILE
+    under: dict[str, list[str]] = {}
+    for s in nat.sites.values():
+        if s.parent:
+            under.setdefault(s.parent, []).append(s.id)
+    provinces = [s for s in under[nat.ministry.id] if nat.sites[s].level.value == "province"]
+    biggest = {lv: max((s for s in under if nat.sites[s].level.value == lv), key=lambda s: len(under[s]))
+               for lv in ("province", "city")}
+    server = web.make_server(web.HealthMap(nat, [web.Source(f"http://127.0.0.1:{free_port()}")]), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    hits = "[...document.querySelectorAll('#search-results a')].map(a => a.dataset.site)"
+    try:
+        with Chromium() as page:
+            for width, height in VIEWPORTS:
+                viewport(page, width, height)
+                page.goto("about:blank")
+                page.goto(base)
+                page.wait_for("document.body.dataset.ready === '1'", 120)
+                assert sorted(page.eval(DRAWN)) == sorted([nat.ministry.id, *provinces])
+                counts = page.eval("[...document.querySelectorAll('g.site.tile')].map(g => [g.dataset.site, Number(g.dataset.unknown)])")
+                total = dict(counts)
+                assert total[nat.ministry.id] == 3255 and sum(v for k, v in total.items() if k != nat.ministry.id) == 3254
+                assert fits(page)
+                page.screenshot(ARTIFACTS / f"healthmap-national-{width}x{height}.png")
+                for place in biggest.values():
+                    visit(page, place)
+                    assert sorted(page.eval(DRAWN)) == sorted([place, *under[place]])
+                    assert page.eval("document.querySelectorAll('svg g.site').length") == len(under[place]) + 1 < 60
+                    assert fits(page)
+                    page.screenshot(ARTIFACTS / f"healthmap-national-{nat.sites[place].level.value}-{width}x{height}.png")
+            page.eval("document.getElementById('search').focus()")
+            page.call("Input.insertText", text="p44c01k")
+            assert page.eval(hits) == sorted(s for s in nat.sites if s.startswith("p44c01k"))[:12]
+            page.eval("document.getElementById('search').value = ''")
+            page.call("Input.insertText", text="onerror")
+            assert page.eval(hits) == ["p44c01k01"]
+            assert HOSTILE in page.eval("document.getElementById('search-results').innerText")
+            page.enter("")
+            assert page.eval("location.hash") == "#/guangdong/p44c01/p44c01k01"
+            assert page.eval("document.querySelector('#crumbs [aria-current]').textContent") == HOSTILE.replace("社会保险", "")[:10] + "…"
+            assert page.eval("document.querySelector('#crumbs [aria-current]').title") == HOSTILE
+            assert page.eval("document.querySelector('g.site[data-site=\"p44c01k01\"]').getAttribute('aria-label')") == HOSTILE
+            assert page.eval("document.getElementById('detail').querySelector('h2').innerText").startswith(HOSTILE)
+            assert page.eval("document.querySelectorAll('img').length") == 0 and page.eval("window.pwned") is None
             assert page.errors() == []
     finally:
         server.shutdown()

@@ -1,28 +1,32 @@
-// 金保工程 健康地图 — draws /api/topology once as SVG, colours it from /api/health every few seconds.
-// No libraries, nothing from the internet. Test hooks: body[data-ready], body[data-refreshes],
-// g.site[data-site][data-health][data-db-role], path.link[data-link][data-health],
-// path.replica[data-pair][data-state], g.replica-badge[data-pair] (a replication pair: primary → DR standby).
+// 金保工程 健康地图 — reads /api/topology once and /api/health every few seconds, and draws one place at a time:
+// the country (the ministry and its provinces), a province (its data centre, DR site and cities), a city (its
+// counties); a county is shown among its city's. A site with sites under it is a tile with their counts
+// (ok / warn / down / unknown, rolled up in the page); clicking it goes down a level. The place is the URL hash
+// (#/guangdong/guangzhou/panyu): shareable, back and forward work. Only the sites of one place are ever in the DOM,
+// laid out in rows as wide as the window (nothing off-screen sideways, whatever the inventory's size).
+// No libraries, nothing from the internet. Test hooks: body[data-ready], body[data-refreshes], body[data-place],
+// body[data-view] (the place whose sites are drawn), body[data-drawn-ms] / body[data-render-ms] (navigation start
+// to the map first drawn / first coloured),
+// g.site[data-site][data-health][data-db-role] (a tile also [data-ok][data-warn][data-down][data-unknown]),
+// path.link[data-link][data-health], path.replica[data-pair][data-state], g.replica-badge[data-pair].
 // Every text from the inventory or Prometheus goes in as textContent (el's "text"), never as markup.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const BOX_W = 128, BOX_H = 40, SLOT = 142, ROW = 120, LEFT = 96, TOP = 30;
+const BOX_W = 128, BOX_H = 40, TILE_H = 60, SLOT = 142, ROW = 112, STUB = 18, PAD = 16, TOP = 24;
+const ALERTS_LISTED = 100;  // the alert panel lists this many (a national outage must not build thousands)
 const HEALTH_ZH = { ok: "正常 OK", warn: "告警 Warning", down: "故障 Down", unknown: "未知 Unknown",
                     saturated: "拥塞 Saturated", planned: "规划中 Planned" };
+const COUNTS = [["ok", "✓"], ["warn", "⚠"], ["down", "✗"], ["unknown", "?"]];
 const ROLE_ZH = { router: "路由器", firewall: "防火墙", switch: "交换机", server: "服务器", database: "数据库",
                   backup_store: "备份存储", monitor: "监控" };
 const REPL_ZH = { ok: "正常 OK", lagging: "延迟 Lagging", broken: "中断 Broken", unknown: "未知 Unknown" };
 const DB_ROLE_ZH = { primary: "主库 primary", standby: "备库 standby", down: "停止 down", unknown: "未知 unknown" };
 
-const BIG = 150;  // above this many sites only one province is drawn below the province row
-let topo = null, health = null, selected = null, refreshes = 0, expanded = null;
+let topo = null, health = null, refreshes = 0;
+let byId = {}, kids = {}, keys = {}, rootId = null, rollup = {};
+let view = null, place = null;  // the place whose sites are drawn, and the place the URL names (its detail)
 let siteEls = {}, linkEls = {}, pairEls = {};
-
-function shown(s) {
-  // a national inventory (thousands of sites): the ministry, provinces and the ministry's own DR sites,
-  // and the expanded province's tree
-  return topo.sites.length <= BIG || s.rank <= 1 && (s.level !== "dr" || !s.province) || s.province === expanded;
-}
 
 function el(tag, attrs, ...kids) {
   const e = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
@@ -33,101 +37,194 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
-function layout(sites) {
-  // rows by depth in the tree (ministry 0, provinces 1, cities and a province's DR site 2, counties 3);
-  // leaves side by side, a parent centred over its children
-  const byId = Object.fromEntries(sites.map(s => [s.id, s]));
-  const kids = {};
-  for (const s of sites) if (s.parent) (kids[s.parent] = kids[s.parent] || []).push(s.id);
-  const pos = {};
-  let next = 0, maxDepth = 0;
-  function place(id, depth) {
-    maxDepth = Math.max(maxDepth, depth);
-    const ch = kids[id] || [];
-    // DR sites after their siblings so the province's cities stay together
-    ch.sort((a, b) => (byId[a].level === "dr") - (byId[b].level === "dr"));
-    let x;
-    if (!ch.length) x = next++;
-    else { const xs = ch.map(c => place(c, depth + 1)); x = (xs[0] + xs[xs.length - 1]) / 2; }
-    pos[id] = { x: LEFT + x * SLOT + SLOT / 2, y: TOP + depth * ROW + BOX_H / 2, depth };
-    return x;
+function index() {
+  byId = {}; kids = {}; keys = {};
+  for (const s of topo.sites) {
+    byId[s.id] = s;
+    if (s.parent) (kids[s.parent] = kids[s.parent] || []).push(s);
+    else rootId = rootId || s.id;
+    keys[s.id] = [norm(s.id), norm(s.name)];
   }
-  const root = sites.find(s => !s.parent);
-  if (root) place(root.id, 0);
-  return { pos, width: LEFT + Math.max(next, 1) * SLOT + 20, height: TOP + (maxDepth + 1) * ROW };
+}
+
+function norm(t) { return t.toLowerCase().replace(/[\s_\-·]/g, ""); }
+
+// --- places and the URL ----------------------------------------------------------------------------------
+
+function lineage(id) {  // the root first
+  const chain = [];
+  for (let s = byId[id]; s; s = byId[s.parent]) chain.unshift(s);
+  return chain;
+}
+
+function pathOf(id) { return "#/" + lineage(id).slice(1).map(s => encodeURIComponent(s.id)).join("/"); }
+
+function placeOf(hash) {
+  // the site a location names: the last part of "#/guangdong/guangzhou/panyu", an old "#site=panyu", else the root
+  const old = hash.match(/^#site=([^&]*)/);
+  const parts = old ? [old[1]] : hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  let id = "";
+  try { id = decodeURIComponent(parts[parts.length - 1] || ""); } catch (e) { /* a mangled link: the root */ }
+  return byId[id] ? id : rootId;
+}
+
+function scopeOf(id) { return (kids[id] || []).length ? id : byId[id].parent || id; }
+
+function within(id, anc) {
+  for (let s = byId[id]; s; s = byId[s.parent]) if (s.id === anc) return true;
+  return false;
+}
+
+function route() {
+  const id = placeOf(location.hash);
+  if (location.hash && location.hash !== pathOf(id)) history.replaceState(null, "", pathOf(id));  // no hash: the country
+  show(id);
+}
+
+function go(id) {
+  // a click on a site, a search result, an alert, a badge: a new history entry (back returns here)
+  if (location.hash !== pathOf(id)) history.pushState(null, "", pathOf(id));
+  show(id);
+}
+
+function show(id) {
+  place = id;
+  const scope = scopeOf(id);
+  if (view !== scope) {
+    view = scope;
+    draw();
+    if (health) paint(); else paintPanels();
+  }
+  for (const [sid, e] of Object.entries(siteEls)) e.classList.toggle("selected", sid === id);
+  document.body.dataset.place = id;
+  crumbs(id);
+  detail(id);
+}
+
+function crumbs(id) {
+  const chain = lineage(id);
+  document.getElementById("crumbs").replaceChildren(...chain.map((s, i) => {
+    const label = i === 0 ? "全国 National" : shorten(s.name);
+    return el("li", {}, i === chain.length - 1 ? el("span", { "aria-current": "page", title: s.name, text: label })
+                                               : el("a", { href: pathOf(s.id), title: s.name, text: label }));
+  }));
+}
+
+// --- drawing one place -----------------------------------------------------------------------------------
+
+function layout(top, items, width) {
+  // the place (and its DR sites) on top, its sites below in rows as wide as the window allows; rows closer
+  // together when there is more than one (the links to the top are then stubs, see draw())
+  const cols = Math.max(1, Math.floor((width - 2 * PAD) / SLOT));
+  const wrapped = items.length > cols, step = wrapped ? TILE_H + 2 * STUB : ROW;
+  const pos = {};
+  const row = (list, r) => list.forEach((s, i) => {
+    const h = (kids[s.id] || []).length ? TILE_H : BOX_H;
+    pos[s.id] = { x: width / 2 + (i - (list.length - 1) / 2) * SLOT, y: TOP + r * step + TILE_H / 2, h, row: r };
+  });
+  row(top, 0);
+  for (let r = 0; r * cols < items.length; r++) row(items.slice(r * cols, (r + 1) * cols), r + 1);
+  return { pos, wrapped, height: TOP + (1 + Math.ceil(items.length / cols)) * step };
 }
 
 function draw() {
   const svg = document.getElementById("map");
   svg.replaceChildren();
   siteEls = {}; linkEls = {}; pairEls = {};
-  const sites = topo.sites.filter(shown);
-  const { pos, width, height } = layout(sites);
+  document.body.dataset.view = view;
+  const under = kids[view] || [];
+  const top = [byId[view], ...under.filter(s => s.level === "dr")];
+  const items = under.filter(s => s.level !== "dr");
+  const width = Math.max(document.getElementById("mapbox").clientWidth, SLOT + 2 * PAD);
+  const { pos, wrapped, height } = layout(top, items, width);
   svg.setAttribute("width", width); svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  // rank labels from the levels present in each row
-  const rows = {};
-  for (const s of sites) (rows[pos[s.id].depth] = rows[pos[s.id].depth] || new Set()).add(topo.levels[s.level] || s.level);
-  for (const [d, names] of Object.entries(rows))
-    svg.append(el("svg:text", { class: "rank-label", x: 8, y: TOP + d * ROW + BOX_H / 2 + 4, text: [...names].join(" · ") }));
-  // inter-site links (a LAN inside a site is in the site's detail), parallel ones side by side
-  const pairs = {};
-  const g = el("svg:g", { class: "links" });
+  // the links of the sites drawn. A site under a tile shows as the tile: a link inside a tile, or between two
+  // tiles' sites (a county's second uplink to another city), is the tiles' own business; one from the top row
+  // into a tile ends at the tile (a DR site's uplink to the ministry). Between two drawn sites a line (an arc
+  // within a row, parallel ones side by side); a link leaving the place, or from the top row to a grid of
+  // several rows (a line would cross the rows between), is a stub on the site's top edge.
+  const shownAs = id => { for (let s = byId[id]; s; s = byId[s.parent]) if (pos[s.id]) return s.id; return null; };
+  const lines = [], stubs = {};
+  const addStub = (id, l) => (stubs[id] = stubs[id] || []).push(l);
   for (const l of topo.links) {
-    const [a, b] = l.ends.map(e => e.site);
-    if (a === b || !pos[a] || !pos[b]) continue;
-    const key = [a, b].sort().join("|");
-    const n = pairs[key] = (pairs[key] || 0) + 1;
+    const [x, y] = l.ends.map(e => ({ id: shownAs(e.site), direct: !!pos[e.site] }));
+    if (!x.direct && !y.direct || x.id === y.id) continue;
+    if (!x.id || !y.id) {
+      const e = x.id ? x : y;
+      if (e.direct) addStub(e.id, l);
+      continue;
+    }
+    const [p, q] = pos[x.id].row <= pos[y.id].row ? [x.id, y.id] : [y.id, x.id];
+    if (pos[p].row > 0 && !(x.direct && y.direct)) continue;
+    if (wrapped && pos[p].row === 0 && pos[q].row > 0) addStub(q, l); else lines.push([l, pos[p], pos[q], `${p}|${q}`]);
+  }
+  const g = el("svg:g", { class: "links" });
+  const link = (l, d) => {
+    const path = el("svg:path", { class: "link", "data-link": l.id, "data-health": l.state === "planned" ? "planned" : "unknown", d },
+      el("svg:title", { text: `${l.id} (${l.ends.map(e => e.device + ":" + e.interface).join(" — ")}) ${l.bandwidth_mbps} Mbps` }));
+    g.append(linkEls[l.id] = path);
+  };
+  const parallel = {};
+  for (const [l, p, q, key] of lines) {
+    const n = parallel[key] = (parallel[key] || 0) + 1;
     const off = (n % 2 ? 1 : -1) * Math.floor(n / 2) * 8;
-    const [p, q] = pos[a].y <= pos[b].y ? [pos[a], pos[b]] : [pos[b], pos[a]];
-    // between rows a straight line; within a row an arc over the boxes in between
-    const d = p.depth === q.depth
-      ? `M ${p.x + off} ${p.y - BOX_H / 2} Q ${(p.x + q.x) / 2 + off} ${p.y - BOX_H / 2 - 24 - Math.abs(q.x - p.x) / 8} ${q.x + off} ${q.y - BOX_H / 2}`
-      : `M ${p.x + off} ${p.y + BOX_H / 2} L ${q.x + off} ${q.y - BOX_H / 2}`;
-    const path = el("svg:path", { class: "link", "data-link": l.id, "data-health": l.state === "planned" ? "planned" : "unknown", d });
-    path.append(el("svg:title", { text: `${l.id} (${l.ends.map(e => e.device + ":" + e.interface).join(" — ")}) ${l.bandwidth_mbps} Mbps` }));
-    linkEls[l.id] = path;
-    g.append(path);
+    link(l, p.row === q.row
+      ? `M ${p.x + off} ${p.y - p.h / 2} Q ${(p.x + q.x) / 2 + off} ${p.y - p.h / 2 - 24 - Math.abs(q.x - p.x) / 8} ${q.x + off} ${q.y - q.h / 2}`
+      : `M ${p.x + off} ${p.y + p.h / 2} L ${q.x + off} ${q.y - q.h / 2}`);
+  }
+  for (const [id, ls] of Object.entries(stubs)) {
+    const q = pos[id];
+    ls.forEach((l, k) => {
+      const x = q.x + (k - (ls.length - 1) / 2) * 10;
+      link(l, `M ${x} ${q.y - q.h / 2 - STUB} L ${x} ${q.y - q.h / 2}`);
+    });
   }
   svg.append(g);
   svg.append(drawReplication(pos));
   const members = new Set(topo.replication.flatMap(r => [r.primary_site, r.standby_site]));
-  for (const s of sites) {
-    const p = pos[s.id];
-    // a site with devices outside the 业务专网 gets a ring shaded by its other zone(s)
-    const outside = s.zones.filter(z => z !== "business");
-    const node = el("svg:g", { class: "site", "data-site": s.id, "data-health": "unknown", "data-level": s.level, tabindex: 0,
-                               "data-zones": s.zones.join(" "), onclick: () => select(s.id) },
-      ...outside.map((z, i) => el("svg:rect", { class: `zone zone-${z}`, x: p.x - BOX_W / 2 - 3 - 3 * i, y: p.y - BOX_H / 2 - 3 - 3 * i,
-                                                width: BOX_W + 6 + 6 * i, height: BOX_H + 6 + 6 * i, rx: 8 })),
-      el("svg:rect", { class: "box", x: p.x - BOX_W / 2, y: p.y - BOX_H / 2, width: BOX_W, height: BOX_H, rx: 6 }),
-      el("svg:text", { x: p.x, y: p.y - 3, text: shorten(s.name) }),
-      el("svg:text", { class: "sub", x: p.x, y: p.y + 12, text: `${s.id} · ${(topo.levels[s.level] || s.level).split(" ")[0]}` }),
-      el("svg:title", { text: s.name + (outside.length ? "\n" + s.zones.map(z => topo.zones[z]).join(" · ") : "") }),
-      // a replication member: which databases here serve as primary (主) or stand by (备) now, set by paint()
-      members.has(s.id) ? el("svg:text", { class: "db-role", x: p.x + BOX_W / 2, y: p.y - BOX_H / 2 - 4 }) : null);
-    siteEls[s.id] = node;
-    svg.append(node);
-  }
+  for (const s of [...top, ...items]) svg.append(siteEls[s.id] = node(s, pos[s.id], members.has(s.id)));
+}
+
+function node(s, p, member) {
+  // a site's box: its own health; a tile (a site with sites under it) adds the counts of its whole place
+  const tile = p.h === TILE_H, y0 = p.y - p.h / 2, x0 = p.x - BOX_W / 2;
+  const outside = s.zones.filter(z => z !== "business");  // a ring shaded by each zone outside the 业务专网
+  const g = el("svg:g", { class: tile ? "site tile" : "site", "data-site": s.id, "data-health": "unknown", "data-level": s.level,
+                          "data-zones": s.zones.join(" "), tabindex: 0, role: "button", "aria-label": s.name, onclick: () => go(s.id) },
+    ...outside.map((z, i) => el("svg:rect", { class: `zone zone-${z}`, x: x0 - 3 - 3 * i, y: y0 - 3 - 3 * i,
+                                              width: BOX_W + 6 + 6 * i, height: p.h + 6 + 6 * i, rx: 8 })),
+    el("svg:rect", { class: "box", x: x0, y: y0, width: BOX_W, height: p.h, rx: 6 }),
+    el("svg:text", { x: p.x, y: y0 + 17, text: shorten(s.name) }),
+    el("svg:text", { class: "sub", x: p.x, y: y0 + 32, text: `${s.id} · ${(topo.levels[s.level] || s.level).split(" ")[0]}` }),
+    tile ? el("svg:rect", { class: "strip", x: x0 + 3, y: y0 + 39, width: BOX_W - 6, height: 17, rx: 4 }) : null,
+    tile ? el("svg:text", { class: "counts", x: p.x, y: y0 + 52 }) : null,
+    el("svg:title", { text: s.name }),
+    // a replication member: which databases here serve as primary (主) or stand by (备) now, set by paint()
+    member ? el("svg:text", { class: "db-role", x: p.x + BOX_W / 2, y: y0 - 4 }) : null);
+  g.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(s.id); } });
+  return g;
 }
 
 function drawReplication(pos) {
-  // each pair a dotted curve from the primary's site to the standby's DR site, bowed aside from the links
-  // between them, with a badge at its middle (mode, state, lag) that opens the serving member's site
+  // each pair a dotted curve from the primary's site to the standby's DR site (both drawn: a province's DC and
+  // DR site side by side on top of the province), bowed aside from the links between them, with a badge at its
+  // middle (mode, state, lag) that opens the serving member's site
   const g = el("svg:g", { class: "replication" });
   for (const r of topo.replication) {
     const [a, b] = [pos[r.primary_site], pos[r.standby_site]];
     if (!a || !b || a === b) continue;
     const [p, q] = a.y <= b.y ? [a, b] : [b, a];
-    const [y1, y2] = p.depth === q.depth ? [p.y + BOX_H / 2, q.y + BOX_H / 2] : [p.y + BOX_H / 2, q.y - BOX_H / 2];
-    const c = { x: (p.x + q.x) / 2 + 70, y: p.depth === q.depth ? p.y + BOX_H / 2 + 50 : (y1 + y2) / 2 };
+    const [y1, y2] = p.row === q.row ? [p.y + p.h / 2, q.y + q.h / 2] : [p.y + p.h / 2, q.y - q.h / 2];
+    const c = { x: (p.x + q.x) / 2 + 70, y: p.row === q.row ? Math.max(y1, y2) + 44 : (y1 + y2) / 2 };
     const mid = { x: (p.x + 2 * c.x + q.x) / 4, y: (y1 + 2 * c.y + y2) / 4 };
     const path = el("svg:path", { class: "replica", "data-pair": r.id, "data-state": "unknown",
                                   d: `M ${p.x + BOX_W / 4} ${y1} Q ${c.x} ${c.y} ${q.x + BOX_W / 4} ${y2}` }, el("svg:title"));
-    const badge = el("svg:g", { class: "replica-badge", "data-pair": r.id, "data-state": "unknown", tabindex: 0,
-                                onclick: () => select(pairSite(r)) },
+    const badge = el("svg:g", { class: "replica-badge", "data-pair": r.id, "data-state": "unknown", tabindex: 0, role: "button",
+                                onclick: () => go(pairSite(r)) },
       el("svg:rect", { x: mid.x, y: mid.y - 9, width: 0, height: 18, rx: 9 }),
       el("svg:text", { x: mid.x, y: mid.y + 4 }), el("svg:title"));
+    badge.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(pairSite(r)); } });
     pairEls[r.id] = { path, badge };
     g.append(path, badge);
   }
@@ -159,17 +256,33 @@ function shorten(name) {
   return short.length > 10 ? short.slice(0, 10) + "…" : short;
 }
 
+// --- colouring from /api/health ---------------------------------------------------------------------------
+
+function rollUp() {
+  // every site's health counted at itself and at each site above it
+  rollup = {};
+  for (const s of topo.sites) {
+    const h = (health.sites[s.id] || {}).health || "unknown";
+    for (let a = s; a; a = byId[a.parent]) (rollup[a.id] = rollup[a.id] || { ok: 0, warn: 0, down: 0, unknown: 0 })[h] += 1;
+  }
+}
+
 function paint() {
   for (const [id, e] of Object.entries(siteEls)) {
     const h = health.sites[id] || { health: "unknown", reasons: [] };
     e.setAttribute("data-health", h.health);
-    e.querySelector("title").textContent = `${topo.sites.find(s => s.id === id).name} — ${HEALTH_ZH[h.health]}` +
-      (h.reasons.length ? "\n" + h.reasons.join("\n") : "");
+    let tip = `${byId[id].name} — ${HEALTH_ZH[h.health]}` + (h.reasons.length ? "\n" + h.reasons.join("\n") : "");
+    const counts = e.querySelector("text.counts");
+    if (counts) {
+      const c = rollup[id];
+      for (const [k] of COUNTS) e.dataset[k] = c[k];
+      counts.replaceChildren(...COUNTS.filter(([k]) => k !== "unknown" || c[k])
+        .map(([k, sym]) => el("svg:tspan", { class: `c-${k}`, text: `${sym}${c[k]} ` })));
+      tip += `\n本级及以下 here and below: ` + COUNTS.map(([k]) => `${HEALTH_ZH[k]} ${c[k]}`).join(" · ");
+    }
+    e.querySelector("title").textContent = tip;
   }
-  for (const [id, e] of Object.entries(linkEls)) {
-    const h = health.links[id] || { health: "unknown", util: null };
-    e.setAttribute("data-health", h.health);
-  }
+  for (const [id, e] of Object.entries(linkEls)) e.setAttribute("data-health", (health.links[id] || { health: "unknown" }).health);
   const roles = {};  // site -> the roles its pair members have now
   for (const r of topo.replication) {
     const h = pairHealth(r.id);
@@ -194,41 +307,35 @@ function paint() {
     e.setAttribute("data-db-role", mine.join(" "));
     tag.textContent = mine.map(r => r === "primary" ? "主 P" : "备 S").join(" · ");
   }
-  const firing = health.alerts.filter(a => a.state === "firing" && !a.suppressed);
-  const held = health.alerts.filter(a => a.suppressed).length;
-  document.getElementById("alert-count").textContent = `(${firing.length} firing 触发` + (held ? `, ${held} 已抑制 suppressed)` : ")");
-  const list = document.getElementById("alert-list");
-  list.replaceChildren(...(health.alerts.length ? health.alerts.map(alertItem) : [el("li", { text: "无告警 / no alerts" })]));
+  paintPanels();
+}
+
+function paintPanels() {
+  // the alerts of the place drawn (the whole network at the top), the sources, the status line
+  if (!health) return;
+  const here = view === rootId ? health.alerts : health.alerts.filter(a => a.site && within(a.site, view));
+  const firing = here.filter(a => a.state === "firing" && !a.suppressed).length;
+  const held = here.filter(a => a.suppressed).length;
+  const where = view === rootId ? "全国 national" : shorten(byId[view].name);
+  document.getElementById("alert-count").textContent = `${where} (${firing} firing 触发` + (held ? `, ${held} 已抑制 suppressed)` : ")");
+  const items = here.slice(0, ALERTS_LISTED).map(alertItem);
+  if (here.length > ALERTS_LISTED) items.push(el("li", { class: "more", text: `… 另有 ${here.length - ALERTS_LISTED} 条 / more` }));
+  document.getElementById("alert-list").replaceChildren(...(items.length ? items : [el("li", { text: "无告警 / no alerts" })]));
   document.getElementById("source-list").replaceChildren(...health.sources.map(s =>
     el("li", { class: s.ok ? "ok" : "bad", text: `${s.ok ? "✓" : "✗"} ${s.scope || "*"} — ${s.url} ${s.ok ? s.seconds + " s" : "不可达 unreachable: " + s.error}` })));
   const sm = health.summary;
   const st = document.getElementById("status");
   st.className = "";
   st.textContent = `更新 updated ${new Date(health.time * 1000).toLocaleTimeString()} · 正常 ${sm.ok} · 告警 ${sm.warn} · 故障 ${sm.down} · 未知 ${sm.unknown}`;
-  if (selected) detail(selected);
 }
 
 function alertItem(a) {
-  return el("li", { class: `${a.severity} ${a.state}${a.suppressed ? " suppressed" : ""}`, onclick: () => a.site && select(a.site) },
+  return el("li", { class: `${a.severity} ${a.state}${a.suppressed ? " suppressed" : ""}`, onclick: () => a.site && go(a.site) },
     el("div", {}, el("span", { class: "name", text: a.name }), ` · ${a.severity} · ${a.state === "firing" ? "触发 firing" : "待定 pending"}` +
       (a.suppressed ? " · 已抑制 suppressed (Alertmanager)" : "") +
       (a.site ? ` · ${a.site}` : "") + (a.device ? ` · ${a.device}` : "")),
     el("div", { text: a.summary_zh }), el("div", { text: a.summary_en }),
     a.runbook ? el("div", { class: "runbook", text: a.runbook }) : null);
-}
-
-function select(id) {
-  selected = id;
-  const site = topo.sites.find(s => s.id === id);
-  if (topo.sites.length > BIG && site.province && site.province !== expanded) {
-    expanded = site.province;  // open that province's tree
-    draw();
-    if (health) paint();
-    siteEls[id].scrollIntoView({ block: "nearest", inline: "center" });
-  }
-  for (const [sid, e] of Object.entries(siteEls)) e.classList.toggle("selected", sid === id);
-  history.replaceState(null, "", "#site=" + id);
-  detail(id);
 }
 
 function pairHealth(id) {
@@ -240,7 +347,7 @@ function dot(h) { return el("span", { class: "dot " + (h || "unknown") }); }
 function pct(u) { return u == null ? "" : (u * 100).toFixed(u < 0.01 ? 2 : 0) + "%"; }
 
 function detail(id) {
-  const s = topo.sites.find(x => x.id === id);
+  const s = byId[id];
   const h = (health && health.sites[id]) || { health: "unknown", reasons: [] };
   const box = document.getElementById("detail");
   const parts = [el("h2", {}, dot(h.health), `${s.name} `, el("small", { text: `${s.id} · ${topo.levels[s.level]} · ${HEALTH_ZH[h.health]}` }))];
@@ -294,15 +401,69 @@ function detail(id) {
   box.replaceChildren(...parts);
 }
 
-async function refresh() {
+// --- search: a site by its id (pinyin) or Chinese name --------------------------------------------------
+
+const SEARCH_HITS = 12;
+
+function search(text) {
+  // prefix matches first, then substrings; higher levels first
+  const q = norm(text);
+  if (!q) return [];
+  const hits = [];
+  for (const s of topo.sites) {
+    const at = keys[s.id].map(k => k.indexOf(q)).filter(i => i >= 0);
+    if (at.length) hits.push([Math.min(...at) === 0 ? 0 : 1, s.rank, s.id, s]);
+  }
+  hits.sort((a, b) => a[0] - b[0] || a[1] - b[1] || (a[2] < b[2] ? -1 : 1));
+  return hits.slice(0, SEARCH_HITS).map(h => h[3]);
+}
+
+function showHits() {
+  const input = document.getElementById("search");
+  const list = document.getElementById("search-results");
+  const hits = search(input.value);
+  list.replaceChildren(...hits.map(s => {
+    const prov = s.province && s.province !== s.id && byId[s.province] ? ` · ${shorten(byId[s.province].name)}` : "";
+    const a = el("a", { href: pathOf(s.id), "data-site": s.id, onclick: e => { e.preventDefault(); pick(s.id); } },
+      el("span", { text: s.name }), el("small", { text: ` ${s.id} · ${topo.levels[s.level] || s.level}${prov}` }));
+    return el("li", {}, a);
+  }));
+  list.hidden = !input.value.trim();
+  if (!hits.length && !list.hidden) list.append(el("li", { class: "hint", text: "无匹配站点 / no site matches" }));
+}
+
+function pick(id) {
+  const input = document.getElementById("search");
+  input.value = "";
+  showHits();
+  go(id);
+  if (siteEls[id]) siteEls[id].focus();
+}
+
+function searchKeys(e) {
+  // Enter takes the first hit; arrows walk the hits; Escape leaves the search
+  const links = [...document.querySelectorAll("#search-results a")];
+  const at = links.indexOf(document.activeElement);
+  if (e.key === "Enter" && e.target.id === "search" && links.length) { e.preventDefault(); pick(links[0].dataset.site); }
+  else if (e.key === "ArrowDown" && links.length) { e.preventDefault(); links[Math.min(at + 1, links.length - 1)].focus(); }
+  else if (e.key === "ArrowUp" && at >= 0) { e.preventDefault(); (at ? links[at - 1] : document.getElementById("search")).focus(); }
+  else if (e.key === "Escape") { document.getElementById("search").value = ""; showHits(); document.getElementById("search").focus(); }
+}
+
+// --- the loop -----------------------------------------------------------------------------------------------
+
+async function refresh(pending) {
   try {
-    const r = await fetch("api/health", { cache: "no-store" });
+    const r = await (pending || fetch("api/health", { cache: "no-store" }));
     if (r.status === 401) return location.reload();  // the session ended (a new token): the login page
     if (!r.ok) throw new Error(r.status);
     health = await r.json();
+    rollUp();
     paint();
+    detail(place);
     refreshes += 1;
     document.body.dataset.refreshes = String(refreshes);
+    if (refreshes === 1) document.body.dataset.renderMs = String(Math.round(performance.now()));
     document.body.dataset.ready = "1";
   } catch (e) {
     const st = document.getElementById("status");
@@ -312,12 +473,25 @@ async function refresh() {
 }
 
 async function main() {
+  const first = fetch("api/health", { cache: "no-store" });  // asked at once: the server merges while the topology loads
   topo = await (await fetch("api/topology", { cache: "no-store" })).json();
   document.getElementById("network").textContent = `${topo.network.name}`;
-  draw();
-  const m = location.hash.match(/site=([a-z0-9_]+)/);
-  await refresh();
-  if (m && topo.sites.some(s => s.id === m[1])) select(m[1]);
+  index();
+  route();
+  document.body.dataset.drawnMs = String(Math.round(performance.now()));  // drawn, grey until health arrives
+  addEventListener("popstate", route);  // back, forward, a link or a hash typed in
+  let resized = null;
+  addEventListener("resize", () => {
+    clearTimeout(resized);
+    resized = setTimeout(() => { view = null; show(place); }, 150);
+  });
+  const input = document.getElementById("search");
+  input.addEventListener("input", showHits);
+  document.getElementById("find").addEventListener("keydown", searchKeys);
+  addEventListener("keydown", e => {
+    if (e.key === "/" && !/^(INPUT|TEXTAREA)$/.test(document.activeElement.tagName)) { e.preventDefault(); input.focus(); }
+  });
+  await refresh(first);
   setInterval(refresh, topo.refresh_seconds * 1000);
 }
 

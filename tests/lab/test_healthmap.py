@@ -89,10 +89,16 @@ def test_router_stopped_turns_its_site_red(healthmap):
     with Chromium() as page:
         page.goto(healthmap)
         page.wait_for("document.body.dataset.ready === '1'", 60)
-        drawn = page.eval("Object.fromEntries([...document.querySelectorAll('g.site')].map(g => [g.dataset.site, g.dataset.health]))")
+        drawn = {}
+        for place in sorted({s.parent for s in INV.sites.values() if s.parent}):  # the map draws one place at a time
+            page.eval(f"location.hash = '#/{place}'")
+            page.wait_for(f"document.body.dataset.view === '{place}'", 30)
+            drawn.update(page.eval("Object.fromEntries([...document.querySelectorAll('g.site')].map(g => [g.dataset.site, g.dataset.health]))"))
         assert set(drawn) == set(INV.sites) and len(drawn) == 17
         assert drawn[SITE] == "ok", drawn
         assert all(drawn[s] != "unknown" for s in INV.sites), drawn
+        page.eval(f"location.hash = '#/{SITE}'")  # its city: the county, its uplink and the city's alerts
+        page.wait_for(f"document.body.dataset.place === '{SITE}'", 30)
         try:
             for n in names:
                 lab.node(ROUTER).exec(["ip", "link", "set", n, "down"], check=True)
