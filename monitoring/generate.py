@@ -170,6 +170,8 @@ def impacts(inv: Inventory) -> dict[str, list[Impact]]:
     topo = build(inv)
     an = analysis(topo)
     active = {lid: lk for lid, lk in inv.links.items() if lk.kind != LinkKind.lan and lk.state == LinkState.active}
+    # a device's lines, planned ones too: cabled before they are provisioned, their far ends lose carrier with it
+    lines = {lid for lid, lk in inv.links.items() if lk.kind != LinkKind.lan}
     # each uplink of a site with several: found from the line, the device at either end, or the far end's site
     via: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (kind, id) → [(site, its end device)]
     for sid in inv.sites:
@@ -186,7 +188,7 @@ def impacts(inv: Inventory) -> dict[str, list[Impact]]:
     out: dict[str, list[Impact]] = defaultdict(list)
     for f in units:
         if f.kind == "device":
-            key, where, links = _key(inv, inv.devices[f.id].site), {}, sorted(set(inv.links_by_device.get(f.id, [])) & active.keys())
+            key, where, links = _key(inv, inv.devices[f.id].site), {}, sorted(set(inv.links_by_device.get(f.id, [])) & lines)
         else:
             lk = active[f.id]
             junior = lk.a.device if inv.is_uplink(lk, lk.a.device) else lk.b.device

@@ -52,7 +52,8 @@ def test_city_router_cuts_off_what_the_topology_says_and_costs_dual_homed_counti
     assert sorted(imp.lost) == dual == ["baoan", "panyu"]
     assert not set(dual) & set(want["sites"])
     assert imp.lost["baoan"] == {"level": "county", "province": "guangdong", "city": "shenzhen", "county": "baoan", "site": "baoan"}
-    assert imp.links == ["baoan-up2", "guangzhou-up-core", "guangzhou-up-dr", "huadu-up1", "panyu-up1"]  # not LAN, not planned
+    # not LAN; planned longgang-up2 too: cabled before it is provisioned, its far end loses carrier with the router
+    assert imp.links == ["baoan-up2", "guangzhou-up-core", "guangzhou-up-dr", "huadu-up1", "longgang-up2", "panyu-up1"]
 
 
 def test_every_unit_that_cuts_a_site_off_agrees_with_impact():
@@ -90,7 +91,7 @@ def test_inhibit_rules_name_exactly_the_consequences():
         (['alertname="SitesCutOff"', 'device=~"guangzhou-r1"'], ['site=~"huadu"']),
         (['alertname="SitesCutOff"', 'device=~"guangzhou-r1"'], ['site=~"guangzhou"', 'alertname!="SitesCutOff"']),
         (['alertname=~"SitesCutOff|RedundancyLost"', 'device=~"guangzhou-r1"'],
-         ['alertname=~"LinkDown|RedundancyLost"', 'link=~"baoan-up2|guangzhou-up-core|guangzhou-up-dr|huadu-up1|panyu-up1"'])]
+         ['alertname=~"LinkDown|RedundancyLost"', 'link=~"baoan-up2|guangzhou-up-core|guangzhou-up-dr|huadu-up1|longgang-up2|panyu-up1"'])]
     # no single failure silences a dual-homed county: no rule holds back a site that keeps a path
     targets = " ".join(m for r in am["inhibit_rules"] for m in r["target_matchers"])
     assert "panyu" not in targets.replace("panyu-up", "") and "baoan" not in targets.replace("baoan-up", "")
