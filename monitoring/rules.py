@@ -107,7 +107,10 @@ DEVICE_ALERTS = [
            "trap 接收器 {{ $labels.monitor }}（{{ $labels.level }}）无响应",
            "The SNMP trap receiver on {{ $labels.monitor }} ({{ $labels.level }}) does not answer",
            "检查 trap 接收器进程 / check the trap receiver: netops monitor status"),
-    _alert("SnmpTimeouts", "rate(netops_snmp_timeouts_total[10m]) > 0 and on (device) netops_snmp_up == 1", "15m", "warning",
+    # a device that answered throughout the window yet timed out (an outage's own timeouts are NodeDown's: a device
+    # back from one would otherwise warn for ten more minutes)
+    _alert("SnmpTimeouts", "rate(netops_snmp_timeouts_total[10m]) > 0 and on (device) min_over_time(netops_snmp_up[10m]) == 1",
+           "15m", "warning",
            SERIES_LEVEL,
            "{{ $labels.device }} SNMP 请求超时", "SNMP requests to {{ $labels.device }} are timing out",
            "检查设备 CPU 与管理链路 / check the device CPU and management path"),
