@@ -440,6 +440,11 @@ LAST_SEQ = "SELECT COALESCE(max(seq), 0) || ' ' || count(*) FROM jiaofei;\n"
 CLUSTER_UNIT = "pg_lsclusters -h | awk '$2 == \"main\" {print \"postgresql@\" $1 \"-main\"}'"
 
 
+def _cluster_unit(run) -> str:
+    """The systemd unit of the node's main PostgreSQL cluster (postgresql@15-main): the one a kill fences."""
+    return run(_root("sh", "-c", CLUSTER_UNIT)).strip()
+
+
 def psql_argv(db: str) -> list[str]:
     """The writer's client: psql as the engine's administrator on the node's socket, one statement per line
     on stdin, each result on stdout, stopping at the first error (a broken connection ends it)."""
@@ -507,7 +512,8 @@ def _pair(inv: Inventory, sc: dict):
 
 
 def _flipped(pair):
-    """The same two servers with the roles swapped (the DR standby promoted; the old primary its standby)."""
+    """The same two servers with the roles swapped (the DR standby promoted; the old primary its standby), without the
+    service address: the drill moves it itself (:func:`_move_service`), when the standby is promoted."""
     from .replication import Pair
 
     return Pair(pair.standby, pair.primary, pair.sync, pair.standby_address, pair.primary_address)
@@ -545,7 +551,7 @@ def restore_pair(shell, inv: Inventory, pair, password: str) -> list[str]:
     from .replication import build_pair
 
     on_primary = runner(shell, pair.primary, 300)
-    unit = on_primary(Command(as_user("root", "sh", "-c", CLUSTER_UNIT))).strip()
+    unit = _cluster_unit(on_primary)
     on_primary(_root("systemctl", "unmask", "--runtime", unit))
     on_primary(_root("systemctl", "start", unit))
     done = []
@@ -660,12 +666,12 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
             fn()
         back = _wait(lambda: all(reaching(inv, sc["scope"], actions).values()), 90, 1)
         j.step("failback", "the data centre's links are back, every county reaches the ministry 省中心恢复", ok=back)
-    unit = on_primary(Command(as_user("root", "sh", "-c", CLUSTER_UNIT))).strip()
+    unit = _cluster_unit(on_primary)
     on_primary(_root("systemctl", "unmask", "--runtime", unit))
     flip = build_pair(shell, inv, _flipped(pair), secret, force=True)
     j.step("failback", f"{pair.primary} re-cloned as a standby of {pair.standby} 原主库重建为备库", changed=flip["changed"])
     want = POSTGRESQL.fingerprint(on_standby, DRILL_DB)
-    on_standby(_root("systemctl", "stop", on_standby(Command(as_user("root", "sh", "-c", CLUSTER_UNIT))).strip()))
+    on_standby(_root("systemctl", "stop", _cluster_unit(on_standby)))
     caught = _wait(lambda: POSTGRESQL.fingerprint(on_primary, DRILL_DB) == want, 60, 1)
     j.step("failback", f"{pair.standby} stopped cleanly; {pair.primary} holds every record 计划切换零丢失", ok=caught,
            fingerprint=want)
