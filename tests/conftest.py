@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# a property test asserts behaviour, never speed: Hypothesis' default 200 ms deadline per example made a
+# loaded machine fail them (speed goals are benchmarks under bench/)
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 REPO = Path(__file__).resolve().parent.parent
 
