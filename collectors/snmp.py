@@ -135,8 +135,8 @@ class _State:
     legacy: bool = False                         # some interface needs the 32-bit ifTable columns
     descr: str | None = None                     # sysDescr ("" where the agent gives none), read with the labels
     entity_names: dict = field(default_factory=dict)  # entPhysicalIndex → entPhysicalName of the named sensors
-    raw: dict = field(default_factory=dict)      # (column, ifIndex) → last raw value
-    total: dict = field(default_factory=dict)    # (column, ifIndex) → exported monotonic total
+    raw: dict = field(default_factory=dict)      # counter column → {ifIndex → last raw value}
+    total: dict = field(default_factory=dict)    # counter column → {ifIndex → exported monotonic total}
     timeouts_total: int = 0
     label_walks: int = 0
 
@@ -257,20 +257,21 @@ class Poller:
         """GETBULK several columns side by side until each leaves its subtree; row index → value."""
         out: dict[str, dict] = {n: {} for n in columns}
         prefix = {n: _oid(o) for n, o in columns.items()}
+        upper = {n: p[:-1] + (p[-1] + 1,) for n, p in prefix.items()}  # the first OID after each subtree
         pending = dict(prefix)  # column → last OID seen
         while pending:
             names = list(pending)
             vbs = await self._request(t, stats, sem, [pending[n] for n in names], bulk=True)
             moved = False
             for k, n in enumerate(names):  # varbinds come row by row: column k is every len(names)-th
-                p, col, last = prefix[n], out[n], pending[n]
-                lp, ended = len(p), False
+                col, last, lp = out[n], pending[n], len(prefix[n])
+                after, ended = upper[n], False
                 for oid, v in vbs[k::len(names)]:
-                    if v is None or oid[:lp] != p or oid <= last:
+                    # inside the column's subtree (prefix < oid < its next sibling) and moving on
+                    if v is None or oid <= last or oid >= after:
                         ended = True
                         break
-                    idx = oid[lp:]
-                    col[idx[0] if len(idx) == 1 else idx] = v
+                    col[oid[lp] if len(oid) == lp + 1 else oid[lp:]] = v
                     last = oid
                 moved |= ended or last != pending[n]
                 if ended:
@@ -415,26 +416,30 @@ class Poller:
 
     @staticmethod
     def _interfaces(st: _State, res: Result, poll: dict, indexes: list[int], restarted: bool) -> None:
+        # column by column (the hot loop of a warm cycle): each counter's state is a dict per column
+        speed, speed_32 = poll["speed_mbps"], poll.get("speed_bps_32", {})
+        admin, oper = poll["admin_status"], poll["oper_status"]
+        recs = res.interfaces
         for i in indexes:
             lab = st.labels.get(i) or {"name": str(i), "alias": "", "descr": ""}
-            speed = _int(poll["speed_mbps"].get(i))
-            speed_bps = speed * 1_000_000 if speed is not None else _int(poll.get("speed_bps_32", {}).get(i))
-            rec = {"index": i, "name": lab["name"], "alias": lab["alias"], "descr": lab["descr"],
-                   "admin_status": IF_STATUS.get(_int(poll["admin_status"].get(i)), "unknown"),
-                   "oper_status": IF_STATUS.get(_int(poll["oper_status"].get(i)), "unknown"),
-                   "speed_bps": speed_bps,
-                   "counters": {}}
-            for c, (_, bits) in IF_COUNTERS.items():
-                raw = _int(poll[c].get(i))
-                if raw is None and c in IF_COUNTERS_32:
-                    raw, bits = _int(poll.get(f"{c}_32", {}).get(i)), 32
-                if raw is None:
-                    continue
-                key = (c, i)
-                st.total[key] = advance(st.raw.get(key), st.total.get(key), raw, bits, restarted)
-                st.raw[key] = raw
-                rec["counters"][c] = st.total[key]
-            res.interfaces[i] = rec
+            mbps = _int(speed.get(i))
+            recs[i] = {"index": i, "name": lab["name"], "alias": lab["alias"], "descr": lab["descr"],
+                       "admin_status": IF_STATUS.get(_int(admin.get(i)), "unknown"),
+                       "oper_status": IF_STATUS.get(_int(oper.get(i)), "unknown"),
+                       "speed_bps": mbps * 1_000_000 if mbps is not None else _int(speed_32.get(i)),
+                       "counters": {}}
+        for c, (_, bits) in IF_COUNTERS.items():
+            col, col_32 = poll[c], poll.get(f"{c}_32") if c in IF_COUNTERS_32 else None
+            raws, totals = st.raw.setdefault(c, {}), st.total.setdefault(c, {})
+            for i in indexes:
+                raw, width = col.get(i), bits
+                if not isinstance(raw, int):
+                    if col_32 is None or not isinstance(raw := col_32.get(i), int):
+                        continue
+                    width = 32
+                totals[i] = total = advance(raws.get(i), totals.get(i), raw, width, restarted)
+                raws[i] = raw
+                recs[i]["counters"][c] = total
 
     @staticmethod
     def _health(plat, h: dict, res: Result, st: _State) -> None:
