@@ -108,7 +108,10 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=128)
     ap.add_argument("--simulator", choices=("fast", "snmpsim"), default="fast")
-    ap.add_argument("--goal-wall-s", type=float, default=60.0, help="one full cycle (default 60)")
+    ap.add_argument("--goal-wall-s", type=float, default=60.0,
+                    help="one warm cycle, every poll after the first (default 60)")
+    ap.add_argument("--goal-cold-wall-s", type=float, default=60.0,
+                    help="the cold cycle, once per collector start: it also walks the labels (default 60)")
     ap.add_argument("--max-repetitions", type=int, default=25)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--warm-rounds", type=int, default=3, help="warm cycles, the least CPU reported (default 3)")
@@ -194,11 +197,11 @@ def main() -> int:
     out["cpu_ratio_cold"] = round(out["ours_cold"]["cpu_s"] / anchor, 2)
     out["cpu_ratio_warm"] = round(out["ours_warm"]["cpu_s"] / anchor, 2)
     out["goal_cpu_ratio"] = 1.0
-    out["goal_wall_s"] = a.goal_wall_s
+    out["goal_wall_s"], out["goal_cold_wall_s"] = a.goal_wall_s, a.goal_cold_wall_s
     full = (all(out[k]["ok_devices"] == a.devices for k in ("ours_cold", "ours_warm", "snmp_exporter"))
             and not out["ours_dropped_answers"])
     out["ok"] = (full and out["cpu_ratio_warm"] <= 1.0 and out["cpu_ratio_cold"] <= 1.0
-                 and max(out["ours_cold"]["wall_s"], out["ours_warm"]["wall_s"]) <= a.goal_wall_s)
+                 and out["ours_warm"]["wall_s"] <= a.goal_wall_s and out["ours_cold"]["wall_s"] <= a.goal_cold_wall_s)
     out["load1_end"] = os.getloadavg()[0]
     return finish(out)
 
