@@ -17,6 +17,19 @@ settings.load_profile("suite")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (pyproject's addopts): the lab tests are one unit of work, run in file order by one
+    worker on the session's one lab, while the other workers take the unit tests one by one. (xdist's own
+    ``loadgroup`` renames node IDs, which pytest 9 no longer allows.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "lab" if nodeid.startswith("tests/lab/") else nodeid
+
+    return LabApart(config, log)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without NETOPS_INVENTORY (so the embedded default applies) plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k != "NETOPS_INVENTORY"}
