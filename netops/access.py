@@ -333,6 +333,28 @@ class CliSession:
 Session = ExecSession | CliSession
 
 
+def network_devices(inv, devices: list[str]) -> list[str]:
+    """The network devices (routers, switches, firewalls) among ``devices``; none is bad input naming the scope."""
+    net = [d for d in devices if inv.devices[d].platform_info.kind == "network"]
+    if not net:
+        raise UsageError(f"{inv.root}: --scope: no network device among {', '.join(devices) or 'none'}")
+    return net
+
+
+def read_each(access: Access, devices: list[str], read):
+    """``read(session)`` on each device in turn, yielding ``(device, result, None)``, or ``(device, None,
+    failure)`` for a device not read: ``{"status": "not_read"}`` where the inventory declares no SSH access
+    (not a failure of the run), ``{"status": "unreachable"}`` for any other DeviceError; either with the
+    reason as ``error``. The others go on."""
+    for d in devices:
+        try:
+            yield d, read(access.session(d)), None
+        except NoSshAccess as e:
+            yield d, None, {"status": "not_read", "error": e.detail}
+        except DeviceError as e:
+            yield d, None, {"status": "unreachable", "error": e.detail}
+
+
 class Access:
     """How one run reaches the inventory's devices.
 

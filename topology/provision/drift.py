@@ -22,8 +22,8 @@ from pathlib import Path
 from hier_config import HConfig
 from hier_config.exceptions import DuplicateChildError
 
-from jinbao_netops.access import Access, NoSshAccess
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, NetopsError, UsageError
+from jinbao_netops.access import Access, network_devices, read_each
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, NetopsError
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.inventory.model import LinkKind, LinkState
 from jinbao_netops.inventory.platforms import PLATFORMS, redact
@@ -121,23 +121,16 @@ def check(inv: Inventory, devices: list[str], access: Access, template_dir: Path
     """One record per network device; an unreachable one (a DeviceError from the access layer) is
     reported as such and the others go on, as is one whose configuration hier_config cannot read as
     one tree; one the inventory declares no SSH access for is not read (``not_read``, with why). Intents are rendered first: a template error is bad input before any device is asked."""
-    net = [d for d in devices if inv.devices[d].platform_info.kind == "network"]
-    if not net:
-        raise UsageError(f"{inv.root}: --scope: no network device among {', '.join(devices) or 'none'}")
+    net = network_devices(inv, devices)
     intents = {d: intent(inv, d, template_dir) for d in net}
     out = []
-    for d in net:
+    for d, configs, failure in read_each(access, net, lambda s: (s.show_running(), s.show_saved())):
         dev = inv.devices[d]
         rec = {"device": d, "name": dev.name or "", "site": dev.site, "platform": dev.platform, "links": intents[d].links}
-        try:
-            s = access.session(d)
-            running, saved = s.show_running(), s.show_saved()
-        except NoSshAccess as e:  # declared so: nothing to compare, and not a failure of the check
-            out.append({**rec, "status": "not_read", "error": e.detail})
+        if failure:
+            out.append({**rec, **failure})
             continue
-        except DeviceError as e:
-            out.append({**rec, "status": "unreachable", "error": e.detail})
-            continue
+        running, saved = configs
         try:
             rec.update(compare(dev.platform, intents[d], running, saved))
         except DuplicateChildError as e:
