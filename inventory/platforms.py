@@ -169,6 +169,18 @@ class Platform:
     # version stamps. Comment lines, separators and mode exits are dropped for every platform (so VRP's
     # "!Software Version" and "!Last configuration was saved" need no entry)
     volatile: tuple[str, ...] = ()
+    # --- reconciliation (topology/reconcile): what the device reports about its interfaces (state and
+    # addresses), OSPF neighbours and LLDP neighbours, as (command, parser name in collectors/parsers.py),
+    # run like ``ssh_health``; an LLDP parser gives no record where the device runs no LLDP
+    reconcile: tuple[tuple[str, str], ...] = ()
+
+    def full_name(self, name: str) -> str:
+        """An interface name as the inventory writes it, from the abbreviation show output may print
+        (``interface_short``: VRP's GE0/0/1, Comware's XGE1/0/1, IOS's Gi0/1)."""
+        for long, abbr in self.interface_short:
+            if name.startswith(abbr) and name[len(abbr):len(abbr) + 1].isdigit():
+                return long + name[len(abbr):]
+        return name
 
     @property
     def session(self) -> str:
@@ -258,7 +270,9 @@ PLATFORMS: dict[str, Platform] = {
                              ("display ospf peer brief", "ospf_vrp")), secrets=_VRP_SECRETS,
                  # a firewall on VRP is a USG: security zones and security-policy rules
                  zone_rules="usg", zone_names=(("business", "trust"), ("internet", "untrust"), ("dmz", "dmz")),
-                 hier_config="HUAWEI_VRP", show_saved="display saved-configuration"),
+                 hier_config="HUAWEI_VRP", show_saved="display saved-configuration",
+                 reconcile=(("display ip interface brief", "ip_brief_vrp"), ("display ospf peer brief", "ospf_vrp"),
+                            ("display lldp neighbor brief", "lldp_vrp"))),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -291,7 +305,9 @@ PLATFORMS: dict[str, Platform] = {
                  # a firewall on Comware is a SecPath: security zones and security-policy ip rules
                  zone_rules="secpath", zone_names=(("business", "Trust"), ("internet", "Untrust"), ("dmz", "DMZ"),
                                                    ("management", "Management")),
-                 hier_config="HP_COMWARE5", show_saved="display saved-configuration"),
+                 hier_config="HP_COMWARE5", show_saved="display saved-configuration",
+                 reconcile=(("display ip interface brief", "ip_brief_comware"), ("display ospf peer", "ospf_comware"),
+                            ("display lldp neighbor-information list", "lldp_comware"))),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
@@ -317,7 +333,11 @@ PLATFORMS: dict[str, Platform] = {
                                r"aaa local authentication attempts max-fail "),
                  ssh_health=(("show processes cpu | include CPU utilization", "cpu_ios"),
                              ("show ip ospf neighbor", "ospf_ios")), secrets=_IOS_SECRETS,
-                 hier_config="CISCO_IOS", show_saved="show startup-config", volatile=_IOS_VOLATILE),
+                 hier_config="CISCO_IOS", show_saved="show startup-config", volatile=_IOS_VOLATILE,
+                 # show ip ospf neighbor prints names in full; show lldp neighbors abbreviates them
+                 interface_short=(("TenGigabitEthernet", "Te"), ("GigabitEthernet", "Gi"), ("FastEthernet", "Fa")),
+                 reconcile=(("show ip interface brief", "ip_brief_ios"), ("show ip ospf neighbor", "ospf_ios"),
+                            ("show lldp neighbors", "lldp_ios"))),
         # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
         # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
         Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
@@ -338,7 +358,11 @@ PLATFORMS: dict[str, Platform] = {
                  fixed_stanzas=("line vty",),
                  # the integrated config `write memory` writes, read through its group (the login is in frr)
                  show_saved="cat /etc/frr/frr.conf",
-                 volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version ")),
+                 volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version "),
+                 # the kernel's interfaces (zebra's view of them), FRR's OSPF neighbours, lldpd's neighbours
+                 # (json0: one shape whatever the number of neighbours)
+                 reconcile=(("ip -j addr", "addrs_linux"), (f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"),
+                            ("lldpcli -f json0 show neighbors", "lldp_lldpd"))),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
