@@ -1,4 +1,4 @@
-"""`netops inventory validate | show [SITE] | graph | generate`."""
+"""`netops inventory validate | show [SITE] | graph | generate | reconcile`."""
 from __future__ import annotations
 
 from collections import Counter
@@ -39,6 +39,11 @@ def register(nouns, common) -> None:
     n.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same inventory (default 0)")
     n.add_argument("--force", action="store_true", help="replace DIR even if it is not empty")
     n.set_defaults(func=cmd_generate)
+    help_ = ("compare the inventory with what the network devices report (interfaces, addresses, OSPF and LLDP "
+             "neighbours): one line per difference naming the file and object to edit, exit 1 if any 清单与现网核对")
+    r = verbs.add_parser("reconcile", parents=[common], help=help_, description=help_)
+    r.add_argument("--scope", metavar="SITE", help="a site (and everything below it) or a device (default: all)")
+    r.set_defaults(func=cmd_reconcile)
 
 
 def _counts(inv: Inventory) -> dict:
@@ -173,3 +178,32 @@ def cmd_generate(args, out: Out) -> int:
                   f"{counts['counties']} counties 县 ({counts['dual_homed']} dual-homed), {counts['devices']} devices 设备, "
                   f"{counts['links']} links 链路 ({counts['planned_links']} planned), {len(files)} files, seed {args.seed}")
     return 0
+
+
+_READ = {"read": "已读取 read", "unreachable": "不可达 unreachable", "unreadable": "无法解析 unreadable",
+         "not_read": "未读取 not read"}
+
+
+def cmd_reconcile(args, out: Out) -> int:
+    from jinbao_netops.topology import reconcile as rc
+
+    with out.progress("reconcile 清单核对", total=1) as step:
+        res = rc.run(args.inventory, args.scope, environ=args.environ)
+        step()
+    if out.json_mode:
+        out.json(res)
+        return res["code"]
+    out.table("reconcile 清单核对", ["device 设备", "name 名称", "platform", "interfaces 接口", "OSPF", "LLDP", "status 状态"],
+              [[r["device"], r["name"], r["platform"], r.get("interfaces", ""), r.get("ospf_neighbors", ""),
+                {True: "yes", False: "no"}.get(r.get("lldp"), ""), _READ[r["status"]]] for r in res["devices"]])
+    for r in res["devices"]:
+        if "error" in r:
+            out.print(escape.rich(f"{r['device']}: {r['error']}"), style="yellow")
+    for i in res["info"]:
+        out.print(escape.rich(rc.line(i)), style="dim")
+    for d in res["differences"]:
+        out.print(escape.rich(rc.line(d)), style="red")
+    s = res["summary"]
+    out.print(f"{s['differences']} differences 处差异, {s['info']} notes 条说明, {s['devices']} devices 台设备"
+              + (f", {s['failed']} not read 台未能读取" if s["failed"] else ""))
+    return res["code"]

@@ -35,6 +35,7 @@ FAILURES = {
     ("inventory", "show"): (["nope"], 2, "site 'nope': no such site"),
     ("inventory", "graph"): (["nope"], 2, "site 'nope': no such site"),
     ("inventory", "generate"): (["--out", "{file}"], 2, "{file}"),
+    ("inventory", "reconcile"): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("lab", "up"): (["-i", NOWHERE], 2, "no such inventory"),
     ("lab", "down"): (["--lab", "Bad Name"], 2, "lab name 'Bad Name'"),
     ("lab", "status"): (["--lab", "Bad Name"], 2, "lab name 'Bad Name'"),
