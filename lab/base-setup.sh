@@ -8,6 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 # The suite's operator account; its authorized key is generated per lab.
 id netops >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --uid 1500 --user-group netops
 usermod -a -G frrvty,frr netops
+# lldpcli reaches lldpd's socket through its group (`inventory reconcile` reads the routers' LLDP neighbours)
+usermod -a -G _lldpd netops
 printf 'netops ALL=(ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/netops
 chmod 0440 /etc/sudoers.d/netops
 
@@ -15,7 +17,7 @@ chmod 0440 /etc/sudoers.d/netops
 rm -f /etc/ssh/ssh_host_*
 
 # Services start only where a node's role asks for them; nothing phones out from the lab.
-for unit in frr postgresql mariadb prometheus prometheus-alertmanager prometheus-node-exporter iperf3 auditd nftables; do
+for unit in frr lldpd postgresql mariadb prometheus prometheus-alertmanager prometheus-node-exporter iperf3 auditd nftables; do
     systemctl disable "$unit" >/dev/null 2>&1 || true
 done
 # inotify instances are a per-uid budget shared by every node on the host (all run as root),

@@ -25,6 +25,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 _LINUX_IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
 MGMT_IFNAME = "mgmt0"
 LINKTRAPS = "netops-linktraps"                    # the routers' link-trap watcher: its unit and program
+# lldpd on the routers (what `inventory reconcile` reads their cabling from): on every link interface, present
+# or cabled later, never the management interface to the host; the port id is the interface's name (lldpd's
+# default is its MAC), so a neighbour names the port as the inventory does
+LLDPD_CONF = f"configure system interface pattern *,!{MGMT_IFNAME},!lo\nconfigure lldp portidsubtype ifname\n"
 LINKTRAPS_CONF = "/etc/jinbao-netops/linktraps"   # its snmptrap's SNMPCONFPATH: snmp.conf, the credentials
 LINKTRAPS_STATE = "/var/lib/netops-linktraps"     # its SNMPv3 engine ID and boots, snmptrap's persistent files
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
@@ -166,7 +170,7 @@ def build(inv: Inventory, lab: str) -> Plan:
         for i, (name, itf) in enumerate(d.interfaces.items()):
             ifs.append(NodeIf(name=name, linux=linux_ifname(name, i), description=itf.description,
                               address=str(itf.address) if itf.address else None, bridge=(d.id, name) in hubs))
-        services = ["ssh", "snmpd"] + (["frr"] if plat.lab_image == "frr" else []) + list(d.services)
+        services = ["ssh", "snmpd"] + (["frr", "lldpd"] if plat.lab_image == "frr" else []) + list(d.services)
         nodes[d.id] = Node(device=d.id, site=d.site, role=d.role.value, image=plat.lab_image,
                            ns=f"jb.{lab}.{d.id}", machine=f"{lab}-{d.id}"[:64],
                            mgmt=f"{d.management}/{mgmt_len}", host_veth=host_veth(lab, d.id),

@@ -324,6 +324,8 @@ class Lab:
             daemons = (root / "etc/frr/daemons").read_text().replace("ospfd=no", "ospfd=yes")
             write_atomic(root / "etc/frr/daemons", daemons, 0o640, (fuid, fgid))
             write_atomic(root / "etc/frr/frr.conf", node.frr_conf, 0o640, (fuid, fgid))
+        if "lldpd" in node.services:
+            write_atomic(root / "etc/lldpd.d/lab.conf", planmod.LLDPD_CONF)
         # which services start
         units = [u for u in node.services if u not in ("ssh", "snmpd")]
         if units:

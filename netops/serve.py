@@ -1,5 +1,5 @@
 """`netops serve run | status`: a province's operations service — the suite's jobs on a schedule
-(``schedule.yml``: config archive and drift check hourly; audit, backup and log-store verification daily), each job's outcome
+(``schedule.yml``: config archive and drift check hourly; inventory reconciliation, audit, backup and log-store verification daily), each job's outcome
 as Prometheus metrics, its state on disk so a restart loses nothing.
 
 Each job is a netops command line run as a child process on the service's scope, with ``--json``:

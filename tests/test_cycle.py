@@ -70,7 +70,7 @@ def test_a_step_on_a_node_under_json_gives_the_node_verbs_own_document(fake_lab,
     assert fake_lab.ran == [[sys.executable, "-m", "jinbao_netops.cli", "--json", "serve", "status"]]
     # no run yet: every job of the default schedule listed, none failed
     assert (rc, error) == (0, None) and doc["ok"] is True
-    assert [j["job"] for j in doc["jobs"]] == ["archive", "drift", "audit", "verify", "logs"]
+    assert [j["job"] for j in doc["jobs"]] == ["archive", "drift", "reconcile", "audit", "verify", "logs"]
 
 
 def test_a_step_on_a_node_that_prints_no_document_fails_naming_the_node(fake_lab):

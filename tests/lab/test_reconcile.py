@@ -1,0 +1,48 @@
+"""`netops inventory reconcile` on the default lab: the routers' interfaces, OSPF (FRR) and LLDP (lldpd)
+agree with the inventory; a cable the inventory does not have and a line of it taken down are both found,
+each naming the file and object to edit; undone, the lab is clean again."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from jinbao_netops.lab.runtime import Lab
+
+from .conftest import netops, until
+
+A, B = "guangzhou-r1", "shenzhen-r1"   # two city routers the inventory does not cable together
+DOWN = ("guangzhou-up-dr", "guangzhou-r1", "eth2")  # a link the inventory has: its guangzhou end taken down
+
+
+def reconcile(lab) -> tuple[int, dict]:
+    p = netops("--json", "inventory", "reconcile", "--scope", "guangdong", env=lab["env"])
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_reconcile_finds_an_added_and_a_removed_line(lab):
+    rc, doc = reconcile(lab)
+    assert (rc, doc["differences"], doc["failed"]) == (0, [], []), doc["differences"]
+    assert all(d["lldp"] for d in doc["devices"] if d["status"] == "read")  # lldpd runs on every router
+    lab_ = Lab("jinbao")
+    a, b = lab_.node(A), lab_.node(B)
+    link, dev, itf = DOWN
+    subprocess.run(["ip", "link", "add", "rc-extra", "netns", a.ns, "type", "veth", "peer", "name", "rc-extra",
+                    "netns", b.ns], check=True, timeout=30)
+    try:
+        for n in (a, b):
+            n.run_in_netns(["ip", "link", "set", "rc-extra", "up"])
+        lab_.node(dev).run_in_netns(["ip", "link", "set", itf, "down"])
+
+        def found():
+            code, doc = reconcile(lab)
+            got = {(d["object"], d["field"], d["kind"]) for d in doc["differences"]}
+            want = {(f"device '{A}'", "interfaces.rc-extra", "not_in_inventory"),
+                    (f"device '{B}'", "interfaces.rc-extra", "not_in_inventory"),
+                    (f"link '{link}'", "a", "shutdown")}
+            return code == 1 and want <= got and doc
+        doc = until("the extra cable and the line taken down, both reported", found, 120)
+        assert all("guangdong.yml:" in d["file"] for d in doc["differences"])
+    finally:
+        subprocess.run(["ip", "-n", a.ns, "link", "del", "rc-extra"], timeout=30)
+        lab_.node(dev).run_in_netns(["ip", "link", "set", itf, "up"])
+    until("reconcile clean again once undone", lambda: reconcile(lab)[0] == 0, 120)
