@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from jinbao_netops.lab.runtime import Lab
 
 from .conftest import netops, until
+
+pytestmark = pytest.mark.lab
 
 A, B = "guangzhou-r1", "shenzhen-r1"   # two city routers the inventory does not cable together
 DOWN = ("guangzhou-up-dr", "guangzhou-r1", "eth2")  # a link the inventory has: its guangzhou end taken down
