@@ -23,9 +23,9 @@ queried by the real ``HealthMap`` over HTTP), the real server, the real page in 
 
   * ``drawn_ms`` — navigation start to the national view drawn (grey: the topology alone);
   * ``warm_ms`` — to the view coloured, health merged a moment ago (another operator's page is open);
-  * ``cold_ms`` — to the view coloured when nobody asked for health in the last ``CACHE_SECONDS``: the page's
-               first /api/health makes the server query all 32 Prometheus and merge (the page asks for it
-               before the topology, so the two overlap); ``cold_health_ms`` is that request alone, from Python
+  * ``cold_ms`` — to the view coloured when nobody asked for health in the last ``CACHE_SECONDS``: the server
+               answers with its last merge at once and refreshes in the background (it once made this page wait
+               for all 32 Prometheus and the merge); ``cold_health_ms`` is that request alone, from Python
                (the server's part: the page cannot colour before it);
   * ``page_anchor_ms`` — the floor in the same page: fetching and parsing both documents, nothing drawn;
   * ``drill_ms`` / ``search_ms`` — drawing the largest province from a click, one search over every site;

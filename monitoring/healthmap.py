@@ -6,7 +6,8 @@ CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents
 * ``/api/topology`` — the inventory as the map draws it: sites by level with their devices, links, and the
   database replication pairs (primary → DR standby, ``netops dr setup``);
 * ``/api/health``  — live health merged from each province's Prometheus (instant queries and its
-  active alerts), cached for ``CACHE_SECONDS`` so many open pages do not multiply the queries.
+  active alerts), merged at most every ``CACHE_SECONDS`` so many open pages do not multiply the queries, in
+  the background: a page is answered with the last merge at once, never after the Prometheus round trips.
 
 Health words: ``ok`` (green), ``warn`` (amber), ``down`` (red), ``unknown`` (grey: no data — the
 province's Prometheus unreachable, its collector down, or the device not scraped); links also
@@ -420,22 +421,39 @@ def _oper(v: float | None) -> str | None:
 # --- serving ---------------------------------------------------------------------------------------------
 
 class HealthMap:
-    """The map's state behind the server: the topology once, health at most every CACHE_SECONDS."""
+    """The map's state behind the server: the topology once; health merged at most every CACHE_SECONDS, and
+    never waited for once there is some: a page that finds it older is answered with it at once while a
+    background refresh asks the Prometheus servers (a national map asks 32 of them, ~2 s). Only the first
+    request after the server started waits, for the refresh ``warm()`` began."""
 
     def __init__(self, inv: Inventory, sources: list[Source], refresh: int = REFRESH_SECONDS):
         self.inv, self.sources = inv, sources
         topo = topology(inv, refresh)
         self.pairs = topo["replication"]
         self.topology = json.dumps(topo, ensure_ascii=False).encode()
-        self._lock = threading.Lock()
-        self._health: tuple[float, bytes] | None = None
+        self._refreshing = threading.Lock()  # one refresh at a time; whoever waits for one shares its result
+        self._health: tuple[float, bytes] | None = None  # (monotonic time merged, the document)
+
+    def _refresh(self) -> bytes:
+        with self._refreshing:
+            if self._health is not None and time.monotonic() - self._health[0] <= CACHE_SECONDS:
+                return self._health[1]  # merged while this one waited for the lock
+            doc = merge(self.inv, fetch_all(self.sources), pairs=self.pairs)
+            self._health = (time.monotonic(), json.dumps(doc, ensure_ascii=False).encode())
+            return self._health[1]
+
+    def warm(self) -> None:
+        """Start a refresh in the background unless one runs."""
+        if not self._refreshing.locked():
+            threading.Thread(target=self._refresh, daemon=True).start()
 
     def health(self) -> bytes:
-        with self._lock:  # one refresh at a time; concurrent pages share it
-            if self._health is None or time.monotonic() - self._health[0] > CACHE_SECONDS:
-                doc = merge(self.inv, fetch_all(self.sources), pairs=self.pairs)
-                self._health = (time.monotonic(), json.dumps(doc, ensure_ascii=False).encode())
-            return self._health[1]
+        last = self._health
+        if last is None:
+            return self._refresh()
+        if time.monotonic() - last[0] > CACHE_SECONDS:
+            self.warm()
+        return last[1]
 
 
 COOKIE = "netops_map"
@@ -684,6 +702,7 @@ def cmd_web(args, out: Out) -> int:
             return OK
         return _detach(args, host, port, token, out)
     hm = HealthMap(inv, sources, args.refresh)
+    hm.warm()  # the first page finds health merged, or waits only for the rest of this refresh
     gc.freeze()  # the inventory lives as long as the server: keep it out of every refresh's GC passes
     try:
         server = make_server(hm, host, port, token)

@@ -435,6 +435,36 @@ def test_server_page_apis_and_a_device_going_down(prometheus):
         _stop_and_heal(server, prometheus)
 
 
+def test_a_page_never_waits_for_a_refresh_once_health_was_merged(monkeypatch):
+    """Health older than CACHE_SECONDS is answered at once, the last merge, while one background refresh asks the
+    Prometheus servers (a national map asks 32, ~2 s); the next page gets the new merge. (It used to make the
+    page wait for the round trips.)"""
+    gate, calls = threading.Event(), []
+
+    def fetch_all(sources, timeout=web.QUERY_TIMEOUT):
+        calls.append(len(calls) + 1)
+        assert len(calls) == 1 or gate.wait(60)  # every refresh after the first blocks until the test lets it go
+        return []
+
+    monkeypatch.setattr(web, "fetch_all", fetch_all)
+    monkeypatch.setattr(web, "merge", lambda inv, fetched, pairs=None: {"merge": len(calls)})
+    hm = web.HealthMap(INV, [web.Source("http://127.0.0.1:9")])
+    assert json.loads(hm.health()) == {"merge": 1}  # the first request waits: there is nothing to show yet
+    monkeypatch.setattr(web, "CACHE_SECONDS", 0.0)  # from now on every merge is stale
+    answers: list[bytes] = []
+    pages = threading.Thread(target=lambda: answers.extend(hm.health() for _ in range(3)), daemon=True)
+    pages.start()
+    pages.join(30)
+    try:
+        assert not pages.is_alive(), "a page waited for the refresh"
+        assert [json.loads(a) for a in answers] == [{"merge": 1}] * 3
+        wait_for(lambda: len(calls) == 2)
+        assert len(calls) == 2  # three stale pages, one refresh
+    finally:
+        gate.set()
+    assert wait_for(lambda: json.loads(hm.health())["merge"] >= 2)
+
+
 def test_cli_check_json(prometheus, capsys):
     assert main(["monitor", "web", "--check", "--json", "--listen", "127.0.0.1:0", "--prometheus", prometheus["url"]]) == 0
     rep = json.loads(capsys.readouterr().out)
