@@ -32,7 +32,7 @@ SUITE = Path(__file__).resolve().parents[1]  # the repository: playbooks/ and th
 def register(nouns, common) -> None:
     p = nouns.add_parser("cycle", parents=[common], help="run the full operations cycle on the inventory",
                          description="Validate the inventory, bring the lab twin up, check reachability, analyse "
-                                     "and draw the topology, provision planned county links, collect health, audit "
+                                     "and draw the topology, check the security zones, provision planned county links, collect health, audit "
                                      "and harden servers and network devices to 等保 三级, generate monitoring and "
                                      "bring the stack and the health map up, back up a province, run a county database drill and the province-DC-lost failover drill. Exit status: the "
                                      "worst step's; an audit's findings are its report, not a failed cycle.")
@@ -78,6 +78,8 @@ def steps(inv, out_dir: Path) -> list[Step]:
         Step("reach", "可达性 County → ministry reachability", ["lab", "reach"]),
         Step("spof", "单点故障 Single points of failure", ["topology", "spof"]),
         Step("check", "拓扑检查 Topology check", ["topology", "check"]),
+        Step("zones", "安全区域检查 Security zones: every path between zones through a boundary device", ["zones", "check"],
+             REPORT),
         Step("draw", "拓扑图 Topology diagram", ["topology", "draw", "--format", "html", "--out", str(out_dir / "topology.html")]),
         *[Step(f"provision-{county}", f"开通链路 Provision the planned link of {county}", ["link", "provision", county])
           for county in planned],

@@ -17,7 +17,7 @@ from .conftest import netops, rebuild_lab
 
 pytestmark = pytest.mark.lab
 
-REPORTS = {"audit-before", "logs", "audit", "monitor-status", "serve-status", "map-check", "dr-status", "catalogue"}
+REPORTS = {"zones", "audit-before", "logs", "audit", "monitor-status", "serve-status", "map-check", "dr-status", "catalogue"}
 
 
 @pytest.fixture
@@ -36,13 +36,14 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     assert not any(s["skipped"] for s in rep["steps"])
     # every step of the README's list ran, in its order
     assert [k for k in steps if not k.startswith("provision-")] == [
-        "validate", "lab", "status", "reach", "spof", "check", "draw", "reach-after", "prepare", "collect",
+        "validate", "lab", "status", "reach", "spof", "check", "zones", "draw", "reach-after", "prepare", "collect",
         "audit-before", "harden", "harden-devices", "logs", "audit", "monitor-generate", "monitor-up", "monitor-status",
         "serve", "serve-status", "map-check", "map", "dr-setup", "seed", "dr-status", "backup", "verify", "catalogue", "drill", "failover"]
     assert sorted(k for k in steps if k.startswith("provision-")) == ["provision-longgang"]
     # what the steps report is what they did
     assert steps["lab"]["result"]["changed"] is False  # the session's lab, reused
     assert all(row["ok"] for row in steps["reach-after"]["result"]["rows"])
+    assert steps["zones"]["rc"] == 0 and steps["zones"]["result"]["ok"] is True  # no path between zones bypasses a boundary
     assert steps["provision-longgang"]["result"]["result"] == "applied"
     assert steps["collect"]["result"]["ok"] is True
     hardened = steps["harden-devices"]["result"]["devices"]
