@@ -8,8 +8,12 @@ export DEBIAN_FRONTEND=noninteractive
 # The suite's operator account; its authorized key is generated per lab.
 id netops >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --uid 1500 --user-group netops
 usermod -a -G frrvty,frr netops
-# lldpcli reaches lldpd's socket through its group (`inventory reconcile` reads the routers' LLDP neighbours)
+# lldpcli reaches lldpd's socket through its group (`inventory reconcile` reads the routers' LLDP neighbours).
+# Debian ships lldpcli executable by group adm only (a statoverride); adm is for reading logs, so the operator
+# is not in it: lldpcli is made executable by lldpd's own group instead.
 usermod -a -G _lldpd netops
+dpkg-statoverride --remove /usr/sbin/lldpcli >/dev/null 2>&1 || true
+dpkg-statoverride --update --add _lldpd _lldpd 4750 /usr/sbin/lldpcli
 printf 'netops ALL=(ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/netops
 chmod 0440 /etc/sudoers.d/netops
 
