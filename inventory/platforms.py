@@ -360,9 +360,9 @@ PLATFORMS: dict[str, Platform] = {
                  show_saved="cat /etc/frr/frr.conf",
                  volatile=(r"^Building configuration", r"^Current configuration:", r"^frr version "),
                  # the kernel's interfaces (zebra's view of them), FRR's OSPF neighbours, lldpd's neighbours
-                 # (json0: one shape whatever the number of neighbours)
+                 # (json0: one shape whatever the number of neighbours; /usr/sbin is not on a user's PATH over SSH)
                  reconcile=(("ip -j addr", "addrs_linux"), (f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"),
-                            ("lldpcli -f json0 show neighbors", "lldp_lldpd"))),
+                            ("/usr/sbin/lldpcli -f json0 show neighbors", "lldp_lldpd"))),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
