@@ -227,3 +227,13 @@ def lldp_ios(text: str) -> dict:
 PARSERS = {f.__name__: f for f in (ospf_frr, ospf_ios, ospf_vrp, ospf_comware, cpu_vrp, mem_vrp, cpu_comware,
                                    mem_comware, cpu_ios, cpu_asa, linux, links_linux, addrs_linux, ip_brief_vrp,
                                    ip_brief_comware, ip_brief_ios, lldp_lldpd, lldp_vrp, lldp_comware, lldp_ios)}
+
+
+def parse_outputs(commands: tuple[tuple[str, str], ...], outputs: dict[str, str]) -> dict:
+    """A platform's (command, parser name) list applied to what its commands printed, merged; a command
+    not run adds nothing."""
+    rec: dict = {}
+    for command, parser in commands:
+        if command in outputs:
+            rec.update(PARSERS[parser](outputs[command]))
+    return rec

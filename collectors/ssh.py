@@ -17,7 +17,7 @@ from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError
 from jinbao_netops.inventory.platforms import PLATFORMS
 
-from .parsers import PARSERS
+from .parsers import parse_outputs
 from .targets import labels
 
 
@@ -35,11 +35,7 @@ def targets(inv, devices: list[str], timeout: float = 20.0) -> list[SshTarget]:
 
 
 def parse(platform: str, outputs: dict[str, str]) -> dict:
-    rec: dict = {}
-    for command, parser in PLATFORMS[platform].ssh_health:
-        if command in outputs:
-            rec.update(PARSERS[parser](outputs[command]))
-    return rec
+    return parse_outputs(PLATFORMS[platform].ssh_health, outputs)
 
 
 def collect(t: SshTarget, access: Access) -> dict:

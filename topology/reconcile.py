@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 
 from jinbao_netops.access import Access, network_devices, read_each
-from jinbao_netops.collectors.parsers import PARSERS
+from jinbao_netops.collectors.parsers import parse_outputs
 from jinbao_netops.errors import FINDINGS, OK, PARTIAL
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.inventory.model import LinkKind, LinkState
@@ -31,9 +31,7 @@ def parse(platform, outputs: dict[str, str]) -> dict:
     """What the device reports, from the outputs of its platform's ``reconcile`` commands: interfaces by
     their full name, OSPF neighbours, LLDP neighbours (None: the device runs no LLDP). A device whose
     interface table cannot be read is a ValueError (nothing could be compared)."""
-    rec: dict = {}
-    for command, parser in platform.reconcile:
-        rec.update(PARSERS[parser](outputs.get(command, "")))
+    rec = parse_outputs(platform.reconcile, outputs)
     if "interface_state" not in rec:
         raise ValueError(f"no interface table in the output of {platform.reconcile[0][0]!r} 无法读取接口表")
     name = platform.full_name
@@ -87,8 +85,9 @@ def compare(inv: Inventory, seen: dict[str, dict]) -> _Report:
             continue
         explained |= {(e.device, e.interface) for _, e in ends}
         _active(r, inv, link, ends, seen)
+    planned = {(e.device, e.interface) for lk in inv.links.values() if lk.state == LinkState.planned for e in lk.ends()}
     for d, obs in sorted(seen.items()):
-        _device(r, inv, d, obs, explained)
+        _device(r, inv, d, obs, explained | planned)
     return r
 
 
@@ -160,7 +159,8 @@ def _lldp(r: _Report, inv: Inventory, link, ends, seen, whole: bool) -> None:
             r.add(link, "link", side, "no_lldp", f"{e} sees no LLDP neighbour ({other} expected) 无LLDP邻居", "none")
 
 
-def _device(r: _Report, inv: Inventory, d: str, obs: dict, explained: set) -> None:
+def _device(r: _Report, inv: Inventory, d: str, obs: dict, expected: set) -> None:
+    """``expected``: the (device, interface) ends of the inventory's links, active or planned."""
     dev = inv.devices[d]
     for name, itf in dev.interfaces.items():
         got = obs["interfaces"].get(name)
@@ -171,14 +171,13 @@ def _device(r: _Report, inv: Inventory, d: str, obs: dict, explained: set) -> No
             r.add(dev, "device", f"interfaces.{name}.address", "address",
                   f"the device has {', '.join(got['addresses']) or 'no address'}, not {itf.address} 地址不符",
                   ", ".join(got["addresses"]) or "none")
-    planned = {(e.device, e.interface) for lk in inv.links.values() if lk.state == LinkState.planned for e in lk.ends()}
     cabled: dict[str, list[str]] = {}
     for n in obs["lldp"] or []:
         cabled.setdefault(n["interface"], []).append(f"LLDP {n['system']}:{n['port']}")
     for n in obs["ospf"]:
         cabled.setdefault(n["interface"], []).append(f"OSPF {n['neighbor_id']} {n['state']}")
     for name, what in sorted(cabled.items()):
-        if (d, name) in explained or (d, name) in planned:
+        if (d, name) in expected:
             continue
         r.add(dev, "device", f"interfaces.{name}", "not_in_inventory",
               f"{name} is cabled to a neighbour but no link of the inventory has it 已布线但清单中无此链路",
