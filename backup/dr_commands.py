@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from jinbao_netops.access import Access
 from jinbao_netops.cli import noun_verbs
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
 from jinbao_netops.inventory import load
 from jinbao_netops.output import Out
 
-from . import replication
+from . import pitr, replication
 
 
 def register(nouns, common) -> None:
@@ -19,13 +19,20 @@ def register(nouns, common) -> None:
     st = verb("status", cmd_status, "per pair: state, sync mode, lag in bytes and seconds, the slot 复制状态")
     st.add_argument("--max-lag", type=float, default=5.0, metavar="S",
                     help="a pair lagging more than this many seconds is a finding (default 5)")
+    pt = verb("pitr", cmd_pitr, "point-in-time recovery: the server's databases as they were at a second, from its "
+                                "base backup and archived WAL, dumped into a file (the server is not touched) 时间点恢复")
+    pt.add_argument("server", metavar="SERVER", help="a PostgreSQL server whose WAL is archived (backup/policy.yml basebackup)")
+    pt.add_argument("--to", required=True, metavar="TIME",
+                    help="ISO 8601 time, e.g. 2026-12-05T08:30:00+08:00 (no zone: this machine's local time)")
+    pt.add_argument("--out", required=True, metavar="FILE", help="the SQL dump to write (pg_dumpall, no role passwords; mode 0600)")
 
 
 def cmd_setup(args, out: Out) -> int:
     inv = load(args.inventory)
     pairs = replication.pairs(inv, args.scope)
-    rows, problems = [], []
-    with Access(inv, args.environ) as access, out.progress("dr setup 建立复制", total=len(pairs)) as step:
+    servers = pitr.archived(inv, args.scope)
+    rows, archives, problems = [], [], []
+    with Access(inv, args.environ) as access, out.progress("dr setup 建立复制", total=len(pairs) + len(servers)) as step:
         for pair in pairs:
             try:
                 rows.append(replication.setup_pair(access, inv, pair, args.force))
@@ -34,14 +41,25 @@ def cmd_setup(args, out: Out) -> int:
                 rows.append({"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": [],
                              "error": str(e)})
             step(1, pair.standby)
-    changed = any(r["changed"] for r in rows)
+        for server in servers:  # after the pairs: a primary's replication role and settings are in place
+            try:
+                archives.append({"server": server, "store": pitr.store(inv, server),
+                                 "changed": pitr.setup(access, inv, server)})
+            except DeviceError as e:
+                problems.append(str(e))
+                archives.append({"server": server, "changed": [], "error": str(e)})
+            step(1, f"WAL {server}")
+    changed = any(r["changed"] for r in rows + archives)
     if out.json_mode:
-        out.json({"ok": not problems, "changed": changed, "pairs": rows, "problems": problems})
+        out.json({"ok": not problems, "changed": changed, "pairs": rows, "archives": archives, "problems": problems})
     else:
         for r in rows:
             mode = "同步 sync" if r["sync"] else "异步 async"
             what = r.get("error") or ("; ".join(r["changed"]) or "unchanged 无变化")
             out.print(f"{'✗' if r.get('error') else '✓'} {r['primary']} → {r['standby']} ({mode}): {what}", markup=False)
+        for r in archives:
+            what = r.get("error") or ("; ".join(r["changed"]) or "unchanged 无变化")
+            out.print(f"{'✗' if r.get('error') else '✓'} WAL 归档 {r['server']} → {r.get('store', '?')}: {what}", markup=False)
     return PARTIAL if problems else OK
 
 
@@ -50,16 +68,41 @@ def cmd_status(args, out: Out) -> int:
     pairs = replication.pairs(inv, args.scope)
     with Access(inv, args.environ) as access:
         rows = [replication.status_pair(access, inv, p, args.max_lag) for p in pairs]
-    bad = [r for r in rows if not r["ok"]]
+        archives = [pitr.status(access, inv, s) for s in pitr.archived(inv, args.scope)]
+    bad = [r for r in rows + archives if not r["ok"]]
     if out.json_mode:
-        out.json({"ok": not bad, "max_lag_seconds": args.max_lag, "pairs": rows})
+        out.json({"ok": not bad, "max_lag_seconds": args.max_lag, "pairs": rows, "archives": archives})
     else:
         out.table("灾备复制 DR replication", ["primary 主库", "standby 备库", "mode 模式", "state 状态", "lag bytes",
                                           "lag s 延迟", "slot 复制槽", "ok"],
                   [[r["primary"], r["standby"], r["mode"], f"{r['state']} ({r['sync_state'] or '-'})", r["lag_bytes"],
                     "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.3f}",
                     "active" if r["slot_active"] else "inactive", "✓" if r["ok"] else "✗"] for r in rows])
+        if archives:
+            out.table("WAL 归档 WAL archive (point-in-time recovery 时间点恢复)",
+                      ["server 服务器", "store 备份存储", "state 状态", "not yet flushed bytes 未落盘", "PITR from 可恢复起点",
+                       "base backups 基础备份", "ok"],
+                      [[r["server"], r["store"], r["state"], "-" if r["lag_bytes"] is None else r["lag_bytes"],
+                        r["pitr_from"] or "none yet 尚无 (netops backup run)", r["base_backups"], "✓" if r["ok"] else "✗"]
+                       for r in archives])
         for r in bad:
             for p in r["problems"]:
-                out.print(f"✗ {r['standby']}: {p}", markup=False)
+                out.print(f"✗ {r.get('standby') or r['server']}: {p}", markup=False)
     return FINDINGS if bad else OK
+
+
+def cmd_pitr(args, out: Out) -> int:
+    inv = load(args.inventory)
+    if args.server not in inv.devices:
+        raise UsageError(f"{args.server}: no such device in the inventory 清单中无此设备")
+    target = pitr.parse_time(args.to)
+    with Access(inv, args.environ) as access, out.progress(f"pitr {args.server} → {target.isoformat()} 时间点恢复", total=1) as step:
+        rep = pitr.restore(access, inv, args.server, target, args.out)
+        step(1, args.server)
+    if out.json_mode:
+        out.json({"ok": True, **rep})
+    else:
+        out.print(f"✓ {rep['server']} as at {rep['to']} 恢复至该时刻: base backup {rep['base_backup']} ({rep['base_backup_time']}) "
+                  f"+ WAL on {rep['store']}; last transaction 最后事务 {rep['last_transaction'] or '-'}; "
+                  f"{rep['bytes']} bytes → {rep['out']} ({rep['seconds']:.1f} s)", markup=False)
+    return OK

@@ -559,10 +559,19 @@ def restore_pair(shell, inv: Inventory, pair, password: str) -> list[str]:
         on_primary(POSTGRESQL.sql(PROMOTE))
         done.append(f"{pair.primary} promoted")
     done += build_pair(shell, inv, pair, password, force=True)["changed"]
+    done += _rearchive(shell, inv, pair, password)
     if pair.service_address:
         done += _move_service(shell, inv, pair, pair.standby, False)
     on_primary(POSTGRESQL.sql("SET synchronous_commit = local;\n" + POSTGRESQL.drop_sql.format(db=POSTGRESQL.ident(DRILL_DB))))
     return done
+
+
+def _rearchive(shell, inv: Inventory, pair, password: str) -> list[str]:
+    """The primary's WAL archive, where the policy keeps one: a primary re-cloned or promoted has no slot for its
+    receiver, so the archive starts again (point-in-time recovery from the next base backup)."""
+    from . import pitr
+
+    return pitr.build(shell, inv, pair.primary, password) if pair.primary in pitr.archived(inv) else []
 
 
 def _counties(inv: Inventory, scope: str) -> dict[str, str]:
@@ -573,11 +582,11 @@ def _counties(inv: Inventory, scope: str) -> dict[str, str]:
 def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .replication import build_pair, password, primary_view, read_primary_view, service_address
+    from .replication import build_pair, primary_view, read_primary_view, role_password, service_address
 
     inv = access.inv
     pair = _pair(inv, sc)
-    secret = password(access, inv, pair)
+    secret = role_password(access, inv, pair.primary)
     on_primary, on_standby = runner(shell, pair.primary, 300), runner(shell, pair.standby, 300)
     view = read_primary_view(on_primary(POSTGRESQL.sql(primary_view(pair.slot, pair.standby))))
     ok = view["state"] == "streaming" and (view["sync_state"] == "sync" or not pair.sync)
@@ -679,6 +688,7 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
         raise DrillFailed(f"{pair.primary} does not hold {pair.standby}'s records after its clean stop")
     on_primary(POSTGRESQL.sql(PROMOTE))
     rebuilt = build_pair(shell, inv, pair, secret, force=True)["changed"]
+    rebuilt += _rearchive(shell, inv, pair, secret)
     if pair.service_address:
         rebuilt += _move_service(shell, inv, pair, pair.standby, False)
     got = {"primary": POSTGRESQL.fingerprint(on_primary, DRILL_DB), "standby": POSTGRESQL.fingerprint(on_standby, DRILL_DB)}

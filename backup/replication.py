@@ -123,7 +123,7 @@ def announcement(inv: Inventory, pair: Pair, device: str, on: bool) -> tuple[str
     if inv.devices[router].platform != "frr":
         raise UsageError(f"{inv.root}: device {router!r}: field 'platform': moving a service address is rendered for FRR "
                          f"routers only (the lab twin), not {inv.devices[router].platform}")
-    return router, _as_root(ANNOUNCE_SCRIPT, f"{pair.service_address}/32", business_address(inv, device),
+    return router, as_root(ANNOUNCE_SCRIPT, f"{pair.service_address}/32", business_address(inv, device),
                             "announce" if on else "withdraw")
 
 
@@ -133,7 +133,7 @@ def service_address(inv: Inventory, pair: Pair, device: str, hold: bool) -> Comm
     lan = business_interface(inv, device)
     at_home = ipaddress.IPv4Address(pair.service_address) in lan.network
     spec = f"{pair.service_address}/{lan.network.prefixlen if at_home else 32}"
-    return _as_root(SERVICE_ADDRESS_SCRIPT, spec, business_address(inv, device) if at_home else "lo",
+    return as_root(SERVICE_ADDRESS_SCRIPT, spec, business_address(inv, device) if at_home else "lo",
                     "hold" if hold else "release")
 
 
@@ -226,7 +226,7 @@ if [ -n "$restart" ]; then systemctl restart postgresql; fi
 ''' % {"passfile": PASSFILE, "port": POSTGRESQL.port, "role": ROLE}
 
 
-def _as_root(script: str, *args: str, input: str | None = None) -> Command:
+def as_root(script: str, *args: str, input: str | None = None) -> Command:
     return Command(as_user("root", "sh", "-c", script, "sh", *args), input)
 
 
@@ -235,14 +235,17 @@ def _as_root(script: str, *args: str, input: str | None = None) -> Command:
 LOCAL_COMMIT = "SET synchronous_commit = local;\n"
 
 
-def _role_sql(password: str) -> str:
+def role_sql(password: str) -> str:
     return LOCAL_COMMIT + ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN CREATE ROLE {role}; END IF; END $$;\n"
             "ALTER ROLE {role} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {pw};\n"
             ).format(name=POSTGRESQL.literal(ROLE), role=POSTGRESQL.ident(ROLE), pw=POSTGRESQL.literal(password))
 
 
-def _slot_sql(slot: str) -> str:
-    return LOCAL_COMMIT + (f"SELECT 'slot ' || slot_name FROM pg_create_physical_replication_slot({POSTGRESQL.literal(slot)}) "
+def slot_sql(slot: str, reserve: bool = False) -> str:
+    """Create the physical slot unless it exists; ``reserve``: it holds WAL from now on, not only once a client
+    first streams through it (the WAL archive's slot, whose receiver may start later)."""
+    return LOCAL_COMMIT + (f"SELECT 'slot ' || slot_name FROM pg_create_physical_replication_slot({POSTGRESQL.literal(slot)}"
+            f"{', true' if reserve else ''}) "
             f"WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {POSTGRESQL.literal(slot)});\n")
 
 
@@ -251,19 +254,26 @@ STANDBY_STATE = ("SELECT pg_is_in_recovery()::int || ' ' || COALESCE((SELECT sta
                  "COALESCE(slot_name, '-') FROM pg_stat_wal_receiver), '');\n")
 
 
-def _lines(text: str) -> list[str]:
+def lines(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
-def password(access: Access, inv: Inventory, pair: Pair) -> str:
-    """The replication role's password: the standby's credentials profile's ``replication_password`` reference."""
-    profile = inv.devices[pair.standby].credentials
+def role_password(access: Access, inv: Inventory, server: str) -> str:
+    """The replication role's password on ``server``: its standby's credentials profile's ``replication_password``
+    reference (the first standby's, for a primary of several), or its own profile's for a server without one."""
+    pair = next((p for p in pairs(inv) if p.primary == server), None)
+    profile = inv.devices[pair.standby if pair else server].credentials
     return access.secret(profile, "replication_password", inv.credentials[profile].replication_password)
+
+
+def admit(inv: Inventory, server: str, address: str) -> Command:
+    """The server's replication settings, and the replication login admitted from ``address`` (TLS, scram)."""
+    return as_root(PRIMARY_SCRIPT, primary_conf(inv, server), address)
 
 
 def setup_pair(access: Access, inv: Inventory, pair: Pair, force: bool = False) -> dict:
     """Build one pair; returns {primary, standby, sync, changed: [what changed, per node]}."""
-    return build_pair(ssh_shell(access), inv, pair, password(access, inv, pair), force)
+    return build_pair(ssh_shell(access), inv, pair, role_password(access, inv, pair.primary), force)
 
 
 def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = False) -> dict:
@@ -286,11 +296,10 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
                                         "非备库且有数据库，克隆会覆盖，确认后加 --force")
     # the primary: its role (the password set only when the standby is not streaming with it already)
     if not streaming:
-        on_primary(POSTGRESQL.sql(_role_sql(password)))
-    changed += [f"{pair.primary}: {ln}" for ln in _lines(on_primary(POSTGRESQL.sql(_slot_sql(pair.slot))))]
-    changed += [f"{pair.primary}: {ln}" for ln in _lines(on_primary(_as_root(
-        PRIMARY_SCRIPT, primary_conf(inv, pair.primary), pair.standby_address)))]
-    changed += [f"{pair.standby}: {ln}" for ln in _lines(on_standby(_as_root(
+        on_primary(POSTGRESQL.sql(role_sql(password)))
+    changed += [f"{pair.primary}: {ln}" for ln in lines(on_primary(POSTGRESQL.sql(slot_sql(pair.slot))))]
+    changed += [f"{pair.primary}: {ln}" for ln in lines(on_primary(admit(inv, pair.primary, pair.standby_address)))]
+    changed += [f"{pair.standby}: {ln}" for ln in lines(on_standby(as_root(
         STANDBY_SCRIPT, standby_conf(inv, pair), pair.primary_address, pair.slot,
         "keep" if streaming else "reclone",
         input=f"{pair.primary_address}:{POSTGRESQL.port}:replication:{ROLE}:{escape.pgpass(password)}\n")))]
@@ -302,19 +311,20 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
                                             "see journalctl -u postgresql@*-main on both 备库未进入流复制")
         time.sleep(1)
     if pair.service_address:  # clients follow the primary: it holds the service address, its standby does not
-        changed += [f"{pair.standby}: {ln}" for ln in _lines(on_standby(service_address(inv, pair, pair.standby, False)))]
-        changed += [f"{pair.primary}: {ln}" for ln in _lines(on_primary(service_address(inv, pair, pair.primary, True)))]
+        changed += [f"{pair.standby}: {ln}" for ln in lines(on_standby(service_address(inv, pair, pair.standby, False)))]
+        changed += [f"{pair.primary}: {ln}" for ln in lines(on_primary(service_address(inv, pair, pair.primary, True)))]
     return {"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": changed}
 
 
 # --- status --------------------------------------------------------------------------------------------
-def primary_view(slot: str, standby: str) -> str:
+def primary_view(slot: str, standby: str, applied: str = "replay") -> str:
     """One row, as the primary sees its standby: ``state sync_state lag_bytes lag_seconds`` (``-`` when it is not
-    connected), then ``;`` and the slot's ``active retained_bytes`` (``-`` when there is none)."""
+    connected), then ``;`` and the slot's ``active retained_bytes`` (``-`` when there is none). The lag is to what the
+    standby has ``applied`` (``replay``; ``flush`` for a WAL receiver, which replays nothing)."""
     name, slot_ = POSTGRESQL.literal(standby), POSTGRESQL.literal(slot)
     return ("SELECT COALESCE((SELECT state || ' ' || sync_state || ' ' || "
-            "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), -1)::bigint || ' ' || "
-            f"COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float FROM pg_stat_replication WHERE application_name = {name} "
+            f"COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), {applied}_lsn), -1)::bigint || ' ' || "
+            f"COALESCE(EXTRACT(EPOCH FROM {applied}_lag), 0)::float FROM pg_stat_replication WHERE application_name = {name} "
             "LIMIT 1), '-') || ';' || "
             f"COALESCE((SELECT active::int || ' ' || COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint "
             f"FROM pg_replication_slots WHERE slot_name = {slot_}), '-');\n")

@@ -229,6 +229,10 @@ class Engine:
         return "SELECT " + ", ".join(f"({expr}) AS {name}" for name, expr in self.health)
 
 
+# the application_name of the WAL archive's receiver on a PostgreSQL server's backup store (backup/pitr.py): not a
+# standby (it replays nothing), counted apart from them
+WAL_ARCHIVER = "netops-wal"
+
 POSTGRESQL = Engine(
     service="postgresql", port=5432, admin="postgres",
     client=("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "--dbname={db}"), inline_sql="-c",
@@ -279,7 +283,9 @@ GRANT pg_monitor TO {role};
   (CASE WHEN pg_is_in_recovery() THEN CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
         ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END
         ELSE (SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication) END)::float AS replica_lag_s,
-  (SELECT count(*) FROM pg_stat_replication) AS replicas""",
+  (SELECT count(*) FROM pg_stat_replication WHERE application_name IS DISTINCT FROM '%(archiver)s') AS replicas,
+  (SELECT count(*) FROM pg_stat_replication WHERE application_name = '%(archiver)s' AND state = 'streaming') AS wal_archivers""" % {
+        "archiver": WAL_ARCHIVER},
     replication_metrics=_pg_replication, replica_metric="in_recovery",
     sizes="SELECT datname, pg_database_size(datname) FROM pg_database WHERE datallowconn ORDER BY datname",
     standby_sql="SELECT pg_is_in_recovery()::int;\n",

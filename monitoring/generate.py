@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from jinbao_netops.backup.jobs import policy
 from jinbao_netops.collectors.targets import labels as device_labels
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
@@ -126,6 +127,8 @@ def inventory_rules(inv: Inventory, key: str) -> dict:
         if d.replica and d.replica.of in devs:
             standbys[d.replica.of] = standbys.get(d.replica.of, 0) + 1
     recs += [{"record": rules.STANDBYS_INFO, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(standbys.items())]
+    recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}
+             for d in sorted(set(policy()["basebackup"]) & devs)]  # the servers `dr setup` archives the WAL of
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links
     for lid, link in sorted(inv.links.items()):
         for end in link.ends():

@@ -16,6 +16,7 @@ BACKUP_STALE_S = 26 * 3600  # an asset without a successful backup for longer is
 LINK_END_INFO = "inventory:netops_link_end:info"      # labels device, interface, link, uplink
 DEVICE_INFO = "inventory:netops_device:info"          # labels device, role
 STANDBYS_INFO = "inventory:netops_db_standbys:count"  # label device (a replication primary): its standbys (value)
+WAL_ARCHIVE_INFO = "inventory:netops_db_wal_archived:info"  # label device: its WAL is archived (backup/policy.yml)
 
 UTIL = "interface:netops_interface_utilisation:ratio"
 
@@ -92,6 +93,11 @@ DEVICE_ALERTS = [
            "{{ $labels.device }} 的灾备复制中断（在线备库 {{ $value }}）",
            "DR replication from {{ $labels.device }} is broken ({{ $value }} standbys streaming)",
            "查看复制状态 / check the pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
+    # a server whose WAL the policy archives has no receiver streaming: no point-in-time recovery past this moment
+    _alert("WalArchiveBroken", f"netops_pg_wal_archivers < on (device) group_left () {WAL_ARCHIVE_INFO}", "2m", "critical",
+           SERIES_LEVEL, "{{ $labels.device }} 的 WAL 归档中断（时间点恢复停止于此刻）",
+           "The WAL archive of {{ $labels.device }} is not receiving (point-in-time recovery stops here)",
+           "查看归档 / check the archive: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
     _alert("DiskNearlyFull",
            'netops_host_root_filesystem_used_ratio > 0.9'
            ' or netops_storage_used_bytes{storage=~"/.*"} / (netops_storage_size_bytes{storage=~"/.*"} > 0) > 0.9',

@@ -242,3 +242,70 @@ def test_the_service_route_is_announced_by_the_standbys_site_router_for_frr_only
     inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={"platform": "huawei_vrp"})
     with pytest.raises(UsageError, match=r"device 'gd-dr-r1': field 'platform': .*FRR routers only"):
         replication.announcement(inv, pair, "gd-dr-db1", True)
+
+
+# --- the WAL archive and point-in-time recovery (backup/pitr.py) ---------------------------------------------
+
+VIEW = "pg_stat_replication WHERE application_name"  # the server's view of its receiver (first key: it wins)
+
+
+def test_a_server_with_no_slot_for_its_receiver_gets_a_new_archive_and_a_streaming_one_is_left_alone(tmp_path, monkeypatch):
+    """No slot on the server (never archived, or re-cloned/promoted after a failover, its place in the WAL lost): the
+    slot is made holding WAL from now on and the store starts a fresh archive (the old one kept aside). A receiver
+    that streams is left as it is: no password change, no new archive."""
+    from jinbao_netops.backup import pitr
+    from jinbao_netops.errors import DeviceError
+
+    monkeypatch.setattr(replication, "STREAM_WAIT_S", 0)
+    shell, log = _node(tmp_path, {VIEW: "-;-"})
+    with pytest.raises(DeviceError, match="gd-bak1.*WAL archive of gd-db1 is not streaming"):  # the fake never streams
+        pitr.build(shell, INV, "gd-db1", "pw")
+    ran = log.read_text().split("\0")
+    assert any("pg_create_physical_replication_slot(E'netops_wal_gd_bak1', true)" in s for s in ran)
+    store = [s for s in ran if "netops-wal@.service" in s]
+    assert len(store) == 1 and " fresh" in store[0] and "HOST=10.254.44.13" in store[0]
+    assert ":replication:netops_replication:pw" in store[0]  # the password on stdin, never in argv
+    assert any("ALTER ROLE" in s for s in ran) and any("10.254.44.14" in s and "hostssl replication" in s for s in ran)
+
+    log.unlink()
+    shell, log = _node(tmp_path, {VIEW: "streaming async 0 0;1 0"})
+    assert pitr.build(shell, INV, "gd-db1", "pw") == []
+    ran = log.read_text().split("\0")
+    assert not any("ALTER ROLE" in s for s in ran)
+    assert [s for s in ran if "netops-wal@.service" in s][0].count(" keep") == 1
+
+
+def test_the_receiver_is_not_counted_as_a_standby():
+    """pg_receivewal shows in pg_stat_replication like a standby: counted as one, a primary whose standby died would
+    still read one replica and ReplicationBroken would never fire."""
+    from jinbao_netops.inventory.engines import POSTGRESQL, WAL_ARCHIVER
+
+    sql = POSTGRESQL.replication
+    assert f"application_name IS DISTINCT FROM '{WAL_ARCHIVER}') AS replicas" in sql
+    assert f"application_name = '{WAL_ARCHIVER}' AND state = 'streaming') AS wal_archivers" in sql
+    recs = generate.inventory_rules(INV, "guangdong")["groups"][0]["rules"]
+    assert [r["labels"]["device"] for r in recs if r["record"] == rules.WAL_ARCHIVE_INFO] == ["gd-db1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sc-db1", "--to", "2026-01-01T00:00:00+08:00"], "sc-db1: its WAL is not archived"),
+    (["gd-db1", "--to", "yesterday"], "--to 'yesterday': not a time"),
+    (["gd-db1", "--to", "2999-01-01T00:00:00"], "in the future"),
+    (["nosuch", "--to", "2026-01-01T00:00:00"], "nosuch: no such device"),
+])
+def test_pitr_refuses_bad_requests_in_one_line_before_any_work(argv, message, tmp_path, capsys):
+    from jinbao_netops.cli import main
+
+    assert main(["dr", "pitr", *argv, "--out", str(tmp_path / "x.sql")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.sql").exists()
+
+
+def test_a_time_without_a_zone_is_this_machines_local_time():
+    from datetime import datetime
+
+    from jinbao_netops.backup import pitr
+
+    assert pitr.parse_time("2026-01-01T08:00:00") == datetime(2026, 1, 1, 8, 0).astimezone()
+    assert pitr.parse_time("2026-01-01 08:00:00+08:00").utcoffset().total_seconds() == 8 * 3600

@@ -6,6 +6,7 @@ catches up (the primary's slot kept its WAL) while `dr status` reports it broken
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -91,6 +92,40 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     until("dr status all ok again", lambda: status(lab["env"])[0] == 0, 30)
 
 
+def archive(env) -> dict:
+    (row,) = json.loads(netops("dr", "status", "--json", env=env).stdout)["archives"]
+    return row
+
+
+def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, replicated, tmp_path):
+    """A base backup, transaction 1, the target time, transaction 2: gd-db1 recovered to the target on its backup
+    store (base backup + the WAL its store received) holds 1 and not 2, in a 0600 dump; gd-db1 itself is untouched.
+    `dr status` shows the archive receiving, and the window opened by the base backup."""
+    env, server = lab["env"], SYNC[0]
+    assert [(a["server"], a["store"]) for a in replicated["archives"]] == [(server, "gd-bak1")], replicated["archives"]
+    r = netops("backup", "run", "--scope", server, "--kind", "databases", "--json", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    psql(server, "CREATE TABLE netops_pitr_probe (n int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
+    psql(server, "INSERT INTO netops_pitr_probe (n) VALUES (1)")
+    time.sleep(1.5)
+    target = psql(server, "SELECT clock_timestamp()")  # the server's clock: the one its commits are stamped with
+    time.sleep(1.5)
+    psql(server, "INSERT INTO netops_pitr_probe (n) VALUES (2)")
+    # everything the server wrote is flushed on the store, as the server sees its receiver
+    row = until("the archive has all of gd-db1's WAL", lambda: (a := archive(env))["lag_bytes"] == 0 and a, 30)
+    assert row["ok"] and row["state"] == "streaming" and row["base_backups"] >= 1 and row["pitr_from"], row
+    out = tmp_path / "gd-db1.sql"
+    r = netops("dr", "pitr", server, "--to", target, "--out", str(out), "--json", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["store"] == "gd-bak1" and rep["last_transaction"] and rep["last_transaction"] < target, rep
+    dump = out.read_text()
+    copy = dump[dump.index("COPY public.netops_pitr_probe"):]
+    assert [ln.split("\t")[0] for ln in copy.splitlines()[1:copy.splitlines().index("\\.")]] == ["1"], copy[:300]
+    assert out.stat().st_mode & 0o777 == 0o600 and "SCRAM-SHA-256$" not in dump  # no role password hashes
+    assert psql(server, "SELECT string_agg(n::text, ',' ORDER BY n) FROM netops_pitr_probe") == "1,2"
+
+
 def test_the_failover_drill_promotes_the_standby_loses_nothing_and_fails_back(lab, replicated, tmp_path):
     """province-db-failover: gd-db1 killed and fenced while a writer commits; gd-dr-db1 promoted takes the writes
     with no acknowledged commit lost (a synchronous pair); failback restores the roles with equal checksums, and
@@ -110,6 +145,9 @@ def test_the_failover_drill_promotes_the_standby_loses_nothing_and_fails_back(la
     # the roles are the inventory's again, streaming in sync, and the scratch database is gone from both
     rc, pairs = status(lab["env"])
     assert rc == 0 and pairs[SYNC[1]]["sync_state"] == "sync", pairs
+    # the promoted-and-failed-back primary lost its receiver's slot: the drill started its WAL archive again
+    assert archive(lab["env"])["state"] == "streaming"
+    assert any(c.startswith("gd-bak1: archive restarted") for c in back["changed"]), back["changed"]
     assert psql(SYNC[0], "SELECT pg_is_in_recovery()") == "f" and psql(SYNC[1], "SELECT pg_is_in_recovery()") == "t"
     assert psql(SYNC[1], "SELECT count(*) FROM pg_database WHERE datname = 'netops_drill'") == "0"
     held = {n: netops("lab", "exec", n, "--", "ip", "-o", "-4", "addr", "show").stdout for n in SYNC}
