@@ -193,12 +193,15 @@ def cmd_reconcile(args, out: Out) -> int:
     if out.json_mode:
         out.json(res)
         return res["code"]
-    out.table("reconcile 清单核对", ["device 设备", "name 名称", "platform", "interfaces 接口", "OSPF", "LLDP", "status 状态"],
+    out.table("reconcile 清单核对", ["device 设备", "name 名称", "platform", "interfaces 接口", "OSPF", "LLDP", "status 状态",
+                                   "SNMP"],
               [[r["device"], r["name"], r["platform"], r.get("interfaces", ""), r.get("ospf_neighbors", ""),
-                {True: "yes", False: "no"}.get(r.get("lldp"), ""), _READ[r["status"]]] for r in res["devices"]])
+                {True: "yes", False: "no"}.get(r.get("lldp"), ""), _READ[r["status"]],
+                _READ[r["snmp"]["status"]] if "snmp" in r else ""] for r in res["devices"]])
     for r in res["devices"]:
-        if "error" in r:
-            out.print(escape.rich(f"{r['device']}: {r['error']}"), style="yellow")
+        for error in (r.get("error"), r.get("snmp", {}).get("error")):
+            if error:
+                out.print(escape.rich(f"{r['device']}: {error}"), style="yellow")
     for i in res["info"]:
         out.print(escape.rich(rc.line(i)), style="dim")
     for d in res["differences"]:
