@@ -40,7 +40,8 @@ def register(nouns, common) -> None:
     n.add_argument("--force", action="store_true", help="replace DIR even if it is not empty")
     n.set_defaults(func=cmd_generate)
     help_ = ("compare the inventory with what the network devices report (interfaces, addresses, OSPF and LLDP "
-             "neighbours): one line per difference naming the file and object to edit, exit 1 if any 清单与现网核对")
+             "neighbours; serials and software versions over SNMP where the inventory names them): one line per "
+             "difference naming the file and object to edit, exit 1 if any 清单与现网核对")
     r = verbs.add_parser("reconcile", parents=[common], help=help_, description=help_)
     r.add_argument("--scope", metavar="SITE", help="a site (and everything below it) or a device (default: all)")
     r.set_defaults(func=cmd_reconcile)
