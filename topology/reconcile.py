@@ -167,11 +167,10 @@ def compare(inv: Inventory, seen: dict[str, dict], reported: dict[str, dict] | N
 def _identity_differences(r: _Report, dev, got: dict) -> None:
     """The model's serial and software version against what the device reports (an unreachable device is
     reported as such, not here)."""
-    if got["status"] == "unreachable":
-        return
-    for field in ("serial", "software"):
-        if getattr(dev, field) is not None and got["status"] == "not_read":
-            r.add(dev, "device", field, "not_compared", f"not compared: {got['error']} 未核对", info=True)
+    if got["status"] == "not_read":
+        for field in ("serial", "software"):
+            if getattr(dev, field) is not None:
+                r.add(dev, "device", field, "not_compared", f"not compared: {got['error']} 未核对", info=True)
     if got["status"] != "read":
         return
     if dev.software:
