@@ -40,7 +40,8 @@ def register(nouns, common) -> None:
     n.add_argument("--force", action="store_true", help="replace DIR even if it is not empty")
     n.set_defaults(func=cmd_generate)
     help_ = ("compare the inventory with what the network devices report (interfaces, addresses, OSPF and LLDP "
-             "neighbours): one line per difference naming the file and object to edit, exit 1 if any 清单与现网核对")
+             "neighbours; serials and software versions over SNMP where the inventory names them): one line per "
+             "difference naming the file and object to edit, exit 1 if any 清单与现网核对")
     r = verbs.add_parser("reconcile", parents=[common], help=help_, description=help_)
     r.add_argument("--scope", metavar="SITE", help="a site (and everything below it) or a device (default: all)")
     r.set_defaults(func=cmd_reconcile)
@@ -193,12 +194,15 @@ def cmd_reconcile(args, out: Out) -> int:
     if out.json_mode:
         out.json(res)
         return res["code"]
-    out.table("reconcile 清单核对", ["device 设备", "name 名称", "platform", "interfaces 接口", "OSPF", "LLDP", "status 状态"],
+    out.table("reconcile 清单核对", ["device 设备", "name 名称", "platform", "interfaces 接口", "OSPF", "LLDP", "status 状态",
+                                   "SNMP"],
               [[r["device"], r["name"], r["platform"], r.get("interfaces", ""), r.get("ospf_neighbors", ""),
-                {True: "yes", False: "no"}.get(r.get("lldp"), ""), _READ[r["status"]]] for r in res["devices"]])
+                {True: "yes", False: "no"}.get(r.get("lldp"), ""), _READ[r["status"]],
+                _READ[r["snmp"]["status"]] if "snmp" in r else ""] for r in res["devices"]])
     for r in res["devices"]:
-        if "error" in r:
-            out.print(escape.rich(f"{r['device']}: {r['error']}"), style="yellow")
+        for error in (r.get("error"), r.get("snmp", {}).get("error")):
+            if error:
+                out.print(escape.rich(f"{r['device']}: {error}"), style="yellow")
     for i in res["info"]:
         out.print(escape.rich(rc.line(i)), style="dim")
     for d in res["differences"]:

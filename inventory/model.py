@@ -68,6 +68,8 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=64), _free_text()]
 Description = Annotated[str, Field(min_length=1, max_length=64), _free_text('"?#')]
 # a short label that names a thing (a carrier, a shared-risk group)
 Label = Annotated[str, Field(min_length=1, max_length=64), _free_text('"?')]
+# what a device says of itself (a chassis serial number, a software version), as the inventory expects it
+Reported = Annotated[str, Field(min_length=1, max_length=128), _free_text()]
 
 IPv4Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_ip_text)]
 IPv4Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_ip_text)]
@@ -333,6 +335,12 @@ class Device(_Obj):
     replica: Replica | None = None
     zone: Zone = Zone.business
     interfaces: dict[Annotated[str, Field(pattern=IFACE_NAME)], Interface] = {}
+    # what `inventory reconcile` expects the device to report over SNMP (None: not compared): its chassis
+    # serial number (ENTITY-MIB; written as one text, or a list for a stack: one per member chassis, kept as a
+    # list) and its software version in the platform's normal form (platforms.py ``snmp_software``)
+    serial: Annotated[list[Reported], BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+                      Field(min_length=1)] | None = None
+    software: Reported | None = None
 
     @field_validator("platform")
     @classmethod
@@ -354,6 +362,11 @@ class Device(_Obj):
             raise ValueError(f"@replica: this server does not run {self.replica.service}")
         if len(set(self.access)) != len(self.access):
             raise ValueError("@access: a way of access is listed twice")
+        for name in ("serial", "software"):
+            if getattr(self, name) is not None and kind != "network":
+                raise ValueError(f"@{name}: compared on network devices only, not on platform {self.platform}")
+        if self.serial and len({s.casefold() for s in self.serial}) != len(self.serial):
+            raise ValueError("@serial: a serial number is listed twice")
         return self
 
     @property

@@ -173,6 +173,15 @@ class Platform:
     # addresses), OSPF neighbours and LLDP neighbours, as (command, parser name in collectors/parsers.py),
     # run like ``ssh_health``; an LLDP parser gives no record where the device runs no LLDP
     reconcile: tuple[tuple[str, str], ...] = ()
+    # the software version in the agent's sysDescr: a regex whose groups, joined by a space, are the version in
+    # the form the inventory's ``software`` field is written (compared by reconcile); None: not known
+    snmp_software: str | None = None
+
+    def software_version(self, sys_descr: str) -> str | None:
+        """The software version ``sys_descr`` names, in the inventory's form; None where it names none this
+        platform's regex knows."""
+        m = re.search(self.snmp_software, sys_descr) if self.snmp_software else None
+        return " ".join(g for g in m.groups() if g) if m else None
 
     def full_name(self, name: str) -> str:
         """An interface name as the inventory writes it, from the abbreviation show output may print
@@ -272,7 +281,10 @@ PLATFORMS: dict[str, Platform] = {
                  zone_rules="usg", zone_names=(("business", "trust"), ("internet", "untrust"), ("dmz", "dmz")),
                  hier_config="HUAWEI_VRP", show_saved="display saved-configuration",
                  reconcile=(("display ip interface brief", "ip_brief_vrp"), ("display ospf peer brief", "ospf_vrp"),
-                            ("display lldp neighbor brief", "lldp_vrp"))),
+                            ("display lldp neighbor brief", "lldp_vrp")),
+                 # the release in the parentheses after the model: "VRP (R) software, Version 8.180 (CE6881
+                 # V200R005C10SPC800)" (VRP5, VRP8, YunShan OS alike) → V200R005C10SPC800
+                 snmp_software=r"\bVersion [\d.]+ \([^()]*?\b(V\d{3}R\d{3}\w*)\)"),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -307,7 +319,9 @@ PLATFORMS: dict[str, Platform] = {
                                                    ("management", "Management")),
                  hier_config="HP_COMWARE5", show_saved="display saved-configuration",
                  reconcile=(("display ip interface brief", "ip_brief_comware"), ("display ospf peer", "ospf_comware"),
-                            ("display lldp neighbor-information list", "lldp_comware"))),
+                            ("display lldp neighbor-information list", "lldp_comware")),
+                 # "Software Version 7.1.070, Release 6728P22" → 7.1.070 Release 6728P22 (Comware 5 and 7)
+                 snmp_software=r"\bVersion (\d+(?:\.\d+)+), (Release \w+)"),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
@@ -337,14 +351,17 @@ PLATFORMS: dict[str, Platform] = {
                  # show ip ospf neighbor prints names in full; show lldp neighbors abbreviates them
                  interface_short=(("TenGigabitEthernet", "Te"), ("GigabitEthernet", "Gi"), ("FastEthernet", "Fa")),
                  reconcile=(("show ip interface brief", "ip_brief_ios"), ("show ip ospf neighbor", "ospf_ios"),
-                            ("show lldp neighbors", "lldp_ios"))),
+                            ("show lldp neighbors", "lldp_ios")),
+                 # "Cisco IOS Software, C2960X Software (…), Version 15.2(7)E3, RELEASE SOFTWARE" → 15.2(7)E3 (IOS-XE alike)
+                 snmp_software=r"\bVersion ([^\s,]+)"),
         # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
         # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
         Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
                  paging_off="terminal pager 0", show_running="show running-config", save="write memory",
                  show_ospf_neighbor="show ospf neighbor", ssh_health=(("show cpu usage", "cpu_asa"),),
                  secrets=_ASA_SECRETS, zone_rules="asa", show_saved="show startup-config",
-                 volatile=(r"^:", r"^Cryptochecksum:")),  # ": Saved", ": Written by …", the checksum
+                 volatile=(r"^:", r"^Cryptochecksum:"),  # ": Saved", ": Written by …", the checksum
+                 snmp_software=r"\bVersion ([^\s,]+)"),  # "Cisco Adaptive Security Appliance Version 9.12(4)22"
         # FRR runs on Linux: Ansible reaches it over plain SSH and drives vtysh (no pager with -c; no history
         # file either: vtysh appends every -c command to ~/.history_frr, a write on each read-only audit and poll).
         Platform("frr", "network", "linux", "frr.frr.frr", "ssh", "frr",
@@ -362,7 +379,9 @@ PLATFORMS: dict[str, Platform] = {
                  # the kernel's interfaces (zebra's view of them), FRR's OSPF neighbours, lldpd's neighbours
                  # (json0: one shape whatever the number of neighbours; /usr/sbin is not on a user's PATH over SSH)
                  reconcile=(("ip -j addr", "addrs_linux"), (f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"),
-                            ("/usr/sbin/lldpcli -f json0 show neighbors", "lldp_lldpd"))),
+                            ("/usr/sbin/lldpcli -f json0 show neighbors", "lldp_lldpd")),
+                 # net-snmp's sysDescr is `uname -snrvm`: "Linux xa-r1 6.1.0-28-amd64 #1 SMP …" → the kernel release
+                 snmp_software=r"^Linux \S+ (\S+)"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",

@@ -13,16 +13,24 @@ runs LLDP) and compared with the model:
 
 Planned links are expected unconfigured: a planned link already cabled is reported as information, not as a
 difference. Every difference names the inventory file, object and field to edit, as validation does, and what
-the network shows (device-reported text is data: renderers escape it). The model holds no serial numbers or
-software versions, so those are not compared.
+the network shows (device-reported text is data: renderers escape it).
+
+Where the model names a device's chassis ``serial`` or ``software`` version, the device is also asked over SNMP
+(the collector's client, the inventory's SNMPv3 credentials): sysDescr, read as the platform table's
+``snmp_software`` says, and the serial numbers of ENTITY-MIB's chassis entities (a stack has one per member: the
+sets are compared). A device that does not report one (net-snmp has no ENTITY-MIB; a sysDescr in an unknown form)
+gets a note, not a difference; a device with neither field set is not asked.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 from jinbao_netops.access import Access, network_devices, read_each
 from jinbao_netops.collectors.parsers import parse_outputs
-from jinbao_netops.errors import FINDINGS, OK, PARTIAL
+from jinbao_netops.collectors.snmp import SYS_DESCR, Poller, SnmpError, Stats
+from jinbao_netops.collectors.targets import snmp_targets
+from jinbao_netops.errors import FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.inventory import Inventory, load
 from jinbao_netops.inventory.model import LinkKind, LinkState
 
@@ -45,6 +53,68 @@ def read(session) -> dict[str, str]:
     """The outputs of the platform's reconcile commands (a failing command gives its error text: the
     parser finds nothing in it)."""
     return {cmd: session.run(cmd, check=False) for cmd, _ in session.plat.reconcile}
+
+
+ENT_PHYSICAL_CLASS = "1.3.6.1.2.1.47.1.1.1.1.5"     # ENTITY-MIB entPhysicalClass
+ENT_PHYSICAL_SERIAL = "1.3.6.1.2.1.47.1.1.1.1.11"   # entPhysicalSerialNum
+CHASSIS = 3                                         # entPhysicalClass chassis(3)
+SNMP_CONCURRENCY = 32                               # devices asked at once
+
+
+async def _identity(poller: Poller, t, dev) -> dict:
+    """What one device reports of itself over SNMP: its software version (where the model names one) from
+    sysDescr, its chassis serial numbers (where the model names any): every chassis entity's, in index order,
+    those with an empty serial left out."""
+    rec = {"status": "read"}
+    if dev.software:
+        descr = (await poller.get(t, [SYS_DESCR])).get(SYS_DESCR)
+        rec["sys_descr"] = " ".join(descr.split()) if isinstance(descr, str) else ""
+        rec["software"] = dev.platform_info.software_version(rec["sys_descr"])
+    if dev.serial:
+        classes = (await poller.walk(t, Stats(), asyncio.Semaphore(1), {"c": ENT_PHYSICAL_CLASS}))["c"]
+        chassis = sorted(i for i, c in classes.items() if c == CHASSIS and isinstance(i, int))
+        serials = await poller.get(t, [f"{ENT_PHYSICAL_SERIAL}.{i}" for i in chassis]) if chassis else {}
+        rec["serials"] = [v.strip() for v in serials.values() if isinstance(v, str) and v.strip()]
+    return rec
+
+
+def identities(inv: Inventory, devices: list[str], environ=None) -> dict[str, dict]:
+    """What the devices among ``devices`` whose model names a serial or software version report over SNMP, by
+    device: status "read" (with ``software`` / ``serials``), "unreachable" or "not_read" (no SNMP access declared),
+    the latter two with the reason as ``error``. Devices are asked concurrently; one failing costs only itself."""
+    out, targets = {}, []
+    for d in devices:
+        if not (inv.devices[d].serial or inv.devices[d].software):
+            continue
+        try:
+            t = snmp_targets(inv, [d], environ, timeout=2.0, retries=1)
+        except UsageError as e:  # a credential that cannot be resolved fails this device only
+            out[d] = {"status": "unreachable", "error": str(e)}
+            continue
+        if t:
+            targets += t
+        else:
+            out[d] = {"status": "not_read", "error": "no SNMP access declared (access) 未声明SNMP访问"}
+
+    async def ask() -> list:
+        poller, gate = Poller(concurrency=SNMP_CONCURRENCY), asyncio.Semaphore(SNMP_CONCURRENCY)
+
+        async def one(t):
+            async with gate:
+                try:
+                    return await _identity(poller, t, inv.devices[t.device])
+                except SnmpError as e:
+                    return {"status": "unreachable", "error": f"SNMP: {e}"}
+                except OSError as e:
+                    return {"status": "unreachable", "error": f"SNMP transport: {e}"}
+        try:  # the client's socket belongs to this event loop: closed in it
+            return await asyncio.gather(*(one(t) for t in targets))
+        finally:
+            poller.close()
+
+    if targets:
+        out.update(zip((t.device for t in targets), asyncio.run(ask())))
+    return out
 
 
 def _has_address(seen: list[str], want) -> bool:
@@ -72,8 +142,9 @@ class _Report:
         (self.info if info else self.differences).append(rec)
 
 
-def compare(inv: Inventory, seen: dict[str, dict]) -> _Report:
-    """The differences between the inventory and ``seen`` (what each device read reports, by device id)."""
+def compare(inv: Inventory, seen: dict[str, dict], reported: dict[str, dict] | None = None) -> _Report:
+    """The differences between the inventory and ``seen`` (what each device read reports, by device id) and
+    ``reported`` (what devices report of themselves over SNMP: :func:`identities`)."""
     r = _Report(inv)
     explained: set[tuple[str, str]] = set()  # (device, interface) of an active link: its neighbours are checked there
     for link in sorted(inv.links.values(), key=lambda lk: lk.id):
@@ -88,7 +159,37 @@ def compare(inv: Inventory, seen: dict[str, dict]) -> _Report:
     planned = {(e.device, e.interface) for lk in inv.links.values() if lk.state == LinkState.planned for e in lk.ends()}
     for d, obs in sorted(seen.items()):
         _device(r, inv, d, obs, explained | planned)
+    for d, got in sorted((reported or {}).items()):
+        _identity_differences(r, inv.devices[d], got)
     return r
+
+
+def _identity_differences(r: _Report, dev, got: dict) -> None:
+    """The model's serial and software version against what the device reports (an unreachable device is
+    reported as such, not here)."""
+    if got["status"] == "not_read":
+        for field in ("serial", "software"):
+            if getattr(dev, field) is not None:
+                r.add(dev, "device", field, "not_compared", f"not compared: {got['error']} 未核对", info=True)
+    if got["status"] != "read":
+        return
+    if dev.software:
+        seen = got["software"]
+        if seen is None:
+            r.add(dev, "device", "software", "not_compared",
+                  f"sysDescr names no software version in the {dev.platform} form: not compared 未能读出软件版本",
+                  got["sys_descr"] or "no sysDescr", info=True)
+        elif seen.casefold() != dev.software.casefold():
+            r.add(dev, "device", "software", "software", f"the device runs {seen}, not {dev.software} 软件版本不符", seen)
+    if dev.serial:
+        seen = got["serials"]
+        if not seen:
+            r.add(dev, "device", "serial", "not_compared",
+                  "the device reports no chassis serial number (ENTITY-MIB): not compared 设备未报告机框序列号", "none",
+                  info=True)
+        elif {s.casefold() for s in seen} != {s.casefold() for s in dev.serial}:
+            r.add(dev, "device", "serial", "serial",
+                  f"the chassis serial number is {', '.join(seen)}, not {', '.join(dev.serial)} 序列号不符", ", ".join(seen))
 
 
 def _planned(r: _Report, link, ends, seen) -> None:
@@ -188,9 +289,12 @@ def check(inv: Inventory, devices: list[str], access: Access) -> tuple[list[dict
     """One record per network device in ``devices`` (read, unreachable, not read or unreadable) and
     the comparison of what the devices read report."""
     out, seen = [], {}
-    for d, outputs, failure in read_each(access, network_devices(inv, devices), read):
+    net = network_devices(inv, devices)
+    reported = identities(inv, net, access.environ)
+    for d, outputs, failure in read_each(access, net, read):
         dev = inv.devices[d]
-        rec = {"device": d, "name": dev.name or "", "site": dev.site, "platform": dev.platform}
+        rec = {"device": d, "name": dev.name or "", "site": dev.site, "platform": dev.platform,
+               **({"snmp": reported[d]} if d in reported else {})}
         if failure:
             out.append({**rec, **failure})
             continue
@@ -201,7 +305,7 @@ def check(inv: Inventory, devices: list[str], access: Access) -> tuple[list[dict
             continue
         out.append({**rec, "status": "read", "interfaces": len(seen[d]["interfaces"]),
                     "ospf_neighbors": len(seen[d]["ospf"]), "lldp": seen[d]["lldp"] is not None})
-    return out, compare(inv, seen)
+    return out, compare(inv, seen, reported)
 
 
 def line(diff: dict) -> str:
@@ -212,11 +316,12 @@ def line(diff: dict) -> str:
 
 def run(root, scope: str | None, environ=None, port: int | None = None) -> dict:
     """The reconciliation of every network device in ``scope``: exit status 3 when a device could not be
-    read, else 1 on any difference, else 0."""
+    read (over SSH, or over SNMP where its serial or software is compared), else 1 on any difference, else 0."""
     inv = load(root)
     with Access(inv, environ, port=port) as access:
         devices, report = check(inv, inv.scope(scope), access)
-    failed = [r["device"] for r in devices if r["status"] in ("unreachable", "unreadable")]
+    failed = [r["device"] for r in devices if r["status"] in ("unreachable", "unreadable")
+              or r.get("snmp", {}).get("status") == "unreachable"]
     code = PARTIAL if failed else FINDINGS if report.differences else OK
     return {"scope": scope, "devices": devices, "differences": report.differences, "info": report.info,
             "summary": {"differences": len(report.differences), "info": len(report.info),
