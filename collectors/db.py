@@ -117,6 +117,7 @@ GAUGES = {  # metric key → (name, help)
     "in_recovery": ("netops_pg_in_recovery", "1 on a standby"),
     "replica_lag_s": ("netops_db_replication_lag_seconds", "Replay lag (standby) or the largest replica lag (primary)"),
     "replicas": ("netops_pg_replicas", "Standbys streaming from this primary"),
+    "sync_standbys": ("netops_pg_sync_standbys", "Standbys this primary's commits wait for now (sync_state sync or quorum)"),
     "wal_archivers": ("netops_pg_wal_archivers", "WAL archive receivers streaming from this server (point-in-time recovery)"),
     "longest_xact_s": ("netops_pg_longest_transaction_seconds", "Age of the oldest open transaction"),
     "threads_connected": ("netops_mysql_threads_connected", "Threads_connected"),

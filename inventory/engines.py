@@ -278,12 +278,16 @@ GRANT pg_monitor TO {role};
                            "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"),
     ),
     # a standby: its replay lag (0 when it has replayed all it received: an idle primary sends nothing to
-    # replay, and the age of the last replayed transaction is not a lag); a primary: the largest among its standbys
+    # replay, and the age of the last replayed transaction is not a lag); a primary: the largest among its standbys,
+    # and how many of them its commits wait for now (synchronous_standby_names, as the server applies it: a standby
+    # it does not name, or one still catching up, is not counted)
     replication="""SELECT pg_is_in_recovery()::int AS in_recovery,
   (CASE WHEN pg_is_in_recovery() THEN CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
         ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END
         ELSE (SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication) END)::float AS replica_lag_s,
   (SELECT count(*) FROM pg_stat_replication WHERE application_name IS DISTINCT FROM '%(archiver)s') AS replicas,
+  (SELECT count(*) FROM pg_stat_replication WHERE application_name IS DISTINCT FROM '%(archiver)s'
+     AND sync_state IN ('sync', 'quorum')) AS sync_standbys,
   (SELECT count(*) FROM pg_stat_replication WHERE application_name = '%(archiver)s' AND state = 'streaming') AS wal_archivers""" % {
         "archiver": WAL_ARCHIVER},
     replication_metrics=_pg_replication, replica_metric="in_recovery",

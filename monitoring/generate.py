@@ -116,17 +116,22 @@ def _rule_group(name: str, timing: Timing, records=(), alerts=(), interval: int 
 
 
 def inventory_rules(inv: Inventory, key: str) -> dict:
-    """The inventory facts the alerts join on: device roles, replication primaries' standby counts and link
-    ends (which ends are uplinks), for
+    """The inventory facts the alerts join on: device roles, replication primaries' standby counts (all, and
+    synchronous) and link ends (which ends are uplinks), for
     the devices of one collector (``key``: a province id, or MINISTRY)."""
     devs = set(collector_devices(inv, key))
     recs = [{"record": rules.DEVICE_INFO, "expr": "vector(1)", "labels": {"device": d, "role": inv.devices[d].role.value}}
             for d in sorted(devs)]
-    standbys: dict[str, int] = {}  # a replication primary: how many standbys the inventory gives it (netops dr setup)
+    # a replication primary: how many standbys the inventory gives it (netops dr setup), and how many of them are synchronous
+    standbys: dict[str, int] = {}
+    sync: dict[str, int] = {}
     for d in inv.devices.values():
         if d.replica and d.replica.of in devs:
             standbys[d.replica.of] = standbys.get(d.replica.of, 0) + 1
-    recs += [{"record": rules.STANDBYS_INFO, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(standbys.items())]
+            if d.replica.sync:
+                sync[d.replica.of] = sync.get(d.replica.of, 0) + 1
+    for record, counts in ((rules.STANDBYS_INFO, standbys), (rules.SYNC_STANDBYS_INFO, sync)):
+        recs += [{"record": record, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(counts.items())]
     recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}
              for d in sorted(set(policy()["basebackup"]) & devs)]  # the servers `dr setup` archives the WAL of
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links

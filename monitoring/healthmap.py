@@ -12,8 +12,10 @@ CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents
 Health words: ``ok`` (green), ``warn`` (amber), ``down`` (red), ``unknown`` (grey: no data — the
 province's Prometheus unreachable, its collector down, or the device not scraped); links also
 ``saturated`` (utilisation at or above ``SATURATED``) and ``planned``. A replication pair is ``ok``
-(streaming, lag within the target), ``lagging``, ``broken`` or ``unknown``, with the roles its members have
-now (a failover promotes the standby: the map follows the databases, not the inventory).
+(streaming, lag within the target, a synchronous pair's primary waiting for it), ``lagging`` (over the target, or
+a synchronous pair fallen back to async: RPO 0 lost), ``broken`` or ``unknown``, with the roles its members have
+now (a failover promotes the standby: the map follows the databases, not the inventory) and the mode it
+replicates in now.
 
 Who may ask (docs/SECURITY.md): it listens on loopback unless ``--allow-remote`` says otherwise, and
 then only with an access token (``--token-file``: a 0600 file or stdin; never an argument or an
@@ -66,6 +68,9 @@ CACHE_SECONDS = 2.0
 QUERY_TIMEOUT = 4.0
 REFRESH_SECONDS = 5
 
+# a database server's replication readings (collectors/db.py GAUGES): in recovery, standbys streaming, lag, and how
+# many standbys its commits wait for (sync_state sync or quorum)
+REPLICATION = ("in_recovery", "replicas", "replica_lag_s", "sync_standbys")
 # instant queries against a province's Prometheus; the collector's metrics (collectors/METRICS.md)
 QUERIES = {
     "snmp_up": "netops_snmp_up",
@@ -75,7 +80,7 @@ QUERIES = {
     "db_up": "netops_db_up",
     "collector_up": 'up{job="netops-collect"}',
     # replication, per database server (the engine table's replication readings)
-    **{k: GAUGES[k][0] for k in ("in_recovery", "replicas", "replica_lag_s")},
+    **{k: GAUGES[k][0] for k in REPLICATION},
 }
 LAG_TARGET = "dengbao_replication_max_lag_seconds"  # security/params.yml: the audit's lag target (an async pair's RPO)
 STATIC = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
@@ -205,7 +210,7 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None, pairs: 
     snmp: dict[str, float] = {}
     ifs: dict[str, dict[str, dict]] = {}
     dbs: dict[str, dict[str, bool]] = {}
-    repl: dict[tuple[str, str], dict[str, float]] = {}  # (device, service) -> in_recovery, replicas, replica_lag_s
+    repl: dict[tuple[str, str], dict[str, float]] = {}  # (device, service) -> its REPLICATION readings
     collector: dict[str, bool] = {}  # province -> its collector scraped fine
     for f in good:
         res = f["results"]
@@ -221,7 +226,7 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None, pairs: 
         for lab, v in res.get("db_up", []):
             if lab.get("device") in inv.devices and lab.get("service"):
                 dbs.setdefault(lab["device"], {})[lab["service"]] = v == 1
-        for key in ("in_recovery", "replicas", "replica_lag_s"):
+        for key in REPLICATION:
             for lab, v in res.get(key, []):
                 repl.setdefault((lab.get("device", ""), lab.get("service", "")), {})[key] = v
     unreachable = {f["scope"] for f in fetched if not f["ok"]}
@@ -360,22 +365,30 @@ def _role(db: bool | None, readings: dict[str, float]) -> str:
 
 def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[tuple[str, str], dict]) -> dict[str, dict]:
     """Each pair's live state, keyed by its id: the roles its members have now (``serving``: the one not in
-    recovery), ``state`` ok / lagging (over its lag target) / broken / unknown, the lag and why. A member's
-    readings count only where its device's are trusted (``devices``: the merged device records)."""
+    recovery), ``state`` ok / lagging (over its lag target, or a synchronous pair whose primary's commits no longer
+    wait for it: its RPO of 0 is lost) / broken / unknown, the lag, the ``mode`` it replicates in now (sync or async,
+    None where the primary's readings cannot tell) and why. A member's readings count only where its device's are
+    trusted (``devices``: the merged device records)."""
     roles = {p["id"]: {m: _role(devices[m]["databases"].get(p["service"]), repl.get((m, p["service"]), {}))
                        for m in (p["primary"], p["standby"])} for p in pairs}
     # a primary must see every member that is in recovery under it streaming (netops_pg_replicas counts them)
+    # and its commits wait for each synchronous one the inventory gives it (the inventory's direction only: a
+    # promoted standby serves as `dr setup` or the drill configured it, which the rules do not judge either)
     expected: dict[str, int] = {}
-    for r in roles.values():
+    expected_sync: dict[str, int] = {}
+    for p in pairs:
+        r = roles[p["id"]]
         if sorted(r.values()) == ["primary", "standby"]:
             primary = next(m for m, role in r.items() if role == "primary")
             expected[primary] = expected.get(primary, 0) + 1
+            if p["sync"] and primary == p["primary"]:
+                expected_sync[primary] = expected_sync.get(primary, 0) + 1
     out = {}
     for p in pairs:
         r = roles[p["id"]]
         serving = [m for m, role in r.items() if role == "primary"]
         rec = {"state": "unknown", "serving": serving[0] if len(serving) == 1 else None, "roles": r, "swapped": False,
-               "streaming": None, "lag_seconds": None, "reason": None}
+               "streaming": None, "sync_standbys": None, "mode": None, "lag_seconds": None, "reason": None}
         if len(serving) == 2:
             # before `dr setup` as after a failover whose old primary came back unfenced: nothing replicates
             rec.update(state="broken", reason="两端均为主库：复制未建立或双主 / both members are primary: "
@@ -390,7 +403,7 @@ def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[t
             other = p["standby"] if primary == p["primary"] else p["primary"]
             readings = repl.get((primary, p["service"]), {})
             rec["swapped"] = primary != p["primary"]
-            rec["streaming"] = readings.get("replicas")
+            rec["streaming"], rec["sync_standbys"] = readings.get("replicas"), readings.get("sync_standbys")
             if r[other] == "down":
                 rec.update(state="broken", reason=f"{other} 数据库停止 / database down")
             elif r[other] == "unknown" or rec["streaming"] is None:
@@ -400,14 +413,27 @@ def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[t
                                                   f"broken: {rec['streaming']:g} of {expected[primary]} standbys streaming")
             else:
                 lag = repl.get((other, p["service"]), {}).get("replica_lag_s", readings.get("replica_lag_s"))
-                rec["lag_seconds"] = lag
+                sync, want = rec["sync_standbys"], expected_sync.get(primary, 0)
+                rec.update(lag_seconds=lag, mode=_mode(sync, expected[primary]))
+                problems = []
+                if p["sync"] and not rec["swapped"] and sync is not None and sync < want:
+                    problems.append(f"同步复制降为异步：{primary} 同步备库 {sync:g}/{want}，RPO 不再为 0 / "
+                                    f"synchronous replication fell back to async: {sync:g} of {want} synchronous "
+                                    "standbys, RPO is no longer 0")
                 if lag is not None and lag > p["max_lag_seconds"]:
-                    rec.update(state="lagging", reason=f"复制延迟 {lag:g} s（目标 {p['max_lag_seconds']:g} s）/ "
-                                                       f"lagging {lag:g} s (target {p['max_lag_seconds']:g} s)")
-                else:
-                    rec["state"] = "ok"
+                    problems.append(f"复制延迟 {lag:g} s（目标 {p['max_lag_seconds']:g} s）/ "
+                                    f"lagging {lag:g} s (target {p['max_lag_seconds']:g} s)")
+                rec.update(state="lagging" if problems else "ok", reason="; ".join(problems) or None)
         out[p["id"]] = rec
     return out
+
+
+def _mode(sync: float | None, standbys: int) -> str | None:
+    """How a primary replicates now, from how many of its ``standbys`` its commits wait for (``sync``): async when
+    none, sync when all, None when it cannot tell (no reading, or some of several: which ones is not collected)."""
+    if sync is None:
+        return None
+    return "async" if sync == 0 else "sync" if sync >= standbys else None
 
 
 def _oper(v: float | None) -> str | None:
@@ -815,6 +841,15 @@ def _firing(health: dict) -> int:
     return sum(a["state"] == "firing" and not a["suppressed"] for a in health["alerts"])
 
 
+MODES = {"sync": "同步 sync", "async": "异步 async"}
+
+
+def _mode_text(sync: bool, live: str | None) -> str:
+    """A pair's mode as it is now where known (and the inventory's when they differ), else the inventory's."""
+    want = "sync" if sync else "async"
+    return MODES[live or want] + (f"（清单 inventory: {MODES[want]}）" if live and live != want else "")
+
+
 def _check(inv: Inventory, url: str, token: str | None, out: Out) -> int:
     """Read the page and both APIs through the server, as a browser would."""
     def get(path: str) -> bytes:
@@ -843,7 +878,7 @@ def _check(inv: Inventory, url: str, token: str | None, out: Out) -> int:
     rows = []
     for p in topo["replication"]:
         h = health["replication"][p["id"]]
-        rows.append([p["primary"], p["standby"], "同步 sync" if p["sync"] else "异步 async", h["state"],
+        rows.append([p["primary"], p["standby"], _mode_text(p["sync"], h["mode"]), h["state"],
                      (h["serving"] or "-") + (" (已切换 failed over)" if h["swapped"] else ""),
                      "-" if h["lag_seconds"] is None else f"{h['lag_seconds']:g}", h["reason"] or ""])
     if rows:

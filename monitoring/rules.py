@@ -16,6 +16,7 @@ BACKUP_STALE_S = 26 * 3600  # an asset without a successful backup for longer is
 LINK_END_INFO = "inventory:netops_link_end:info"      # labels device, interface, link, uplink
 DEVICE_INFO = "inventory:netops_device:info"          # labels device, role
 STANDBYS_INFO = "inventory:netops_db_standbys:count"  # label device (a replication primary): its standbys (value)
+SYNC_STANDBYS_INFO = "inventory:netops_db_sync_standbys:count"  # label device: its synchronous standbys (value, ≥ 1)
 WAL_ARCHIVE_INFO = "inventory:netops_db_wal_archived:info"  # label device: its WAL is archived (backup/policy.yml)
 
 UTIL = "interface:netops_interface_utilisation:ratio"
@@ -93,6 +94,17 @@ DEVICE_ALERTS = [
            "{{ $labels.device }} 的灾备复制中断（在线备库 {{ $value }}）",
            "DR replication from {{ $labels.device }} is broken ({{ $value }} standbys streaming)",
            "查看复制状态 / check the pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
+    # every standby streams, yet the primary's commits wait for fewer of them than the inventory makes synchronous
+    # (synchronous_standby_names emptied, a standby reconnected under another application_name): RPO 0 is lost
+    # silently. A standby gone is ReplicationBroken's, not this one's too.
+    _alert("SyncReplicationDegraded",
+           f"netops_pg_sync_standbys < on (device) group_left () {SYNC_STANDBYS_INFO}"
+           f" and on (device) netops_pg_replicas >= on (device) group_left () {STANDBYS_INFO}", "2m", "critical",
+           SERIES_LEVEL, "{{ $labels.device }} 的同步复制已降为异步（同步备库 {{ $value }}，RPO 不再为 0）",
+           "Synchronous replication from {{ $labels.device }} fell back to asynchronous ({{ $value }} synchronous "
+           "standbys: RPO is no longer 0)",
+           "查看 sync_state 与 synchronous_standby_names / check sync_state and synchronous_standby_names: "
+           "netops dr status; then netops dr setup --scope {{ $labels.device }}"),
     # a server whose WAL the policy archives has no receiver streaming: no point-in-time recovery past this moment
     _alert("WalArchiveBroken", f"netops_pg_wal_archivers < on (device) group_left () {WAL_ARCHIVE_INFO}", "2m", "critical",
            SERIES_LEVEL, "{{ $labels.device }} 的 WAL 归档中断（时间点恢复停止于此刻）",

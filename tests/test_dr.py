@@ -309,3 +309,43 @@ def test_a_time_without_a_zone_is_this_machines_local_time():
 
     assert pitr.parse_time("2026-01-01T08:00:00") == datetime(2026, 1, 1, 8, 0).astimezone()
     assert pitr.parse_time("2026-01-01 08:00:00+08:00").utcoffset().total_seconds() == 8 * 3600
+
+
+def test_the_collector_reads_how_many_standbys_a_primary_waits_for():
+    """`sync: true` in the inventory is what `dr setup` configured, not what the primary does now: the collector reads
+    the standbys whose sync_state is sync or quorum (the WAL receiver never counted), as netops_pg_sync_standbys."""
+    from jinbao_netops.collectors.db import GAUGES, db_families
+    from jinbao_netops.inventory.engines import POSTGRESQL, WAL_ARCHIVER
+
+    assert (f"application_name IS DISTINCT FROM '{WAL_ARCHIVER}'\n     AND sync_state IN ('sync', 'quorum')) AS sync_standbys"
+            in POSTGRESQL.replication)
+    m = POSTGRESQL.replication_metrics([{"in_recovery": 0, "replica_lag_s": 0.1, "replicas": 1, "sync_standbys": 0,
+                                         "wal_archivers": 1}])
+    assert m["sync_standbys"] == 0.0 and GAUGES["sync_standbys"][0] == "netops_pg_sync_standbys"
+    fams = {f.name: f for f in db_families([{"device": "gd-db1", "service": "postgresql", "up": True, "metrics": m,
+                                             "database_size_bytes": {}}])}
+    assert [s.value for s in fams["netops_pg_sync_standbys"].samples] == [0.0]
+
+
+def test_the_province_rules_know_each_primarys_synchronous_standbys_and_alert_when_it_waits_for_fewer():
+    recs = generate.inventory_rules(INV, "guangdong")["groups"][0]["rules"]
+    assert [r for r in recs if r["record"] == rules.SYNC_STANDBYS_INFO] == [
+        {"record": rules.SYNC_STANDBYS_INFO, "expr": "vector(1)", "labels": {"device": "gd-db1"}}]
+    sichuan = generate.inventory_rules(INV, "sichuan")["groups"][0]["rules"]  # sc-db1 → sc-dr-db1 is asynchronous
+    assert [r["labels"] for r in sichuan if r["record"] == rules.STANDBYS_INFO] == [{"device": "sc-db1"}]
+    assert not [r for r in sichuan if r["record"] == rules.SYNC_STANDBYS_INFO]
+    alert = next(a for a in rules.DEVICE_ALERTS if a["alert"] == "SyncReplicationDegraded")
+    assert alert["labels"]["severity"] == "critical" and rules.SYNC_STANDBYS_INFO in alert["expr"]
+    assert rules.STANDBYS_INFO in alert["expr"]  # only while every standby streams: a standby gone is ReplicationBroken's
+
+
+def test_dr_status_reports_a_synchronous_standby_streaming_asynchronously(tmp_path, monkeypatch):
+    """`dr status --json` carries each pair's sync_state as the primary reports it; a sync pair streaming async is
+    not ok."""
+    shell, _ = _node(tmp_path, {"pg_stat_replication": "streaming async 0 0;1 0",
+                                "pg_is_in_recovery": "1 streaming 10.44.0.11 netops_gd_dr_db1"})
+    monkeypatch.setattr(replication, "ssh_shell", lambda access: shell)
+    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+    row = replication.status_pair(None, INV, pair, 5)
+    assert row["mode"] == "sync" and row["state"] == "streaming" and row["sync_state"] == "async" and not row["ok"]
+    assert row["problems"] == ["synchronous standby reported as async 同步模式未生效"]

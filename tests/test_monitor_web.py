@@ -47,13 +47,14 @@ def healthy_results(devices=GD) -> dict:
             res["util"].append(({"device": d, "interface": ifname}, 0.01))
         for svc in INV.devices[d].services:
             res["db_up"].append((labels(d, service=svc), 1.0))
-    for pair in web.replication_pairs(INV):  # streaming, nothing behind
+    for pair in web.replication_pairs(INV):  # streaming, nothing behind; a sync pair's primary waits for its standby
         for d, standby in ((pair["primary"], 0.0), (pair["standby"], 1.0)):
             if d in devices:
                 lab = labels(d, service=pair["service"])
                 res["in_recovery"].append((lab, standby))
                 res["replicas"].append((lab, 1.0 - standby))
                 res["replica_lag_s"].append((lab, 0.0))
+                res["sync_standbys"].append((lab, (1.0 - standby) * pair["sync"]))
     return res
 
 
@@ -199,7 +200,7 @@ def test_a_streaming_pair_is_ok_with_its_roles_and_lag():
     h = web.merge(INV, [source("guangdong", healthy_results())])
     assert h["replication"]["gd-dr-db1"] == {
         "state": "ok", "serving": "gd-db1", "roles": {"gd-db1": "primary", "gd-dr-db1": "standby"}, "swapped": False,
-        "streaming": 1.0, "lag_seconds": 0.0, "reason": None}
+        "streaming": 1.0, "sync_standbys": 1.0, "mode": "sync", "lag_seconds": 0.0, "reason": None}
     # sichuan's Prometheus not given: its pair is unknown, never ok
     assert h["replication"]["sc-dr-db1"]["state"] == "unknown" and h["replication"]["sc-dr-db1"]["serving"] is None
     assert h["sites"]["guangdong"]["health"] == h["sites"]["guangdong_zaibei"]["health"] == "ok"
@@ -222,6 +223,7 @@ def test_a_pair_over_its_lag_target_is_lagging_and_its_sites_amber():
 def test_a_standby_not_streaming_is_broken():
     res = healthy_results()
     put(res, "replicas", "gd-db1", 0.0)  # the standby is in recovery but its primary sees nobody streaming
+    put(res, "sync_standbys", "gd-db1", 0.0)  # nor waits for anyone: broken says it all, not also fallen back to async
     h = web.merge(INV, [source("guangdong", res)])
     pair = h["replication"]["gd-dr-db1"]
     assert pair["state"] == "broken" and pair["streaming"] == 0.0 and pair["lag_seconds"] is None
@@ -237,6 +239,38 @@ def test_a_standby_not_streaming_is_broken():
     assert h["sites"]["guangdong_zaibei"]["health"] == "down"
 
 
+def test_a_sync_pair_streaming_asynchronously_is_lagging_with_its_live_mode():
+    """gd-dr-db1 is synchronous in the inventory; its primary still streams to it but no longer waits for it
+    (synchronous_standby_names emptied, or the standby back under another application_name): RPO 0 is lost, which
+    the inventory's `sync: true` alone would never show."""
+    res = healthy_results()
+    put(res, "sync_standbys", "gd-db1", 0.0)
+    h = web.merge(INV, [source("guangdong", res)])
+    pair = h["replication"]["gd-dr-db1"]
+    assert pair["state"] == "lagging" and pair["mode"] == "async" and pair["streaming"] == 1.0
+    assert pair["reason"] == ("同步复制降为异步：gd-db1 同步备库 0/1，RPO 不再为 0 / synchronous replication fell back "
+                              "to async: 0 of 1 synchronous standbys, RPO is no longer 0")
+    for site in ("guangdong", "guangdong_zaibei"):
+        assert h["sites"][site]["health"] == "warn"
+        assert f"gd-db1 → gd-dr-db1: {pair['reason']}" in h["sites"][site]["reasons"]
+    put(res, "replica_lag_s", "gd-dr-db1", 42.5)  # and behind as well: both said
+    assert web.merge(INV, [source("guangdong", res)])["replication"]["gd-dr-db1"]["reason"] == \
+        pair["reason"] + "; 复制延迟 42.5 s（目标 5 s）/ lagging 42.5 s (target 5 s)"
+
+
+def test_an_async_pair_is_not_judged_by_sync_and_a_collector_without_the_reading_leaves_the_mode_unknown():
+    sc = healthy_results(["sc-db1", "sc-dr-db1"])
+    pair = web.merge(INV, [source("sichuan", sc)])["replication"]["sc-dr-db1"]
+    assert pair["state"] == "ok" and pair["mode"] == "async" and pair["sync_standbys"] == 0.0
+    put(sc, "sync_standbys", "sc-db1", 1.0)  # an async pair found synchronous: shown, not judged
+    pair = web.merge(INV, [source("sichuan", sc)])["replication"]["sc-dr-db1"]
+    assert pair["state"] == "ok" and pair["mode"] == "sync"
+    res = healthy_results()
+    res["sync_standbys"] = []  # a collector from before the reading: the pair as before, its mode unknown
+    pair = web.merge(INV, [source("guangdong", res)])["replication"]["gd-dr-db1"]
+    assert pair["state"] == "ok" and pair["mode"] is None and pair["sync_standbys"] is None
+
+
 def test_after_a_failover_the_map_shows_the_roles_as_they_are():
     """province-dc-lost promotes the DR standby: the map follows the databases, not the inventory."""
     res = healthy_results()
@@ -246,7 +280,7 @@ def test_after_a_failover_the_map_shows_the_roles_as_they_are():
     h = web.merge(INV, [source("guangdong", res)])
     assert h["replication"]["gd-dr-db1"] == {
         "state": "broken", "serving": "gd-dr-db1", "roles": {"gd-db1": "down", "gd-dr-db1": "primary"}, "swapped": True,
-        "streaming": 0.0, "lag_seconds": None, "reason": "gd-db1 数据库停止 / database down"}
+        "streaming": 0.0, "sync_standbys": 0.0, "mode": None, "lag_seconds": None, "reason": "gd-db1 数据库停止 / database down"}
     # the old primary re-synced as the standby of the DR site (before the planned switchover back): ok, swapped
     put(res, "db_up", "gd-db1", 1.0, service="postgresql")
     put(res, "in_recovery", "gd-db1", 1.0)
@@ -256,7 +290,7 @@ def test_after_a_failover_the_map_shows_the_roles_as_they_are():
     h = web.merge(INV, [source("guangdong", res)])
     assert h["replication"]["gd-dr-db1"] == {
         "state": "ok", "serving": "gd-dr-db1", "roles": {"gd-db1": "standby", "gd-dr-db1": "primary"}, "swapped": True,
-        "streaming": 1.0, "lag_seconds": 0.25, "reason": None}
+        "streaming": 1.0, "sync_standbys": 0.0, "mode": "async", "lag_seconds": 0.25, "reason": None}
     assert h["sites"]["guangdong"]["health"] == "ok"
 
 
@@ -298,7 +332,7 @@ def free_port() -> int:
 
 
 def exposition(res: dict) -> str:
-    names = {k: web.QUERIES[k] for k in ("snmp_up", "oper", "admin", "db_up", "in_recovery", "replicas", "replica_lag_s")}
+    names = {k: web.QUERIES[k] for k in ("snmp_up", "oper", "admin", "db_up", *web.REPLICATION)}
     lines = []
     for key, name in names.items():
         for lab, v in res[key]:
@@ -557,6 +591,21 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
             assert page.eval("document.querySelector('path.replica[data-pair=\"sc-dr-db1\"]').dataset.state") == "unknown"
             assert page.eval("document.querySelector('path.replica[data-pair=\"gd-dr-db1\"]')") is None
             visit(page, "guangdong_zaibei")
+            # the primary no longer waits for its synchronous standby: amber, the badge says the mode it runs in now
+            res = healthy_results()
+            put(res, "sync_standbys", "gd-db1", 0.0)
+            prometheus["state"]["text"] = exposition(res)
+            page.wait_for(pair.format("path.replica") + ".dataset.state === 'lagging'", 60)
+            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == \
+                "异步 async（清单 inventory: 同步 sync） · 延迟 Lagging 0.0s"
+            detail = page.eval("document.getElementById('detail').innerText")
+            assert "异步 async（清单 inventory: 同步 sync） · postgresql" in detail and "RPO 不再为 0" in detail
+            # `monitor web --check`: a degraded pair warns, as a lagging one does; only a broken one fails the check
+            assert main(["monitor", "web", "--check", "--json", "--listen", "127.0.0.1:0", "--prometheus",
+                         f"guangdong={prometheus['url']}"]) == 0
+            rep = json.loads(capsys.readouterr().out)
+            assert rep["broken_pairs"] == [] and rep["replication"]["gd-dr-db1"]["mode"] == "async"
+            assert rep["replication"]["gd-dr-db1"]["state"] == "lagging"
             # the DR standby promoted, the data centre's database gone
             res = healthy_results()
             put(res, "db_up", "gd-db1", 0.0, service="postgresql")

@@ -21,6 +21,7 @@ const COUNTS = [["ok", "✓"], ["warn", "⚠"], ["down", "✗"], ["unknown", "?"
 const ROLE_ZH = { router: "路由器", firewall: "防火墙", switch: "交换机", server: "服务器", database: "数据库",
                   backup_store: "备份存储", monitor: "监控" };
 const REPL_ZH = { ok: "正常 OK", lagging: "延迟 Lagging", broken: "中断 Broken", unknown: "未知 Unknown" };
+const MODE_ZH = { sync: "同步 sync", async: "异步 async" };
 const DB_ROLE_ZH = { primary: "主库 primary", standby: "备库 standby", down: "停止 down", unknown: "未知 unknown" };
 
 let topo = null, health = null, refreshes = 0;
@@ -237,9 +238,16 @@ function pairSite(r) {
   return h && h.serving ? topo.devices[h.serving].site : r.primary_site;
 }
 
+function modeText(r, h) {
+  // the mode the pair replicates in now, where its primary's readings tell, else the inventory's; and the
+  // inventory's when the two differ (a synchronous pair fallen back to async)
+  const want = r.sync ? "sync" : "async";
+  return MODE_ZH[h.mode || want] + (h.mode && h.mode !== want ? `（清单 inventory: ${MODE_ZH[want]}）` : "");
+}
+
 function pairText(r, h) {
   // one line for the badge, the full story for tooltips and the detail
-  const mode = r.sync ? "同步 sync" : "异步 async";
+  const mode = modeText(r, h);
   const lag = h.lag_seconds == null ? "" : ` ${h.lag_seconds.toFixed(h.lag_seconds < 10 ? 1 : 0)}s`;
   const short = `${mode} · ${REPL_ZH[h.state]}${lag}${h.swapped ? " ⇄" : ""}`;
   const roles = Object.entries(h.roles || {}).map(([d, role]) => `${d}: ${DB_ROLE_ZH[role]}`).join(", ");
@@ -339,7 +347,8 @@ function alertItem(a) {
 }
 
 function pairHealth(id) {
-  return (health && health.replication[id]) || { state: "unknown", roles: {}, serving: null, swapped: false, lag_seconds: null, reason: null };
+  return (health && health.replication[id]) ||
+    { state: "unknown", roles: {}, serving: null, swapped: false, mode: null, lag_seconds: null, reason: null };
 }
 
 function dot(h) { return el("span", { class: "dot " + (h || "unknown") }); }
@@ -386,7 +395,7 @@ function detail(id) {
       const t = pairText(r, h);
       pairRows.push(el("tr", { class: "replica-row", "data-pair": r.id },
         el("td", {}, dot(h.state === "lagging" ? "warn" : h.state === "broken" ? "down" : h.state), `${r.primary} → ${r.standby}`),
-        el("td", { text: `${r.sync ? "同步 sync" : "异步 async"} · ${r.service}` }),
+        el("td", { text: `${modeText(r, h)} · ${r.service}` }),
         // the reason of a pair that is not ok says it all (a lagging one: its lag and target)
         el("td", { text: REPL_ZH[h.state] + (h.reason ? ` — ${h.reason}` : h.lag_seconds == null ? "" :
                          ` · 延迟 lag ${h.lag_seconds} s（目标 target ≤ ${r.max_lag_seconds} s）`) }),
