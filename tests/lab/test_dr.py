@@ -126,6 +126,38 @@ def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, repli
     assert psql(server, "SELECT string_agg(n::text, ',' ORDER BY n) FROM netops_pitr_probe") == "1,2"
 
 
+def readings(env) -> dict:
+    """gd-db1's replication readings, as one collection round of its province takes them."""
+    p = netops("collect", "once", "--json", "--scope", "guangdong", "--no-ssh", "--timeout", "5", "--retries", "2",
+               "--device-deadline", "60", "--deadline", "120", env=env, timeout=300)
+    assert p.returncode in (0, 3), p.stderr
+    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == SYNC[0]]
+    assert h["up"], h["error"]
+    return h["metrics"]
+
+
+def test_a_sync_primary_that_stops_waiting_for_its_standby_is_read_as_such(lab, replicated):
+    """A synchronous pair that silently falls back to async: the collector reads from the real PostgreSQL how many
+    standbys gd-db1's commits wait for (netops_pg_sync_standbys) while its standby keeps streaming, and `dr status`
+    reports the standby's sync_state (the rule: promtool; the map: tests/test_monitor_web.py)."""
+    netops("collect", "prepare-lab", "--json", env=lab["env"], timeout=600, check=True)  # the monitoring role
+    until("dr status all ok", lambda: status(lab["env"])[0] == 0, 60)
+    m = readings(lab["env"])
+    assert m["replicas"] == 1 and m["sync_standbys"] == 1, m
+    try:
+        psql(SYNC[0], "ALTER SYSTEM SET synchronous_standby_names = ''")  # emptied by hand
+        psql(SYNC[0], "SELECT pg_reload_conf()")
+        m = until("gd-db1 waits for no standby", lambda: (lambda m: m if m["sync_standbys"] == 0 else None)(readings(lab["env"])), 60)
+        assert m["replicas"] == 1, m  # still streaming: SyncReplicationDegraded's case, not ReplicationBroken's
+        rc, pairs = status(lab["env"])
+        assert rc == 1 and pairs[SYNC[1]]["state"] == "streaming" and pairs[SYNC[1]]["sync_state"] == "async", pairs
+    finally:
+        psql(SYNC[0], "ALTER SYSTEM RESET synchronous_standby_names")  # back to what `dr setup` wrote
+        psql(SYNC[0], "SELECT pg_reload_conf()")
+    until("dr status all ok again", lambda: status(lab["env"])[0] == 0, 60)
+    assert readings(lab["env"])["sync_standbys"] == 1
+
+
 def test_the_failover_drill_promotes_the_standby_loses_nothing_and_fails_back(lab, replicated, tmp_path):
     """province-db-failover: gd-db1 killed and fenced while a writer commits; gd-dr-db1 promoted takes the writes
     with no acknowledged commit lost (a synchronous pair); failback restores the roles with equal checksums, and
