@@ -2,7 +2,8 @@
 replication for the inventory's pairs (Guangdong synchronous, Sichuan asynchronous) idempotently, a write on
 the primary reaches the standby, `dr status` reads lag < 1 s at rest, and a standby killed and restarted
 catches up (the primary's slot kept its WAL) while `dr status` reports it broken meanwhile; the audit judges
-8.1.4.9 b/c on what the primaries report."""
+8.1.4.9 b/c on what the primaries report; point-in-time recovery from the WAL archive; a sync pair fallen back to
+async is read as such; the failover drill."""
 from __future__ import annotations
 
 import json
