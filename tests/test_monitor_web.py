@@ -648,6 +648,27 @@ def test_drill_down_back_and_forward_in_headless_chromium(prometheus, size):
                 crumbs = page.eval("[...document.querySelectorAll('#crumbs li')].map(li => li.innerText)")
                 return page.eval("location.hash"), page.eval("document.body.dataset.view"), sorted(page.eval(DRAWN)), crumbs
 
+            def activate(act, hash_: str) -> None:
+                """Click or press, then wait for the place it leads to; a lost action is aimed and made again, as a
+                user would. On a machine loaded by the lab tests a click on a tile was lost once and a focused tile's
+                Enter once (CI, health refreshed every second here); not reproduced on an idle machine, cause not
+                pinned down. The place each action leads to is still asserted in full below."""
+                for attempt in range(5):
+                    act()
+                    try:
+                        page.wait_for(f"location.hash === '{hash_}'", 3)
+                        return
+                    except AssertionError:
+                        if attempt == 4:
+                            raise
+
+            def click(selector: str) -> None:
+                page.click(*page.center(selector))
+
+            def enter_on(selector: str) -> None:
+                page.eval(f"document.querySelector({json.dumps(selector)}).focus()")
+                page.enter("")
+
             assert place() == ("", "bu", ["bu", "guangdong", "sichuan"], ["全国 National"])
             tile = "document.querySelector('g.site[data-site=\"{}\"]').dataset"
             # a tile counts its whole place (the province DC itself, its DR site, cities and counties)
@@ -658,28 +679,18 @@ def test_drill_down_back_and_forward_in_headless_chromium(prometheus, size):
             assert page.eval(f"{tile.format('bu')}.ok") == str(len(gd))
             assert fits(page)
             page.screenshot(shots / "1-national.png")
-            page.click(*page.center('g.site[data-site="guangdong"]'))  # a real click on the tile
+            activate(lambda: click('g.site[data-site="guangdong"]'), "#/guangdong")  # a real click on the tile
             assert place() == ("#/guangdong", "guangdong", ["guangdong", "guangdong_zaibei", "guangzhou", "shenzhen"],
                                ["全国 National", "广东省"])
             assert page.eval("document.querySelector('path.replica[data-pair=\"gd-dr-db1\"]').dataset.state") == "ok"
             assert page.eval("document.getElementById('detail').innerText").startswith("广东省社会保险数据中心")
             assert fits(page)
             page.screenshot(shots / "2-province.png")
-            # the keyboard: Enter on the focused tile. The page redraws with each health refresh (every second here),
-            # and a redraw between focus and key drops the focus (seen once on a loaded machine): focus and press again
-            for attempt in range(5):
-                page.eval("document.querySelector('g.site[data-site=\"guangzhou\"]').focus()")
-                page.enter("")
-                try:
-                    page.wait_for("location.hash === '#/guangdong/guangzhou'", 2)
-                    break
-                except AssertionError:
-                    if attempt == 4:
-                        raise
+            activate(lambda: enter_on('g.site[data-site="guangzhou"]'), "#/guangdong/guangzhou")  # the keyboard
             assert place() == ("#/guangdong/guangzhou", "guangzhou", ["guangzhou", "huadu", "panyu"],
                                ["全国 National", "广东省", "广州市"])
             assert page.eval("document.querySelector('path.link[data-link=\"huadu-up1\"]').dataset.health") == "ok"
-            page.click(*page.center('g.site[data-site="huadu"]'))  # a county: its detail, among its city's
+            activate(lambda: click('g.site[data-site="huadu"]'), "#/guangdong/guangzhou/huadu")  # a county, among its city's
             assert place()[:2] == ("#/guangdong/guangzhou/huadu", "guangzhou")
             assert page.eval("document.querySelector('g.site.selected').dataset.site") == "huadu"
             assert "huadu-r1" in page.eval("document.getElementById('detail').innerText")
