@@ -9,7 +9,7 @@ in argv), over TLS, through a physical slot of its own (the server keeps WAL unt
 every WAL record as it arrives, flushed (``--synchronous``), the current segment as ``.partial``: the archive is a
 moment behind the server, not one 16 MB segment. The store pulls, so the database server holds no credential for
 the store (an ``archive_command`` would push with one); pgBackRest would duplicate the restic repositories the base
-backups already live in. The unit restarts after any error and creates its slot again when the server lost it.
+backups already live in. The unit restarts after any error.
 
 **A restore** (`netops dr pitr SERVER --to TIME --out FILE`) runs on the store, which has the engine's binaries: the
 newest restic ``basebackup`` snapshot taken before TIME is streamed from the repository into a scratch directory,
@@ -118,6 +118,7 @@ if [ -n "$restart" ] || ! systemctl is-active --quiet "netops-wal@$dev"; then
   systemctl restart "netops-wal@$dev"; echo "started netops-wal@$dev"
 fi
 ''' % {"root": WAL_ROOT, "unit": UNIT}
+
 
 # the receiver as the server sees it (replication.primary_view's row)
 def _view(store_id: str) -> str:
