@@ -33,7 +33,6 @@ import hmac
 import ipaddress
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -741,21 +740,16 @@ def cmd_web(args, out: Out) -> int:
         if args.check:
             return _check(inv, _url(host, server.server_address[1], local=True), token, out)
         srcs = [{"scope": s.scope or "*", "prometheus": s.url} for s in sources]
-        if out.json_mode:
-            # one line, flushed: a script reads the address and leaves the server running
-            sys.stdout.write(json.dumps({"ok": True, "url": url, "sources": srcs}, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        else:
-            out.print(f"健康地图 Health map: {url}")
-            out.table("数据源 Prometheus sources", ["范围 scope", "Prometheus"], [[s["scope"], s["prometheus"]] for s in srcs])
-            out.print("Ctrl-C 停止 / to stop")
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with procs.StopOnSignal() as stop:  # before the address is printed: a SIGTERM right after it is ours
+            if out.json_mode:
+                # one line, flushed: a script reads the address and leaves the server running
+                sys.stdout.write(json.dumps({"ok": True, "url": url, "sources": srcs}, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(f"健康地图 Health map: {url}")
+                out.table("数据源 Prometheus sources", ["范围 scope", "Prometheus"], [[s["scope"], s["prometheus"]] for s in srcs])
+                out.print("Ctrl-C 停止 / to stop")
             stop.wait()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         out.note("健康地图已停止 / health map stopped")
         return OK
     finally:

@@ -91,3 +91,36 @@ def end(pids: list[int], match: Callable[[list[str]], bool], timeout: float = 10
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+class StopOnSignal:
+    """SIGTERM and SIGINT ask this process to stop: ``with StopOnSignal() as stop: … stop.is_set() / stop.wait(s)``,
+    the handlers restored on leaving. Not a threading.Event set by the handler: a handler runs in the main thread,
+    and when the signal arrives while that thread is inside ``Event.wait`` holding the Event's lock, ``set()``
+    waits for that lock for ever (`monitor web` hung on SIGTERM in CI). The flag here takes no lock; ``wait``
+    sleeps in short steps, each cut short by the signal."""
+
+    STEP = 0.2
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+        self.signals, self._set, self._previous = signals, False, {}
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._set and (deadline is None or (left := deadline - time.monotonic()) > 0):
+            time.sleep(self.STEP if deadline is None else min(self.STEP, left))
+        return self._set
+
+    def __enter__(self) -> "StopOnSignal":
+        self._previous = {sig: signal.signal(sig, lambda *_: self.set()) for sig in self.signals}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

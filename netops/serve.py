@@ -586,15 +586,12 @@ def cmd_run(args, out: Out) -> int:
     environ = job_environment(args.environ or os.environ, {c.name for c in needed(inv, args.scope) if c.file})
     service = Service(schedule, state, args.scope, args.inventory, args.parallel, environ=environ)
     server = serve_metrics(service, args.listen) if args.listen else None
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        out.note(f"运维服务 serving {len(schedule.jobs)} jobs"
-                 + (f", metrics at http://{args.listen}/metrics" if args.listen else ""))
-        rc = service.run(stop, once=args.once, grace=args.grace)
+        with procs.StopOnSignal() as stop:  # not an Event set by the handler: see StopOnSignal
+            out.note(f"运维服务 serving {len(schedule.jobs)} jobs"
+                     + (f", metrics at http://{args.listen}/metrics" if args.listen else ""))
+            rc = service.run(stop, once=args.once, grace=args.grace)
     finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
         if server:
             server.shutdown()
             server.server_close()
