@@ -322,7 +322,7 @@ class Service:
                 js.next_due = now + min(job.interval, RETRY_FIRST * 2 ** (js.failures - 1))
         self.save()
 
-    def run(self, stop: threading.Event, once: bool = False, grace: float = 30.0, step: float = 0.5) -> int:
+    def run(self, stop: threading.Event | procs.StopOnSignal, once: bool = False, grace: float = 30.0, step: float = 0.5) -> int:
         """Carry out the schedule until ``stop`` is set (``once``: every job once, now). Returns the
         exit status: 0, or under ``once`` the worst of the runs (1 findings, 3 partial, 4 failed)."""
         self.start()
