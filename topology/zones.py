@@ -15,7 +15,9 @@ graph, so they cross nothing here.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -316,3 +318,20 @@ def render(topo: Topology, device: str) -> tuple[str, list[Rule], str]:
     text = env.get_template(f"{plat.zone_rules}.j2").render(device={"id": dev.id, "name": dev.name or ""},
                                                             zones=zones, nameif=nameif, rules=ctx_rules)
     return plat.zone_rules, rules, text
+
+
+def digest(text: str) -> str:
+    """The rendered rules' fingerprint: a push record and the audit compare it with today's rendering."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- the rules as a Linux boundary holds them ------------------------------------------------------
+NFT_TABLE = "inet netops_zones"   # the table nftables.j2 renders (the only one netops writes on a boundary)
+NFT_LIST = f"nft list table {NFT_TABLE}"
+_NFT_HANDLE = re.compile(r"\s+# handle \d+$")
+
+
+def nft_installed(text: str) -> str:
+    """``nft list table`` output as a comparable text: handles and trailing space dropped, so what a push
+    verified and what the device holds later compare equal exactly when the rules are the same."""
+    return "\n".join(_NFT_HANDLE.sub("", ln).rstrip() for ln in text.strip().splitlines()) + "\n"
