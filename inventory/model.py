@@ -426,12 +426,18 @@ FLOW_ID = r"^[a-z][a-z0-9-]{0,31}$"  # also a rule / access-list name on the bou
 
 
 class FlowEnd(BaseModel):
-    """One side of a flow: a zone, narrowed to the devices of a role and/or the sites under ``site``.
-    Without ``role`` the side is the whole zone (matched by the boundary's interface, any address)."""
+    """One side of a flow: a zone, narrowed to the devices of a role, the sites under ``site`` and/or the
+    ``devices`` named. Without any of them the side is the whole zone (matched by the boundary's interface,
+    any address)."""
     model_config = ConfigDict(extra="forbid")
     zone: Zone
     role: Role | None = None
     site: str | None = None
+    devices: list[str] = []
+
+    @property
+    def narrowed(self) -> bool:
+        return self.role is not None or self.site is not None or bool(self.devices)
 
 
 class Flow(_Obj):

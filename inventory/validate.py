@@ -387,11 +387,17 @@ def _zones(inv: Inventory, p: _Problems) -> None:
 
 
 def _policy(inv: Inventory, p: _Problems) -> None:
-    """The zone policy's references resolve: sites, and ``via`` boundary devices."""
+    """The zone policy's references resolve: sites, devices in the side's zone, and ``via`` boundary devices."""
     for f in inv.zone_policy.values():
         for side, end in (("from", f.from_), ("to", f.to)):
             if end.site is not None and _known(inv, end.site, inv.sites) is False:
                 p.add(f, "flow", f"{side}.site", f"unknown site {end.site!r}")
+            for i, dev in enumerate(end.devices):
+                known = _known(inv, dev, inv.devices)
+                if known is False:
+                    p.add(f, "flow", f"{side}.devices.{i}", f"unknown device {dev!r}")
+                elif known and end.zone not in {inv.devices[dev].interface_zone(n) for n in inv.devices[dev].interfaces}:
+                    p.add(f, "flow", f"{side}.devices.{i}", f"device {dev!r} has no interface in zone {end.zone.value}")
         for i, dev in enumerate(f.via):
             known = _known(inv, dev, inv.devices)
             if known is False:

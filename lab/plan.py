@@ -86,7 +86,10 @@ class Node:
     mgmt: str                 # management address CIDR on mgmt0
     host_veth: str            # host side of the management veth
     interfaces: list[NodeIf] = field(default_factory=list)
-    gateway: str | None = None  # hosts: default route via their site router
+    gateway: str | None = None  # hosts: default route via their site router (or the boundary device of their segment)
+    forwards: bool = False    # routes between its interfaces: a router, or a boundary device (firewall, 网闸)
+    statics: list[tuple[str, str]] = field(default_factory=list)  # a router: (subnet, next hop) behind a boundary
+    service_addresses: list[str] = field(default_factory=list)  # a replication pair member: the pair's service address
     loopback: str | None = None
     services: list[str] = field(default_factory=list)  # systemd units that must be active
     frr_conf: str | None = None
@@ -176,6 +179,10 @@ def build(inv: Inventory, lab: str) -> Plan:
                            ns=f"jb.{lab}.{d.id}", machine=f"{lab}-{d.id}"[:64],
                            mgmt=f"{d.management}/{mgmt_len}", host_veth=host_veth(lab, d.id),
                            interfaces=ifs, loopback=str(d.loopback) if d.loopback else None, services=services)
+    for d in inv.devices.values():  # what the pair's clients connect to: in both members' certificates
+        if d.replica is not None and d.replica.service_address is not None:
+            for member in (d.id, d.replica.of):
+                nodes[member].service_addresses.append(str(d.replica.service_address))
     wires = _wires(inv, nodes, hubs)
     _routing(inv, nodes)
     for node in nodes.values():
@@ -261,19 +268,25 @@ def _wires(inv: Inventory, nodes: dict[str, Node], hubs: set) -> list[Wire]:
 
 
 def _routing(inv: Inventory, nodes: dict[str, Node]) -> None:
-    """OSPF per router interface, and each host's default gateway (its site router on the LAN)."""
+    """OSPF per router interface, and each host's default gateway: its site router on the LAN, else the boundary
+    device its segment hangs off (a 外网 segment behind a firewall). A router sharing a LAN with a boundary device
+    routes the boundary's other subnets to it, statically, redistributed into OSPF: replies find their way back
+    through the boundary from anywhere in the network (the boundary's rules decide what crosses, not routing)."""
     routers_on: dict[ipaddress.IPv4Network, list[str]] = defaultdict(list)
+    boundaries_on: dict[ipaddress.IPv4Network, list[str]] = defaultdict(list)
     for d in inv.devices.values():
-        if d.role == Role.router:
+        on = routers_on if d.role == Role.router else boundaries_on if d.boundary else None
+        if on is not None:
             for itf in d.interfaces.values():
                 if itf.address:
-                    routers_on[itf.address.network].append(d.id)
+                    on[itf.address.network].append(d.id)
     link_of: dict[tuple[str, str], object] = {}
     for link in inv.links.values():
         for e in link.ends():
             link_of[(e.device, e.interface)] = link
     for node in nodes.values():
         d = inv.devices[node.device]
+        node.forwards = node.image == "frr" or d.boundary
         for nif in node.interfaces:
             itf = d.interfaces[nif.name]
             if itf.address is None:
@@ -285,12 +298,20 @@ def _routing(inv: Inventory, nodes: dict[str, Node]) -> None:
                 nif.p2p = link is not None and link.kind != LinkKind.lan
                 nif.passive = not nif.p2p and len(routers_on[itf.address.network]) < 2
                 nif.area = inv.link_area(link) if link is not None else inv.site_area(d.site)
+                for b in boundaries_on[itf.address.network]:
+                    bdev = inv.devices[b]
+                    hop = next(str(i.address.ip) for i in bdev.interfaces.values()
+                               if i.address and i.address.network == itf.address.network)
+                    node.statics += [(str(i.address.network), hop) for i in bdev.interfaces.values()
+                                     if i.address and i.address.network != itf.address.network
+                                     and not routers_on[i.address.network]]
             elif node.gateway is None:
-                gw = [r for r in routers_on[itf.address.network] if inv.devices[r].site == d.site]
+                net = itf.address.network
+                gw = [r for r in (*routers_on[net], *boundaries_on[net]) if inv.devices[r].site == d.site and r != d.id]
                 if gw:
                     rdev = inv.devices[gw[0]]
                     node.gateway = next(str(i.address.ip) for i in rdev.interfaces.values()
-                                        if i.address and i.address.network == itf.address.network)
+                                        if i.address and i.address.network == net)
 
 
 def _env(target) -> Environment:

@@ -241,14 +241,18 @@ class Lab:
 
     def _node_cert(self, node: planmod.Node, root: Path) -> None:
         """The node's TLS key (generated in its root-only directory, 0600) and certificate: its name is the
-        inventory device id (what a log host's allowlist admits), with its management address."""
+        inventory device id (what a log host's allowlist admits), with its management address, every business
+        address and a replication pair's service address (a database client verifies the server's certificate
+        against the address it connects to)."""
         ca, d = self.dir / "tls", root / "etc/jinbao-netops/tls"
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         key, csr = d / "node.key", self.dir / "tls" / f"{node.device}.csr"
         _run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)])
         os.chmod(key, 0o600)
         _run(["openssl", "req", "-new", "-key", str(key), "-subj", f"/CN={node.device}", "-out", str(csr)])
-        ext = f"subjectAltName=DNS:{node.device},IP:{node.mgmt.split('/')[0]}\nextendedKeyUsage=serverAuth,clientAuth\n"
+        ips = [node.mgmt, *(i.address for i in node.interfaces if i.address), *node.service_addresses]
+        san = ",".join([f"DNS:{node.device}", *(f"IP:{a.split('/')[0]}" for a in ips)])
+        ext = f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n"
         _run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca / "ca.crt"), "-CAkey", str(ca / "ca.key"),
               "-CAcreateserial", "-days", "825", "-extfile", "/dev/stdin", "-out", str(d / "node.crt")], input=ext)
         csr.unlink()
@@ -270,7 +274,7 @@ class Lab:
         _run(["ip", "-n", ns, "-batch", "-"], input="\n".join(inner) + "\n")
         # Kernel settings of the node's own namespace, set from outside: /proc/sys is read-only inside.
         sysctls = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
-        if node.image == "frr":
+        if node.forwards:
             sysctls += ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]
         _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *sysctls])
         ndir = self.dir / "nodes" / node.device

@@ -173,13 +173,14 @@ class ZoneView:
     # --- the policy on the graph ----------------------------------------------------------------
     def hosts(self, region: str, end: FlowEnd) -> list[str] | None:
         """The host addresses of ``end`` in the region (sorted), None for the whole zone, [] for none."""
-        if end.role is None and end.site is None:
+        if not end.narrowed:
             return None
         sites = set(self.inv.descendants(end.site)) if end.site else None
         out = set()
         for n in self.regions[region].nodes:
             d = self.inv.devices.get(n)
-            if d is None or (end.role is not None and d.role != end.role) or (sites is not None and d.site not in sites):
+            if d is None or (end.role is not None and d.role != end.role) or (sites is not None and d.site not in sites) \
+                    or (end.devices and d.id not in end.devices):
                 continue
             out.update(itf.address.ip for name, itf in d.interfaces.items()
                        if itf.address is not None and d.interface_zone(name) == end.zone)
@@ -233,6 +234,33 @@ def _union(a: list[str] | None, b: list[str] | None) -> list[str] | None:
 
 
 ZONES = tuple(z.value for z in Zone)
+
+
+def _matches(inv, dev, end: FlowEnd) -> list:
+    """``dev``'s addresses in ``end``'s zone when ``dev`` is one of the side's devices ([] otherwise)."""
+    if (end.role is not None and dev.role != end.role) or (end.devices and dev.id not in end.devices) \
+            or (end.site is not None and dev.site not in set(inv.descendants(end.site))):
+        return []
+    return [itf.address for name, itf in dev.interfaces.items()
+            if itf.address is not None and dev.interface_zone(name) == end.zone]
+
+
+def admitted(inv, host: str) -> list[dict]:
+    """What ``host``'s own firewall admits for the zone policy (security/admits.py): each tcp/udp flow whose
+    destination side is this host, from the source side's addresses (a whole zone: its subnets). The boundary
+    decides what crosses; the host must not drop what the policy lets through."""
+    dev = inv.devices[host]
+    out = []
+    for flow in inv.zone_policy.values():
+        if flow.protocol == "icmp" or dev.boundary or not _matches(inv, dev, flow.to):
+            continue
+        src = sorted({str(a.ip) if flow.from_.narrowed else str(a.network)
+                      for d in inv.devices.values() for a in _matches(inv, d, flow.from_)},
+                     key=lambda x: ipaddress.ip_network(x))
+        for port in flow.ports:
+            out.append({"proto": flow.protocol, "port": port, "sources": src,
+                        "what": f"zone flow 安全区策略 {flow.id}"})
+    return out
 
 
 def check(topo: Topology, scope: list[str] | None = None) -> dict:
@@ -289,9 +317,10 @@ TEMPLATES = Path(__file__).parent / "provision" / "templates" / "zones"
 SYNTAX_ESCAPE = {"nftables": escape.nft, "usg": escape.cli, "secpath": escape.cli, "asa": escape.cli}
 
 
-def render(topo: Topology, device: str) -> tuple[str, list[Rule], str]:
+def render(topo: Topology, device: str, templates: Path | None = None) -> tuple[str, list[Rule], str]:
     """(syntax, rules, text): the boundary device's rules from the zone policy, default deny, in the
-    syntax its platform renders (``zone_rules`` in the platform table)."""
+    syntax its platform renders (``zone_rules`` in the platform table); ``templates``: another template
+    directory (a test's)."""
     rules = rules_for(topo, device)
     dev = topo.inv.devices[device]
     plat = dev.platform_info
@@ -313,7 +342,7 @@ def render(topo: Topology, device: str) -> tuple[str, list[Rule], str]:
 
     ctx_rules = [{**r.as_dict(), "in_zones": vendor_zones(r.inbound), "out_zones": vendor_zones(r.outbound)}
                  for r in rules]
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
+    env = Environment(loader=FileSystemLoader(templates or TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True, **escape.jinja(SYNTAX_ESCAPE[plat.zone_rules]))
     text = env.get_template(f"{plat.zone_rules}.j2").render(device={"id": dev.id, "name": dev.name or ""},
                                                             zones=zones, nameif=nameif, rules=ctx_rules)
