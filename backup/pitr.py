@@ -81,7 +81,7 @@ After=network-online.target
 [Service]
 User=postgres
 EnvironmentFile={WAL_ROOT}/%i.env
-Environment=PGSSLMODE=require PGAPPNAME={APP} PGPASSFILE={WAL_ROOT}/%i.pgpass
+Environment=PGSSLMODE=verify-full PGSSLROOTCERT={replication.PG_TLS}/ca.crt PGAPPNAME={APP} PGPASSFILE={WAL_ROOT}/%i.pgpass
 ExecStart=/usr/bin/pg_receivewal --directory={WAL_ROOT}/%i --slot=${{SLOT}} --host=${{HOST}} --port=${{PORT}} --username=${{ROLE}} --no-password --synchronous --no-loop
 Restart=always
 RestartSec=5
@@ -100,7 +100,7 @@ put() {  # put FILE MODE OWNER: stdin becomes FILE if it differs
   if cmp -s "$1.tmp" "$1"; then rm -f "$1.tmp"; else mv "$1.tmp" "$1"; echo "$1"; restart=1; fi
 }
 install -d -o postgres -g postgres -m 0700 %(root)s
-put "%(root)s/$dev.pgpass" 0600 postgres:postgres
+%(tls)sput "%(root)s/$dev.pgpass" 0600 postgres:postgres
 put "%(root)s/$dev.env" 0600 root:root <<ENV
 $3
 ENV
@@ -117,7 +117,7 @@ systemctl is-enabled --quiet "netops-wal@$dev" || { systemctl enable --quiet "ne
 if [ -n "$restart" ] || ! systemctl is-active --quiet "netops-wal@$dev"; then
   systemctl restart "netops-wal@$dev"; echo "started netops-wal@$dev"
 fi
-''' % {"root": WAL_ROOT, "unit": UNIT}
+''' % {"root": WAL_ROOT, "unit": UNIT, "tls": replication.pg_tls("ca.crt")}
 
 
 # the receiver as the server sees it (replication.primary_view's row)

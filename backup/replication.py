@@ -9,8 +9,13 @@ module builds PostgreSQL physical streaming replication for every such pair, ide
   business address only with ``scram-sha-256``, and ``synchronous_standby_names`` naming its synchronous
   standbys (a commit returns once they have flushed it: RPO 0);
 - on the standby: a clone of the primary (``pg_basebackup`` over TLS through the slot, WAL streamed), then
-  ``primary_conninfo`` (``sslmode=require``; the password in a 0600 passfile of the postgres account, never
+  ``primary_conninfo`` (``sslmode=verify-full``; the password in a 0600 passfile of the postgres account, never
   in a configuration file or argv), ``primary_slot_name`` and ``standby.signal``.
+
+TLS is verified in full: each member serves the node's own certificate (the site PKI's, ``NODE_TLS``: the one the
+log store already uses; the lab's CA signs it for every address of the node) and the standby, like the WAL
+archive on the backup store, checks that the primary's certificate is signed by that CA and names the address
+it connects to. A man in the middle of the business network cannot pose as the primary.
 
 A pair may name a service address (``replica: {…, service_address: A}``): the address clients use, a free host
 address in the primary's LAN. The primary holds it on its LAN interface and the standby does not; a failover drill
@@ -41,6 +46,21 @@ from .jobs import runner, ssh_shell
 ROLE = "netops_replication"
 CONF = "91-netops-replication.conf"
 PASSFILE = "/var/lib/postgresql/.netops-replication.pgpass"
+NODE_TLS = "/etc/jinbao-netops/tls"          # the node's PKI files (ca.crt, node.crt, node.key), root's own
+PG_TLS = "/var/lib/postgresql/.netops-tls"   # their copies PostgreSQL and its clients read (the postgres account's)
+VERIFY = f"sslmode=verify-full sslrootcert={PG_TLS}/ca.crt"  # every replication client's TLS, as conninfo words
+
+
+def pg_tls(files: str = "ca.crt node.crt node.key") -> str:
+    """A shell snippet (run as root, before PostgreSQL or a client needs them): ``files`` of the node's PKI copied
+    for the postgres account, each only when it differs (then ``restart=1``), a line per change."""
+    return f"""install -d -o postgres -g postgres -m 0700 {PG_TLS}
+for f in {files}; do
+  install -o postgres -g postgres -m 0600 "{NODE_TLS}/$f" "{PG_TLS}/$f.tmp"
+  if cmp -s "{PG_TLS}/$f.tmp" "{PG_TLS}/$f"; then rm -f "{PG_TLS}/$f.tmp"
+  else mv "{PG_TLS}/$f.tmp" "{PG_TLS}/$f"; echo "tls {PG_TLS}/$f"; restart=1; fi
+done
+"""
 STREAM_WAIT_S = 60
 
 
@@ -165,19 +185,23 @@ def _listen(inv: Inventory, device: str) -> str:
     return f"localhost,{inv.devices[device].management},{business_address(inv, device)}"
 
 
+# both members serve the node's certificate (a standby is promoted, and then serves its own standby)
+_SSL = f"ssl = on\nssl_cert_file = '{PG_TLS}/node.crt'\nssl_key_file = '{PG_TLS}/node.key'\n"
+
+
 def primary_conf(inv: Inventory, primary: str) -> str:
     sync = [p.standby for p in pairs(inv) if p.primary == primary and p.sync]
     names = ", ".join('"' + s + '"' for s in sync)
     return ("# managed by netops dr setup: this server is a replication primary\n"
-            f"listen_addresses = '{_listen(inv, primary)}'\n"
+            f"listen_addresses = '{_listen(inv, primary)}'\n" + _SSL +
             f"synchronous_standby_names = '{'FIRST ' + str(len(sync)) + ' (' + names + ')' if sync else ''}'\n")
 
 
 def standby_conf(inv: Inventory, pair: Pair) -> str:
     conninfo = (f"host={pair.primary_address} port={POSTGRESQL.port} user={ROLE} passfile={PASSFILE} "
-                f"sslmode=require application_name={pair.standby}")
+                f"{VERIFY} application_name={pair.standby}")
     return ("# managed by netops dr setup: this server is a streaming standby of " + pair.primary + "\n"
-            f"listen_addresses = '{_listen(inv, pair.standby)}'\n"
+            f"listen_addresses = '{_listen(inv, pair.standby)}'\n" + _SSL +
             f"primary_conninfo = '{conninfo}'\n"
             f"primary_slot_name = '{pair.slot}'\n"
             "hot_standby = on\n"
@@ -196,7 +220,7 @@ if [ "$(cat "$file" 2>/dev/null)" != "$(printf '%%s' "$want")" ]; then
 fi
 ''' % CONF
 
-PRIMARY_SCRIPT = "set -e\n" + _WRITE_CONF + r'''
+PRIMARY_SCRIPT = "set -e\n" + _WRITE_CONF + pg_tls() + r'''
 rule="hostssl replication %s $2/32 scram-sha-256"
 if ! grep -qxF "$rule" "$conf/pg_hba.conf"; then
   printf '%%s\n' "$rule" >> "$conf/pg_hba.conf"; echo "pg_hba: replication from $2"; reload=1
@@ -212,18 +236,18 @@ chown postgres:postgres %(passfile)s.tmp
 if ! cmp -s %(passfile)s.tmp %(passfile)s; then mv %(passfile)s.tmp %(passfile)s; echo "passfile %(passfile)s"
 else rm -f %(passfile)s.tmp; fi
 umask 022
-''' % {"passfile": PASSFILE} + _WRITE_CONF + r'''
+''' % {"passfile": PASSFILE} + _WRITE_CONF + pg_tls() + r'''
 if [ "$4" = reclone ]; then
   set -- "$@" $(pg_lsclusters -h | awk '$2 == "main" {print $1, $6}'); data=$6
   systemctl stop "postgresql@$5-main"  # the cluster itself: stopping the umbrella unit returns before it is down
   find "$data" -mindepth 1 -delete
-  runuser -u postgres -- env PGPASSFILE=%(passfile)s PGSSLMODE=require PGAPPNAME=netops-clone \
+  runuser -u postgres -- env PGPASSFILE=%(passfile)s PGSSLMODE=verify-full PGSSLROOTCERT=%(tls)s/ca.crt PGAPPNAME=netops-clone \
     pg_basebackup -h "$2" -p %(port)d -U %(role)s -D "$data" -X stream -S "$3" -c fast
   runuser -u postgres -- touch "$data/standby.signal"
   echo "cloned from $2 through slot $3"; restart=1
 fi
 if [ -n "$restart" ]; then systemctl restart postgresql; fi
-''' % {"passfile": PASSFILE, "port": POSTGRESQL.port, "role": ROLE}
+''' % {"passfile": PASSFILE, "port": POSTGRESQL.port, "role": ROLE, "tls": PG_TLS}
 
 
 def as_root(script: str, *args: str, input: str | None = None) -> Command:

@@ -28,7 +28,7 @@ def test_the_default_inventory_pairs_each_province_database_with_its_dr_site():
 
 
 def test_each_member_admits_only_its_peer_on_the_engine_port():
-    assert admits.admitted(INV, "gd-db1") == [
+    assert [a for a in admits.admitted(INV, "gd-db1") if a["what"].startswith("replication")] == [
         {"proto": "tcp", "port": 5432, "sources": ["10.44.1.11"], "what": "replication peers 复制对端", "management": True}]
     assert admits.admitted(INV, "gd-dr-db1")[0]["sources"] == ["10.44.0.10"]
     assert admits.admitted(INV, "huadu-srv1") == []
@@ -42,11 +42,15 @@ def test_the_primary_names_its_synchronous_standbys_and_an_async_one_none():
     assert "listen_addresses = 'localhost,10.254.44.13,10.44.0.10'" in gd
 
 
-def test_the_standby_connects_over_tls_with_a_passfile_and_its_slot():
+def test_the_standby_connects_over_verified_tls_with_a_passfile_and_its_slot():
     pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
     conf = replication.standby_conf(INV, pair)
     assert ("primary_conninfo = 'host=10.44.0.10 port=5432 user=netops_replication "
-            f"passfile={replication.PASSFILE} sslmode=require application_name=gd-dr-db1'") in conf
+            f"passfile={replication.PASSFILE} sslmode=verify-full sslrootcert={replication.PG_TLS}/ca.crt "
+            "application_name=gd-dr-db1'") in conf
+    # both members serve the node's certificate: the standby verifies it (the CA, the address), and serves it once promoted
+    for c in (conf, replication.primary_conf(INV, "gd-db1")):
+        assert f"ssl = on\nssl_cert_file = '{replication.PG_TLS}/node.crt'\nssl_key_file = '{replication.PG_TLS}/node.key'\n" in c
     assert "primary_slot_name = 'netops_gd_dr_db1'" in conf
     assert "password" not in conf.replace("passfile", "")
 

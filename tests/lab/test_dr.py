@@ -64,6 +64,14 @@ def test_setup_is_idempotent_and_a_write_reaches_the_standby(lab, replicated):
     hba = netops("lab", "exec", SYNC[0], "--", "sh", "-c", "cat /etc/postgresql/*/main/pg_hba.conf", check=True).stdout
     assert "hostssl replication netops_replication 10.44.1.11/32 scram-sha-256" in hba
     assert psql(SYNC[0], "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)") == "t"
+    # verified TLS: each standby (and the WAL archive) checks the primary's certificate against the lab's CA and the
+    # name it connects to; a client expecting another name (an impostor's) is refused before it authenticates
+    for primary, standby in (SYNC, ASYNC):
+        assert "sslmode=verify-full" in psql(standby, "SELECT conninfo FROM pg_stat_wal_receiver")
+    wrong = netops("lab", "exec", SYNC[1], "--", "runuser", "-u", "postgres", "--", "psql", "-X", "-d",
+                   "host=impostor hostaddr=10.44.0.10 port=5432 user=nobody dbname=postgres connect_timeout=5 "
+                   "sslmode=verify-full sslrootcert=/var/lib/postgresql/.netops-tls/ca.crt", "-c", "SELECT 1")
+    assert wrong.returncode != 0 and 'does not match host name "impostor"' in wrong.stderr, wrong.stderr
 
 
 def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, replicated, tmp_path):
