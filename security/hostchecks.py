@@ -106,7 +106,7 @@ def sections(params: dict) -> dict[str, str]:
         # the SSH client's effective settings, as root's ssh resolves them
         "ssh_client": "ssh -G localhost | grep -Ei '^(ciphers|macs|kexalgorithms|forwardagent|forwardx11|hashknownhosts) '",
         "sysctl_file": "cat /usr/lib/sysctl.d/*.conf /etc/sysctl.d/*.conf /etc/sysctl.conf 2>/dev/null | grep -vE '^\\s*([#;]|$)'",
-        "sysctl": f"sysctl {q(params['dengbao_sysctl'])}",
+        "sysctl": f"sysctl {q([*params['dengbao_sysctl'], 'net.ipv4.ip_forward'])}",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
         # pg_stat_replication and the slots, as the primary sees each of its standbys
@@ -693,7 +693,7 @@ def minimal_install(f, p):
 def kernel_params(f, p):
     """The running kernel's values; in a container (read-only /proc/sys, the host's kernel) 不适用, once the
     file a real host would load is there."""
-    want = {k: str(v) for k, v in p["dengbao_sysctl"].items()}
+    want = {k: str(v) for k, v in {**p["dengbao_sysctl"], "net.ipv4.ip_forward": p["dengbao_ip_forward"]}.items()}
     shipped = _kv(f.get("sysctl_file", ""), r"\s*=\s*")
     wrong_file = [f"{k}={shipped.get(k)}" for k, v in want.items() if shipped.get(k) != v]
     if f.get("virt", "").strip() not in ("", "none"):
