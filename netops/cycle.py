@@ -32,8 +32,9 @@ SUITE = Path(__file__).resolve().parents[1]  # the repository: playbooks/ and th
 def register(nouns, common) -> None:
     p = nouns.add_parser("cycle", parents=[common], help="run the full operations cycle on the inventory",
                          description="Validate the inventory, bring the lab twin up, check reachability, analyse "
-                                     "and draw the topology, check the security zones, provision planned county links, collect health, audit "
-                                     "and harden servers and network devices to 等保 三级, generate monitoring and "
+                                     "and draw the topology, provision planned county links, collect health, audit "
+                                     "and harden servers and network devices to 等保 三级, push the boundary firewalls' rules "
+                                     "and probe the security zones, generate monitoring and "
                                      "bring the stack and the health map up, back up a province, run a county database drill and the province-DC-lost failover drill. Exit status: the "
                                      "worst step's; an audit's findings are its report, not a failed cycle.")
     p.add_argument("--out", default="out", metavar="DIR",
@@ -78,8 +79,6 @@ def steps(inv, out_dir: Path) -> list[Step]:
         Step("reach", "可达性 County → ministry reachability", ["lab", "reach"]),
         Step("spof", "单点故障 Single points of failure", ["topology", "spof"]),
         Step("check", "拓扑检查 Topology check", ["topology", "check"]),
-        Step("zones", "安全区域检查 Security zones: every path between zones through a boundary device", ["zones", "check"],
-             REPORT),
         Step("draw", "拓扑图 Topology diagram", ["topology", "draw", "--format", "html", "--out", str(out_dir / "topology.html")]),
         *[Step(f"provision-{county}", f"开通链路 Provision the planned link of {county}", ["link", "provision", county])
           for county in planned],
@@ -91,6 +90,10 @@ def steps(inv, out_dir: Path) -> list[Step]:
         Step("harden", "部署与加固 Deploy and harden servers, the log store up",
              ["!ansible-playbook", "-i", str(SUITE / "inventory/jinbao.yml"), "playbooks/site.yml"]),
         Step("harden-devices", "网络设备加固 Harden network devices", ["harden", "devices"]),
+        Step("zones-apply", "边界规则下发 Boundary devices' rules from the zone policy (verified, else rolled back)",
+             ["zones", "apply"]),
+        Step("zones", "安全区域检查 Security zones: every path between zones through a boundary device, the flows probed",
+             ["zones", "check", "--probe"], REPORT),
         Step("logs", "日志存储 Log store status", ["logs", "status"], REPORT, ("harden",)),
         Step("audit", "等保审计 Audit after hardening",
              ["audit", "--diff", str(out_dir / "audit-before.json"), "--save", str(out_dir / "audit.json"),

@@ -45,7 +45,7 @@ def test_check_passes_and_names_the_boundaries_on_each_crossing():
 
 
 def test_an_inventory_without_zones_has_no_crossing():
-    rec = zones.check(build(load(None)))
+    rec = zones.check(build(load(Path(__file__).parent / "fixtures" / "broken" / "base.yml")))
     assert rec["ok"] and rec["boundaries"] == [] and not any(c["connected"] for c in rec["matrix"])
 
 
@@ -79,13 +79,13 @@ def test_a_flow_no_boundary_carries_is_a_violation(netops, tmp_path):
     assert r.returncode == 1 and "✗ 违规 violation" in r.stdout and "flow web-out" in r.stdout
 
 
-def test_check_cli_says_the_dynamic_half_is_not_done(netops):
+def test_check_cli_without_probe_says_it_is_the_static_half(netops):
     r = netops("zones", "check", "-i", str(ZONED))
     assert r.returncode == 0, r.stderr
     assert "安全区矩阵 Zone matrix" in r.stdout and "gd-fw1, gd-gap1" in r.stdout
-    assert "dynamic probing" in r.stdout and "not implemented yet" in r.stdout
+    assert "static check only" in " ".join(r.stdout.split()) and "--probe" in r.stdout
     h = netops("zones", "check", "--help")
-    assert "not implemented yet" in " ".join(h.stdout.split())
+    assert "--probe" in h.stdout and "forbidden sample" in " ".join(h.stdout.split())
 
 
 def test_scope_reports_that_part(netops):

@@ -1,19 +1,22 @@
-"""`netops zones check [--scope X] | rules DEVICE [--out PATH]`: security zones and their boundaries."""
+"""`netops zones check [--scope X] [--probe] | rules DEVICE [--out PATH] | apply [DEVICE…] [--scope X] [--check]`:
+security zones and their boundaries."""
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from jinbao_netops import escape
-from jinbao_netops.errors import EXIT_CODES_HELP, FINDINGS, OK
+from jinbao_netops.errors import EXIT_CODES_HELP, FINDINGS, OK, PARTIAL, UsageError
 from jinbao_netops.files import out_path, write_atomic, write_error
 from jinbao_netops.inventory import load
 from jinbao_netops.inventory.model import zone_label
 from jinbao_netops.output import Out
 
-# the dynamic half of issue 16 §3 (probing the flows on the lab twin) is not built yet: say so wherever
-# the static result is shown, so nobody takes it for the whole proof
-DYNAMIC = ("动态探测（实验网孪生上逐一探测允许与禁止的流）尚未实现 dynamic probing of allowed and forbidden flows "
-           "on the lab twin is not implemented yet: this is the static check only")
+# without --probe the check is the static half only: say so wherever its result is shown, so nobody takes it
+# for the whole proof
+STATIC_ONLY = ("静态检查，未探测 static check only: the flows were not probed on the network (--probe tries every "
+               "allowed flow and a forbidden sample per boundary from the hosts themselves)")
 
 
 def register(nouns, common) -> None:
@@ -24,22 +27,44 @@ def register(nouns, common) -> None:
         "check", parents=[common], help="static zone check: every path between two zones passes a boundary device",
         description="Static zone check 静态安全区检查: from the inventory graph, every path between two zones passes a "
                     "boundary device (firewall, 网闸 gap_gateway), and every flow the zone policy allows is carried by "
-                    "one; a zone × zone matrix of allowed flows and the boundary devices on the paths. " + DYNAMIC + ".",
-        epilog=f"Here 1: a violation (a path between zones through no boundary device, or an allowed flow no boundary "
-               f"device carries). {EXIT_CODES_HELP}.")
+                    "one; a zone × zone matrix of allowed flows and the boundary devices on the paths. With --probe, the "
+                    "dynamic check 动态检查 too: every allowed flow is tried from its source host (over SSH) and must get "
+                    "through, and per boundary device a forbidden sample (each zone towards each other, common ports "
+                    "and ICMP) must not; the result is recorded in <inventory>/changes/zones-checks.jsonl (the audit's "
+                    "evidence).",
+        epilog=f"Here 1: a violation (a path between zones through no boundary device, an allowed flow no boundary "
+               f"device carries, an allowed probe stopped or a forbidden one through); 3: a probe's source could not "
+               f"be reached. {EXIT_CODES_HELP}.")
     v.add_argument("--scope", metavar="SITE|DEVICE", help="report the boundary devices and violations of this site "
                                                           "(and the sites under it) or device")
+    v.add_argument("--probe", action="store_true", help="also probe the flows on the network (the lab twin: after "
+                                                        "eval \"$(netops lab env)\")")
+    v.add_argument("--changes", metavar="DIR", help="where the check is recorded (default: <inventory>/changes)")
     v.set_defaults(func=cmd_check)
     v = verbs.add_parser(
         "rules", parents=[common], help="a boundary device's rules rendered from the zone policy (default deny)",
         description="A boundary device's rules, rendered from the zone policy, default deny, minimal: nftables on "
                     "Linux and FRR nodes, security-policy on Huawei USG (VRP) and H3C SecPath (Comware), inbound "
-                    "access lists on Cisco ASA. Text only: "
-                    "pushing them is not implemented yet.",
+                    "access lists on Cisco ASA. `zones apply` pushes the nftables ones.",
         epilog=f"{EXIT_CODES_HELP}.")
     v.add_argument("device", help="boundary device id, e.g. gd-fw1")
     v.add_argument("--out", metavar="PATH", help="write the rules to this file (default: print them)")
     v.set_defaults(func=cmd_rules)
+    v = verbs.add_parser(
+        "apply", parents=[common], help="push boundary devices' rules from the zone policy: backup, verify, roll back",
+        description="Push each boundary device's rules, rendered from the zone policy (nftables boundaries): its "
+                    "table is backed up, replaced in one transaction, then verified — the forward chain's policy is "
+                    "drop, every allowed flow through it gets through and the forbidden sample does not (probed from "
+                    "the hosts). A failed verification restores the backup and checks the device holds it again. A "
+                    "verified change is saved (loaded at boot) and recorded in <inventory>/changes/zones.jsonl. A "
+                    "second run with the same policy changes nothing.",
+        epilog=f"Here 1: a device's verification failed (rolled back). {EXIT_CODES_HELP}.")
+    v.add_argument("devices", nargs="*", metavar="DEVICE", help="boundary device ids (default: every boundary device "
+                                                               "in --scope, or all)")
+    v.add_argument("--scope", metavar="SITE", help="the boundary devices at this site and the sites under it")
+    v.add_argument("--check", action="store_true", help="render and read what each device holds; change nothing")
+    v.add_argument("--changes", metavar="DIR", help="change records and backups (default: <inventory>/changes)")
+    v.set_defaults(func=cmd_apply)
 
 
 def _topology(args):
@@ -48,15 +73,52 @@ def _topology(args):
     return build(load(args.inventory))
 
 
+def _changes(args, inv) -> Path:
+    from .provision.allocate import inventory_dir
+
+    if args.changes:
+        return out_path(args.changes, "--changes", directory=True)
+    return inventory_dir(inv.root) / "changes"
+
+
+def _probe(args, topo, scope, out: Out) -> tuple[list, list[dict]]:
+    """(probes, matrix): the dynamic check of the boundaries in ``scope`` (None: all)."""
+    from jinbao_netops.access import Access
+
+    from . import zoneprobe, zones
+
+    view = zones.ZoneView(topo)
+    bounds = set(view.rules) if scope is None else set(view.rules) & set(scope)
+    probes = zoneprobe.plan(view, bounds)
+    with out.progress("probing 探测", total=1) as step, Access(topo.inv, args.environ) as access:
+        zoneprobe.run(access, probes)
+        step(1)
+    return probes, zoneprobe.matrix(probes)
+
+
 def cmd_check(args, out: Out) -> int:
-    from . import zones
+    from . import zone_apply, zones
+    from .provision.engine import who
 
     topo = _topology(args)
     scope = topo.inv.scope(args.scope) if args.scope else None
+    cdir = _changes(args, topo.inv) if args.probe else None
     rec = zones.check(topo, scope)
     code = OK if rec["ok"] else FINDINGS
+    probes, cells = _probe(args, topo, scope, out) if args.probe else ([], [])
+    if args.probe:
+        unreached = [p for p in probes if p.outcome.startswith("error")]
+        dyn_ok = all(p.ok for p in probes)
+        if not dyn_ok:
+            code = max(code, PARTIAL if unreached and all(p.ok for p in probes if p not in unreached) else FINDINGS)
+        zone_apply.record_check(cdir, {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+                                       "who": who(),
+                                       "scope": args.scope, "static_ok": rec["ok"], "dynamic": True,
+                                       "ok": rec["ok"] and dyn_ok, "probes": [p.as_dict() for p in probes]})
     if out.json_mode:
-        out.json({**rec, "scope": args.scope, "static": True, "dynamic": None, "note": DYNAMIC})
+        out.json({**rec, "ok": code == OK, "scope": args.scope, "static": True,
+                  "dynamic": {"ok": all(p.ok for p in probes), "matrix": cells, "probes": [p.as_dict() for p in probes]}
+                  if args.probe else None, **({} if args.probe else {"note": STATIC_ONLY})})
         return code
     rows = []
     for cell in rec["matrix"]:
@@ -75,7 +137,19 @@ def cmd_check(args, out: Out) -> int:
     if rec["ok"]:
         out.print(f"[green]✓[/] 跨区路径均经边界设备 every path between zones passes a boundary device "
                   f"({len(rec['boundaries'])} 台边界设备 boundary devices)")
-    out.print(f"[yellow]注意 note:[/] {DYNAMIC}")
+    if not args.probe:
+        out.print(f"[yellow]注意 note:[/] {STATIC_ONLY}")
+        return code
+    out.table("探测矩阵 Probe matrix (dynamic 动态)",
+              ["边界设备 boundary", "源区 from", "目的区 to", "允许流通过 allowed passed", "禁止流被阻断 forbidden blocked"],
+              [[c["boundary"], zone_label(c["from"]), zone_label(c["to"]),
+                f"{c['allowed_ok']}/{c['allowed']}" if c["allowed"] else "—",
+                f"{c['forbidden_ok']}/{c['forbidden']}" if c["forbidden"] else "—"] for c in cells])
+    for c in cells:
+        for f in c["failed"]:
+            out.print(f"[red]✗ 探测不符 probe[/] {escape.rich(c['boundary'])}: {escape.rich(f)}")
+    if all(p.ok for p in probes):
+        out.print(f"[green]✓[/] 探测与策略一致 the network does what the policy says ({len(probes)} 次探测 probes)")
     return code
 
 
@@ -98,3 +172,52 @@ def cmd_rules(args, out: Out) -> int:
     else:
         sys.stdout.write(text)
     return OK
+
+
+def cmd_apply(args, out: Out) -> int:
+    from jinbao_netops.access import Access
+
+    from . import zone_apply
+
+    topo = _topology(args)
+    inv = topo.inv
+    bounds = sorted(d for d, dev in inv.devices.items() if dev.boundary)
+    if args.devices:
+        for d in args.devices:
+            if d not in bounds:
+                raise UsageError(f"{inv.root}: device {d!r}: " + ("no such device 未知设备" if d not in inv.devices else
+                                 f"a {inv.devices[d].role.value}, not a boundary device (firewall, gap_gateway) 非边界设备"))
+        devices = list(dict.fromkeys(args.devices))
+    else:
+        keep = set(inv.scope(args.scope)) if args.scope else None
+        devices = [d for d in bounds if keep is None or d in keep]
+    if not devices:
+        raise UsageError(f"{inv.root}: no boundary device" + (f" in scope {args.scope!r}" if args.scope else "")
+                         + " 无边界设备: give a device role firewall or gap_gateway")
+    cdir = _changes(args, inv)
+    with out.progress("zones apply 下发边界规则", total=2 * len(devices)) as step, Access(inv, args.environ) as access:
+        results = zone_apply.apply(access, topo, cdir, devices, args.check, step)
+    ok = all(r["ok"] for r in results)
+    if out.json_mode:
+        out.json({"ok": ok, "devices": [{k: v for k, v in r.items() if k != "holds"} for r in results]})
+        return OK if ok else FINDINGS
+    verdict = {"applied": "[green]✓ 已生效 applied, verified and saved[/]",
+               "no_change": "[green]✓ 无变化 no change (the device holds the policy's rules)[/]",
+               "rolled_back": "[red]✗ 验证失败已回滚 verification failed, rolled back[/]",
+               "check": "检查 check only"}
+    for r in results:
+        extra = ""
+        if r["result"] == "check":
+            extra = " — 将变更 would change" if r["would_change"] else " — 无需变更 nothing to change"
+        elif r["result"] == "rolled_back":
+            rb = r.get("rollback") or {}
+            extra = (" — 规则已恢复 the device holds its backup again" if rb.get("identical")
+                     else f" — 回滚后与备份不一致 DIFFERS from its backup {escape.rich(rb.get('error', ''))}")
+        out.print(f"[bold]{escape.rich(r['device'])}[/] ({r['rules']} 条规则 rules): {verdict[r['result']]}{extra}")
+        for v in r.get("verification", []):
+            if not v["ok"]:
+                out.print(f"  [red]✗[/] {escape.rich(v['check'])}: {escape.rich(v['evidence'])}")
+        passed = sum(v["ok"] for v in r.get("verification", []))
+        if r.get("verification"):
+            out.print(f"  验证 verification: {passed}/{len(r['verification'])} ✓")
+    return OK if ok else FINDINGS

@@ -31,7 +31,7 @@ def v3(env: dict, auth_key: str | None = None) -> list[str]:
 
 
 def test_up_brought_every_node_up(lab):
-    assert lab["up"]["ok"] and lab["up"]["nodes"] == len(INV.devices) == 42
+    assert lab["up"]["ok"] and lab["up"]["nodes"] == len(INV.devices) == 46
     st = json.loads(netops("lab", "status", "--json", check=True).stdout)
     assert {n["node"] for n in st["nodes"]} == set(INV.devices)
     for n in st["nodes"]:
@@ -169,7 +169,7 @@ def test_ansible_reaches_every_server_over_ssh(lab):
     r = subprocess.run([ansible, "all:!platform_frr", "-m", "ping"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("SUCCESS") == len(HOSTS) == 24
+    assert r.stdout.count("SUCCESS") == len(HOSTS) == 28
 
 
 def test_lab_check_playbook(lab):

@@ -36,14 +36,18 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     assert not any(s["skipped"] for s in rep["steps"])
     # every step of the README's list ran, in its order
     assert [k for k in steps if not k.startswith("provision-")] == [
-        "validate", "lab", "status", "reach", "spof", "check", "zones", "draw", "reach-after", "prepare", "collect",
-        "audit-before", "harden", "harden-devices", "logs", "audit", "monitor-generate", "monitor-up", "monitor-status",
+        "validate", "lab", "status", "reach", "spof", "check", "draw", "reach-after", "prepare", "collect",
+        "audit-before", "harden", "harden-devices", "zones-apply", "zones", "logs", "audit", "monitor-generate", "monitor-up", "monitor-status",
         "serve", "serve-status", "map-check", "map", "dr-setup", "seed", "dr-status", "backup", "verify", "catalogue", "drill", "failover"]
     assert sorted(k for k in steps if k.startswith("provision-")) == ["provision-longgang"]
     # what the steps report is what they did
     assert steps["lab"]["result"]["changed"] is False  # the session's lab, reused
     assert all(row["ok"] for row in steps["reach-after"]["result"]["rows"])
-    assert steps["zones"]["rc"] == 0 and steps["zones"]["result"]["ok"] is True  # no path between zones bypasses a boundary
+    # the boundary firewalls hold the policy's rules, and the network does what the policy says
+    assert {r["device"]: r["result"] for r in steps["zones-apply"]["result"]["devices"]} == {"gd-fw1": "applied", "sc-fw1": "applied"}
+    zones = steps["zones"]["result"]
+    assert steps["zones"]["rc"] == 0 and zones["ok"] is True and zones["dynamic"]["ok"] is True, zones["dynamic"]
+    assert {p["expect"] for p in zones["dynamic"]["probes"]} == {"pass", "block"}
     assert steps["provision-longgang"]["result"]["result"] == "applied"
     assert steps["collect"]["result"]["ok"] is True
     hardened = steps["harden-devices"]["result"]["devices"]
