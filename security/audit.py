@@ -22,7 +22,7 @@ from jinbao_netops.inventory.model import LEVEL_ORDER, Level
 from jinbao_netops.inventory.platforms import redact
 from jinbao_netops.inventory.store import Inventory
 
-from . import admits, devicerules, hostchecks, logstore, records
+from . import admits, boundary, devicerules, hostchecks, logstore, records
 from .catalogue import (
     FAIL,
     MANUAL,
@@ -115,13 +115,30 @@ def _records_result(c: Control, rec: records.Records, host: str, params: dict, t
     return _result(c, subs, "", rec.source, records.excerpt(subs), ts)
 
 
+def _boundary_result(c: Control, params: dict, facts: dict, ts: str) -> dict:
+    """net-boundary-acl on the engine's view of the host's boundary (boundary.judge)."""
+    j = boundary.judge(params, facts)
+    excerpt = "\n".join(x for x in (j.why, records.excerpt(j.findings)) if x)
+    out = {"verdict": j.verdict, "findings": j.findings, "evidence": {"command": j.command, "excerpt": excerpt, "timestamp": ts}}
+    return {**out, "evidence_required": c.evidence} if j.verdict == MANUAL else out
+
+
+def controls(cat: Catalogue, kind: str, params: dict) -> list[Control]:
+    """The controls a host is judged on: its kind's, and a boundary device's boundary control whatever
+    its platform (a Linux firewall or 网闸 is a server-kind node)."""
+    own, acl = cat.scope(kind), cat.by_id()[boundary.CONTROL]
+    return sorted([*own, acl], key=Control.clause_key) if boundary.is_boundary(params) and acl.scope != kind else own
+
+
 def audit_server(cat: Catalogue, params: dict, output: str, ts: str, rec: records.Records, host: str,
                  platform: str = "debian") -> list[dict]:
     facts = hostchecks.split(output)
     out = []
-    for c in cat.scope("server"):
+    for c in controls(cat, "server", params):
         if not c.automatable:
             r = _manual(c)
+        elif c.id == boundary.CONTROL:
+            r = _boundary_result(c, params, facts, ts)
         elif c.id in records.CHECKS:
             r = _records_result(c, rec, host, params, ts)
         else:
@@ -142,6 +159,8 @@ def audit_network(cat: Catalogue, platform: str, params: dict, config: str, comm
         rule = devicerules.rule(platform, c.id)
         if not c.automatable:
             r = _manual(c)
+        elif c.id == boundary.CONTROL:
+            r = _boundary_result(c, params, facts, ts)
         elif isinstance(rule, devicerules.OnHost):
             r = _host_result(c, rule.check, rule.na_reason, facts, params, platform, ts)
         else:
@@ -188,7 +207,7 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Re
             out["results"] = audit_network(cat, d.platform, params, config, plat.show_running, now(), host)
     except NoSshAccess as e:  # never meant to be read over SSH: no verdict, and not unreachable either
         out.update(status=NOT_READ, error=e.detail,
-                   results=[_row(c, _manual(c, f"not read 未读取: {e.detail}"), d.platform) for c in cat.scope(plat.kind)])
+                   results=[_row(c, _manual(c, f"not read 未读取: {e.detail}"), d.platform) for c in controls(cat, plat.kind, params)])
     except DeviceError as e:
         out.update(status=UNREACHABLE, error=e.detail)
     out["seconds"] = round(time.monotonic() - t0, 3)
@@ -196,13 +215,15 @@ def audit_host(inv: Inventory, cat: Catalogue, device: str, run, rec: records.Re
 
 
 def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int = 16, progress=None,
-              rec: records.Records | None = None) -> dict:
+              rec: records.Records | None = None, zone_evidence: boundary.Evidence | None = None) -> dict:
     """Audit every host in scope; ``run`` reads a host (default: the access layer's sessions), ``rec``
-    are the suite's own records (default: the ops host's backup catalogue and drill journals)."""
+    are the suite's own records (default: the ops host's backup catalogue and drill journals),
+    ``zone_evidence`` the boundaries' (default: the inventory's zone push and probe records)."""
     if run is None:
         with Access(inv) as access:
-            return run_audit(inv, scope, session_runner(access), parallel, progress, rec)
+            return run_audit(inv, scope, session_runner(access), parallel, progress, rec, zone_evidence)
     rec = records.load() if rec is None else rec
+    zone_evidence = boundary.Evidence(inv) if zone_evidence is None else zone_evidence
     cat = load_catalogue()
     hosts = inv.scope(scope)
     started, t0 = now(), time.monotonic()
@@ -232,6 +253,7 @@ def run_audit(inv: Inventory, scope: str | None = None, run=None, parallel: int 
         out = dict(first.get(h, {}))
         out.setdefault("dengbao_peer_admit", admits.admitted(inv, h))
         out.update(records.dr_view(inv, h, rec, host_params(inv, h)["dengbao_failover_drill_max_days"]))
+        out[boundary.KEY] = zone_evidence.view(h)
         if lh:
             out["dengbao_log_store"] = logstore.sender_evidence(lh, stores.get(lh), h, host_params(inv, h)["dengbao_log_retention_days"])
         return out

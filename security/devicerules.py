@@ -187,6 +187,12 @@ def on_host(platform: str) -> bool:
     return any(isinstance(r, OnHost) for r in RULES.get(platform, {}).values())
 
 
+def on_config(platform: str, control_id: str) -> bool:
+    """Whether the control is judged on the device's configuration (the platform's rule pack) — not on its
+    Linux host, nor on the suite's records (the boundary control) — what hardening the config changes."""
+    return isinstance(rule(platform, control_id), list)
+
+
 def rule(platform: str, control_id: str) -> list[Req] | OnHost | None:
     return RULES.get(platform, {}).get(control_id)
 

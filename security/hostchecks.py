@@ -13,7 +13,7 @@ from jinbao_netops import escape
 from jinbao_netops.backup.replication import primary_view, read_primary_view
 from jinbao_netops.inventory.engines import POSTGRESQL
 
-from . import logstore, sudopolicy
+from . import boundary, logstore, sudopolicy
 from .catalogue import FAIL, NA, PARTIAL, PASS
 
 MARK = "@@@dengbao "
@@ -109,6 +109,8 @@ def sections(params: dict) -> dict[str, str]:
         "sysctl": f"sysctl {q([*params['dengbao_sysctl'], 'net.ipv4.ip_forward'])}",
         "listen": "ss -H -tuln",
         "nft": "nft list ruleset",
+        # a boundary device on nftables: the zone rules it holds (the audit's net-boundary-acl), else nothing
+        "zones": boundary.read_command(params) or "true",
         # pg_stat_replication and the slots, as the primary sees each of its standbys
         "replication": _replication_facts(params),
     }

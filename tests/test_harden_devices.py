@@ -99,7 +99,7 @@ def verdicts(inv, device: str, config: str) -> dict[str, str]:
     plat = inv.devices[device].platform
     rows = audit_network(load_catalogue(), plat, host_params(inv, device), config, "show", "t")
     return {r["id"]: r["verdict"] for r in rows
-            if r["automatable"] and not isinstance(devicerules.rule(plat, r["id"]), devicerules.OnHost)}
+            if r["automatable"] and devicerules.on_config(plat, r["id"])}
 
 
 def test_every_vendor_hardened_to_compliance_and_a_second_run_changes_nothing(net):

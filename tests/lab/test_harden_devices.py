@@ -62,7 +62,7 @@ def test_every_router_passes_every_automatable_device_control_and_a_rerun_change
     hosts = {h["host"]: h for h in json.loads(p.stdout)["hosts"]}
     for d in ROUTERS:
         for row in hosts[d]["results"]:
-            if row["automatable"] and not isinstance(devicerules.rule("frr", row["id"]), devicerules.OnHost):
+            if row["automatable"] and devicerules.on_config("frr", row["id"]):
                 assert row["verdict"] == "符合", (d, row["id"], row["findings"])
     code, again = harden(lab, copy)
     assert code == 0 and {r["result"] for r in again["devices"].values()} == {"no_change"}, again["summary"]

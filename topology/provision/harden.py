@@ -98,10 +98,10 @@ def context(inv: Inventory, dev, params: dict, running: str, access: Access) -> 
 
 def compliance(platform: str, params: dict, config: str) -> list[dict]:
     """The audit's own verdict on ``config``: one check per automatable control the configuration carries
-    (controls an FRR router leaves to its Linux host are judged there, not here)."""
+    (controls an FRR router leaves to its Linux host are judged there, the boundary control on the zone records)."""
     out = []
     for r in audit_network(load_catalogue(), platform, params, config, "", ""):
-        if not r["automatable"] or isinstance(devicerules.rule(platform, r["id"]), devicerules.OnHost):
+        if not r["automatable"] or not devicerules.on_config(platform, r["id"]):
             continue
         out.append({"check": f"{r['id']} {r['title_zh']}", "ok": r["verdict"] == PASS,
                     "evidence": "; ".join(f"{'✓' if f['ok'] else '✗'} {f['label']}: {f['detail']}" for f in r["findings"])})
