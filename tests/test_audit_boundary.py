@@ -21,7 +21,7 @@ from jinbao_netops.topology.graph import build
 
 FIX = Path(__file__).parent / "fixtures"
 INV = inventory.load(FIX / "zones/inventory.yml")   # gd-gap1: a 网闸 on Debian (nftables); gd-fw1: a USG (VRP)
-DEFAULT = inventory.load(inventory.DEFAULT_INVENTORY)
+UNZONED = inventory.load(Path(__file__).parent / "fixtures" / "broken" / "base.yml")  # every device in the 业务专网
 NO_BACKUPS = records.from_catalogue({"assets": {}}, [], "backup catalogue test")
 NOW = datetime(2026, 12, 10, tzinfo=UTC).timestamp()
 NFT = shutil.which("nft") or "/usr/sbin/nft"
@@ -99,7 +99,7 @@ def runner(table: str | None):
             assert command == SERVER_COLLECT
             asked = f"{hostchecks.MARK}zones'; ( {zones.NFT_LIST} )" in stdin
             return hardened + (f"{hostchecks.MARK}zones\n{table}" if asked and table is not None else "")
-        name = {"frr": "frr-compliant.cfg", "huawei_vrp": "vrp-compliant.cfg"}[INV.devices.get(device, DEFAULT.devices.get(device)).platform]
+        name = {"frr": "frr-compliant.cfg", "huawei_vrp": "vrp-compliant.cfg"}[INV.devices.get(device, UNZONED.devices.get(device)).platform]
         return (FIX / "security" / name).read_text()
     return run
 
@@ -216,7 +216,7 @@ def test_a_router_is_not_applicable_where_boundary_devices_enforce_the_zones(tmp
 
 
 def test_a_router_is_manual_evidence_where_the_inventory_models_no_boundary(tmp_path):
-    r = audit(tmp_path, host="gd-r1", inv=DEFAULT)
+    r = audit(tmp_path, host="gd-r1", inv=UNZONED)
     assert r["verdict"] == MANUAL and "the inventory models no zone boundary" in r["evidence"]["excerpt"]
 
 
