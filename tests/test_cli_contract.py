@@ -85,6 +85,7 @@ FAILURES = {
     ("serve", "run-now"): (["nope"], 2, "no such job"),
     ("zones", "check"): (["--scope", "nope"], 2, "--scope 'nope'"),
     ("zones", "rules"): (["gd-r1"], 2, "device 'gd-r1': a router, not a boundary device"),
+    ("zones", "apply"): (["gd-r1", "--changes", "{dir}/c"], 2, "device 'gd-r1': a router, not a boundary device"),
 }
 
 

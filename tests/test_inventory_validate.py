@@ -135,14 +135,14 @@ def test_base_is_valid(netops):
 def test_default_inventory_validates(netops):
     r = netops("inventory", "validate")
     assert r.returncode == 0, r.stderr
-    assert "valid" in r.stdout and "42 devices" in r.stdout
+    assert "valid" in r.stdout and "46 devices" in r.stdout
     r = netops("inventory", "validate", "--json")
     assert r.returncode == 0
     data = json.loads(r.stdout)
     assert data["ok"] is True and data["problems"] == []
     assert data["inventory"] == str(DEFAULT_INVENTORY)
-    assert sum(data["devices"].values()) == 42 and sum(data["sites"].values()) == 17
-    assert data["sites"]["county"] == 8 and data["links"] == {"active": 51, "planned": 1}
+    assert sum(data["devices"].values()) == 46 and sum(data["sites"].values()) == 17
+    assert data["sites"]["county"] == 8 and data["links"] == {"active": 55, "planned": 1}
 
 
 def test_yaml_error_in_one_file_reports_only_that(netops, tmp_path):

@@ -15,10 +15,18 @@ ZONED = Path(__file__).parent / "fixtures" / "zones" / "inventory.yml"
 
 
 def test_an_inventory_without_zones_is_all_business():
-    inv = load(DEFAULT_INVENTORY)
+    inv = load(Path(__file__).parent / "fixtures" / "broken" / "base.yml")
     assert not inv.zone_policy
     assert {d.interface_zone(n) for d in inv.devices.values() for n in d.interfaces} == {Zone.business}
     assert not any(d.boundary for d in inv.devices.values())
+
+
+def test_the_default_gives_each_province_its_internet_segment_behind_a_firewall():
+    inv = load(DEFAULT_INVENTORY)
+    assert sorted(d.id for d in inv.devices.values() if d.boundary) == ["gd-fw1", "sc-fw1"]
+    assert {d.id for d in inv.devices.values() if d.zone == Zone.internet} == {"gd-web1", "sc-web1"}
+    assert inv.devices["gd-fw1"].interface_zone("eth1") == Zone.internet
+    assert inv.zone_policy["gd-12333-query"].to.devices == ["gd-db1", "gd-dr-db1"]
 
 
 def test_the_zoned_fixture_loads_with_its_boundaries_and_policy():

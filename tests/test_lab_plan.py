@@ -210,5 +210,5 @@ def test_lab_refuses_what_root_inotify_budget_cannot_hold(monkeypatch):
     monkeypatch.setattr(runtime, "_inotify_in_use_by_root", lambda: 0)
     runtime._budget(len(PLAN.nodes))  # the default fits an idle host
     monkeypatch.setattr(runtime, "_inotify_in_use_by_root", lambda: limit - 10)
-    with pytest.raises(UsageError, match=r"42 more nodes need about 90 inotify instances.*max_user_instances"):
+    with pytest.raises(UsageError, match=r"46 more nodes need about 98 inotify instances.*max_user_instances"):
         runtime._budget(len(PLAN.nodes))

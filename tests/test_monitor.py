@@ -151,7 +151,7 @@ def test_link_ends_one_series_per_interface(out):
     by_end = {(r["labels"]["device"], r["labels"]["interface"]): r["labels"] for r in rules if "interface" in r["labels"]}
     assert by_end[("guangzhou-r1", "eth1")]["uplink"] == "true"     # city → province core
     assert by_end[("gd-r1", "eth3")]["uplink"] == "false"           # the same line seen from the province
-    assert set(by_end[("gd-r1", "eth0")]["link"].split(",")) == {"gd-db1-lan", "gd-bak1-lan", "gd-mon1-lan"}
+    assert set(by_end[("gd-r1", "eth0")]["link"].split(",")) == {"gd-db1-lan", "gd-bak1-lan", "gd-mon1-lan", "gd-fw1-lan"}
 
 
 def test_receivers_post_to_the_inventory_webhook(out, tmp_path):

@@ -178,7 +178,7 @@ def test_alerts_are_attributed_deduplicated_and_coloured():
 def test_topology_document():
     t = web.topology(INV)
     assert [s["id"] for s in t["sites"]][:3] == ["bu", "guangdong", "guangdong_zaibei"]
-    assert len(t["sites"]) == 17 and len(t["devices"]) == 42 and len(t["links"]) == len(INV.links)
+    assert len(t["sites"]) == 17 and len(t["devices"]) == 46 and len(t["links"]) == len(INV.links)
     panyu = next(s for s in t["sites"] if s["id"] == "panyu")
     assert panyu["level"] == "county" and panyu["parent"] == "guangzhou" and panyu["province"] == "guangdong"
     assert panyu["devices"] == ["panyu-db1", "panyu-r1"]

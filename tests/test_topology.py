@@ -151,7 +151,7 @@ def topo():
 def test_graph_carries_the_inventory(topo):
     g = topo.graph
     assert isinstance(g, nx.MultiGraph)
-    assert g.number_of_nodes() == 42 and g.number_of_edges() == 52
+    assert g.number_of_nodes() == 46 and g.number_of_edges() == 56
     assert g.nodes["guangzhou-r1"] == {"site": "guangzhou", "level": "city", "role": "router",
                                        "name": "广州市核心路由器", "platform": "frr", "zone": "business",
                                        "boundary": False, "transit": True}
@@ -161,7 +161,7 @@ def test_graph_carries_the_inventory(topo):
                  "srlg": "panyu-cu", "state": "active", "cost": 1000}
     assert g.edges["longgang-r1", "guangzhou-r1", "longgang-up2"]["state"] == "planned"
     # analysis sees active links only; LAN links are in (hosts hang off routers)
-    assert topo.active.number_of_edges() == 51 and not topo.active.has_edge("longgang-r1", "guangzhou-r1")
+    assert topo.active.number_of_edges() == 55 and not topo.active.has_edge("longgang-r1", "guangzhou-r1")
     assert topo.active.has_edge("panyu-db1", "panyu-r1")
     assert topo.srlgs["longgang-cu"] == [] and topo.srlg_links["longgang-cu"] == ["longgang-up2"]
     assert topo.anchors["bu"] == ["bu-r1", "bu-r2"] and topo.anchors["panyu"] == ["panyu-r1"]
@@ -182,7 +182,7 @@ def test_resolve_failure_units(topo):
         assert "\n" not in str(e.value)
     f = topo.resolve("gd-r1")
     without = topo.without(f)
-    assert "gd-r1" not in without and without.number_of_edges() == 51 - 7  # 4 WAN lines, 3 LAN hosts
+    assert "gd-r1" not in without and without.number_of_edges() == 55 - 8  # 4 WAN lines, 4 LAN hosts
 
 
 # --- single points of failure ---------------------------------------------------------------------
