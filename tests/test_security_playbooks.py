@@ -2,11 +2,13 @@
 audit uses, for Debian and the RHEL family — satisfy the audit's checks."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import jinja2
+import pytest
 import yaml
 from conftest import REPO, clean_env
 
@@ -29,6 +31,27 @@ def render(role: str, template: str, platform: str = "debian", **extra) -> str:
 
 def tasks(role: str) -> list[dict]:
     return yaml.safe_load((ROLES / role / "tasks/main.yml").read_text())
+
+
+AUTH_RULES = ["pw_quality", "login_lockout", "pw_history", "pw_aging", "umask", "idle_timeout", "file_permissions"]
+
+
+def _script(role: str, rules: list[str], check_mode: bool = False, platform: str = "debian", **extra) -> str:
+    """A one-task role's script (templates/<role with - for _>.sh.j2) as Ansible's template lookup renders it: the
+    shared helpers from playbooks/templates, blocks trimmed, Ansible's quote (shlex.quote) and bool filters."""
+    import shlex
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([ROLES / role / "templates", PLAYBOOKS / "templates"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True)
+    env.filters["quote"] = lambda v: shlex.quote(str(v))
+    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
+    params = {**yaml.safe_load(PARAMS.read_text()), **yaml.safe_load((ROLES / f"dengbao_params/vars/{platform}.yml").read_text()), **extra}
+    return env.get_template(f"{role.replace('_', '-')}.sh.j2").render(**params, **{f"_{role}_rules": rules}, ansible_check_mode=check_mode)
+
+
+def _heredocs(script: str) -> dict[str, str]:
+    """path → content of every `put PATH MODE <<'CONF'` in a rendered script."""
+    return dict(re.findall(r"^put (\S+) \d+[^\n]*<<'CONF'\n(.*?\n)CONF$", script, flags=re.M | re.S))
 
 
 def test_ansible_lint_clean():
@@ -83,11 +106,10 @@ def test_rhel_family_uses_authselect_and_its_own_paths():
         v = yaml.safe_load((ROLES / f"dengbao_params/vars/{plat}.yml").read_text())
         assert v["dengbao_pam_method"] == "authselect" and v["dengbao_ssh_service"] == "sshd"
         assert v["dengbao_chrony_conf"] == "/etc/chrony.conf" and v["dengbao_chrony_service"] == "chronyd"
-    auth = {t["name"]: t for t in tasks("dengbao_auth")}
-    rhel = auth["PAM stacks with faillock and pwhistory (rules login-lockout, pw-history; RHEL family)"]
-    assert "dengbao_pam_method == 'authselect'" in rhel["when"]
-    cmds = [t.get("ansible.builtin.command", "") for t in rhel["block"]]
-    assert any("with-faillock with-pwhistory" in c for c in cmds)
+    for plat in ("openeuler", "kylin"):
+        script = _script("dengbao_auth", AUTH_RULES, platform=plat)
+        assert "authselect select sssd with-faillock with-pwhistory --force" in script and "/etc/pam.d/common-" not in script
+        assert _heredocs(script)["/etc/security/pwhistory.conf"] == "remember = 5\nenforce_for_root\n"
     # nothing compares VERSION_ID numerically (Kylin's is not a number)
     for f in ROLES.rglob("*.yml"):
         assert "ansible_distribution_version" not in f.read_text() and "VERSION_ID" not in f.read_text(), f
@@ -95,6 +117,7 @@ def test_rhel_family_uses_authselect_and_its_own_paths():
 
 def _facts_from_rendered(platform: str) -> dict:
     """What the audit would collect from a host carrying the rendered files."""
+    files = _heredocs(_script("dengbao_auth", AUTH_RULES, platform=platform))
     auth, password = render("dengbao_auth", "common-auth.j2"), render("dengbao_auth", "common-password.j2")
     pam = "".join(f"/etc/pam.d/common-auth:{ln}\n" for ln in auth.splitlines() if ln and not ln.startswith("#"))
     pam += "".join(f"/etc/pam.d/common-password:{ln}\n" for ln in password.splitlines() if ln and not ln.startswith("#"))
@@ -103,10 +126,10 @@ def _facts_from_rendered(platform: str) -> dict:
             if ln and not ln.startswith("#")}
     return {
         "pam": pam,
-        "faillock": f"deny = {params['dengbao_lock_deny']}\nunlock_time = {params['dengbao_lock_unlock_time']}\neven_deny_root\n",
-        "pwquality": f"minlen = {params['dengbao_pass_min_len']}\nminclass = {params['dengbao_pass_min_class']}\n",
+        "faillock": files["/etc/security/faillock.conf"],
+        "pwquality": files["/etc/security/pwquality.conf"],
         "sshd": "".join(f"{k} {v}\n" for k, v in sshd.items()),
-        "shell_env": f"/etc/profile.d/dengbao.sh:TMOUT={params['dengbao_idle_timeout']}\n/etc/profile.d/dengbao.sh:readonly TMOUT\n",
+        "shell_env": "".join(f"/etc/profile.d/dengbao.sh:{ln}\n" for ln in files["/etc/profile.d/dengbao.sh"].splitlines()),
         "audit_rules": render("dengbao_audit", "dengbao.rules.j2", platform),
         "nft": render("dengbao_firewall", "nftables.conf.j2", platform, netops_role="monitor", netops_service_ports=[5432],
                       dengbao_peer_admit=LOG_ADMIT),
@@ -166,25 +189,40 @@ SYSTEM_RULES = ["core_dumps", "su_restricted", "suid_binaries", "system_accounts
 
 
 def _system_script(rules: list[str], check_mode: bool = False) -> str:
-    """The dengbao_system script as the role renders it (Ansible's quote filter is shlex.quote)."""
-    import shlex
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLES / "dengbao_system/templates"), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
-    env.filters["quote"] = shlex.quote
-    return env.get_template("dengbao-system.sh.j2").render(**yaml.safe_load(PARAMS.read_text()), _dengbao_system_rules=rules,
-                                                           ansible_check_mode=check_mode)
+    return _script("dengbao_system", rules, check_mode)
 
 
-def test_system_role_is_one_remote_action_for_all_its_controls():
-    """Speed (issue 12 §5): the seven controls cost one task per host; a change is what the script reports."""
-    (task,) = tasks("dengbao_system")
+@pytest.mark.parametrize("role, group, rules", [("dengbao_system", "system", SYSTEM_RULES), ("dengbao_auth", "auth", AUTH_RULES)])
+def test_a_scripted_role_is_one_remote_action_for_all_its_controls(role, group, rules):
+    """Speed (issue 12 §5): a role's controls cost one task per host; a change is what the script reports; each
+    control keeps its tag and its dengbao_rule_<id> (dengbao_selected picks the script's sections)."""
+    (task,) = tasks(role)
     assert task["ansible.builtin.shell"]["executable"] == "/bin/bash" and task["check_mode"] is False
-    assert task["changed_when"] == "'DENGBAO-CHANGED' in dengbao_system.stdout"
-    assert set(task["tags"]) == {f"rule_{r}" for r in SYSTEM_RULES} | {"system"}
-    assert all(f"'{r}'" in task["vars"]["_dengbao_system_rules"] for r in SYSTEM_RULES)
+    assert task["changed_when"] == f"'DENGBAO-CHANGED' in {role}.stdout"
+    assert set(task["tags"]) == {f"rule_{r}" for r in rules} | {group}
+    assert task["vars"][f"_{role}_ids"] == rules
+    assert f"'{group}', ansible_run_tags, ansible_skip_tags" in task["vars"][f"_{role}_rules"]
+    assert task["when"] == f"_{role}_rules | length > 0"
+
+
+def test_system_role_runs_after_services():
     roles = [r["role"] for r in yaml.safe_load((PLAYBOOKS / "harden.yml").read_text())[0]["roles"]]
     assert roles.index("dengbao_system") == roles.index("dengbao_services") + 1
+
+
+def test_a_control_runs_when_enabled_and_selected_by_its_tag_or_its_roles():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dengbao_rules", PLAYBOOKS / "filter_plugins/dengbao_rules.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pick = mod.dengbao_selected
+    ids = ["pw_quality", "umask"]
+    assert pick(ids, [True, True], "auth", ["all"], []) == ids
+    assert pick(ids, [True, "false"], "auth", ["all"], []) == ["pw_quality"]  # dengbao_rule_umask: "false" (a string) off too
+    assert pick(ids, [True, True], "auth", ["rule_umask"], []) == ["umask"]
+    assert pick(ids, [True, True], "auth", ["auth"], ["rule_pw_quality"]) == ["umask"]
+    assert pick(ids, [True, True], "auth", ["ssh"], []) == [] and pick(ids, [True, True], "auth", ["all"], ["auth"]) == []
 
 
 def test_system_script_holds_only_the_selected_controls_and_is_valid_bash():
@@ -195,6 +233,35 @@ def test_system_script_holds_only_the_selected_controls_and_is_valid_bash():
         r = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
     assert "DRY=1" in _system_script(SYSTEM_RULES, check_mode=True) and "DRY=0" in _system_script(SYSTEM_RULES)
+
+
+def test_auth_script_holds_only_the_selected_controls_and_is_valid_bash():
+    pam = {"/etc/pam.d/common-auth", "/etc/pam.d/common-account", "/etc/pam.d/common-password"}
+    files = {"pw_quality": {"/etc/security/pwquality.conf"}, "login_lockout": {"/etc/security/faillock.conf"} | pam,
+             "pw_history": pam, "pw_aging": set(), "umask": {"/etc/profile.d/dengbao.sh"}, "idle_timeout": {"/etc/profile.d/dengbao.sh"},
+             "file_permissions": set()}
+    marks = {"pw_aging": ["PASS_MAX_DAYS\t90", "chage -M 90 -m 1 -W 7"], "umask": ["UMASK\t\t027"],
+             "file_permissions": ["HOME_MODE\t0750", "/etc/sudoers.d:750", "find /home"]}
+    for rule in AUTH_RULES:
+        script = _script("dengbao_auth", [rule])
+        assert set(_heredocs(script)) == files[rule], rule
+        assert {m for ms in marks.values() for m in ms if m in script} == set(marks.get(rule, [])), rule
+    for rules in (AUTH_RULES, [], ["idle_timeout"]):
+        r = subprocess.run(["bash", "-n"], input=_script("dengbao_auth", rules), capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+    assert "DRY=1" in _script("dengbao_auth", AUTH_RULES, check_mode=True)
+    # the PAM stacks are the role's templates, as the audit's checks above read them
+    files = _heredocs(_script("dengbao_auth", AUTH_RULES))
+    assert files["/etc/pam.d/common-auth"] == render("dengbao_auth", "common-auth.j2")
+
+
+def test_the_login_shell_file_keeps_both_controls_when_a_tag_selects_one():
+    """--tags rule_idle_timeout rewrites /etc/profile.d/dengbao.sh: the umask stays in it (its rule is on);
+    only dengbao_rule_umask: false takes it out."""
+    profile = "/etc/profile.d/dengbao.sh"
+    assert "umask 027" in _heredocs(_script("dengbao_auth", ["idle_timeout"]))[profile]
+    off = _heredocs(_script("dengbao_auth", ["idle_timeout"], dengbao_rule_umask=False))[profile]
+    assert "umask" not in off and "readonly TMOUT" in off
 
 
 def test_rendered_ssh_client_config_and_sshd_share_the_algorithms_and_pass_the_audit():
