@@ -50,8 +50,8 @@ def _script(role: str, rules: list[str], check_mode: bool = False, platform: str
 
 
 def _heredocs(script: str) -> dict[str, str]:
-    """path → content of every `put PATH MODE <<'CONF'` in a rendered script."""
-    return dict(re.findall(r"^put (\S+) \d+[^\n]*<<'CONF'\n(.*?\n)CONF$", script, flags=re.M | re.S))
+    """path → content of every `[VALIDATE=…] put PATH MODE … <<'CONF'` in a rendered script."""
+    return dict(re.findall(r"^\t*(?:VALIDATE='[^']*' )?put (\S+) \d+[^\n]*<<'CONF'\n(.*?\n)CONF$", script, flags=re.M | re.S))
 
 
 def test_ansible_lint_clean():
@@ -192,7 +192,8 @@ def _system_script(rules: list[str], check_mode: bool = False) -> str:
     return _script("dengbao_system", rules, check_mode)
 
 
-@pytest.mark.parametrize("role, group, rules", [("dengbao_system", "system", SYSTEM_RULES), ("dengbao_auth", "auth", AUTH_RULES)])
+@pytest.mark.parametrize("role, group, rules", [("dengbao_system", "system", SYSTEM_RULES), ("dengbao_auth", "auth", AUTH_RULES),
+                                                ("dengbao_accounts", "accounts", ["separation_of_duties"])])
 def test_a_scripted_role_is_one_remote_action_for_all_its_controls(role, group, rules):
     """Speed (issue 12 §5): a role's controls cost one task per host; a change is what the script reports; each
     control keeps its tag and its dengbao_rule_<id> (dengbao_selected picks the script's sections)."""
@@ -262,6 +263,32 @@ def test_the_login_shell_file_keeps_both_controls_when_a_tag_selects_one():
     assert "umask 027" in _heredocs(_script("dengbao_auth", ["idle_timeout"]))[profile]
     off = _heredocs(_script("dengbao_auth", ["idle_timeout"], dengbao_rule_umask=False))[profile]
     assert "umask" not in off and "readonly TMOUT" in off
+
+
+def _accounts_script(**extra) -> str:
+    keys = {"sysadmin": "/keys/sysadmin"}  # the inventory's credential profile of that name: its .pub read on the controller
+    return _script("dengbao_accounts", ["separation_of_duties"], netops_admin_key_files=keys, netops_services=["postgresql"],
+                   lookup=lambda plugin, path: {"/keys/sysadmin.pub": "ssh-ed25519 AAAAsys sys@lab\n"}[path], **extra)
+
+
+def test_accounts_script_puts_the_wrappers_keys_and_a_validated_sudoers():
+    script = _accounts_script(dengbao_admin_keys={"secadmin": ["ssh-ed25519 AAAAsec 张三"]})
+    r = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    files = _heredocs(script)
+    # the sudoers drop-in only after visudo accepted it; the rendered policy is what the audit's checks above read
+    assert "VALIDATE='visudo -cf' put /etc/sudoers.d/dengbao 440 <<'CONF'" in script
+    assert files["/etc/sudoers.d/dengbao"] == render("dengbao_accounts", "sudoers.j2")
+    assert 'UNITS="snmpd cron postgresql"' in files["/usr/local/sbin/dengbao-service"]
+    assert "put /usr/local/sbin/dengbao-service 755 <<" in script and "put /usr/local/sbin/dengbao-account 755 <<" in script
+    assert files["/home/sysadmin/.ssh/authorized_keys"] == "ssh-ed25519 AAAAsys sys@lab\n"
+    assert files["/home/secadmin/.ssh/authorized_keys"] == "ssh-ed25519 AAAAsec 张三\n"
+    assert "/home/auditadmin/.ssh" not in script  # no key for it: no .ssh made
+    assert "put /home/sysadmin/.ssh/authorized_keys 600 sysadmin root <<" in script
+    for name, groups in (("sysadmin", "''"), ("secadmin", "''"), ("auditadmin", "adm")):
+        assert re.search(rf"^admin {name} '[^']+' {groups}$", script, flags=re.M), name
+    assert "DRY=1" in _accounts_script(check_mode=True)
+    assert "# ---" not in _script("dengbao_accounts", [])
 
 
 def test_rendered_ssh_client_config_and_sshd_share_the_algorithms_and_pass_the_audit():
