@@ -193,7 +193,8 @@ def _system_script(rules: list[str], check_mode: bool = False) -> str:
 
 
 @pytest.mark.parametrize("role, group, rules", [("dengbao_system", "system", SYSTEM_RULES), ("dengbao_auth", "auth", AUTH_RULES),
-                                                ("dengbao_accounts", "accounts", ["separation_of_duties"])])
+                                                ("dengbao_accounts", "accounts", ["separation_of_duties"]),
+                                                ("dengbao_audit", "audit", ["audit_rules", "audit_daemon", "audit_protection"])])
 def test_a_scripted_role_is_one_remote_action_for_all_its_controls(role, group, rules):
     """Speed (issue 12 §5): a role's controls cost one task per host; a change is what the script reports; each
     control keeps its tag and its dengbao_rule_<id> (dengbao_selected picks the script's sections)."""
@@ -289,6 +290,22 @@ def test_accounts_script_puts_the_wrappers_keys_and_a_validated_sudoers():
         assert re.search(rf"^admin {name} '[^']+' {groups}$", script, flags=re.M), name
     assert "DRY=1" in _accounts_script(check_mode=True)
     assert "# ---" not in _script("dengbao_accounts", [])
+
+
+def test_audit_script_loads_changed_rules_and_keeps_the_records_for_the_auditors_group():
+    script = _script("dengbao_audit", ["audit_rules", "audit_daemon", "audit_protection"])
+    r = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    rules = _heredocs(script)["/etc/audit/rules.d/dengbao.rules"]
+    assert rules.splitlines() == [ln for ln in render("dengbao_audit", "dengbao.rules.j2").splitlines() if ln]
+    assert rules.endswith("-e 2\n")  # immutable last
+    assert "put /etc/audit/rules.d/dengbao.rules 640 <<" in script and "-g adm -m 750 /var/log/audit" in script
+    # the handlers' work, after the files: only what changed, never in check mode
+    assert script.index("RULES=$PUT") < script.index("[ \"$RULES\" = 0 ] || augenrules --load")
+    assert script.index("CONF=$PUT") < script.index("[ \"$CONF\" = 0 ] || auditctl --signal hup")
+    only_daemon = _script("dengbao_audit", ["audit_daemon"])
+    assert "dengbao.rules" not in only_daemon and "log_group" not in only_daemon and "systemctl enable --quiet auditd" in only_daemon
+    assert "DRY=1" in _script("dengbao_audit", ["audit_rules"], check_mode=True)
 
 
 def test_rendered_ssh_client_config_and_sshd_share_the_algorithms_and_pass_the_audit():
