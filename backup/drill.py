@@ -590,10 +590,12 @@ def _counties(inv: Inventory, scope: str) -> dict[str, str]:
 def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .replication import build_pair, primary_view, read_primary_view, role_password, service_address
+    from .replication import build_pair, primary_view, read_primary_view, role_password, service_address, service_route
 
     inv = access.inv
     pair = _pair(inv, sc)
+    if pair.service_address:
+        service_route(inv, pair, pair.standby)  # a router the address cannot be announced on: refused before any step
     secret = role_password(access, inv, pair.primary)
     on_primary, on_standby = runner(shell, pair.primary, 300), runner(shell, pair.standby, 300)
     view = read_primary_view(on_primary(POSTGRESQL.sql(primary_view(pair.slot, pair.standby))))
