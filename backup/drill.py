@@ -533,23 +533,31 @@ def _reach_times(actions: LabActions, sources: dict[str, str], address: str, t0:
     return {c: pool.submit(one, s) for c, s in sources.items()}
 
 
-def _move_service(shell, inv: Inventory, pair, holder: str, on: bool) -> list[str]:
+def _move_service(access: Access, shell, pair, holder: str, on: bool) -> list[str]:
     """``holder`` (the pair's standby, promoted) takes the service address and its site router announces it (``on``),
-    or gives it up and the announcement is withdrawn; what changed, per node."""
-    from .replication import announcement, service_address
+    or the announcement is withdrawn and it gives the address up; what changed, per node."""
+    from .replication import announce, service_address, service_route
 
-    router, cmd = announcement(inv, pair, holder, on)
-    steps = [(holder, service_address(inv, pair, holder, on)), (router, cmd)]
-    return [f"{node}: {ln.strip()}" for node, c in (steps if on else steps[::-1])
-            for ln in runner(shell, node, 120)(c).splitlines() if ln.strip()]
+    inv = access.inv
+    router, via = service_route(inv, pair, holder)
+
+    def address() -> list[str]:
+        out = runner(shell, holder, 120)(service_address(inv, pair, holder, on))
+        return [f"{holder}: {ln.strip()}" for ln in out.splitlines() if ln.strip()]
+
+    def route() -> list[str]:  # through the access layer's session: the router's own CLI
+        return [f"{router}: {ln}" for ln in announce(access.session(router), pair.service_address, via, on)]
+
+    return address() + route() if on else route() + address()
 
 
-def restore_pair(shell, inv: Inventory, pair, password: str) -> list[str]:
+def restore_pair(access: Access, shell, pair, password: str) -> list[str]:
     """The pair back in its inventory roles whatever a drill left: the primary unmasked and running (promoted if it
     was left a standby), the standby re-cloned from it where it does not stream from it, the service address back on
     the primary and no longer announced at the standby's site; the scratch database gone."""
     from .replication import build_pair
 
+    inv = access.inv
     on_primary = runner(shell, pair.primary, 300)
     unit = _cluster_unit(on_primary)
     on_primary(_root("systemctl", "unmask", "--runtime", unit))
@@ -561,7 +569,7 @@ def restore_pair(shell, inv: Inventory, pair, password: str) -> list[str]:
     done += build_pair(shell, inv, pair, password, force=True)["changed"]
     done += _rearchive(shell, inv, pair, password)
     if pair.service_address:
-        done += _move_service(shell, inv, pair, pair.standby, False)
+        done += _move_service(access, shell, pair, pair.standby, False)
     on_primary(POSTGRESQL.sql("SET synchronous_commit = local;\n" + POSTGRESQL.drop_sql.format(db=POSTGRESQL.ident(DRILL_DB))))
     return done
 
@@ -582,10 +590,12 @@ def _counties(inv: Inventory, scope: str) -> dict[str, str]:
 def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journal, undo: list, progress) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .replication import build_pair, primary_view, read_primary_view, role_password, service_address
+    from .replication import build_pair, primary_view, read_primary_view, role_password, service_address, service_route
 
     inv = access.inv
     pair = _pair(inv, sc)
+    if pair.service_address:
+        service_route(inv, pair, pair.standby)  # a router the address cannot be announced on: refused before any step
     secret = role_password(access, inv, pair.primary)
     on_primary, on_standby = runner(shell, pair.primary, 300), runner(shell, pair.standby, 300)
     view = read_primary_view(on_primary(POSTGRESQL.sql(primary_view(pair.slot, pair.standby))))
@@ -604,7 +614,7 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
                               f"{pair.service_address} (`netops dr setup` places it on {pair.primary})")
     progress(1, "steady state")
     undo.append((f"{pair.primary} primary and {pair.standby} its streaming standby, {DRILL_DB} dropped 主备角色复原",
-                 lambda: restore_pair(shell, inv, pair, secret)))
+                 lambda: restore_pair(access, shell, pair, secret)))
     on_primary(POSTGRESQL.drop(DRILL_DB))
     on_primary(POSTGRESQL.create(DRILL_DB))
     on_primary(POSTGRESQL.sql(JIAOFEI, DRILL_DB))
@@ -637,7 +647,7 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
         if not promoted:
             raise DrillFailed(f"{pair.standby} was not promoted within 60 s")
         if pair.service_address:
-            moved = _move_service(shell, inv, pair, pair.standby, True)
+            moved = _move_service(access, shell, pair, pair.standby, True)
             j.step("recover", f"the service address {pair.service_address} moved to {pair.standby} 业务地址切换至灾备端",
                    changed=moved)
         last, rows = map(int, on_standby(POSTGRESQL.sql(LAST_SEQ, DRILL_DB)).split())
@@ -690,7 +700,7 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
     rebuilt = build_pair(shell, inv, pair, secret, force=True)["changed"]
     rebuilt += _rearchive(shell, inv, pair, secret)
     if pair.service_address:
-        rebuilt += _move_service(shell, inv, pair, pair.standby, False)
+        rebuilt += _move_service(access, shell, pair, pair.standby, False)
     got = {"primary": POSTGRESQL.fingerprint(on_primary, DRILL_DB), "standby": POSTGRESQL.fingerprint(on_standby, DRILL_DB)}
     equal = got["primary"] == got["standby"] == want
     home = all(actions.ping(src, pair.service_address) for src in counties.values()) if counties else True

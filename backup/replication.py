@@ -19,8 +19,8 @@ it connects to. A man in the middle of the business network cannot pose as the p
 
 A pair may name a service address (``replica: {…, service_address: A}``): the address clients use, a free host
 address in the primary's LAN. The primary holds it on its LAN interface and the standby does not; a failover drill
-moves it to the promoted standby (on lo, announced as a /32 by its site router into OSPF) and back
-(:func:`service_address`, :func:`announcement`).
+moves it to the promoted standby (on lo, announced as a /32 by its site router into OSPF, in the router's own
+syntax from the platform table) and back (:func:`service_address`, :func:`service_route`, :func:`announce`).
 
 Replication runs over the business network (the servers' LAN addresses), as the database traffic itself
 does, not over the management network; the hardened firewall admits it from the peer's address only
@@ -40,6 +40,7 @@ from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.inventory import Inventory, Role
 from jinbao_netops.inventory.model import LinkKind
 from jinbao_netops.inventory.engines import POSTGRESQL, Command, as_user
+from jinbao_netops.inventory.platforms import PLATFORMS
 
 from .jobs import runner, ssh_shell
 
@@ -117,34 +118,56 @@ fi
 """
 
 
-# The service route on an FRR router (the lab twin's routers): $1 the address/32, $2 the next hop, $3 announce or
-# withdraw; OSPF redistributes static routes while the router has one. Prints a line when it changed something.
-ANNOUNCE_SCRIPT = r"""set -e
-route="ip route $1 $2"
-if [ "$3" = announce ]; then
-  if ! vtysh -c 'show running-config' | grep -qxF "$route"; then
-    vtysh -c 'configure terminal' -c "$route" -c 'router ospf' -c 'redistribute static' >/dev/null
-    echo "announced $1 via $2"
-  fi
-elif vtysh -c 'show running-config' | grep -qxF "$route"; then
-  vtysh -c 'configure terminal' -c "no $route" >/dev/null
-  if ! vtysh -c 'show running-config' | grep -q '^ip route '; then
-    vtysh -c 'configure terminal' -c 'router ospf' -c 'no redistribute static' >/dev/null
-  fi
-  echo "withdrew $1"
-fi
-"""
-
-
-def announcement(inv: Inventory, pair: Pair, device: str, on: bool) -> tuple[str, Command]:
-    """(router, command): ``device``'s site router announcing (or withdrawing) the pair's service address as a /32
-    towards ``device``, into OSPF. Rendered for FRR, the lab twin's routers; another platform is refused."""
+def service_route(inv: Inventory, pair: Pair, device: str) -> tuple[str, str]:
+    """(router, next hop): ``device``'s site router, which announces the pair's service address as a /32 into OSPF
+    while ``device`` holds it, and ``device``'s business address, where the route points. A router whose platform
+    has no host-route forms in the platform table is refused."""
     router = gateway(inv, device)
-    if inv.devices[router].platform != "frr":
-        raise UsageError(f"{inv.root}: device {router!r}: field 'platform': moving a service address is rendered for FRR "
-                         f"routers only (the lab twin), not {inv.devices[router].platform}")
-    return router, as_root(ANNOUNCE_SCRIPT, f"{pair.service_address}/32", business_address(inv, device),
-                            "announce" if on else "withdraw")
+    plat = inv.devices[router].platform_info
+    if plat.host_route is None:
+        raise UsageError(f"{inv.root}: device {router!r}: field 'platform': moving a service address is not rendered "
+                         f"for {plat.name} (rendered for {', '.join(p.name for p in PLATFORMS.values() if p.host_route)})")
+    return router, business_address(inv, device)
+
+
+def route_lines(router: str, plat, running: str, address: str, next_hop: str, on: bool) -> list[str]:
+    """The configuration-mode lines that make ``router`` (``plat``, its running configuration ``running``) announce
+    (``on``) a /32 to ``address`` via ``next_hop`` into OSPF, or withdraw it; [] when it is so already. The
+    announcement adds the static route and the OSPF process's redistribution of static routes where they are
+    missing; the withdrawal removes the route, and the redistribution too when no other static route remains (the
+    router's own static routes keep theirs). Lines are compared stripped: Comware prints its global lines indented."""
+    from jinbao_netops.topology.provision.render import parse
+
+    route = plat.host_route.format(address=escape.cli(address), next_hop=escape.cli(next_hop))
+    lines = [ln.strip() for ln in running.splitlines()]
+    # the process's header as printed: the view itself, else the view with options (VRP's `ospf 1 router-id X`)
+    heads = [c for c in parse(running).children if (c.line + " ").startswith(plat.ospf_process + " ")]
+    process = next((c for c in heads if c.line == plat.ospf_process), heads[0] if heads else None)
+    redistributes = process is not None and process.find(plat.redistribute_static) is not None
+    if on:
+        if process is None:
+            raise DeviceError(router, f"no OSPF process {plat.ospf_process!r} in its running configuration to announce "
+                                      f"{address} into 运行配置中无OSPF进程，无法通告业务地址")
+        return ([] if route in lines else [route]) + \
+            ([] if redistributes else [plat.ospf_process, plat.redistribute_static, plat.stanza_exit])
+    if route not in lines:
+        return []
+    others = [ln for ln in lines if ln.startswith(plat.static_route) and ln != route]
+    return [f"{plat.negate} {route}"] + \
+        ([plat.ospf_process, f"{plat.negate} {plat.redistribute_static}", plat.stanza_exit]
+         if redistributes and not others else [])
+
+
+def announce(session, address: str, next_hop: str, on: bool) -> list[str]:
+    """Announce (``on``) or withdraw the /32 to ``address`` via ``next_hop`` on the router of ``session`` (the
+    access layer's: a vendor CLI, or FRR's vtysh), reading its running configuration first; the change is saved.
+    What changed, one line (none when it was so already)."""
+    lines = route_lines(session.device, session.plat, session.show_running(), address, next_hop, on)
+    if not lines:
+        return []
+    session.configure(lines)
+    session.save()
+    return [f"announced {address}/32 via {next_hop}" if on else f"withdrew {address}/32"]
 
 
 def service_address(inv: Inventory, pair: Pair, device: str, hold: bool) -> Command:

@@ -176,6 +176,19 @@ class Platform:
     # the software version in the agent's sysDescr: a regex whose groups, joined by a space, are the version in
     # the form the inventory's ``software`` field is written (compared by reconcile); None: not known
     snmp_software: str | None = None
+    # --- a service address moved by a failover (backup/replication): the site router announces a host route to it
+    # into OSPF. ``host_route``: the static /32 with {address} and {next_hop}, as the running configuration prints
+    # it; ``ospf_process``: the view of the OSPF process, named as the link templates name it (a running header
+    # that starts with it is that process: VRP's and Comware's ``ospf 1 router-id X``); ``redistribute_static``:
+    # the line in that view that redistributes static routes. None: a failover cannot move an address here
+    host_route: str | None = None
+    ospf_process: str | None = None
+    redistribute_static: str | None = None
+
+    @property
+    def static_route(self) -> str | None:
+        """How a static route's line starts (``ip route-static ``): the part of ``host_route`` before its address."""
+        return self.host_route.partition("{address}")[0] if self.host_route else None
 
     def software_version(self, sys_descr: str) -> str | None:
         """The software version ``sys_descr`` names, in the inventory's form; None where it names none this
@@ -284,7 +297,9 @@ PLATFORMS: dict[str, Platform] = {
                             ("display lldp neighbor brief", "lldp_vrp")),
                  # the release in the parentheses after the model: "VRP (R) software, Version 8.180 (CE6881
                  # V200R005C10SPC800)" (VRP5, VRP8, YunShan OS alike) → V200R005C10SPC800
-                 snmp_software=r"\bVersion [\d.]+ \([^()]*?\b(V\d{3}R\d{3}\w*)\)"),
+                 snmp_software=r"\bVersion [\d.]+ \([^()]*?\b(V\d{3}R\d{3}\w*)\)",
+                 host_route="ip route-static {address} 255.255.255.255 {next_hop}", ospf_process="ospf 1",
+                 redistribute_static="import-route static"),
         Platform("hp_comware", "network", "hp_comware", "community.network.hpe_comware", _NET, "frr",
                  paging_off="screen-length disable", show_running="display current-configuration",
                  save="save force", commit_confirm="configuration commit delay {minutes}",
@@ -321,7 +336,10 @@ PLATFORMS: dict[str, Platform] = {
                  reconcile=(("display ip interface brief", "ip_brief_comware"), ("display ospf peer", "ospf_comware"),
                             ("display lldp neighbor-information list", "lldp_comware")),
                  # "Software Version 7.1.070, Release 6728P22" → 7.1.070 Release 6728P22 (Comware 5 and 7)
-                 snmp_software=r"\bVersion (\d+(?:\.\d+)+), (Release \w+)"),
+                 snmp_software=r"\bVersion (\d+(?:\.\d+)+), (Release \w+)",
+                 # Comware takes a mask or its length and prints the length
+                 host_route="ip route-static {address} 32 {next_hop}", ospf_process="ospf 1",
+                 redistribute_static="import-route static"),
         Platform("cisco_ios", "network", "cisco_ios", "cisco.ios.ios", _NET, "frr",
                  paging_off="terminal length 0", show_running="show running-config",
                  save="write memory", commit_confirm="configure terminal revert timer {minutes}",
@@ -353,7 +371,9 @@ PLATFORMS: dict[str, Platform] = {
                  reconcile=(("show ip interface brief", "ip_brief_ios"), ("show ip ospf neighbor", "ospf_ios"),
                             ("show lldp neighbors", "lldp_ios")),
                  # "Cisco IOS Software, C2960X Software (…), Version 15.2(7)E3, RELEASE SOFTWARE" → 15.2(7)E3 (IOS-XE alike)
-                 snmp_software=r"\bVersion ([^\s,]+)"),
+                 snmp_software=r"\bVersion ([^\s,]+)",
+                 host_route="ip route {address} 255.255.255.255 {next_hop}", ospf_process="router ospf 1",
+                 redistribute_static="redistribute static subnets"),
         # Cisco's firewall (ASA OS, not IOS): no commit-confirm (a push is undone line by line), no ping from a
         # source address; it shares IOS's enterprise number, so SNMP cannot tell them apart (set the platform)
         Platform("cisco_asa", "network", "cisco_asa", "cisco.asa.asa", _NET, "frr",
@@ -381,7 +401,9 @@ PLATFORMS: dict[str, Platform] = {
                  reconcile=(("ip -j addr", "addrs_linux"), (f"{VTYSH} -c 'show ip ospf neighbor'", "ospf_frr"),
                             ("/usr/sbin/lldpcli -f json0 show neighbors", "lldp_lldpd")),
                  # net-snmp's sysDescr is `uname -snrvm`: "Linux xa-r1 6.1.0-28-amd64 #1 SMP …" → the kernel release
-                 snmp_software=r"^Linux \S+ (\S+)"),
+                 snmp_software=r"^Linux \S+ (\S+)",
+                 host_route="ip route {address}/32 {next_hop}", ospf_process="router ospf",
+                 redistribute_static="redistribute static"),
         Platform("debian", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",
                  ssh_health=_LINUX, zone_rules="nftables"),
         Platform("openeuler", "server", "linux", None, "ssh", "linux", snmp_enterprise="1.3.6.1.4.1.8072",

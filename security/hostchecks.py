@@ -786,10 +786,16 @@ def mgmt_access(f, p):
             ok = bool(re.search(rf"ip saddr != {re.escape(str(net))} .*dport ({port}|\{{[^}}]*\b{port}\b[^}}]*\}}) .*drop", rules))
             detail = "policy accept with a drop rule" if ok else "open to all"
         subs.append(_sub(f"port {port} only from {net} 仅管理网访问", ok, detail))
-    for rule in p.get("dengbao_peer_admit") or []:
+    admits = p.get("dengbao_peer_admit") or []
+    # a port several admits share (PostgreSQL: the replication peer and a zone flow's source) may be opened to all of them
+    shared: dict[tuple, set] = {}
+    for rule in admits:
+        shared.setdefault((rule["port"], rule["proto"]), set()).update(
+            {ipaddress.ip_network(a) for a in rule["sources"]} | ({net} if rule.get("management") else set()))
+    for rule in admits:
         peers = {ipaddress.ip_network(a) for a in rule["sources"]}
         opened = _opened(deny, rule["port"], rule["proto"])
-        allowed = peers | ({net} if rule.get("management") else set())  # a service port the management network reaches too
+        allowed = shared[(rule["port"], rule["proto"])]  # with the management network for a service port it reaches too
         ok = bool(opened) and all(s is not None and set(s) <= allowed for s in map(_saddrs, opened))
         subs.append(_sub(f"port {rule['port']}/{rule['proto']} only from its {len(peers)} {rule['what']} 仅限对端访问", ok,
                          "; ".join(opened) or ("not accepted" if deny else "no default deny")))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jinbao_netops import inventory
-from jinbao_netops.security import hostchecks, records
+from jinbao_netops.security import admits, hostchecks, records
 from jinbao_netops.security.audit import audit_server
 from jinbao_netops.security.catalogue import (
     FAIL,
@@ -273,6 +273,24 @@ def test_a_log_hosts_log_ports_are_open_to_its_own_senders_only(rules, bad):
     params = {**host_params(INV, "gd-mon1"), "dengbao_peer_admit": LOG_ADMIT}
     subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", BASE + MGMT + rules)}, params)
     failed = {s["label"].split()[1] for s in subs if not s["ok"]}
+    assert failed == bad, subs
+
+
+@pytest.mark.parametrize("extra, bad", [
+    ("", set()),
+    # the port opened to an address neither admit names: both admits' checks fail
+    ("ip saddr 10.44.9.9 tcp dport 5432 accept\n", {"replication", "zone"}),
+])
+def test_a_port_two_admits_share_is_open_to_both_and_no_one_else(extra, bad):
+    """gd-db1's PostgreSQL: its standby (replication) and, through the boundary firewall, the 12333 portal (a zone
+    flow) — each admit's rule opens 5432 to its own source, which the other admit's check must not count against it."""
+    admit = admits.admitted(INV, "gd-db1")
+    assert {a["what"].split()[0] for a in admit} == {"replication", "zone"}
+    rules = BASE + MGMT + "ip saddr 10.254.0.0/16 tcp dport 5432 accept\nip saddr 10.44.1.11 tcp dport 5432 accept\n" \
+        "ip saddr 10.44.3.10 tcp dport 5432 accept\n" + extra
+    subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", rules)}, {**host_params(INV, "gd-db1"),
+                                                                                 "dengbao_peer_admit": admit})
+    failed = {s["label"].split(" only from its ")[1].split()[1] for s in subs if not s["ok"] and "only from its" in s["label"]}
     assert failed == bad, subs
 
 

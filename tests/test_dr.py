@@ -2,9 +2,14 @@
 member gets, what the firewall admits, the alert's inventory facts."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import ipaddress
+import sys
 
 import pytest
+from conftest import REPO
 
 from jinbao_netops.backup import replication
 from jinbao_netops.errors import UsageError
@@ -238,14 +243,139 @@ def test_the_primary_holds_the_service_address_in_its_lan_and_elsewhere_it_is_a_
     assert "service address 10.44.0.100 held on lo" in out and "lo 10.44.0.100/32" in out
 
 
-def test_the_service_route_is_announced_by_the_standbys_site_router_for_frr_only():
-    pair = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
-    router, cmd = replication.announcement(INV, pair, "gd-dr-db1", True)
-    assert router == "gd-dr-r1" and cmd.argv[-3:] == ("10.44.0.100/32", "10.44.1.11", "announce")
+# --- the /32 at the standby's site router, in each platform's own syntax ------------------------------------------
+
+# gd-dr-r1 as each platform prints it, with the OSPF process the link templates configure (process 1; FRR's one)
+ROUTER_CONFIG = {
+    "huawei_vrp": "sysname gd-dr-r1\ninterface GigabitEthernet0/0/0\n ip address 10.44.1.1 24\n ospf enable 1 area 0.0.0.0\n"
+                  "ospf 1 router-id 10.44.254.2\n bandwidth-reference 100000\n",
+    "hp_comware": "sysname gd-dr-r1\ninterface GigabitEthernet1/0/1\n ip address 10.44.1.1 24\n ospf 1 area 0.0.0.0\n"
+                  "ospf 1 router-id 10.44.254.2\n bandwidth-reference 100000\n",
+    "cisco_ios": "hostname gd-dr-r1\ninterface GigabitEthernet0/1\n ip address 10.44.1.1 255.255.255.0\n ip ospf 1 area 0\n"
+                 "router ospf 1\n router-id 10.44.254.2\n auto-cost reference-bandwidth 100000\n",
+    "frr": "hostname gd-dr-r1\ninterface eth0\n ip address 10.44.1.1/24\n ip ospf area 0.0.0.0\n"
+           "router ospf\n ospf router-id 10.44.254.2\n",
+}
+# what each prints once the service address 10.44.0.100 is announced via gd-dr-db1 (10.44.1.11): the route, and the
+# OSPF process's header with the line that redistributes static routes
+ROUTE = {"huawei_vrp": "ip route-static 10.44.0.100 255.255.255.255 10.44.1.11",
+         "hp_comware": "ip route-static 10.44.0.100 32 10.44.1.11",
+         "cisco_ios": "ip route 10.44.0.100 255.255.255.255 10.44.1.11", "frr": "ip route 10.44.0.100/32 10.44.1.11"}
+OSPF = {"huawei_vrp": ("ospf 1 router-id 10.44.254.2", "import-route static"),
+        "hp_comware": ("ospf 1 router-id 10.44.254.2", "import-route static"),
+        "cisco_ios": ("router ospf 1", "redistribute static subnets"), "frr": ("router ospf", "redistribute static")}
+DOUBLE_STYLE = {"huawei_vrp": "vrp", "hp_comware": "comware", "cisco_ios": "ios", "frr": "frr"}
+GD_PAIR = next(p for p in replication.pairs(INV) if p.standby == "gd-dr-db1")
+
+
+@contextlib.contextmanager
+def dr_router(tmp_path, platform: str, config: str):
+    """(access, the double): gd-dr-r1 on ``platform``, a test double of the vendor's CLI (tests/fixtures/provision)
+    on a loopback address, holding ``config``, reached through the access layer as the drill reaches it."""
+    sys.path.insert(0, str(REPO / "tests/fixtures/provision"))
+    from fakedevice import FakeDevice
+
+    from jinbao_netops.access import Access
+    from jinbao_netops.inventory.model import Credentials, SecretRef
+
+    fake = FakeDevice("gd-dr-r1", DOUBLE_STYLE[platform], config, "10.44.254.2", address="127.0.0.1")
+    try:
+        (tmp_path / "known_hosts").write_text(fake.known_hosts_line())
+        inv = copy.deepcopy(INV)
+        inv.credentials["double"] = Credentials(id="double", username="netops", password=SecretRef(env="DOUBLE_PW"))
+        inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={
+            "platform": platform, "management": ipaddress.IPv4Address("127.0.0.1"), "credentials": "double"})
+        with Access(inv, {"DOUBLE_PW": "pw"}, known_hosts=str(tmp_path / "known_hosts"), port=fake.port) as access:
+            yield access, fake
+    finally:
+        fake.close()
+
+
+def _routed(fake, platform: str) -> tuple[bool, bool]:
+    """(the /32 in the double's running config, its OSPF process redistributing static routes)."""
+    from jinbao_netops.topology.provision.render import parse
+
+    tree = parse(fake.running())
+    header, line = OSPF[platform]
+    assert tree.find(header) is not None, fake.running()  # the process itself is never touched
+    return tree.find(ROUTE[platform]) is not None, tree.find(header).find(line) is not None
+
+
+@pytest.mark.parametrize("platform", list(ROUTER_CONFIG))
+def test_the_standbys_site_router_announces_and_withdraws_the_service_route_in_its_own_syntax(tmp_path, platform):
+    """A failover moves the service address to the DR standby: its site router, whatever its platform, gets the /32
+    to it and redistributes static routes into OSPF, saved; the failback removes both. Each reads the running
+    config first: done twice, the second changes nothing. (VRP, Comware and IOS were refused before: FRR only.)"""
+    router, via = replication.service_route(INV, GD_PAIR, "gd-dr-db1")
+    assert (router, via) == ("gd-dr-r1", "10.44.1.11")
+    with dr_router(tmp_path, platform, ROUTER_CONFIG[platform]) as (access, fake):
+        router, via = replication.service_route(access.inv, GD_PAIR, "gd-dr-db1")
+        session = access.session(router)
+        show = session.plat.show_running
+        assert _routed(fake, platform) == (False, False)
+
+        assert replication.announce(session, "10.44.0.100", via, True) == ["announced 10.44.0.100/32 via 10.44.1.11"]
+        assert _routed(fake, platform) == (True, True) and fake.saved == fake.running()
+        seen = len(fake.received)
+        assert replication.announce(session, "10.44.0.100", via, True) == []
+        assert fake.received[seen:] == [show]  # read, nothing configured
+
+        assert replication.announce(session, "10.44.0.100", via, False) == ["withdrew 10.44.0.100/32"]
+        assert _routed(fake, platform) == (False, False) and fake.saved == fake.running()
+        seen = len(fake.received)
+        assert replication.announce(session, "10.44.0.100", via, False) == []
+        assert fake.received[seen:] == [show]
+
+
+@pytest.mark.parametrize("platform", list(ROUTER_CONFIG))
+def test_withdrawing_keeps_the_redistribution_another_static_route_needs(platform):
+    """The router redistributes a static route of its own already: the announcement adds only the /32, the
+    withdrawal removes only the /32 (the lines each platform's CLI is given, from its running config)."""
+    from jinbao_netops.inventory.platforms import PLATFORMS
+
+    plat, (header, line) = PLATFORMS[platform], OSPF[platform]
+    own = ROUTE[platform].replace("10.44.0.100", "10.44.9.9")
+    config = ROUTER_CONFIG[platform].replace(header + "\n", f"{header}\n {line}\n") + own + "\n"
+    lines = functools.partial(replication.route_lines, "gd-dr-r1", plat, address="10.44.0.100", next_hop="10.44.1.11")
+    assert lines(config, on=True) == [ROUTE[platform]]
+    assert lines(config + ROUTE[platform] + "\n", on=False) == [f"{plat.negate} {ROUTE[platform]}"]
+    # without it, the redistribution goes with the /32 (as the test against the double shows)
+    assert lines(config.replace(own, ROUTE[platform]), on=False)[1:] == [plat.ospf_process, f"{plat.negate} {line}",
+                                                                          plat.stanza_exit]
+
+
+def test_a_router_without_the_ospf_process_is_not_configured(tmp_path):
+    from jinbao_netops.errors import DeviceError
+
+    config = ROUTER_CONFIG["huawei_vrp"].split("ospf 1 router-id")[0]
+    with dr_router(tmp_path, "huawei_vrp", config) as (access, fake):
+        with pytest.raises(DeviceError, match=r"device 'gd-dr-r1': no OSPF process 'ospf 1' .* announce 10.44.0.100"):
+            replication.announce(access.session("gd-dr-r1"), "10.44.0.100", "10.44.1.11", True)
+        assert fake.running() == fake.saved and "system-view" not in fake.received
+
+
+def test_the_lines_follow_the_running_config_as_the_vendor_prints_it():
+    """Comware 7 prints its global lines indented under ``#`` separators; FRR's lines are the ones the lab's vtysh
+    took before (``router ospf`` / ``redistribute static``)."""
+    from jinbao_netops.inventory.platforms import PLATFORMS
+
+    comware = ("#\n version 7.1.070, Release 6728P22\n#\n sysname gd-dr-r1\n#\nospf 1 router-id 10.44.254.2\n"
+               " import-route static\n area 0.0.0.0\n#\n ip route-static 10.44.0.100 32 10.44.1.11\n#\nreturn\n")
+    lines = functools.partial(replication.route_lines, "gd-dr-r1", PLATFORMS["hp_comware"], comware, "10.44.0.100",
+                              "10.44.1.11")
+    assert lines(True) == []
+    assert lines(False) == ["undo ip route-static 10.44.0.100 32 10.44.1.11", "ospf 1", "undo import-route static", "quit"]
+    frr = ROUTER_CONFIG["frr"]
+    assert replication.route_lines("gd-dr-r1", PLATFORMS["frr"], frr, "10.44.0.100", "10.44.1.11", True) == [
+        "ip route 10.44.0.100/32 10.44.1.11", "router ospf", "redistribute static", "exit"]
+
+
+def test_a_router_platform_without_host_route_forms_is_refused_in_one_line():
     inv = copy.deepcopy(INV)
-    inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={"platform": "huawei_vrp"})
-    with pytest.raises(UsageError, match=r"device 'gd-dr-r1': field 'platform': .*FRR routers only"):
-        replication.announcement(inv, pair, "gd-dr-db1", True)
+    inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={"platform": "cisco_asa"})
+    with pytest.raises(UsageError, match=r"device 'gd-dr-r1': field 'platform': moving a service address is not "
+                                         r"rendered for cisco_asa \(rendered for huawei_vrp, hp_comware, cisco_ios, frr\)"):
+        replication.service_route(inv, GD_PAIR, "gd-dr-db1")
 
 
 # --- the WAL archive and point-in-time recovery (backup/pitr.py) ---------------------------------------------

@@ -299,3 +299,32 @@ def test_a_failover_drill_on_a_pair_that_does_not_stream_touches_nothing(tmp_pat
                    shell=lambda d: [sys.executable, "-c", prog])
     assert jn["verdict"] == "aborted" and "netops dr setup" in jn["error"] and "disconnected" in jn["error"]
     assert lab == [] and "CREATE DATABASE" not in ran.read_text() and jn["cleanup_ok"]
+
+
+def test_a_failover_drill_whose_dr_router_cannot_announce_the_address_stops_before_its_first_step(tmp_path, monkeypatch):
+    """The service address cannot be announced at the standby's site (a platform without host-route forms): the
+    drill is refused before it reads or changes anything, not after the primary is failed and the standby promoted."""
+    import copy
+    import sys
+
+    from jinbao_netops.access import Access
+    from jinbao_netops.backup import drill
+
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
+    ran, lab = tmp_path / "ran", []
+
+    class Lab:
+        def __init__(self, inv):
+            pass
+
+        def run(self, node, *cmd, check=True):
+            lab.append((node, cmd))
+            return ""
+
+    monkeypatch.setattr(drill, "LabActions", Lab)
+    inv = copy.deepcopy(INV)
+    inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={"platform": "cisco_asa"})
+    jn = drill.run(Access(inv, {"NETOPS_DB_REPLICATION_PASSWORD": "pw"}), load_scenario(inv, "province-db-failover"),
+                   shell=lambda d: [sys.executable, "-c", f"open({str(ran)!r}, 'a').write('ran')"])
+    assert jn["verdict"] == "aborted" and "device 'gd-dr-r1': field 'platform'" in jn["error"], jn
+    assert lab == [] and not ran.exists()

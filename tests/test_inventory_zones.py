@@ -23,7 +23,8 @@ def test_an_inventory_without_zones_is_all_business():
 
 def test_the_default_gives_each_province_its_internet_segment_behind_a_firewall():
     inv = load(DEFAULT_INVENTORY)
-    assert sorted(d.id for d in inv.devices.values() if d.boundary) == ["gd-fw1", "sc-fw1"]
+    assert sorted(d.id for d in inv.devices.values() if d.boundary) == ["gd-fw1", "sc-gap1"]
+    assert inv.devices["sc-gap1"].role.value == "gap_gateway"
     assert {d.id for d in inv.devices.values() if d.zone == Zone.internet} == {"gd-web1", "sc-web1"}
     assert inv.devices["gd-fw1"].interface_zone("eth1") == Zone.internet
     assert inv.zone_policy["gd-12333-query"].to.devices == ["gd-db1", "gd-dr-db1"]

@@ -39,14 +39,19 @@ def test_default_plan_tries_every_flow_and_a_forbidden_sample_both_ways():
     blocked = [p for p in probes if p.expect == "block"]
     # nothing the policy allows is expected to be blocked
     assert not any(planner.permitted(p.source, p.destination, p.protocol, p.port) for p in blocked)
-    for fw, web in (("gd-fw1", "gd-web1"), ("sc-fw1", "sc-web1")):
+    for fw, web in (("gd-fw1", "gd-web1"), ("sc-gap1", "sc-web1")):
         mine = [p for p in blocked if fw in p.boundaries]
         assert {(p.from_zone, p.to_zone) for p in mine} == {("business", "internet"), ("internet", "business")}
         assert {p.source for p in mine if p.from_zone == "internet"} == {web}
-        # towards the portal: a source the policy names (the monitor host) and one it does not
-        out = {p.source for p in mine if p.from_zone == "business"}
-        assert len(out) == 2 and f"{fw[:2]}-mon1" in out
         assert {p.port for p in mine if p.protocol == "tcp"} == set(zoneprobe.COMMON_TCP)
+    # towards the portal through the firewall: a source the policy names (the monitor host) and one it does not
+    out = {p.source for p in blocked if "gd-fw1" in p.boundaries and p.from_zone == "business"}
+    assert len(out) == 2 and "gd-mon1" in out
+    # the 网闸 lets one exchange through, one way: every connection from the 业务专网 towards the portal is tried
+    # and must fail, and from the portal only tcp/5432 to sc-db1 is allowed
+    gap = [p for p in probes if "sc-gap1" in p.boundaries]
+    assert [(p.source, p.destination, p.port) for p in gap if p.expect == "pass"] == [("sc-web1", "sc-db1", 5432)]
+    assert not any(p.expect == "pass" and p.from_zone == "business" for p in gap)
     assert all(planner.can_probe(p.source) for p in probes)
     assert not any(v.inv.devices[p.source].boundary or v.inv.devices[p.destination].boundary for p in probes)
 

@@ -13,6 +13,7 @@ text (``zones rules``) until their devices can be verified the same way.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from contextlib import nullcontext
@@ -124,6 +125,7 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
         _run(session, _root("nft -f -", text))
         step(1, f"{device}: pushed 已下发")
         after = installed(session)
+        rec["diff"] = diff(before, after)
         verification = [{"check": "forward chain policy drop 默认拒绝", "ok": bool(_POLICY_DROP.search(after)),
                          "evidence": zones.NFT_LIST}]
         probes = zoneprobe.run(access, zoneprobe.plan(zones.ZoneView(topo), {device}))
@@ -145,6 +147,12 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
         verification.append({"check": "save 保存", "ok": False, "evidence": str(e)})
         return _finish(cdir, {**rec, "result": "rolled_back", "ok": False, "rollback": _rollback(session, before)})
     return _finish(cdir, {**rec, "result": "applied", "ok": True, "installed": after})
+
+
+def diff(before: str, after: str) -> list[str]:
+    """What the push changed on the device, as nft lists it: +/- lines (a device without the table: all +)."""
+    return [ln for ln in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+            if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
 
 
 def _rollback(session, before: str) -> dict:

@@ -214,6 +214,8 @@ def cmd_apply(args, out: Out) -> int:
             extra = (" — 规则已恢复 the device holds its backup again" if rb.get("identical")
                      else f" — 回滚后与备份不一致 DIFFERS from its backup {escape.rich(rb.get('error', ''))}")
         out.print(f"[bold]{escape.rich(r['device'])}[/] ({r['rules']} 条规则 rules): {verdict[r['result']]}{extra}")
+        for line in r.get("diff", []):
+            out.print(line, style="green" if line.startswith("+") else "red", markup=False)
         for v in r.get("verification", []):
             if not v["ok"]:
                 out.print(f"  [red]✗[/] {escape.rich(v['check'])}: {escape.rich(v['evidence'])}")

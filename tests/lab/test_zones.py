@@ -42,6 +42,8 @@ def test_rules_pushed_from_the_policy_make_the_network_do_what_it_says(lab, tmp_
     assert rc == 0, (err, doc)
     (res,) = doc["devices"]
     assert res["result"] == "applied" and all(v["ok"] for v in res["verification"])
+    assert '+\t\tiifname "eth1" oifname "eth0" ip saddr 10.44.3.10 ip daddr { 10.44.0.10, 10.44.1.11 } tcp dport 5432 ' \
+           'ct state new accept comment "gd-12333-query"' in res["diff"], res["diff"]  # the table was new: all of it added
     assert "policy drop" in holds(lab)
     rec = [json.loads(x) for x in (changes / "zones.jsonl").read_text().splitlines()][-1]
     assert rec["device"] == FW and rec["result"] == "applied" and rec["installed"].startswith("table inet netops_zones")

@@ -44,7 +44,7 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     assert steps["lab"]["result"]["changed"] is False  # the session's lab, reused
     assert all(row["ok"] for row in steps["reach-after"]["result"]["rows"])
     # the boundary firewalls hold the policy's rules, and the network does what the policy says
-    assert {r["device"]: r["result"] for r in steps["zones-apply"]["result"]["devices"]} == {"gd-fw1": "applied", "sc-fw1": "applied"}
+    assert {r["device"]: r["result"] for r in steps["zones-apply"]["result"]["devices"]} == {"gd-fw1": "applied", "sc-gap1": "applied"}
     zones = steps["zones"]["result"]
     assert steps["zones"]["rc"] == 0 and zones["ok"] is True and zones["dynamic"]["ok"] is True, zones["dynamic"]
     assert {p["expect"] for p in zones["dynamic"]["probes"]} == {"pass", "block"}
