@@ -227,6 +227,8 @@ def standby_conf(inv: Inventory, pair: Pair) -> str:
             f"listen_addresses = '{_listen(inv, pair.standby)}'\n" + _SSL +
             f"primary_conninfo = '{conninfo}'\n"
             f"primary_slot_name = '{pair.slot}'\n"
+            # a primary gone silent (its data centre's links cut) is noticed within 5 s, not the default minute
+            "wal_receiver_timeout = 5s\n"
             "hot_standby = on\n"
             "hot_standby_feedback = on\n")
 
