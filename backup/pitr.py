@@ -197,6 +197,7 @@ def parse_time(text: str) -> datetime:
 
 # as root on the store: $1 the server, $2 the target time; the base backup's tar on stdin; the dump on stdout.
 # Diagnostics on stderr, the replayed point as "NETOPS-REPLAYED <time>".
+BEYOND = 5  # the restore script's exit status when the archive ends before the target time
 RESTORE_SCRIPT = r'''set -eu
 wal=%(root)s/$1; bin=
 work=$(mktemp -d /var/tmp/netops-pitr.XXXXXX); data=$work/data
@@ -228,6 +229,9 @@ i=0
 until [ "$(q 'SELECT pg_is_in_recovery()')" = f ]; do
   i=$((i + 1))
   if [ $i -gt 600 ] || ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if grep -q 'recovery ended before configured recovery target was reached' "$work/log"; then
+      echo "NETOPS-BEYOND the archived WAL ends before $2" >&2; exit %(beyond)d
+    fi
     echo "recovery to $2 did not complete: $({ grep -E 'FATAL|PANIC' "$work/log" || tail -n 1 "$work/log"; } | tail -n 1)" >&2
     exit 4
   fi
@@ -235,7 +239,7 @@ until [ "$(q 'SELECT pg_is_in_recovery()')" = f ]; do
 done
 echo "NETOPS-REPLAYED $(q 'SELECT pg_last_xact_replay_timestamp()')" >&2
 runuser -u postgres -- "$bin/pg_dumpall" -h "$work/run" --no-role-passwords
-''' % {"root": WAL_ROOT}
+''' % {"root": WAL_ROOT, "beyond": BEYOND}
 
 
 def restore(access: Access, inv: Inventory, server: str, target: datetime, out: str | Path,
@@ -273,6 +277,9 @@ def restore(access: Access, inv: Inventory, server: str, target: datetime, out: 
         if dump.wait(timeout=60) != 0:
             last = dump.stderr.read().decode(errors="replace").strip().splitlines()
             raise ResticError(f"{repo.name}: restic dump {snap['id'][:8]}: {last[-1] if last else 'failed'}")
+        if p.returncode == BEYOND:
+            raise UsageError(f"{server}: --to {target.isoformat()}: the archived WAL ends before that time (nothing has "
+                             f"reached {st} for it yet); pick an earlier time 归档 WAL 尚未到达该时间，请选择更早的时间")
         if p.returncode != 0:
             last = [ln for ln in err.strip().splitlines() if not ln.startswith("NETOPS-")]
             raise DeviceError(st, f"point-in-time recovery of {server} to {target.isoformat()}: "

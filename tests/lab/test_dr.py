@@ -133,6 +133,17 @@ def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, repli
     assert [ln.split("\t")[0] for ln in copy.splitlines()[1:copy.splitlines().index("\\.")]] == ["1"], copy[:300]
     assert out.stat().st_mode & 0o777 == 0o600 and "SCRAM-SHA-256$" not in dump  # no role password hashes
     assert psql(server, "SELECT string_agg(n::text, ',' ORDER BY n) FROM netops_pitr_probe") == "1,2"
+    # a time the archive has not reached (its receiver stopped, then a commit): refused, saying what to do, nothing written
+    netops("lab", "exec", "gd-bak1", "--", "systemctl", "stop", "netops-wal@gd-db1", env=env, check=True)
+    try:
+        psql(server, "INSERT INTO netops_pitr_probe (n) VALUES (3)")
+        time.sleep(1.5)
+        late = psql(server, "SELECT clock_timestamp()")
+        r = netops("dr", "pitr", server, "--to", late, "--out", str(tmp_path / "late.sql"), env=env, timeout=600)
+        assert r.returncode == 2 and "pick an earlier time" in r.stderr, r.stdout + r.stderr
+        assert not (tmp_path / "late.sql").exists() and "Traceback" not in r.stderr
+    finally:
+        netops("lab", "exec", "gd-bak1", "--", "systemctl", "start", "netops-wal@gd-db1", env=env, check=True)
 
 
 def readings(env) -> dict:
