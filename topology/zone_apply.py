@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +26,6 @@ from jinbao_netops.inventory.engines import Command, as_user
 from . import zoneprobe, zones
 from .provision import engine
 
-LOG = "zones.jsonl"
-CHECKS_LOG = "zones-checks.jsonl"
 SAVED = "/etc/netops/zones.nft"
 UNIT = "netops-zones.service"
 
@@ -61,9 +58,6 @@ systemctl daemon-reload
 systemctl enable --quiet {UNIT}
 """
 
-_POLICY_DROP = re.compile(r"^\s*type filter hook forward priority [^;]+; policy drop;", re.M)
-
-
 def _root(script: str, input: str | None = None) -> Command:
     return Command(as_user("root", "sh", "-c", script), input)
 
@@ -86,8 +80,8 @@ def _restore(before: str) -> str:
 
 
 def last_applied(cdir: Path, device: str) -> dict | None:
-    for rec in reversed(engine.history(cdir, LOG)):
-        if rec.get("device") == device and rec.get("result") in ("applied", "no_change"):
+    for rec in reversed(engine.history(cdir, zones.PUSH_LOG)):
+        if rec.get("device") == device and rec.get("result") in zones.HOLDS:
             return rec
     return None
 
@@ -126,7 +120,7 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
         step(1, f"{device}: pushed 已下发")
         after = installed(session)
         rec["diff"] = diff(before, after)
-        verification = [{"check": "forward chain policy drop 默认拒绝", "ok": bool(_POLICY_DROP.search(after)),
+        verification = [{"check": "forward chain policy drop 默认拒绝", "ok": bool(zones.POLICY_DROP.search(after)),
                          "evidence": zones.NFT_LIST}]
         probes = zoneprobe.run(access, zoneprobe.plan(zones.ZoneView(topo), {device}))
         verification += [{"check": f"{'应通 allowed' if p.expect == 'pass' else '应阻断 forbidden'} {p.what}", "ok": p.ok,
@@ -165,7 +159,7 @@ def _rollback(session, before: str) -> dict:
 
 
 def _finish(cdir: Path, rec: dict) -> dict:
-    engine.append_record(cdir, {k: v for k, v in rec.items() if k != "text"}, LOG)
+    engine.append_record(cdir, {k: v for k, v in rec.items() if k != "text"}, zones.PUSH_LOG)
     return rec
 
 
@@ -180,4 +174,4 @@ def apply(access, topo, cdir: Path, devices: list[str], check: bool = False, ste
 
 
 def record_check(cdir: Path, rec: dict) -> None:
-    engine.append_record(cdir, rec, CHECKS_LOG)
+    engine.append_record(cdir, rec, zones.CHECK_LOG)
