@@ -264,6 +264,9 @@ umask 022
 ''' % {"passfile": PASSFILE} + _WRITE_CONF + pg_tls() + r'''
 if [ "$4" = reclone ]; then
   set -- "$@" $(pg_lsclusters -h | awk '$2 == "main" {print $1, $6}'); data=$6
+  # the primary answers first (it may be restarting with its new role, or its site's routes still converging after
+  # a failback): nothing is deleted here before a clone can start
+  i=0; until pg_isready -q -h "$2" -p %(port)d -t 2; do i=$((i + 1)); [ $i -lt 60 ] || break; sleep 1; done
   systemctl stop "postgresql@$5-main"  # the cluster itself: stopping the umbrella unit returns before it is down
   find "$data" -mindepth 1 -delete
   runuser -u postgres -- env PGPASSFILE=%(passfile)s PGSSLMODE=verify-full PGSSLROOTCERT=%(tls)s/ca.crt PGAPPNAME=netops-clone \
