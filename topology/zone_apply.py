@@ -21,7 +21,8 @@ from pathlib import Path
 
 from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.files import write_atomic
-from jinbao_netops.inventory.engines import Command, as_user
+from jinbao_netops.backup.replication import as_root
+from jinbao_netops.inventory.engines import Command
 
 from . import zoneprobe, zones
 from .provision import engine
@@ -58,17 +59,13 @@ systemctl daemon-reload
 systemctl enable --quiet {UNIT}
 """
 
-def _root(script: str, input: str | None = None) -> Command:
-    return Command(as_user("root", "sh", "-c", script), input)
-
-
 def _run(session, cmd: Command) -> str:
     return session.run(cmd.line, input=cmd.input)
 
 
 def installed(session) -> str:
     """The table as the device holds it (``zones.nft_installed``); "" when it has none."""
-    text = _run(session, _root(LIST))
+    text = _run(session, as_root(LIST))
     return zones.nft_installed(text) if text.strip() else ""
 
 
@@ -116,7 +113,7 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
     if before and last is not None and last["rendered_sha256"] == rec["rendered_sha256"] and last.get("installed") == before:
         return _finish(cdir, {**rec, "result": "no_change", "ok": True, "installed": before, "verification": []})
     try:
-        _run(session, _root("nft -f -", text))
+        _run(session, as_root("nft -f -", input=text))
         step(1, f"{device}: pushed 已下发")
         after = installed(session)
         rec["diff"] = diff(before, after)
@@ -136,7 +133,7 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
     if not all(v["ok"] for v in verification):
         return _finish(cdir, {**rec, "result": "rolled_back", "ok": False, "rollback": _rollback(session, before)})
     try:
-        _run(session, _root(SAVE, text))
+        _run(session, as_root(SAVE, input=text))
     except DeviceError as e:
         verification.append({"check": "save 保存", "ok": False, "evidence": str(e)})
         return _finish(cdir, {**rec, "result": "rolled_back", "ok": False, "rollback": _rollback(session, before)})
@@ -151,7 +148,7 @@ def diff(before: str, after: str) -> list[str]:
 
 def _rollback(session, before: str) -> dict:
     try:
-        _run(session, _root("nft -f -", _restore(before)))
+        _run(session, as_root("nft -f -", input=_restore(before)))
         now = installed(session)
         return {"identical": now == before, "error": ""}
     except DeviceError as e:
