@@ -39,7 +39,7 @@ from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.inventory import Inventory, Role
 from jinbao_netops.inventory.model import LinkKind
-from jinbao_netops.inventory.engines import POSTGRESQL, Command, as_user
+from jinbao_netops.inventory.engines import ENGINES, POSTGRESQL, Command, as_user
 from jinbao_netops.inventory.platforms import PLATFORMS
 
 from .jobs import runner, ssh_shell
@@ -73,6 +73,7 @@ class Pair:
     primary_address: str   # business (LAN) addresses: where the replication connection goes
     standby_address: str
     service_address: str | None = None  # what clients use: held by whichever of the two is primary
+    service: str = POSTGRESQL.service   # the engine replicated (inventory/engines.py): postgresql or mariadb
 
     @property
     def slot(self) -> str:
@@ -188,20 +189,23 @@ def pairs(inv: Inventory, scope: str | None = None) -> list[Pair]:
         if d.replica and (d.id in devs or d.replica.of in devs):
             out.append(Pair(d.replica.of, d.id, d.replica.sync, business_address(inv, d.replica.of),
                             business_address(inv, d.id),
-                            str(d.replica.service_address) if d.replica.service_address else None))
+                            str(d.replica.service_address) if d.replica.service_address else None, d.replica.service))
     if scope and not out:
         raise UsageError(f"no standby in scope {scope!r} (a standby is a device with `replica: {{of: PRIMARY}}`)")
     return out
 
 
 def admitted(inv: Inventory, host: str) -> list[dict]:
-    """What ``host``'s firewall admits for replication: the engine's port from its peers' business addresses
+    """What ``host``'s firewall admits for replication, per engine: its port from the peers' business addresses
     (a primary from its standbys, a standby from its primary, ready for a switchover)."""
-    peers = sorted({p.standby_address if p.primary == host else p.primary_address
-                    for p in pairs(inv) if host in (p.primary, p.standby)})
-    # the engine's port is also open to the management network (the collector's monitoring role)
-    return [{"proto": "tcp", "port": POSTGRESQL.port, "sources": peers, "what": "replication peers 复制对端",
-             "management": True}] if peers else []
+    out = []
+    for service in sorted({p.service for p in pairs(inv) if host in (p.primary, p.standby)}):
+        peers = sorted({p.standby_address if p.primary == host else p.primary_address
+                        for p in pairs(inv) if host in (p.primary, p.standby) and p.service == service})
+        # the engine's port is also open to the management network (the collector's monitoring role)
+        out.append({"proto": "tcp", "port": ENGINES[service].port, "sources": peers, "what": "replication peers 复制对端",
+                     "management": True})
+    return out
 
 
 def _listen(inv: Inventory, device: str) -> str:

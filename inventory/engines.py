@@ -134,7 +134,8 @@ class Engine:
     replication_metrics: Callable[[list[dict]], dict[str, float]]  # those rows → metrics
     replica_metric: str           # the metric that is non-zero on a replica
     sizes: str | None = None      # (database, bytes) rows
-    standby_sql: str | None = None  # "1" on a read-only streaming standby (what is written arrives by replication)
+    standby_sql: str | None = None  # "1" on a standby: what is written arrives by replication, not by the suite
+    standby_has_roles: bool = False  # a standby's roles are its primary's (physical replication), not its own
     # a physical copy of the whole cluster, taken by an operator's role with REPLICATION only
     cluster_backup: tuple[str, ...] | None = None  # "{role}" the role
     cluster_backup_role: str | None = None         # SQL that creates the role if missing: {role}, {name}
@@ -292,7 +293,7 @@ GRANT pg_monitor TO {role};
         "archiver": WAL_ARCHIVER},
     replication_metrics=_pg_replication, replica_metric="in_recovery",
     sizes="SELECT datname, pg_database_size(datname) FROM pg_database WHERE datallowconn ORDER BY datname",
-    standby_sql="SELECT pg_is_in_recovery()::int;\n",
+    standby_sql="SELECT pg_is_in_recovery()::int;\n", standby_has_roles=True,
     cluster_backup=("pg_basebackup", "-h", "/var/run/postgresql", "-U", "{role}", "-d", "dbname=postgres",
                     "-D", "-", "-F", "tar", "-X", "fetch", "-c", "fast"),
     cluster_backup_role="DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
@@ -341,6 +342,8 @@ GRANT PROCESS, REPLICA MONITOR ON *.* TO {role_name}@{host};
     ),
     replication="SHOW ALL REPLICAS STATUS",
     replication_metrics=_mariadb_replication, replica_metric="replicas_configured",
+    # a replica applying its primary's binlog now (netops dr setup's GTID replication); the accounts stay its own
+    standby_sql=f"SELECT ({_mariadb_status('SLAVES_RUNNING')}) > 0;\n",
 )
 
 ENGINES: dict[str, Engine] = {e.service: e for e in (POSTGRESQL, MARIADB)}

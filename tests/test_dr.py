@@ -22,19 +22,27 @@ INV = load(None)
 
 def test_the_default_inventory_pairs_each_province_database_with_its_dr_site():
     pairs = {p.standby: p for p in replication.pairs(INV)}
-    assert set(pairs) == {"gd-dr-db1", "sc-dr-db1"}
+    assert set(pairs) == {"gd-dr-db1", "sc-dr-db1", "gd-db1", "sc-db1"}
+    assert {p.service for p in pairs.values() if p.primary in ("gd-db1", "sc-db1")} == {"postgresql"}
+    # a county's MariaDB is copied to its province data centre, which is itself the primary of its PostgreSQL pair
+    assert (pairs["gd-db1"].primary, pairs["gd-db1"].service, pairs["gd-db1"].sync) == ("panyu-db1", "mariadb", False)
+    assert pairs["sc-db1"].primary == "shuangliu-db1"
     gd = pairs["gd-dr-db1"]
     assert (gd.primary, gd.sync, gd.primary_address, gd.standby_address, gd.slot) == (
         "gd-db1", True, "10.44.0.10", "10.44.1.11", "netops_gd_dr_db1")
     assert pairs["sc-dr-db1"].sync is False
     # a scope takes the pairs whose standby or primary is in it
-    assert [p.standby for p in replication.pairs(INV, "gd-db1")] == ["gd-dr-db1"]
-    assert [p.standby for p in replication.pairs(INV, "sichuan")] == ["sc-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "gd-dr-db1")] == ["gd-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "gd-db1")] == ["gd-db1", "gd-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "sichuan")] == ["sc-db1", "sc-dr-db1"]
 
 
 def test_each_member_admits_only_its_peer_on_the_engine_port():
+    # per engine: gd-db1 is the PostgreSQL primary of gd-dr-db1 and the MariaDB replica of panyu-db1
     assert [a for a in admits.admitted(INV, "gd-db1") if a["what"].startswith("replication")] == [
+        {"proto": "tcp", "port": 3306, "sources": ["10.44.17.10"], "what": "replication peers 复制对端", "management": True},
         {"proto": "tcp", "port": 5432, "sources": ["10.44.1.11"], "what": "replication peers 复制对端", "management": True}]
+    assert [(a["port"], a["sources"]) for a in admits.admitted(INV, "panyu-db1")] == [(3306, ["10.44.0.10"])]
     assert admits.admitted(INV, "gd-dr-db1")[0]["sources"] == ["10.44.0.10"]
     assert admits.admitted(INV, "huadu-srv1") == []
 
