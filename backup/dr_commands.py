@@ -7,14 +7,16 @@ from jinbao_netops.errors import FINDINGS, OK, PARTIAL, DeviceError, UsageError
 from jinbao_netops.inventory import load
 from jinbao_netops.output import Out
 
-from . import pitr, replication
+from . import gtid, pitr, replication
+
+ENGINE = {"postgresql": replication, "mariadb": gtid}  # who builds and reads a pair, per replicated engine
 
 
 def register(nouns, common) -> None:
     verb = noun_verbs(nouns, common, "dr", "disaster recovery: database replication to the DR site 灾备复制", lambda v: v.add_argument(
         "--scope", metavar="SITE", help="the standbys of a site (and below) or device, or of its primaries; default: all"))
-    verb("setup", cmd_setup, "build the inventory's replication pairs (PostgreSQL streaming, TLS, a slot per standby); "
-                             "idempotent 建立数据库实时复制").add_argument(
+    verb("setup", cmd_setup, "build the inventory's replication pairs (PostgreSQL streaming, TLS, a slot per standby; "
+                             "MariaDB GTID over TLS); idempotent 建立数据库实时复制").add_argument(
         "--force", action="store_true", help="clone onto a standby-to-be that holds databases of its own or does not answer (its data is discarded)")
     st = verb("status", cmd_status, "per pair: state, sync mode, lag in bytes and seconds, the slot 复制状态")
     st.add_argument("--max-lag", type=float, default=5.0, metavar="S",
@@ -35,11 +37,12 @@ def cmd_setup(args, out: Out) -> int:
     with Access(inv, args.environ) as access, out.progress("dr setup 建立复制", total=len(pairs) + len(servers)) as step:
         for pair in pairs:
             try:
-                rows.append(replication.setup_pair(access, inv, pair, args.force))
+                rows.append(ENGINE[pair.service].setup_pair(access, inv, pair, args.force))
             except DeviceError as e:
                 problems.append(str(e))
                 rows.append({"primary": pair.primary, "standby": pair.standby, "sync": pair.sync, "changed": [],
                              "error": str(e)})
+            rows[-1]["service"] = pair.service
             step(1, pair.standby)
         for server in servers:  # after the pairs: a primary's replication role and settings are in place
             try:
@@ -56,7 +59,8 @@ def cmd_setup(args, out: Out) -> int:
         for r in rows:
             mode = "同步 sync" if r["sync"] else "异步 async"
             what = r.get("error") or ("; ".join(r["changed"]) or "unchanged 无变化")
-            out.print(f"{'✗' if r.get('error') else '✓'} {r['primary']} → {r['standby']} ({mode}): {what}", markup=False)
+            out.print(f"{'✗' if r.get('error') else '✓'} {r['primary']} → {r['standby']} ({r['service']}, {mode}): {what}",
+                      markup=False)
         for r in archives:
             what = r.get("error") or ("; ".join(r["changed"]) or "unchanged 无变化")
             out.print(f"{'✗' if r.get('error') else '✓'} WAL 归档 {r['server']} → {r.get('store', '?')}: {what}", markup=False)
@@ -67,17 +71,18 @@ def cmd_status(args, out: Out) -> int:
     inv = load(args.inventory)
     pairs = replication.pairs(inv, args.scope)
     with Access(inv, args.environ) as access:
-        rows = [replication.status_pair(access, inv, p, args.max_lag) for p in pairs]
+        rows = [ENGINE[p.service].status_pair(access, inv, p, args.max_lag) for p in pairs]
         archives = [pitr.status(access, inv, s) for s in pitr.archived(inv, args.scope)]
     bad = [r for r in rows + archives if not r["ok"]]
     if out.json_mode:
         out.json({"ok": not bad, "max_lag_seconds": args.max_lag, "pairs": rows, "archives": archives})
     else:
-        out.table("灾备复制 DR replication", ["primary 主库", "standby 备库", "mode 模式", "state 状态", "lag bytes",
-                                          "lag s 延迟", "slot 复制槽", "ok"],
-                  [[r["primary"], r["standby"], r["mode"], f"{r['state']} ({r['sync_state'] or '-'})", r["lag_bytes"],
-                    "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.3f}",
-                    "active" if r["slot_active"] else "inactive", "✓" if r["ok"] else "✗"] for r in rows])
+        out.table("灾备复制 DR replication", ["primary 主库", "standby 备库", "engine 引擎", "mode 模式", "state 状态",
+                                          "lag bytes", "lag s 延迟", "slot 复制槽", "ok"],
+                  [[r["primary"], r["standby"], r["service"], r["mode"], f"{r['state']} ({r['sync_state'] or '-'})",
+                    r["lag_bytes"], "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.3f}",
+                    "-" if r["slot_active"] is None else "active" if r["slot_active"] else "inactive",
+                    "✓" if r["ok"] else "✗"] for r in rows])
         if archives:
             out.table("WAL 归档 WAL archive (point-in-time recovery 时间点恢复)",
                       ["server 服务器", "store 备份存储", "state 状态", "not yet flushed bytes 未落盘", "PITR from 可恢复起点",

@@ -404,7 +404,7 @@ def read_primary_view(line: str) -> dict:
 
 def status_pair(access: Access, inv: Inventory, pair: Pair, max_lag_s: float) -> dict:
     """One pair as the primary and the standby see it: state, lag in bytes and seconds, the slot."""
-    row = {"primary": pair.primary, "standby": pair.standby, "mode": "sync" if pair.sync else "async",
+    row = {"primary": pair.primary, "standby": pair.standby, "service": pair.service, "mode": "sync" if pair.sync else "async",
            "state": "unknown", "sync_state": None, "lag_bytes": None, "lag_seconds": None, "slot_active": False,
            "slot_retained_bytes": None, "standby_in_recovery": None, "ok": False, "problems": []}
     try:

@@ -491,3 +491,85 @@ def test_dr_status_reports_a_synchronous_standby_streaming_asynchronously(tmp_pa
     row = replication.status_pair(None, INV, pair, 5)
     assert row["mode"] == "sync" and row["state"] == "streaming" and row["sync_state"] == "async" and not row["ok"]
     assert row["problems"] == ["synchronous standby reported as async 同步模式未生效"]
+
+
+# --- MariaDB pairs (backup/gtid.py) ----------------------------------------------------------------------
+def _mariadb_pair():
+    return next(p for p in replication.pairs(INV) if p.service == "mariadb" and p.primary == "panyu-db1")
+
+
+def test_a_mariadb_primary_logs_rows_with_its_own_gtid_domain_and_serves_tls():
+    from jinbao_netops.backup import gtid
+
+    conf = gtid.primary_conf(INV, "panyu-db1")
+    sid = gtid.server_id(INV, "panyu-db1")
+    assert sid == int(ipaddress.IPv4Address("10.254.44.22")) != gtid.server_id(INV, "gd-db1")
+    for line in (f"server_id = {sid}", f"gtid_domain_id = {sid}", "binlog_format = ROW", f"log_bin = {gtid.BINLOG}",
+                 f"ssl_cert = {gtid.TLS}/node.crt", "bind_address = 127.0.0.1,10.254.44.22,10.44.17.10"):
+        assert line + "\n" in conf, conf
+    replica = gtid.replica_conf(INV, _mariadb_pair())
+    assert "read_only = ON\n" in replica and f"server_id = {gtid.server_id(INV, 'gd-db1')}\n" in replica
+    assert "log_bin" not in replica
+
+
+def test_the_replication_account_and_the_replica_connection_quote_a_hostile_password():
+    from jinbao_netops.backup import gtid
+
+    hostile = "p'; DROP USER root; --\\"
+    acct = gtid.account_sql("10.44.0.10", hostile)
+    assert acct.startswith("SET SESSION sql_log_bin = 0;\n")  # the password is not replicated
+    assert "'netops_replication'@'10.44.0.10' IDENTIFIED BY 'p''; DROP USER root; --\\\\' REQUIRE SSL" in acct
+    assert "GRANT REPLICATION SLAVE ON *.* TO 'netops_replication'@'10.44.0.10';" in acct
+    cm = gtid.change_master_sql(_mariadb_pair(), hostile)
+    for part in ("MASTER_HOST = '10.44.17.10'", "MASTER_SSL = 1", "MASTER_SSL_VERIFY_SERVER_CERT = 1",
+                 "MASTER_USE_GTID = slave_pos", "MASTER_PASSWORD = 'p''; DROP USER root; --\\\\'"):
+        assert part in cm, cm
+    # the SQL travels on stdin; the commands' argv hold no SQL
+    assert "SHOW" not in " ".join(gtid.REPLICA_STATUS.argv)
+
+
+SHOW_REPLICA = """*************************** 1. row ***************************
+                Slave_IO_State: Waiting for master to send event
+                   Master_Host: 10.44.17.10
+                   Master_User: netops_replication
+                   Master_Port: 3306
+         Relay_Master_Log_File: netops-binlog.000001
+              Slave_IO_Running: Yes
+             Slave_SQL_Running: Yes
+                    Last_Error:
+           Exec_Master_Log_Pos: 927
+            Master_SSL_Allowed: Yes
+         Seconds_Behind_Master: 0
+ Master_SSL_Verify_Server_Cert: Yes
+                    Using_Gtid: Slave_Pos
+"""
+
+
+def test_the_replica_is_left_alone_only_when_it_replicates_as_setup_builds_it():
+    from jinbao_netops.backup import gtid
+
+    pair, st = _mariadb_pair(), gtid.read_status(SHOW_REPLICA)
+    assert st["Last_Error"] == "" and st["Exec_Master_Log_Pos"] == "927"
+    assert gtid.replicates(pair, st) and gtid.read_status("") == {}
+    for field, value in (("Master_SSL_Verify_Server_Cert", "No"), ("Using_Gtid", "No"), ("Slave_IO_Running", "Connecting"),
+                         ("Master_Host", "10.44.17.99"), ("Slave_SQL_Running", "No")):
+        assert not gtid.replicates(pair, {**st, field: value}), field
+
+
+def test_a_mariadb_pair_is_never_synchronous_nor_moves_a_service_address(tmp_path):
+    import shutil
+
+    import yaml
+    from jinbao_netops.inventory.loader import InventoryError
+
+    inv_dir = tmp_path / "inv"
+    shutil.copytree(REPO / "inventory" / "default", inv_dir)
+    gd = inv_dir / "guangdong.yml"
+    doc = yaml.safe_load(gd.read_text(encoding="utf-8"))
+    doc["devices"]["gd-db1"]["replica"].update(sync=True, service_address="10.44.17.100")
+    gd.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(InventoryError) as e:
+        load(inv_dir)
+    problems = str(e.value)
+    assert "gd-db1" in problems and "replica.sync" in problems and "MariaDB replication is asynchronous" in problems
+    assert "replica.service_address" in problems

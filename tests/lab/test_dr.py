@@ -15,6 +15,14 @@ from .conftest import netops, until
 
 pytestmark = pytest.mark.lab
 SYNC, ASYNC = ("gd-db1", "gd-dr-db1"), ("sc-db1", "sc-dr-db1")
+MDB = ("panyu-db1", "gd-db1")  # a county's MariaDB and its replica at the province data centre
+
+
+def mariadb(node: str, sql: str, check: bool = True) -> str:
+    r = netops("lab", "exec", node, "--", "mariadb", "-N", "-B", "-e", sql, check=False)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 def psql(node: str, sql: str, db: str = "postgres", check: bool = True) -> str:
@@ -51,7 +59,8 @@ def replicated(lab):
 
 
 def test_setup_is_idempotent_and_a_write_reaches_the_standby(lab, replicated):
-    assert replicated["ok"] and {p["standby"] for p in replicated["pairs"]} == {SYNC[1], ASYNC[1]}
+    assert replicated["ok"] and {(p["standby"], p["service"]) for p in replicated["pairs"]} == {
+        (SYNC[1], "postgresql"), (ASYNC[1], "postgresql"), (MDB[1], "mariadb"), ("sc-db1", "mariadb")}
     again = json.loads(netops("dr", "setup", "--json", env=lab["env"], check=True, timeout=900).stdout)
     assert again["changed"] is False, again["pairs"]
     for primary, standby in (SYNC, ASYNC):
@@ -78,7 +87,8 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     rc, pairs = status(lab["env"])
     assert rc == 0, pairs
     assert pairs[SYNC[1]]["sync_state"] == "sync" and pairs[ASYNC[1]]["sync_state"] == "async"
-    assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and p["slot_active"] for p in pairs.values()), pairs
+    assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and p["slot_active"] is (p["service"] == "postgresql")
+               for p in pairs.values()), pairs
     # the audit asks the primaries themselves: streaming within the lag target is 符合; no failover drill yet (an
     # empty drill record: the machine's own may hold a main job's drills, which made this 符合 after one had run)
     no_drills = {**lab["env"], "NETOPS_BACKUP_STATE": str(tmp_path)}
@@ -99,6 +109,35 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     netops("lab", "exec", standby, "--", "systemctl", "start", "postgresql@15-main", check=True)
     until(f"{standby} caught up to row {last}", lambda: psql(standby, "SELECT max(n) FROM netops_dr_probe", check=False) == last, 60)
     until("dr status all ok again", lambda: status(lab["env"])[0] == 0, 30)
+
+
+def test_a_county_mariadb_replicates_by_gtid_over_verified_tls_and_a_killed_replica_catches_up(lab, replicated):
+    """panyu-db1's MariaDB → gd-db1: the replica applies the primary's binary log by GTID over TLS it verifies
+    (the lab CA, the primary's address), as an account admitted from the replica's address only; a write reaches
+    it; killed, `dr status` reports it, the primary keeps committing, and restarted it catches up."""
+    primary, replica = MDB
+    st = netops("lab", "exec", replica, "--", "mariadb", "--vertical", "-e", "SHOW REPLICA STATUS", check=True).stdout
+    for want in ("Master_Host: 10.44.17.10", "Using_Gtid: Slave_Pos", "Master_SSL_Verify_Server_Cert: Yes",
+                 "Master_SSL_CA_File: /etc/mysql/netops-tls/ca.crt", "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes"):
+        assert want in st, st
+    assert mariadb(primary, "SELECT host, ssl_type FROM mysql.user WHERE user = 'netops_replication'") == "10.44.0.10\tANY"
+    assert mariadb(replica, "SELECT @@read_only") == "1"
+    mariadb(primary, "CREATE DATABASE IF NOT EXISTS netops_dr_probe; "
+                     "CREATE TABLE IF NOT EXISTS netops_dr_probe.t (n int PRIMARY KEY); "
+                     "INSERT INTO netops_dr_probe.t SELECT COALESCE(max(n), 0) + 1 FROM netops_dr_probe.t")
+    last = mariadb(primary, "SELECT max(n) FROM netops_dr_probe.t")
+    until(f"{replica} has row {last}", lambda: mariadb(replica, "SELECT max(n) FROM netops_dr_probe.t", check=False) == last, 10)
+
+    netops("lab", "exec", replica, "--", "systemctl", "kill", "-s", "KILL", "mariadb", check=True)
+    rc, pairs = until("dr status reports the killed replica", lambda: (lambda s: s if s[0] == 1 else None)(status(lab["env"])), 30)
+    assert not pairs[replica]["ok"] and pairs[SYNC[1]]["ok"], pairs
+    mariadb(primary, "INSERT INTO netops_dr_probe.t SELECT max(n) + 1 FROM netops_dr_probe.t")
+    last = mariadb(primary, "SELECT max(n) FROM netops_dr_probe.t")
+    netops("lab", "exec", replica, "--", "systemctl", "start", "mariadb", check=True)
+    until(f"{replica} caught up to row {last}", lambda: mariadb(replica, "SELECT max(n) FROM netops_dr_probe.t", check=False) == last, 60)
+    rc, pairs = until("dr status all ok again", lambda: (lambda s: s if s[0] == 0 else None)(status(lab["env"])), 30)
+    assert pairs[replica]["state"] == "streaming" and pairs[replica]["lag_bytes"] == 0, pairs[replica]
+    mariadb(primary, "DROP DATABASE netops_dr_probe")
 
 
 def archive(env) -> dict:
