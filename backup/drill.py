@@ -582,7 +582,7 @@ def _rearchive(shell, inv: Inventory, pair, password: str) -> list[str]:
     receiver, so the archive starts again (point-in-time recovery from the next base backup)."""
     from . import pitr
 
-    return pitr.build(shell, inv, pair.primary, password) if pair.primary in pitr.archived(inv) else []
+    return pitr.build(shell, inv, pair.primary, password) if (pair.primary, pair.service) in pitr.archived(inv) else []
 
 
 def _counties(inv: Inventory, scope: str) -> dict[str, str]:
