@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from jinbao_netops.backup.jobs import policy
+from jinbao_netops.backup.pitr import archived
 from jinbao_netops.collectors.targets import labels as device_labels
 from jinbao_netops.inventory.engines import MARIADB, POSTGRESQL
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, LinkState, Role
@@ -137,8 +137,8 @@ def inventory_rules(inv: Inventory, key: str) -> dict:
         recs += [{"record": record, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(counts.items())]
     recs += [{"record": rules.REPLICA_CHANNELS_INFO, "expr": "vector(1)", "labels": {"device": d, "primary": inv.devices[d].replica.of}}
              for d in sorted(devs) if inv.devices[d].replica and inv.devices[d].replica.service == MARIADB.service]
-    recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}
-             for d in sorted(set(policy()["basebackup"]) & devs)]  # the servers `dr setup` archives the WAL of
+    recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}  # whose WAL `dr setup` archives
+             for d, svc in sorted(archived(inv)) if svc == POSTGRESQL.service and d in devs]
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links
     for lid, link in sorted(inv.links.items()):
         for end in link.ends():

@@ -430,7 +430,7 @@ def test_the_receiver_is_not_counted_as_a_standby():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sc-db1", "--to", "2026-01-01T00:00:00+08:00"], "sc-db1: its WAL is not archived"),
+    (["sc-db1", "--to", "2026-01-01T00:00:00+08:00"], "sc-db1: its log is not archived"),
     (["gd-db1", "--to", "yesterday"], "--to 'yesterday': not a time"),
     (["gd-db1", "--to", "2999-01-01T00:00:00"], "in the future"),
     (["nosuch", "--to", "2026-01-01T00:00:00"], "nosuch: no such device"),
@@ -573,3 +573,21 @@ def test_a_mariadb_pair_is_never_synchronous_nor_moves_a_service_address(tmp_pat
     problems = str(e.value)
     assert "gd-db1" in problems and "replica.sync" in problems and "MariaDB replication is asynchronous" in problems
     assert "replica.service_address" in problems
+
+
+def test_the_binary_log_archive_reads_its_secret_from_a_quoted_option_file_and_its_times_in_utc():
+    from datetime import datetime, timedelta, timezone
+
+    from jinbao_netops.backup import binlog, pitr
+
+    assert binlog.option_value('p"w\\x') == '"p\\"w\\\\x"'  # a quote or backslash cannot end the value
+    with pytest.raises(ValueError):
+        binlog.option_value("pw\nuser = root")  # nor a newline add an option
+    # the password never reaches the unit's command line; the store's file is named by the unit
+    assert "password" not in binlog.UNIT_TEXT and f"--defaults-extra-file={binlog.ROOT}/%i.cnf" in binlog.UNIT_TEXT
+    t = datetime(2026, 12, 5, 15, 0, 3, 600000, tzinfo=timezone(timedelta(hours=8)))
+    assert binlog.target_arg(t) == "2026-12-05 07:00:03"
+    assert binlog.replayed_time("261205  7:00:01") == "2026-12-05T07:00:01+00:00"
+    assert binlog.replayed_time("none") is None
+    # the servers whose log is archived, per engine: gd-db1's PostgreSQL (not its MariaDB, a replica), panyu-db1's MariaDB
+    assert pitr.archived(INV) == [("gd-db1", "postgresql"), ("panyu-db1", "mariadb")]

@@ -140,9 +140,40 @@ def test_a_county_mariadb_replicates_by_gtid_over_verified_tls_and_a_killed_repl
     mariadb(primary, "DROP DATABASE netops_dr_probe")
 
 
-def archive(env) -> dict:
-    (row,) = json.loads(netops("dr", "status", "--json", env=env).stdout)["archives"]
+def archive(env, server: str = SYNC[0]) -> dict:
+    (row,) = [a for a in json.loads(netops("dr", "status", "--json", env=env).stdout)["archives"] if a["server"] == server]
     return row
+
+
+def test_mariadb_point_in_time_recovery_from_the_archived_binary_log(lab, replicated, tmp_path):
+    """panyu-db1: a base backup (every database, its GTID position), transaction 1, the target, transaction 2: the
+    recovery on the store (the base loaded into a scratch instance, the archived binary log applied up to the target)
+    holds 1 and not 2, in a 0600 dump; panyu-db1 itself is untouched. Binary log events carry whole seconds: the
+    transactions are seconds apart."""
+    env, server = lab["env"], MDB[0]
+    r = netops("backup", "run", "--scope", server, "--kind", "databases", "--json", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{server}:mariadb:basebackup" in r.stdout
+    mariadb(server, "CREATE DATABASE IF NOT EXISTS pitr_probe; CREATE TABLE pitr_probe.t (n int PRIMARY KEY); "
+                    "INSERT INTO pitr_probe.t VALUES (1)")
+    time.sleep(2.2)
+    target = mariadb(server, "SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%f+00:00')")
+    time.sleep(2.2)
+    mariadb(server, "INSERT INTO pitr_probe.t VALUES (2)")
+    row = until("the archive has all of panyu-db1's binary log", lambda: (a := archive(env, server))["lag_bytes"] == 0 and a, 30)
+    assert row["ok"] and row["state"] == "streaming" and row["base_backups"] >= 1 and row["pitr_from"], row
+    out = tmp_path / "panyu-db1.sql"
+    r = netops("dr", "pitr", server, "--to", target, "--out", str(out), "--json", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["service"] == "mariadb" and rep["store"] == "gd-bak1" and rep["last_transaction"] < target, rep
+    dump = out.read_text()
+    assert "Current Database: `mysql`" not in dump  # the business databases only
+    probe = dump.split("Current Database: `pitr_probe`")[1].split("Current Database:")[0].replace("VALUES\n", "VALUES ")
+    assert "INSERT INTO `t` VALUES (1);" in probe, probe
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert mariadb(server, "SELECT group_concat(n ORDER BY n) FROM pitr_probe.t") == "1,2"
+    mariadb(server, "DROP DATABASE pitr_probe")
 
 
 def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, replicated, tmp_path):
@@ -150,7 +181,8 @@ def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, repli
     store (base backup + the WAL its store received) holds 1 and not 2, in a 0600 dump; gd-db1 itself is untouched.
     `dr status` shows the archive receiving, and the window opened by the base backup."""
     env, server = lab["env"], SYNC[0]
-    assert [(a["server"], a["store"]) for a in replicated["archives"]] == [(server, "gd-bak1")], replicated["archives"]
+    assert [(a["server"], a["service"], a["store"]) for a in replicated["archives"]] == [
+        (server, "postgresql", "gd-bak1"), (MDB[0], "mariadb", "gd-bak1")], replicated["archives"]
     r = netops("backup", "run", "--scope", server, "--kind", "databases", "--json", env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     psql(server, "CREATE TABLE netops_pitr_probe (n int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
