@@ -369,9 +369,10 @@ GRANT PROCESS, REPLICA MONITOR ON *.* TO {role_name}@{host};
     ),
     replication="SHOW ALL REPLICAS STATUS",
     replication_metrics=_mariadb_replication, replica_metric="replicas_configured",
-    # needs the binary log on (`dr setup` turns it on for the servers whose binary log it archives)
-    cluster_backup=("mariadb-dump", "--all-databases", "--single-transaction", "--gtid", "--master-data=2", "--routines",
-                    "--events", "--triggers"),
+    # its GTID position needs the binary log on, which `dr setup` turns on for the servers whose binary log it archives
+    cluster_backup=("sh", "-c", "[ \"$(mariadb -N -B -e 'SELECT @@log_bin')\" = 1 ] || { echo 'the binary log is off: "
+                    "netops dr setup turns it on and archives it' >&2; exit 1; }; exec mariadb-dump --all-databases "
+                    "--single-transaction --gtid --master-data=2 --routines --events --triggers"),
     cluster_backup_file="base.sql", cluster_backup_missing=_mariadb_base_missing,
     # a replica applying its primary's binlog now (netops dr setup's GTID replication); the accounts stay its own
     standby_sql=f"SELECT ({_mariadb_status('SLAVES_RUNNING')}) > 0;\n",

@@ -187,7 +187,8 @@ def test_a_declared_base_backup_is_a_database_asset_of_its_server():
     # as the engine's administrator
     [m] = discover(inv, "panyu-db1", ["databases"], lambda d: ["true"], pol)[0]["gd-bak1"]
     assert (m.id, m.service, m.filename) == ("panyu-db1:mariadb:basebackup", "mariadb", "/panyu-db1/mariadb/base.sql")
-    assert m.stream.startswith("sudo -n -u root -- mariadb-dump --all-databases --single-transaction --gtid --master-data=2")
+    assert m.stream.startswith("sudo -n -u root -- sh -c") and "mariadb-dump --all-databases --single-transaction --gtid " \
+        "--master-data=2" in m.stream and "the binary log is off" in m.stream
 
 
 def test_every_database_a_server_lists_is_one_asset_dumped_by_the_engine_table(tmp_path):

@@ -63,7 +63,8 @@ def test_the_commands_it_builds():
                                               "--default-character-set=utf8mb4"), "DROP DATABASE IF EXISTS `shebao`;\n")
     bb = PG.basebackup("netops").line
     assert "pg_basebackup -h /var/run/postgresql -U netops -d dbname=postgres -D - -F tar -X fetch -c fast" in bb
-    assert MARIADB.basebackup("netops").argv[:6] == ("sudo", "-n", "-u", "root", "--", "mariadb-dump")
+    mb = MARIADB.basebackup("netops").argv
+    assert mb[:7] == ("sudo", "-n", "-u", "root", "--", "sh", "-c") and "exec mariadb-dump --all-databases" in mb[7]
     # what a usable base backup holds: MariaDB's its GTID position and its end (a dump cut short lacks it)
     base = b"-- MariaDB dump\n-- SET GLOBAL gtid_slave_pos='1-1-3';\nINSERT ...;\n-- Dump completed on 2026-12-05\n"
     assert MARIADB.cluster_backup_missing(base) == []

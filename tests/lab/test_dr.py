@@ -87,7 +87,7 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     rc, pairs = status(lab["env"])
     assert rc == 0, pairs
     assert pairs[SYNC[1]]["sync_state"] == "sync" and pairs[ASYNC[1]]["sync_state"] == "async"
-    assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and p["slot_active"] is (p["service"] == "postgresql")
+    assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and bool(p["slot_active"]) is (p["service"] == "postgresql")
                for p in pairs.values()), pairs
     # the audit asks the primaries themselves: streaming within the lag target is 符合; no failover drill yet (an
     # empty drill record: the machine's own may hold a main job's drills, which made this 符合 after one had run)
@@ -120,7 +120,9 @@ def test_a_county_mariadb_replicates_by_gtid_over_verified_tls_and_a_killed_repl
     for want in ("Master_Host: 10.44.17.10", "Using_Gtid: Slave_Pos", "Master_SSL_Verify_Server_Cert: Yes",
                  "Master_SSL_CA_File: /etc/mysql/netops-tls/ca.crt", "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes"):
         assert want in st, st
-    assert mariadb(primary, "SELECT host, ssl_type FROM mysql.user WHERE user = 'netops_replication'") == "10.44.0.10\tANY"
+    # admitted from the replica's business address, and the binary log archive's store (gd-bak1's management address)
+    assert mariadb(primary, "SELECT host, ssl_type FROM mysql.user WHERE user = 'netops_replication' ORDER BY host") == \
+        "10.254.44.14\tANY\n10.44.0.10\tANY"
     assert mariadb(replica, "SELECT @@read_only") == "1"
     mariadb(primary, "CREATE DATABASE IF NOT EXISTS netops_dr_probe; "
                      "CREATE TABLE IF NOT EXISTS netops_dr_probe.t (n int PRIMARY KEY); "
@@ -222,7 +224,7 @@ def readings(env) -> dict:
     p = netops("collect", "once", "--json", "--scope", "guangdong", "--no-ssh", "--timeout", "5", "--retries", "2",
                "--device-deadline", "60", "--deadline", "120", env=env, timeout=300)
     assert p.returncode in (0, 3), p.stderr
-    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == SYNC[0]]
+    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == SYNC[0] and h["service"] == "postgresql"]
     assert h["up"], h["error"]
     return h["metrics"]
 
