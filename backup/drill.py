@@ -6,8 +6,9 @@ service, checks the steady state again, and ALWAYS cleans up.
   RPO = fault − time of the newest restorable data.
 - ``router_failover``: a router loses its links; the counties cut off must be those the topology names.
 - ``database_failover``: the primary of a replication pair dies (SIGKILL, its unit masked: fenced) while a
-  writer commits numbered 缴费 records; the standby is promoted. RTO-service = fault → first write committed
-  at the standby; RPO = commits acknowledged by the primary that the promoted standby lacks (counted, never
+  writer commits numbered 缴费 records; the suite detects it (the writer's connection breaks, and the standby's
+  WAL receiver confirms the primary is gone: two views, so a client's own network trouble promotes nothing), then
+  promotes the standby. RTO-service = fault → first write committed at the standby, detection included; RPO = commits acknowledged by the primary that the promoted standby lacks (counted, never
   estimated). Failback: the old primary is re-cloned as the standby's standby, a planned switchover (clean
   stop, every record present by checksum) promotes it again, and the pair is rebuilt in its original roles.
 """
@@ -238,7 +239,8 @@ def plan(sc: dict) -> list[str]:
         src, sb = sc["source"], sc["standby"]
         lines = [lines[0], f"steady state 稳态检查: {sb} streams from {src}; a writer commits numbered 缴费 records "
                            f"to the scratch database {DRILL_DB} on {src}", *lines[1:],
-                 f"detect 检测: the writer's connection to {src} breaks",
+                 f"detect 检测: the writer's connection to {src} breaks, and {sb}'s WAL receiver confirms {src} is gone "
+                 "(wal_receiver_timeout 5 s for a silent primary); nothing is promoted before both",
                  f"recover 恢复: promote {sb} (pg_promote); the writer commits at {sb} (RTO-service)",
                  "recover 恢复: the pair's service address moves to " + sb + ", announced by its site router into OSPF; "
                  "every county in scope probed until it reaches it (RTO-network)" if sc.get("_service_address") else
@@ -437,6 +439,7 @@ JIAOFEI = ("CREATE TABLE jiaofei (seq bigint PRIMARY KEY, amount numeric(12, 2) 
            "paid_at timestamptz NOT NULL DEFAULT clock_timestamp());\n")
 PROMOTE = "SELECT pg_promote(true, 60);\n"   # waits (up to 60 s) until the standby accepts writes
 LAST_SEQ = "SELECT COALESCE(max(seq), 0) || ' ' || count(*) FROM jiaofei;\n"
+RECEIVER = "SELECT COALESCE((SELECT status FROM pg_stat_wal_receiver), 'stopped');\n"  # a standby's link to its primary
 CLUSTER_UNIT = "pg_lsclusters -h | awk '$2 == \"main\" {print \"postgresql@\" $1 \"-main\"}'"
 
 
@@ -579,7 +582,7 @@ def _rearchive(shell, inv: Inventory, pair, password: str) -> list[str]:
     receiver, so the archive starts again (point-in-time recovery from the next base backup)."""
     from . import pitr
 
-    return pitr.build(shell, inv, pair.primary, password) if pair.primary in pitr.archived(inv) else []
+    return pitr.build(shell, inv, pair.primary, password) if (pair.primary, pair.service) in pitr.archived(inv) else []
 
 
 def _counties(inv: Inventory, scope: str) -> dict[str, str]:
@@ -640,6 +643,13 @@ def _database_failover(access: Access, sc, shell, actions: LabActions, j: Journa
         acked = writer.acked or 0
         j.step("detect", f"{pair.primary} lost: the writer's last acknowledged commit is {acked} 主库失效",
                last_acknowledged=acked, writer=writer.error)
+        # the standby's own view confirms it before anything is promoted (a client's broken connection alone could be
+        # the client's network): its WAL receiver no longer streams (a silent primary: wal_receiver_timeout)
+        confirmed = _wait(lambda: on_standby(POSTGRESQL.sql(RECEIVER)).strip() != "streaming", 30, 0.2)
+        j.step("detect", f"{pair.standby} no longer receives from {pair.primary} {time.time() - t_fault:.1f} s after the "
+               "fault 备库确认主库失联", ok=confirmed, detected_after_seconds=round(time.time() - t_fault, 3))
+        if not confirmed:
+            raise DrillFailed(f"{pair.standby} still streams from {pair.primary} 30 s after the fault: not promoted")
         progress(1, "detect")
 
         promoted = on_standby(POSTGRESQL.sql(PROMOTE)).strip() == "t"

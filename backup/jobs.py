@@ -30,7 +30,7 @@ from .remote import dr_store_of, store_of
 from .restic import Repo, ResticError
 
 Shell = Callable[[str], list[str]]  # device id → argv prefix that runs one shell line on it
-BASEBACKUP = "basebackup"           # DEVICE:postgresql:basebackup, the asset of a pg_basebackup
+BASEBACKUP = "basebackup"           # DEVICE:SERVICE:basebackup, the asset of the engine's whole-server backup
 FINGERPRINT_TAG = "fingerprint"     # a database snapshot's tag: fingerprint=<digest of the source's fingerprint>
 POLICY = Path(__file__).with_name("policy.yml")
 
@@ -118,8 +118,8 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
     from jinbao_netops.errors import UsageError
 
     for did in pol["basebackup"]:
-        if did not in inv.devices or "postgresql" not in inv.devices[did].services:
-            raise UsageError(f"{POLICY}: basebackup: {did!r} is not a PostgreSQL server of the inventory")
+        if did not in inv.devices or not inv.devices[did].services:
+            raise UsageError(f"{POLICY}: basebackup: {did!r} is not a database server of the inventory")
     by_store: dict[str, list[Asset]] = {}
     errors: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -140,14 +140,16 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
             rel = " ".join(escape.shell(p.lstrip("/")) for p in paths)
             found.append(Asset(f"{did}:files", did, dev.site, prov, "files",
                                f"sudo tar --numeric-owner --ignore-failed-read -C / -cf - {rel}", f"/{did}/files.tar"))
+        # a standby's databases are its primary's, dumped there (a read-only copy cannot take the test restore either)
+        own = [s for s in dev.services if not (dev.replica and dev.replica.service == s)]
         if "databases" in kinds and did in pol["basebackup"]:
             role = inv.credentials[dev.credentials].username
-            found.append(Asset(f"{did}:postgresql:{BASEBACKUP}", did, dev.site, prov, "databases",
-                               ENGINES["postgresql"].basebackup(role).line, f"/{did}/postgresql/base.tar", "postgresql"))
+            for svc in [s for s in own if ENGINES[s].cluster_backup]:
+                eng = ENGINES[svc]
+                found.append(Asset(f"{did}:{svc}:{BASEBACKUP}", did, dev.site, prov, "databases", eng.basebackup(role).line,
+                                   f"/{did}/{svc}/{eng.cluster_backup_file}", svc))
         if "databases" in kinds:
-            # a streaming standby's databases are its primary's, dumped there (a read-only copy cannot take
-            # the test restore either)
-            for svc in [s for s in dev.services if not (dev.replica and dev.replica.service == s)]:
+            for svc in own:
                 eng = ENGINES[svc]
                 try:
                     dbs = eng.databases(runner(shell, did))

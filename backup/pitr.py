@@ -36,9 +36,9 @@ from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.files import fsync_dir, out_path, write_error
 from jinbao_netops.inventory import Inventory
-from jinbao_netops.inventory.engines import POSTGRESQL, WAL_ARCHIVER
+from jinbao_netops.inventory.engines import ENGINES, MARIADB, POSTGRESQL, WAL_ARCHIVER
 
-from . import replication
+from . import binlog, replication
 from .jobs import BASEBACKUP, Shell, policy, runner, ssh_shell
 from .remote import store_of
 from .restic import Repo, ResticError
@@ -53,14 +53,17 @@ def slot(store: str) -> str:
     return "netops_wal_" + re.sub(r"[^a-z0-9_]", "_", store)
 
 
-def asset(server: str) -> str:
-    return f"{server}:postgresql:{BASEBACKUP}"
+def asset(server: str, service: str = POSTGRESQL.service) -> str:
+    return f"{server}:{service}:{BASEBACKUP}"
 
 
-def archived(inv: Inventory, scope: str | None = None) -> list[str]:
-    """The PostgreSQL servers in ``scope`` whose WAL is archived: those the backup policy takes base backups of."""
+def archived(inv: Inventory, scope: str | None = None) -> list[tuple[str, str]]:
+    """(server, service) for every database in ``scope`` whose log is archived (PostgreSQL's WAL here, MariaDB's
+    binary log in binlog.py): those the backup policy takes base backups of, but not a service the server only
+    replicates."""
     devs = set(inv.scope(scope))
-    return [d for d in policy()["basebackup"] if d in devs]
+    return [(d, svc) for d in policy()["basebackup"] if d in devs for svc in inv.devices[d].services
+            if ENGINES[svc].cluster_backup and not (inv.devices[d].replica and inv.devices[d].replica.service == svc)]
 
 
 def store(inv: Inventory, server: str) -> str:
@@ -162,7 +165,7 @@ def status(access: Access, inv: Inventory, server: str) -> dict:
     """The archive as the server sees its receiver (state, bytes not yet flushed on the store) and the PITR window's
     start: the oldest base backup in the store's repository."""
     st = store(inv, server)
-    row = {"server": server, "store": st, "state": "unknown", "lag_bytes": None, "slot_active": None,
+    row = {"server": server, "service": POSTGRESQL.service, "store": st, "state": "unknown", "lag_bytes": None, "slot_active": None,
            "pitr_from": None, "base_backups": 0, "ok": False, "problems": []}
     try:
         view = replication.read_primary_view(runner(ssh_shell(access), server, 60)(POSTGRESQL.sql(_view(st))))
@@ -172,15 +175,21 @@ def status(access: Access, inv: Inventory, server: str) -> dict:
                                    "repairs it WAL 归档中断")
     except DeviceError as e:
         row["problems"].append(str(e))
+    base_backups(access, st, server, POSTGRESQL.service, row)
+    row["ok"] = not row["problems"]
+    return row
+
+
+def base_backups(access: Access, st: str, server: str, service: str, row: dict) -> None:
+    """Into a status ``row``: how many base backups of ``server``'s ``service`` its store holds, and the oldest one's
+    time, where the PITR window opens."""
     try:  # no repository yet: no base backup yet (the window opens with the first backup run), not a problem
         repo = Repo.on_store(access, st)
-        snaps = repo.snapshots(f"asset={asset(server)}") if repo.exists() else []
+        snaps = repo.snapshots(f"asset={asset(server, service)}") if repo.exists() else []
         row["base_backups"] = len(snaps)
         row["pitr_from"] = min((s["time"] for s in snaps), default=None)
     except (DeviceError, ResticError) as e:
         row["problems"].append(str(e))
-    row["ok"] = not row["problems"]
-    return row
 
 
 def parse_time(text: str) -> datetime:
@@ -197,6 +206,7 @@ def parse_time(text: str) -> datetime:
 
 # as root on the store: $1 the server, $2 the target time; the base backup's tar on stdin; the dump on stdout.
 # Diagnostics on stderr, the replayed point as "NETOPS-REPLAYED <time>".
+BEYOND = 5  # the restore script's exit status when the archive ends before the target time
 RESTORE_SCRIPT = r'''set -eu
 wal=%(root)s/$1; bin=
 work=$(mktemp -d /var/tmp/netops-pitr.XXXXXX); data=$work/data
@@ -228,6 +238,9 @@ i=0
 until [ "$(q 'SELECT pg_is_in_recovery()')" = f ]; do
   i=$((i + 1))
   if [ $i -gt 600 ] || ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if grep -q 'recovery ended before configured recovery target was reached' "$work/log"; then
+      echo "NETOPS-BEYOND the archived WAL ends before $2" >&2; exit %(beyond)d
+    fi
     echo "recovery to $2 did not complete: $({ grep -E 'FATAL|PANIC' "$work/log" || tail -n 1 "$work/log"; } | tail -n 1)" >&2
     exit 4
   fi
@@ -235,20 +248,29 @@ until [ "$(q 'SELECT pg_is_in_recovery()')" = f ]; do
 done
 echo "NETOPS-REPLAYED $(q 'SELECT pg_last_xact_replay_timestamp()')" >&2
 runuser -u postgres -- "$bin/pg_dumpall" -h "$work/run" --no-role-passwords
-''' % {"root": WAL_ROOT}
+''' % {"root": WAL_ROOT, "beyond": BEYOND}
 
 
 def restore(access: Access, inv: Inventory, server: str, target: datetime, out: str | Path,
-            shell: Shell | None = None) -> dict:
-    """Recover ``server`` as it was at ``target`` on its store and dump it into ``out`` (written atomically)."""
-    if server not in archived(inv):
-        raise UsageError(f"{server}: its WAL is not archived (only the servers listed under `basebackup:` in "
-                         "backup/policy.yml are) 未归档 WAL")
+            shell: Shell | None = None, service: str | None = None) -> dict:
+    """Recover ``server`` (its ``service``: the one archived, when it has one) as it was at ``target`` on its store
+    and dump it into ``out`` (written atomically)."""
+    services = [svc for d, svc in archived(inv) if d == server]
+    if not services:
+        raise UsageError(f"{server}: its log is not archived (only the servers listed under `basebackup:` in "
+                         "backup/policy.yml are) 未归档日志")
+    if service is None and len(services) > 1:
+        raise UsageError(f"{server}: --service: it archives {', '.join(services)}; name one 请指定服务")
+    service = service or services[0]
+    if service not in services:
+        raise UsageError(f"{server}: --service {service}: not archived here (archived: {', '.join(services)}) 该服务未归档")
+    script, target_arg, read_replayed = RESTORERS[service]
+    eng = ENGINES[service]
     dest = out_path(out, "--out")
     st = store(inv, server)
     shell = shell or ssh_shell(access)
     repo = Repo.on_store(access, st)
-    snaps = sorted(repo.snapshots(f"asset={asset(server)}"), key=lambda s: s["time"])
+    snaps = sorted(repo.snapshots(f"asset={asset(server, service)}"), key=lambda s: s["time"])
     base = [s for s in snaps if datetime.fromisoformat(s["time"]) < target]
     if not base:
         first = snaps[0]["time"] if snaps else "none yet"
@@ -257,13 +279,13 @@ def restore(access: Access, inv: Inventory, server: str, target: datetime, out: 
     snap = base[-1]
     t0 = time.monotonic()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    dump = subprocess.Popen(repo.cmd("dump", snap["id"], f"/{server}/postgresql/base.tar"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=repo.env())
+    dump = subprocess.Popen(repo.cmd("dump", snap["id"], f"/{server}/{service}/{eng.cluster_backup_file}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo.env())
     try:
         try:
             with open(tmp, "wb") as f:
                 os.fchmod(f.fileno(), 0o600)  # a dump of business data
-                p = subprocess.run([*shell(st), replication.as_root(RESTORE_SCRIPT, server, target.isoformat()).line],
+                p = subprocess.run([*shell(st), replication.as_root(script, server, target_arg(target)).line],
                                    stdin=dump.stdout, stdout=f, stderr=subprocess.PIPE, timeout=7200)
                 os.fsync(f.fileno())
         except OSError as e:
@@ -273,6 +295,9 @@ def restore(access: Access, inv: Inventory, server: str, target: datetime, out: 
         if dump.wait(timeout=60) != 0:
             last = dump.stderr.read().decode(errors="replace").strip().splitlines()
             raise ResticError(f"{repo.name}: restic dump {snap['id'][:8]}: {last[-1] if last else 'failed'}")
+        if p.returncode == BEYOND:
+            raise UsageError(f"{server}: --to {target.isoformat()}: the archived WAL ends before that time (nothing has "
+                             f"reached {st} for it yet); pick an earlier time 归档 WAL 尚未到达该时间，请选择更早的时间")
         if p.returncode != 0:
             last = [ln for ln in err.strip().splitlines() if not ln.startswith("NETOPS-")]
             raise DeviceError(st, f"point-in-time recovery of {server} to {target.isoformat()}: "
@@ -285,6 +310,12 @@ def restore(access: Access, inv: Inventory, server: str, target: datetime, out: 
             dump.wait()
         tmp.unlink(missing_ok=True)
     replayed = next((ln.split(" ", 1)[1].strip() for ln in err.splitlines() if ln.startswith("NETOPS-REPLAYED")), None)
-    return {"server": server, "store": st, "to": target.isoformat(), "base_backup": snap["id"][:8],
-            "base_backup_time": snap["time"], "last_transaction": replayed or None, "out": str(dest),
+    return {"server": server, "service": service, "store": st, "to": target.isoformat(), "base_backup": snap["id"][:8],
+            "base_backup_time": snap["time"], "last_transaction": read_replayed(replayed) if replayed else None, "out": str(dest),
             "bytes": dest.stat().st_size, "seconds": round(time.monotonic() - t0, 3)}
+
+
+# per engine: the restore script run on the store, the target time as its second argument, the replayed point it
+# reports → an ISO time
+RESTORERS = {POSTGRESQL.service: (RESTORE_SCRIPT, lambda t: t.isoformat(), lambda v: v),
+             MARIADB.service: (binlog.RESTORE_SCRIPT, binlog.target_arg, binlog.replayed_time)}

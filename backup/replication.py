@@ -39,7 +39,7 @@ from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.inventory import Inventory, Role
 from jinbao_netops.inventory.model import LinkKind
-from jinbao_netops.inventory.engines import POSTGRESQL, Command, as_user
+from jinbao_netops.inventory.engines import ENGINES, POSTGRESQL, Command, as_user
 from jinbao_netops.inventory.platforms import PLATFORMS
 
 from .jobs import runner, ssh_shell
@@ -73,6 +73,7 @@ class Pair:
     primary_address: str   # business (LAN) addresses: where the replication connection goes
     standby_address: str
     service_address: str | None = None  # what clients use: held by whichever of the two is primary
+    service: str = POSTGRESQL.service   # the engine replicated (inventory/engines.py): postgresql or mariadb
 
     @property
     def slot(self) -> str:
@@ -188,20 +189,23 @@ def pairs(inv: Inventory, scope: str | None = None) -> list[Pair]:
         if d.replica and (d.id in devs or d.replica.of in devs):
             out.append(Pair(d.replica.of, d.id, d.replica.sync, business_address(inv, d.replica.of),
                             business_address(inv, d.id),
-                            str(d.replica.service_address) if d.replica.service_address else None))
+                            str(d.replica.service_address) if d.replica.service_address else None, d.replica.service))
     if scope and not out:
         raise UsageError(f"no standby in scope {scope!r} (a standby is a device with `replica: {{of: PRIMARY}}`)")
     return out
 
 
 def admitted(inv: Inventory, host: str) -> list[dict]:
-    """What ``host``'s firewall admits for replication: the engine's port from its peers' business addresses
+    """What ``host``'s firewall admits for replication, per engine: its port from the peers' business addresses
     (a primary from its standbys, a standby from its primary, ready for a switchover)."""
-    peers = sorted({p.standby_address if p.primary == host else p.primary_address
-                    for p in pairs(inv) if host in (p.primary, p.standby)})
-    # the engine's port is also open to the management network (the collector's monitoring role)
-    return [{"proto": "tcp", "port": POSTGRESQL.port, "sources": peers, "what": "replication peers 复制对端",
-             "management": True}] if peers else []
+    out = []
+    for service in sorted({p.service for p in pairs(inv) if host in (p.primary, p.standby)}):
+        peers = sorted({p.standby_address if p.primary == host else p.primary_address
+                        for p in pairs(inv) if host in (p.primary, p.standby) and p.service == service})
+        # the engine's port is also open to the management network (the collector's monitoring role)
+        out.append({"proto": "tcp", "port": ENGINES[service].port, "sources": peers, "what": "replication peers 复制对端",
+                     "management": True})
+    return out
 
 
 def _listen(inv: Inventory, device: str) -> str:
@@ -227,6 +231,8 @@ def standby_conf(inv: Inventory, pair: Pair) -> str:
             f"listen_addresses = '{_listen(inv, pair.standby)}'\n" + _SSL +
             f"primary_conninfo = '{conninfo}'\n"
             f"primary_slot_name = '{pair.slot}'\n"
+            # a primary gone silent (its data centre's links cut) is noticed within 5 s, not the default minute
+            "wal_receiver_timeout = 5s\n"
             "hot_standby = on\n"
             "hot_standby_feedback = on\n")
 
@@ -262,6 +268,9 @@ umask 022
 ''' % {"passfile": PASSFILE} + _WRITE_CONF + pg_tls() + r'''
 if [ "$4" = reclone ]; then
   set -- "$@" $(pg_lsclusters -h | awk '$2 == "main" {print $1, $6}'); data=$6
+  # the primary answers first (it may be restarting with its new role, or its site's routes still converging after
+  # a failback): nothing is deleted here before a clone can start
+  i=0; until pg_isready -q -h "$2" -p %(port)d -t 2; do i=$((i + 1)); [ $i -lt 60 ] || break; sleep 1; done
   systemctl stop "postgresql@$5-main"  # the cluster itself: stopping the umbrella unit returns before it is down
   find "$data" -mindepth 1 -delete
   runuser -u postgres -- env PGPASSFILE=%(passfile)s PGSSLMODE=verify-full PGSSLROOTCERT=%(tls)s/ca.crt PGAPPNAME=netops-clone \
@@ -395,7 +404,7 @@ def read_primary_view(line: str) -> dict:
 
 def status_pair(access: Access, inv: Inventory, pair: Pair, max_lag_s: float) -> dict:
     """One pair as the primary and the standby see it: state, lag in bytes and seconds, the slot."""
-    row = {"primary": pair.primary, "standby": pair.standby, "mode": "sync" if pair.sync else "async",
+    row = {"primary": pair.primary, "standby": pair.standby, "service": pair.service, "mode": "sync" if pair.sync else "async",
            "state": "unknown", "sync_state": None, "lag_bytes": None, "lag_seconds": None, "slot_active": False,
            "slot_retained_bytes": None, "standby_in_recovery": None, "ok": False, "problems": []}
     try:

@@ -40,17 +40,17 @@ def read_back(repo: Repo, entry: dict, aid: str, shell: Shell) -> dict:
         if p.returncode != 0:
             ev["error"] = "restic dump: " + (p.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
             return ev
-        listing = subprocess.run(["tar", "-tf", "-"], input=p.stdout, capture_output=True)
-        names = listing.stdout.decode(errors="replace").splitlines()
-        ev.update(ok=listing.returncode == 0, bytes=len(p.stdout), sha256=hashlib.sha256(p.stdout).hexdigest(),
-                  files=len(names))
-        if listing.returncode != 0:
-            ev["error"] = "the archive does not list: " + listing.stderr.decode(errors="replace").strip()[:200]
-        elif entry.get("service"):  # a base backup: a data directory that PostgreSQL can start from
-            missing = sorted({"PG_VERSION", "backup_label", "global/pg_control"} - {n.removeprefix("./") for n in names})
+        ev.update(bytes=len(p.stdout), sha256=hashlib.sha256(p.stdout).hexdigest())
+        if entry.get("service"):  # a base backup: what the engine can restore a whole server from
+            missing = ENGINES[entry["service"]].cluster_backup_missing(p.stdout)
             ev.update(ok=not missing, basebackup=True)
             if missing:
                 ev["error"] = "not a usable base backup, missing: " + ", ".join(missing)
+            return ev
+        listing = subprocess.run(["tar", "-tf", "-"], input=p.stdout, capture_output=True)
+        ev.update(ok=listing.returncode == 0, files=len(listing.stdout.decode(errors="replace").splitlines()))
+        if listing.returncode != 0:
+            ev["error"] = "the archive does not list: " + listing.stderr.decode(errors="replace").strip()[:200]
         return ev
     eng = ENGINES[entry["service"]]
     scratch = f"netops_verify_{entry['database']}"[:60]

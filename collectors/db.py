@@ -190,7 +190,7 @@ def prepare_lab(inv, lab, note=lambda m: None) -> dict:
             password = values[inv.credentials[dev.credentials].db_password.env]
             note(f"prepare {d} {svc}")
             role = [eng.monitor_role(ROLE, password, mgmt)]
-            if eng.standby_sql:  # a standby has the role from its primary, and takes no writes
+            if eng.standby_has_roles:  # a standby has the role from its primary, and takes no writes
                 probe = eng.sql(eng.standby_sql)
                 r = lab.node(d).exec(list(probe.argv), input=probe.input, timeout=90)
                 if r.returncode != 0:

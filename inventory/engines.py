@@ -21,6 +21,8 @@ in the lab). Names come back hex-encoded, so any byte a name may hold survives t
 """
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -99,6 +101,22 @@ def _mariadb_status(name: str) -> str:
     return f"SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '{name}'"
 
 
+def _pg_base_missing(data: bytes) -> list[str]:
+    listing = subprocess.run(["tar", "-tf", "-"], input=data, capture_output=True)
+    if listing.returncode != 0:
+        return ["a readable tar: " + listing.stderr.decode(errors="replace").strip()[:200]]
+    names = {n.removeprefix("./") for n in listing.stdout.decode(errors="replace").splitlines()}
+    return sorted({"PG_VERSION", "backup_label", "global/pg_control"} - names)
+
+
+GTID_MARK = re.compile(rb"^-- SET GLOBAL gtid_slave_pos='([0-9,-]*)';$", re.M)  # where a MariaDB base dump was taken
+
+
+def _mariadb_base_missing(data: bytes) -> list[str]:
+    return [what for what, ok in (("its GTID position (-- SET GLOBAL gtid_slave_pos)", GTID_MARK.search(data)),
+                                  ("its end (-- Dump completed)", b"\n-- Dump completed" in data[-200:])) if not ok]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Engine:
     service: str                  # the inventory's service name, which is also its systemd unit
@@ -134,10 +152,15 @@ class Engine:
     replication_metrics: Callable[[list[dict]], dict[str, float]]  # those rows → metrics
     replica_metric: str           # the metric that is non-zero on a replica
     sizes: str | None = None      # (database, bytes) rows
-    standby_sql: str | None = None  # "1" on a read-only streaming standby (what is written arrives by replication)
+    standby_sql: str | None = None  # "1" on a standby: what is written arrives by replication, not by the suite
+    standby_has_roles: bool = False  # a standby's roles are its primary's (physical replication), not its own
     # a physical copy of the whole cluster, taken by an operator's role with REPLICATION only
     cluster_backup: tuple[str, ...] | None = None  # "{role}" the role
-    cluster_backup_role: str | None = None         # SQL that creates the role if missing: {role}, {name}
+    cluster_backup_role: str | None = None         # SQL that creates the role if missing: {role}, {name}; None: the
+                                                   # backup runs as the engine's administrator
+    cluster_backup_file: str = ""                  # its name in the repository, under /DEVICE/SERVICE/
+    # what a usable one lacks (its bytes → the missing parts, [] when it can be restored from)
+    cluster_backup_missing: Callable[[bytes], list[str]] | None = None
 
     # --- quoting -------------------------------------------------------------------------------------
     def ident(self, name: str) -> str:
@@ -177,11 +200,15 @@ class Engine:
         return Command(self._program(self.restore_program, db))
 
     def basebackup(self, role: str) -> Command:
-        """The whole cluster as one tar on stdout (WAL fetched into it), taken as ``role``: the operator's
-        login over the local socket (peer), a role with REPLICATION and nothing else, created if missing.
-        Restore: extract into an empty data directory of the same major version and start the engine."""
-        if self.cluster_backup is None or self.cluster_backup_role is None:
+        """The whole server on stdout, the base of a point-in-time recovery (backup/pitr.py). PostgreSQL: one tar
+        (WAL fetched into it), taken as ``role``: the operator's login over the local socket (peer), a role with
+        REPLICATION and nothing else, created if missing; restored by extracting it into an empty data directory of
+        the same major version. MariaDB: a consistent dump of every database with the GTID position it was taken at,
+        as the administrator; restored by loading it into a fresh instance, then the binary log from that position."""
+        if self.cluster_backup is None:
             raise UsageError(f"{self.service}: the suite takes no cluster backup of this engine")
+        if self.cluster_backup_role is None:
+            return Command(self.as_admin(*self.cluster_backup))
         ensure = self._program(self.client, None) + (
             self.inline_sql, self.cluster_backup_role.format(role=self.ident(role), name=self.literal(role)))
         backup = tuple(a.replace("{role}", role) for a in self.cluster_backup)
@@ -292,11 +319,12 @@ GRANT pg_monitor TO {role};
         "archiver": WAL_ARCHIVER},
     replication_metrics=_pg_replication, replica_metric="in_recovery",
     sizes="SELECT datname, pg_database_size(datname) FROM pg_database WHERE datallowconn ORDER BY datname",
-    standby_sql="SELECT pg_is_in_recovery()::int;\n",
+    standby_sql="SELECT pg_is_in_recovery()::int;\n", standby_has_roles=True,
     cluster_backup=("pg_basebackup", "-h", "/var/run/postgresql", "-U", "{role}", "-d", "dbname=postgres",
                     "-D", "-", "-F", "tar", "-X", "fetch", "-c", "fast"),
     cluster_backup_role="DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
                         "CREATE ROLE {role} LOGIN REPLICATION; END IF; END $$",
+    cluster_backup_file="base.tar", cluster_backup_missing=_pg_base_missing,
 )
 
 MARIADB = Engine(
@@ -341,6 +369,13 @@ GRANT PROCESS, REPLICA MONITOR ON *.* TO {role_name}@{host};
     ),
     replication="SHOW ALL REPLICAS STATUS",
     replication_metrics=_mariadb_replication, replica_metric="replicas_configured",
+    # its GTID position needs the binary log on, which `dr setup` turns on for the servers whose binary log it archives
+    cluster_backup=("sh", "-c", "[ \"$(mariadb -N -B -e 'SELECT @@log_bin')\" = 1 ] || { echo 'the binary log is off: "
+                    "netops dr setup turns it on and archives it' >&2; exit 1; }; exec mariadb-dump --all-databases "
+                    "--single-transaction --gtid --master-data=2 --routines --events --triggers"),
+    cluster_backup_file="base.sql", cluster_backup_missing=_mariadb_base_missing,
+    # a replica applying its primary's binlog now (netops dr setup's GTID replication); the accounts stay its own
+    standby_sql=f"SELECT ({_mariadb_status('SLAVES_RUNNING')}) > 0;\n",
 )
 
 ENGINES: dict[str, Engine] = {e.service: e for e in (POSTGRESQL, MARIADB)}

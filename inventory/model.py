@@ -305,8 +305,9 @@ class Interface(BaseModel):
 
 
 class Replica(BaseModel):
-    """This server's database ``service`` is a streaming standby of the same service on device ``of``
-    (netops dr setup). ``sync``: a commit on the primary returns only once this standby has flushed it (RPO 0).
+    """This server's database ``service`` is a standby of the same service on device ``of`` (netops dr setup):
+    PostgreSQL streaming replication, or MariaDB GTID replication (asynchronous). ``sync`` (PostgreSQL): a commit on
+    the primary returns only once this standby has flushed it (RPO 0).
     ``service_address``: the business address clients use for the database, in the primary's LAN; whichever of
     the pair is primary holds it (a failover moves it to the standby's site, announced there as a /32)."""
     model_config = ConfigDict(extra="forbid")

@@ -170,8 +170,9 @@ def _devices(inv: Inventory, p: _Problems) -> None:
 
 
 def _replicas(inv: Inventory, p: _Problems) -> None:
-    """A standby replicates a primary of the same service at another site, one level of replication deep,
-    with a replication password to log in with; a primary's standbys have distinct names on it."""
+    """A standby replicates a primary of the same service at another site, one level of replication deep (a server
+    may be the primary of one service and the replica of another), with a replication password to log in with;
+    a MariaDB replica is asynchronous."""
     for d in inv.devices.values():
         r = d.replica
         if r is None:
@@ -186,12 +187,15 @@ def _replicas(inv: Inventory, p: _Problems) -> None:
             p.add(d, "device", "replica.of", "a server cannot replicate itself")
         elif r.service not in primary.services:
             p.add(d, "device", "replica.of", f"{r.of!r} does not run {r.service}")
-        elif primary.replica is not None:
+        elif primary.replica is not None and primary.replica.service == r.service:
             p.add(d, "device", "replica.of", f"{r.of!r} is itself a standby (of {primary.replica.of!r}); replicate its primary")
         elif primary.site == d.site:
             p.add(d, "device", "replica.of", f"{r.of!r} is at the same site {d.site!r}: a standby for disaster recovery is off-site")
-        if r.service != "postgresql":
-            p.add(d, "device", "replica.service", "netops dr setup builds PostgreSQL streaming replication only (so far)")
+        if r.service == "mariadb" and r.sync:  # GTID replication is asynchronous: a commit never waits for the replica
+            p.add(d, "device", "replica.sync", "MariaDB replication is asynchronous (GTID); a synchronous pair (RPO 0) is "
+                                               "PostgreSQL's")
+        if r.service == "mariadb" and r.service_address is not None:
+            p.add(d, "device", "replica.service_address", "a service address moves with a PostgreSQL pair's failover only")
         if r.service_address is not None:
             _service_address(inv, d, primary, r.service_address, p)
         cred = inv.credentials.get(d.credentials)

@@ -59,7 +59,8 @@ def _replicated(eng, svc: str, run, want: int) -> int:
 def seed(inv, lab, note=lambda m: None) -> list[dict]:
     """Create and fill the demo database on every database service; one record per service."""
     records = []
-    for dev_id, dev in sorted(inv.devices.items()):
+    # primaries first: a standby's rows are counted against its primary's
+    for dev_id, dev in sorted(inv.devices.items(), key=lambda kv: (kv[1].replica is not None, kv[0])):
         for svc in dev.services:
             eng = ENGINES[svc]
             code = next((s.code for s in [inv.sites[dev.site], *inv.ancestors(dev.site)] if s.code), "")
@@ -69,7 +70,8 @@ def seed(inv, lab, note=lambda m: None) -> list[dict]:
             run = node_runner(lab, dev_id)
             try:
                 if eng.is_standby(run):  # filled by its primary (sorted before it), through replication
-                    want = next((r["rows"] for r in records if r["device"] == dev.replica.of), 0) if dev.replica else 0
+                    want = next((r["rows"] for r in records if r["device"] == dev.replica.of and r["service"] == svc), 0) \
+                        if dev.replica else 0
                     rec.update(standby=True, rows=_replicated(eng, svc, run, want))
                     rec.update(ok=rec["rows"] == want, error=None if rec["rows"] == want else
                                f"the standby has {rec['rows']} of its primary's {want} rows after {CATCH_UP_S} s")

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from jinbao_netops.backup.jobs import policy
+from jinbao_netops.backup.pitr import archived
 from jinbao_netops.collectors.targets import labels as device_labels
+from jinbao_netops.inventory.engines import MARIADB, POSTGRESQL
 from jinbao_netops.inventory.model import Alerting, Level, LinkKind, LinkState, Role
 from jinbao_netops.inventory.store import Inventory
 from jinbao_netops.topology.analysis import analysis, by_level
@@ -116,24 +117,28 @@ def _rule_group(name: str, timing: Timing, records=(), alerts=(), interval: int 
 
 
 def inventory_rules(inv: Inventory, key: str) -> dict:
-    """The inventory facts the alerts join on: device roles, replication primaries' standby counts (all, and
-    synchronous) and link ends (which ends are uplinks), for
+    """The inventory facts the alerts join on: device roles, PostgreSQL primaries' standby counts (all, and
+    synchronous), MariaDB replicas' channels and link ends (which ends are uplinks), for
     the devices of one collector (``key``: a province id, or MINISTRY)."""
     devs = set(collector_devices(inv, key))
     recs = [{"record": rules.DEVICE_INFO, "expr": "vector(1)", "labels": {"device": d, "role": inv.devices[d].role.value}}
             for d in sorted(devs)]
-    # a replication primary: how many standbys the inventory gives it (netops dr setup), and how many of them are synchronous
+    # each engine's pairs (netops dr setup) where its readings judge them: a PostgreSQL primary, how many standbys the
+    # inventory gives it and how many of them are synchronous (netops_pg_replicas, netops_pg_sync_standbys); a MariaDB
+    # replica, the channel it has from its primary (a MariaDB primary cannot see its replicas)
     standbys: dict[str, int] = {}
     sync: dict[str, int] = {}
     for d in inv.devices.values():
-        if d.replica and d.replica.of in devs:
+        if d.replica and d.replica.service == POSTGRESQL.service and d.replica.of in devs:
             standbys[d.replica.of] = standbys.get(d.replica.of, 0) + 1
             if d.replica.sync:
                 sync[d.replica.of] = sync.get(d.replica.of, 0) + 1
     for record, counts in ((rules.STANDBYS_INFO, standbys), (rules.SYNC_STANDBYS_INFO, sync)):
         recs += [{"record": record, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(counts.items())]
-    recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}
-             for d in sorted(set(policy()["basebackup"]) & devs)]  # the servers `dr setup` archives the WAL of
+    recs += [{"record": rules.REPLICA_CHANNELS_INFO, "expr": "vector(1)", "labels": {"device": d, "primary": inv.devices[d].replica.of}}
+             for d in sorted(devs) if inv.devices[d].replica and inv.devices[d].replica.service == MARIADB.service]
+    recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}  # whose WAL `dr setup` archives
+             for d, svc in sorted(archived(inv)) if svc == POSTGRESQL.service and d in devs]
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links
     for lid, link in sorted(inv.links.items()):
         for end in link.ends():

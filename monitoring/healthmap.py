@@ -11,11 +11,12 @@ CSS, SVG drawn in the browser, nothing from the internet) and two JSON documents
 
 Health words: ``ok`` (green), ``warn`` (amber), ``down`` (red), ``unknown`` (grey: no data — the
 province's Prometheus unreachable, its collector down, or the device not scraped); links also
-``saturated`` (utilisation at or above ``SATURATED``) and ``planned``. A replication pair is ``ok``
-(streaming, lag within the target, a synchronous pair's primary waiting for it), ``lagging`` (over the target, or
-a synchronous pair fallen back to async: RPO 0 lost), ``broken`` or ``unknown``, with the roles its members have
-now (a failover promotes the standby: the map follows the databases, not the inventory) and the mode it
-replicates in now.
+``saturated`` (utilisation at or above ``SATURATED``) and ``planned``. A replication pair (PostgreSQL streaming, or
+MariaDB's GTID replication, judged from the replica's own readings) is ``ok`` (replicating, lag within the target, a
+synchronous pair's primary waiting for it), ``lagging`` (over the target, or a synchronous pair fallen back to async:
+RPO 0 lost), ``broken`` (not replicating: a PostgreSQL standby not streaming, a MariaDB replica's IO or SQL thread
+stopped or its channel gone; a member's database down) or ``unknown``, with the roles its members have now (a
+failover promotes the standby: the map follows the databases, not the inventory) and the mode it replicates in now.
 
 Who may ask (docs/SECURITY.md): it listens on loopback unless ``--allow-remote`` says otherwise, and
 then only with an access token (``--token-file``: a 0600 file or stdin; never an argument or an
@@ -52,6 +53,7 @@ from jinbao_netops.backup import replication
 from jinbao_netops.collectors import IF_STATUS
 from jinbao_netops.collectors.db import GAUGES
 from jinbao_netops.inventory import load
+from jinbao_netops.inventory.engines import ENGINES, MARIADB, POSTGRESQL
 from jinbao_netops.inventory.model import (BOUNDARY_ROLES, LEVEL_NAMES, LEVEL_ORDER, LinkState, Zone, level_label,
                                           zone_label)
 from jinbao_netops.inventory.store import Inventory
@@ -67,9 +69,12 @@ CACHE_SECONDS = 2.0
 QUERY_TIMEOUT = 4.0
 REFRESH_SECONDS = 5
 
-# a database server's replication readings (collectors/db.py GAUGES): in recovery, standbys streaming, lag, and how
-# many standbys its commits wait for (sync_state sync or quorum)
-REPLICATION = ("in_recovery", "replicas", "replica_lag_s", "sync_standbys")
+# a database server's replication readings (collectors/db.py GAUGES), per service: its lag; PostgreSQL's in recovery,
+# standbys streaming and how many of them its commits wait for (sync_state sync or quorum); MariaDB's replication
+# channels and each channel's IO and SQL threads running
+PG_READINGS = ("in_recovery", "replicas", "sync_standbys")
+MARIADB_READINGS = ("replicas_configured", "replica_io_running", "replica_sql_running")
+REPLICATION = ("replica_lag_s", *PG_READINGS, *MARIADB_READINGS)
 # instant queries against a province's Prometheus; the collector's metrics (collectors/METRICS.md)
 QUERIES = {
     "snmp_up": "netops_snmp_up",
@@ -353,35 +358,66 @@ def merge(inv: Inventory, fetched: list[dict], now: float | None = None, pairs: 
 
 
 
-def _role(db: bool | None, readings: dict[str, float]) -> str:
-    """A pair member's role as its database reports it: primary, standby (in recovery), down or unknown."""
-    if db is None or (db and "in_recovery" not in readings):
+def _role(service: str, db: bool | None, readings: dict[str, float]) -> str:
+    """A pair member's role as its database reports it: primary, standby (the engine's replica reading non-zero: a
+    PostgreSQL server in recovery, a MariaDB server with a replication channel), down or unknown."""
+    replica = ENGINES[service].replica_metric
+    if db is None or (db and replica not in readings):
         return "unknown"
     if not db:
         return "down"
-    return "standby" if readings["in_recovery"] == 1 else "primary"
+    return "standby" if readings[replica] else "primary"
+
+
+def _pg_replicating(primary: str, standby: str, repl: dict, expected: int) -> tuple[float | None, str | None]:
+    """PostgreSQL, from the primary: how many standbys stream from it (every member in recovery under it must), and
+    why that is broken."""
+    n = repl.get((primary, POSTGRESQL.service), {}).get("replicas")
+    if n is None or n >= expected:
+        return n, None
+    return n, (f"复制中断：{primary} 在线备库 {n:g}/{expected} / broken: {n:g} of {expected} standbys streaming")
+
+
+def _mariadb_replicating(primary: str, standby: str, repl: dict, expected: int) -> tuple[float | None, str | None]:
+    """MariaDB, from the replica (a primary cannot see its replicas): 1 when its IO and SQL threads run, and why
+    that is broken."""
+    r = repl.get((standby, MARIADB.service), {})
+    threads = {"IO": r.get("replica_io_running"), "SQL": r.get("replica_sql_running")}
+    if None in threads.values():
+        return None, None
+    stopped = [t for t, v in threads.items() if v != 1]
+    if not stopped:
+        return 1.0, None
+    return 0.0, (f"复制中断：{standby} 的 {'/'.join(stopped)} 线程停止 / broken: {standby}'s replica "
+                 f"{' and '.join(stopped)} thread{'s' if len(stopped) > 1 else ''} stopped")
+
+
+# how each engine tells that a pair replicates (the rest of a pair's judgement is one for both)
+REPLICATING = {POSTGRESQL.service: _pg_replicating, MARIADB.service: _mariadb_replicating}
 
 
 def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[tuple[str, str], dict]) -> dict[str, dict]:
-    """Each pair's live state, keyed by its id: the roles its members have now (``serving``: the one not in
-    recovery), ``state`` ok / lagging (over its lag target, or a synchronous pair whose primary's commits no longer
-    wait for it: its RPO of 0 is lost) / broken / unknown, the lag, the ``mode`` it replicates in now (sync or async,
-    None where the primary's readings cannot tell) and why. A member's readings count only where its device's are
-    trusted (``devices``: the merged device records)."""
-    roles = {p["id"]: {m: _role(devices[m]["databases"].get(p["service"]), repl.get((m, p["service"]), {}))
+    """Each pair's live state, keyed by its id: the roles its members have now (``serving``: the one not a replica),
+    ``state`` ok / lagging (over its lag target, or a synchronous pair whose primary's commits no longer wait for it:
+    its RPO of 0 is lost) / broken / unknown, the lag, the ``mode`` it replicates in now (sync or async, None where the
+    primary's readings cannot tell: a MariaDB pair's never do) and why. Whether it replicates is read where its engine
+    tells (``REPLICATING``: a PostgreSQL primary's standbys streaming, a MariaDB replica's own threads); the lag is
+    the replica's own. A member's readings count only where its device's are trusted (``devices``: the merged device
+    records)."""
+    roles = {p["id"]: {m: _role(p["service"], devices[m]["databases"].get(p["service"]), repl.get((m, p["service"]), {}))
                        for m in (p["primary"], p["standby"])} for p in pairs}
     # a primary must see every member that is in recovery under it streaming (netops_pg_replicas counts them)
     # and its commits wait for each synchronous one the inventory gives it (the inventory's direction only: a
     # promoted standby serves as `dr setup` or the drill configured it, which the rules do not judge either)
-    expected: dict[str, int] = {}
-    expected_sync: dict[str, int] = {}
+    expected: dict[tuple[str, str], int] = {}  # (primary, service) -> its members replicating under it now
+    expected_sync: dict[tuple[str, str], int] = {}
     for p in pairs:
         r = roles[p["id"]]
         if sorted(r.values()) == ["primary", "standby"]:
-            primary = next(m for m, role in r.items() if role == "primary")
-            expected[primary] = expected.get(primary, 0) + 1
-            if p["sync"] and primary == p["primary"]:
-                expected_sync[primary] = expected_sync.get(primary, 0) + 1
+            key = (next(m for m, role in r.items() if role == "primary"), p["service"])
+            expected[key] = expected.get(key, 0) + 1
+            if p["sync"] and key[0] == p["primary"]:
+                expected_sync[key] = expected_sync.get(key, 0) + 1
     out = {}
     for p in pairs:
         r = roles[p["id"]]
@@ -389,7 +425,8 @@ def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[t
         rec = {"state": "unknown", "serving": serving[0] if len(serving) == 1 else None, "roles": r, "swapped": False,
                "streaming": None, "sync_standbys": None, "mode": None, "lag_seconds": None, "reason": None}
         if len(serving) == 2:
-            # before `dr setup` as after a failover whose old primary came back unfenced: nothing replicates
+            # before `dr setup` as after a failover whose old primary came back unfenced, or a MariaDB replica whose
+            # channel is gone: nothing replicates
             rec.update(state="broken", reason="两端均为主库：复制未建立或双主 / both members are primary: "
                                               "replication not set up, or split brain")
         elif not serving:
@@ -400,20 +437,21 @@ def replication_health(pairs: list[dict], devices: dict[str, dict], repl: dict[t
         else:
             primary = serving[0]
             other = p["standby"] if primary == p["primary"] else p["primary"]
-            readings = repl.get((primary, p["service"]), {})
+            key = (primary, p["service"])
+            readings = repl.get(key, {})
             rec["swapped"] = primary != p["primary"]
-            rec["streaming"], rec["sync_standbys"] = readings.get("replicas"), readings.get("sync_standbys")
+            rec["sync_standbys"] = readings.get("sync_standbys")
+            rec["streaming"], broken = REPLICATING[p["service"]](primary, other, repl, expected.get(key, 0))
             if r[other] == "down":
                 rec.update(state="broken", reason=f"{other} 数据库停止 / database down")
             elif r[other] == "unknown" or rec["streaming"] is None:
                 rec["reason"] = "无数据 / no data"
-            elif rec["streaming"] < expected[primary]:
-                rec.update(state="broken", reason=f"复制中断：{primary} 在线备库 {rec['streaming']:g}/{expected[primary]} / "
-                                                  f"broken: {rec['streaming']:g} of {expected[primary]} standbys streaming")
+            elif broken:
+                rec.update(state="broken", reason=broken)
             else:
                 lag = repl.get((other, p["service"]), {}).get("replica_lag_s", readings.get("replica_lag_s"))
-                sync, want = rec["sync_standbys"], expected_sync.get(primary, 0)
-                rec.update(lag_seconds=lag, mode=_mode(sync, expected[primary]))
+                sync, want = rec["sync_standbys"], expected_sync.get(key, 0)
+                rec.update(lag_seconds=lag, mode=_mode(sync, expected[key]))
                 problems = []
                 if p["sync"] and not rec["swapped"] and sync is not None and sync < want:
                     problems.append(f"同步复制降为异步：{primary} 同步备库 {sync:g}/{want}，RPO 不再为 0 / "
@@ -872,10 +910,10 @@ def _check(inv: Inventory, url: str, token: str | None, out: Out) -> int:
     rows = []
     for p in topo["replication"]:
         h = health["replication"][p["id"]]
-        rows.append([p["primary"], p["standby"], _mode_text(p["sync"], h["mode"]), h["state"],
+        rows.append([p["primary"], p["standby"], p["service"], _mode_text(p["sync"], h["mode"]), h["state"],
                      (h["serving"] or "-") + (" (已切换 failed over)" if h["swapped"] else ""),
                      "-" if h["lag_seconds"] is None else f"{h['lag_seconds']:g}", h["reason"] or ""])
     if rows:
-        out.table("灾备复制 DR replication", ["主库 primary", "备库 standby", "模式 mode", "状态 state",
+        out.table("灾备复制 DR replication", ["主库 primary", "备库 standby", "引擎 engine", "模式 mode", "状态 state",
                                           "当前主库 serving", "延迟 lag s", "原因 reason"], rows)
     return status

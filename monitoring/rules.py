@@ -15,8 +15,10 @@ BACKUP_STALE_S = 26 * 3600  # an asset without a successful backup for longer is
 # the province's view of the inventory, joined to the collector's series (written per province by generate)
 LINK_END_INFO = "inventory:netops_link_end:info"      # labels device, interface, link, uplink
 DEVICE_INFO = "inventory:netops_device:info"          # labels device, role
-STANDBYS_INFO = "inventory:netops_db_standbys:count"  # label device (a replication primary): its standbys (value)
+STANDBYS_INFO = "inventory:netops_db_standbys:count"  # label device (a PostgreSQL primary): its standbys (value)
 SYNC_STANDBYS_INFO = "inventory:netops_db_sync_standbys:count"  # label device: its synchronous standbys (value, ≥ 1)
+# labels device (a MariaDB replica), primary: the replication channels it has (value: one per primary it copies)
+REPLICA_CHANNELS_INFO = "inventory:netops_mysql_replica_channels:count"
 WAL_ARCHIVE_INFO = "inventory:netops_db_wal_archived:info"  # label device: its WAL is archived (backup/policy.yml)
 
 UTIL = "interface:netops_interface_utilisation:ratio"
@@ -93,6 +95,16 @@ DEVICE_ALERTS = [
     _alert("ReplicationBroken", f"netops_pg_replicas < on (device) group_left () {STANDBYS_INFO}", "1m", "critical", SERIES_LEVEL,
            "{{ $labels.device }} 的灾备复制中断（在线备库 {{ $value }}）",
            "DR replication from {{ $labels.device }} is broken ({{ $value }} standbys streaming)",
+           "查看复制状态 / check the pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
+    # a MariaDB replica (GTID, asynchronous) is judged by its own readings, a primary cannot see its replicas: its IO
+    # or SQL thread stopped, or a channel the inventory gives it missing (RESET REPLICA ALL); the copy is not kept
+    _alert("MariaDBReplicationBroken",
+           f"(netops_mysql_replica_channels < on (device) group_left (primary) {REPLICA_CHANNELS_INFO})"
+           f" or ((netops_mysql_replica_io_running == 0 or netops_mysql_replica_sql_running == 0)"
+           f" * on (device) group_left (primary) {REPLICA_CHANNELS_INFO})", "1m", "critical", SERIES_LEVEL,
+           "{{ $labels.primary }} → {{ $labels.device }} 的 MariaDB 灾备复制中断（IO/SQL 线程停止或复制通道缺失）",
+           "MariaDB DR replication from {{ $labels.primary }} to {{ $labels.device }} is broken (IO or SQL thread "
+           "stopped, or its channel missing)",
            "查看复制状态 / check the pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
     # every standby streams, yet the primary's commits wait for fewer of them than the inventory makes synchronous
     # (synchronous_standby_names emptied, a standby reconnected under another application_name): RPO 0 is lost

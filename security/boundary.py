@@ -37,10 +37,7 @@ from .catalogue import FAIL, MANUAL, NA, PASS
 
 CONTROL = "net-boundary-acl"
 KEY = "dengbao_boundary"          # the engine's view of the host's boundary, in its parameters
-PUSH_LOG = "zones.jsonl"          # netops zones apply: one line per device per run
-CHECK_LOG = "zones-checks.jsonl"  # netops zones check with the dynamic probe: one line per run
-HOLDS = ("applied", "no_change")  # push results after which the device holds the rendering
-_POLICY_DROP = re.compile(r"^\s*type filter hook forward priority \S+; policy drop;")
+PUSH_LOG, CHECK_LOG, HOLDS = zones.PUSH_LOG, zones.CHECK_LOG, zones.HOLDS  # the records `netops zones` keeps
 
 
 def _when(rec: dict) -> float:
@@ -191,7 +188,7 @@ def _live(view: dict, facts: dict) -> tuple[list[dict], str]:
         subs.append(_sub("live rules = the rules the push verified 设备规则与下发一致", not diff,
                          f"{zones.NFT_LIST} vs {_at(view['push_log'], view['push'])} installed: "
                          + (f"first difference 首个差异 (- recorded, + live): {diff[0]} {diff[1:].strip()}" if diff else "identical 一致")))
-    drop = next((ln.strip() for ln in live.splitlines() if _POLICY_DROP.match(ln)), "")
+    drop = next((ln.strip() for ln in live.splitlines() if zones.POLICY_DROP.match(ln)), "")
     subs.append(_sub("forward chain policy drop 默认拒绝", bool(drop),
                      f"{zones.NFT_LIST}: {drop or 'no forward hook with policy drop 无默认拒绝'}"))
     return subs, ""

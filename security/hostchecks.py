@@ -11,7 +11,7 @@ import re
 
 from jinbao_netops import escape
 from jinbao_netops.backup.replication import primary_view, read_primary_view
-from jinbao_netops.inventory.engines import POSTGRESQL
+from jinbao_netops.inventory.engines import ENGINES, MARIADB, POSTGRESQL
 
 from . import boundary, logstore, sudopolicy
 from .catalogue import FAIL, NA, PARTIAL, PASS
@@ -20,17 +20,63 @@ MARK = "@@@dengbao "
 PAM_FILES = "/etc/pam.d/common-auth /etc/pam.d/common-password /etc/pam.d/system-auth /etc/pam.d/password-auth"
 
 
+# A MariaDB primary's binlog dump thread once its replica has received everything (PROCESSLIST's STATE)
+SENT_ALL = "Master has sent all binlog to slave; waiting for more updates"
+
+
+def _mariadb_view(r: dict) -> str:
+    """One row, as a MariaDB primary sees replica ``r``: the binlog dump thread from its business address,
+    ``HOST STATE`` (HOST its ``IP:port``; the one that sent everything first), ``-`` when there is none."""
+    return ("SELECT COALESCE((SELECT CONCAT(HOST, ' ', STATE) FROM information_schema.PROCESSLIST "
+            f"WHERE COMMAND LIKE {MARIADB.literal('Binlog Dump%')} "
+            f"AND SUBSTRING_INDEX(HOST, ':', 1) = {MARIADB.literal(r['address'])} "
+            f"ORDER BY STATE = {MARIADB.literal(SENT_ALL)} DESC LIMIT 1), '-');\n")
+
+
+def _read_mariadb(line: str, r: dict, limit: float) -> dict:
+    """A :func:`_mariadb_view` row, judged: streaming while a dump thread serves the replica from its address, current
+    when it has sent everything. The primary knows what it sent, not what the replica applied. A line that is not
+    such a row (an error) is a ValueError."""
+    host, _, state = line.strip().partition(" ")
+    sent = host != "-"
+    if sent and host.rpartition(":")[0] != r["address"]:
+        raise ValueError(f"not a binlog dump thread from {r['address']}: {line!r}")
+    return {"streaming": sent, "state": f"binlog dump thread from {host}" if sent else "no binlog dump thread 无binlog转储线程",
+            "current": sent and state == SENT_ALL,
+            "lag": f"state {state or '-'}; the primary sees what it has sent, not what the replica applied (its lag in "
+                   "seconds: netops dr status) 主库只知已发送，回放延迟见 netops dr status",
+            "sync_state": None}
+
+
+def _read_postgresql(line: str, r: dict, limit: float) -> dict:
+    """A replication.primary_view row, judged: streaming, replay lag within ``limit``, the sync state."""
+    v = read_primary_view(line)
+    lag = v["lag_seconds"]
+    return {"streaming": v["state"] == "streaming", "state": f"state {v['state']}", "current": lag is not None and lag <= limit,
+            "lag": f"lag {'-' if lag is None else f'{lag:g}'} s, {'-' if v['lag_bytes'] is None else v['lag_bytes']} bytes",
+            "sync_state": v["sync_state"]}
+
+
+# per engine: the SQL printing one line of what the primary sees of replica r, and that line read (line, r, lag target)
+PRIMARY_VIEW = {
+    POSTGRESQL.service: (lambda r: primary_view(r["slot"], r["standby"]), _read_postgresql),
+    MARIADB.service: (_mariadb_view, _read_mariadb),
+}
+
+
 def _replication_facts(params: dict) -> str:
-    """What this host's PostgreSQL says of each standby the inventory gives it (``dengbao_replicas``, set by the
-    audit engine): the standby's name on one line, then the primary's view of it (replication.primary_view)."""
-    reps = [r for r in params.get("dengbao_replicas") or [] if r["service"] == POSTGRESQL.service]
-    if not reps:
-        return "true"
-    sql = POSTGRESQL.preamble + "".join(f"SELECT {POSTGRESQL.literal(r['standby'])};\n" + primary_view(r["slot"], r["standby"])
-                                        for r in reps)
-    client = " ".join(escape.shell(a) for a in POSTGRESQL.client if "{db}" not in a)
-    return (f"systemctl is-active -q {POSTGRESQL.service} || {{ echo 'postgresql not running'; exit 0; }}; "
-            f"printf '%s' {escape.shell(sql)} | runuser -u {POSTGRESQL.admin} -- {client}")
+    """What this host's engines say of each replica the inventory gives it (``dengbao_replicas``, set by the audit
+    engine), per engine its administrator's client with the SQL on stdin: the replica's name on one line, then the
+    primary's view of it (:data:`PRIMARY_VIEW`)."""
+    reps = params.get("dengbao_replicas") or []
+    out = []
+    for eng in (e for e in ENGINES.values() if any(r["service"] == e.service for r in reps)):
+        sql = eng.preamble + "".join(f"SELECT {eng.literal(r['standby'])};\n" + PRIMARY_VIEW[eng.service][0](r)
+                                     for r in reps if r["service"] == eng.service)
+        client = " ".join(escape.shell(a) for a in eng.client if "{db}" not in a)
+        out.append(f"if systemctl is-active -q {eng.service}; then printf '%s' {escape.shell(sql)} | "
+                   f"runuser -u {eng.admin} -- {client}; else echo '{eng.service} not running'; fi")
+    return "; ".join(out) or "true"
 
 
 def sections(params: dict) -> dict[str, str]:
@@ -111,7 +157,7 @@ def sections(params: dict) -> dict[str, str]:
         "nft": "nft list ruleset",
         # a boundary device on nftables: the zone rules it holds (the audit's net-boundary-acl), else nothing
         "zones": boundary.read_command(params) or "true",
-        # pg_stat_replication and the slots, as the primary sees each of its standbys
+        # what a primary sees of each of its replicas: pg_stat_replication and the slot, MariaDB's binlog dump threads
         "replication": _replication_facts(params),
     }
 
@@ -802,80 +848,99 @@ def mgmt_access(f, p):
     return subs, ["nft"]
 
 
-def _standbys_seen(f) -> dict[str, dict]:
-    """The replication section: standby → its row as the primary sees it (replication.read_primary_view)."""
-    seen, lines = {}, f.get("replication", "").splitlines()
-    for name, view in zip(lines, lines[1:]):
+def _replicas_seen(f, p) -> dict[str, dict]:
+    """The replication section, judged per replica the inventory gives this host: its name → what the primary sees
+    of it (:data:`PRIMARY_VIEW`'s reader, ``dengbao_replication_max_lag_seconds`` the lag target); a replica whose
+    line is missing or unreadable (the engine down, the client refused) is not read."""
+    lines = [ln.strip() for ln in f.get("replication", "").splitlines()]
+    seen = {}
+    for r in p.get("dengbao_replicas") or []:
+        at = lines.index(r["standby"]) + 1 if r["standby"] in lines else len(lines)
         try:
-            seen[name.strip()] = read_primary_view(view)
-        except ValueError:
-            continue
+            seen[r["standby"]] = PRIMARY_VIEW[r["service"]][1](lines[at], r, p["dengbao_replication_max_lag_seconds"])
+        except (IndexError, ValueError):
+            seen[r["standby"]] = {"streaming": False, "state": "not read 未读取", "current": False, "lag": "not read 未读取",
+                                  "sync_state": None}
     return seen
 
 
-def _unreplicated(p) -> list[str]:
-    """The host's database services no standby in the inventory replicates."""
-    covered = {r["service"] for r in p.get("dengbao_replicas") or []}
-    return [s for s in p.get("dengbao_databases") or [] if s not in covered]
+def _judged(p) -> list[str]:
+    """The host's database services this control judges: all but those it is the replica of (judged on their
+    primary); none at the DR site, itself the backup site."""
+    return [] if p.get("dengbao_dr_site") else [s for s in p.get("dengbao_databases") or []
+                                                if s not in (p.get("dengbao_replica_of") or {})]
 
 
-def _dr_exempt(p) -> bool:
-    """Not this control's subject: no database, or the copy itself (a standby, a server at the DR site)."""
-    return not p.get("dengbao_databases") or bool(p.get("dengbao_replica_of") or p.get("dengbao_dr_site"))
+def _copy(svc: str, of: str) -> str:
+    """Why a database service the host is the replica of is not its subject."""
+    return f"this host's {svc} is the standby of {of}: it is the real-time copy, judged on its primary 本机 {svc} 为 {of} 的实时备库，由主库判定"
 
 
 def _dr_na(p) -> str:
-    if p.get("dengbao_replica_of"):
-        return (f"this host is the standby of {p['dengbao_replica_of']}: it is the real-time copy, judged on its primary "
-                f"本机为 {p['dengbao_replica_of']} 的实时备库，由主库判定")
-    if p.get("dengbao_databases") and p.get("dengbao_dr_site"):
-        return (f"this host is at the DR site {p['dengbao_dr_site']}, itself the backup site (restores and standbys) "
-                "本机位于灾备中心（备份场地本身）")
-    return "no database service on this host: its files' off-site copies are judged by data-offsite 本机无数据库服务"
+    if not p.get("dengbao_databases"):
+        return "no database service on this host: its files' off-site copies are judged by data-offsite 本机无数据库服务"
+    copies = p.get("dengbao_replica_of") or {}
+    why = [_copy(svc, of) for svc, of in copies.items()]
+    if p.get("dengbao_dr_site") and set(p["dengbao_databases"]) - set(copies):
+        why.append(f"this host is at the DR site {p['dengbao_dr_site']}, itself the backup site (restores and standbys) "
+                   "本机位于灾备中心（备份场地本身）")
+    return "; ".join(why)
+
+
+def _dr_subs(p, judge) -> list[dict] | None:
+    """The host's findings for 8.1.4.9 b/c: None when it judges no service (不适用, :func:`_dr_na`); else per
+    judged service ``judge(service, its replicas)``, after a note (not counted) per service it only replicates."""
+    judged = _judged(p)
+    if not judged:
+        return None
+    notes = [{**_sub(f"{svc}: not this host's subject 不适用", True, _copy(svc, of)), "na": True}
+             for svc, of in (p.get("dengbao_replica_of") or {}).items()]
+    reps = p.get("dengbao_replicas") or []
+    return notes + [s for svc in judged for s in judge(svc, [r for r in reps if r["service"] == svc])]
 
 
 def data_realtime(f, p):
-    """8.1.4.9 b) 异地实时备份: every database on the host streams to a standby at another site, within the lag target
-    (and synchronously where the inventory says sync), as the host's own PostgreSQL reports it."""
-    if _dr_exempt(p):
-        return None, []
-    limit = p["dengbao_replication_max_lag_seconds"]
-    seen = _standbys_seen(f)
-    subs = [_sub(f"{svc}: real-time replica at the DR site 异地实时备库", False,
-                 f"no standby in the inventory replicates {svc} on this host (replica: {{of: HOST}} on a server at the DR site) "
-                 "无实时复制备库") for svc in _unreplicated(p)]
-    for r in p.get("dengbao_replicas") or []:
-        st = seen.get(r["standby"], {"state": "not read 未读取", "sync_state": None, "lag_seconds": None, "lag_bytes": None})
-        where = f"{r['standby']} at {r['site']}"
-        subs.append(_sub(f"{where} streams from this host 实时复制", st["state"] == "streaming", f"state {st['state']}"))
-        lag = st["lag_seconds"]
-        subs.append(_sub(f"{where}: lag within {limit:g} s 复制延迟在目标内", lag is not None and lag <= limit,
-                         f"lag {'-' if lag is None else f'{lag:g}'} s, {'-' if st['lag_bytes'] is None else st['lag_bytes']} bytes"))
-        if r["sync"]:
-            subs.append(_sub(f"{where}: synchronous (no committed transaction lost) 同步复制", st["sync_state"] == "sync",
-                             f"sync_state {st['sync_state'] or '-'}"))
-    return subs, ["replication"]
+    """8.1.4.9 b) 异地实时备份: every database the host is the primary of streams to a replica at another site, current
+    within the lag target (and synchronously where the inventory says sync), as the host's own engine reports it."""
+    seen = _replicas_seen(f, p)
+
+    def judge(svc, reps):
+        if not reps:
+            return [_sub(f"{svc}: real-time replica at the DR site 异地实时备库", False,
+                         f"no replica in the inventory replicates {svc} on this host (replica: {{of: HOST, service: {svc}}} "
+                         "on a server at the DR site) 无实时复制备库")]
+        subs = []
+        for r in reps:
+            st, where = seen[r["standby"]], f"{svc}: {r['standby']} at {r['site']}"
+            subs.append(_sub(f"{where} streams from this host 实时复制", st["streaming"], st["state"]))
+            subs.append(_sub(f"{where}: lag within {p['dengbao_replication_max_lag_seconds']:g} s 复制延迟在目标内",
+                             st["current"], st["lag"]))
+            if r["sync"]:
+                subs.append(_sub(f"{where}: synchronous (no committed transaction lost) 同步复制", st["sync_state"] == "sync",
+                                 f"sync_state {st['sync_state'] or '-'}"))
+        return subs
+
+    return _dr_subs(p, judge), ["replication"]
 
 
 def hot_redundancy(f, p):
-    """8.1.4.9 c) 热冗余: a hot standby of each database streams and can take over, and a failover drill that promoted
-    it passed within the period (``dengbao_failover_drills``, from the drill journals, newest last)."""
-    if _dr_exempt(p):
-        return None, []
-    seen = _standbys_seen(f)
-    subs = [_sub(f"{svc}: hot standby 热备库", False, f"no standby in the inventory for {svc} on this host 无热备库")
-            for svc in _unreplicated(p)]
-    for r in p.get("dengbao_replicas") or []:
-        state = seen.get(r["standby"], {}).get("state", "not read 未读取")
-        subs.append(_sub(f"hot standby {r['standby']} at {r['site']} streaming, able to take over 热备库在线",
-                         state == "streaming", f"state {state}"))
-    drills = p.get("dengbao_failover_drills") or []
-    last = drills[-1] if drills else None
-    subs.append(_sub(f"failover drill passed within {p['dengbao_failover_drill_max_days']} d 切换演练通过",
-                     bool(last) and last["verdict"] == "passed",
-                     f"{last['started']} {last['id']} {last['verdict']} ({last['journal']})" if last else
-                     "no drill on record that promoted this host's standby 无主备切换演练记录"))
-    return subs, ["replication"]
+    """8.1.4.9 c) 热冗余: a hot replica of each database the host is the primary of streams and can take over, and a
+    failover drill that promoted it passed within the period (``dengbao_failover_drills``, from the drill journals,
+    newest last)."""
+    seen = _replicas_seen(f, p)
+
+    def judge(svc, reps):
+        subs = [_sub(f"{svc}: hot standby {r['standby']} at {r['site']} streaming, able to take over 热备库在线",
+                     seen[r["standby"]]["streaming"], seen[r["standby"]]["state"]) for r in reps] or \
+               [_sub(f"{svc}: hot standby 热备库", False, f"no replica in the inventory for {svc} on this host 无热备库")]
+        drills = [d for d in p.get("dengbao_failover_drills") or [] if d.get("service") == svc]
+        last = drills[-1] if drills else None
+        return subs + [_sub(f"{svc}: failover drill passed within {p['dengbao_failover_drill_max_days']} d 切换演练通过",
+                            bool(last) and last["verdict"] == "passed",
+                            f"{last['started']} {last['id']} {last['verdict']} ({last['journal']})" if last else
+                            f"no drill on record that promoted this host's {svc} replica 无主备切换演练记录")]
+
+    return _dr_subs(p, judge), ["replication"]
 
 
 NA_REASONS = {
@@ -905,5 +970,6 @@ CHECKS = {
 def verdict(subs: list[dict] | None) -> str:
     if subs is None:
         return NA
-    good = sum(s["ok"] for s in subs)
-    return PASS if subs and good == len(subs) else FAIL if good == 0 else PARTIAL
+    judged = [s for s in subs if not s.get("na")]  # a note on what is not the control's subject counts for nothing
+    good = sum(s["ok"] for s in judged)
+    return PASS if judged and good == len(judged) else FAIL if good == 0 else PARTIAL

@@ -49,10 +49,10 @@ def _journal(path: Path) -> dict:
         jn = json.loads(path.read_text(encoding="utf-8"))
         sc = jn["scenario"]
         return {"id": sc["id"], "kind": str(sc.get("kind", "")), "started": str(jn["started"]), "verdict": str(jn["verdict"]),
-                "devices": _drill_devices(sc), "journal": str(path)}
+                "devices": _drill_devices(sc), "standby": sc.get("standby"), "service": sc.get("service"), "journal": str(path)}
     except (OSError, ValueError, KeyError, TypeError) as e:
         return {"id": path.parent.name, "kind": "", "started": "", "verdict": f"unreadable 无法读取 ({type(e).__name__})",
-                "devices": None, "journal": str(path)}
+                "devices": None, "standby": None, "service": None, "journal": str(path)}
 
 
 def from_catalogue(cat: dict, drills: list[dict], source: str, now: float | None = None) -> Records:
@@ -82,18 +82,20 @@ def _started(d: dict) -> float | None:
 
 
 def dr_view(inv: Inventory, host: str, rec: Records, max_days: float) -> dict:
-    """The audit's parameters for 8.1.4.9 b/c on ``host``: its database services, the standbys the inventory
-    gives them (or the primary it stands by for; or the DR site it is at, itself the backup site), and the failover drills that promoted one of its standbys
-    within ``max_days``, oldest first."""
+    """The audit's parameters for 8.1.4.9 b/c on ``host``: its database services, the replicas the inventory gives
+    them (each with the engine and the business address it replicates from), the services it is itself the replica
+    of (service → primary), the DR site it is at (itself the backup site), and the failover drills within
+    ``max_days`` that promoted one of its replicas of that service, oldest first."""
     d = inv.devices[host]
     replicas = [{"standby": p.standby, "site": inv.devices[p.standby].site, "sync": p.sync, "slot": p.slot,
-                 "service": inv.devices[p.standby].replica.service}
+                 "service": p.service, "address": p.standby_address}
                 for p in replication.pairs(inv) if p.primary == host]
-    standbys = {r["standby"] for r in replicas}
-    drills = [x for x in rec.drills if x.get("kind") == FAILOVER and x["devices"] and x["devices"] & standbys
+    promoted = {(r["standby"], r["service"]) for r in replicas}
+    drills = [x for x in rec.drills if x.get("kind") == FAILOVER and (x.get("standby"), x.get("service")) in promoted
               and (_started(x) or 0) >= rec.now - max_days * 86400]
     return {"dengbao_databases": list(d.services), "dengbao_replicas": replicas,
-            "dengbao_replica_of": d.replica.of if d.replica else "", "dengbao_failover_drills": drills,
+            "dengbao_replica_of": {d.replica.service: d.replica.of} if d.replica else {},
+            "dengbao_failover_drills": drills,
             "dengbao_dr_site": inv.sites[d.site].name if inv.sites[d.site].level == Level.dr else ""}
 
 

@@ -286,8 +286,10 @@ def test_a_port_two_admits_share_is_open_to_both_and_no_one_else(extra, bad):
     flow) — each admit's rule opens 5432 to its own source, which the other admit's check must not count against it."""
     admit = admits.admitted(INV, "gd-db1")
     assert {a["what"].split()[0] for a in admit} == {"replication", "zone"}
+    # (and its MariaDB, the replica of panyu-db1's: 3306 from the county primary, a replication admit of its own)
     rules = BASE + MGMT + "ip saddr 10.254.0.0/16 tcp dport 5432 accept\nip saddr 10.44.1.11 tcp dport 5432 accept\n" \
-        "ip saddr 10.44.3.10 tcp dport 5432 accept\n" + extra
+        "ip saddr 10.44.3.10 tcp dport 5432 accept\nip saddr 10.254.0.0/16 tcp dport 3306 accept\n" \
+        "ip saddr 10.44.17.10 tcp dport 3306 accept\n" + extra
     subs, _ = hostchecks.CHECKS["mgmt-access"]({"nft": NFT % ("drop", rules)}, {**host_params(INV, "gd-db1"),
                                                                                  "dengbao_peer_admit": admit})
     failed = {s["label"].split(" only from its ")[1].split()[1] for s in subs if not s["ok"] and "only from its" in s["label"]}

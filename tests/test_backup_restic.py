@@ -181,8 +181,14 @@ def test_a_declared_base_backup_is_a_database_asset_of_its_server():
     assert "pg_basebackup -h /var/run/postgresql -U netops" in a.stream and "-D - -F tar -X fetch" in a.stream
     assert "LOGIN REPLICATION" in a.stream and "superuser" not in a.stream.lower()
     assert not errors
-    with pytest.raises(UsageError, match=r"policy.yml: basebackup: 'panyu-db1' is not a PostgreSQL server"):
-        discover(inv, "gd-db1", ["databases"], lambda d: ["true"], {**pol, "basebackup": ["panyu-db1"]})
+    with pytest.raises(UsageError, match=r"policy.yml: basebackup: 'huadu-srv1' is not a database server"):
+        discover(inv, "gd-db1", ["databases"], lambda d: ["true"], {**pol, "basebackup": ["huadu-srv1"]})
+    # a MariaDB server's: every database with the GTID position it was taken at (the base its binary log replays on),
+    # as the engine's administrator
+    [m] = discover(inv, "panyu-db1", ["databases"], lambda d: ["true"], pol)[0]["gd-bak1"]
+    assert (m.id, m.service, m.filename) == ("panyu-db1:mariadb:basebackup", "mariadb", "/panyu-db1/mariadb/base.sql")
+    assert m.stream.startswith("sudo -n -u root -- sh -c") and "mariadb-dump --all-databases --single-transaction --gtid " \
+        "--master-data=2" in m.stream and "the binary log is off" in m.stream
 
 
 def test_every_database_a_server_lists_is_one_asset_dumped_by_the_engine_table(tmp_path):

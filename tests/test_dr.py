@@ -22,19 +22,27 @@ INV = load(None)
 
 def test_the_default_inventory_pairs_each_province_database_with_its_dr_site():
     pairs = {p.standby: p for p in replication.pairs(INV)}
-    assert set(pairs) == {"gd-dr-db1", "sc-dr-db1"}
+    assert set(pairs) == {"gd-dr-db1", "sc-dr-db1", "gd-db1", "sc-db1"}
+    assert {p.service for p in pairs.values() if p.primary in ("gd-db1", "sc-db1")} == {"postgresql"}
+    # a county's MariaDB is copied to its province data centre, which is itself the primary of its PostgreSQL pair
+    assert (pairs["gd-db1"].primary, pairs["gd-db1"].service, pairs["gd-db1"].sync) == ("panyu-db1", "mariadb", False)
+    assert pairs["sc-db1"].primary == "shuangliu-db1"
     gd = pairs["gd-dr-db1"]
     assert (gd.primary, gd.sync, gd.primary_address, gd.standby_address, gd.slot) == (
         "gd-db1", True, "10.44.0.10", "10.44.1.11", "netops_gd_dr_db1")
     assert pairs["sc-dr-db1"].sync is False
     # a scope takes the pairs whose standby or primary is in it
-    assert [p.standby for p in replication.pairs(INV, "gd-db1")] == ["gd-dr-db1"]
-    assert [p.standby for p in replication.pairs(INV, "sichuan")] == ["sc-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "gd-dr-db1")] == ["gd-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "gd-db1")] == ["gd-db1", "gd-dr-db1"]
+    assert [p.standby for p in replication.pairs(INV, "sichuan")] == ["sc-db1", "sc-dr-db1"]
 
 
 def test_each_member_admits_only_its_peer_on_the_engine_port():
+    # per engine: gd-db1 is the PostgreSQL primary of gd-dr-db1 and the MariaDB replica of panyu-db1
     assert [a for a in admits.admitted(INV, "gd-db1") if a["what"].startswith("replication")] == [
+        {"proto": "tcp", "port": 3306, "sources": ["10.44.17.10"], "what": "replication peers 复制对端", "management": True},
         {"proto": "tcp", "port": 5432, "sources": ["10.44.1.11"], "what": "replication peers 复制对端", "management": True}]
+    assert [(a["port"], a["sources"]) for a in admits.admitted(INV, "panyu-db1")] == [(3306, ["10.44.0.10"])]
     assert admits.admitted(INV, "gd-dr-db1")[0]["sources"] == ["10.44.0.10"]
     assert admits.admitted(INV, "huadu-srv1") == []
 
@@ -422,7 +430,7 @@ def test_the_receiver_is_not_counted_as_a_standby():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sc-db1", "--to", "2026-01-01T00:00:00+08:00"], "sc-db1: its WAL is not archived"),
+    (["sc-db1", "--to", "2026-01-01T00:00:00+08:00"], "sc-db1: its log is not archived"),
     (["gd-db1", "--to", "yesterday"], "--to 'yesterday': not a time"),
     (["gd-db1", "--to", "2999-01-01T00:00:00"], "in the future"),
     (["nosuch", "--to", "2026-01-01T00:00:00"], "nosuch: no such device"),
@@ -483,3 +491,103 @@ def test_dr_status_reports_a_synchronous_standby_streaming_asynchronously(tmp_pa
     row = replication.status_pair(None, INV, pair, 5)
     assert row["mode"] == "sync" and row["state"] == "streaming" and row["sync_state"] == "async" and not row["ok"]
     assert row["problems"] == ["synchronous standby reported as async 同步模式未生效"]
+
+
+# --- MariaDB pairs (backup/gtid.py) ----------------------------------------------------------------------
+def _mariadb_pair():
+    return next(p for p in replication.pairs(INV) if p.service == "mariadb" and p.primary == "panyu-db1")
+
+
+def test_a_mariadb_primary_logs_rows_with_its_own_gtid_domain_and_serves_tls():
+    from jinbao_netops.backup import gtid
+
+    conf = gtid.primary_conf(INV, "panyu-db1")
+    sid = gtid.server_id(INV, "panyu-db1")
+    assert sid == int(ipaddress.IPv4Address("10.254.44.22")) != gtid.server_id(INV, "gd-db1")
+    for line in (f"server_id = {sid}", f"gtid_domain_id = {sid}", "binlog_format = ROW", f"log_bin = {gtid.BINLOG}",
+                 f"ssl_cert = {gtid.TLS}/node.crt", "bind_address = 127.0.0.1,10.254.44.22,10.44.17.10"):
+        assert line + "\n" in conf, conf
+    replica = gtid.replica_conf(INV, _mariadb_pair())
+    assert "read_only = ON\n" in replica and f"server_id = {gtid.server_id(INV, 'gd-db1')}\n" in replica
+    assert "log_bin" not in replica
+
+
+def test_the_replication_account_and_the_replica_connection_quote_a_hostile_password():
+    from jinbao_netops.backup import gtid
+
+    hostile = "p'; DROP USER root; --\\"
+    acct = gtid.account_sql("10.44.0.10", hostile)
+    assert acct.startswith("SET SESSION sql_log_bin = 0;\n")  # the password is not replicated
+    assert "'netops_replication'@'10.44.0.10' IDENTIFIED BY 'p''; DROP USER root; --\\\\' REQUIRE SSL" in acct
+    assert "GRANT REPLICATION SLAVE ON *.* TO 'netops_replication'@'10.44.0.10';" in acct
+    cm = gtid.change_master_sql(_mariadb_pair(), hostile)
+    for part in ("MASTER_HOST = '10.44.17.10'", "MASTER_SSL = 1", "MASTER_SSL_VERIFY_SERVER_CERT = 1",
+                 "MASTER_USE_GTID = slave_pos", "MASTER_PASSWORD = 'p''; DROP USER root; --\\\\'"):
+        assert part in cm, cm
+    # the SQL travels on stdin; the commands' argv hold no SQL
+    assert "SHOW" not in " ".join(gtid.REPLICA_STATUS.argv)
+
+
+SHOW_REPLICA = """*************************** 1. row ***************************
+                Slave_IO_State: Waiting for master to send event
+                   Master_Host: 10.44.17.10
+                   Master_User: netops_replication
+                   Master_Port: 3306
+         Relay_Master_Log_File: netops-binlog.000001
+              Slave_IO_Running: Yes
+             Slave_SQL_Running: Yes
+                    Last_Error:
+           Exec_Master_Log_Pos: 927
+            Master_SSL_Allowed: Yes
+         Seconds_Behind_Master: 0
+ Master_SSL_Verify_Server_Cert: Yes
+                    Using_Gtid: Slave_Pos
+"""
+
+
+def test_the_replica_is_left_alone_only_when_it_replicates_as_setup_builds_it():
+    from jinbao_netops.backup import gtid
+
+    pair, st = _mariadb_pair(), gtid.read_status(SHOW_REPLICA)
+    assert st["Last_Error"] == "" and st["Exec_Master_Log_Pos"] == "927"
+    assert gtid.replicates(pair, st) and gtid.read_status("") == {}
+    for field, value in (("Master_SSL_Verify_Server_Cert", "No"), ("Using_Gtid", "No"), ("Slave_IO_Running", "Connecting"),
+                         ("Master_Host", "10.44.17.99"), ("Slave_SQL_Running", "No")):
+        assert not gtid.replicates(pair, {**st, field: value}), field
+
+
+def test_a_mariadb_pair_is_never_synchronous_nor_moves_a_service_address(tmp_path):
+    import shutil
+
+    import yaml
+    from jinbao_netops.inventory.loader import InventoryError
+
+    inv_dir = tmp_path / "inv"
+    shutil.copytree(REPO / "inventory" / "default", inv_dir)
+    gd = inv_dir / "guangdong.yml"
+    doc = yaml.safe_load(gd.read_text(encoding="utf-8"))
+    doc["devices"]["gd-db1"]["replica"].update(sync=True, service_address="10.44.17.100")
+    gd.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(InventoryError) as e:
+        load(inv_dir)
+    problems = str(e.value)
+    assert "gd-db1" in problems and "replica.sync" in problems and "MariaDB replication is asynchronous" in problems
+    assert "replica.service_address" in problems
+
+
+def test_the_binary_log_archive_reads_its_secret_from_a_quoted_option_file_and_its_times_in_utc():
+    from datetime import datetime, timedelta, timezone
+
+    from jinbao_netops.backup import binlog, pitr
+
+    assert binlog.option_value('p"w\\x') == '"p\\"w\\\\x"'  # a quote or backslash cannot end the value
+    with pytest.raises(ValueError):
+        binlog.option_value("pw\nuser = root")  # nor a newline add an option
+    # the password never reaches the unit's command line; the store's file is named by the unit
+    assert "password" not in binlog.UNIT_TEXT and f"--defaults-extra-file={binlog.ROOT}/%i.cnf" in binlog.UNIT_TEXT
+    t = datetime(2026, 12, 5, 15, 0, 3, 600000, tzinfo=timezone(timedelta(hours=8)))
+    assert binlog.target_arg(t) == "2026-12-05 07:00:03"
+    assert binlog.replayed_time("261205  7:00:01") == "2026-12-05T07:00:01+00:00"
+    assert binlog.replayed_time("none") is None
+    # the servers whose log is archived, per engine: gd-db1's PostgreSQL (not its MariaDB, a replica), panyu-db1's MariaDB
+    assert pitr.archived(INV) == [("gd-db1", "postgresql"), ("panyu-db1", "mariadb")]

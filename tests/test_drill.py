@@ -274,16 +274,12 @@ def test_the_writer_counts_only_acknowledged_commits(tmp_path):
     assert (w.acked, w.error) == (3, "")
 
 
-def test_a_failover_drill_on_a_pair_that_does_not_stream_touches_nothing(tmp_path, monkeypatch):
-    """The steady state is the primary's own view of its standby: disconnected, the drill stops before the
-    scratch database, the writer or the fault, and says to run dr setup."""
-    import sys
 
-    from jinbao_netops.access import Access
+def recording_lab(monkeypatch) -> list:
+    """The drill's lab actions replaced by a recorder: the list of (node, command) they were asked to run."""
     from jinbao_netops.backup import drill
 
-    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
-    ran, lab = tmp_path / "ran", []
+    lab: list = []
 
     class Lab:
         def __init__(self, inv):
@@ -294,6 +290,18 @@ def test_a_failover_drill_on_a_pair_that_does_not_stream_touches_nothing(tmp_pat
             return ""
 
     monkeypatch.setattr(drill, "LabActions", Lab)
+    return lab
+
+def test_a_failover_drill_on_a_pair_that_does_not_stream_touches_nothing(tmp_path, monkeypatch):
+    """The steady state is the primary's own view of its standby: disconnected, the drill stops before the
+    scratch database, the writer or the fault, and says to run dr setup."""
+    import sys
+
+    from jinbao_netops.access import Access
+    from jinbao_netops.backup import drill
+
+    monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
+    ran, lab = tmp_path / "ran", recording_lab(monkeypatch)
     prog = f"import sys; open({str(ran)!r}, 'a').write(sys.argv[1] + sys.stdin.read()); print('-;1 4096')"
     jn = drill.run(Access(INV, {"NETOPS_DB_REPLICATION_PASSWORD": "pw"}), load_scenario(INV, "province-db-failover"),
                    shell=lambda d: [sys.executable, "-c", prog])
@@ -311,17 +319,7 @@ def test_a_failover_drill_whose_dr_router_cannot_announce_the_address_stops_befo
     from jinbao_netops.backup import drill
 
     monkeypatch.setenv("NETOPS_BACKUP_STATE", str(tmp_path))
-    ran, lab = tmp_path / "ran", []
-
-    class Lab:
-        def __init__(self, inv):
-            pass
-
-        def run(self, node, *cmd, check=True):
-            lab.append((node, cmd))
-            return ""
-
-    monkeypatch.setattr(drill, "LabActions", Lab)
+    ran, lab = tmp_path / "ran", recording_lab(monkeypatch)
     inv = copy.deepcopy(INV)
     inv.devices["gd-dr-r1"] = inv.devices["gd-dr-r1"].model_copy(update={"platform": "cisco_asa"})
     jn = drill.run(Access(inv, {"NETOPS_DB_REPLICATION_PASSWORD": "pw"}), load_scenario(inv, "province-db-failover"),

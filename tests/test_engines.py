@@ -63,8 +63,14 @@ def test_the_commands_it_builds():
                                               "--default-character-set=utf8mb4"), "DROP DATABASE IF EXISTS `shebao`;\n")
     bb = PG.basebackup("netops").line
     assert "pg_basebackup -h /var/run/postgresql -U netops -d dbname=postgres -D - -F tar -X fetch -c fast" in bb
-    with pytest.raises(UsageError, match="no cluster backup"):
-        MARIADB.basebackup("netops")
+    mb = MARIADB.basebackup("netops").argv
+    assert mb[:7] == ("sudo", "-n", "-u", "root", "--", "sh", "-c") and "exec mariadb-dump --all-databases" in mb[7]
+    # what a usable base backup holds: MariaDB's its GTID position and its end (a dump cut short lacks it)
+    base = b"-- MariaDB dump\n-- SET GLOBAL gtid_slave_pos='1-1-3';\nINSERT ...;\n-- Dump completed on 2026-12-05\n"
+    assert MARIADB.cluster_backup_missing(base) == []
+    assert MARIADB.cluster_backup_missing(base[:60]) == ["its end (-- Dump completed)"]
+    assert MARIADB.cluster_backup_missing(base.replace(b"-- SET", b"SET")) == ["its GTID position (-- SET GLOBAL gtid_slave_pos)"]
+    assert PG.cluster_backup_missing(b"not a tar")[0].startswith("a readable tar")
 
 
 @pytest.mark.parametrize("eng", ENGINES.values(), ids=ENGINES)

@@ -130,12 +130,28 @@ def test_ministry_collects_its_own_devices_only(out):
     assert alerts["interval"] == f"{gen.SCRAPE_INTERVAL}s" and "NodeDown" in {r["alert"] for r in alerts["rules"]}
 
 
+def test_replication_facts_per_engine_where_its_readings_judge_the_pair(out):
+    """A PostgreSQL primary's standby counts name PostgreSQL pairs only (panyu-db1, the primary of gd-db1's MariaDB,
+    has no netops_pg_replicas: counted, ReplicationBroken could never fire for it, a silent gap); a MariaDB pair is
+    judged at its replica, which the inventory gives one channel from its primary."""
+    facts = {}
+    for prov in ("guangdong", "sichuan"):
+        for r in yaml.safe_load((out / f"province/{prov}/rules/inventory.yml").read_text())["groups"][0]["rules"]:
+            facts.setdefault(r["record"], []).append((r["labels"], r["expr"]))
+    assert facts["inventory:netops_db_standbys:count"] == [({"device": "gd-db1"}, "vector(1)"),
+                                                           ({"device": "sc-db1"}, "vector(1)")]
+    assert facts["inventory:netops_db_sync_standbys:count"] == [({"device": "gd-db1"}, "vector(1)")]
+    assert facts["inventory:netops_mysql_replica_channels:count"] == [
+        ({"device": "gd-db1", "primary": "panyu-db1"}, "vector(1)"), ({"device": "sc-db1", "primary": "shuangliu-db1"}, "vector(1)")]
+
+
 def test_every_alert_has_severity_level_summaries_and_runbook(out):
     files = [*out.glob("province/*/rules/alerts.yml"), *out.glob("ministry/rules/*.yml")]
     alerts = [r for f in files for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
     names = {a["alert"] for a in alerts}
     assert {"NodeDown", "LinkDown", "LinkUtilisationHigh", "InterfaceErrorsRising", "DatabaseDown", "ReplicationLag",
-            "DiskNearlyFull", "BackupStale", "SnmpScrapeFailing", "ProvinceUnreachable"} <= names
+            "DiskNearlyFull", "BackupStale", "SnmpScrapeFailing", "ProvinceUnreachable", "ReplicationBroken",
+            "MariaDBReplicationBroken"} <= names
     for a in alerts:
         assert a["labels"]["severity"] in ("critical", "warning"), a["alert"]
         assert a["labels"]["level"], a["alert"]

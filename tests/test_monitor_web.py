@@ -47,15 +47,24 @@ def healthy_results(devices=GD) -> dict:
             res["util"].append(({"device": d, "interface": ifname}, 0.01))
         for svc in INV.devices[d].services:
             res["db_up"].append((labels(d, service=svc), 1.0))
-    for pair in web.replication_pairs(INV):  # streaming, nothing behind; a sync pair's primary waits for its standby
+    for pair in web.replication_pairs(INV):  # replicating, nothing behind, as each engine's collector reads it
         for d, standby in ((pair["primary"], 0.0), (pair["standby"], 1.0)):
             if d in devices:
                 lab = labels(d, service=pair["service"])
-                res["in_recovery"].append((lab, standby))
-                res["replicas"].append((lab, 1.0 - standby))
-                res["replica_lag_s"].append((lab, 0.0))
-                res["sync_standbys"].append((lab, (1.0 - standby) * pair["sync"]))
+                for key, value in READINGS[pair["service"]](standby, pair["sync"]).items():
+                    res[key].append((lab, value))
     return res
+
+
+READINGS = {  # a pair member's readings (1.0: the standby): collectors/db.py through inventory/engines.py
+    # PostgreSQL: in recovery on the standby; the primary streams to it, waits for it when the pair is synchronous
+    "postgresql": lambda standby, sync: {"in_recovery": standby, "replicas": 1.0 - standby, "replica_lag_s": 0.0,
+                                         "sync_standbys": (1.0 - standby) * sync},
+    # MariaDB (SHOW ALL REPLICAS STATUS): the replica's channel, its threads and lag; the primary has no channel and
+    # nothing else to say
+    "mariadb": lambda standby, sync: {"replicas_configured": standby} | (
+        {"replica_io_running": 1.0, "replica_sql_running": 1.0, "replica_lag_s": 0.0} if standby else {}),
+}
 
 
 def source(scope, results=None, alerts=(), ok=True) -> dict:
@@ -132,7 +141,8 @@ def test_database_down_is_red_and_saturation_amber():
     put(res, "db_up", "gd-db1", 0.0, service="postgresql")
     put(res, "util", "shenzhen-r1", 0.93, interface="eth1")
     h = web.merge(INV, [source("guangdong", res)])
-    assert h["devices"]["gd-db1"]["health"] == "down" and h["devices"]["gd-db1"]["databases"] == {"postgresql": False}
+    assert h["devices"]["gd-db1"]["health"] == "down"
+    assert h["devices"]["gd-db1"]["databases"] == {"postgresql": False, "mariadb": True}
     assert h["sites"]["guangdong"]["health"] == "down"
     sat = next(lid for lid, lk in INV.links.items() if any(e.device == "shenzhen-r1" and e.interface == "eth1" for e in lk.ends()))
     assert h["links"][sat] == {"health": "saturated", "util": 0.93}
@@ -182,7 +192,7 @@ def test_topology_document():
     panyu = next(s for s in t["sites"] if s["id"] == "panyu")
     assert panyu["level"] == "county" and panyu["parent"] == "guangzhou" and panyu["province"] == "guangdong"
     assert panyu["devices"] == ["panyu-db1", "panyu-r1"]
-    assert t["devices"]["gd-db1"]["services"] == ["postgresql"]
+    assert t["devices"]["gd-db1"]["services"] == ["postgresql", "mariadb"]
 
 
 # --- replication pairs: the inventory's primary → DR standby, in the state the databases report ------------
@@ -190,8 +200,13 @@ def test_topology_document():
 def test_topology_lists_the_replication_pairs():
     t = web.topology(INV)
     assert t["replication"] == [
+        # the county's MariaDB copied to the province data centre, itself the primary of the PostgreSQL pair
+        {"id": "gd-db1", "primary": "panyu-db1", "standby": "gd-db1", "sync": False, "service": "mariadb",
+         "service_address": None, "primary_site": "panyu", "standby_site": "guangdong", "max_lag_seconds": 5},
         {"id": "gd-dr-db1", "primary": "gd-db1", "standby": "gd-dr-db1", "sync": True, "service": "postgresql",
          "service_address": "10.44.0.100", "primary_site": "guangdong", "standby_site": "guangdong_zaibei", "max_lag_seconds": 5},
+        {"id": "sc-db1", "primary": "shuangliu-db1", "standby": "sc-db1", "sync": False, "service": "mariadb",
+         "service_address": None, "primary_site": "shuangliu", "standby_site": "sichuan", "max_lag_seconds": 5},
         {"id": "sc-dr-db1", "primary": "sc-db1", "standby": "sc-dr-db1", "sync": False, "service": "postgresql",
          "service_address": "10.51.0.100", "primary_site": "sichuan", "standby_site": "sichuan_zaibei", "max_lag_seconds": 5}]
 
@@ -286,7 +301,7 @@ def test_after_a_failover_the_map_shows_the_roles_as_they_are():
     put(res, "in_recovery", "gd-db1", 1.0)
     put(res, "replicas", "gd-db1", 0.0)
     put(res, "replicas", "gd-dr-db1", 1.0)
-    put(res, "replica_lag_s", "gd-db1", 0.25)
+    put(res, "replica_lag_s", "gd-db1", 0.25, service="postgresql")
     h = web.merge(INV, [source("guangdong", res)])
     assert h["replication"]["gd-dr-db1"] == {
         "state": "ok", "serving": "gd-dr-db1", "roles": {"gd-db1": "standby", "gd-dr-db1": "primary"}, "swapped": True,
@@ -309,6 +324,74 @@ def test_two_primaries_are_broken_and_no_data_is_unknown():
     put(res, "db_up", "gd-db1", 0.0, service="postgresql")  # primary down, standby not promoted
     assert web.merge(INV, [source("guangdong", res)])["replication"]["gd-dr-db1"]["reason"] == \
         "无主库在服务 / no member serves as primary"
+
+
+# --- MariaDB pairs (GTID, asynchronous): judged from the replica's own readings, a primary cannot see its replicas -----
+
+def test_a_mariadb_pair_is_ok_from_its_replicas_threads_and_lag():
+    """panyu-db1 → gd-db1 (MariaDB) beside gd-db1 → gd-dr-db1 (PostgreSQL): one server, a replica of one engine and
+    the primary of the other; each pair has its own roles."""
+    h = web.merge(INV, [source("guangdong", healthy_results())])
+    assert h["replication"]["gd-db1"] == {
+        "state": "ok", "serving": "panyu-db1", "roles": {"panyu-db1": "primary", "gd-db1": "standby"}, "swapped": False,
+        "streaming": 1.0, "sync_standbys": None, "mode": None, "lag_seconds": 0.0, "reason": None}
+    assert h["replication"]["gd-dr-db1"]["roles"] == {"gd-db1": "primary", "gd-dr-db1": "standby"}
+    assert h["replication"]["gd-dr-db1"]["state"] == "ok"
+    assert h["sites"]["panyu"]["health"] == h["sites"]["guangdong"]["health"] == "ok"
+    assert h["replication"]["sc-db1"]["state"] == "unknown"  # sichuan's Prometheus not given
+    res = healthy_results()
+    put(res, "replica_lag_s", "gd-db1", 42.5, service="mariadb")  # Seconds_Behind_Master, over the pair's target
+    h = web.merge(INV, [source("guangdong", res)])
+    pair = h["replication"]["gd-db1"]
+    assert pair["state"] == "lagging" and pair["lag_seconds"] == 42.5
+    assert pair["reason"] == "复制延迟 42.5 s（目标 5 s）/ lagging 42.5 s (target 5 s)"
+    for site in ("panyu", "guangdong"):
+        assert h["sites"][site]["health"] == "warn" and f"panyu-db1 → gd-db1: {pair['reason']}" in h["sites"][site]["reasons"]
+    assert h["replication"]["gd-dr-db1"]["state"] == "ok"  # the PostgreSQL pair is not the MariaDB one's lag
+
+
+@pytest.mark.parametrize("stopped,reason", [
+    (["replica_io_running"], "复制中断：gd-db1 的 IO 线程停止 / broken: gd-db1's replica IO thread stopped"),
+    (["replica_sql_running"], "复制中断：gd-db1 的 SQL 线程停止 / broken: gd-db1's replica SQL thread stopped"),
+    (["replica_io_running", "replica_sql_running"],
+     "复制中断：gd-db1 的 IO/SQL 线程停止 / broken: gd-db1's replica IO and SQL threads stopped"),
+])
+def test_a_mariadb_replica_with_a_thread_stopped_is_broken(stopped, reason):
+    res = healthy_results()
+    for key in stopped:
+        put(res, key, "gd-db1", 0.0, service="mariadb")
+    h = web.merge(INV, [source("guangdong", res)])
+    pair = h["replication"]["gd-db1"]
+    assert (pair["state"], pair["streaming"], pair["reason"], pair["serving"]) == ("broken", 0.0, reason, "panyu-db1")
+    assert pair["lag_seconds"] is None  # MariaDB says 0 behind once its SQL thread stops: not a lag to show
+    for site in ("panyu", "guangdong"):
+        assert h["sites"][site]["health"] == "warn" and f"panyu-db1 → gd-db1: {reason}" in h["sites"][site]["reasons"]
+    assert h["replication"]["gd-dr-db1"]["state"] == "ok"
+
+
+def test_a_mariadb_replica_without_its_channel_or_a_member_down_is_broken_and_no_data_unknown():
+    res = healthy_results()
+    put(res, "replicas_configured", "gd-db1", 0.0)  # RESET REPLICA ALL: no channel, no threads to read
+    res["replica_io_running"], res["replica_sql_running"] = [], []
+    res["replica_lag_s"] = [(lab, v) for lab, v in res["replica_lag_s"] if lab["service"] != "mariadb"]
+    pair = web.merge(INV, [source("guangdong", res)])["replication"]["gd-db1"]
+    assert pair["state"] == "broken" and pair["roles"] == {"panyu-db1": "primary", "gd-db1": "primary"}
+    assert pair["reason"].startswith("两端均为主库：复制未建立")
+    res = healthy_results()
+    put(res, "db_up", "gd-db1", 0.0, service="mariadb")
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-db1"]["state"] == "broken"
+    assert h["replication"]["gd-db1"]["reason"] == "gd-db1 数据库停止 / database down"
+    assert h["replication"]["gd-dr-db1"]["state"] == "ok"  # its PostgreSQL serves on
+    res = healthy_results()
+    put(res, "db_up", "panyu-db1", 0.0, service="mariadb")
+    h = web.merge(INV, [source("guangdong", res)])
+    assert h["replication"]["gd-db1"]["state"] == "broken"
+    assert h["replication"]["gd-db1"]["reason"] == "无主库在服务 / no member serves as primary"
+    res = healthy_results()
+    res["replica_io_running"] = []  # a collector that does not read the threads: never ok
+    pair = web.merge(INV, [source("guangdong", res)])["replication"]["gd-db1"]
+    assert pair["state"] == "unknown" and pair["reason"] == "无数据 / no data"
 
 
 @pytest.mark.parametrize("args,err", [
@@ -583,13 +666,21 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
             page.wait_for("document.body.dataset.ready === '1'", 60)
             page.wait_for(pair.format("path.replica") + ".dataset.state === 'ok'", 60)
             assert page.eval(pair.format("path.replica") + " !== null") and page.eval(pair.format("g.replica-badge") + " !== null")
-            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "同步 sync · 正常 OK 0.0s"
-            assert page.eval(role.format("guangdong")) == "primary" and page.eval(role.format("guangdong_zaibei")) == "standby"
+            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "PG 同步 sync · 正常 OK 0.0s"
+            # gd-db1: the PostgreSQL primary and panyu-db1's MariaDB replica, each role with its engine
+            assert page.eval(role.format("guangdong")) == "mariadb:standby postgresql:primary"
+            assert page.eval("document.querySelector('g.site[data-site=\"guangdong\"] text.db-role').textContent") == \
+                "MariaDB 备 S · PG 主 P"
+            assert page.eval(role.format("guangdong_zaibei")) == "postgresql:standby"
             detail = page.eval("document.getElementById('detail').innerText")
             assert "gd-db1 → gd-dr-db1" in detail and "同步 sync · postgresql" in detail and "10.44.0.100" in detail
             visit(page, "sichuan")  # the other province's pair: drawn on its own province, unknown (no source)
             assert page.eval("document.querySelector('path.replica[data-pair=\"sc-dr-db1\"]').dataset.state") == "unknown"
             assert page.eval("document.querySelector('path.replica[data-pair=\"gd-dr-db1\"]')") is None
+            visit(page, "panyu")  # the county's MariaDB primary: its pair in the detail, with its engine
+            assert page.eval(role.format("panyu")) == "mariadb:primary"
+            detail = page.eval("document.getElementById('detail').innerText")
+            assert "panyu-db1 → gd-db1" in detail and "异步 async · mariadb" in detail
             visit(page, "guangdong_zaibei")
             # the primary no longer waits for its synchronous standby: amber, the badge says the mode it runs in now
             res = healthy_results()
@@ -597,7 +688,7 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
             prometheus["state"]["text"] = exposition(res)
             page.wait_for(pair.format("path.replica") + ".dataset.state === 'lagging'", 60)
             assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == \
-                "异步 async（清单 inventory: 同步 sync） · 延迟 Lagging 0.0s"
+                "PG 异步 async（清单 inventory: 同步 sync） · 延迟 Lagging 0.0s"
             detail = page.eval("document.getElementById('detail').innerText")
             assert "异步 async（清单 inventory: 同步 sync） · postgresql" in detail and "RPO 不再为 0" in detail
             # `monitor web --check`: a degraded pair warns, as a lagging one does; only a broken one fails the check
@@ -613,8 +704,9 @@ def test_replication_pairs_in_headless_chromium(prometheus, capsys):
             put(res, "replicas", "gd-dr-db1", 0.0)
             prometheus["state"]["text"] = exposition(res)
             page.wait_for(pair.format("path.replica") + ".dataset.state === 'broken'", 60)
-            assert page.eval(role.format("guangdong_zaibei")) == "primary" and page.eval(role.format("guangdong")) == ""
-            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "同步 sync · 中断 Broken ⇄"
+            assert page.eval(role.format("guangdong_zaibei")) == "postgresql:primary"
+            assert page.eval(role.format("guangdong")) == "mariadb:standby"  # its PostgreSQL gone, its MariaDB still copies
+            assert page.eval(pair.format("g.replica-badge") + ".querySelector('text').textContent") == "PG 同步 sync · 中断 Broken ⇄"
             page.eval(pair.format("g.replica-badge") + ".dispatchEvent(new MouseEvent('click'))")  # the serving member's site
             assert page.eval("location.hash") == "#/guangdong/guangdong_zaibei"
             detail = page.eval("document.getElementById('detail').innerText")

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 from jinbao_netops.errors import DeviceError, UsageError
 from jinbao_netops.files import write_atomic
-from jinbao_netops.inventory.engines import Command, as_user
+from jinbao_netops.backup.replication import as_root
+from jinbao_netops.inventory.engines import Command
 
 from . import zoneprobe, zones
 from .provision import engine
 
-LOG = "zones.jsonl"
-CHECKS_LOG = "zones-checks.jsonl"
 SAVED = "/etc/netops/zones.nft"
 UNIT = "netops-zones.service"
 
@@ -61,20 +59,13 @@ systemctl daemon-reload
 systemctl enable --quiet {UNIT}
 """
 
-_POLICY_DROP = re.compile(r"^\s*type filter hook forward priority [^;]+; policy drop;", re.M)
-
-
-def _root(script: str, input: str | None = None) -> Command:
-    return Command(as_user("root", "sh", "-c", script), input)
-
-
 def _run(session, cmd: Command) -> str:
     return session.run(cmd.line, input=cmd.input)
 
 
 def installed(session) -> str:
     """The table as the device holds it (``zones.nft_installed``); "" when it has none."""
-    text = _run(session, _root(LIST))
+    text = _run(session, as_root(LIST))
     return zones.nft_installed(text) if text.strip() else ""
 
 
@@ -86,8 +77,8 @@ def _restore(before: str) -> str:
 
 
 def last_applied(cdir: Path, device: str) -> dict | None:
-    for rec in reversed(engine.history(cdir, LOG)):
-        if rec.get("device") == device and rec.get("result") in ("applied", "no_change"):
+    for rec in reversed(engine.history(cdir, zones.PUSH_LOG)):
+        if rec.get("device") == device and rec.get("result") in zones.HOLDS:
             return rec
     return None
 
@@ -122,11 +113,11 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
     if before and last is not None and last["rendered_sha256"] == rec["rendered_sha256"] and last.get("installed") == before:
         return _finish(cdir, {**rec, "result": "no_change", "ok": True, "installed": before, "verification": []})
     try:
-        _run(session, _root("nft -f -", text))
+        _run(session, as_root("nft -f -", input=text))
         step(1, f"{device}: pushed 已下发")
         after = installed(session)
         rec["diff"] = diff(before, after)
-        verification = [{"check": "forward chain policy drop 默认拒绝", "ok": bool(_POLICY_DROP.search(after)),
+        verification = [{"check": "forward chain policy drop 默认拒绝", "ok": bool(zones.POLICY_DROP.search(after)),
                          "evidence": zones.NFT_LIST}]
         probes = zoneprobe.run(access, zoneprobe.plan(zones.ZoneView(topo), {device}))
         verification += [{"check": f"{'应通 allowed' if p.expect == 'pass' else '应阻断 forbidden'} {p.what}", "ok": p.ok,
@@ -142,7 +133,7 @@ def apply_device(access, topo, cdir: Path, device: str, check: bool = False, ste
     if not all(v["ok"] for v in verification):
         return _finish(cdir, {**rec, "result": "rolled_back", "ok": False, "rollback": _rollback(session, before)})
     try:
-        _run(session, _root(SAVE, text))
+        _run(session, as_root(SAVE, input=text))
     except DeviceError as e:
         verification.append({"check": "save 保存", "ok": False, "evidence": str(e)})
         return _finish(cdir, {**rec, "result": "rolled_back", "ok": False, "rollback": _rollback(session, before)})
@@ -157,7 +148,7 @@ def diff(before: str, after: str) -> list[str]:
 
 def _rollback(session, before: str) -> dict:
     try:
-        _run(session, _root("nft -f -", _restore(before)))
+        _run(session, as_root("nft -f -", input=_restore(before)))
         now = installed(session)
         return {"identical": now == before, "error": ""}
     except DeviceError as e:
@@ -165,7 +156,7 @@ def _rollback(session, before: str) -> dict:
 
 
 def _finish(cdir: Path, rec: dict) -> dict:
-    engine.append_record(cdir, {k: v for k, v in rec.items() if k != "text"}, LOG)
+    engine.append_record(cdir, {k: v for k, v in rec.items() if k != "text"}, zones.PUSH_LOG)
     return rec
 
 
@@ -180,4 +171,4 @@ def apply(access, topo, cdir: Path, devices: list[str], check: bool = False, ste
 
 
 def record_check(cdir: Path, rec: dict) -> None:
-    engine.append_record(cdir, rec, CHECKS_LOG)
+    engine.append_record(cdir, rec, zones.CHECK_LOG)

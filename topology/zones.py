@@ -357,6 +357,12 @@ def digest(text: str) -> str:
 # --- the rules as a Linux boundary holds them ------------------------------------------------------
 NFT_TABLE = "inet netops_zones"   # the table nftables.j2 renders (the only one netops writes on a boundary)
 NFT_LIST = f"nft list table {NFT_TABLE}"
+POLICY_DROP = re.compile(r"^\s*type filter hook forward priority [^;]+; policy drop;", re.M)  # the table's default deny
+
+# the records `zones apply` and `zones check --probe` keep in <inventory dir>/changes (the audit's evidence)
+PUSH_LOG = "zones.jsonl"          # one line per device per push
+CHECK_LOG = "zones-checks.jsonl"  # one line per probing check
+HOLDS = ("applied", "no_change")  # push results after which the device holds the rendering
 _NFT_HANDLE = re.compile(r"\s+# handle \d+$")
 
 

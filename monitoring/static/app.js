@@ -7,7 +7,8 @@
 // No libraries, nothing from the internet. Test hooks: body[data-ready], body[data-refreshes], body[data-place],
 // body[data-view] (the place whose sites are drawn), body[data-drawn-ms] / body[data-render-ms] (navigation start
 // to the map first drawn / first coloured),
-// g.site[data-site][data-health][data-db-role] (a tile also [data-ok][data-warn][data-down][data-unknown]),
+// g.site[data-site][data-health][data-db-role] ("SERVICE:ROLE ...": the roles its pair members have now; a tile also
+// [data-ok][data-warn][data-down][data-unknown]),
 // path.link[data-link][data-health], path.replica[data-pair][data-state], g.replica-badge[data-pair].
 // Every text from the inventory or Prometheus goes in as textContent (el's "text"), never as markup.
 "use strict";
@@ -23,6 +24,7 @@ const ROLE_ZH = { router: "路由器", firewall: "防火墙", switch: "交换机
 const REPL_ZH = { ok: "正常 OK", lagging: "延迟 Lagging", broken: "中断 Broken", unknown: "未知 Unknown" };
 const MODE_ZH = { sync: "同步 sync", async: "异步 async" };
 const DB_ROLE_ZH = { primary: "主库 primary", standby: "备库 standby", down: "停止 down", unknown: "未知 unknown" };
+const ENGINE = { postgresql: "PG", mariadb: "MariaDB" };  // a pair's engine (its service) as badges and tags name it
 
 let topo = null, health = null, refreshes = 0;
 let byId = {}, kids = {}, keys = {}, rootId = null, rollup = {};
@@ -249,7 +251,7 @@ function pairText(r, h) {
   // one line for the badge, the full story for tooltips and the detail
   const mode = modeText(r, h);
   const lag = h.lag_seconds == null ? "" : ` ${h.lag_seconds.toFixed(h.lag_seconds < 10 ? 1 : 0)}s`;
-  const short = `${mode} · ${REPL_ZH[h.state]}${lag}${h.swapped ? " ⇄" : ""}`;
+  const short = `${ENGINE[r.service] || r.service} ${mode} · ${REPL_ZH[h.state]}${lag}${h.swapped ? " ⇄" : ""}`;
   const roles = Object.entries(h.roles || {}).map(([d, role]) => `${d}: ${DB_ROLE_ZH[role]}`).join(", ");
   const long = `${r.primary} → ${r.standby} (${r.service}, ${mode}) — ${REPL_ZH[h.state]}${lag}` +
     (h.serving ? `\n当前主库 serving: ${h.serving}${h.swapped ? " (已切换 failed over)" : ""}` : "") +
@@ -291,11 +293,12 @@ function paint() {
     e.querySelector("title").textContent = tip;
   }
   for (const [id, e] of Object.entries(linkEls)) e.setAttribute("data-health", (health.links[id] || { health: "unknown" }).health);
-  const roles = {};  // site -> the roles its pair members have now
+  const roles = {};  // site -> the roles its pair members have now, per engine ("postgresql:primary")
   for (const r of topo.replication) {
     const h = pairHealth(r.id);
     for (const [d, role] of Object.entries(h.roles || {}))
-      if (role === "primary" || role === "standby") (roles[topo.devices[d].site] = roles[topo.devices[d].site] || new Set()).add(role);
+      if (role === "primary" || role === "standby")
+        (roles[topo.devices[d].site] = roles[topo.devices[d].site] || new Set()).add(`${r.service}:${role}`);
     if (!pairEls[r.id]) continue;
     const { path, badge } = pairEls[r.id];
     const t = pairText(r, h);
@@ -311,9 +314,12 @@ function paint() {
   for (const [id, e] of Object.entries(siteEls)) {
     const tag = e.querySelector("text.db-role");
     if (!tag) continue;
-    const mine = [...(roles[id] || [])].sort();  // "primary" before "standby"
+    const mine = [...(roles[id] || [])].sort();  // by engine, "primary" before "standby"
     e.setAttribute("data-db-role", mine.join(" "));
-    tag.textContent = mine.map(r => r === "primary" ? "主 P" : "备 S").join(" · ");
+    tag.textContent = mine.map(sr => {
+      const [service, role] = sr.split(":");
+      return `${ENGINE[service] || service} ${role === "primary" ? "主 P" : "备 S"}`;
+    }).join(" · ");
   }
   paintPanels();
 }

@@ -75,6 +75,11 @@ def sql(node: str, engine: str, text: str, db: str | None = None) -> str:
 def seeded(env):
     """A 社保 database on the province's PostgreSQL and a county's MariaDB; dropped afterwards."""
     assert env["NETOPS_RESTIC_PASSWORD"]  # the lab's, through the inventory's restic_password reference
+    # panyu-db1's base backup is the base of its binary log's point-in-time recovery: `dr setup` turns the log on and
+    # archives it (and copies the county's MariaDB to gd-db1, its province's replica) before a backup can take one
+    r = netops("backup", "run", "--scope", "panyu-db1", "--kind", "databases", env=env)
+    assert r.returncode != 0 and "the binary log is off: netops dr setup" in r.stdout + r.stderr, r.stdout + r.stderr
+    netops("dr", "setup", "--scope", "panyu-db1", env=env, check=True, timeout=600)
     sql("gd-db1", "postgresql", "create database shebao")
     sql("gd-db1", "postgresql", "create table cbry (id int primary key, xm text, jfjs numeric(12,2)); "
         "insert into cbry select g, '参保人' || g, g * 1.5 from generate_series(1, 5000) g", "shebao")
@@ -114,7 +119,8 @@ def test_province_backup_end_to_end_with_offsite_copy_verify_and_guarded_restore
     assert ev["panyu-db1:mariadb:shebao"]["restored_fingerprint"]["jfjl"][0] == "3000"
     assert {c["repo"] for s in ver["stores"] for c in s["checks"]} == {"gd-bak1", "gd-dr-bak1"}
     base = ev["gd-db1:postgresql:basebackup"]  # a data directory: PG_VERSION, backup_label, pg_control
-    assert base["ok"] and base["basebackup"] and base["files"] > 100, base
+    assert base["ok"] and base["basebackup"] and base["bytes"] > 1_000_000, base
+    assert ev["panyu-db1:mariadb:basebackup"]["ok"]  # every database, and its GTID position
 
     st = json.loads(netops("backup", "status", "--json", env=env, check=True).stdout)
     rows = {a["asset"]: a for a in st["assets"]}

@@ -15,6 +15,14 @@ from .conftest import netops, until
 
 pytestmark = pytest.mark.lab
 SYNC, ASYNC = ("gd-db1", "gd-dr-db1"), ("sc-db1", "sc-dr-db1")
+MDB = ("panyu-db1", "gd-db1")  # a county's MariaDB and its replica at the province data centre
+
+
+def mariadb(node: str, sql: str, check: bool = True) -> str:
+    r = netops("lab", "exec", node, "--", "mariadb", "-N", "-B", "-e", sql, check=False)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 def psql(node: str, sql: str, db: str = "postgres", check: bool = True) -> str:
@@ -51,7 +59,8 @@ def replicated(lab):
 
 
 def test_setup_is_idempotent_and_a_write_reaches_the_standby(lab, replicated):
-    assert replicated["ok"] and {p["standby"] for p in replicated["pairs"]} == {SYNC[1], ASYNC[1]}
+    assert replicated["ok"] and {(p["standby"], p["service"]) for p in replicated["pairs"]} == {
+        (SYNC[1], "postgresql"), (ASYNC[1], "postgresql"), (MDB[1], "mariadb"), ("sc-db1", "mariadb")}
     again = json.loads(netops("dr", "setup", "--json", env=lab["env"], check=True, timeout=900).stdout)
     assert again["changed"] is False, again["pairs"]
     for primary, standby in (SYNC, ASYNC):
@@ -78,7 +87,8 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     rc, pairs = status(lab["env"])
     assert rc == 0, pairs
     assert pairs[SYNC[1]]["sync_state"] == "sync" and pairs[ASYNC[1]]["sync_state"] == "async"
-    assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and p["slot_active"] for p in pairs.values()), pairs
+    assert all(p["state"] == "streaming" and p["lag_seconds"] < 1 and bool(p["slot_active"]) is (p["service"] == "postgresql")
+               for p in pairs.values()), pairs
     # the audit asks the primaries themselves: streaming within the lag target is 符合; no failover drill yet (an
     # empty drill record: the machine's own may hold a main job's drills, which made this 符合 after one had run)
     no_drills = {**lab["env"], "NETOPS_BACKUP_STATE": str(tmp_path)}
@@ -101,9 +111,71 @@ def test_status_at_rest_then_a_killed_standby_is_reported_and_catches_up(lab, re
     until("dr status all ok again", lambda: status(lab["env"])[0] == 0, 30)
 
 
-def archive(env) -> dict:
-    (row,) = json.loads(netops("dr", "status", "--json", env=env).stdout)["archives"]
+def test_a_county_mariadb_replicates_by_gtid_over_verified_tls_and_a_killed_replica_catches_up(lab, replicated):
+    """panyu-db1's MariaDB → gd-db1: the replica applies the primary's binary log by GTID over TLS it verifies
+    (the lab CA, the primary's address), as an account admitted from the replica's address only; a write reaches
+    it; killed, `dr status` reports it, the primary keeps committing, and restarted it catches up."""
+    primary, replica = MDB
+    st = netops("lab", "exec", replica, "--", "mariadb", "--vertical", "-e", "SHOW REPLICA STATUS", check=True).stdout
+    for want in ("Master_Host: 10.44.17.10", "Using_Gtid: Slave_Pos", "Master_SSL_Verify_Server_Cert: Yes",
+                 "Master_SSL_CA_File: /etc/mysql/netops-tls/ca.crt", "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes"):
+        assert want in st, st
+    # admitted from the replica's business address, and the binary log archive's store (gd-bak1's management address)
+    assert mariadb(primary, "SELECT host, ssl_type FROM mysql.user WHERE user = 'netops_replication' ORDER BY host") == \
+        "10.254.44.14\tANY\n10.44.0.10\tANY"
+    assert mariadb(replica, "SELECT @@read_only") == "1"
+    mariadb(primary, "CREATE DATABASE IF NOT EXISTS netops_dr_probe; "
+                     "CREATE TABLE IF NOT EXISTS netops_dr_probe.t (n int PRIMARY KEY); "
+                     "INSERT INTO netops_dr_probe.t SELECT COALESCE(max(n), 0) + 1 FROM netops_dr_probe.t")
+    last = mariadb(primary, "SELECT max(n) FROM netops_dr_probe.t")
+    until(f"{replica} has row {last}", lambda: mariadb(replica, "SELECT max(n) FROM netops_dr_probe.t", check=False) == last, 10)
+
+    netops("lab", "exec", replica, "--", "systemctl", "kill", "-s", "KILL", "mariadb", check=True)
+    rc, pairs = until("dr status reports the killed replica", lambda: (lambda s: s if s[0] == 1 else None)(status(lab["env"])), 30)
+    assert not pairs[replica]["ok"] and pairs[SYNC[1]]["ok"], pairs
+    mariadb(primary, "INSERT INTO netops_dr_probe.t SELECT max(n) + 1 FROM netops_dr_probe.t")
+    last = mariadb(primary, "SELECT max(n) FROM netops_dr_probe.t")
+    netops("lab", "exec", replica, "--", "systemctl", "start", "mariadb", check=True)
+    until(f"{replica} caught up to row {last}", lambda: mariadb(replica, "SELECT max(n) FROM netops_dr_probe.t", check=False) == last, 60)
+    rc, pairs = until("dr status all ok again", lambda: (lambda s: s if s[0] == 0 else None)(status(lab["env"])), 30)
+    assert pairs[replica]["state"] == "streaming" and pairs[replica]["lag_bytes"] == 0, pairs[replica]
+    mariadb(primary, "DROP DATABASE netops_dr_probe")
+
+
+def archive(env, server: str = SYNC[0]) -> dict:
+    (row,) = [a for a in json.loads(netops("dr", "status", "--json", env=env).stdout)["archives"] if a["server"] == server]
     return row
+
+
+def test_mariadb_point_in_time_recovery_from_the_archived_binary_log(lab, replicated, tmp_path):
+    """panyu-db1: a base backup (every database, its GTID position), transaction 1, the target, transaction 2: the
+    recovery on the store (the base loaded into a scratch instance, the archived binary log applied up to the target)
+    holds 1 and not 2, in a 0600 dump; panyu-db1 itself is untouched. Binary log events carry whole seconds: the
+    transactions are seconds apart."""
+    env, server = lab["env"], MDB[0]
+    r = netops("backup", "run", "--scope", server, "--kind", "databases", "--json", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{server}:mariadb:basebackup" in r.stdout
+    mariadb(server, "CREATE DATABASE IF NOT EXISTS pitr_probe; CREATE TABLE pitr_probe.t (n int PRIMARY KEY); "
+                    "INSERT INTO pitr_probe.t VALUES (1)")
+    time.sleep(2.2)
+    target = mariadb(server, "SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%f+00:00')")
+    time.sleep(2.2)
+    mariadb(server, "INSERT INTO pitr_probe.t VALUES (2)")
+    row = until("the archive has all of panyu-db1's binary log", lambda: (a := archive(env, server))["lag_bytes"] == 0 and a, 30)
+    assert row["ok"] and row["state"] == "streaming" and row["base_backups"] >= 1 and row["pitr_from"], row
+    out = tmp_path / "panyu-db1.sql"
+    r = netops("dr", "pitr", server, "--to", target, "--out", str(out), "--json", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["service"] == "mariadb" and rep["store"] == "gd-bak1" and rep["last_transaction"] < target, rep
+    dump = out.read_text()
+    assert "Current Database: `mysql`" not in dump  # the business databases only
+    probe = dump.split("Current Database: `pitr_probe`")[1].split("Current Database:")[0].replace("VALUES\n", "VALUES ")
+    assert "INSERT INTO `t` VALUES (1);" in probe, probe
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert mariadb(server, "SELECT group_concat(n ORDER BY n) FROM pitr_probe.t") == "1,2"
+    mariadb(server, "DROP DATABASE pitr_probe")
 
 
 def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, replicated, tmp_path):
@@ -111,7 +183,8 @@ def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, repli
     store (base backup + the WAL its store received) holds 1 and not 2, in a 0600 dump; gd-db1 itself is untouched.
     `dr status` shows the archive receiving, and the window opened by the base backup."""
     env, server = lab["env"], SYNC[0]
-    assert [(a["server"], a["store"]) for a in replicated["archives"]] == [(server, "gd-bak1")], replicated["archives"]
+    assert [(a["server"], a["service"], a["store"]) for a in replicated["archives"]] == [
+        (server, "postgresql", "gd-bak1"), (MDB[0], "mariadb", "gd-bak1")], replicated["archives"]
     r = netops("backup", "run", "--scope", server, "--kind", "databases", "--json", env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     psql(server, "CREATE TABLE netops_pitr_probe (n int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
@@ -133,6 +206,17 @@ def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, repli
     assert [ln.split("\t")[0] for ln in copy.splitlines()[1:copy.splitlines().index("\\.")]] == ["1"], copy[:300]
     assert out.stat().st_mode & 0o777 == 0o600 and "SCRAM-SHA-256$" not in dump  # no role password hashes
     assert psql(server, "SELECT string_agg(n::text, ',' ORDER BY n) FROM netops_pitr_probe") == "1,2"
+    # a time the archive has not reached (its receiver stopped, then a commit): refused, saying what to do, nothing written
+    netops("lab", "exec", "gd-bak1", "--", "systemctl", "stop", "netops-wal@gd-db1", env=env, check=True)
+    try:
+        psql(server, "INSERT INTO netops_pitr_probe (n) VALUES (3)")
+        time.sleep(1.5)
+        late = psql(server, "SELECT clock_timestamp()")
+        r = netops("dr", "pitr", server, "--to", late, "--out", str(tmp_path / "late.sql"), env=env, timeout=600)
+        assert r.returncode == 2 and "pick an earlier time" in r.stderr, r.stdout + r.stderr
+        assert not (tmp_path / "late.sql").exists() and "Traceback" not in r.stderr
+    finally:
+        netops("lab", "exec", "gd-bak1", "--", "systemctl", "start", "netops-wal@gd-db1", env=env, check=True)
 
 
 def readings(env) -> dict:
@@ -140,7 +224,7 @@ def readings(env) -> dict:
     p = netops("collect", "once", "--json", "--scope", "guangdong", "--no-ssh", "--timeout", "5", "--retries", "2",
                "--device-deadline", "60", "--deadline", "120", env=env, timeout=300)
     assert p.returncode in (0, 3), p.stderr
-    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == SYNC[0]]
+    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == SYNC[0] and h["service"] == "postgresql"]
     assert h["up"], h["error"]
     return h["metrics"]
 

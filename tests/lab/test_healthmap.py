@@ -135,12 +135,18 @@ def test_replication_pairs_on_the_map(healthmap, lab):
     assert r.returncode == 0, r.stdout + r.stderr
     h = until("both pairs ok on the map", lambda: (h := health(healthmap))
               and all(p["state"] == "ok" for p in h["replication"].values()) and h)
-    assert {pid: p["serving"] for pid, p in h["replication"].items()} == {"gd-dr-db1": "gd-db1", "sc-dr-db1": "sc-db1"}
+    assert {pid: p["serving"] for pid, p in h["replication"].items()} == {
+        "gd-dr-db1": "gd-db1", "sc-dr-db1": "sc-db1", "gd-db1": "panyu-db1", "sc-db1": "shuangliu-db1"}
     try:
         netops("lab", "exec", "sc-dr-db1", "--", "systemctl", "stop", "postgresql", check=True)
-        until("sc-dr-db1's pair broken on the map", lambda: health(healthmap)["replication"]["sc-dr-db1"]["state"] == "broken")
+        # a MariaDB replica whose SQL thread stopped (the county's copy no longer applied): its pair broken too
+        netops("lab", "exec", "sc-db1", "--", "mariadb", "-e", "STOP REPLICA SQL_THREAD", check=True)
+        until("both pairs broken on the map", lambda: all(health(healthmap)["replication"][pid]["state"] == "broken"
+                                                          for pid in ("sc-dr-db1", "sc-db1")))
         check = netops("monitor", "web", "--check", "--json", "--listen", "127.0.0.1:0")
-        assert check.returncode == 1 and "sc-dr-db1" in json.loads(check.stdout)["broken_pairs"], check.stdout
+        assert check.returncode == 1 and {"sc-dr-db1", "sc-db1"} <= set(json.loads(check.stdout)["broken_pairs"]), check.stdout
     finally:
         netops("lab", "exec", "sc-dr-db1", "--", "systemctl", "start", "postgresql", check=True)
-    until("sc-dr-db1 caught up and ok on the map", lambda: health(healthmap)["replication"]["sc-dr-db1"]["state"] == "ok")
+        netops("lab", "exec", "sc-db1", "--", "mariadb", "-e", "START REPLICA SQL_THREAD", check=True)
+    until("both caught up and ok on the map", lambda: all(health(healthmap)["replication"][pid]["state"] == "ok"
+                                                          for pid in ("sc-dr-db1", "sc-db1")))
