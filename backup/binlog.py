@@ -18,7 +18,6 @@ controller; the scratch instance is removed, also when anything fails. Nothing o
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 from jinbao_netops.access import Access
@@ -28,6 +27,7 @@ from jinbao_netops.inventory.engines import MARIADB
 
 from . import gtid, replication
 from .jobs import Shell, runner, ssh_shell
+from .remote import unit_up
 
 ROOT = "/var/lib/netops-binlog"
 UNIT = "netops-binlog@.service"
@@ -70,16 +70,7 @@ install -d -m 0700 %(root)s
 put "%(root)s/$dev.cnf"
 printf '%%s\n' "$3" | put "%(root)s/$dev.env"
 [ -d "$dir" ] || { install -d -m 0700 "$dir"; echo "archive $dir"; }
-if ! printf '%%s' "$2" | cmp -s - /etc/systemd/system/%(unit)s; then
-  printf '%%s' "$2" > /etc/systemd/system/%(unit)s.tmp && chmod 0644 /etc/systemd/system/%(unit)s.tmp
-  mv /etc/systemd/system/%(unit)s.tmp /etc/systemd/system/%(unit)s && systemctl daemon-reload
-  echo "unit %(unit)s"; restart=1
-fi
-systemctl is-enabled --quiet "netops-binlog@$dev" || { systemctl enable --quiet "netops-binlog@$dev"; echo "enabled netops-binlog@$dev"; }
-if [ -n "$restart" ] || ! systemctl is-active --quiet "netops-binlog@$dev"; then
-  systemctl restart "netops-binlog@$dev"; echo "started netops-binlog@$dev"
-fi
-''' % {"root": ROOT, "unit": UNIT}
+''' % {"root": ROOT} + unit_up(UNIT)
 
 # the store's binlog dump thread as the server sees it: "HOST STATE" or "-"
 def _view(address: str) -> str:
@@ -113,12 +104,9 @@ def build(shell: Shell, inv: Inventory, server: str, password: str) -> list[str]
         ("ssl-ca", f"{replication.NODE_TLS}/ca.crt"))) + "ssl-verify-server-cert\n")
     changed += [f"{st}: {ln}" for ln in replication.lines(on_store(replication.as_root(
         STORE_SCRIPT, server, UNIT_TEXT, env, input=options)))]
-    deadline = time.monotonic() + replication.STREAM_WAIT_S
-    while not _receiving(on_server(MARIADB.sql(_view(store_address)))):
-        if time.monotonic() > deadline:
-            raise DeviceError(st, f"the binary log archive of {server} is not receiving {replication.STREAM_WAIT_S} s after "
-                                  f"setup; see journalctl -u netops-binlog@{server} on {st} 二进制日志归档未开始")
-        time.sleep(1)
+    replication.wait_until(st, lambda: on_server(MARIADB.sql(_view(store_address))), _receiving,
+                           f"the binary log archive of {server} is not receiving {{wait}} s after setup; "
+                           f"see journalctl -u netops-binlog@{server} on {st} 二进制日志归档未开始")
     return changed
 
 

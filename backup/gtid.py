@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import time
 
 from jinbao_netops.access import Access
 from jinbao_netops.errors import DeviceError
@@ -30,7 +29,7 @@ from jinbao_netops.inventory import Inventory
 from jinbao_netops.inventory.engines import MARIADB, Command
 
 from .jobs import runner, ssh_shell
-from .replication import NODE_TLS, ROLE, STREAM_WAIT_S, Pair, as_root, business_address, lines, role_password
+from .replication import NODE_TLS, ROLE, Pair, as_root, business_address, lines, role_password, wait_until
 
 CONF = "/etc/mysql/mariadb.conf.d/91-netops-replication.cnf"
 TLS = "/etc/mysql/netops-tls"   # the node's PKI files, the mysql account's copies
@@ -122,6 +121,14 @@ def replicates(pair: Pair, st: dict[str, str]) -> bool:
             and st.get("Slave_IO_Running") == "Yes" and st.get("Slave_SQL_Running") == "Yes")
 
 
+def why_not(pair: Pair, st: dict[str, str]) -> str:
+    """Why the replica does not replicate as setup builds it ("" when it does)."""
+    if replicates(pair, st):
+        return ""
+    return st.get("Last_IO_Error") or st.get("Last_SQL_Error") or \
+        f"IO {st.get('Slave_IO_Running', '-')}, SQL {st.get('Slave_SQL_Running', '-')}"
+
+
 # --- setup -------------------------------------------------------------------------------------------------
 def _clone(shell, pair: Pair, on_primary, on_replica) -> str:
     """The primary's business databases into the replica (whose own are dropped), and the GTID position they were
@@ -177,14 +184,9 @@ def build_pair(shell, inv: Inventory, pair: Pair, password: str, force: bool = F
         on_primary(MARIADB.sql(account_sql(pair.standby_address, password)))
         changed.append(f"{pair.standby}: {_clone(shell, pair, on_primary, on_replica)}")
         on_replica(MARIADB.sql(change_master_sql(pair, password)))
-    deadline = time.monotonic() + STREAM_WAIT_S
-    while not replicates(pair, seen := read_status(on_replica(REPLICA_STATUS))):
-        if time.monotonic() > deadline:
-            why = seen.get("Last_IO_Error") or seen.get("Last_SQL_Error") or \
-                f"IO {seen.get('Slave_IO_Running', '-')}, SQL {seen.get('Slave_SQL_Running', '-')}"
-            raise DeviceError(pair.standby, f"not replicating from {pair.primary} {STREAM_WAIT_S} s after setup ({why}); "
-                                            "see SHOW REPLICA STATUS and journalctl -u mariadb on both 备库未进入复制")
-        time.sleep(1)
+    wait_until(pair.standby, lambda: why_not(pair, read_status(on_replica(REPLICA_STATUS))), lambda why: not why,
+               f"not replicating from {pair.primary} {{wait}} s after setup ({{seen}}); see SHOW REPLICA STATUS and "
+               "journalctl -u mariadb on both 备库未进入复制")
     return {"primary": pair.primary, "standby": pair.standby, "sync": False, "changed": changed}
 
 

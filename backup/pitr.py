@@ -40,7 +40,7 @@ from jinbao_netops.inventory.engines import ENGINES, MARIADB, POSTGRESQL, WAL_AR
 
 from . import binlog, replication
 from .jobs import BASEBACKUP, Shell, policy, runner, ssh_shell
-from .remote import store_of
+from .remote import store_of, unit_up
 from .restic import Repo, ResticError
 
 WAL_ROOT = "/var/lib/netops-wal"
@@ -111,16 +111,7 @@ if [ "$4" = fresh ] && [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
   aside="$dir.until-$(date -u +%%Y%%m%%dT%%H%%M%%SZ)"; mv "$dir" "$aside"; echo "archive restarted, the old one kept as $aside"; restart=1
 fi
 [ -d "$dir" ] || { install -d -o postgres -g postgres -m 0700 "$dir"; echo "archive $dir"; }
-if ! printf '%%s' "$2" | cmp -s - /etc/systemd/system/%(unit)s; then
-  printf '%%s' "$2" > /etc/systemd/system/%(unit)s.tmp && chmod 0644 /etc/systemd/system/%(unit)s.tmp
-  mv /etc/systemd/system/%(unit)s.tmp /etc/systemd/system/%(unit)s && systemctl daemon-reload
-  echo "unit %(unit)s"; restart=1
-fi
-systemctl is-enabled --quiet "netops-wal@$dev" || { systemctl enable --quiet "netops-wal@$dev"; echo "enabled netops-wal@$dev"; }
-if [ -n "$restart" ] || ! systemctl is-active --quiet "netops-wal@$dev"; then
-  systemctl restart "netops-wal@$dev"; echo "started netops-wal@$dev"
-fi
-''' % {"root": WAL_ROOT, "unit": UNIT, "tls": replication.pg_tls("ca.crt")}
+''' % {"root": WAL_ROOT, "tls": replication.pg_tls("ca.crt")} + unit_up(UNIT)
 
 
 # the receiver as the server sees it (replication.primary_view's row)
@@ -152,12 +143,10 @@ def build(shell: Shell, inv: Inventory, server: str, password: str) -> list[str]
     changed += [f"{st}: {ln}" for ln in replication.lines(on_store(replication.as_root(
         STORE_SCRIPT, server, UNIT_TEXT, env, "fresh" if fresh else "keep",
         input=f"{host}:{port}:replication:{replication.ROLE}:{escape.pgpass(password)}\n")))]
-    deadline = time.monotonic() + replication.STREAM_WAIT_S
-    while (now := replication.read_primary_view(on_server(POSTGRESQL.sql(_view(st)))))["state"] != "streaming":
-        if time.monotonic() > deadline:
-            raise DeviceError(st, f"the WAL archive of {server} is not streaming {replication.STREAM_WAIT_S} s after setup "
-                                  f"(state: {now['state']}); see journalctl -u netops-wal@{server} on {st} WAL 归档未开始")
-        time.sleep(1)
+    replication.wait_until(st, lambda: replication.read_primary_view(on_server(POSTGRESQL.sql(_view(st))))["state"],
+                           lambda state: state == "streaming",
+                           f"the WAL archive of {server} is not streaming {{wait}} s after setup (state: {{seen}}); "
+                           f"see journalctl -u netops-wal@{server} on {st} WAL 归档未开始")
     return changed
 
 

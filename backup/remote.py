@@ -32,3 +32,18 @@ def dr_store_of(inv: Inventory, store: Device) -> Device | None:
         if inv.sites[s].level == Level.dr and (stores := inv.devices_at(s, Role.backup_store)):
             return inv.devices[stores[0]]
     return None
+
+
+def unit_up(unit: str) -> str:
+    """Shell, as root on a store: the template ``unit`` written from ``$2`` when it differs, its instance for ``$dev``
+    enabled, and (re)started when something changed before (``restart``) or it is not running; a line per change."""
+    inst = unit.replace("@.service", "@$dev")
+    return (f"if ! printf '%s' \"$2\" | cmp -s - /etc/systemd/system/{unit}; then\n"
+            f"  printf '%s' \"$2\" > /etc/systemd/system/{unit}.tmp && chmod 0644 /etc/systemd/system/{unit}.tmp\n"
+            f"  mv /etc/systemd/system/{unit}.tmp /etc/systemd/system/{unit} && systemctl daemon-reload\n"
+            f"  echo \"unit {unit}\"; restart=1\n"
+            "fi\n"
+            f"systemctl is-enabled --quiet \"{inst}\" || {{ systemctl enable --quiet \"{inst}\"; echo \"enabled {inst}\"; }}\n"
+            f"if [ -n \"$restart\" ] || ! systemctl is-active --quiet \"{inst}\"; then\n"
+            f"  systemctl restart \"{inst}\"; echo \"started {inst}\"\n"
+            "fi\n")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jinbao_netops import escape
@@ -280,6 +281,16 @@ if [ "$4" = reclone ]; then
 fi
 if [ -n "$restart" ]; then systemctl restart postgresql; fi
 ''' % {"passfile": PASSFILE, "port": POSTGRESQL.port, "role": ROLE, "tls": PG_TLS}
+
+
+def wait_until(device: str, seen: Callable[[], str], want: Callable[[str], bool], failure: str) -> None:
+    """Read ``seen()`` each second until ``want`` it, for STREAM_WAIT_S at most; then a DeviceError on ``device``
+    saying ``failure`` with what was seen last (``{seen}``)."""
+    deadline = time.monotonic() + STREAM_WAIT_S
+    while not want(now := seen()):
+        if time.monotonic() > deadline:
+            raise DeviceError(device, failure.format(seen=now, wait=STREAM_WAIT_S))
+        time.sleep(1)
 
 
 def as_root(script: str, *args: str, input: str | None = None) -> Command:
