@@ -129,6 +129,7 @@ GAUGES = {  # metric key → (name, help)
     "replicas_configured": ("netops_mysql_replica_channels", "Replication channels configured"),
     "replica_io_running": ("netops_mysql_replica_io_running", "1 if the replica IO thread runs"),
     "replica_sql_running": ("netops_mysql_replica_sql_running", "1 if the replica SQL thread runs"),
+    "binlog_readers": ("netops_mysql_binlog_readers", "Binary log readers connected: replicas and the binary log archive"),
 }
 COUNTERS = {
     "xact_commit": ("netops_pg_xact_commits", "Transactions committed (all databases)"),

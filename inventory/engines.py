@@ -366,6 +366,8 @@ GRANT PROCESS, REPLICA MONITOR ON *.* TO {role_name}@{host};
         ("innodb_buffer_pool_pages_free", _mariadb_status("INNODB_BUFFER_POOL_PAGES_FREE")),
         ("innodb_row_lock_waits", _mariadb_status("INNODB_ROW_LOCK_WAITS")),
         ("innodb_deadlocks", _mariadb_status("INNODB_DEADLOCKS")),
+        # who reads the binary log now: its replicas and its archive (the monitoring role has PROCESS)
+        ("binlog_readers", "SELECT count(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"),
     ),
     replication="SHOW ALL REPLICAS STATUS",
     replication_metrics=_mariadb_replication, replica_metric="replicas_configured",

@@ -139,6 +139,11 @@ def inventory_rules(inv: Inventory, key: str) -> dict:
              for d in sorted(devs) if inv.devices[d].replica and inv.devices[d].replica.service == MARIADB.service]
     recs += [{"record": rules.WAL_ARCHIVE_INFO, "expr": "vector(1)", "labels": {"device": d}}  # whose WAL `dr setup` archives
              for d, svc in sorted(archived(inv)) if svc == POSTGRESQL.service and d in devs]
+    readers: dict[str, int] = {d: 1 for d, svc in archived(inv) if svc == MARIADB.service and d in devs}  # the archive
+    for d in inv.devices.values():  # and each replica
+        if d.replica and d.replica.service == MARIADB.service and d.replica.of in devs:
+            readers[d.replica.of] = readers.get(d.replica.of, 0) + 1
+    recs += [{"record": rules.BINLOG_READERS_INFO, "expr": f"vector({n})", "labels": {"device": d}} for d, n in sorted(readers.items())]
     ends: dict[tuple[str, str], list] = {}  # one series per interface: a LAN port can carry several links
     for lid, link in sorted(inv.links.items()):
         for end in link.ends():

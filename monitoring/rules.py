@@ -20,6 +20,8 @@ SYNC_STANDBYS_INFO = "inventory:netops_db_sync_standbys:count"  # label device: 
 # labels device (a MariaDB replica), primary: the replication channels it has (value: one per primary it copies)
 REPLICA_CHANNELS_INFO = "inventory:netops_mysql_replica_channels:count"
 WAL_ARCHIVE_INFO = "inventory:netops_db_wal_archived:info"  # label device: its WAL is archived (backup/policy.yml)
+# label device (a MariaDB server): how many read its binary log — its replicas, and its archive (backup/binlog.py)
+BINLOG_READERS_INFO = "inventory:netops_mysql_binlog_readers:count"
 
 UTIL = "interface:netops_interface_utilisation:ratio"
 
@@ -98,6 +100,14 @@ DEVICE_ALERTS = [
            "查看复制状态 / check the pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
     # a MariaDB replica (GTID, asynchronous) is judged by its own readings, a primary cannot see its replicas: its IO
     # or SQL thread stopped, or a channel the inventory gives it missing (RESET REPLICA ALL); the copy is not kept
+    # a MariaDB primary read by fewer than its replicas and its archive: a copy (or point-in-time recovery) stops here;
+    # the replica's own threads are MariaDBReplicationBroken's, this sees the archive, which has no readings of its own
+    _alert("BinlogReadersMissing", f"netops_mysql_binlog_readers < on (device) group_left () {BINLOG_READERS_INFO}", "2m",
+           "critical", SERIES_LEVEL,
+           "{{ $labels.device }} 的二进制日志读取方不足（归档或备库未连接，读取方 {{ $value }}）",
+           "Fewer readers of {{ $labels.device }}'s binary log than its archive and replicas ({{ $value }} connected): "
+           "point-in-time recovery or a copy stops here",
+           "查看归档与复制 / check the archive and pairs: netops dr status; then netops dr setup --scope {{ $labels.device }}"),
     _alert("MariaDBReplicationBroken",
            f"(netops_mysql_replica_channels < on (device) group_left (primary) {REPLICA_CHANNELS_INFO})"
            f" or ((netops_mysql_replica_io_running == 0 or netops_mysql_replica_sql_running == 0)"

@@ -143,6 +143,10 @@ def test_replication_facts_per_engine_where_its_readings_judge_the_pair(out):
     assert facts["inventory:netops_db_sync_standbys:count"] == [({"device": "gd-db1"}, "vector(1)")]
     assert facts["inventory:netops_mysql_replica_channels:count"] == [
         ({"device": "gd-db1", "primary": "panyu-db1"}, "vector(1)"), ({"device": "sc-db1", "primary": "shuangliu-db1"}, "vector(1)")]
+    # a MariaDB primary's binary log readers: panyu-db1's replica and its archive (backup/policy.yml), shuangliu-db1's
+    # replica; jiangyou-db1 (neither) is not expected to have any
+    assert facts["inventory:netops_mysql_binlog_readers:count"] == [({"device": "panyu-db1"}, "vector(2)"),
+                                                                    ({"device": "shuangliu-db1"}, "vector(1)")]
 
 
 def test_every_alert_has_severity_level_summaries_and_runbook(out):
@@ -151,7 +155,7 @@ def test_every_alert_has_severity_level_summaries_and_runbook(out):
     names = {a["alert"] for a in alerts}
     assert {"NodeDown", "LinkDown", "LinkUtilisationHigh", "InterfaceErrorsRising", "DatabaseDown", "ReplicationLag",
             "DiskNearlyFull", "BackupStale", "SnmpScrapeFailing", "ProvinceUnreachable", "ReplicationBroken",
-            "MariaDBReplicationBroken"} <= names
+            "MariaDBReplicationBroken", "BinlogReadersMissing"} <= names
     for a in alerts:
         assert a["labels"]["severity"] in ("critical", "warning"), a["alert"]
         assert a["labels"]["level"], a["alert"]

@@ -176,6 +176,9 @@ def test_mariadb_point_in_time_recovery_from_the_archived_binary_log(lab, replic
     assert out.stat().st_mode & 0o777 == 0o600
     assert mariadb(server, "SELECT group_concat(n ORDER BY n) FROM pitr_probe.t") == "1,2"
     mariadb(server, "DROP DATABASE pitr_probe")
+    # the collector counts who reads panyu-db1's binary log (BinlogReadersMissing's reading): its replica and its archive
+    netops("collect", "prepare-lab", "--json", env=env, timeout=600, check=True)
+    assert readings(env, server, "mariadb")["binlog_readers"] == 2
 
 
 def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, replicated, tmp_path):
@@ -219,12 +222,12 @@ def test_point_in_time_recovery_finds_exactly_the_earlier_transaction(lab, repli
         netops("lab", "exec", "gd-bak1", "--", "systemctl", "start", "netops-wal@gd-db1", env=env, check=True)
 
 
-def readings(env) -> dict:
-    """gd-db1's replication readings, as one collection round of its province takes them."""
+def readings(env, device: str = SYNC[0], service: str = "postgresql") -> dict:
+    """A database's readings (gd-db1's PostgreSQL by default), as one collection round of its province takes them."""
     p = netops("collect", "once", "--json", "--scope", "guangdong", "--no-ssh", "--timeout", "5", "--retries", "2",
                "--device-deadline", "60", "--deadline", "120", env=env, timeout=300)
     assert p.returncode in (0, 3), p.stderr
-    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == SYNC[0] and h["service"] == "postgresql"]
+    (h,) = [h for h in json.loads(p.stdout)["databases"] if h["device"] == device and h["service"] == service]
     assert h["up"], h["error"]
     return h["metrics"]
 
