@@ -27,7 +27,7 @@ def test_every_device_is_a_node_in_its_own_namespace():
 def test_services_per_role():
     assert PLAN.nodes["gd-r1"].services == ["ssh", "snmpd", "frr", "lldpd", "netops-linktraps"]
     assert PLAN.nodes["huadu-r1"].services == ["ssh", "snmpd", "frr", "lldpd", "netops-linktraps"]  # v2c: informs
-    assert PLAN.nodes["gd-db1"].services == ["ssh", "snmpd", "postgresql"]
+    assert PLAN.nodes["gd-db1"].services == ["ssh", "snmpd", "postgresql", "mariadb"]  # the county's MariaDB replica too
     assert PLAN.nodes["panyu-db1"].services == ["ssh", "snmpd", "mariadb"]
 
 
