@@ -112,7 +112,7 @@ def test_server_host_vars():
     assert "ansible_network_os" not in v
     assert v["ansible_become"] is True
     assert v["ansible_host"] == "10.254.44.13"
-    assert v["netops_services"] == ["postgresql"]
+    assert v["netops_services"] == ["postgresql", "mariadb"]
     assert host("huadu-r1")["netops_snmp_version"] == "v2c"
 
 

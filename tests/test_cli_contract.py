@@ -56,7 +56,7 @@ FAILURES = {
     ("backup", "restore"): (["nope", "--to", "gd-db1"], 2, "'nope': not in the backup catalogue"),
     ("dr", "setup"): (["--scope", "huadu"], 2, "no standby in scope 'huadu'"),
     ("dr", "status"): (["-i", NOWHERE], 2, "no such inventory"),
-    ("dr", "pitr"): (["sc-db1", "--to", "2026-01-01T00:00:00+08:00", "--out", "{dir}/x.sql"], 2, "its WAL is not archived"),
+    ("dr", "pitr"): (["sc-db1", "--to", "2026-01-01T00:00:00+08:00", "--out", "{dir}/x.sql"], 2, "its log is not archived"),
     ("drill", "run"): (["nope"], 2, "scenario 'nope'"),
     ("drill", "list"): (["-i", NOWHERE], 2, "no such inventory"),
     ("link", "provision"): (["nope"], 2, "nope"),

@@ -100,8 +100,10 @@ table inet t {{
   }}
 }}
 EOF
-python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 7001)); s.listen(); time.sleep(30)' &
-sleep 0.5
+ready=$(mktemp)
+python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 7001)); s.listen(); print("ready", flush=True); time.sleep(30)' > "$ready" &
+until [ -s "$ready" ]; do sleep 0.05; done  # listening (a fixed pause lost the race on a loaded machine)
+rm -f "$ready"
 printf '%s' '{probes}' | {py} -c "$1" 1
 kill $!
 """
