@@ -35,6 +35,8 @@ def env(lab):
     assert rep["password_env"] == ["NETOPS_DB_MONITOR_PASSWORD"] and password not in p.stdout + p.stderr
     text = netops("collect", "prepare-lab", env=lab["env"], timeout=600, check=True)
     assert password not in text.stdout + text.stderr and "NETOPS_DB_MONITOR_PASSWORD" in text.stdout
+    # the county's MariaDB copied to gd-db1 (idempotent: earlier tests may have built it), which then reads as a replica
+    netops("dr", "setup", "--scope", "panyu-db1", env=lab["env"], timeout=600, check=True)
     return lab["env"]
 
 
@@ -71,8 +73,11 @@ def test_once_reads_every_router_and_database(env):
     health = {(h["device"], h["service"]): h for h in rec["databases"]}
     assert set(health) == set(DBS)
     for key, h in health.items():
-        assert h["up"] and h["role"] == "primary", (key, h["error"])
+        assert h["up"] and h["role"] == ("replica" if key == ("gd-db1", "mariadb") else "primary"), (key, h["error"])
         assert 0 < h["metrics"]["max_connections"]
+    replica = health[("gd-db1", "mariadb")]["metrics"]
+    assert replica["replica_io_running"] == replica["replica_sql_running"] == 1, replica
+    assert health[("panyu-db1", "mariadb")]["metrics"]["binlog_readers"] == 2  # the replica and the archive
     assert health[("gd-db1", "postgresql")]["database_size_bytes"]["postgres"] > 1_000_000
     shell = {s["device"]: s for s in rec["ssh"]}
     assert set(shell) == set(INV.devices)

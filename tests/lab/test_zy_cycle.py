@@ -63,9 +63,13 @@ def test_the_main_job_runs_every_step(lab, fresh, fresh_lab_after, tmp_path):
     assert dc["passed"] is True and dc["rpo_transactions"] == 0 and dc["rpo_seconds"] == 0, dc
     assert sorted(dc["per_county"]) == ["baoan", "huadu", "longgang", "panyu"] and dc["rto_network_seconds"] <= 15, dc
     assert dc["dr_level"]["level"] == 5, dc["dr_level"]
-    # the province databases stream to their DR sites, through the hardened firewalls, caught up after the seed
+    # the province databases stream to their DR sites, and two counties' MariaDB to their province, through the
+    # hardened firewalls, caught up after the seed
     pairs = steps["dr-status"]["result"]["pairs"]
-    assert len(pairs) == 2 and all(p["ok"] and p["lag_seconds"] < 1 for p in pairs), pairs
+    assert sorted((p["standby"], p["service"]) for p in pairs) == [("gd-db1", "mariadb"), ("gd-dr-db1", "postgresql"),
+                                                                  ("sc-db1", "mariadb"), ("sc-dr-db1", "postgresql")]
+    assert all(p["ok"] and p["lag_seconds"] < 1 for p in pairs), pairs
+    assert all(a["ok"] for a in steps["dr-status"]["result"]["archives"]), steps["dr-status"]["result"]["archives"]
     # the operations service runs on the province's monitor host, its status the service's own document
     assert {"archive", "audit"} <= {j["job"] for j in steps["serve-status"]["result"]["jobs"]}, steps["serve-status"]
     for f in ("topology.html", "audit.html", "audit.json", "monitoring/ministry/prometheus.yml", "inventory/network.yml"):
