@@ -72,12 +72,6 @@ printf '%%s\n' "$3" | put "%(root)s/$dev.env"
 [ -d "$dir" ] || { install -d -m 0700 "$dir"; echo "archive $dir"; }
 ''' % {"root": ROOT} + unit_up(UNIT)
 
-# the store's binlog dump thread as the server sees it: "HOST STATE" or "-"
-def _view(address: str) -> str:
-    return ("SELECT COALESCE((SELECT concat(HOST, ' ', STATE) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE "
-            f"'Binlog Dump%' AND HOST LIKE concat({MARIADB.literal(address)}, ':%') LIMIT 1), '-');\n")
-
-
 def _receiving(view: str) -> bool:
     return view.strip() != "-"
 
@@ -95,7 +89,7 @@ def build(shell: Shell, inv: Inventory, server: str, password: str) -> list[str]
     host, store_address = str(inv.devices[server].management), str(inv.devices[st].management)
     changed = [f"{server}: {ln}" for ln in replication.lines(on_server(replication.as_root(
         gtid.SERVER_SCRIPT, gtid.primary_conf(inv, server), "ca.crt node.crt node.key")))]
-    if not _receiving(on_server(MARIADB.sql(_view(store_address)))):
+    if not _receiving(on_server(MARIADB.sql(gtid.dump_thread(store_address)))):
         on_server(MARIADB.sql(gtid.account_sql(store_address, password)))
     first = on_server(MARIADB.sql("SHOW BINARY LOGS;\n")).split()[:1]
     env = f"SID={gtid.server_id(inv, st)}\nFIRST={first[0] if first else gtid.BINLOG + '.000001'}"
@@ -104,7 +98,7 @@ def build(shell: Shell, inv: Inventory, server: str, password: str) -> list[str]
         ("ssl-ca", f"{replication.NODE_TLS}/ca.crt"))) + "ssl-verify-server-cert\n")
     changed += [f"{st}: {ln}" for ln in replication.lines(on_store(replication.as_root(
         STORE_SCRIPT, server, UNIT_TEXT, env, input=options)))]
-    replication.wait_until(st, lambda: on_server(MARIADB.sql(_view(store_address))), _receiving,
+    replication.wait_until(st, lambda: on_server(MARIADB.sql(gtid.dump_thread(store_address))), _receiving,
                            f"the binary log archive of {server} is not receiving {{wait}} s after setup; "
                            f"see journalctl -u netops-binlog@{server} on {st} 二进制日志归档未开始")
     return changed
@@ -121,7 +115,7 @@ def status(access: Access, inv: Inventory, server: str) -> dict:
     shell = ssh_shell(access)
     try:
         on_server = runner(shell, server, 60)
-        view = on_server(MARIADB.sql(_view(str(inv.devices[st].management)))).strip()
+        view = on_server(MARIADB.sql(gtid.dump_thread(str(inv.devices[st].management)))).strip()
         row["state"] = "streaming" if _receiving(view) else "disconnected"
         if not _receiving(view):
             row["problems"].append(f"the binary log archive on {st} is not receiving; `netops dr setup` repairs it "

@@ -39,6 +39,16 @@ CONNECT_RETRY_S = 5             # a replica whose primary restarted reconnects w
 SENT_ALL = "Master has sent all binlog to slave; waiting for more updates"  # a binlog dump thread with nothing to send
 
 
+def dump_thread(address: str) -> str:
+    """SQL printing one row, as a MariaDB server sees a reader of its binary log at ``address`` (a replica, the
+    binary log archive): its binlog dump thread, ``HOST STATE`` (HOST its ``IP:port``; one that has sent everything
+    first), or ``-`` when there is none."""
+    return ("SELECT COALESCE((SELECT CONCAT(HOST, ' ', STATE) FROM information_schema.PROCESSLIST "
+            f"WHERE COMMAND LIKE {MARIADB.literal('Binlog Dump%')} "
+            f"AND SUBSTRING_INDEX(HOST, ':', 1) = {MARIADB.literal(address)} "
+            f"ORDER BY STATE = {MARIADB.literal(SENT_ALL)} DESC LIMIT 1), '-');\n")
+
+
 def server_id(inv: Inventory, device: str) -> int:
     """The server's replication identity (``server_id``; on a primary also its GTID domain): its management
     address as a number, unique across the inventory and the same on every run."""

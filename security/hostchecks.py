@@ -10,6 +10,7 @@ import ipaddress
 import re
 
 from jinbao_netops import escape
+from jinbao_netops.backup import gtid
 from jinbao_netops.backup.replication import primary_view, read_primary_view
 from jinbao_netops.inventory.engines import ENGINES, MARIADB, POSTGRESQL
 
@@ -20,21 +21,8 @@ MARK = "@@@dengbao "
 PAM_FILES = "/etc/pam.d/common-auth /etc/pam.d/common-password /etc/pam.d/system-auth /etc/pam.d/password-auth"
 
 
-# A MariaDB primary's binlog dump thread once its replica has received everything (PROCESSLIST's STATE)
-SENT_ALL = "Master has sent all binlog to slave; waiting for more updates"
-
-
-def _mariadb_view(r: dict) -> str:
-    """One row, as a MariaDB primary sees replica ``r``: the binlog dump thread from its business address,
-    ``HOST STATE`` (HOST its ``IP:port``; the one that sent everything first), ``-`` when there is none."""
-    return ("SELECT COALESCE((SELECT CONCAT(HOST, ' ', STATE) FROM information_schema.PROCESSLIST "
-            f"WHERE COMMAND LIKE {MARIADB.literal('Binlog Dump%')} "
-            f"AND SUBSTRING_INDEX(HOST, ':', 1) = {MARIADB.literal(r['address'])} "
-            f"ORDER BY STATE = {MARIADB.literal(SENT_ALL)} DESC LIMIT 1), '-');\n")
-
-
 def _read_mariadb(line: str, r: dict, limit: float) -> dict:
-    """A :func:`_mariadb_view` row, judged: streaming while a dump thread serves the replica from its address, current
+    """A :func:`gtid.dump_thread` row for the replica's business address, judged: streaming while a dump thread serves the replica from its address, current
     when it has sent everything. The primary knows what it sent, not what the replica applied. A line that is not
     such a row (an error) is a ValueError."""
     host, _, state = line.strip().partition(" ")
@@ -42,7 +30,7 @@ def _read_mariadb(line: str, r: dict, limit: float) -> dict:
     if sent and host.rpartition(":")[0] != r["address"]:
         raise ValueError(f"not a binlog dump thread from {r['address']}: {line!r}")
     return {"streaming": sent, "state": f"binlog dump thread from {host}" if sent else "no binlog dump thread 无binlog转储线程",
-            "current": sent and state == SENT_ALL,
+            "current": sent and state == gtid.SENT_ALL,
             "lag": f"state {state or '-'}; the primary sees what it has sent, not what the replica applied (its lag in "
                    "seconds: netops dr status) 主库只知已发送，回放延迟见 netops dr status",
             "sync_state": None}
@@ -60,7 +48,7 @@ def _read_postgresql(line: str, r: dict, limit: float) -> dict:
 # per engine: the SQL printing one line of what the primary sees of replica r, and that line read (line, r, lag target)
 PRIMARY_VIEW = {
     POSTGRESQL.service: (lambda r: primary_view(r["slot"], r["standby"]), _read_postgresql),
-    MARIADB.service: (_mariadb_view, _read_mariadb),
+    MARIADB.service: (lambda r: gtid.dump_thread(r["address"]), _read_mariadb),
 }
 
 
