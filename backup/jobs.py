@@ -141,7 +141,7 @@ def discover(inv: Inventory, scope: str | None, kinds: list[str], shell: Shell, 
             found.append(Asset(f"{did}:files", did, dev.site, prov, "files",
                                f"sudo tar --numeric-owner --ignore-failed-read -C / -cf - {rel}", f"/{did}/files.tar"))
         # a standby's databases are its primary's, dumped there (a read-only copy cannot take the test restore either)
-        own = [s for s in dev.services if not (dev.replica and dev.replica.service == s)]
+        own = dev.primary_services
         if "databases" in kinds and did in pol["basebackup"]:
             role = inv.credentials[dev.credentials].username
             for svc in [s for s in own if ENGINES[s].cluster_backup]:

@@ -62,8 +62,8 @@ def archived(inv: Inventory, scope: str | None = None) -> list[tuple[str, str]]:
     binary log in binlog.py): those the backup policy takes base backups of, but not a service the server only
     replicates."""
     devs = set(inv.scope(scope))
-    return [(d, svc) for d in policy()["basebackup"] if d in devs for svc in inv.devices[d].services
-            if ENGINES[svc].cluster_backup and not (inv.devices[d].replica and inv.devices[d].replica.service == svc)]
+    return [(d, svc) for d in policy()["basebackup"] if d in devs for svc in inv.devices[d].primary_services
+            if ENGINES[svc].cluster_backup]
 
 
 def store(inv: Inventory, server: str) -> str:

@@ -343,6 +343,11 @@ class Device(_Obj):
                       Field(min_length=1)] | None = None
     software: Reported | None = None
 
+    @property
+    def primary_services(self) -> list[str]:
+        """The database services this server serves as their primary: all but the one it is a replica of."""
+        return [s for s in self.services if not (self.replica and self.replica.service == s)]
+
     @field_validator("platform")
     @classmethod
     def _platform_known(cls, v: str) -> str:
